@@ -1,0 +1,136 @@
+/*
+ * classify.cpp — statement facts from raw parse trees.
+ *
+ * The list of statements that refuse a transaction block mirrors the
+ * PreventInTransactionBlock() calls of PostgreSQL 15's utility code.
+ */
+#include "classify.hpp"
+
+extern "C" {
+#include "commands/defrem.h"
+#include "nodes/nodes.h"
+#include "utils/builtins.h"
+}
+
+namespace safe_migrate::runner {
+
+using core::TxClass;
+
+static bool reindex_is_concurrent(const ReindexStmt *stmt)
+{
+    ListCell *lc;
+    foreach (lc, stmt->params) {
+        DefElem *opt = (DefElem *) lfirst(lc);
+        if (strcmp(opt->defname, "concurrently") == 0)
+            return opt->arg == nullptr || defGetBoolean(opt);
+    }
+    return false;
+}
+
+static bool alter_table_detaches_concurrently(const AlterTableStmt *stmt)
+{
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_DetachPartition && cmd->def && IsA(cmd->def, PartitionCmd) &&
+            ((PartitionCmd *) cmd->def)->concurrent)
+            return true;
+    }
+    return false;
+}
+
+TxClass classify_statement(const RawStmt *raw)
+{
+    Node *stmt = raw->stmt;
+
+    switch (nodeTag(stmt)) {
+        case T_TransactionStmt:
+            return TxClass::Forbidden;
+        case T_CopyStmt: {
+            const CopyStmt *copy = (const CopyStmt *) stmt;
+            /* COPY FROM STDIN / TO STDOUT need a client on the other end */
+            return copy->filename == nullptr && !copy->is_program ? TxClass::Forbidden
+                                                                  : TxClass::Transactional;
+        }
+        case T_IndexStmt:
+            return ((const IndexStmt *) stmt)->concurrent ? TxClass::NonTransactional
+                                                          : TxClass::Transactional;
+        case T_DropStmt:
+            return ((const DropStmt *) stmt)->concurrent ? TxClass::NonTransactional
+                                                         : TxClass::Transactional;
+        case T_ReindexStmt: {
+            const ReindexStmt *r = (const ReindexStmt *) stmt;
+            if (reindex_is_concurrent(r) || r->kind == REINDEX_OBJECT_SCHEMA ||
+                r->kind == REINDEX_OBJECT_SYSTEM || r->kind == REINDEX_OBJECT_DATABASE)
+                return TxClass::NonTransactional;
+            return TxClass::Transactional;
+        }
+        case T_VacuumStmt:
+            return ((const VacuumStmt *) stmt)->is_vacuumcmd ? TxClass::NonTransactional
+                                                             : TxClass::Transactional;
+        case T_ClusterStmt:
+            return ((const ClusterStmt *) stmt)->relation == nullptr ? TxClass::NonTransactional
+                                                                     : TxClass::Transactional;
+        case T_AlterTableStmt:
+            return alter_table_detaches_concurrently((const AlterTableStmt *) stmt)
+                       ? TxClass::NonTransactional
+                       : TxClass::Transactional;
+        case T_AlterEnumStmt:
+            /* ADD VALUE is allowed in a block, but the value is unusable
+             * until committed: give it a transaction of its own. */
+            return ((const AlterEnumStmt *) stmt)->newVal != nullptr &&
+                           ((const AlterEnumStmt *) stmt)->oldVal == nullptr
+                       ? TxClass::OwnTransaction
+                       : TxClass::Transactional;
+        case T_CreatedbStmt:
+        case T_DropdbStmt:
+        case T_CreateTableSpaceStmt:
+        case T_DropTableSpaceStmt:
+        case T_AlterSystemStmt:
+        case T_CreateSubscriptionStmt:
+        case T_AlterSubscriptionStmt:
+        case T_DropSubscriptionStmt:
+        case T_DiscardStmt:
+            return TxClass::NonTransactional;
+        case T_CallStmt:
+            /* top level, alone: a procedure may COMMIT (non-atomic context) */
+            return TxClass::NonTransactional;
+        default:
+            return TxClass::Transactional;
+    }
+}
+
+const char *forbidden_reason(const RawStmt *raw)
+{
+    if (IsA(raw->stmt, TransactionStmt))
+        return "transaction control statements are not allowed in a migration";
+    if (IsA(raw->stmt, CopyStmt))
+        return "COPY FROM STDIN and COPY TO STDOUT need a client and are not allowed in a migration";
+    return "statement not allowed in a migration";
+}
+
+char *statement_text(const char *script, const RawStmt *stmt)
+{
+    int start = stmt->stmt_location < 0 ? 0 : stmt->stmt_location;
+    int len = stmt->stmt_len > 0 ? stmt->stmt_len : (int) strlen(script + start);
+    const char *s = script + start;
+    while (len > 0 && isspace((unsigned char) *s)) {
+        s++;
+        len--;
+    }
+    while (len > 0 && (isspace((unsigned char) s[len - 1]) || s[len - 1] == ';'))
+        len--;
+    return pnstrdup(s, len);
+}
+
+bool may_leave_invalid_index(const RawStmt *raw)
+{
+    Node *stmt = raw->stmt;
+    if (IsA(stmt, IndexStmt))
+        return ((const IndexStmt *) stmt)->concurrent;
+    if (IsA(stmt, ReindexStmt))
+        return reindex_is_concurrent((const ReindexStmt *) stmt);
+    return false;
+}
+
+}  // namespace safe_migrate::runner

@@ -1,0 +1,29 @@
+/*
+ * classify.hpp — facts about one parsed statement, read off its raw parse
+ * tree (never off its text).
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "nodes/parsenodes.h"
+}
+
+#include "core/segments.hpp"
+
+namespace safe_migrate::runner {
+
+/* How the statement may be grouped into transactions. */
+core::TxClass classify_statement(const RawStmt *stmt);
+
+/* Why a Forbidden statement is forbidden (for the error message). */
+const char *forbidden_reason(const RawStmt *stmt);
+
+/* The statement's own text, trimmed, palloc'd in the current context. */
+char *statement_text(const char *script, const RawStmt *stmt);
+
+/* True if the statement builds or rebuilds indexes concurrently, so a
+ * failure may leave an INVALID index behind. */
+bool may_leave_invalid_index(const RawStmt *stmt);
+
+}  // namespace safe_migrate::runner

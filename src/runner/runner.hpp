@@ -1,0 +1,61 @@
+/*
+ * runner.hpp — what the caller of migrate_apply/migrate_rollback and the
+ * background session that runs the migration share.
+ *
+ * Why a background session: a function call always runs inside the
+ * caller's transaction, and CREATE INDEX CONCURRENTLY, VACUUM & co. refuse to
+ * run there.  The caller therefore hands the script to a dynamic background
+ * worker connected to the same database as the same user and role with the
+ * same search_path; the worker runs each statement as a top-level command,
+ * records history in its own transactions and streams notices, errors and
+ * result rows back through a shm_mq.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "storage/dsm.h"
+#include "storage/shm_mq.h"
+}
+
+namespace safe_migrate::runner {
+
+enum class Mode : int32 { Apply = 1, Rollback = 2 };
+
+/* Message type of a result row sent by the worker (protocol-style). */
+constexpr char kResultMessage = 'R';
+
+/* Fixed header at the start of the DSM segment; variable data follows. */
+struct SharedRequest {
+    Mode mode;
+    Oid database_id;
+    Oid authenticated_user_id;
+    Oid current_user_id;
+    int sec_context;
+    int lock_timeout_ms;
+    int lock_retries;
+    int caller_pid;
+    /* offsets (from the segment start) and lengths of NUL-terminated strings */
+    Size script_off;   /* apply: the whole script */
+    Size version_off;  /* apply: version or "" ; rollback: to_version or "" */
+    Size description_off;
+    Size search_path_off;
+    Size applied_by_off; /* the caller's current_user name */
+    bool has_version;
+    bool has_description;
+    Size mq_off;
+    Size mq_size;
+};
+
+/* Entry point of the background worker (bgw_function_name). */
+extern "C" PGDLLEXPORT void safe_migrate_runner_main(Datum arg);
+
+/* Settings (defined in safe_migrate.cpp). */
+extern int lock_timeout_ms;
+extern int lock_retries;
+
+/* Advisory lock key that serialises migrations within a database; equal to
+ * pg_advisory_lock(int8) with this key, so a DBA can hold off migrations. */
+constexpr int64 kMigrationLockKey = 0x5AFE3167;
+
+}  // namespace safe_migrate::runner

@@ -1,0 +1,752 @@
+/*
+ * worker.cpp — the background session that runs a migration.
+ *
+ * Started by migrate_apply/migrate_rollback (apply.cpp) as a dynamic
+ * background worker, connected as the caller's login user with the caller's
+ * current role, security context and search_path.  It:
+ *   1. waits for the per-database migration lock (a session advisory lock:
+ *      it dies with this process, so it can never go stale) without holding
+ *      a snapshot, so a CREATE INDEX CONCURRENTLY elsewhere never waits on it;
+ *   2. records the attempt in safe_migrate.migrations (own transaction);
+ *   3. runs the statements top level: consecutive transactional statements
+ *      in one transaction, the others alone (core::plan_segments);
+ *      a lock timeout rolls the step back and retries it with backoff;
+ *      a failed concurrent index build has its INVALID index dropped;
+ *   4. records the outcome and sends a result row back.
+ * Notices and errors reach the caller through the shm_mq (pqmq).
+ *
+ * This file is PostgreSQL-style C++: no object with a destructor lives in a
+ * frame that can ereport; the pure core is reached through core_bridge.
+ */
+#include "runner.hpp"
+#include "classify.hpp"
+#include "pg/core_bridge.hpp"
+#include "pg/errcodes.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "parser/analyze.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "miscadmin.h"
+#include "parser/parser.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/ps_status.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+namespace safe_migrate::runner {
+
+namespace {
+
+char *shared_base;
+SharedRequest *request;
+MemoryContext migration_cxt;
+
+/* WARNING-level messages raised while running, for the result and history */
+List *collected_warnings;
+emit_log_hook_type prev_emit_log_hook;
+
+void collect_warnings(ErrorData *edata)
+{
+    if (edata->elevel == WARNING && edata->message != nullptr) {
+        MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+        collected_warnings = lappend(collected_warnings, pstrdup(edata->message));
+        MemoryContextSwitchTo(old);
+    }
+    if (prev_emit_log_hook)
+        prev_emit_log_hook(edata);
+}
+
+const char *shared_string(Size off) { return shared_base + off; }
+
+/* ---------- history, written with the extension owner's rights ---------- */
+
+struct Elevation {
+    Oid saved_user;
+    int saved_sec;
+    int guc_nest;
+};
+
+/* The history is not writable by the migrating role; the runner writes it as
+ * the bootstrap superuser with search_path pinned, inside the current
+ * transaction (an abort restores both). */
+void elevate(Elevation *e)
+{
+    GetUserIdAndSecContext(&e->saved_user, &e->saved_sec);
+    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, e->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+    e->guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+}
+
+void unelevate(Elevation *e)
+{
+    AtEOXact_GUC(true, e->guc_nest);
+    SetUserIdAndSecContext(e->saved_user, e->saved_sec);
+}
+
+void begin_history_xact(Elevation *e)
+{
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    elevate(e);
+}
+
+void end_history_xact(Elevation *e)
+{
+    unelevate(e);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+}
+
+Datum text_or_null(const char *s, char *nulls, int i)
+{
+    if (s == nullptr) {
+        nulls[i] = 'n';
+        return (Datum) 0;
+    }
+    nulls[i] = ' ';
+    return CStringGetTextDatum(s);
+}
+
+/* Mark attempts left 'running' by a dead runner.  Only valid while holding
+ * the migration lock: then no other runner is alive in this database. */
+void reconcile_interrupted(void)
+{
+    SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
+                "finished_at = clock_timestamp(), sqlstate = '57P01', "
+                "error_message = 'the migration was interrupted (server restart, crash or "
+                "termination of its runner); its uncommitted effects were rolled back' "
+                "WHERE status = 'running'",
+                false, 0);
+}
+
+Datum warnings_array(void)
+{
+    int n = list_length(collected_warnings);
+    Datum *elems = (Datum *) palloc(sizeof(Datum) * (n + 1));
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, collected_warnings)
+        elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+    return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+void history_finish(int64 id, const char *status, int statements, int retries, ErrorData *err,
+                    const char *failed_statement)
+{
+    Elevation e;
+    Oid types[10] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,
+                     TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID};
+    Datum values[10];
+    char nulls[11] = "          ";
+
+    begin_history_xact(&e);
+    values[0] = Int64GetDatum(id);
+    values[1] = CStringGetTextDatum(status);
+    values[2] = Int32GetDatum(statements);
+    values[3] = Int32GetDatum(retries);
+    values[4] = text_or_null(err ? unpack_sql_state(err->sqlerrcode) : nullptr, nulls, 4);
+    values[5] = text_or_null(err ? err->message : nullptr, nulls, 5);
+    values[6] = text_or_null(err ? err->detail : nullptr, nulls, 6);
+    values[7] = text_or_null(err ? err->hint : nullptr, nulls, 7);
+    values[8] = text_or_null(failed_statement, nulls, 8);
+    values[9] = warnings_array();
+    if (SPI_execute_with_args(
+            "UPDATE safe_migrate.migrations SET status = $2, finished_at = clock_timestamp(), "
+            "statements = $3, lock_retries = $4, sqlstate = $5, error_message = $6, "
+            "error_detail = $7, error_hint = $8, failed_statement = $9, warnings = $10 "
+            "WHERE id = $1",
+            10, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+        elog(ERROR, "could not record the outcome of migration %lld", (long long) id);
+    end_history_xact(&e);
+}
+
+/* ---------------- serialisation of migrations ---------------- */
+
+void acquire_migration_lock(void)
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
+                         (uint32) kMigrationLockKey, 1);
+    /* A transaction without a snapshot: while we wait, MyProc->xmin stays
+     * invalid, so concurrent index builds do not wait for us. */
+    StartTransactionCommand();
+    if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
+        ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
+                                get_database_name(MyDatabaseId))));
+        pgstat_report_activity(STATE_RUNNING, "waiting for the migration lock");
+        (void) LockAcquire(&tag, ExclusiveLock, true, false);
+    }
+    CommitTransactionCommand();
+}
+
+/* ---------------- running statements ---------------- */
+
+/* One statement, top level, in the current transaction (like a statement of
+ * exec_simple_query). */
+void run_statement(RawStmt *parsetree, const char *query_string, const char *stmt_text)
+{
+    MemoryContext stmt_cxt = AllocSetContextCreate(migration_cxt, "safe_migrate statement",
+                                                   ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(stmt_cxt);
+    CommandTag tag = CreateCommandTag(parsetree->stmt);
+    bool snapshot_set = false;
+
+    debug_query_string = stmt_text;
+    pgstat_report_activity(STATE_RUNNING, stmt_text);
+    set_ps_display(GetCommandTagName(tag));
+
+    if (analyze_requires_snapshot(parsetree)) {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        snapshot_set = true;
+    }
+    List *querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, query_string, nullptr, 0, nullptr);
+    List *plans = pg_plan_queries(querytrees, query_string, CURSOR_OPT_PARALLEL_OK, nullptr);
+    if (snapshot_set)
+        PopActiveSnapshot();
+    CHECK_FOR_INTERRUPTS();
+
+    Portal portal = CreatePortal("", true, true);
+    portal->visible = false;
+    PortalDefineQuery(portal, nullptr, query_string, tag, plans, nullptr);
+    PortalStart(portal, nullptr, 0, InvalidSnapshot);
+    int16 format = 0;
+    PortalSetResultFormat(portal, 1, &format);
+    DestReceiver *receiver = CreateDestReceiver(DestNone);
+    QueryCompletion qc;
+    InitializeQueryCompletion(&qc);
+    (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+    receiver->rDestroy(receiver);
+    PortalDrop(portal, false);
+
+    /* plans and parse analysis must outlive commits done inside the
+     * statement (CREATE INDEX CONCURRENTLY commits), hence our own context */
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(stmt_cxt);
+    debug_query_string = nullptr;
+}
+
+struct InvalidIndex {
+    Oid oid;
+    char *name; /* schema-qualified, quoted */
+};
+
+List *list_invalid_indexes(void)
+{
+    List *result = NIL;
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    SPI_connect();
+    SPI_execute("SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname) "
+                "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid",
+                true, 0);
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        InvalidIndex *idx = (InvalidIndex *) palloc(sizeof(InvalidIndex));
+        idx->oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+        idx->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        result = lappend(result, idx);
+    }
+    MemoryContextSwitchTo(old);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return result;
+}
+
+bool in_list(List *indexes, Oid oid)
+{
+    ListCell *lc;
+    foreach (lc, indexes)
+        if (((InvalidIndex *) lfirst(lc))->oid == oid)
+            return true;
+    return false;
+}
+
+/* After a failed concurrent build: drop the INVALID indexes it left.
+ * Returns a description of what could not be dropped, or NULL. */
+char *drop_new_invalid_indexes(List *before)
+{
+    StringInfoData problems;
+    initStringInfo(&problems);
+    List *after = list_invalid_indexes();
+    ListCell *lc;
+    foreach (lc, after) {
+        InvalidIndex *idx = (InvalidIndex *) lfirst(lc);
+        if (in_list(before, idx->oid))
+            continue;
+        char *sql = psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", idx->name);
+        MemoryContext cxt = CurrentMemoryContext;
+        PG_TRY();
+        {
+            List *trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+            StartTransactionCommand();
+            run_statement(linitial_node(RawStmt, trees), sql, sql);
+            CommitTransactionCommand();
+            ereport(NOTICE, (errmsg("dropped invalid index %s left by the failed statement", idx->name)));
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(cxt);
+            ErrorData *edata = CopyErrorData();
+            FlushErrorState();
+            AbortCurrentTransaction();
+            appendStringInfo(&problems, "%sinvalid index %s could not be dropped: %s",
+                             problems.len ? "; " : "", idx->name, edata->message);
+        }
+        PG_END_TRY();
+    }
+    return problems.len ? problems.data : nullptr;
+}
+
+struct RunOutcome {
+    int statements_done; /* statements whose effects are committed */
+    int lock_retries;
+    ErrorData *error;    /* NULL on success */
+    char *failed_statement;
+    bool partially_committed;
+};
+
+/* Errors carry a cursor position into the whole script; report it against
+ * the statement's own text instead (the client shows it as QUERY). */
+void relocate_error_position(ErrorData *edata, const RawStmt *stmt, const char *stmt_text,
+                             const char *script)
+{
+    if (edata->cursorpos <= 0)
+        return;
+    int start = stmt->stmt_location < 0 ? 0 : stmt->stmt_location;
+    const char *p = script + start;
+    int skipped = 0;
+    while (*p && isspace((unsigned char) *p)) {
+        p++;
+        skipped++;
+    }
+    /* cursorpos counts characters, 1-based, from the start of the script */
+    int stmt_chars = pg_mbstrlen_with_len(script, start + skipped);
+    int pos = edata->cursorpos - stmt_chars;
+    edata->cursorpos = 0;
+    if (pos > 0) {
+        edata->internalpos = pos;
+        edata->internalquery = pstrdup(stmt_text);
+    }
+}
+
+/* Run a script (up or down part) as the migration.  Never throws: the
+ * outcome says what happened. */
+RunOutcome execute_script(const char *sql)
+{
+    RunOutcome out = {0, 0, nullptr, nullptr, false};
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    List *volatile trees = NIL;
+    ErrorData *volatile parse_error = nullptr;
+
+    PG_TRY();
+    {
+        trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(migration_cxt);
+        parse_error = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    if (parse_error) {
+        out.error = parse_error;
+        MemoryContextSwitchTo(old);
+        return out;
+    }
+
+    int n = list_length(trees);
+    RawStmt **stmts = (RawStmt **) palloc(sizeof(RawStmt *) * (n + 1));
+    char **texts = (char **) palloc(sizeof(char *) * (n + 1));
+    int *classes = (int *) palloc(sizeof(int) * (n + 1));
+    for (int i = 0; i < n; i++) {
+        stmts[i] = list_nth_node(RawStmt, trees, i);
+        texts[i] = statement_text(sql, stmts[i]);
+        classes[i] = static_cast<int>(classify_statement(stmts[i]));
+    }
+    pg::SegmentPlan plan;
+    const char *plan_error = pg::plan_segments(classes, n, &plan);
+    if (plan_error) {
+        ErrorData *e = (ErrorData *) palloc0(sizeof(ErrorData));
+        e->elevel = ERROR;
+        e->sqlerrcode = ERRCODE_FEATURE_NOT_SUPPORTED;
+        e->message = pstrdup(plan_error);
+        e->hint = pstrdup("safe_migrate runs each migration's transactions itself.");
+        out.error = e;
+        MemoryContextSwitchTo(old);
+        return out;
+    }
+
+    for (int s = 0; s < plan.n_segments; s++) {
+        int first = plan.first[s];
+        int count = plan.count[s];
+        bool leaves_invalid = count == 1 && may_leave_invalid_index(stmts[first]);
+        int attempt = 0;
+
+        for (;;) {
+            volatile int current = first;
+            ErrorData *volatile failure = nullptr;
+            List *invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
+
+            PG_TRY();
+            {
+                StartTransactionCommand();
+                for (int i = first; i < first + count; i++) {
+                    current = i;
+                    run_statement(stmts[i], sql, texts[i]);
+                    CommandCounterIncrement();
+                }
+                current = first + count - 1;
+                CommitTransactionCommand();
+            }
+            PG_CATCH();
+            {
+                MemoryContextSwitchTo(migration_cxt);
+                failure = CopyErrorData();
+                FlushErrorState();
+                AbortCurrentTransaction();
+                debug_query_string = nullptr;
+            }
+            PG_END_TRY();
+            MemoryContextSwitchTo(migration_cxt);
+
+            if (failure == nullptr) {
+                out.statements_done += count;
+                break;
+            }
+            relocate_error_position(failure, stmts[current], texts[current], sql);
+            if (leaves_invalid) {
+                char *problem = drop_new_invalid_indexes(invalid_before);
+                if (problem)
+                    failure->detail = failure->detail
+                                          ? psprintf("%s\n%s", failure->detail, problem)
+                                          : problem;
+            }
+            if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < request->lock_retries) {
+                attempt++;
+                out.lock_retries++;
+                int delay = pg::lock_retry_delay_ms(attempt);
+                ereport(NOTICE,
+                        (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
+                                current + 1, attempt, request->lock_retries, delay),
+                         errdetail("%s", failure->message)));
+                pgstat_report_activity(STATE_IDLE, nullptr);
+                (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay,
+                                 PG_WAIT_EXTENSION);
+                ResetLatch(MyLatch);
+                CHECK_FOR_INTERRUPTS();
+                continue;
+            }
+            if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+                failure->hint = psprintf(
+                    "The statement waited %d ms for its lock %d times. Find the blocking session "
+                    "with pg_blocking_pids(), or raise safe_migrate.lock_retries or "
+                    "safe_migrate.lock_timeout.",
+                    request->lock_timeout_ms, attempt + 1);
+            out.error = failure;
+            out.failed_statement = texts[current];
+            out.partially_committed = out.statements_done > 0;
+            if (out.partially_committed) {
+                const char *note = psprintf(
+                    "Statements 1 to %d of the migration were committed before the failure: "
+                    "the migration contains statements that cannot run inside a transaction "
+                    "block, so it runs in %d separate steps.",
+                    out.statements_done, plan.n_segments);
+                failure->detail = failure->detail ? psprintf("%s\n%s", failure->detail, note)
+                                                  : (char *) note;
+            }
+            MemoryContextSwitchTo(old);
+            return out;
+        }
+    }
+    MemoryContextSwitchTo(old);
+    return out;
+}
+
+/* ---------------- talking to the caller ---------------- */
+
+void send_result(const char *version, const char *status, int statements, int retries,
+                 TimestampTz started, const char *checksum)
+{
+    StringInfoData buf;
+    pq_beginmessage(&buf, kResultMessage);
+    pq_sendstring(&buf, version);
+    pq_sendstring(&buf, status);
+    pq_sendint32(&buf, statements);
+    pq_sendint32(&buf, retries);
+    pq_sendint64(&buf, GetCurrentTimestamp() - started);
+    pq_sendstring(&buf, checksum ? checksum : "");
+    pq_sendint32(&buf, list_length(collected_warnings));
+    ListCell *lc;
+    foreach (lc, collected_warnings)
+        pq_sendstring(&buf, (char *) lfirst(lc));
+    pq_endmessage(&buf);
+}
+
+/* Send an error to the caller as the error it is, then end this worker. */
+pg_attribute_noreturn() void fail(ErrorData *edata)
+{
+    PG_TRY();
+    {
+        ReThrowError(edata);
+    }
+    PG_CATCH();
+    {
+        EmitErrorReport();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    proc_exit(0);
+}
+
+/* ---------------- the two jobs ---------------- */
+
+void do_apply(void)
+{
+    const char *script = shared_string(request->script_off);
+    const char *given_version = request->has_version ? shared_string(request->version_off) : nullptr;
+    const char *description = request->has_description ? shared_string(request->description_off) : nullptr;
+    pg::PreparedScript prepared;
+    TimestampTz started = GetCurrentTimestamp();
+
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    const char *problem = pg::prepare_script(script, given_version, &prepared);
+    MemoryContextSwitchTo(old);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", problem)));
+
+    acquire_migration_lock();
+
+    /* check and record the attempt */
+    Elevation e;
+    begin_history_xact(&e);
+    reconcile_interrupted();
+    {
+        Oid types[1] = {TEXTOID};
+        Datum values[1] = {CStringGetTextDatum(prepared.version)};
+        SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
+                              "WHERE version = $1 AND status = 'applied'",
+                              1, types, values, nullptr, true, 1);
+        if (SPI_processed > 0) {
+            char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+            if (strcmp(applied, prepared.checksum) != 0)
+                ereport(ERROR,
+                        (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),
+                         errmsg("migration \"%s\" was applied with a different checksum",
+                                prepared.version),
+                         errdetail("Applied checksum: %s. This script's checksum: %s.", applied,
+                                   prepared.checksum),
+                         errhint("Never edit an applied migration: write the change as a new "
+                                 "version, or roll this one back first.")));
+            end_history_xact(&e);
+            ereport(NOTICE, (errmsg("migration \"%s\" is already applied with the same checksum, "
+                                    "nothing to do",
+                                    prepared.version)));
+            send_result(prepared.version, "already_applied", 0, 0, started, prepared.checksum);
+            return;
+        }
+    }
+    int64 id;
+    {
+        Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+        Datum values[6];
+        char nulls[7] = "      ";
+        values[0] = CStringGetTextDatum(prepared.version);
+        values[1] = text_or_null(description, nulls, 1);
+        values[2] = CStringGetTextDatum(prepared.checksum);
+        values[3] = CStringGetTextDatum(script);
+        values[4] = text_or_null(prepared.down, nulls, 4);
+        values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
+        if (SPI_execute_with_args(
+                "INSERT INTO safe_migrate.migrations "
+                "(version, description, checksum, script, down_script, applied_by, status) "
+                "VALUES ($1, $2, $3, $4, $5, $6::name, 'running') RETURNING id",
+                6, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            elog(ERROR, "could not record migration \"%s\"", prepared.version);
+        bool isnull;
+        id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    end_history_xact(&e);
+
+    RunOutcome outcome = execute_script(prepared.up);
+    if (outcome.error) {
+        history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
+                       outcome.failed_statement);
+        fail(outcome.error);
+    }
+    history_finish(id, "applied", outcome.statements_done, outcome.lock_retries, nullptr, nullptr);
+    send_result(prepared.version, "applied", outcome.statements_done, outcome.lock_retries, started,
+                prepared.checksum);
+}
+
+struct RollbackTarget {
+    int64 id;
+    char *version;
+    char *down;
+};
+
+void do_rollback(void)
+{
+    const char *to_version = request->has_version ? shared_string(request->version_off) : nullptr;
+    List *targets = NIL;
+
+    acquire_migration_lock();
+
+    Elevation e;
+    begin_history_xact(&e);
+    reconcile_interrupted();
+    if (to_version) {
+        Oid types[1] = {TEXTOID};
+        Datum values[1] = {CStringGetTextDatum(to_version)};
+        SPI_execute_with_args("SELECT id FROM safe_migrate.migrations "
+                              "WHERE version = $1 AND status = 'applied'",
+                              1, types, values, nullptr, true, 1);
+        if (SPI_processed == 0)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                            errmsg("migration \"%s\" is not applied", to_version),
+                            errhint("migrate_rollback(to_version) keeps to_version and undoes "
+                                    "the migrations applied after it; see safe_migrate.history.")));
+        bool isnull;
+        Datum after[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
+        Oid t8[1] = {INT8OID};
+        SPI_execute_with_args("SELECT id, version, down_script FROM safe_migrate.migrations "
+                              "WHERE status = 'applied' AND id > $1 ORDER BY id DESC",
+                              1, t8, after, nullptr, true, 0);
+    } else {
+        SPI_execute("SELECT id, version, down_script FROM safe_migrate.migrations "
+                    "WHERE status = 'applied' ORDER BY id DESC LIMIT 1",
+                    true, 0);
+    }
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        HeapTuple tup = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull;
+        RollbackTarget *t = (RollbackTarget *) palloc(sizeof(RollbackTarget));
+        t->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+        t->version = SPI_getvalue(tup, desc, 2);
+        t->down = SPI_getvalue(tup, desc, 3);
+        targets = lappend(targets, t);
+    }
+    MemoryContextSwitchTo(old);
+    /* refuse before undoing anything if any step cannot be undone */
+    ListCell *lc;
+    foreach (lc, targets) {
+        RollbackTarget *t = (RollbackTarget *) lfirst(lc);
+        if (t->down == nullptr)
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("migration \"%s\" has no down script", t->version),
+                     errdetail("Nothing was rolled back."),
+                     errhint("Give the migration a \"-- migrate:down\" section, or write the "
+                             "reverse change as a new migration.")));
+    }
+    end_history_xact(&e);
+    if (targets == NIL) {
+        ereport(NOTICE, (errmsg("no applied migration to roll back")));
+        send_result("", "none", 0, 0, GetCurrentTimestamp(), nullptr);
+    }
+
+    foreach (lc, targets) {
+        RollbackTarget *t = (RollbackTarget *) lfirst(lc);
+        TimestampTz started = GetCurrentTimestamp();
+        list_free(collected_warnings);
+        collected_warnings = NIL;
+        RunOutcome outcome = execute_script(t->down);
+        if (outcome.error) {
+            MemoryContextSwitchTo(migration_cxt);
+            outcome.error->context = psprintf("down script of migration \"%s\"%s%s", t->version,
+                                              outcome.error->context ? "\n" : "",
+                                              outcome.error->context ? outcome.error->context : "");
+            fail(outcome.error);
+        }
+        begin_history_xact(&e);
+        Oid types[2] = {INT8OID, TEXTOID};
+        Datum values[2] = {Int64GetDatum(t->id),
+                           CStringGetTextDatum(shared_string(request->applied_by_off))};
+        SPI_execute_with_args("UPDATE safe_migrate.migrations SET status = 'rolled_back', "
+                              "rolled_back_at = clock_timestamp(), rolled_back_by = $2::name "
+                              "WHERE id = $1",
+                              2, types, values, nullptr, false, 0);
+        end_history_xact(&e);
+        send_result(t->version, "rolled_back", outcome.statements_done, outcome.lock_retries,
+                    started, nullptr);
+    }
+}
+
+}  // namespace
+
+extern "C" void safe_migrate_runner_main(Datum arg)
+{
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    CurrentResourceOwner = ResourceOwnerCreate(nullptr, "safe_migrate runner");
+    dsm_segment *seg = dsm_attach(DatumGetUInt32(arg));
+    if (seg == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("could not map the safe_migrate request segment")));
+    shared_base = (char *) dsm_segment_address(seg);
+    request = (SharedRequest *) shared_base;
+    shm_mq *mq = (shm_mq *) (shared_base + request->mq_off);
+    shm_mq_set_sender(mq, MyProc);
+    shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
+    pq_redirect_to_shm_mq(seg, mqh);
+
+    BackgroundWorkerInitializeConnectionByOid(request->database_id,
+                                              request->authenticated_user_id, 0);
+    SetClientEncoding(GetDatabaseEncoding());
+
+    migration_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate migration",
+                                          ALLOCSET_DEFAULT_SIZES);
+    prev_emit_log_hook = emit_log_hook;
+    emit_log_hook = collect_warnings;
+
+    /* the caller's session, as far as it matters to DDL */
+    StartTransactionCommand();
+    SetConfigOption("application_name", "safe_migrate runner", PGC_USERSET, PGC_S_SESSION);
+    SetConfigOption("search_path", shared_string(request->search_path_off), PGC_USERSET,
+                    PGC_S_SESSION);
+    SetConfigOption("lock_timeout", psprintf("%d", request->lock_timeout_ms), PGC_USERSET,
+                    PGC_S_SESSION);
+    CommitTransactionCommand();
+    pgstat_report_appname("safe_migrate runner");
+    SetUserIdAndSecContext(request->current_user_id, request->sec_context);
+
+    if (request->mode == Mode::Apply)
+        do_apply();
+    else
+        do_rollback();
+
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    proc_exit(0);
+}
+
+}  // namespace safe_migrate::runner

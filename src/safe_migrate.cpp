@@ -1,0 +1,40 @@
+/*
+ * safe_migrate.cpp — module entry: settings and registration.
+ */
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+}
+
+#include "runner/runner.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+PGDLLEXPORT void _PG_init(void);
+}
+
+namespace safe_migrate::runner {
+int lock_timeout_ms = 2000;
+int lock_retries = 10;
+}  // namespace safe_migrate::runner
+
+void _PG_init(void)
+{
+    using namespace safe_migrate;
+
+    DefineCustomIntVariable(
+        "safe_migrate.lock_timeout",
+        "Lock timeout applied to every statement of a migration.",
+        "A statement that cannot get its lock within this time is rolled back and retried "
+        "with backoff, so that it never sits in the lock queue blocking other sessions.",
+        &runner::lock_timeout_ms, 2000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "safe_migrate.lock_retries",
+        "How many times a migration step that hit safe_migrate.lock_timeout is retried.",
+        nullptr, &runner::lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+
+    MarkGUCPrefixReserved("safe_migrate");
+}
