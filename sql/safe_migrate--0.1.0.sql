@@ -57,7 +57,18 @@ SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migrations_id_seq', '')
 
 -- What everybody may read: the history without the scripts' text.
 CREATE VIEW safe_migrate.history AS
-SELECT id, version, description, checksum, status, applied_by, started_at, finished_at,
+SELECT id, version, description, checksum,
+       -- an attempt still 'running' whose runner no longer holds the
+       -- migration lock was interrupted (crash, restart, termination); the
+       -- next migrate_apply records it as such
+       CASE WHEN status = 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted
+                   AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                      WHERE datname = pg_catalog.current_database())
+                   AND l.classid = 0 AND l.objid = 1526608231 AND l.objsubid = 1)
+            THEN 'interrupted' ELSE status END AS status,
+       applied_by, started_at, finished_at,
        finished_at - started_at AS duration, statements, lock_retries,
        sqlstate, error_message, error_detail, error_hint, failed_statement,
        warnings, overrides, (down_script IS NOT NULL) AS has_down,

@@ -184,6 +184,22 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
     end_history_xact(&e);
 }
 
+/* Sleep without holding anything; the latch is also set by queue traffic,
+ * so wait out the remaining time after each wakeup. */
+void sleep_ms(int ms)
+{
+    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+    for (;;) {
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+        if (remaining <= 0)
+            break;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
 /* ---------------- serialisation of migrations ---------------- */
 
 void acquire_migration_lock(void)
@@ -200,6 +216,9 @@ void acquire_migration_lock(void)
         pgstat_report_activity(STATE_RUNNING, "waiting for the migration lock");
         (void) LockAcquire(&tag, ExclusiveLock, true, false);
     }
+    /* from now on every lock this runner waits for is bounded */
+    SetConfigOption("lock_timeout", psprintf("%d", request->lock_timeout_ms), PGC_USERSET,
+                    PGC_S_SESSION);
     CommitTransactionCommand();
 }
 
@@ -458,10 +477,7 @@ RunOutcome execute_script(const char *sql)
                                 current + 1, attempt, request->lock_retries, delay),
                          errdetail("%s", failure->message)));
                 pgstat_report_activity(STATE_IDLE, nullptr);
-                (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, delay,
-                                 PG_WAIT_EXTENSION);
-                ResetLatch(MyLatch);
-                CHECK_FOR_INTERRUPTS();
+                sleep_ms(delay);
                 continue;
             }
             if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
@@ -593,7 +609,12 @@ void do_apply(void)
         bool isnull;
         id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
+    /* Losing this row in a crash loses nothing: the migration's own commit
+     * flushes the WAL that holds it. */
+    char *sync_commit = pstrdup(GetConfigOption("synchronous_commit", false, false));
+    SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
     end_history_xact(&e);
+    SetConfigOption("synchronous_commit", sync_commit, PGC_USERSET, PGC_S_SESSION);
 
     RunOutcome outcome = execute_script(prepared.up);
     if (outcome.error) {
@@ -734,16 +755,32 @@ extern "C" void safe_migrate_runner_main(Datum arg)
     SetConfigOption("application_name", "safe_migrate runner", PGC_USERSET, PGC_S_SESSION);
     SetConfigOption("search_path", shared_string(request->search_path_off), PGC_USERSET,
                     PGC_S_SESSION);
-    SetConfigOption("lock_timeout", psprintf("%d", request->lock_timeout_ms), PGC_USERSET,
-                    PGC_S_SESSION);
+    /* waiting for other migrations is not bounded by lock_timeout */
+    SetConfigOption("lock_timeout", "0", PGC_USERSET, PGC_S_SESSION);
     CommitTransactionCommand();
     pgstat_report_appname("safe_migrate runner");
     SetUserIdAndSecContext(request->current_user_id, request->sec_context);
 
-    if (request->mode == Mode::Apply)
-        do_apply();
-    else
-        do_rollback();
+    /* an error outside a migration step (a checksum mismatch, a missing down
+     * script, ...) goes to the caller as it is; then this runner ends */
+    ErrorData *volatile failure = nullptr;
+    PG_TRY();
+    {
+        if (request->mode == Mode::Apply)
+            do_apply();
+        else
+            do_rollback();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(migration_cxt);
+        failure = CopyErrorData();
+        FlushErrorState();
+        AbortOutOfAnyTransaction();
+    }
+    PG_END_TRY();
+    if (failure)
+        fail(failure);
 
     pgstat_report_activity(STATE_IDLE, nullptr);
     proc_exit(0);

@@ -1,0 +1,145 @@
+-- migrate_apply: the runner, its history and its errors.
+SET safe_migrate.lock_timeout = '500ms';
+
+-- A plain multi-statement script; the parser splits it, so semicolons in
+-- strings, dollar quotes, comments and BEGIN ATOMIC bodies survive.
+SELECT version, status, statements, lock_retries, warnings
+  FROM migrate_apply($sql$
+    -- a comment; with a semicolon
+    CREATE TABLE users (id bigint PRIMARY KEY, first_name text, last_name text);
+    INSERT INTO users VALUES (1, 'Ada;', 'Lovelace'), (2, 'Alan', $$Tur;ing$$);
+    /* block comment; */
+    CREATE FUNCTION user_label(u users) RETURNS text LANGUAGE sql
+    BEGIN ATOMIC
+        SELECT 'unused;';
+        SELECT u.first_name || '; ' || u.last_name;
+    END;
+    CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $fn$
+    BEGIN
+        RETURN upper(t) || ';';
+    END
+    $fn$;
+$sql$, '0001', 'create users');
+SELECT user_label(u), shout(last_name) FROM users u ORDER BY id;
+
+-- Applying it again with the same checksum is a no-op that says so.
+SELECT version, status, statements FROM migrate_apply($sql$
+    -- a comment; with a semicolon
+    CREATE TABLE users (id bigint PRIMARY KEY, first_name text, last_name text);
+    INSERT INTO users VALUES (1, 'Ada;', 'Lovelace'), (2, 'Alan', $$Tur;ing$$);
+    /* block comment; */
+    CREATE FUNCTION user_label(u users) RETURNS text LANGUAGE sql
+    BEGIN ATOMIC
+        SELECT 'unused;';
+        SELECT u.first_name || '; ' || u.last_name;
+    END;
+    CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $fn$
+    BEGIN
+        RETURN upper(t) || ';';
+    END
+    $fn$;
+$sql$, '0001', 'create users');
+
+-- A different script under an applied version names both checksums.
+SELECT * FROM migrate_apply('CREATE TABLE other (id int);', '0001');
+
+-- Without a version, one is derived from the checksum.
+SELECT version, status FROM migrate_apply('CREATE TABLE derived_version (id int);');
+SELECT version, status FROM migrate_apply('CREATE TABLE derived_version (id int);');
+
+-- dbmate format: the down section is stored for rollback.
+SELECT version, status, statements FROM migrate_apply($sql$
+-- migrate:up
+ALTER TABLE users ADD COLUMN full_name text;
+-- migrate:down
+ALTER TABLE users DROP COLUMN full_name;
+$sql$, '0002', 'add full_name');
+
+-- Statements that cannot run in a transaction block run top level.
+SELECT version, status, statements FROM migrate_apply($sql$
+CREATE INDEX CONCURRENTLY users_full_name ON users (full_name);
+REINDEX INDEX CONCURRENTLY users_full_name;
+VACUUM (ANALYZE) users;
+DROP INDEX CONCURRENTLY users_full_name;
+CREATE INDEX CONCURRENTLY users_last_name ON users (last_name);
+$sql$, '0003');
+SELECT indexrelid::regclass, indisvalid FROM pg_index
+ WHERE indrelid = 'users'::regclass ORDER BY 1::text;
+
+-- An enum value added in one step is usable in the next.
+SELECT version, status, statements FROM migrate_apply($sql$
+CREATE TYPE mood AS ENUM ('sad');
+ALTER TYPE mood ADD VALUE 'happy';
+CREATE TABLE moods (m mood DEFAULT 'happy');
+$sql$, '0004');
+
+-- Atomicity: statement 3 of 4 fails, statements 1 and 2 are not applied,
+-- the history keeps the failure, the caller gets the error.
+SELECT * FROM migrate_apply($sql$
+CREATE TABLE atomic_a (id int);
+INSERT INTO atomic_a VALUES (1);
+INSERT INTO atomic_a VALUES (1 / 0);
+CREATE TABLE atomic_b (id int);
+$sql$, '0005');
+SELECT to_regclass('atomic_a') AS atomic_a, to_regclass('atomic_b') AS atomic_b;
+SELECT version, status, statements, sqlstate, error_message, failed_statement
+  FROM safe_migrate.history WHERE version = '0005';
+-- A failed version can be fixed and applied again.
+SELECT version, status, statements FROM migrate_apply($sql$
+CREATE TABLE atomic_a (id int);
+INSERT INTO atomic_a VALUES (1);
+$sql$, '0005');
+
+-- A failed concurrent index build leaves no invalid index behind.
+CREATE TABLE dupes (v int);
+INSERT INTO dupes VALUES (1), (1);
+SELECT * FROM migrate_apply('CREATE UNIQUE INDEX CONCURRENTLY dupes_v ON dupes (v);', '0006');
+SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;
+SELECT to_regclass('dupes_v') AS dupes_v;
+
+-- A mixed script is applied in steps; a failure after a committed step
+-- says what was committed.
+SELECT * FROM migrate_apply($sql$
+CREATE TABLE mixed (id int);
+CREATE INDEX CONCURRENTLY mixed_id ON mixed (id);
+SELECT 1 / 0;
+$sql$, '0007');
+SELECT version, status, statements FROM safe_migrate.history WHERE version = '0007';
+
+-- Errors in the script point into the statement.
+SELECT * FROM migrate_apply('CREATE TABLE ok (id int); SELEC 1;', 'bad-syntax');
+SELECT * FROM migrate_apply('CREATE TABLE ok2 (id int); SELECT no_such_column FROM users;', 'bad-column');
+
+-- Bad input.
+SELECT * FROM migrate_apply(NULL);
+SELECT * FROM migrate_apply('');
+SELECT * FROM migrate_apply('  -- only a comment ');
+SELECT * FROM migrate_apply('SELECT 1', '');
+SELECT * FROM migrate_apply(E'-- migrate:down\nSELECT 1;\n-- migrate:up\nSELECT 2;');
+SELECT * FROM migrate_apply('BEGIN; CREATE TABLE t (id int); COMMIT;');
+SELECT * FROM migrate_apply('COPY users FROM STDIN;');
+SELECT * FROM migrate_apply(E'-- safe_migrate:allow ban-drop-table\nDROP TABLE dupes;');
+
+-- Inside a transaction block: refused, the block is unharmed.
+BEGIN;
+SELECT * FROM migrate_apply('CREATE TABLE in_block (id int);', 'in-block');
+ROLLBACK;
+-- In a query that reads tables, a concurrent index build is refused (its
+-- snapshot would make CREATE INDEX CONCURRENTLY wait for ever).
+SELECT m.status FROM users u,
+       LATERAL migrate_apply('CREATE INDEX CONCURRENTLY u_id ON users (id);', 'lateral') m
+ WHERE u.id = 1;
+
+-- A 10 MB script: one statement with a large dollar-quoted body, and many
+-- small statements.
+SELECT version, status, statements
+  FROM migrate_apply('CREATE FUNCTION big() RETURNS int LANGUAGE sql AS $b$ SELECT 1 /* '
+                     || repeat('x', 10 * 1024 * 1024) || ' */ $b$; '
+                     || repeat('SELECT 1; ', 2000), 'big');
+SELECT length(script) > 10 * 1024 * 1024 AS stored FROM safe_migrate.migrations WHERE version = 'big';
+SELECT big();
+
+-- The history.
+SELECT version, description, status, statements, lock_retries, applied_by = current_user AS by_me,
+       duration >= '0'::interval AS timed, has_down
+  FROM safe_migrate.history ORDER BY id;

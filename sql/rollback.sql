@@ -1,0 +1,51 @@
+-- migrate_rollback: stored down scripts, newest first.
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+CREATE TABLE rb_a (id int);
+-- migrate:down
+DROP TABLE rb_a;
+$sql$, 'rb-1');
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+ALTER TABLE rb_a ADD COLUMN note text;
+CREATE INDEX CONCURRENTLY rb_a_note ON rb_a (note);
+-- migrate:down
+DROP INDEX CONCURRENTLY rb_a_note;
+ALTER TABLE rb_a DROP COLUMN note;
+$sql$, 'rb-2');
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+CREATE TABLE rb_c (id int);
+-- migrate:down
+DROP TABLE rb_c;
+$sql$, 'rb-3');
+
+-- The last one.
+SELECT version, status, statements FROM migrate_rollback();
+SELECT to_regclass('rb_c') AS rb_c;
+-- Everything after rb-1, newest first.
+SELECT version, status, statements FROM migrate_rollback('rb-1');
+SELECT attname FROM pg_attribute WHERE attrelid = 'rb_a'::regclass AND attnum > 0 ORDER BY attnum;
+-- A rolled back version can be applied again.
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+CREATE TABLE rb_c (id int);
+-- migrate:down
+DROP TABLE rb_c;
+$sql$, 'rb-3');
+-- Unknown target.
+SELECT * FROM migrate_rollback('no-such-version');
+-- A migration without a down script stops the rollback before anything is undone.
+SELECT version, status FROM migrate_apply('CREATE TABLE rb_nodown (id int);', 'rb-4');
+SELECT * FROM migrate_rollback('rb-1');
+SELECT to_regclass('rb_c') AS rb_c, to_regclass('rb_nodown') AS rb_nodown;
+-- A failing down script reports which migration it belongs to.
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+CREATE TABLE rb_e (id int);
+-- migrate:down
+DROP TABLE rb_no_such_table;
+$sql$, 'rb-5');
+SELECT * FROM migrate_rollback();
+SELECT version, status, rolled_back_by IS NOT NULL AS has_by FROM safe_migrate.history
+ WHERE version LIKE 'rb-%' ORDER BY id;
