@@ -13,12 +13,18 @@
 #include "runner.hpp"
 #include "classify.hpp"
 #include "pg/core_bridge.hpp"
+#include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "storage/lock.h"
+#include "utils/resowner.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -53,6 +59,12 @@ struct Request {
     const char *script;
     const char *version;
     const char *description;
+    /* RecordFailure only */
+    TimestampTz started_at;
+    ErrorData *failure;
+    const char *failed_statement;
+    int statements;
+    int lock_retries;
 };
 
 /* A result row as the runner sent it. */
@@ -204,6 +216,17 @@ List *run_in_background(const Request *req, bool withdraw_xmin)
     hdr.description_off = base + add_string(&strings, req->description);
     hdr.search_path_off = base + add_string(&strings, GetConfigOption("search_path", false, false));
     hdr.applied_by_off = base + add_string(&strings, GetUserNameFromId(hdr.current_user_id, false));
+    if (req->mode == Mode::RecordFailure) {
+        hdr.started_at = req->started_at;
+        hdr.fail_sqlstate = req->failure->sqlerrcode;
+        hdr.fail_statements = req->statements;
+        hdr.fail_lock_retries = req->lock_retries;
+        auto opt = [&](const char *v) -> Size { return v ? base + add_string(&strings, v) : 0; };
+        hdr.fail_message_off = opt(req->failure->message);
+        hdr.fail_detail_off = opt(req->failure->detail);
+        hdr.fail_hint_off = opt(req->failure->hint);
+        hdr.fail_statement_off = opt(req->failed_statement);
+    }
     hdr.mq_off = MAXALIGN(base + strings.len);
     hdr.mq_size = kQueueSize;
 
@@ -297,6 +320,261 @@ List *run_in_background(const Request *req, bool withdraw_xmin)
     return rows;
 }
 
+/* ---------------- the in-caller path ---------------- */
+
+/*
+ * A migration whose statements are all transactional runs in the caller's
+ * own backend, in a subtransaction, and commits with the caller's statement:
+ * no background worker to start, one commit.  Its history row is written in
+ * the same transaction, so migration and record commit together.  Only a
+ * failure needs a background runner, to record the failed row in a
+ * transaction that outlives the caller's rollback.
+ *
+ * Returns NULL when the migration should go to a background runner instead:
+ * another migration holds the lock and the caller cannot wait for it without
+ * holding a snapshot (see caller_snapshot_is_disposable), or the caller's
+ * isolation level would hide a version applied while we waited.
+ */
+void sleep_ms(int ms)
+{
+    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+    for (;;) {
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+        if (remaining <= 0)
+            break;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+struct Elevation {
+    Oid saved_user;
+    int saved_sec;
+    int guc_nest;
+};
+
+/* History rows are written with the rights of the bootstrap superuser and a
+ * pinned search_path, whatever the caller's. */
+void elevate(Elevation *e)
+{
+    GetUserIdAndSecContext(&e->saved_user, &e->saved_sec);
+    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, e->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+    e->guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+}
+
+void unelevate(Elevation *e)
+{
+    AtEOXact_GUC(true, e->guc_nest);
+    SetUserIdAndSecContext(e->saved_user, e->saved_sec);
+}
+
+ResultRow *make_row(const char *version, const char *status, int statements, int retries,
+                    TimestampTz started, const char *checksum, List *warnings)
+{
+    ResultRow *row = (ResultRow *) palloc0(sizeof(ResultRow));
+    row->version = pstrdup(version);
+    row->status = pstrdup(status);
+    row->statements = statements;
+    row->lock_retries = retries;
+    row->duration_us = GetCurrentTimestamp() - started;
+    row->checksum = pstrdup(checksum);
+    row->n_warnings = list_length(warnings);
+    row->warnings = (char **) palloc(sizeof(char *) * (row->n_warnings + 1));
+    for (int i = 0; i < row->n_warnings; i++)
+        row->warnings[i] = (char *) list_nth(warnings, i);
+    return row;
+}
+
+/* Run fn() in a subtransaction; returns the error (subtransaction rolled
+ * back) or NULL (subtransaction committed). */
+template <typename Fn>
+ErrorData *in_subtransaction(Fn fn)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    ErrorData *volatile failure = nullptr;
+    BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(cxt);
+    PG_TRY();
+    {
+        fn();
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        failure = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(cxt);
+    CurrentResourceOwner = owner;
+    return failure;
+}
+
+ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, bool disposable)
+{
+    if (XactIsoLevel != XACT_READ_COMMITTED)
+        return nullptr;
+
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
+                         (uint32) kMigrationLockKey, 1);
+    if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+        if (!disposable)
+            return nullptr;
+        ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
+                                get_database_name(MyDatabaseId))));
+        /* wait without a snapshot: a concurrent index build in the running
+         * migration must not wait for us (nothing reads with our snapshot
+         * again, see caller_snapshot_is_disposable) */
+        InvalidateCatalogSnapshot();
+        MyProc->xmin = InvalidTransactionId;
+        (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    }
+    /* held until the caller's transaction ends: when the migration commits */
+
+    TimestampTz started = GetCurrentTimestamp();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+
+    /* exactly once: look at the history under the lock */
+    Elevation e;
+    elevate(&e);
+    SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
+                "finished_at = clock_timestamp(), sqlstate = '57P01', "
+                "error_message = 'the migration was interrupted (server restart, crash or "
+                "termination of its runner); its uncommitted effects were rolled back' "
+                "WHERE status = 'running'",
+                false, 0);
+    {
+        Oid types[1] = {TEXTOID};
+        Datum values[1] = {CStringGetTextDatum(prepared->version)};
+        SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
+                              "WHERE version = $1 AND status = 'applied'",
+                              1, types, values, nullptr, true, 1);
+    }
+    unelevate(&e);
+    if (SPI_processed > 0) {
+        char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        if (strcmp(applied, prepared->checksum) != 0)
+            ereport(ERROR,
+                    (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),
+                     errmsg("migration \"%s\" was applied with a different checksum",
+                            prepared->version),
+                     errdetail("Applied checksum: %s. This script's checksum: %s.", applied,
+                               prepared->checksum),
+                     errhint("Never edit an applied migration: write the change as a new "
+                             "version, or roll this one back first.")));
+        SPI_finish();
+        ereport(NOTICE, (errmsg("migration \"%s\" is already applied with the same checksum, "
+                                "nothing to do",
+                                prepared->version)));
+        return make_row(prepared->version, "already_applied", 0, 0, started, prepared->checksum,
+                        NIL);
+    }
+
+    /* the statements, each by its own text as PostgreSQL's parser split it */
+    List *trees = raw_parser(prepared->up, RAW_PARSE_DEFAULT);
+    int n = list_length(trees);
+    char **texts = (char **) palloc(sizeof(char *) * (n + 1));
+    for (int i = 0; i < n; i++)
+        texts[i] = statement_text(prepared->up, list_nth_node(RawStmt, trees, i));
+
+    int retries = 0;
+    int attempt = 0;
+    int current = 0;
+    ErrorData *failure;
+    for (;;) {
+        int *current_ptr = &current;
+        failure = in_subtransaction([&]() {
+            int nest = NewGUCNestLevel();
+            (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout_ms), PGC_USERSET,
+                                     PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+            for (int i = 0; i < n; i++) {
+                *current_ptr = i;
+                if (SPI_execute(texts[i], false, 0) < 0)
+                    elog(ERROR, "SPI_execute failed on statement %d", i + 1);
+            }
+            AtEOXact_GUC(true, nest);
+        });
+        if (failure == nullptr)
+            break;
+        if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
+            attempt++;
+            retries++;
+            int delay = pg::lock_retry_delay_ms(attempt);
+            ereport(NOTICE,
+                    (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
+                            current + 1, attempt, lock_retries, delay),
+                     errdetail("%s", failure->message)));
+            sleep_ms(delay);
+            continue;
+        }
+        break;
+    }
+
+    if (failure) {
+        SPI_finish();
+        if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+            failure->hint = psprintf(
+                "The statement waited %d ms for its lock %d times. Find the blocking session "
+                "with pg_blocking_pids(), or raise safe_migrate.lock_retries or "
+                "safe_migrate.lock_timeout.",
+                lock_timeout_ms, attempt + 1);
+        /* record the failure in a transaction of its own, then fail */
+        Request record = *req;
+        record.mode = Mode::RecordFailure;
+        record.started_at = started;
+        record.failure = failure;
+        record.failed_statement = texts[current];
+        record.statements = 0;
+        record.lock_retries = retries;
+        (void) run_in_background(&record, false);
+        ReThrowError(failure);
+    }
+
+    /* record it, in the migration's own transaction */
+    elevate(&e);
+    {
+        Oid types[9] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID, TEXTOID,
+                        TEXTOID, TIMESTAMPTZOID, INT4OID, INT4OID};
+        Datum values[9];
+        char nulls[10] = "         ";
+        auto text_or_null = [&](const char *v, int i) -> Datum {
+            if (v == nullptr) {
+                nulls[i] = 'n';
+                return (Datum) 0;
+            }
+            return CStringGetTextDatum(v);
+        };
+        values[0] = CStringGetTextDatum(prepared->version);
+        values[1] = text_or_null(req->description, 1);
+        values[2] = CStringGetTextDatum(prepared->checksum);
+        values[3] = CStringGetTextDatum(req->script);
+        values[4] = text_or_null(prepared->down, 4);
+        values[5] = CStringGetTextDatum(GetUserNameFromId(e.saved_user, false));
+        values[6] = TimestampTzGetDatum(started);
+        values[7] = Int32GetDatum(n);
+        values[8] = Int32GetDatum(retries);
+        if (SPI_execute_with_args(
+                "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
+                "down_script, applied_by, started_at, statements, lock_retries, status, "
+                "finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, 'applied', "
+                "clock_timestamp())",
+                9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+            elog(ERROR, "could not record migration \"%s\"", prepared->version);
+    }
+    unelevate(&e);
+    SPI_finish();
+    return make_row(prepared->version, "applied", n, retries, started, prepared->checksum, NIL);
+}
+
 Datum warnings_datum(const ResultRow *row)
 {
     Datum *elems = (Datum *) palloc(sizeof(Datum) * (row->n_warnings + 1));
@@ -319,6 +597,29 @@ void row_values(const ResultRow *row, Datum *values, bool *nulls)
     nulls[6] = row->checksum[0] == '\0';
 }
 
+Datum result_datum(FunctionCallInfo fcinfo, const ResultRow *row)
+{
+    TupleDesc tupdesc;
+    if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "return type must be a row type");
+    tupdesc = BlessTupleDesc(tupdesc);
+    Datum values[7];
+    bool nulls[7] = {false, false, false, false, false, false, false};
+    row_values(row, values, nulls);
+    return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/* True when every statement may share one transaction. */
+bool all_transactional(const char *sql)
+{
+    List *trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+    ListCell *lc;
+    foreach (lc, trees)
+        if (classify_statement(lfirst_node(RawStmt, lc)) != core::TxClass::Transactional)
+            return false;
+    return true;
+}
+
 char *text_arg(FunctionCallInfo fcinfo, int n)
 {
     return PG_ARGISNULL(n) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(n));
@@ -333,6 +634,7 @@ Datum apply_impl(FunctionCallInfo fcinfo)
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("migration script must not be null")));
     Request req;
+    memset(&req, 0, sizeof(req));
     req.mode = Mode::Apply;
     req.script = text_arg(fcinfo, 0);
     req.version = text_arg(fcinfo, 1);
@@ -354,6 +656,11 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                                 prepared.dbmate_format ? " in its \"-- migrate:up\" section" : "")));
 
     bool disposable = caller_snapshot_is_disposable();
+    if (!needs_top_level && all_transactional(prepared.up)) {
+        ResultRow *row = run_in_caller(&req, &prepared, disposable);
+        if (row != nullptr)
+            return result_datum(fcinfo, row);
+    }
     if (needs_top_level && !disposable)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -364,21 +671,14 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                  errhint("Run \"SELECT migrate_apply(...)\" as a statement of its own.")));
 
     List *rows = run_in_background(&req, disposable);
-
-    TupleDesc tupdesc;
-    if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-        elog(ERROR, "return type must be a row type");
-    tupdesc = BlessTupleDesc(tupdesc);
-    Datum values[7];
-    bool nulls[7] = {false, false, false, false, false, false, false};
-    row_values((ResultRow *) linitial(rows), values, nulls);
-    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+    return result_datum(fcinfo, (ResultRow *) linitial(rows));
 }
 
 Datum rollback_impl(FunctionCallInfo fcinfo)
 {
     refuse_context("migrate_rollback");
     Request req;
+    memset(&req, 0, sizeof(req));
     req.mode = Mode::Rollback;
     req.script = nullptr;
     req.version = text_arg(fcinfo, 0);

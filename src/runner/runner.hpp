@@ -16,11 +16,16 @@ extern "C" {
 #include "postgres.h"
 #include "storage/dsm.h"
 #include "storage/shm_mq.h"
+#include "utils/timestamp.h"
 }
 
 namespace safe_migrate::runner {
 
-enum class Mode : int32 { Apply = 1, Rollback = 2 };
+enum class Mode : int32 {
+    Apply = 1,         /* run a migration */
+    Rollback = 2,      /* run down scripts */
+    RecordFailure = 3  /* only record a migration that failed in the caller */
+};
 
 /* Message type of a result row sent by the worker (protocol-style). */
 constexpr char kResultMessage = 'R';
@@ -43,6 +48,15 @@ struct SharedRequest {
     Size applied_by_off; /* the caller's current_user name */
     bool has_version;
     bool has_description;
+    /* RecordFailure: what failed (string offsets of 0 mean NULL) */
+    TimestampTz started_at;
+    int fail_sqlstate;
+    int fail_statements;
+    int fail_lock_retries;
+    Size fail_message_off;
+    Size fail_detail_off;
+    Size fail_hint_off;
+    Size fail_statement_off;
     Size mq_off;
     Size mq_size;
 };

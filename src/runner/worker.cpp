@@ -627,6 +627,56 @@ void do_apply(void)
                 prepared.checksum);
 }
 
+/* A transactional migration that failed in the caller's backend: its
+ * transaction is rolled back with the caller's, so the failed row is written
+ * here, in a transaction of its own. */
+void do_record_failure(void)
+{
+    pg::PreparedScript prepared;
+    const char *script = shared_string(request->script_off);
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    const char *problem = pg::prepare_script(
+        script, request->has_version ? shared_string(request->version_off) : nullptr, &prepared);
+    MemoryContextSwitchTo(old);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", problem)));
+
+    auto opt = [](Size off) -> const char * { return off ? shared_string(off) : nullptr; };
+    Elevation e;
+    begin_history_xact(&e);
+    Oid types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+                     INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+    Datum values[14];
+    char nulls[15] = "              ";
+    values[0] = CStringGetTextDatum(prepared.version);
+    values[1] = text_or_null(request->has_description ? shared_string(request->description_off)
+                                                      : nullptr,
+                             nulls, 1);
+    values[2] = CStringGetTextDatum(prepared.checksum);
+    values[3] = CStringGetTextDatum(script);
+    values[4] = text_or_null(prepared.down, nulls, 4);
+    values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
+    values[6] = TimestampTzGetDatum(request->started_at);
+    values[7] = Int32GetDatum(request->fail_statements);
+    values[8] = Int32GetDatum(request->fail_lock_retries);
+    values[9] = CStringGetTextDatum(unpack_sql_state(request->fail_sqlstate));
+    values[10] = text_or_null(opt(request->fail_message_off), nulls, 10);
+    values[11] = text_or_null(opt(request->fail_detail_off), nulls, 11);
+    values[12] = text_or_null(opt(request->fail_hint_off), nulls, 12);
+    values[13] = text_or_null(opt(request->fail_statement_off), nulls, 13);
+    if (SPI_execute_with_args(
+            "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
+            "down_script, applied_by, started_at, statements, lock_retries, sqlstate, "
+            "error_message, error_detail, error_hint, failed_statement, status, finished_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "'failed', clock_timestamp())",
+            14, types, values, nulls, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "could not record the failure of migration \"%s\"", prepared.version);
+    end_history_xact(&e);
+    send_result(prepared.version, "failed", request->fail_statements, request->fail_lock_retries,
+                request->started_at, prepared.checksum);
+}
+
 struct RollbackTarget {
     int64 id;
     char *version;
@@ -766,10 +816,17 @@ extern "C" void safe_migrate_runner_main(Datum arg)
     ErrorData *volatile failure = nullptr;
     PG_TRY();
     {
-        if (request->mode == Mode::Apply)
-            do_apply();
-        else
-            do_rollback();
+        switch (request->mode) {
+            case Mode::Apply:
+                do_apply();
+                break;
+            case Mode::Rollback:
+                do_rollback();
+                break;
+            case Mode::RecordFailure:
+                do_record_failure();
+                break;
+        }
     }
     PG_CATCH();
     {
