@@ -16,7 +16,7 @@ SHLIB_LINK = -lstdc++
 REGRESS = boundary apply rollback privileges
 REGRESS_OPTS = --load-extension=plpgsql
 # isolation specs (test/isolation/specs, test/isolation/expected)
-ISOLATION = lock_queue
+ISOLATION = concurrent_apply lock_queue
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 # TAP tests (PostgreSQL::Test::Cluster)
 TAP_TESTS = 1

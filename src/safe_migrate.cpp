@@ -18,6 +18,7 @@ PGDLLEXPORT void _PG_init(void);
 namespace safe_migrate::runner {
 int lock_timeout_ms = 2000;
 int lock_retries = 10;
+int lock_retry_delay_ms = 100;
 }  // namespace safe_migrate::runner
 
 void _PG_init(void)
@@ -35,6 +36,13 @@ void _PG_init(void)
         "safe_migrate.lock_retries",
         "How many times a migration step that hit safe_migrate.lock_timeout is retried.",
         nullptr, &runner::lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable(
+        "safe_migrate.lock_retry_delay",
+        "Delay before the first retry of a migration step that hit safe_migrate.lock_timeout.",
+        "Later retries wait exponentially longer (up to 100 times this), with random jitter.",
+        &runner::lock_retry_delay_ms, 100, 1, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
 
     MarkGUCPrefixReserved("safe_migrate");
 }

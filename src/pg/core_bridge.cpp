@@ -12,6 +12,7 @@ extern "C" {
 #include "utils/memutils.h"
 }
 
+#include <climits>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -110,10 +111,12 @@ const char *plan_segments(const int *classes, int n, SegmentPlan *out) noexcept
     }
 }
 
-int lock_retry_delay_ms(int attempt) noexcept
+int lock_retry_delay_ms(int attempt, int base_ms) noexcept
 {
     try {
         core::BackoffPolicy policy;
+        policy.base_ms = base_ms;
+        policy.cap_ms = base_ms > INT_MAX / 100 ? INT_MAX : base_ms * 100;
         return core::backoff_delay_ms(attempt, policy, pg_prng_double(&pg_global_prng_state));
     } catch (...) {
         return 1000;

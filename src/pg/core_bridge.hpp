@@ -42,7 +42,8 @@ struct SegmentPlan {
 
 const char *plan_segments(const int *classes, int n, SegmentPlan *out) noexcept;
 
-/* Delay before lock-timeout retry number `attempt` (1-based), with jitter. */
-int lock_retry_delay_ms(int attempt) noexcept;
+/* Delay before lock-timeout retry number `attempt` (1-based): exponential
+ * from base_ms, capped at 100 * base_ms, with jitter. */
+int lock_retry_delay_ms(int attempt, int base_ms) noexcept;
 
 }  // namespace safe_migrate::pg

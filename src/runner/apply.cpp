@@ -207,6 +207,7 @@ List *run_in_background(const Request *req, bool withdraw_xmin)
     GetUserIdAndSecContext(&hdr.current_user_id, &hdr.sec_context);
     hdr.lock_timeout_ms = lock_timeout_ms;
     hdr.lock_retries = lock_retries;
+    hdr.lock_retry_delay_ms = lock_retry_delay_ms;
     hdr.caller_pid = MyProcPid;
     Size base = MAXALIGN(sizeof(SharedRequest));
     hdr.script_off = base + add_string(&strings, req->script);
@@ -455,9 +456,11 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
+        /* not read-only: take a snapshot now, after the lock, so a version
+         * applied while we waited is seen */
         SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
                               "WHERE version = $1 AND status = 'applied'",
-                              1, types, values, nullptr, true, 1);
+                              1, types, values, nullptr, false, 1);
     }
     unelevate(&e);
     if (SPI_processed > 0) {
@@ -508,7 +511,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
             attempt++;
             retries++;
-            int delay = pg::lock_retry_delay_ms(attempt);
+            int delay = pg::lock_retry_delay_ms(attempt, lock_retry_delay_ms);
             ereport(NOTICE,
                     (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
                             current + 1, attempt, lock_retries, delay),

@@ -39,6 +39,7 @@ struct SharedRequest {
     int sec_context;
     int lock_timeout_ms;
     int lock_retries;
+    int lock_retry_delay_ms;
     int caller_pid;
     /* offsets (from the segment start) and lengths of NUL-terminated strings */
     Size script_off;   /* apply: the whole script */
@@ -67,6 +68,7 @@ extern "C" PGDLLEXPORT void safe_migrate_runner_main(Datum arg);
 /* Settings (defined in safe_migrate.cpp). */
 extern int lock_timeout_ms;
 extern int lock_retries;
+extern int lock_retry_delay_ms;
 
 /* Advisory lock key that serialises migrations within a database; equal to
  * pg_advisory_lock(int8) with this key, so a DBA can hold off migrations. */

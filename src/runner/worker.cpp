@@ -471,7 +471,7 @@ RunOutcome execute_script(const char *sql)
             if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < request->lock_retries) {
                 attempt++;
                 out.lock_retries++;
-                int delay = pg::lock_retry_delay_ms(attempt);
+                int delay = pg::lock_retry_delay_ms(attempt, request->lock_retry_delay_ms);
                 ereport(NOTICE,
                         (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
                                 current + 1, attempt, request->lock_retries, delay),
