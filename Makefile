@@ -35,3 +35,8 @@ include $(PGXS)
 
 # PGXS passes CFLAGS-only warnings; C++ needs its own.
 override CXXFLAGS := $(filter-out -Wmissing-prototypes -Wdeclaration-after-statement,$(CXXFLAGS))
+
+# TAP tests alone (the PGXS installcheck runs them after the suites above).
+.PHONY: tapcheck
+tapcheck:
+	$(prove_installcheck)

@@ -169,6 +169,46 @@ sub check_after_crash
 		'crash-1: its rows are unchanged by the second crash');
 }
 
+# ---------------------------------------------------------------------------
+# crash-3: as crash-2, with a script that also builds an index concurrently,
+# so that it cannot run inside the caller's transaction (the background
+# runner path, whichever process the implementation picks)
+# ---------------------------------------------------------------------------
+{
+	my $rows_before = $node->safe_psql('postgres',
+		'SELECT string_agg(version || \':\' || status, \',\' ORDER BY id) FROM safe_migrate.migrations'
+	);
+	my ($out, $err);
+	my $h = start_migration(
+		'CREATE TABLE crash3_t (id int); SELECT pg_sleep(60); '
+		  . 'CREATE INDEX CONCURRENTLY crash3_t_id ON crash3_t (id);',
+		'crash-3', \$out, \$err);
+	wait_until_sleeping('crash-3');
+
+	my $victim = $node->safe_psql('postgres', "SELECT pid $sleeping_query");
+	like($victim, qr/^\d+$/, 'crash-3: exactly one process runs the migration statement');
+	my $backend_type = $node->safe_psql('postgres',
+		"SELECT backend_type FROM pg_stat_activity WHERE pid = $victim");
+	note "crash-3: killing pid $victim ($backend_type)";
+
+	my $log_offset = -s $node->logfile;
+	kill 'KILL', $victim;
+	check_client_failed('crash-3', $h, \$err);
+	ok( $node->wait_for_log(
+			qr/all server processes terminated; reinitializing/, $log_offset),
+		'crash-3: the postmaster reinitialized after the kill');
+	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
+		'crash-3: the server accepts connections again');
+
+	check_after_crash('crash-3', 'crash3_t');
+	is( $node->safe_psql(
+			'postgres',
+			'SELECT string_agg(version || \':\' || status, \',\' ORDER BY id) FROM safe_migrate.migrations '
+			  . "WHERE version <> 'crash-3'"),
+		$rows_before,
+		'crash-3: the other rows are unchanged');
+}
+
 is( $node->safe_psql(
 		'postgres', "SELECT count(*) FROM safe_migrate.history WHERE status = 'running'"),
 	0,

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The main job, end to end on a local cluster: split users.first_name /
+# last_name into full_name with expand, backfill, contract — each phase one
+# migrate_apply call, recorded in safe_migrate.history.
+# Run as root on Debian: installs what it needs, builds, starts a private
+# cluster (port $DEMO_PORT, default 54330), walks the example, cleans up.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PORT=${DEMO_PORT:-54330}
+ROWS=${DEMO_ROWS:-500000}
+
+bash "$ROOT/scripts/setup.sh"
+source "$ROOT/scripts/cluster.sh"
+DIR=$(mktemp -d /tmp/safe_migrate_demo.XXXXXX)
+trap 'cluster_stop "$DIR"; rm -rf "$DIR"' EXIT
+cluster_start "$DIR" "$PORT"
+psql() { command psql -X -q -h "$DIR" -p "$PORT" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+psql -d postgres -c "CREATE DATABASE shop"
+psql -d shop -c "CREATE EXTENSION safe_migrate"
+
+step "0001: the table as the application has it today ($ROWS users)"
+psql -d shop <<SQL
+SELECT version, status, statements, duration FROM migrate_apply(\$m\$
+-- migrate:up
+CREATE TABLE users (id bigint PRIMARY KEY, first_name text NOT NULL, last_name text NOT NULL);
+INSERT INTO users SELECT g, 'first' || g, 'last' || g FROM generate_series(1, $ROWS) g;
+-- migrate:down
+DROP TABLE users;
+\$m\$, '0001', 'users table');
+SQL
+
+step "0002 expand: add the nullable column (metadata only, no rewrite)"
+psql -d shop <<'SQL'
+SELECT version, status, statements, duration FROM migrate_apply($m$
+-- migrate:up
+ALTER TABLE users ADD COLUMN full_name text;
+-- migrate:down
+ALTER TABLE users DROP COLUMN full_name;
+$m$, '0002', 'add users.full_name');
+SQL
+
+step "0003 backfill: batches of 10,000 rows, each committed on its own"
+# CALL runs top level in the migration's background session, so the
+# procedure may COMMIT between batches: no long transaction, no long locks.
+psql -d shop <<'SQL' &
+SELECT version, status, statements, duration FROM migrate_apply($m$
+-- migrate:up
+CREATE PROCEDURE backfill_full_name(batch int) LANGUAGE plpgsql AS $p$
+DECLARE
+    last_id bigint := 0;
+    upto bigint;
+BEGIN
+    LOOP
+        SELECT max(id) INTO upto FROM (SELECT id FROM users WHERE id > last_id ORDER BY id LIMIT batch) b;
+        EXIT WHEN upto IS NULL;
+        UPDATE users SET full_name = first_name || ' ' || last_name
+         WHERE id > last_id AND id <= upto AND full_name IS NULL;
+        last_id := upto;
+        COMMIT;
+    END LOOP;
+END
+$p$;
+CALL backfill_full_name(10000);
+DROP PROCEDURE backfill_full_name(int);
+-- migrate:down
+SELECT 1;
+$m$, '0003', 'backfill users.full_name');
+SQL
+backfill=$!
+while kill -0 "$backfill" 2>/dev/null; do
+    psql -d shop -At -c "SELECT format('   progress: %s of %s rows have full_name', count(full_name), count(*)) FROM users" || true
+    sleep 0.5
+done
+wait "$backfill"
+
+step "0004 contract: make it required without a long lock, and index it"
+psql -d shop <<'SQL'
+SELECT version, status, statements, duration FROM migrate_apply($m$
+-- migrate:up
+ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
+ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
+ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;
+ALTER TABLE users DROP CONSTRAINT users_full_name_not_null;
+CREATE INDEX CONCURRENTLY users_full_name_idx ON users (full_name);
+-- migrate:down
+DROP INDEX CONCURRENTLY users_full_name_idx;
+ALTER TABLE users ALTER COLUMN full_name DROP NOT NULL;
+$m$, '0004', 'require and index users.full_name');
+SQL
+
+step "0005 contract: drop the old columns (after the application stopped reading them)"
+psql -d shop <<'SQL'
+SELECT version, status, statements, duration FROM migrate_apply($m$
+ALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;
+$m$, '0005', 'drop users.first_name and last_name');
+SQL
+
+step "applying 0004 again is a no-op; a changed 0004 is refused"
+psql -d shop <<'SQL'
+\set ON_ERROR_STOP 0
+SELECT version, status FROM migrate_apply($m$
+-- migrate:up
+ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
+ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
+ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;
+ALTER TABLE users DROP CONSTRAINT users_full_name_not_null;
+CREATE INDEX CONCURRENTLY users_full_name_idx ON users (full_name);
+-- migrate:down
+DROP INDEX CONCURRENTLY users_full_name_idx;
+ALTER TABLE users ALTER COLUMN full_name DROP NOT NULL;
+$m$, '0004', 'require and index users.full_name');
+SELECT version, status FROM migrate_apply('ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;', '0004');
+SQL
+
+step "the history"
+psql -d shop -c "SELECT version, description, status, statements, lock_retries, duration FROM safe_migrate.history ORDER BY id"
+step "the schema as it should be"
+psql -d shop -c '\d users'
+psql -d shop -At -c "SELECT 'sample: ' || full_name FROM users WHERE id = 42"

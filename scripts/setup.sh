@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what safe_migrate needs on a Debian machine (as root), then build
+# and install the extension.  Idempotent: packages already present are not
+# fetched again.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl g++ make cmake
+          googletest libgtest-dev libbenchmark-dev libboost-dev)
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Debian starts a "main" cluster on port 5432 when postgresql-15 is
+# installed; we never use it (our clusters run on private ports).
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+echo "== building safe_migrate"
+make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+make -C "$ROOT" -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+echo "== installed into $(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Run every safe_migrate test, as root on a Debian machine: GoogleTest (the
+# pure C++ core), pg_regress, isolation specs and TAP tests against real
+# PostgreSQL 15 servers.  Ends with one line counting passed and failed tests.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PORT=${SAFE_MIGRATE_TEST_PORT:-54329}
+
+bash "$ROOT/scripts/setup.sh" || { echo "RESULT: setup failed"; exit 1; }
+source "$ROOT/scripts/cluster.sh"
+
+WORK=$(mktemp -d /tmp/safe_migrate_test.XXXXXX)
+cleanup() { cluster_stop "$WORK/cluster"; rm -rf "$WORK"; }
+trap cleanup EXIT
+LOGS=$ROOT/test/logs
+rm -rf "$LOGS"; mkdir -p "$LOGS"
+
+passed=0; failed=0; summary=()
+count() {  # name passed failed
+    passed=$((passed + $2)); failed=$((failed + $3))
+    summary+=("$1 $2/$(($2 + $3))")
+}
+
+# 1. GoogleTest: the pure C++ core
+echo "== GoogleTest (core)"
+cmake -S "$ROOT" -B "$WORK/core-build" -DCMAKE_BUILD_TYPE=Release >"$LOGS/cmake.log" 2>&1 &&
+    cmake --build "$WORK/core-build" -j"$(nproc)" >>"$LOGS/cmake.log" 2>&1
+(cd "$WORK/core-build" && ctest --output-on-failure) >"$LOGS/ctest.log" 2>&1
+g_total=$(grep -oE 'tests failed out of [0-9]+' "$LOGS/ctest.log" | grep -oE '[0-9]+$' || echo 0)
+g_failed=$(grep -oE '[0-9]+ tests failed' "$LOGS/ctest.log" | grep -oE '^[0-9]+' || echo 1)
+[ -z "$g_total" ] && g_total=0
+tail -3 "$LOGS/ctest.log"
+count gtest $((g_total - g_failed)) "$g_failed"
+
+# The suites write next to their inputs; run them as postgres in a copy.
+cp -a "$ROOT/." "$WORK/src"
+rm -rf "$WORK/src/test/logs"
+chown -R postgres "$WORK"
+cluster_start "$WORK/cluster" "$PORT"
+
+# 2. pg_regress and isolation specs against the cluster
+echo "== pg_regress and isolation"
+runuser -u postgres -- make -C "$WORK/src" installcheck TAP_TESTS= \
+    PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres >"$LOGS/installcheck.log" 2>&1
+grep -E '^(test|not ok|ok) ' "$LOGS/installcheck.log"
+r_ok=$(grep -cE '^test .* \.\.\. ok' "$LOGS/installcheck.log")
+r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$LOGS/installcheck.log")
+for f in regression.diffs test/isolation/output_iso/regression.diffs; do
+    [ -f "$WORK/src/$f" ] && cat "$WORK/src/$f" && cp "$WORK/src/$f" "$LOGS/$(echo "$f" | tr / _)"
+done
+count regress+isolation "$r_ok" "$r_bad"
+cluster_stop "$WORK/cluster"
+
+# 3. TAP tests: each starts its own clusters (crashes, restarts, a replica)
+echo "== TAP"
+runuser -u postgres -- make -C "$WORK/src" tapcheck >"$LOGS/tap.log" 2>&1
+grep -E '^test/t/.*\.\. ' "$LOGS/tap.log"
+t_ok=$(grep -cE '^test/t/.*\.\. ok' "$LOGS/tap.log")
+t_all=$(ls "$WORK/src/test/t/"*.pl | wc -l)
+if [ "$t_ok" -ne "$t_all" ]; then
+    tail -40 "$LOGS/tap.log"
+    cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null || true
+fi
+count tap "$t_ok" $((t_all - t_ok))
+
+echo "RESULT: passed=$passed failed=$failed (${summary[*]})"
+[ "$failed" -eq 0 ]
