@@ -26,3 +26,6 @@ SELECT count(*) > 0 AS readable FROM safe_migrate.history;
 RESET search_path;
 RESET ROLE;
 SELECT version, status, sqlstate FROM safe_migrate.history WHERE version LIKE 'alice-%' ORDER BY id;
+-- Roles are cluster-wide: leave none behind.
+DROP SCHEMA alice_space CASCADE;
+DROP ROLE sm_alice;

@@ -335,8 +335,11 @@ char *drop_new_invalid_indexes(List *before)
             ErrorData *edata = CopyErrorData();
             FlushErrorState();
             AbortCurrentTransaction();
-            appendStringInfo(&problems, "%sinvalid index %s could not be dropped: %s",
-                             problems.len ? "; " : "", idx->name, edata->message);
+            appendStringInfo(&problems,
+                             "%sThe invalid index %s could not be dropped (%s); drop it with "
+                             "DROP INDEX CONCURRENTLY %s once the sessions holding locks on its "
+                             "table are done.",
+                             problems.len ? " " : "", idx->name, edata->message, idx->name);
         }
         PG_END_TRY();
     }
@@ -609,12 +612,7 @@ void do_apply(void)
         bool isnull;
         id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
-    /* Losing this row in a crash loses nothing: the migration's own commit
-     * flushes the WAL that holds it. */
-    char *sync_commit = pstrdup(GetConfigOption("synchronous_commit", false, false));
-    SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
     end_history_xact(&e);
-    SetConfigOption("synchronous_commit", sync_commit, PGC_USERSET, PGC_S_SESSION);
 
     RunOutcome outcome = execute_script(prepared.up);
     if (outcome.error) {

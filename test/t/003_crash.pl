@@ -2,12 +2,22 @@
 # Copyright: safe_migrate authors
 #
 # Crash safety: a migration interrupted by a server crash leaves no partial
-# effects, its attempt is visible as 'interrupted' in safe_migrate.history,
-# and the version can be applied afterwards (exactly once).
+# effects, and the version can be applied afterwards (exactly once).
+#
+# The history row follows the path the migration took:
+#  - a migration whose statements all share one transaction runs in the
+#    caller's backend and writes its row in that same transaction: a crash
+#    rolls back the migration and its row together, so no row is left (and
+#    no row says 'running' while it runs);
+#  - a migration that needs a background runner (here: CREATE INDEX
+#    CONCURRENTLY) commits a 'running' row first; after a crash the history
+#    shows that attempt as 'interrupted'.
 #
 #   crash-1: immediate shutdown of the whole server while the migration runs
 #   crash-2: kill -9 of only the process executing the migration's statement
 #            (the postmaster then restarts every backend)
+#   crash-3: as crash-2, with a script that also builds an index
+#            concurrently, so it cannot run in the caller's transaction
 use strict;
 use warnings;
 
@@ -20,7 +30,12 @@ my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n"
-	  . "restart_after_crash = on\n");
+	  . "restart_after_crash = on\n"
+	  # A crash must not lose the record of a running migration, however
+	  # late the WAL writer flushes asynchronously committed transactions;
+	  # a long delay makes a record committed asynchronously (and so lost
+	  # in a crash) show up every time rather than now and then.
+	  . "wal_writer_delay = '10s'\n");
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE EXTENSION safe_migrate;');
@@ -52,9 +67,17 @@ my $sleeping_query =
 
 sub wait_until_sleeping
 {
-	my ($name) = @_;
+	my ($name, $running_row) = @_;
 	ok($node->poll_query_until('postgres', "SELECT count(*) > 0 $sleeping_query"),
 		"$name: the migration is visibly running (in pg_sleep)");
+	is( $node->safe_psql(
+			'postgres',
+			"SELECT string_agg(status, ',' ORDER BY id) FROM safe_migrate.history "
+			  . "WHERE version = '$name'"),
+		$running_row ? 'running' : '',
+		$running_row
+		? "$name: while it runs, the history shows the attempt as 'running'"
+		: "$name: its row is not visible before it commits");
 }
 
 # The background psql must fail (its server went away), not hang.
@@ -92,12 +115,15 @@ sub table_rows_of
 # The post-crash checks and the re-application, for one version.
 sub check_after_crash
 {
-	my ($name, $table) = @_;
+	my ($name, $table, $runner) = @_;
+	my $before = $runner ? 'interrupted,' : '';
 
 	is(table_exists($table), 'f',
 		"$name: table $table does not exist (no partial effects)");
-	is(history_of($name), 'interrupted',
-		"$name: the history shows exactly one attempt, 'interrupted'");
+	is(history_of($name), $runner ? 'interrupted' : '',
+		$runner
+		? "$name: the history shows exactly one attempt, 'interrupted'"
+		: "$name: the attempt and its row were rolled back together");
 
 	# A version whose attempt was interrupted is not applied: it may be
 	# applied again, even with a different script.
@@ -105,10 +131,10 @@ sub check_after_crash
 		"SELECT status FROM migrate_apply('CREATE TABLE $table (id int);', '$name')");
 	is($status, 'applied', "$name: applying the version again succeeds");
 	is(table_exists($table), 't', "$name: table $table exists now");
-	is(table_rows_of($name), 'interrupted,applied',
-		"$name: safe_migrate.migrations has exactly two rows: interrupted, applied");
-	is(history_of($name), 'interrupted,applied',
-		"$name: the history shows interrupted, then applied");
+	is(table_rows_of($name), "${before}applied",
+		"$name: safe_migrate.migrations has the rows ${before}applied");
+	is(history_of($name), "${before}applied",
+		"$name: the history shows ${before}applied");
 
 	# Applying it once more is a no-op.
 	is( $node->safe_psql(
@@ -116,7 +142,7 @@ sub check_after_crash
 			"SELECT status FROM migrate_apply('CREATE TABLE $table (id int);', '$name')"),
 		'already_applied',
 		"$name: applying the version a third time is a no-op");
-	is(table_rows_of($name), 'interrupted,applied', "$name: still exactly two rows");
+	is(table_rows_of($name), "${before}applied", "$name: no row added");
 }
 
 # ---------------------------------------------------------------------------
@@ -126,13 +152,13 @@ sub check_after_crash
 	my ($out, $err);
 	my $h = start_migration('CREATE TABLE crash_t (id int); SELECT pg_sleep(60);',
 		'crash-1', \$out, \$err);
-	wait_until_sleeping('crash-1');
+	wait_until_sleeping('crash-1', 0);
 
 	$node->stop('immediate');
 	check_client_failed('crash-1', $h, \$err);
 	$node->start;
 
-	check_after_crash('crash-1', 'crash_t');
+	check_after_crash('crash-1', 'crash_t', 0);
 }
 
 # ---------------------------------------------------------------------------
@@ -143,7 +169,7 @@ sub check_after_crash
 	my ($out, $err);
 	my $h = start_migration('CREATE TABLE crash2_t (id int); SELECT pg_sleep(60);',
 		'crash-2', \$out, \$err);
-	wait_until_sleeping('crash-2');
+	wait_until_sleeping('crash-2', 0);
 
 	my $victim = $node->safe_psql('postgres', "SELECT pid $sleeping_query");
 	like($victim, qr/^\d+$/, 'crash-2: exactly one process runs the migration statement');
@@ -162,7 +188,7 @@ sub check_after_crash
 	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
 		'crash-2: the server accepts connections again');
 
-	check_after_crash('crash-2', 'crash2_t');
+	check_after_crash('crash-2', 'crash2_t', 0);
 
 	# crash-1's history is untouched by the second crash and its recovery.
 	is(table_rows_of('crash-1'), $crash1_rows_before,
@@ -183,7 +209,7 @@ sub check_after_crash
 		'CREATE TABLE crash3_t (id int); SELECT pg_sleep(60); '
 		  . 'CREATE INDEX CONCURRENTLY crash3_t_id ON crash3_t (id);',
 		'crash-3', \$out, \$err);
-	wait_until_sleeping('crash-3');
+	wait_until_sleeping('crash-3', 1);
 
 	my $victim = $node->safe_psql('postgres', "SELECT pid $sleeping_query");
 	like($victim, qr/^\d+$/, 'crash-3: exactly one process runs the migration statement');
@@ -200,7 +226,7 @@ sub check_after_crash
 	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
 		'crash-3: the server accepts connections again');
 
-	check_after_crash('crash-3', 'crash3_t');
+	check_after_crash('crash-3', 'crash3_t', 1);
 	is( $node->safe_psql(
 			'postgres',
 			'SELECT string_agg(version || \':\' || status, \',\' ORDER BY id) FROM safe_migrate.migrations '
