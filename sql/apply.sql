@@ -139,6 +139,17 @@ SELECT version, status, statements
 SELECT length(script) > 10 * 1024 * 1024 AS stored FROM safe_migrate.migrations WHERE version = 'big';
 SELECT big();
 
+-- WARNINGs raised by the statements reach the caller and are kept in the
+-- result and the history, on both paths.
+SELECT version, status, warnings FROM migrate_apply($sql$
+DO $d$ BEGIN RAISE WARNING 'careful: %', 'in the caller'; END $d$;
+$sql$, 'warn-1');
+SELECT version, status, warnings FROM migrate_apply($sql$
+DO $d$ BEGIN RAISE WARNING 'careful: %', 'in the runner'; END $d$;
+VACUUM users;
+$sql$, 'warn-2');
+SELECT version, warnings FROM safe_migrate.history WHERE version LIKE 'warn-%' ORDER BY id;
+
 -- The history.
 SELECT version, description, status, statements, lock_retries, applied_by = current_user AS by_me,
        duration >= '0'::interval AS timed, has_down

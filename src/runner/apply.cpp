@@ -321,6 +321,8 @@ List *run_in_background(const Request *req, bool withdraw_xmin)
     return rows;
 }
 
+Datum warnings_datum(const ResultRow *row);
+
 /* ---------------- the in-caller path ---------------- */
 
 /*
@@ -418,6 +420,21 @@ ErrorData *in_subtransaction(Fn fn)
     return failure;
 }
 
+/* WARNINGs raised by the migration's statements, for its result row */
+List *caller_warnings;
+emit_log_hook_type saved_emit_log_hook;
+
+void collect_caller_warning(ErrorData *edata)
+{
+    if (edata->elevel == WARNING && edata->message != nullptr) {
+        MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+        caller_warnings = lappend(caller_warnings, pstrdup(edata->message));
+        MemoryContextSwitchTo(old);
+    }
+    if (saved_emit_log_hook)
+        saved_emit_log_hook(edata);
+}
+
 ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, bool disposable)
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
@@ -495,6 +512,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     ErrorData *failure;
     for (;;) {
         int *current_ptr = &current;
+        caller_warnings = NIL;
+        saved_emit_log_hook = emit_log_hook;
+        emit_log_hook = collect_caller_warning;
         failure = in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
             (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout_ms), PGC_USERSET,
@@ -506,6 +526,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             }
             AtEOXact_GUC(true, nest);
         });
+        emit_log_hook = saved_emit_log_hook;
         if (failure == nullptr)
             break;
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
@@ -545,10 +566,12 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* record it, in the migration's own transaction */
     elevate(&e);
     {
-        Oid types[9] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID, TEXTOID,
-                        TEXTOID, TIMESTAMPTZOID, INT4OID, INT4OID};
-        Datum values[9];
-        char nulls[10] = "         ";
+        Oid types[10] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID, TEXTOID,
+                         TEXTOID, TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID};
+        Datum values[10];
+        char nulls[11] = "          ";
+        ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
+                                  prepared->checksum, caller_warnings);
         auto text_or_null = [&](const char *v, int i) -> Datum {
             if (v == nullptr) {
                 nulls[i] = 'n';
@@ -565,17 +588,19 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         values[6] = TimestampTzGetDatum(started);
         values[7] = Int32GetDatum(n);
         values[8] = Int32GetDatum(retries);
+        values[9] = warnings_datum(row);
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
-                "down_script, applied_by, started_at, statements, lock_retries, status, "
-                "finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, 'applied', "
+                "down_script, applied_by, started_at, statements, lock_retries, warnings, status, "
+                "finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, 'applied', "
                 "clock_timestamp())",
-                9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+                10, types, values, nulls, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "could not record migration \"%s\"", prepared->version);
     }
     unelevate(&e);
     SPI_finish();
-    return make_row(prepared->version, "applied", n, retries, started, prepared->checksum, NIL);
+    return make_row(prepared->version, "applied", n, retries, started, prepared->checksum,
+                    caller_warnings);
 }
 
 Datum warnings_datum(const ResultRow *row)
