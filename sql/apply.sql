@@ -150,6 +150,24 @@ VACUUM users;
 $sql$, 'warn-2');
 SELECT version, warnings FROM safe_migrate.history WHERE version LIKE 'warn-%' ORDER BY id;
 
+-- Cancelling the caller (here: its statement_timeout) stops the migration.
+-- On the runner path the runner is terminated and its attempt shows as
+-- interrupted; on the in-caller path the attempt is recorded as failed.
+SET statement_timeout = '1s';
+SELECT * FROM migrate_apply('CREATE TABLE cancelled_a (id int); SELECT pg_sleep(30); VACUUM users;', 'cancel-runner');
+SELECT * FROM migrate_apply('CREATE TABLE cancelled_b (id int); SELECT pg_sleep(30);', 'cancel-caller');
+RESET statement_timeout;
+DO $$
+BEGIN   -- wait for the terminated runner to be gone
+    FOR i IN 1..3000 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner');
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT version, status, sqlstate FROM safe_migrate.history WHERE version LIKE 'cancel-%' ORDER BY id;
+SELECT to_regclass('cancelled_a') AS cancelled_a, to_regclass('cancelled_b') AS cancelled_b;
+
 -- The history.
 SELECT version, description, status, statements, lock_retries, applied_by = current_user AS by_me,
        duration >= '0'::interval AS timed, has_down
