@@ -5,7 +5,7 @@ MODULE_big = safe_migrate
 DATA = $(wildcard sql/safe_migrate--*.sql)
 
 CORE_SRCS = $(wildcard src/core/*.cpp)
-PG_SRCS = src/safe_migrate.cpp $(wildcard src/pg/*.cpp) $(wildcard src/runner/*.cpp)
+PG_SRCS = src/safe_migrate.cpp $(wildcard src/pg/*.cpp) $(wildcard src/runner/*.cpp) $(wildcard src/policy/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -13,7 +13,7 @@ PG_CXXFLAGS = -std=c++17 -Wno-register -fno-omit-frame-pointer
 SHLIB_LINK = -lstdc++
 
 # pg_regress suites (sql/, expected/)
-REGRESS = boundary apply rollback privileges
+REGRESS = boundary apply rollback privileges policy
 REGRESS_OPTS = --load-extension=plpgsql
 # isolation specs (test/isolation/specs, test/isolation/expected)
 ISOLATION = concurrent_apply lock_queue

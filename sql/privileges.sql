@@ -10,7 +10,7 @@ SELECT version, status FROM migrate_apply('CREATE TABLE mine (id int);', 'alice-
 SELECT tableowner FROM pg_tables WHERE tablename = 'mine';
 SELECT applied_by FROM safe_migrate.history WHERE version = 'alice-1';
 -- What sm_alice cannot do directly she cannot do through a migration.
-SELECT * FROM migrate_apply('DROP TABLE public.admin_only;', 'alice-2');
+SELECT * FROM migrate_apply('ALTER TABLE public.admin_only ADD COLUMN mine int;', 'alice-2');
 SELECT * FROM migrate_apply('CREATE TABLE public.not_yours (id int);', 'alice-3');
 SELECT * FROM migrate_apply('ALTER SYSTEM SET work_mem = ''1GB'';', 'alice-4');
 -- The extension's state is not hers to touch.
@@ -19,13 +19,45 @@ VALUES ('forged', 'x', 'x', 'applied', 'sm_alice');
 UPDATE safe_migrate.migrations SET status = 'rolled_back';
 DELETE FROM safe_migrate.migrations;
 SELECT count(*) FROM safe_migrate.migrations;
-DROP TABLE safe_migrate.migrations;
+ALTER TABLE safe_migrate.migrations DISABLE TRIGGER ALL;
+-- The safe-DDL policy holds for her too, and she cannot turn it off.
+SELECT * FROM migrate_apply('DROP TABLE mine;', 'alice-5');
+SELECT * FROM migrate_apply(E'-- safe_migrate:allow ban-drop-table she says so\nDROP TABLE mine;', 'alice-6');
+SET safe_migrate.policy = off;
+SET LOCAL safe_migrate.policy = off;
+SET safe_migrate.rule_levels = 'ban-drop-table=off';
+SET safe_migrate.large_table_rows = 1000000000;
+ALTER ROLE sm_alice SET safe_migrate.policy = off;
+CREATE FUNCTION policy_off() RETURNS int LANGUAGE sql SET safe_migrate.policy = off AS 'SELECT 1';
+DO $$ BEGIN PERFORM set_config('safe_migrate.policy', 'off', false); END $$;
+ALTER EVENT TRIGGER safe_migrate_ddl_command_start DISABLE;
+DROP EVENT TRIGGER safe_migrate_ddl_command_start;
+SET session_replication_role = replica;
+DROP TABLE mine;
 SELECT safe_migrate.boundary_selftest('pg_value');
 -- She can read the history (without scripts).
 SELECT count(*) > 0 AS readable FROM safe_migrate.history;
 RESET search_path;
 RESET ROLE;
 SELECT version, status, sqlstate FROM safe_migrate.history WHERE version LIKE 'alice-%' ORDER BY id;
+-- A member of safe_migrate_admin may change the policy and override a rule,
+-- explicitly; the override and its reason are recorded with her name.
+CREATE ROLE sm_bob IN ROLE safe_migrate_admin;
+GRANT ALL ON SCHEMA alice_space TO sm_bob;
+SET ROLE sm_bob;
+SET safe_migrate.policy = warn;
+RESET safe_migrate.policy;
+SELECT version, status FROM migrate_apply($$
+-- safe_migrate:allow ban-drop-table bob moved the data elsewhere
+CREATE TABLE alice_space.bobs (id int);
+$$, 'bob-1');
+SELECT version, status FROM migrate_apply($$
+-- safe_migrate:allow ban-drop-table bob moved the data elsewhere
+DROP TABLE alice_space.bobs;
+$$, 'bob-2');
+RESET ROLE;
+SELECT version, overrides #>> '{0,role}' AS role, overrides #>> '{0,reason}' AS reason
+  FROM safe_migrate.history WHERE version LIKE 'bob-%' ORDER BY id;
 -- Roles are cluster-wide: leave none behind.
 DROP SCHEMA alice_space CASCADE;
-DROP ROLE sm_alice;
+DROP ROLE sm_alice, sm_bob;

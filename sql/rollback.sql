@@ -1,11 +1,13 @@
 -- migrate_rollback: stored down scripts, newest first.
 SELECT version, status FROM migrate_apply($sql$
+-- safe_migrate:allow ban-drop-table the down script drops what the up script created
 -- migrate:up
 CREATE TABLE rb_a (id int);
 -- migrate:down
 DROP TABLE rb_a;
 $sql$, 'rb-1');
 SELECT version, status FROM migrate_apply($sql$
+-- safe_migrate:allow ban-drop-column the down script drops the column the up script added
 -- migrate:up
 ALTER TABLE rb_a ADD COLUMN note text;
 CREATE INDEX CONCURRENTLY rb_a_note ON rb_a (note);
@@ -14,6 +16,7 @@ DROP INDEX CONCURRENTLY rb_a_note;
 ALTER TABLE rb_a DROP COLUMN note;
 $sql$, 'rb-2');
 SELECT version, status FROM migrate_apply($sql$
+-- safe_migrate:allow ban-drop-table the down script drops what the up script created
 -- migrate:up
 CREATE TABLE rb_c (id int);
 -- migrate:down
@@ -28,11 +31,23 @@ SELECT version, status, statements FROM migrate_rollback('rb-1');
 SELECT attname FROM pg_attribute WHERE attrelid = 'rb_a'::regclass AND attnum > 0 ORDER BY attnum;
 -- A rolled back version can be applied again.
 SELECT version, status FROM migrate_apply($sql$
+-- safe_migrate:allow ban-drop-table the down script drops what the up script created
 -- migrate:up
 CREATE TABLE rb_c (id int);
 -- migrate:down
 DROP TABLE rb_c;
 $sql$, 'rb-3');
+-- The safe-DDL policy applies to down scripts too: without its directive
+-- this one may not drop the table.
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+CREATE TABLE rb_d (id int);
+-- migrate:down
+DROP TABLE rb_d;
+$sql$, 'rb-3b');
+SELECT * FROM migrate_rollback();
+SELECT version, status FROM safe_migrate.history WHERE version = 'rb-3b';
+SELECT overrides FROM safe_migrate.history WHERE version = 'rb-3' AND status = 'rolled_back';
 -- Unknown target.
 SELECT * FROM migrate_rollback('no-such-version');
 -- A migration without a down script stops the rollback before anything is undone.

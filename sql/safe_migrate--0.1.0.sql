@@ -110,6 +110,78 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migrate_rollback(text) IS
 'undo the last applied migration, or every migration applied after to_version, newest first';
 
+-- ---------------------------------------------------------------------
+-- The safe-DDL policy
+-- ---------------------------------------------------------------------
+
+-- Settings that weaken the policy are superuser-only (PGC_SUSET); members of
+-- safe_migrate_admin may set them too.
+GRANT SET ON PARAMETER safe_migrate.policy TO safe_migrate_admin;
+GRANT SET ON PARAMETER safe_migrate.rule_levels TO safe_migrate_admin;
+GRANT SET ON PARAMETER safe_migrate.large_table_rows TO safe_migrate_admin;
+GRANT SET ON PARAMETER safe_migrate.large_table_bytes TO safe_migrate_admin;
+
+-- Every DDL statement of every session of this database.
+CREATE TABLE safe_migrate.ddl_log (
+    id                bigserial PRIMARY KEY,
+    logged_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    role_name         name NOT NULL,
+    command_tag       text NOT NULL,
+    object_type       text,
+    object_identity   text,
+    statement         text,
+    managed           boolean NOT NULL,   -- run by migrate_apply / migrate_rollback
+    migration_version text,
+    in_extension      boolean NOT NULL DEFAULT false
+);
+REVOKE ALL ON safe_migrate.ddl_log FROM PUBLIC;
+GRANT SELECT ON safe_migrate.ddl_log TO safe_migrate_admin;
+SELECT pg_catalog.pg_extension_config_dump('safe_migrate.ddl_log', '');
+SELECT pg_catalog.pg_extension_config_dump('safe_migrate.ddl_log_id_seq', '');
+
+CREATE FUNCTION migrate_drift(
+    since timestamptz DEFAULT NULL,
+    OUT logged_at timestamptz, OUT role_name name, OUT command_tag text,
+    OUT object_type text, OUT object_identity text, OUT statement text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT logged_at, role_name, command_tag, object_type, object_identity, statement
+      FROM safe_migrate.ddl_log
+     WHERE NOT managed AND NOT in_extension AND (since IS NULL OR logged_at >= since)
+     ORDER BY id
+$$;
+COMMENT ON FUNCTION migrate_drift(timestamptz) IS
+'DDL that ran outside migrate_apply (schema drift), oldest first';
+REVOKE ALL ON FUNCTION migrate_drift(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION migrate_drift(timestamptz) TO safe_migrate_admin;
+
+CREATE FUNCTION safe_migrate.rules(
+    OUT rule text, OUT default_level text, OUT size_dependent boolean, OUT summary text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'safe_migrate_rules'
+LANGUAGE C STABLE STRICT;
+GRANT EXECUTE ON FUNCTION safe_migrate.rules() TO PUBLIC;
+
+CREATE FUNCTION safe_migrate.on_ddl_command_start() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'safe_migrate_ddl_command_start' LANGUAGE C;
+CREATE FUNCTION safe_migrate.on_table_rewrite() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'safe_migrate_table_rewrite' LANGUAGE C;
+CREATE FUNCTION safe_migrate.on_sql_drop() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'safe_migrate_sql_drop' LANGUAGE C;
+CREATE FUNCTION safe_migrate.on_ddl_command_end() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'safe_migrate_ddl_command_end' LANGUAGE C;
+
+CREATE EVENT TRIGGER safe_migrate_ddl_command_start ON ddl_command_start
+    EXECUTE FUNCTION safe_migrate.on_ddl_command_start();
+CREATE EVENT TRIGGER safe_migrate_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION safe_migrate.on_table_rewrite();
+CREATE EVENT TRIGGER safe_migrate_sql_drop ON sql_drop
+    EXECUTE FUNCTION safe_migrate.on_sql_drop();
+CREATE EVENT TRIGGER safe_migrate_ddl_command_end ON ddl_command_end
+    EXECUTE FUNCTION safe_migrate.on_ddl_command_end();
+
 -- Exercises the C++/PostgreSQL error boundary (used by the regression tests).
 CREATE FUNCTION safe_migrate.boundary_selftest(kind text)
 RETURNS text

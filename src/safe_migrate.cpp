@@ -8,6 +8,7 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include "policy/policy.hpp"
 #include "runner/runner.hpp"
 
 extern "C" {
@@ -43,6 +44,9 @@ void _PG_init(void)
         "Later retries wait exponentially longer (up to 100 times this), with random jitter.",
         &runner::lock_retry_delay_ms, 100, 1, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
+
+    policy::define_settings();
+    policy::install_hooks();
 
     MarkGUCPrefixReserved("safe_migrate");
 }

@@ -46,6 +46,18 @@ std::string bare(const std::string& qualified)
     return b;
 }
 
+/* A name made of the user's names ("users_email_key"): their quotes dropped, and
+ * quoted as a whole when it is not a plain identifier ("Full Name" has a space). */
+std::string derived(std::string name)
+{
+    name.erase(std::remove(name.begin(), name.end(), '"'), name.end());
+    bool plain = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                 std::all_of(name.begin(), name.end(), [](char ch) {
+                     return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+                 });
+    return plain ? name : "\"" + name + "\"";
+}
+
 std::string size_of(const TableFacts& t)
 {
     return format_rows(t.rows) + " rows, " + format_bytes(t.bytes);
@@ -60,8 +72,9 @@ std::string lock_detail(std::string_view what, LockMode mode, const std::string&
                         std::string_view duration)
 {
     std::string out(what);
-    out += " takes an ";
-    out += lock_name(mode);
+    std::string_view name = lock_name(mode);
+    out += name.front() == 'A' || name.front() == 'E' ? " takes an " : " takes a ";
+    out += name;
     out += " lock on " + table + " ";
     out += duration;
     out += ": ";
@@ -72,7 +85,7 @@ std::string lock_detail(std::string_view what, LockMode mode, const std::string&
 
 std::string not_null_sequence(const StatementFacts& f, const std::string& column)
 {
-    std::string c = bare(f.table.name) + "_" + bare(column) + "_not_null";
+    std::string c = derived(bare(f.table.name) + "_" + bare(column) + "_not_null");
     const std::string& t = f.table.name;
     return "ALTER TABLE " + t + " ADD CONSTRAINT " + c + " CHECK (" + column +
            " IS NOT NULL) NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c +
@@ -116,7 +129,7 @@ const Rule kRules[] = {
                  std::string(lock_blocks(LockMode::AccessExclusive)) + ".",
              "Add the column in steps: ALTER TABLE " + t + " ADD COLUMN " + f.column + " " +
                  or_default(f.column_type, "<type>") +
-                 "; fill it in batches (migrate_backfill); then " +
+                 "; fill it in batches (a procedure that commits after each batch, run by CALL); then " +
                  not_null_sequence(f, f.column) +
                  " Or give it a constant DEFAULT, which PostgreSQL adds without a rewrite."};
      }},
@@ -125,9 +138,9 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::AddForeignKey && !f.not_valid; },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
-         std::string c = or_default(f.constraint, bare(t) + "_" +
-                                                      (f.columns.empty() ? "fk" : f.columns[0]) +
-                                                      "_fkey");
+         std::string c = or_default(f.constraint, derived(bare(t) + "_" +
+                                                              (f.columns.empty() ? "fk" : f.columns[0]) +
+                                                              "_fkey"));
          return Explanation{
              head("adding-foreign-key-constraint",
                   "FOREIGN KEY without NOT VALID on " + on_table(f)),
@@ -185,7 +198,7 @@ const Rule kRules[] = {
                          "while it copies every row and rebuilds every index"),
              "Change the type in steps: ALTER TABLE " + t + " ADD COLUMN " + col + "_new " +
                  or_default(f.column_type, "<new type>") +
-                 "; keep it in sync with a trigger; fill it in batches (migrate_backfill); "
+                 "; keep it in sync with a trigger; fill it in batches (a procedure that commits after each batch, run by CALL); "
                  "switch the application to " + col + "_new; drop " + col +
                  " and rename. Type changes that need no rewrite (varchar(n) to a longer "
                  "varchar or to text, a larger numeric precision) are allowed as they are."};
@@ -205,7 +218,7 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::AddCheck && !f.not_valid; },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
-         std::string c = or_default(f.constraint, bare(t) + "_check");
+         std::string c = or_default(f.constraint, derived(bare(t) + "_check"));
          return Explanation{
              head("constraint-missing-not-valid", "CHECK without NOT VALID on " + on_table(f)),
              lock_detail("Adding it", LockMode::AccessExclusive, t, "while every row is checked"),
@@ -221,7 +234,7 @@ const Rule kRules[] = {
      },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
-         std::string c = or_default(f.constraint, bare(t) + "_" + join(f.columns, "_") + "_key");
+         std::string c = or_default(f.constraint, derived(bare(t) + "_" + join(f.columns, "_") + "_key"));
          return Explanation{
              head("disallowed-unique-constraint",
                   "constraint building a unique index on " + on_table(f)),
@@ -240,10 +253,11 @@ const Rule kRules[] = {
          const std::string& t = f.table.name;
          return Explanation{
              head("foreign-key-missing-index",
-                  "no index on " + t + " (" + join(f.columns) + ") for its FOREIGN KEY"),
+                  "no index on " + on_table(f) + " for its FOREIGN KEY (" + join(f.columns) +
+                      ")"),
              "Every DELETE or key UPDATE on " + or_default(f.referenced_table, "the referenced table") +
                  " scans " + t + " (" + size_of(f.table) + ") to check for referencing rows.",
-             "CREATE INDEX CONCURRENTLY " + bare(t) + "_" + join(f.columns, "_") + "_idx ON " + t +
+             "CREATE INDEX CONCURRENTLY " + derived(bare(t) + "_" + join(f.columns, "_") + "_idx") + " ON " + t +
                  " (" + join(f.columns) + ");"};
      }},
     {"large-unbatched-dml", Level::Error, false,
@@ -260,8 +274,9 @@ const Rule kRules[] = {
              f.is_delete
                  ? "Delete in batches of a few thousand rows by key range, each committed on its "
                    "own (a procedure with COMMIT, run by CALL in its own migration)."
-                 : "Run it as a background backfill that works in batches by primary key: SELECT "
-                   "migrate_backfill('" + t + "', '<set clause>', '<where clause>');"};
+                 : "Update " + t + " in batches of a few thousand rows by primary key, each "
+                   "committed on its own: a procedure that COMMITs after each batch, run by "
+                   "CALL in a migration of its own."};
      }},
     {"renaming-column", Level::Error, false, "RENAME COLUMN of an existing table",
      [](const StatementFacts& f) { return f.action == Action::RenameColumn; },
@@ -278,12 +293,16 @@ const Rule kRules[] = {
     {"renaming-table", Level::Error, false, "RENAME of an existing table",
      [](const StatementFacts& f) { return f.action == Action::RenameTable; },
      [](const StatementFacts& f) {
+         /* RENAME TO keeps the schema; the view must name the table there, not by search_path */
+         auto dot = f.table.name.rfind('.');
+         std::string renamed = (dot == std::string::npos ? "" : f.table.name.substr(0, dot + 1)) +
+                               f.new_name;
          return Explanation{
              head("renaming-table", "RENAME TO " + f.new_name + " on " + on_table(f)),
              "Application code that uses " + f.table.name + " fails as soon as this commits.",
              "Rename it and leave a view under the old name until the application has moved: "
              "ALTER TABLE " + f.table.name + " RENAME TO " + f.new_name + "; CREATE VIEW " +
-                 f.table.name + " AS SELECT * FROM " + f.new_name + ";"};
+                 f.table.name + " AS SELECT * FROM " + renamed + ";"};
      }},
     {"require-concurrent-index-creation", Level::Error, true,
      "CREATE INDEX without CONCURRENTLY on a large table",
@@ -313,13 +332,15 @@ const Rule kRules[] = {
      "REINDEX without CONCURRENTLY on a large table",
      [](const StatementFacts& f) { return f.action == Action::Reindex && !f.concurrently; },
      [](const StatementFacts& f) {
-         std::string target = f.index.empty() ? "TABLE " + f.table.name : "INDEX " + f.index;
+         std::string kind = f.index.empty() ? "TABLE " : "INDEX ";
+         std::string name = f.index.empty() ? f.table.name : f.index;
+         std::string target = kind + name;
          return Explanation{
              head("require-concurrent-reindex", "REINDEX " + target + " without CONCURRENTLY on " +
                                                      on_table(f)),
              lock_detail("REINDEX", LockMode::Share, f.table.name,
                          "and locks the rebuilt indexes against every query using them"),
-             "REINDEX " + target + " CONCURRENTLY;"};
+             "REINDEX " + kind + "CONCURRENTLY " + name + ";"};
      }},
     {"set-tablespace", Level::Error, true, "ALTER TABLE ... SET TABLESPACE copies a large table",
      [](const StatementFacts& f) { return f.action == Action::SetTablespace; },
@@ -351,8 +372,9 @@ const Rule kRules[] = {
          if (f.rewrite_reasons & rewrite_reason::kDefaultValue) {
              why = "to fill a new column's volatile default (or identity / serial values)";
              hint = "Add the column without a default, set the default afterwards "
-                    "(ALTER TABLE " + f.table.name + " ALTER COLUMN <column> SET DEFAULT ...), "
-                    "and fill the existing rows in batches (migrate_backfill).";
+                    "(ALTER TABLE " + f.table.name + " ALTER COLUMN " + or_default(f.column, "<column>") +
+                    " SET DEFAULT ...), "
+                    "and fill the existing rows in batches (a procedure that commits after each batch, run by CALL).";
          } else if (f.rewrite_reasons & rewrite_reason::kPersistence) {
              why = "to change it between LOGGED and UNLOGGED";
              hint = "There is no online way to change persistence: copy into a new table in "
@@ -365,7 +387,7 @@ const Rule kRules[] = {
          } else {
              why = "";
              hint = "Make the change in steps that need no rewrite: a new column filled in "
-                    "batches (migrate_backfill), then swap.";
+                    "batches (a procedure that commits after each batch, run by CALL), then swap.";
          }
          return Explanation{
              head("table-rewrite", "statement rewrites " + on_table(f)),

@@ -4,6 +4,7 @@
 #include "core_bridge.hpp"
 
 #include "core/backoff.hpp"
+#include "core/policy.hpp"
 #include "core/script.hpp"
 #include "core/segments.hpp"
 
@@ -120,6 +121,110 @@ int lock_retry_delay_ms(int attempt, int base_ms) noexcept
         return core::backoff_delay_ms(attempt, policy, pg_prng_double(&pg_global_prng_state));
     } catch (...) {
         return 1000;
+    }
+}
+
+namespace {
+
+std::string str(const char *s) { return s ? std::string(s) : std::string(); }
+
+}  // namespace
+
+const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 large_bytes,
+                            const char *rule_levels, PolicyVerdict **verdicts,
+                            int *n_verdicts) noexcept
+{
+    try {
+        core::StatementFacts f;
+        f.action = static_cast<core::Action>(in->action);
+        f.table.name = str(in->table);
+        f.table.rows = in->rows;
+        f.table.bytes = in->bytes;
+        f.table.created_in_transaction = in->created_in_transaction;
+        f.column = str(in->column);
+        f.column_type = str(in->column_type);
+        f.constraint = str(in->constraint);
+        f.index = str(in->index);
+        f.new_name = str(in->new_name);
+        f.referenced_table = str(in->referenced_table);
+        f.expression = str(in->expression);
+        for (int i = 0; i < in->n_columns; i++)
+            f.columns.push_back(str(in->columns[i]));
+        f.not_null = in->not_null;
+        f.has_default = in->has_default;
+        f.not_valid = in->not_valid;
+        f.using_index = in->using_index;
+        f.concurrently = in->concurrently;
+        f.not_null_proven = in->not_null_proven;
+        f.fk_columns_indexed = in->fk_columns_indexed;
+        f.rewrite_reasons = in->rewrite_reasons;
+        f.type_change = in->type_change;
+        f.rows_affected = in->rows_affected;
+        f.is_delete = in->is_delete;
+
+        core::Thresholds t;
+        t.large_table_rows = large_rows;
+        t.large_table_bytes = large_bytes;
+        core::RuleLevels levels = core::parse_rule_levels(str(rule_levels));
+        std::vector<core::Verdict> found = core::evaluate(f, t, levels);
+
+        auto *out = static_cast<PolicyVerdict *>(alloc(sizeof(PolicyVerdict) * (found.size() + 1)));
+        for (size_t i = 0; i < found.size(); i++) {
+            out[i].rule = copy(found[i].rule);
+            out[i].level = static_cast<int>(found[i].level);
+            out[i].message = copy(found[i].message);
+            out[i].detail = copy(found[i].detail);
+            out[i].hint = copy(found[i].hint);
+        }
+        *verdicts = out;
+        *n_verdicts = static_cast<int>(found.size());
+        return nullptr;
+    } catch (const std::exception &e) {
+        return message_of(e);
+    } catch (...) {
+        return "unknown error while checking the safe-DDL policy";
+    }
+}
+
+const char *check_rule_levels(const char *spec) noexcept
+{
+    try {
+        (void) core::parse_rule_levels(str(spec));
+        return nullptr;
+    } catch (const std::exception &e) {
+        return message_of(e);
+    } catch (...) {
+        return "invalid rule levels";
+    }
+}
+
+bool is_known_rule(const char *name) noexcept
+{
+    try {
+        return name != nullptr && core::is_rule(name);
+    } catch (...) {
+        return false;
+    }
+}
+
+const RuleRow *rule_rows(int *n) noexcept
+{
+    *n = 0;
+    try {
+        const std::vector<core::RuleInfo> &all = core::rules();
+        auto *rows = static_cast<RuleRow *>(alloc(sizeof(RuleRow) * (all.size() + 1)));
+        for (size_t i = 0; i < all.size(); i++) {
+            rows[i].name = copy(all[i].name);
+            rows[i].default_level = all[i].default_level == core::Level::Error  ? "error"
+                                    : all[i].default_level == core::Level::Warn ? "warn"
+                                                                                : "off";
+            rows[i].size_dependent = all[i].size_dependent;
+            rows[i].summary = copy(all[i].summary);
+        }
+        *n = static_cast<int>(all.size());
+        return rows;
+    } catch (...) {
+        return nullptr;
     }
 }
 

@@ -46,4 +46,62 @@ const char *plan_segments(const int *classes, int n, SegmentPlan *out) noexcept;
  * from base_ms, capped at 100 * base_ms, with jitter. */
 int lock_retry_delay_ms(int attempt, int base_ms) noexcept;
 
+/* ---- the safe-DDL rules (core/policy.hpp) seen from PostgreSQL code ---- */
+
+/* Values of core::Action and core::Level, as int. */
+struct PolicyFacts {
+    int action;
+    const char *table;      /* as the user wrote it */
+    double rows;
+    int64 bytes;
+    bool created_in_transaction;
+    const char *column;
+    const char *column_type;
+    const char *constraint;
+    const char *index;
+    const char *new_name;
+    const char *referenced_table;
+    const char *expression;
+    int n_columns;
+    const char **columns;
+    bool not_null;
+    bool has_default;
+    bool not_valid;
+    bool using_index;
+    bool concurrently;
+    bool not_null_proven;
+    bool fk_columns_indexed;
+    int rewrite_reasons;
+    bool type_change;
+    double rows_affected;
+    bool is_delete;
+};
+
+struct PolicyVerdict {
+    char *rule;
+    int level; /* core::Level */
+    char *message;
+    char *detail;
+    char *hint;
+};
+
+/* Evaluate every rule; *verdicts is palloc'd.  Returns NULL or an error. */
+const char *evaluate_policy(const PolicyFacts *facts, double large_rows, int64 large_bytes,
+                            const char *rule_levels, PolicyVerdict **verdicts,
+                            int *n_verdicts) noexcept;
+
+/* NULL if the "rule=level, ..." spec is valid, else what is wrong. */
+const char *check_rule_levels(const char *spec) noexcept;
+
+bool is_known_rule(const char *name) noexcept;
+
+struct RuleRow {
+    char *name;
+    const char *default_level;
+    bool size_dependent;
+    char *summary;
+};
+/* The rule registry; palloc'd, *n rows (0 and NULL on failure). */
+const RuleRow *rule_rows(int *n) noexcept;
+
 }  // namespace safe_migrate::pg

@@ -15,6 +15,7 @@
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
+#include "policy/policy.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -510,6 +511,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     int attempt = 0;
     int current = 0;
     ErrorData *failure;
+    policy::begin_migration(prepared->version, prepared->n_allows, prepared->allow_rules,
+                            prepared->allow_reasons);
     for (;;) {
         int *current_ptr = &current;
         caller_warnings = NIL;
@@ -521,9 +524,12 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                                      PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
+                policy::migration.statement = texts[i];
                 if (SPI_execute(texts[i], false, 0) < 0)
                     elog(ERROR, "SPI_execute failed on statement %d", i + 1);
+                policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
+            policy::migration.statement = nullptr;
             AtEOXact_GUC(true, nest);
         });
         emit_log_hook = saved_emit_log_hook;
@@ -543,6 +549,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         break;
     }
 
+    char *overrides = policy::overrides_json();
+    policy::end_migration();
     if (failure) {
         SPI_finish();
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
@@ -566,10 +574,10 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* record it, in the migration's own transaction */
     elevate(&e);
     {
-        Oid types[10] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID, TEXTOID,
-                         TEXTOID, TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID};
-        Datum values[10];
-        char nulls[11] = "          ";
+        Oid types[11] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID,      TEXTOID, TEXTOID,
+                         TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID};
+        Datum values[11];
+        char nulls[12] = "           ";
         ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
                                   prepared->checksum, caller_warnings);
         auto text_or_null = [&](const char *v, int i) -> Datum {
@@ -589,12 +597,13 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         values[7] = Int32GetDatum(n);
         values[8] = Int32GetDatum(retries);
         values[9] = warnings_datum(row);
+        values[10] = CStringGetTextDatum(overrides);
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
-                "down_script, applied_by, started_at, statements, lock_retries, warnings, status, "
-                "finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, 'applied', "
-                "clock_timestamp())",
-                10, types, values, nulls, false, 0) != SPI_OK_INSERT)
+                "down_script, applied_by, started_at, statements, lock_retries, warnings, overrides, "
+                "status, finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, "
+                "$11::jsonb, 'applied', clock_timestamp())",
+                11, types, values, nulls, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "could not record migration \"%s\"", prepared->version);
     }
     unelevate(&e);
@@ -673,6 +682,7 @@ Datum apply_impl(FunctionCallInfo fcinfo)
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid migration script: %s", problem)));
+    policy::check_allowances(prepared.n_allows, prepared.allow_rules);
     bool needs_top_level = check_statements(prepared.up, "up section");
     if (prepared.down)
         (void) check_statements(prepared.down, "down section");
@@ -685,7 +695,17 @@ Datum apply_impl(FunctionCallInfo fcinfo)
 
     bool disposable = caller_snapshot_is_disposable();
     if (!needs_top_level && all_transactional(prepared.up)) {
-        ResultRow *row = run_in_caller(&req, &prepared, disposable);
+        ResultRow *volatile row = nullptr;
+        PG_TRY();
+        {
+            row = run_in_caller(&req, &prepared, disposable);
+        }
+        PG_CATCH();
+        {
+            policy::end_migration();
+            PG_RE_THROW();
+        }
+        PG_END_TRY();
         if (row != nullptr)
             return result_datum(fcinfo, row);
     }

@@ -114,9 +114,19 @@ char *statement_text(const char *script, const RawStmt *stmt)
     int start = stmt->stmt_location < 0 ? 0 : stmt->stmt_location;
     int len = stmt->stmt_len > 0 ? stmt->stmt_len : (int) strlen(script + start);
     const char *s = script + start;
-    while (len > 0 && isspace((unsigned char) *s)) {
-        s++;
-        len--;
+    /* the statement proper: without the blank lines and "--" comment lines
+     * the parser counts as its beginning (for display only) */
+    for (;;) {
+        while (len > 0 && isspace((unsigned char) *s)) {
+            s++;
+            len--;
+        }
+        if (len < 2 || s[0] != '-' || s[1] != '-')
+            break;
+        while (len > 0 && *s != '\n') {
+            s++;
+            len--;
+        }
     }
     while (len > 0 && (isspace((unsigned char) s[len - 1]) || s[len - 1] == ';'))
         len--;

@@ -22,6 +22,7 @@
 #include "classify.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
+#include "policy/policy.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -158,10 +159,11 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
                     const char *failed_statement)
 {
     Elevation e;
-    Oid types[10] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,
-                     TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID};
-    Datum values[10];
-    char nulls[11] = "          ";
+    Oid types[11] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,     TEXTOID,
+                     TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+    Datum values[11];
+    char nulls[12] = "           ";
+    char *overrides = policy::overrides_json();
 
     begin_history_xact(&e);
     values[0] = Int64GetDatum(id);
@@ -174,12 +176,13 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
     values[7] = text_or_null(err ? err->hint : nullptr, nulls, 7);
     values[8] = text_or_null(failed_statement, nulls, 8);
     values[9] = warnings_array();
+    values[10] = CStringGetTextDatum(overrides);
     if (SPI_execute_with_args(
             "UPDATE safe_migrate.migrations SET status = $2, finished_at = clock_timestamp(), "
             "statements = $3, lock_retries = $4, sqlstate = $5, error_message = $6, "
-            "error_detail = $7, error_hint = $8, failed_statement = $9, warnings = $10 "
-            "WHERE id = $1",
-            10, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+            "error_detail = $7, error_hint = $8, failed_statement = $9, warnings = $10, "
+            "overrides = $11::jsonb WHERE id = $1",
+            11, types, values, nulls, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "could not record the outcome of migration %lld", (long long) id);
     end_history_xact(&e);
 }
@@ -235,6 +238,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     bool snapshot_set = false;
 
     debug_query_string = stmt_text;
+    policy::migration.statement = query_string;
+    policy::migration.display = stmt_text;
     pgstat_report_activity(STATE_RUNNING, stmt_text);
     set_ps_display(GetCommandTagName(tag));
 
@@ -260,6 +265,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
+    if (policy::migration.active && (qc.commandTag == CMDTAG_UPDATE || qc.commandTag == CMDTAG_DELETE))
+        policy::check_large_dml(parsetree, (double) qc.nprocessed);
 
     /* plans and parse analysis must outlive commits done inside the
      * statement (CREATE INDEX CONCURRENTLY commits), hence our own context */
@@ -529,9 +536,13 @@ void send_result(const char *version, const char *status, int statements, int re
     pq_endmessage(&buf);
 }
 
-/* Send an error to the caller as the error it is, then end this worker. */
+/* Send an error to the caller as the error it is, then end this worker.
+ * The migration lock goes first, so that the caller's next migration does
+ * not find it still held. */
 pg_attribute_noreturn() void fail(ErrorData *edata)
 {
+    AbortOutOfAnyTransaction();
+    LockReleaseAll(USER_LOCKMETHOD, true);
     PG_TRY();
     {
         ReThrowError(edata);
@@ -614,6 +625,8 @@ void do_apply(void)
     }
     end_history_xact(&e);
 
+    policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
+                            prepared.allow_reasons);
     RunOutcome outcome = execute_script(prepared.up);
     if (outcome.error) {
         history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
@@ -679,6 +692,7 @@ struct RollbackTarget {
     int64 id;
     char *version;
     char *down;
+    char *script;
 };
 
 void do_rollback(void)
@@ -705,11 +719,11 @@ void do_rollback(void)
         bool isnull;
         Datum after[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
         Oid t8[1] = {INT8OID};
-        SPI_execute_with_args("SELECT id, version, down_script FROM safe_migrate.migrations "
+        SPI_execute_with_args("SELECT id, version, down_script, script FROM safe_migrate.migrations "
                               "WHERE status = 'applied' AND id > $1 ORDER BY id DESC",
                               1, t8, after, nullptr, true, 0);
     } else {
-        SPI_execute("SELECT id, version, down_script FROM safe_migrate.migrations "
+        SPI_execute("SELECT id, version, down_script, script FROM safe_migrate.migrations "
                     "WHERE status = 'applied' ORDER BY id DESC LIMIT 1",
                     true, 0);
     }
@@ -722,6 +736,7 @@ void do_rollback(void)
         t->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
         t->version = SPI_getvalue(tup, desc, 2);
         t->down = SPI_getvalue(tup, desc, 3);
+        t->script = SPI_getvalue(tup, desc, 4);
         targets = lappend(targets, t);
     }
     MemoryContextSwitchTo(old);
@@ -748,7 +763,19 @@ void do_rollback(void)
         TimestampTz started = GetCurrentTimestamp();
         list_free(collected_warnings);
         collected_warnings = NIL;
+        /* the stored script's "-- safe_migrate:allow" lines cover its down part */
+        pg::PreparedScript stored;
+        MemoryContext cxt = MemoryContextSwitchTo(migration_cxt);
+        const char *problem = pg::prepare_script(t->script, t->version, &stored);
+        MemoryContextSwitchTo(cxt);
+        if (problem == nullptr)
+            policy::begin_migration(t->version, stored.n_allows, stored.allow_rules,
+                                    stored.allow_reasons);
+        else
+            policy::begin_migration(t->version, 0, nullptr, nullptr);
         RunOutcome outcome = execute_script(t->down);
+        char *rollback_overrides = policy::overrides_json();
+        policy::end_migration();
         if (outcome.error) {
             MemoryContextSwitchTo(migration_cxt);
             outcome.error->context = psprintf("down script of migration \"%s\"%s%s", t->version,
@@ -757,13 +784,14 @@ void do_rollback(void)
             fail(outcome.error);
         }
         begin_history_xact(&e);
-        Oid types[2] = {INT8OID, TEXTOID};
-        Datum values[2] = {Int64GetDatum(t->id),
-                           CStringGetTextDatum(shared_string(request->applied_by_off))};
+        Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
+        Datum values[3] = {Int64GetDatum(t->id),
+                           CStringGetTextDatum(shared_string(request->applied_by_off)),
+                           CStringGetTextDatum(rollback_overrides)};
         SPI_execute_with_args("UPDATE safe_migrate.migrations SET status = 'rolled_back', "
-                              "rolled_back_at = clock_timestamp(), rolled_back_by = $2::name "
-                              "WHERE id = $1",
-                              2, types, values, nullptr, false, 0);
+                              "rolled_back_at = clock_timestamp(), rolled_back_by = $2::name, "
+                              "overrides = overrides || $3::jsonb WHERE id = $1",
+                              3, types, values, nullptr, false, 0);
         end_history_xact(&e);
         send_result(t->version, "rolled_back", outcome.statements_done, outcome.lock_retries,
                     started, nullptr);

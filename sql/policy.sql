@@ -1,0 +1,179 @@
+-- The safe-DDL policy, rule by rule: the unsafe statement on a large table
+-- (blocked, with its whole message), the same on a new table and on a small
+-- table (allowed), and the safe sequence (allowed, step by step).
+SET safe_migrate.large_table_rows = 1000;
+SET client_min_messages = notice;
+
+-- "large": 5,000 rows, analyzed; "small": 100 rows.  No autovacuum, so the
+-- statistics the rules read stay what this test made them.
+CREATE TABLE large (id int PRIMARY KEY, name text, qty int, note varchar(10))
+    WITH (autovacuum_enabled = false);
+INSERT INTO large SELECT g, 'n' || g, g, 'x' FROM generate_series(1, 5000) g;
+CREATE TABLE small (id int PRIMARY KEY, name text, qty int, note varchar(10))
+    WITH (autovacuum_enabled = false);
+INSERT INTO small SELECT g, 'n' || g, g, 'x' FROM generate_series(1, 100) g;
+ANALYZE large, small;
+SELECT rule, default_level, size_dependent FROM safe_migrate.rules();
+
+-- adding-required-field
+ALTER TABLE large ADD COLUMN required int NOT NULL;
+ALTER TABLE large ADD COLUMN required int NOT NULL DEFAULT 0;   -- constant default: metadata only
+ALTER TABLE large DROP COLUMN required;                          -- (ban-drop-column, see below)
+BEGIN;
+CREATE TABLE fresh (id int);
+INSERT INTO fresh VALUES (1);
+ALTER TABLE fresh ADD COLUMN required int NOT NULL;              -- new table: exempt (fails on its own)
+ROLLBACK;
+
+-- require-concurrent-index-creation
+CREATE INDEX large_name ON large (name);
+CREATE INDEX small_name ON small (name);
+BEGIN;
+CREATE TABLE fresh (id int, name text);
+CREATE INDEX fresh_name ON fresh (name);
+COMMIT;
+CREATE INDEX CONCURRENTLY large_name ON large (name);
+
+-- require-concurrent-index-deletion
+DROP INDEX large_name;
+DROP INDEX CONCURRENTLY large_name;
+DROP INDEX small_name;
+
+-- constraint-missing-not-valid
+ALTER TABLE large ADD CONSTRAINT qty_positive CHECK (qty > 0 AND name <> ')');
+ALTER TABLE small ADD CONSTRAINT qty_positive CHECK (qty > 0);
+ALTER TABLE large ADD CONSTRAINT qty_positive CHECK (qty > 0 AND name <> ')') NOT VALID;
+ALTER TABLE large VALIDATE CONSTRAINT qty_positive;
+ALTER TABLE large ADD COLUMN checked int CHECK (checked > 0);   -- inline: no NOT VALID possible
+
+-- adding-foreign-key-constraint and foreign-key-missing-index
+CREATE TABLE parent (id int PRIMARY KEY);
+INSERT INTO parent SELECT g FROM generate_series(1, 5000) g;
+ALTER TABLE large ADD CONSTRAINT large_qty_fkey FOREIGN KEY (qty) REFERENCES parent (id);
+ALTER TABLE large ADD CONSTRAINT large_qty_fkey FOREIGN KEY (qty) REFERENCES parent (id) NOT VALID;
+ALTER TABLE large VALIDATE CONSTRAINT large_qty_fkey;
+CREATE INDEX CONCURRENTLY large_id_qty ON large (id, qty);
+ALTER TABLE small ADD CONSTRAINT small_qty_fkey FOREIGN KEY (qty) REFERENCES parent (id);
+CREATE INDEX small_qty ON small (qty);
+ALTER TABLE small DROP CONSTRAINT small_qty_fkey;
+ALTER TABLE small ADD CONSTRAINT small_qty_fkey FOREIGN KEY (qty) REFERENCES parent (id);
+
+-- setting-not-null-field
+ALTER TABLE large ALTER COLUMN name SET NOT NULL;
+ALTER TABLE small ALTER COLUMN name SET NOT NULL;
+ALTER TABLE large ADD CONSTRAINT large_name_not_null CHECK (name IS NOT NULL) NOT VALID;
+ALTER TABLE large ALTER COLUMN name SET NOT NULL;                -- not validated yet: no proof
+ALTER TABLE large VALIDATE CONSTRAINT large_name_not_null;
+ALTER TABLE large ALTER COLUMN name SET NOT NULL;                -- proven: no scan, allowed
+ALTER TABLE large DROP CONSTRAINT large_name_not_null;
+
+-- disallowed-unique-constraint
+ALTER TABLE large ADD CONSTRAINT large_name_key UNIQUE (name);
+CREATE UNIQUE INDEX CONCURRENTLY large_name_key ON large (name);
+ALTER TABLE large ADD CONSTRAINT large_name_key UNIQUE USING INDEX large_name_key;
+ALTER TABLE small ADD CONSTRAINT small_name_key UNIQUE (name);
+
+-- changing-column-type: only when PostgreSQL really rewrites
+ALTER TABLE large ALTER COLUMN qty TYPE bigint;
+ALTER TABLE large ALTER COLUMN note TYPE varchar(20);            -- no rewrite: allowed
+ALTER TABLE large ALTER COLUMN note TYPE text;                   -- no rewrite: allowed
+ALTER TABLE small ALTER COLUMN qty TYPE bigint;
+
+-- table-rewrite: volatile defaults, identity and serial columns, persistence
+ALTER TABLE large ADD COLUMN created timestamptz DEFAULT clock_timestamp();
+ALTER TABLE large ADD COLUMN created timestamptz DEFAULT now();  -- stable: evaluated once, no rewrite
+ALTER TABLE large ADD COLUMN seq bigserial;
+ALTER TABLE large ADD COLUMN ident int GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE large SET UNLOGGED;
+ALTER TABLE small ADD COLUMN seq bigserial;
+
+-- set-tablespace (moving it to where it already is copies nothing: allowed;
+-- the rule itself needs a second tablespace, see the GoogleTest suite)
+ALTER TABLE large SET TABLESPACE pg_default;
+
+-- renaming-column, renaming-table
+ALTER TABLE large RENAME COLUMN name TO full_name;
+ALTER TABLE large RENAME TO larger;
+ALTER TABLE small RENAME COLUMN note TO remark;                  -- not size dependent: refused too
+BEGIN;
+CREATE TABLE fresh2 (id int, a int);
+ALTER TABLE fresh2 RENAME COLUMN a TO b;
+ALTER TABLE fresh2 RENAME TO fresh3;
+ROLLBACK;
+
+-- ban-drop-column, ban-drop-table, ban-truncate
+ALTER TABLE small DROP COLUMN note;
+DROP TABLE small;
+TRUNCATE small;
+BEGIN;
+CREATE TABLE fresh4 (id int, a int);
+ALTER TABLE fresh4 DROP COLUMN a;
+TRUNCATE fresh4;
+DROP TABLE fresh4;
+COMMIT;
+
+-- vacuum-full, cluster, require-concurrent-reindex
+VACUUM FULL large;
+VACUUM FULL small;
+VACUUM large;
+CLUSTER large USING large_pkey;
+REINDEX TABLE large;
+REINDEX INDEX large_pkey;
+REINDEX TABLE CONCURRENTLY large;
+REINDEX TABLE small;
+
+-- A table never analyzed is not small: its size comes from its pages.
+CREATE TABLE unanalyzed (id int, name text) WITH (autovacuum_enabled = false);
+INSERT INTO unanalyzed SELECT g, 'n' || g FROM generate_series(1, 5000) g;
+SELECT reltuples FROM pg_class WHERE relname = 'unanalyzed';
+CREATE INDEX unanalyzed_id ON unanalyzed (id);
+
+-- The levels: policy = warn reports the same text as a WARNING ...
+SET safe_migrate.policy = warn;
+CREATE INDEX large_qty ON large (qty);
+DROP INDEX large_qty;
+-- ... off checks nothing ...
+SET safe_migrate.policy = off;
+CREATE INDEX large_qty ON large (qty);
+RESET safe_migrate.policy;
+-- ... and per-rule levels.
+SET safe_migrate.rule_levels = 'require-concurrent-index-deletion=warn, foreign-key-missing-index=error';
+DROP INDEX large_qty;
+ALTER TABLE small DROP CONSTRAINT small_qty_fkey;
+DROP INDEX small_qty;
+ALTER TABLE small ADD CONSTRAINT small_qty_fkey FOREIGN KEY (qty) REFERENCES parent (id);
+SET safe_migrate.rule_levels = 'no-such-rule=off';
+SET safe_migrate.rule_levels = 'ban-drop-table=never';
+RESET safe_migrate.rule_levels;
+
+-- Inside migrate_apply the same rules hold; an administrator may override
+-- one rule explicitly, with a reason that lands in the history.
+SELECT * FROM migrate_apply('CREATE INDEX large_qty ON large (qty);', 'policy-1');
+SELECT version, status, statements FROM migrate_apply($$
+-- safe_migrate:allow require-concurrent-index-creation the table is quiet at night
+CREATE INDEX large_qty ON large (qty);
+$$, 'policy-2');
+SELECT version, status, overrides FROM safe_migrate.history WHERE version LIKE 'policy-%' ORDER BY id;
+-- an allowance covers its rule only
+SELECT * FROM migrate_apply($$
+-- safe_migrate:allow require-concurrent-index-creation the table is quiet at night
+CREATE INDEX large_name2 ON large (name);
+DROP TABLE small;
+$$, 'policy-3');
+SELECT * FROM migrate_apply(E'-- safe_migrate:allow no-such-rule because\nSELECT 1;', 'policy-4');
+
+-- The DDL log and drift: what ran outside migrate_apply.
+SELECT command_tag, object_identity, managed, migration_version
+  FROM safe_migrate.ddl_log WHERE object_identity LIKE '%large_qty%' ORDER BY id;
+SELECT command_tag, object_identity FROM migrate_drift()
+ WHERE object_identity LIKE 'public.large%' ORDER BY 1, 2 LIMIT 5;
+
+-- large-unbatched-dml: inside a migration, an UPDATE or DELETE of many rows
+-- in one transaction is refused with a pointer to the backfill.
+CREATE TABLE dml (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false);
+INSERT INTO dml SELECT g, g FROM generate_series(1, 5000) g;
+ANALYZE dml;
+SELECT * FROM migrate_apply('DELETE FROM dml WHERE id > 10;', 'policy-5');
+SELECT version, status FROM migrate_apply('UPDATE dml SET v = v + 1 WHERE id <= 500;', 'policy-6');
+UPDATE dml SET v = v + 1;   -- outside migrate_apply: not a migration, not checked
+SELECT * FROM migrate_apply('UPDATE dml SET v = v + 1;', 'policy-7');

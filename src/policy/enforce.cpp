@@ -1,0 +1,204 @@
+/*
+ * enforce.cpp — settings, the migration context and enforcement.
+ */
+#include "policy.hpp"
+#include "pg/errcodes.hpp"
+
+#include <climits>
+
+extern "C" {
+#include "catalog/pg_authid.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+}
+
+namespace safe_migrate::policy {
+
+int policy_mode = 2; /* enforce */
+char *rule_levels = nullptr;
+int large_table_rows = 100000;
+int large_table_kb = 100 * 1024;
+MigrationContext migration = {false, nullptr, NIL, nullptr, nullptr};
+
+/* Overrides used by the running migration (TopMemoryContext). */
+static List *used_overrides = NIL;
+
+static const struct config_enum_entry policy_options[] = {
+    {"off", 0, false}, {"warn", 1, false}, {"enforce", 2, false}, {nullptr, 0, false}};
+
+static bool check_rule_levels_hook(char **newval, void **extra, GucSource source)
+{
+    const char *problem = pg::check_rule_levels(*newval);
+    if (problem) {
+        GUC_check_errdetail("%s", problem);
+        return false;
+    }
+    return true;
+}
+
+void define_settings(void)
+{
+    /*
+     * Everything that can weaken the policy is PGC_SUSET: a superuser may
+     * change it, and so may members of safe_migrate_admin, to whom the
+     * extension script grants SET on these parameters (PostgreSQL 15+).
+     */
+    DefineCustomEnumVariable(
+        "safe_migrate.policy", "Whether unsafe DDL is refused (enforce), reported (warn) or not checked.",
+        nullptr, &policy_mode, 2, policy_options, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "safe_migrate.rule_levels",
+        "Per-rule levels overriding the defaults, as \"rule=level, ...\" (off, warn, error).",
+        nullptr, &rule_levels, "", PGC_SUSET, 0, check_rule_levels_hook, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "safe_migrate.large_table_rows",
+        "Tables with fewer rows (and fewer bytes than large_table_bytes) are exempt from "
+        "size-dependent rules.",
+        nullptr, &large_table_rows, 100000, 0, INT_MAX, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "safe_migrate.large_table_bytes",
+        "Tables smaller than this (and with fewer rows than large_table_rows) are exempt from "
+        "size-dependent rules.",
+        nullptr, &large_table_kb, 100 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
+        nullptr);
+}
+
+bool may_override(Oid role)
+{
+    if (superuser_arg(role))
+        return true;
+    Oid admin = get_role_oid("safe_migrate_admin", true);
+    return OidIsValid(admin) && is_member_of_role(role, admin);
+}
+
+void check_allowances(int n, char **rules)
+{
+    for (int i = 0; i < n; i++) {
+        if (!pg::is_known_rule(rules[i]))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("\"-- safe_migrate:allow %s\" names no rule", rules[i]),
+                            errhint("See SELECT rule FROM safe_migrate.rules for the rule names.")));
+        if (!may_override(GetUserId()))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                     errmsg("role \"%s\" may not override rule \"%s\"",
+                            GetUserNameFromId(GetUserId(), false), rules[i]),
+                     errdetail("Overrides are honoured only for superusers and members of "
+                               "safe_migrate_admin."),
+                     errhint("Remove the \"-- safe_migrate:allow\" line, or have an "
+                             "administrator apply the migration.")));
+    }
+}
+
+void begin_migration(const char *version, int n, char **rules, char **reasons)
+{
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    end_migration();
+    migration.active = true;
+    migration.version = pstrdup(version);
+    for (int i = 0; i < n; i++) {
+        Allowance *a = (Allowance *) palloc0(sizeof(Allowance));
+        a->rule = pstrdup(rules[i]);
+        a->reason = pstrdup(reasons[i]);
+        migration.allowances = lappend(migration.allowances, a);
+    }
+    MemoryContextSwitchTo(old);
+}
+
+void end_migration(void)
+{
+    migration.active = false;
+    migration.version = nullptr;
+    migration.allowances = NIL;
+    migration.statement = nullptr;
+    migration.display = nullptr;
+    used_overrides = NIL;
+}
+
+char *overrides_json(void)
+{
+    StringInfoData buf;
+    initStringInfo(&buf);
+    appendStringInfoChar(&buf, '[');
+    ListCell *lc;
+    foreach (lc, used_overrides) {
+        char *entry = (char *) lfirst(lc);
+        if (buf.len > 1)
+            appendStringInfoString(&buf, ", ");
+        appendStringInfoString(&buf, entry);
+    }
+    appendStringInfoChar(&buf, ']');
+    return buf.data;
+}
+
+static Allowance *find_allowance(const char *rule)
+{
+    if (!migration.active)
+        return nullptr;
+    ListCell *lc;
+    foreach (lc, migration.allowances) {
+        Allowance *a = (Allowance *) lfirst(lc);
+        if (strcmp(a->rule, rule) == 0)
+            return a;
+    }
+    return nullptr;
+}
+
+static void record_override(const pg::PolicyVerdict *v, const Allowance *a)
+{
+    StringInfoData json;
+    initStringInfo(&json);
+    appendStringInfoString(&json, "{\"rule\": ");
+    escape_json(&json, v->rule);
+    appendStringInfoString(&json, ", \"reason\": ");
+    escape_json(&json, a->reason);
+    appendStringInfoString(&json, ", \"role\": ");
+    escape_json(&json, GetUserNameFromId(GetUserId(), false));
+    appendStringInfoString(&json, ", \"statement\": ");
+    escape_json(&json, migration.display   ? migration.display
+                       : migration.statement ? migration.statement
+                                             : "");
+    appendStringInfoChar(&json, '}');
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    used_overrides = lappend(used_overrides, pstrdup(json.data));
+    MemoryContextSwitchTo(old);
+}
+
+void enforce(const pg::PolicyFacts *facts)
+{
+    if (policy_mode == 0 || creating_extension)
+        return;
+    pg::PolicyVerdict *verdicts;
+    int n;
+    const char *problem = pg::evaluate_policy(facts, (double) large_table_rows,
+                                              (int64) large_table_kb * 1024, rule_levels,
+                                              &verdicts, &n);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg("safe_migrate could not check the statement: %s", problem)));
+    for (int i = 0; i < n; i++) {
+        const pg::PolicyVerdict *v = &verdicts[i];
+        bool error = v->level == 2 && policy_mode == 2;
+        if (error) {
+            Allowance *a = find_allowance(v->rule);
+            if (a != nullptr) {
+                record_override(v, a);
+                ereport(NOTICE, (errmsg("%s", v->message),
+                                 errdetail("Allowed by \"-- safe_migrate:allow %s %s\".", v->rule,
+                                           a->reason)));
+                continue;
+            }
+            ereport(ERROR, (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
+                            errdetail("%s", v->detail), errhint("%s", v->hint)));
+        }
+        ereport(WARNING, (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
+                          errdetail("%s", v->detail), errhint("%s", v->hint)));
+    }
+}
+
+}  // namespace safe_migrate::policy

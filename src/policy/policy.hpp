@@ -1,0 +1,72 @@
+/*
+ * policy.hpp — the safe-DDL policy inside the server: settings, the
+ * migration context (is a migrate_apply running in this backend, which
+ * overrides does it carry), and enforcement of the core's verdicts.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "nodes/parsenodes.h"
+#include "nodes/pg_list.h"
+}
+
+#include "pg/core_bridge.hpp"
+
+namespace safe_migrate::policy {
+
+/* settings */
+extern int policy_mode;         /* core::PolicyMode */
+extern char *rule_levels;
+extern int large_table_rows;
+extern int large_table_kb;
+void define_settings(void);
+void install_hooks(void);
+
+/* A `-- safe_migrate:allow <rule> <reason>` directive being honoured. */
+struct Allowance {
+    char *rule;
+    char *reason;
+    bool used;
+};
+
+/* What migrate_apply tells the policy about the migration running in this
+ * backend (the caller's backend or the runner). */
+struct MigrationContext {
+    bool active;
+    const char *version;
+    List *allowances;      /* of Allowance *, in TopMemoryContext */
+    const char *statement; /* source text the running statement was parsed from */
+    const char *display;   /* the running statement alone, for the audit trail */
+};
+extern MigrationContext migration;
+
+/* Enter/leave the migration context.  Allowances must already be checked
+ * with check_allowances(). */
+void begin_migration(const char *version, int n, char **rules, char **reasons);
+void end_migration(void);
+
+/* Refuse directives that name no rule, or that the role may not use. */
+void check_allowances(int n, char **rules);
+
+/* The overrides used so far, as a jsonb text array of objects, or "[]". */
+char *overrides_json(void);
+
+/* May this role override rules (superuser or member of safe_migrate_admin)? */
+bool may_override(Oid role);
+
+/* Evaluate the rules on the facts and act: ERROR, WARNING or an audited
+ * override. */
+void enforce(const pg::PolicyFacts *facts);
+
+/* Facts of a table, without taking any lock. */
+void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts);
+
+/* Facts and checks per statement kind (facts.cpp). */
+void check_parsetree(Node *parsetree);
+void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
+void check_utility(Node *parsetree);
+/* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
+void check_large_dml(RawStmt *raw, double rows);
+
+}  // namespace safe_migrate::policy
