@@ -90,9 +90,21 @@ ALTER TABLE users ALTER COLUMN full_name DROP NOT NULL;
 $m$, '0004', 'require and index users.full_name');
 SQL
 
+step "the unsafe shortcuts are refused, each with the safe way in its hint"
+psql -d shop <<'SQL'
+\set ON_ERROR_STOP 0
+SELECT * FROM migrate_apply('ALTER TABLE users ADD COLUMN nickname text NOT NULL;', 'x-1');
+SELECT * FROM migrate_apply('CREATE INDEX users_first_name_idx ON users (first_name);', 'x-2');
+SELECT * FROM migrate_apply('ALTER TABLE users ALTER COLUMN id TYPE numeric;', 'x-3');
+SELECT * FROM migrate_apply('ALTER TABLE users DROP COLUMN first_name;', 'x-4');
+SQL
+
 step "0005 contract: drop the old columns (after the application stopped reading them)"
+# Dropping columns is refused unless the migration says why (an audited
+# override, honoured for superusers and members of safe_migrate_admin).
 psql -d shop <<'SQL'
 SELECT version, status, statements, duration FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-column the application reads full_name only since release 42
 ALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;
 $m$, '0005', 'drop users.first_name and last_name');
 SQL
@@ -116,6 +128,7 @@ SQL
 
 step "the history"
 psql -d shop -c "SELECT version, description, status, statements, lock_retries, duration FROM safe_migrate.history ORDER BY id"
+psql -d shop -c "SELECT version, o->>'rule' AS rule, o->>'reason' AS reason, o->>'role' AS by_role FROM safe_migrate.history, jsonb_array_elements(overrides) o"
 step "the schema as it should be"
 psql -d shop -c '\d users'
 psql -d shop -At -c "SELECT 'sample: ' || full_name FROM users WHERE id = 42"

@@ -136,8 +136,8 @@ CREATE TABLE safe_migrate.ddl_log (
 );
 REVOKE ALL ON safe_migrate.ddl_log FROM PUBLIC;
 GRANT SELECT ON safe_migrate.ddl_log TO safe_migrate_admin;
-SELECT pg_catalog.pg_extension_config_dump('safe_migrate.ddl_log', '');
-SELECT pg_catalog.pg_extension_config_dump('safe_migrate.ddl_log_id_seq', '');
+-- The log is an audit trail of this database's DDL, not state: pg_dump
+-- does not carry it (a restore's own DDL would collide with it).
 
 CREATE FUNCTION migrate_drift(
     since timestamptz DEFAULT NULL,

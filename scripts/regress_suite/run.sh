@@ -323,7 +323,8 @@ EOF
     tree="$PKG-$got"
     rm -rf "${PGSRC_CACHE:?}/$tree"
     log "unpacking into $PGSRC_CACHE/$tree"
-    (cd "$dl" && dpkg-source -q -x ./*.dsc "$PGSRC_CACHE/$tree" >/dev/null)
+    (cd "$dl" && dpkg-source -q -x ./*.dsc "$PGSRC_CACHE/$tree" >"$dl/unpack.log" 2>&1) ||
+        { cat "$dl/unpack.log"; die "dpkg-source -x failed"; }
     rm -rf "$dl"
     echo "$tree" > "$pointer"
     SRCTREE="$PGSRC_CACHE/$tree"

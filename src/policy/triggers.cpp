@@ -78,7 +78,10 @@ void log_ddl(const char *sql, const char *command_tag)
     const char *role = GetUserNameFromId(user, false);
     const char *text = migration.statement ? migration.statement : debug_query_string;
 
-    /* DROP EXTENSION safe_migrate drops the log before its own triggers */
+    /* extension scripts are not the database's own DDL; and DROP EXTENSION
+     * safe_migrate drops the log before its own triggers */
+    if (creating_extension)
+        return;
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("ddl_log", nsp)))
         return;

@@ -25,7 +25,10 @@ my %script = (
 	'v1' => "CREATE TABLE accounts (id bigint PRIMARY KEY, name text);\n"
 	  . "INSERT INTO accounts VALUES (1, 'it''s');\n",
 	'v2' => "CREATE INDEX accounts_name ON accounts (name);\n",
-	'v3' => "-- migrate:up\n"
+	# the directive lets the down script drop what the up script created
+	# (ban-drop-table); it must survive the dump too
+	'v3' => "-- safe_migrate:allow ban-drop-table rollback drops the audit table it created\n"
+	  . "-- migrate:up\n"
 	  . "CREATE TABLE audit (id bigserial PRIMARY KEY, note text);\n"
 	  . "-- migrate:down\n"
 	  . "DROP TABLE audit;\n",
