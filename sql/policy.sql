@@ -164,7 +164,7 @@ SELECT * FROM migrate_apply(E'-- safe_migrate:allow no-such-rule because\nSELECT
 
 -- The DDL log and drift: what ran outside migrate_apply.
 SELECT command_tag, object_identity, managed, migration_version
-  FROM safe_migrate.ddl_log WHERE object_identity LIKE '%large_qty%' ORDER BY id;
+  FROM safe_migrate.ddl_log WHERE object_identity LIKE '%large_qty%' ORDER BY logged_at;
 SELECT command_tag, object_identity FROM migrate_drift()
  WHERE object_identity LIKE 'public.large%' ORDER BY 1, 2 LIMIT 5;
 
@@ -177,3 +177,34 @@ SELECT * FROM migrate_apply('DELETE FROM dml WHERE id > 10;', 'policy-5');
 SELECT version, status FROM migrate_apply('UPDATE dml SET v = v + 1 WHERE id <= 500;', 'policy-6');
 UPDATE dml SET v = v + 1;   -- outside migrate_apply: not a migration, not checked
 SELECT * FROM migrate_apply('UPDATE dml SET v = v + 1;', 'policy-7');
+
+-- migrate_plan: a dry run that changes nothing and waits for no lock.
+SELECT statement, command, relation, lock_mode, rows, bytes, effect, verdict,
+       jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan($$
+-- migrate:up
+CREATE TABLE plan_new (id int PRIMARY KEY, large_id int);
+CREATE INDEX plan_new_large ON plan_new (large_id);
+ALTER TABLE large ADD COLUMN plan_a text;
+ALTER TABLE large ADD COLUMN plan_b timestamptz DEFAULT clock_timestamp();
+ALTER TABLE large ALTER COLUMN qty TYPE bigint;
+ALTER TABLE large ALTER COLUMN note TYPE varchar(200);
+ALTER TABLE large ADD CONSTRAINT plan_check CHECK (qty > 0) NOT VALID;
+ALTER TABLE large VALIDATE CONSTRAINT plan_check;
+CREATE INDEX CONCURRENTLY large_plan ON large (qty);
+CREATE INDEX large_plan2 ON large (qty);
+UPDATE large SET qty = 0;
+VACUUM FULL large;
+DROP TABLE small;
+SELECT 1;
+-- migrate:down
+SELECT 1;
+$$);
+SELECT rules -> 0 ->> 'hint' AS hint FROM migrate_plan('ALTER TABLE large ALTER COLUMN name SET NOT NULL;');
+-- nothing changed
+SELECT count(*) AS plan_columns FROM pg_attribute
+ WHERE attrelid = 'large'::regclass AND attname LIKE 'plan_%';
+SELECT to_regclass('plan_new') AS plan_new;
+-- it does not wait: a session holding ACCESS EXCLUSIVE on the table would
+-- block any statement that locks it; the plan takes no lock on it (see
+-- test/t/007_plan_no_wait.pl)

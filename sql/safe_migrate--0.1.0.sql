@@ -122,8 +122,9 @@ GRANT SET ON PARAMETER safe_migrate.large_table_rows TO safe_migrate_admin;
 GRANT SET ON PARAMETER safe_migrate.large_table_bytes TO safe_migrate_admin;
 
 -- Every DDL statement of every session of this database.
+-- No serial id: a sequence would change the session's lastval() behind
+-- every DDL statement.
 CREATE TABLE safe_migrate.ddl_log (
-    id                bigserial PRIMARY KEY,
     logged_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     role_name         name NOT NULL,
     command_tag       text NOT NULL,
@@ -144,18 +145,31 @@ CREATE FUNCTION migrate_drift(
     OUT logged_at timestamptz, OUT role_name name, OUT command_tag text,
     OUT object_type text, OUT object_identity text, OUT statement text)
 RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT logged_at, role_name, command_tag, object_type, object_identity, statement
       FROM safe_migrate.ddl_log
      WHERE NOT managed AND NOT in_extension AND (since IS NULL OR logged_at >= since)
-     ORDER BY id
+     ORDER BY logged_at
 $$;
 COMMENT ON FUNCTION migrate_drift(timestamptz) IS
 'DDL that ran outside migrate_apply (schema drift), oldest first';
+-- It reads the log with the caller's rights: superusers and members of
+-- safe_migrate_admin.
 REVOKE ALL ON FUNCTION migrate_drift(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate_drift(timestamptz) TO safe_migrate_admin;
+
+CREATE FUNCTION migrate_plan(
+    script text,
+    OUT statement integer, OUT sql text, OUT command text, OUT relation text,
+    OUT lock_mode text, OUT rows float8, OUT bytes bigint, OUT effect text,
+    OUT verdict text, OUT rules jsonb)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'migrate_plan'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migrate_plan(text) IS
+'dry run of a migration: per statement, its lock, table size, effect and the verdict of every rule';
 
 CREATE FUNCTION safe_migrate.rules(
     OUT rule text, OUT default_level text, OUT size_dependent boolean, OUT summary text)

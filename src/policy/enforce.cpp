@@ -169,9 +169,11 @@ static void record_override(const pg::PolicyVerdict *v, const Allowance *a)
     MemoryContextSwitchTo(old);
 }
 
+PlanCapture *plan_capture = nullptr;
+
 void enforce(const pg::PolicyFacts *facts)
 {
-    if (policy_mode == 0 || creating_extension)
+    if (plan_capture == nullptr && (policy_mode == 0 || creating_extension))
         return;
     pg::PolicyVerdict *verdicts;
     int n;
@@ -181,6 +183,18 @@ void enforce(const pg::PolicyFacts *facts)
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("safe_migrate could not check the statement: %s", problem)));
+    if (plan_capture != nullptr) {
+        /* migrate_plan: remember, do not act */
+        pg::PolicyFacts *copy = (pg::PolicyFacts *) palloc(sizeof(pg::PolicyFacts));
+        *copy = *facts;
+        plan_capture->facts = lappend(plan_capture->facts, copy);
+        for (int i = 0; i < n; i++) {
+            pg::PolicyVerdict *v = (pg::PolicyVerdict *) palloc(sizeof(pg::PolicyVerdict));
+            *v = verdicts[i];
+            plan_capture->verdicts = lappend(plan_capture->verdicts, v);
+        }
+        return;
+    }
     for (int i = 0; i < n; i++) {
         const pg::PolicyVerdict *v = &verdicts[i];
         bool error = v->level == 2 && policy_mode == 2;

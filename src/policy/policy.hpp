@@ -55,6 +55,14 @@ char *overrides_json(void);
 /* May this role override rules (superuser or member of safe_migrate_admin)? */
 bool may_override(Oid role);
 
+/* While set (by migrate_plan), enforce() records facts and verdicts here
+ * instead of acting on them. */
+struct PlanCapture {
+    List *facts;    /* of pg::PolicyFacts * */
+    List *verdicts; /* of pg::PolicyVerdict * */
+};
+extern PlanCapture *plan_capture;
+
 /* Evaluate the rules on the facts and act: ERROR, WARNING or an audited
  * override. */
 void enforce(const pg::PolicyFacts *facts);

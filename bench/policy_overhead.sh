@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# bench/policy_overhead.sh — throughput cost of the safe-DDL policy: pgbench
+# TPS in a database without safe_migrate ("plain") versus one with
+# CREATE EXTENSION safe_migrate ("guarded"), side by side in one cluster that
+# has shared_preload_libraries = 'safe_migrate'.  Two workloads:
+#   DDL-heavy   pgbench -n -f bench/policy/ddl.sql -c CLIENTS -j JOBS -T DURATION
+#   TPC-B-like  pgbench -n -b tpcb-like            -c CLIENTS -j JOBS -T DURATION
+#               (after pgbench -i -s SCALE in each database)
+#
+# Run as root on Debian 12 with PostgreSQL 15 and safe_migrate installed
+# (`make install`).  Installs nothing.  See bench/README.md.
+#
+# Parameters (environment variables):
+#   ROUNDS (or R)   rounds; each runs every workload once per database,
+#                   the order alternating from round to round  (default 5)
+#   DURATION (or D) seconds of each pgbench run                (default 20)
+#   CLIENTS         pgbench clients (-c)                       (default 2)
+#   JOBS            pgbench threads (-j)                       (default 2)
+#   SCALE           pgbench -i scale factor for TPC-B-like     (default 10)
+#   PORT            port of the throwaway cluster              (default 54600)
+#   PROFILE=1       also run the DDL-heavy workload in three breakdown
+#                   variants (see bench/README.md)             (default 0)
+#   PG_BIN          PostgreSQL 15 server binaries   (default /usr/lib/postgresql/15/bin)
+#   PG_CONF_EXTRA   extra lines appended to postgresql.conf    (default empty)
+#   KEEP_CLUSTER=1  keep the cluster directory on exit (for debugging)
+
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROUNDS="${ROUNDS:-${R:-5}}"
+DURATION="${DURATION:-${D:-20}}"
+CLIENTS="${CLIENTS:-2}"
+JOBS="${JOBS:-2}"
+SCALE="${SCALE:-10}"
+PORT="${PORT:-54600}"
+PROFILE="${PROFILE:-0}"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PG_CONF_EXTRA="${PG_CONF_EXTRA:-}"
+KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DDL_SCRIPT="$BENCH_DIR/policy/ddl.sql"
+SETUP_SCRIPT="$BENCH_DIR/policy/setup.sql"
+
+log()  { printf '[bench] %s\n' "$*" >&2; }
+die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- checks
+posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer (got '$2')"; }
+posint ROUNDS "$ROUNDS"
+posint DURATION "$DURATION"
+posint CLIENTS "$CLIENTS"
+posint JOBS "$JOBS"
+posint SCALE "$SCALE"
+(( JOBS <= CLIENTS ))          || die "JOBS ($JOBS) must not exceed CLIENTS ($CLIENTS)"
+[[ "$PORT" =~ ^[0-9]+$ ]] && (( PORT > 1024 && PORT < 65536 )) \
+                               || die "PORT must be in 1025..65535 (got '$PORT')"
+[[ "$PROFILE" == 0 || "$PROFILE" == 1 ]] || die "PROFILE must be 0 or 1 (got '$PROFILE')"
+[[ $EUID -eq 0 ]]              || die "run as root (the cluster is run as the postgres OS user)"
+for b in initdb pg_ctl postgres psql pgbench; do
+    [[ -x "$PG_BIN/$b" ]] || die "$PG_BIN/$b not found (apt-get install postgresql-15 postgresql-contrib)"
+done
+PSQL="$PG_BIN/psql"
+PGBENCH="$PG_BIN/pgbench"
+[[ -f "$DDL_SCRIPT" && -f "$SETUP_SCRIPT" ]] || die "missing $DDL_SCRIPT or $SETUP_SCRIPT"
+SHAREDIR="$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)"
+PKGLIBDIR="$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
+[[ -f "$SHAREDIR/extension/safe_migrate.control" && -f "$PKGLIBDIR/safe_migrate.so" ]] \
+    || die "safe_migrate is not installed (control file or safe_migrate.so missing); run 'make install' in the repo"
+id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with the postgresql-15 package)"
+command -v runuser >/dev/null || die "runuser not found (util-linux)"
+command -v awk >/dev/null     || die "awk not found"
+
+# ---------------------------------------------------------------- cluster
+WORK="$(mktemp -d /tmp/sm_policy.XXXXXX)"
+PGDATA="$WORK/data"
+SOCK="$WORK/sock"          # short path: unix socket paths are limited to 107 bytes
+OUT="$WORK/out"
+SERVER_LOG="$WORK/server.log"
+STARTED=0
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if (( STARTED )); then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [[ "$KEEP_CLUSTER" == 1 ]]; then
+        log "KEEP_CLUSTER=1: left $WORK in place"
+    else
+        rm -rf -- "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_server_log() {
+    if [[ -f "$SERVER_LOG" ]]; then
+        printf '[bench] ---- last 40 lines of the server log ----\n' >&2
+        tail -n 40 "$SERVER_LOG" >&2 || true
+    fi
+}
+
+mkdir -p "$PGDATA" "$SOCK" "$OUT"
+chown -R postgres:postgres "$WORK"
+chmod 700 "$WORK"
+
+log "initdb into $PGDATA"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 \
+    --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
+    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+
+cat >>"$PGDATA/postgresql.conf" <<EOF
+
+# ---- added by bench/policy_overhead.sh ----
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+shared_preload_libraries = 'safe_migrate'
+max_worker_processes = 32
+logging_collector = off
+log_min_messages = warning
+$PG_CONF_EXTRA
+EOF
+
+if "$PSQL" -X -q -h "$SOCK" -p "$PORT" -c 'select 1' >/dev/null 2>&1; then
+    die "something already answers on port $PORT"
+fi
+
+log "starting the cluster (port $PORT, socket dir $SOCK)"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
+    || { show_server_log; die "the cluster did not start (port $PORT in use? set PORT=...)"; }
+STARTED=1
+
+# Clients run as root, connect as the superuser over the private socket.
+export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
+export PGOPTIONS="-c client_min_messages=warning"
+sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# ---------------------------------------------------------------- databases
+# Every database gets the same objects (pgbench tables, pol_keep_<i>) before
+# safe_migrate is created where it belongs: pgbench -i TRUNCATEs and adds
+# primary keys to tables of an earlier transaction, which the policy refuses.
+DBS=(plain guarded)
+(( PROFILE )) && DBS+=(guarded_nolog)
+for db in "${DBS[@]}"; do
+    log "creating database $db: pgbench -i -s $SCALE, bench/policy/setup.sql"
+    sql -d postgres -c "CREATE DATABASE $db"
+    "$PGBENCH" -i -q -s "$SCALE" "$db" >"$OUT/init_$db.out" 2>&1 \
+        || { cat "$OUT/init_$db.out" >&2; show_server_log; die "pgbench -i failed in $db"; }
+    sql -d "$db" -v clients="$CLIENTS" -f "$SETUP_SCRIPT" >/dev/null
+    if [[ "$db" != plain ]]; then
+        sql -d "$db" -c "CREATE EXTENSION safe_migrate"
+    fi
+    sql -d "$db" -c "VACUUM ANALYZE"
+done
+if (( PROFILE )); then
+    # The two triggers that write safe_migrate.ddl_log, switched off.
+    sql -d guarded_nolog \
+        -c "ALTER EVENT TRIGGER safe_migrate_ddl_command_end DISABLE" \
+        -c "ALTER EVENT TRIGGER safe_migrate_sql_drop DISABLE"
+fi
+n="$(sql -d guarded -c "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'safe_migrate%' AND evtenabled <> 'D'")"
+[[ "$n" == 4 ]] || die "expected 4 enabled safe_migrate event triggers in database guarded, found $n"
+n="$(sql -d guarded -c "SHOW shared_preload_libraries")"
+[[ "$n" == *safe_migrate* ]] || die "shared_preload_libraries is '$n', expected safe_migrate"
+
+# ---------------------------------------------------------------- runs
+ddl_log_rows() { sql -d "$1" -c "SELECT count(*) FROM safe_migrate.ddl_log"; }
+
+# A variant is "label|database|workload|extra PGOPTIONS".
+VARIANTS_DDL=("plain|plain|ddl|" "guarded|guarded|ddl|")
+if (( PROFILE )); then
+    VARIANTS_DDL+=("guarded, policy=off|guarded|ddl|-c safe_migrate.policy=off"
+                   "guarded, no log|guarded_nolog|ddl|"
+                   "guarded, no log, policy=off|guarded_nolog|ddl|-c safe_migrate.policy=off")
+fi
+VARIANTS_TPCB=("plain|plain|tpcb|" "guarded|guarded|tpcb|")
+
+declare -A TPS=()        # "label/workload/round" -> tps
+declare -A XACTS=()      # "label/workload" -> transactions summed over rounds
+declare -A LOGROWS=()    # "label/workload" -> ddl_log rows added, summed over rounds
+
+# run_pgbench LABEL DB WORKLOAD OPTS ROUND: one timed run; records TPS.
+run_pgbench() {
+    local label="$1" db="$2" wl="$3" opts="$4" round="$5"
+    local out="$OUT/${wl}_${db}_${round}_${#TPS[@]}.out" before=0 after=0 rc=0 tps xacts failed
+    local args=(-n -c "$CLIENTS" -j "$JOBS" -T "$DURATION")
+    if [[ "$wl" == ddl ]]; then args+=(-f "$DDL_SCRIPT"); else args+=(-b tpcb-like); fi
+
+    # Untimed preparation, the same for every database: start each run from
+    # a checkpoint; for TPC-B-like also do the VACUUM that pgbench does
+    # itself without -n (the TRUNCATE of pgbench_history it also does would
+    # be refused in database guarded).
+    if [[ "$wl" == tpcb ]]; then
+        sql -d "$db" -c "VACUUM pgbench_branches, pgbench_tellers, pgbench_history"
+    fi
+    sql -d "$db" -c "CHECKPOINT"
+    [[ "$db" == plain ]] || before="$(ddl_log_rows "$db")"
+
+    PGOPTIONS="$PGOPTIONS $opts" "$PGBENCH" "${args[@]}" "$db" >"$out" 2>&1 || rc=$?
+    if (( rc != 0 )) || grep -q 'aborted' "$out"; then
+        printf '[bench] ---- pgbench output (last 30 lines) ----\n' >&2
+        tail -n 30 "$out" >&2
+        show_server_log
+        die "round $round, $wl, $label: pgbench failed (exit status $rc)"
+    fi
+    tps="$(awk '/^tps = / { print $3; exit }' "$out")"
+    xacts="$(awk -F': ' '/^number of transactions actually processed:/ { split($2, a, "/"); print a[1]; exit }' "$out")"
+    failed="$(awk -F': ' '/^number of failed transactions:/ { split($2, a, " "); print a[1]; exit }' "$out")"
+    [[ -n "$tps" && -n "$xacts" ]] || { cat "$out" >&2; die "round $round, $wl, $label: cannot read tps from pgbench output"; }
+    [[ -n "$failed" ]] || { cat "$out" >&2; die "round $round, $wl, $label: pgbench did not report failed transactions"; }
+    [[ "$failed" == 0 ]] || { tail -n 30 "$out" >&2; die "round $round, $wl, $label: $failed failed transactions"; }
+    (( xacts > 0 )) || die "round $round, $wl, $label: no transaction completed"
+    [[ "$db" == plain ]] || after="$(ddl_log_rows "$db")"
+
+    TPS["$label/$wl/$round"]="$tps"
+    XACTS["$label/$wl"]=$(( ${XACTS["$label/$wl"]:-0} + xacts ))
+    LOGROWS["$label/$wl"]=$(( ${LOGROWS["$label/$wl"]:-0} + after - before ))
+    log "round $round/$ROUNDS  $wl  $label: $tps tps ($xacts transactions, 0 failed)"
+}
+
+# run_variants ROUND VARIANT...: the variants in order, or reversed on even rounds.
+run_variants() {
+    local round="$1"; shift
+    local list=("$@") i v label db wl opts
+    for (( i = 0; i < ${#list[@]}; i++ )); do
+        if (( round % 2 )); then v="${list[i]}"; else v="${list[${#list[@]} - 1 - i]}"; fi
+        IFS='|' read -r label db wl opts <<<"$v"
+        run_pgbench "$label" "$db" "$wl" "$opts" "$round"
+    done
+}
+
+total=$(( ROUNDS * (${#VARIANTS_DDL[@]} + ${#VARIANTS_TPCB[@]}) ))
+log "$ROUNDS rounds, $total pgbench runs of ${DURATION}s: about $(( total * (DURATION + 2) / 60 + 1 )) min"
+for (( r = 1; r <= ROUNDS; r++ )); do
+    run_variants "$r" "${VARIANTS_DDL[@]}"
+    run_variants "$r" "${VARIANTS_TPCB[@]}"
+done
+
+# ---------------------------------------------------------------- report
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }'; }
+rounds_of() { local r; for (( r = 1; r <= ROUNDS; r++ )); do printf '%.1f ' "${TPS["$1/$2/$r"]}"; done; }
+
+declare -A MED=()
+for v in "${VARIANTS_DDL[@]}" "${VARIANTS_TPCB[@]}"; do
+    IFS='|' read -r label db wl opts <<<"$v"
+    # shellcheck disable=SC2046
+    MED["$label/$wl"]="$(median $(rounds_of "$label" "$wl"))"
+done
+
+echo
+echo "safe_migrate policy overhead: pgbench TPS, database plain (no extension) vs guarded (CREATE EXTENSION safe_migrate)"
+echo "PostgreSQL $(sql -d postgres -c 'SHOW server_version'), shared_preload_libraries = safe_migrate, $(nproc) CPUs;" \
+     "$ROUNDS rounds x ${DURATION}s, -c $CLIENTS -j $JOBS, order alternating per round"
+echo
+printf '%-30s %12s %8s   %s\n' "workload / database" "median TPS" "ratio" "TPS per round (1..$ROUNDS)"
+printf '%-30s %12s %8s   %s\n' "------------------------------" "------------" "--------" "------------------------"
+print_workload() {
+    local title="$1" wl="$2"; shift 2
+    local v label db w opts base
+    echo "$title"
+    IFS='|' read -r label db w opts <<<"$1"
+    base="${MED["$label/$wl"]}"
+    for v in "$@"; do
+        IFS='|' read -r label db w opts <<<"$v"
+        printf '  %-28s %12s %8s   %s\n' "$label" "${MED["$label/$wl"]}" \
+            "$(ratio "$base" "${MED["$label/$wl"]}")" "$(rounds_of "$label" "$wl")"
+    done
+}
+print_workload "DDL-heavy (bench/policy/ddl.sql)" ddl "${VARIANTS_DDL[@]}"
+print_workload "TPC-B-like (builtin tpcb-like, scale $SCALE)" tpcb "${VARIANTS_TPCB[@]}"
+echo "(ratio = median TPS / median TPS of plain)"
+echo
+
+x="${XACTS["guarded/ddl"]}"; n="${LOGROWS["guarded/ddl"]}"
+echo "safe_migrate.ddl_log: the guarded DDL-heavy runs added $n rows for $x transactions" \
+     "($(awk -v n="$n" -v x="$x" 'BEGIN { printf "%.2f", n / x }') per script run);" \
+     "the guarded TPC-B-like runs added ${LOGROWS["guarded/tpcb"]}"
+(( n > 0 )) || echo "WARNING: no rows in safe_migrate.ddl_log: the event triggers did not fire"
+if (( PROFILE )); then
+    echo "  (guarded, policy=off added ${LOGROWS["guarded, policy=off/ddl"]} rows;" \
+         "the no-log variants added $(( ${LOGROWS["guarded, no log/ddl"]} + ${LOGROWS["guarded, no log, policy=off/ddl"]} )))"
+fi
+echo
+
+verdict() {
+    local name="$1" r="$2" target="$3"
+    if awk -v r="$r" -v t="$target" 'BEGIN { exit !(r >= t) }'; then
+        echo "$name: ratio $r (target >= $target) met"
+    else
+        echo "$name: ratio $r (target >= $target) missed"
+    fi
+}
+verdict "DDL-heavy" "$(ratio "${MED["plain/ddl"]}" "${MED["guarded/ddl"]}")" 0.98
+verdict "TPC-B-like" "$(ratio "${MED["plain/tpcb"]}" "${MED["guarded/tpcb"]}")" 0.99

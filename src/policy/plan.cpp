@@ -1,0 +1,458 @@
+/*
+ * plan.cpp — migrate_plan(script): a dry run.  For each statement, as
+ * PostgreSQL's parser splits the script: the lock it takes on its table, the
+ * table's size, what it does to the data (metadata only, full scan, index
+ * build, rewrite, copy) and the verdict of every rule.  Nothing is executed
+ * and no lock is taken on any user table, so it never waits.
+ */
+#include "policy.hpp"
+#include "pg/guard.hpp"
+#include "runner/classify.hpp"
+
+extern "C" {
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_node.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "storage/lockdefs.h"
+#include "commands/tablecmds.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+}
+
+namespace safe_migrate::policy {
+
+namespace {
+
+enum Effect { kNone, kMetadata, kDataChange, kIndexBuild, kFullScan, kCopy, kRewrite };
+
+const char *effect_name(Effect e)
+{
+    switch (e) {
+        case kNone: return "none";
+        case kMetadata: return "metadata only";
+        case kDataChange: return "data change";
+        case kIndexBuild: return "index build";
+        case kFullScan: return "full scan";
+        case kCopy: return "copy";
+        case kRewrite: return "rewrite";
+    }
+    return "none";
+}
+
+const char *lock_name(LOCKMODE mode)
+{
+    static const char *const names[] = {"none", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE",
+                                        "SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
+                                        "EXCLUSIVE", "ACCESS EXCLUSIVE"};
+    return mode >= 0 && mode <= AccessExclusiveLock ? names[mode] : "unknown";
+}
+
+struct StatementPlan {
+    RangeVar *relation;
+    LOCKMODE lock;
+    Effect effect;
+    int rewrite_reasons; /* predicted, for the rewrite rules */
+};
+
+void raise(Effect *e, Effect to)
+{
+    if (to > *e)
+        *e = to;
+}
+
+/* Would the ALTER COLUMN TYPE rewrite the table?  PostgreSQL skips the
+ * rewrite for binary-coercible changes that cannot fail: varchar/varbit to a
+ * longer length or none, numeric to a larger precision with the same scale,
+ * to a binary-coercible type without a length (varchar -> text). */
+bool type_change_rewrites(Oid relid, AlterTableCmd *cmd)
+{
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    if (def->raw_default != nullptr) /* USING */
+        return true;
+    AttrNumber att = get_attnum(relid, cmd->name);
+    if (att == InvalidAttrNumber)
+        return true;
+    Oid old_type;
+    int32 old_mod;
+    Oid collation;
+    get_atttypetypmodcoll(relid, att, &old_type, &old_mod, &collation);
+    Oid new_type;
+    int32 new_mod;
+    typenameTypeIdAndMod(nullptr, def->typeName, &new_type, &new_mod);
+    if (old_type == new_type) {
+        if (new_mod == old_mod || new_mod == -1)
+            return old_type == BPCHAROID && new_mod != old_mod; /* char(n) pads */
+        if (old_mod == -1)
+            return true;
+        if (old_type == VARCHAROID || old_type == VARBITOID)
+            return new_mod < old_mod;
+        if (old_type == NUMERICOID) {
+            int old_scale = (old_mod - VARHDRSZ) & 0xffff, new_scale = (new_mod - VARHDRSZ) & 0xffff;
+            int old_prec = ((old_mod - VARHDRSZ) >> 16) & 0xffff;
+            int new_prec = ((new_mod - VARHDRSZ) >> 16) & 0xffff;
+            return !(old_scale == new_scale && new_prec >= old_prec);
+        }
+        return true;
+    }
+    return !(IsBinaryCoercible(old_type, new_type) && new_mod == -1);
+}
+
+/* Is an added column's default volatile (so every row gets its own value)? */
+bool default_is_volatile(Node *raw_default)
+{
+    volatile bool result = true;
+    MemoryContext cxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        ParseState *pstate = make_parsestate(nullptr);
+        Node *expr = transformExpr(pstate, (Node *) copyObjectImpl(raw_default), EXPR_KIND_COLUMN_DEFAULT);
+        result = contain_volatile_functions(expr);
+        free_parsestate(pstate);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+        result = true; /* cannot tell: assume the worst */
+    }
+    PG_END_TRY();
+    return result;
+}
+
+bool is_serial(TypeName *tn)
+{
+    if (tn == nullptr || list_length(tn->names) != 1)
+        return false;
+    const char *name = strVal(linitial(tn->names));
+    return strcmp(name, "serial") == 0 || strcmp(name, "bigserial") == 0 ||
+           strcmp(name, "smallserial") == 0 || strcmp(name, "serial4") == 0 ||
+           strcmp(name, "serial8") == 0 || strcmp(name, "serial2") == 0;
+}
+
+void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
+{
+    p->relation = stmt->relation;
+    p->lock = AlterTableGetLockLevel(stmt->cmds);
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        switch (cmd->subtype) {
+            case AT_AddColumn: {
+                ColumnDef *def = (ColumnDef *) cmd->def;
+                bool rewrite = def->identity || def->generated == ATTRIBUTE_GENERATED_STORED ||
+                               is_serial(def->typeName);
+                ListCell *cc;
+                foreach (cc, def->constraints) {
+                    Constraint *con = (Constraint *) lfirst(cc);
+                    if (con->contype == CONSTR_IDENTITY ||
+                        con->contype == CONSTR_GENERATED)
+                        rewrite = true;
+                    else if (con->contype == CONSTR_DEFAULT && con->raw_expr &&
+                             default_is_volatile(con->raw_expr))
+                        rewrite = true;
+                    else if (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN ||
+                             con->contype == CONSTR_NOTNULL)
+                        raise(&p->effect, kFullScan);
+                    else if (con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE)
+                        raise(&p->effect, kIndexBuild);
+                }
+                if (rewrite) {
+                    raise(&p->effect, kRewrite);
+                    p->rewrite_reasons |= 0x02;
+                } else
+                    raise(&p->effect, kMetadata);
+                break;
+            }
+            case AT_AlterColumnType:
+                if (OidIsValid(relid) && type_change_rewrites(relid, cmd)) {
+                    raise(&p->effect, kRewrite);
+                    p->rewrite_reasons |= 0x04;
+                } else
+                    raise(&p->effect, kMetadata);
+                break;
+            case AT_SetLogged:
+            case AT_SetUnLogged:
+                raise(&p->effect, kRewrite);
+                p->rewrite_reasons |= 0x01;
+                break;
+            case AT_SetAccessMethod:
+                raise(&p->effect, kRewrite);
+                p->rewrite_reasons |= 0x08;
+                break;
+            case AT_SetTableSpace:
+                raise(&p->effect, kCopy);
+                break;
+            case AT_AddConstraint: {
+                Constraint *con = (Constraint *) cmd->def;
+                if ((con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN) &&
+                    !con->skip_validation)
+                    raise(&p->effect, kFullScan);
+                else if ((con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE ||
+                          con->contype == CONSTR_EXCLUSION) && con->indexname == nullptr)
+                    raise(&p->effect, kIndexBuild);
+                else
+                    raise(&p->effect, kMetadata);
+                break;
+            }
+            case AT_ValidateConstraint:
+            case AT_SetNotNull:
+                /* SET NOT NULL proven by a CHECK scans nothing; the rule says so */
+                raise(&p->effect, kFullScan);
+                break;
+            default:
+                raise(&p->effect, kMetadata);
+                break;
+        }
+    }
+}
+
+bool has_option(List *options, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, options)
+        if (strcmp(((DefElem *) lfirst(lc))->defname, name) == 0)
+            return true;
+    return false;
+}
+
+/* Lock, effect and main relation of one statement (without looking it up). */
+void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->lock = NoLock;
+    switch (nodeTag(stmt)) {
+        case T_AlterTableStmt: {
+            AlterTableStmt *s = (AlterTableStmt *) stmt;
+            *relid_out = RangeVarGetRelid(s->relation, NoLock, true);
+            plan_alter_table(s, *relid_out, p);
+            return;
+        }
+        case T_IndexStmt: {
+            IndexStmt *s = (IndexStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = s->concurrent ? ShareUpdateExclusiveLock : ShareLock;
+            p->effect = kIndexBuild;
+            break;
+        }
+        case T_DropStmt: {
+            DropStmt *s = (DropStmt *) stmt;
+            if ((s->removeType == OBJECT_TABLE || s->removeType == OBJECT_INDEX) && s->objects) {
+                p->relation = makeRangeVarFromNameList((List *) linitial(s->objects));
+                p->lock = s->concurrent ? ShareUpdateExclusiveLock : AccessExclusiveLock;
+            }
+            p->effect = kMetadata;
+            break;
+        }
+        case T_RenameStmt:
+            p->relation = ((RenameStmt *) stmt)->relation;
+            p->lock = AccessExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        case T_TruncateStmt: {
+            TruncateStmt *s = (TruncateStmt *) stmt;
+            p->relation = s->relations ? (RangeVar *) linitial(s->relations) : nullptr;
+            p->lock = AccessExclusiveLock;
+            p->effect = kDataChange;
+            break;
+        }
+        case T_VacuumStmt: {
+            VacuumStmt *s = (VacuumStmt *) stmt;
+            if (s->rels)
+                p->relation = ((VacuumRelation *) linitial(s->rels))->relation;
+            bool full = s->is_vacuumcmd && has_option(s->options, "full");
+            p->lock = full ? AccessExclusiveLock : s->is_vacuumcmd ? ShareUpdateExclusiveLock
+                                                                   : ShareUpdateExclusiveLock;
+            p->effect = full ? kRewrite : kFullScan;
+            break;
+        }
+        case T_ClusterStmt:
+            p->relation = ((ClusterStmt *) stmt)->relation;
+            p->lock = AccessExclusiveLock;
+            p->effect = kRewrite;
+            break;
+        case T_ReindexStmt: {
+            ReindexStmt *s = (ReindexStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = has_option(s->params, "concurrently") ? ShareUpdateExclusiveLock : ShareLock;
+            p->effect = kIndexBuild;
+            break;
+        }
+        case T_UpdateStmt:
+            p->relation = ((UpdateStmt *) stmt)->relation;
+            p->lock = RowExclusiveLock;
+            p->effect = kDataChange;
+            break;
+        case T_DeleteStmt:
+            p->relation = ((DeleteStmt *) stmt)->relation;
+            p->lock = RowExclusiveLock;
+            p->effect = kDataChange;
+            break;
+        case T_InsertStmt:
+            p->relation = ((InsertStmt *) stmt)->relation;
+            p->lock = RowExclusiveLock;
+            p->effect = kDataChange;
+            break;
+        case T_CreateStmt:
+            p->relation = ((CreateStmt *) stmt)->relation;
+            p->effect = kMetadata;
+            break;
+        default:
+            p->effect = kNone;
+            break;
+    }
+    if (p->relation) {
+        *relid_out = RangeVarGetRelid(p->relation, NoLock, true);
+        /* an index named: its table is what gets locked */
+        if (OidIsValid(*relid_out) && get_rel_relkind(*relid_out) == RELKIND_INDEX) {
+            Oid table = IndexGetRelation(*relid_out, true);
+            if (OidIsValid(table))
+                *relid_out = table;
+        }
+    }
+}
+
+const char *rv_name(RangeVar *rv)
+{
+    return rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
+                          : quote_identifier(rv->relname);
+}
+
+}  // namespace
+
+}  // namespace safe_migrate::policy
+
+using namespace safe_migrate;
+using namespace safe_migrate::policy;
+
+SM_ENTRY(migrate_plan)
+{
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("migration script must not be null")));
+    char *script = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    pg::PreparedScript prepared;
+    const char *problem = pg::prepare_script(script, "plan", &prepared);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid migration script: %s", problem)));
+
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
+    List *created = NIL; /* tables the script creates before using them */
+    int number = 0;
+    ListCell *lc;
+    foreach (lc, trees) {
+        RawStmt *raw = lfirst_node(RawStmt, lc);
+        number++;
+        Oid relid = InvalidOid;
+        StatementPlan p;
+        describe(raw->stmt, &relid, &p);
+
+        const char *relation = p.relation ? rv_name(p.relation) : nullptr;
+        bool new_here = false;
+        if (relation && !OidIsValid(relid)) {
+            ListCell *cc;
+            foreach (cc, created)
+                new_here |= strcmp((char *) lfirst(cc), relation) == 0;
+        }
+        if (IsA(raw->stmt, CreateStmt) && relation)
+            created = lappend(created, (void *) relation);
+
+        /* the rules, on the facts, without acting */
+        PlanCapture capture = {NIL, NIL};
+        plan_capture = &capture;
+        PG_TRY();
+        {
+            if (!new_here) {
+                check_parsetree(raw->stmt);
+                check_utility(raw->stmt);
+                if (p.effect == kRewrite && p.rewrite_reasons && OidIsValid(relid))
+                    check_table_rewrite(relid, p.rewrite_reasons, raw->stmt);
+                if ((IsA(raw->stmt, UpdateStmt) &&
+                     ((UpdateStmt *) raw->stmt)->whereClause == nullptr) ||
+                    (IsA(raw->stmt, DeleteStmt) &&
+                     ((DeleteStmt *) raw->stmt)->whereClause == nullptr)) {
+                    /* every row: as many as the table has */
+                    bool was = migration.active;
+                    pg::PolicyFacts size;
+                    memset(&size, 0, sizeof(size));
+                    if (OidIsValid(relid))
+                        table_facts(relid, relation, &size);
+                    migration.active = true;
+                    check_large_dml(raw, size.rows);
+                    migration.active = was;
+                }
+            }
+        }
+        PG_FINALLY();
+        {
+            plan_capture = nullptr;
+        }
+        PG_END_TRY();
+
+        pg::PolicyFacts facts;
+        memset(&facts, 0, sizeof(facts));
+        if (capture.facts != NIL)
+            facts = *(pg::PolicyFacts *) linitial(capture.facts);
+        else if (OidIsValid(relid))
+            table_facts(relid, relation, &facts);
+
+        StringInfoData rules;
+        initStringInfo(&rules);
+        appendStringInfoChar(&rules, '[');
+        int worst = 0;
+        ListCell *vc;
+        foreach (vc, capture.verdicts) {
+            pg::PolicyVerdict *v = (pg::PolicyVerdict *) lfirst(vc);
+            int level = v->level == 2 && policy_mode == 1 ? 1 : v->level;
+            if (level > worst)
+                worst = level;
+            if (rules.len > 1)
+                appendStringInfoString(&rules, ", ");
+            appendStringInfoString(&rules, "{\"rule\": ");
+            escape_json(&rules, v->rule);
+            appendStringInfoString(&rules, ", \"level\": ");
+            escape_json(&rules, level == 2 ? "error" : "warn");
+            appendStringInfoString(&rules, ", \"message\": ");
+            escape_json(&rules, v->message);
+            appendStringInfoString(&rules, ", \"hint\": ");
+            escape_json(&rules, v->hint);
+            appendStringInfoChar(&rules, '}');
+        }
+        appendStringInfoChar(&rules, ']');
+
+        Datum values[10];
+        bool nulls[10] = {false, false, false, false, false, false, false, false, false, false};
+        values[0] = Int32GetDatum(number);
+        values[1] = CStringGetTextDatum(runner::statement_text(prepared.up, raw));
+        values[2] = CStringGetTextDatum(GetCommandTagName(CreateCommandTag(raw->stmt)));
+        if (relation)
+            values[3] = CStringGetTextDatum(relation);
+        else
+            nulls[3] = true;
+        values[4] = CStringGetTextDatum(new_here ? "none (created by this migration)"
+                                                 : lock_name(p.lock));
+        values[5] = Float8GetDatum(facts.rows);
+        values[6] = Int64GetDatum(facts.bytes);
+        nulls[5] = nulls[6] = !(OidIsValid(relid) || capture.facts != NIL);
+        values[7] = CStringGetTextDatum(effect_name(p.effect));
+        values[8] = CStringGetTextDatum(worst == 2 ? "blocked" : worst == 1 ? "warning" : "ok");
+        values[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rules.data));
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
