@@ -208,3 +208,24 @@ SELECT to_regclass('plan_new') AS plan_new;
 -- it does not wait: a session holding ACCESS EXCLUSIVE on the table would
 -- block any statement that locks it; the plan takes no lock on it (see
 -- test/t/007_plan_no_wait.pl)
+
+-- Edges.  A temporary table is private to its session: exempt.
+CREATE TEMP TABLE scratch AS SELECT g AS id FROM generate_series(1, 5000) g;
+ANALYZE scratch;
+CREATE INDEX scratch_id ON scratch (id);
+ALTER TABLE scratch ALTER COLUMN id TYPE bigint;
+-- A partitioned table counts its partitions; CREATE INDEX CONCURRENTLY
+-- cannot build on it, so the hint gives the per-partition way.
+CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+    WITH (autovacuum_enabled = false);
+INSERT INTO events SELECT g, '2026-01-01'::date + (g % 300) FROM generate_series(1, 5000) g;
+ANALYZE events_2026;
+CREATE INDEX events_at ON events (at);
+ALTER TABLE events ALTER COLUMN id TYPE bigint;
+-- Several subcommands: each is judged.
+ALTER TABLE large ADD COLUMN ok_col int, ALTER COLUMN qty SET NOT NULL;
+SELECT count(*) AS ok_col_added FROM pg_attribute WHERE attrelid = 'large'::regclass AND attname = 'ok_col';
+-- An unknown table is PostgreSQL's error, not ours.
+CREATE INDEX ON no_such_table (id);
+DROP TABLE IF EXISTS no_such_table;

@@ -313,9 +313,17 @@ const Rule kRules[] = {
              head("require-concurrent-index-creation",
                   "CREATE INDEX without CONCURRENTLY on " + on_table(f)),
              lock_detail("CREATE INDEX", LockMode::Share, t, "while it builds the index"),
-             "Build it without blocking writes, in a migration step of its own: CREATE INDEX "
-             "CONCURRENTLY " + or_default(f.index, "") + (f.index.empty() ? "" : " ") + "ON " + t +
-                 " (" + join(f.columns) + ");"};
+             f.table.partitioned
+                 /* CREATE INDEX CONCURRENTLY cannot build on a partitioned table */
+                 ? "Create the index on the parent only, build it on each partition without "
+                   "blocking writes, then attach: CREATE INDEX " + or_default(f.index, "<index>") +
+                       " ON ONLY " + t + " (" + join(f.columns) +
+                       "); then for each partition: CREATE INDEX CONCURRENTLY <partition index> "
+                       "ON <partition> (" + join(f.columns) + "); ALTER INDEX " +
+                       or_default(f.index, "<index>") + " ATTACH PARTITION <partition index>;"
+                 : "Build it without blocking writes, in a migration step of its own: CREATE "
+                   "INDEX CONCURRENTLY " + or_default(f.index, "") + (f.index.empty() ? "" : " ") +
+                       "ON " + t + " (" + join(f.columns) + ");"};
      }},
     {"require-concurrent-index-deletion", Level::Error, true,
      "DROP INDEX without CONCURRENTLY on a large table",
@@ -560,8 +568,8 @@ std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thr
                               const RuleLevels& levels)
 {
     std::vector<Verdict> out;
-    if (facts.table.created_in_transaction)
-        return out; /* nobody else can see the table yet */
+    if (facts.table.created_in_transaction || facts.table.temporary)
+        return out; /* nobody else can see the table */
     bool large = is_large(facts.table, thresholds);
     if (facts.action == Action::LargeDml && facts.rows_affected < thresholds.large_table_rows)
         return out;

@@ -74,6 +74,8 @@ struct TableFacts {
     double rows = 0;             /* best estimate: statistics, or pages when stale */
     std::int64_t bytes = 0;      /* heap + indexes + toast */
     bool created_in_transaction = false;
+    bool temporary = false;      /* a temporary table: no other session sees it */
+    bool partitioned = false;    /* a partitioned table (rows/bytes: all partitions) */
 };
 
 struct StatementFacts {

@@ -141,6 +141,8 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.table.rows = in->rows;
         f.table.bytes = in->bytes;
         f.table.created_in_transaction = in->created_in_transaction;
+        f.table.temporary = in->temporary;
+        f.table.partitioned = in->partitioned;
         f.column = str(in->column);
         f.column_type = str(in->column_type);
         f.constraint = str(in->constraint);

@@ -55,6 +55,8 @@ struct PolicyFacts {
     double rows;
     int64 bytes;
     bool created_in_transaction;
+    bool temporary;
+    bool partitioned;
     const char *column;
     const char *column_type;
     const char *constraint;

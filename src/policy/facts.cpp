@@ -20,6 +20,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "commands/tablespace.h"
 #include "common/relpath.h"
 #include "nodes/nodeFuncs.h"
@@ -86,6 +87,24 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
     return total;
 }
 
+/* Rows and bytes of one relation: statistics scaled to its size on disk. */
+static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *bytes)
+{
+    int64 b = main_fork_bytes(cls, relid);
+    double pages_now = (double) b / BLCKSZ;
+    /* Statistics when they exist; the real size when they are missing or
+     * stale: rows per page from the statistics, else 256 rows per page (the
+     * densest a heap page gets), so a never-analyzed table is never taken
+     * for a small one. */
+    double density = cls->relpages > 0 && cls->reltuples > 0 ? cls->reltuples / cls->relpages
+                                                               : BLCKSZ / 32.0;
+    double r = density * pages_now;
+    if (cls->reltuples > r)
+        r = cls->reltuples;
+    *rows = r;
+    *bytes = b;
+}
+
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
 {
     f->table = written_name;
@@ -96,20 +115,32 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
     if (f->table == nullptr)
         f->table = quote_qualified_identifier(get_namespace_name(cls->relnamespace),
                                               NameStr(cls->relname));
-    int64 bytes = main_fork_bytes(cls, relid);
-    double pages_now = (double) bytes / BLCKSZ;
-    /* Statistics when they exist; the real size when they are missing or
-     * stale: rows per page from the statistics, else 256 rows per page (the
-     * densest a heap page gets), so a never-analyzed table is never taken
-     * for a small one. */
-    double density = cls->relpages > 0 && cls->reltuples > 0 ? cls->reltuples / cls->relpages
-                                                               : BLCKSZ / 32.0;
-    double rows = density * pages_now;
-    if (cls->reltuples > rows)
-        rows = cls->reltuples;
-    f->rows = rows;
-    f->bytes = bytes;
+    f->temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
+    f->partitioned = cls->relkind == RELKIND_PARTITIONED_TABLE;
+    bool has_children = cls->relhassubclass;
+    relation_size(cls, relid, &f->rows, &f->bytes);
     ReleaseSysCache(tup);
+
+    /* A statement on a parent works on its partitions or children too:
+     * count them all (found without locking them). */
+    if (has_children) {
+        List *all = find_all_inheritors(relid, NoLock, nullptr);
+        ListCell *lc;
+        foreach (lc, all) {
+            Oid child = lfirst_oid(lc);
+            if (child == relid)
+                continue;
+            HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
+            if (!HeapTupleIsValid(ct))
+                continue;
+            double rows;
+            int64 bytes;
+            relation_size((Form_pg_class) GETSTRUCT(ct), child, &rows, &bytes);
+            f->rows += rows;
+            f->bytes += bytes;
+            ReleaseSysCache(ct);
+        }
+    }
 
     /* created in this transaction: only this transaction can see it */
     Relation rel = RelationIdGetRelation(relid);
@@ -379,7 +410,8 @@ static void check_alter_table(AlterTableStmt *stmt)
 static void check_index(IndexStmt *stmt)
 {
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
+    char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
         return;
     pg::PolicyFacts f;
     init_facts(&f, kCreateIndex);

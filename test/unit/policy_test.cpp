@@ -1283,3 +1283,31 @@ TEST(FormatRows, Boundaries)
 }
 
 }  // namespace
+
+TEST(PolicyEdges, TemporaryTablesAreExempt)
+{
+    sm::StatementFacts f;
+    f.action = Action::CreateIndex;
+    f.table.name = "scratch";
+    f.table.rows = 5e6;
+    f.table.bytes = 1LL << 32;
+    f.table.temporary = true;
+    EXPECT_TRUE(sm::evaluate(f, sm::Thresholds{}, sm::RuleLevels{}).empty());
+    f.table.temporary = false;
+    EXPECT_FALSE(sm::evaluate(f, sm::Thresholds{}, sm::RuleLevels{}).empty());
+}
+
+TEST(PolicyEdges, PartitionedIndexHintBuildsPerPartition)
+{
+    sm::StatementFacts f;
+    f.action = Action::CreateIndex;
+    f.table.name = "events";
+    f.table.rows = 5e6;
+    f.table.partitioned = true;
+    f.index = "events_at";
+    f.columns = {"at"};
+    auto v = sm::evaluate(f, sm::Thresholds{}, sm::RuleLevels{});
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_NE(v[0].hint.find("CREATE INDEX events_at ON ONLY events (at)"), std::string::npos);
+    EXPECT_NE(v[0].hint.find("ALTER INDEX events_at ATTACH PARTITION"), std::string::npos);
+}
