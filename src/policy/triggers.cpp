@@ -6,6 +6,7 @@
  */
 #include "policy.hpp"
 #include "pg/guard.hpp"
+#include "pg/privileged.hpp"
 
 extern "C" {
 #include "catalog/namespace.h"
@@ -88,10 +89,8 @@ void log_ddl(const char *sql, const char *command_tag)
 
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, sec | SECURITY_LOCAL_USERID_CHANGE);
-    int nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                             GUC_ACTION_SAVE, true, 0, false);
+    pg::Elevation e;
+    pg::elevate(&e);
     Oid types[5] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
     Datum values[5];
     char nulls[6] = "     ";
@@ -108,8 +107,7 @@ void log_ddl(const char *sql, const char *command_tag)
     values[4] = CStringGetTextDatum(command_tag);
     if (SPI_execute_with_args(sql, 5, types, values, nulls, false, 0) < 0)
         elog(ERROR, "could not write safe_migrate.ddl_log");
-    AtEOXact_GUC(true, nest);
-    SetUserIdAndSecContext(user, sec);
+    pg::unelevate(&e);
     SPI_finish();
 }
 

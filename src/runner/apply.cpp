@@ -15,6 +15,7 @@
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
+#include "pg/privileged.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -339,43 +340,6 @@ Datum warnings_datum(const ResultRow *row);
  * holding a snapshot (see caller_snapshot_is_disposable), or the caller's
  * isolation level would hide a version applied while we waited.
  */
-void sleep_ms(int ms)
-{
-    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
-    for (;;) {
-        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-        if (remaining <= 0)
-            break;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
-                         PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-}
-
-struct Elevation {
-    Oid saved_user;
-    int saved_sec;
-    int guc_nest;
-};
-
-/* History rows are written with the rights of the bootstrap superuser and a
- * pinned search_path, whatever the caller's. */
-void elevate(Elevation *e)
-{
-    GetUserIdAndSecContext(&e->saved_user, &e->saved_sec);
-    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, e->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-    e->guc_nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                             GUC_ACTION_SAVE, true, 0, false);
-}
-
-void unelevate(Elevation *e)
-{
-    AtEOXact_GUC(true, e->guc_nest);
-    SetUserIdAndSecContext(e->saved_user, e->saved_sec);
-}
-
 ResultRow *make_row(const char *version, const char *status, int statements, int retries,
                     TimestampTz started, const char *checksum, List *warnings)
 {
@@ -463,8 +427,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         elog(ERROR, "SPI_connect failed");
 
     /* exactly once: look at the history under the lock */
-    Elevation e;
-    elevate(&e);
+    pg::Elevation e;
+    pg::elevate(&e);
     SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
                 "finished_at = clock_timestamp(), sqlstate = '57P01', "
                 "error_message = 'the migration was interrupted (server restart, crash or "
@@ -480,7 +444,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                               "WHERE version = $1 AND status = 'applied'",
                               1, types, values, nullptr, false, 1);
     }
-    unelevate(&e);
+    pg::unelevate(&e);
     if (SPI_processed > 0) {
         char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         if (strcmp(applied, prepared->checksum) != 0)
@@ -543,7 +507,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                     (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
                             current + 1, attempt, lock_retries, delay),
                      errdetail("%s", failure->message)));
-            sleep_ms(delay);
+            pg::sleep_ms(delay);
             continue;
         }
         break;
@@ -572,7 +536,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     }
 
     /* record it, in the migration's own transaction */
-    elevate(&e);
+    pg::elevate(&e);
     {
         Oid types[11] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID,      TEXTOID, TEXTOID,
                          TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID};
@@ -606,7 +570,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 11, types, values, nulls, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "could not record migration \"%s\"", prepared->version);
     }
-    unelevate(&e);
+    pg::unelevate(&e);
     SPI_finish();
     return make_row(prepared->version, "applied", n, retries, started, prepared->checksum,
                     caller_warnings);

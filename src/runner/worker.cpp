@@ -22,6 +22,7 @@
 #include "classify.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
+#include "pg/privileged.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -81,42 +82,18 @@ const char *shared_string(Size off) { return shared_base + off; }
 
 /* ---------- history, written with the extension owner's rights ---------- */
 
-struct Elevation {
-    Oid saved_user;
-    int saved_sec;
-    int guc_nest;
-};
-
-/* The history is not writable by the migrating role; the runner writes it as
- * the bootstrap superuser with search_path pinned, inside the current
- * transaction (an abort restores both). */
-void elevate(Elevation *e)
-{
-    GetUserIdAndSecContext(&e->saved_user, &e->saved_sec);
-    SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, e->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
-    e->guc_nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                             GUC_ACTION_SAVE, true, 0, false);
-}
-
-void unelevate(Elevation *e)
-{
-    AtEOXact_GUC(true, e->guc_nest);
-    SetUserIdAndSecContext(e->saved_user, e->saved_sec);
-}
-
-void begin_history_xact(Elevation *e)
+void begin_history_xact(pg::Elevation *e)
 {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    elevate(e);
+    pg::elevate(e);
 }
 
-void end_history_xact(Elevation *e)
+void end_history_xact(pg::Elevation *e)
 {
-    unelevate(e);
+    pg::unelevate(e);
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
@@ -158,7 +135,7 @@ Datum warnings_array(void)
 void history_finish(int64 id, const char *status, int statements, int retries, ErrorData *err,
                     const char *failed_statement)
 {
-    Elevation e;
+    pg::Elevation e;
     Oid types[11] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,     TEXTOID,
                      TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
     Datum values[11];
@@ -185,22 +162,6 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
             11, types, values, nulls, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "could not record the outcome of migration %lld", (long long) id);
     end_history_xact(&e);
-}
-
-/* Sleep without holding anything; the latch is also set by queue traffic,
- * so wait out the remaining time after each wakeup. */
-void sleep_ms(int ms)
-{
-    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
-    for (;;) {
-        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-        if (remaining <= 0)
-            break;
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
-                         PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
 }
 
 /* ---------------- serialisation of migrations ---------------- */
@@ -487,7 +448,7 @@ RunOutcome execute_script(const char *sql)
                                 current + 1, attempt, request->lock_retries, delay),
                          errdetail("%s", failure->message)));
                 pgstat_report_activity(STATE_IDLE, nullptr);
-                sleep_ms(delay);
+                pg::sleep_ms(delay);
                 continue;
             }
             if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
@@ -575,7 +536,7 @@ void do_apply(void)
     acquire_migration_lock();
 
     /* check and record the attempt */
-    Elevation e;
+    pg::Elevation e;
     begin_history_xact(&e);
     reconcile_interrupted();
     {
@@ -653,7 +614,7 @@ void do_record_failure(void)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", problem)));
 
     auto opt = [](Size off) -> const char * { return off ? shared_string(off) : nullptr; };
-    Elevation e;
+    pg::Elevation e;
     begin_history_xact(&e);
     Oid types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
                      INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
@@ -702,7 +663,7 @@ void do_rollback(void)
 
     acquire_migration_lock();
 
-    Elevation e;
+    pg::Elevation e;
     begin_history_xact(&e);
     reconcile_interrupted();
     if (to_version) {

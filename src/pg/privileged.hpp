@@ -1,0 +1,32 @@
+/*
+ * privileged.hpp — writing the extension's own tables whatever the session's
+ * role, and waiting without holding anything.
+ *
+ * The history and the DDL log are not writable by the roles whose actions
+ * they record.  The extension writes them as the bootstrap superuser, with
+ * search_path pinned to pg_catalog so no object of the session's can be
+ * picked up, inside the current transaction: an abort restores both the
+ * user and the setting.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace safe_migrate::pg {
+
+struct Elevation {
+    Oid saved_user;
+    int saved_sec;
+    int guc_nest;
+};
+
+void elevate(Elevation *e);
+void unelevate(Elevation *e);
+
+/* Sleep ms milliseconds on the latch (interruptible); other wakeups of the
+ * latch, such as shm_mq traffic, do not cut the sleep short. */
+void sleep_ms(int ms);
+
+}  // namespace safe_migrate::pg
