@@ -29,6 +29,8 @@ namespace safe_migrate::policy {
 namespace {
 
 ProcessUtility_hook_type prev_process_utility = nullptr;
+SPIPlanPtr log_commands_plan = nullptr;
+SPIPlanPtr log_drops_plan = nullptr;
 
 EventTriggerData *trigger_data(FunctionCallInfo fcinfo)
 {
@@ -71,7 +73,7 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
 
 /* Append to safe_migrate.ddl_log with the extension's rights; the session's
  * role is recorded, not used. */
-void log_ddl(const char *sql, const char *command_tag)
+void log_ddl(const char *sql, SPIPlanPtr *cached_plan, const char *command_tag)
 {
     Oid user;
     int sec;
@@ -105,7 +107,14 @@ void log_ddl(const char *sql, const char *command_tag)
     else
         nulls[3] = 'n';
     values[4] = CStringGetTextDatum(command_tag);
-    if (SPI_execute_with_args(sql, 5, types, values, nulls, false, 0) < 0)
+    /* planned once per backend (plancache replans if the table changes) */
+    if (*cached_plan == nullptr) {
+        SPIPlanPtr plan = SPI_prepare(sql, 5, types);
+        if (plan == nullptr || SPI_keepplan(plan) != 0)
+            elog(ERROR, "could not prepare the safe_migrate.ddl_log insert");
+        *cached_plan = plan;
+    }
+    if (SPI_execute_plan(*cached_plan, values, nulls, false, 0) < 0)
         elog(ERROR, "could not write safe_migrate.ddl_log");
     pg::unelevate(&e);
     SPI_finish();
@@ -149,7 +158,7 @@ SM_ENTRY(safe_migrate_ddl_command_end)
             "command_tag, object_type, object_identity, in_extension) "
             "SELECT $1, $2, $3, $4, c.command_tag, c.object_type, c.object_identity, "
             "c.in_extension FROM pg_catalog.pg_event_trigger_ddl_commands() c",
-            "");
+            &log_commands_plan, "");
     PG_RETURN_VOID();
 }
 
@@ -160,7 +169,7 @@ SM_ENTRY(safe_migrate_sql_drop)
             "command_tag, object_type, object_identity, in_extension) "
             "SELECT $1, $2, $3, $4, $5, d.object_type, d.object_identity, false "
             "FROM pg_catalog.pg_event_trigger_dropped_objects() d WHERE d.original",
-            GetCommandTagName(trig->tag));
+            &log_drops_plan, GetCommandTagName(trig->tag));
     PG_RETURN_VOID();
 }
 
