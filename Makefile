@@ -5,7 +5,7 @@ MODULE_big = safe_migrate
 DATA = $(wildcard sql/safe_migrate--*.sql)
 
 CORE_SRCS = $(wildcard src/core/*.cpp)
-PG_SRCS = src/safe_migrate.cpp $(wildcard src/pg/*.cpp) $(wildcard src/runner/*.cpp) $(wildcard src/policy/*.cpp)
+PG_SRCS = src/safe_migrate.cpp $(wildcard src/pg/*.cpp) $(wildcard src/runner/*.cpp) $(wildcard src/policy/*.cpp) $(wildcard src/backfill/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 PG_CPPFLAGS = -I$(srcdir)/src

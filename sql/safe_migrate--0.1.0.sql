@@ -196,6 +196,81 @@ CREATE EVENT TRIGGER safe_migrate_sql_drop ON sql_drop
 CREATE EVENT TRIGGER safe_migrate_ddl_command_end ON ddl_command_end
     EXECUTE FUNCTION safe_migrate.on_ddl_command_end();
 
+-- ---------------------------------------------------------------------
+-- Throttled backfills (need shared_preload_libraries = 'safe_migrate')
+-- ---------------------------------------------------------------------
+
+CREATE TABLE safe_migrate.backfill_jobs (
+    id                  bigserial PRIMARY KEY,
+    relid               oid NOT NULL,
+    relation            text NOT NULL,
+    set_clause          text NOT NULL,
+    where_clause        text,
+    key_columns         text[] NOT NULL,
+    key_types           text[] NOT NULL,
+    last_key            text[],
+    status              text NOT NULL DEFAULT 'queued'
+        CHECK (status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled')),
+    owner               oid NOT NULL,
+    batch_size          integer NOT NULL,
+    target_batch_ms     integer NOT NULL,
+    max_rows_per_second integer NOT NULL,
+    pause_ms            integer NOT NULL,
+    max_replica_lag     bigint NOT NULL,
+    rows_done           bigint NOT NULL DEFAULT 0,
+    estimated_total     bigint,
+    batches             bigint NOT NULL DEFAULT 0,
+    rate                float8 NOT NULL DEFAULT 0,
+    retries             integer NOT NULL DEFAULT 0,
+    last_error          text,
+    last_sqlstate       text,
+    waiting_for         text,
+    submitted_at        timestamptz NOT NULL DEFAULT now(),
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    updated_at          timestamptz
+);
+REVOKE ALL ON safe_migrate.backfill_jobs FROM PUBLIC;
+
+-- Each role sees the jobs of the roles it has the privileges of;
+-- administrators see all.
+CREATE VIEW safe_migrate.backfills WITH (security_barrier) AS
+SELECT id, relation, status, rows_done, estimated_total, batches,
+       batch_size AS current_batch_size, round(rate::numeric, 1) AS rows_per_second,
+       CASE WHEN rate > 0 AND estimated_total > rows_done
+            THEN make_interval(secs => (estimated_total - rows_done) / rate) END AS eta,
+       last_key, retries, last_error, last_sqlstate, waiting_for,
+       pg_catalog.pg_get_userbyid(owner) AS submitted_by,
+       submitted_at, started_at, finished_at, updated_at, set_clause, where_clause
+  FROM safe_migrate.backfill_jobs
+ WHERE pg_catalog.pg_has_role(owner, 'USAGE')
+    OR pg_catalog.pg_has_role('safe_migrate_admin', 'USAGE');
+GRANT SELECT ON safe_migrate.backfills TO PUBLIC;
+
+CREATE FUNCTION migrate_backfill(
+    relation regclass,
+    set_clause text,
+    where_clause text DEFAULT NULL,
+    batch_size integer DEFAULT 1000,
+    target_batch_ms integer DEFAULT 200,
+    max_rows_per_second integer DEFAULT 0,
+    pause_ms integer DEFAULT 0,
+    max_replica_lag bigint DEFAULT 16777216)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_backfill'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint) IS
+'queue UPDATE relation SET set_clause WHERE where_clause, run in throttled batches by primary key in the background';
+
+CREATE FUNCTION migrate_backfill_pause(id bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_backfill_pause' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION migrate_backfill_resume(id bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_backfill_resume' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION migrate_backfill_cancel(id bigint) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_backfill_cancel' LANGUAGE C STRICT VOLATILE;
+CREATE FUNCTION migrate_backfill_wait(id bigint, timeout interval DEFAULT NULL) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_backfill_wait' LANGUAGE C VOLATILE;
+
 -- Exercises the C++/PostgreSQL error boundary (used by the regression tests).
 CREATE FUNCTION safe_migrate.boundary_selftest(kind text)
 RETURNS text

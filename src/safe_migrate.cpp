@@ -8,6 +8,7 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include "backfill/backfill.hpp"
 #include "policy/policy.hpp"
 #include "runner/runner.hpp"
 
@@ -47,6 +48,8 @@ void _PG_init(void)
 
     policy::define_settings();
     policy::install_hooks();
+    if (process_shared_preload_libraries_in_progress)
+        backfill::register_launcher();
 
     MarkGUCPrefixReserved("safe_migrate");
 }

@@ -7,13 +7,17 @@
 #include "core/policy.hpp"
 #include "core/script.hpp"
 #include "core/segments.hpp"
+#include "core/throttle.hpp"
 
 extern "C" {
 #include "common/pg_prng.h"
 #include "utils/memutils.h"
 }
 
+#include <algorithm>
 #include <climits>
+#include <new>
+#include <type_traits>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -227,6 +231,56 @@ const RuleRow *rule_rows(int *n) noexcept
         return rows;
     } catch (...) {
         return nullptr;
+    }
+}
+
+/* The throttle lives in palloc'd memory: it must need no destructor. */
+static_assert(std::is_trivially_destructible_v<core::Throttle>,
+              "core::Throttle is kept in PostgreSQL memory without its destructor running");
+
+struct ThrottleState {
+    alignas(core::Throttle) unsigned char storage[sizeof(core::Throttle)];
+    core::Throttle *get() { return std::launder(reinterpret_cast<core::Throttle *>(storage)); }
+    const core::Throttle *get() const
+    {
+        return std::launder(reinterpret_cast<const core::Throttle *>(storage));
+    }
+};
+
+const char *throttle_create(const ThrottleSettings *settings, ThrottleState **state) noexcept
+{
+    try {
+        core::ThrottleConfig config;
+        config.initial_batch = settings->initial_batch;
+        config.max_batch = std::max(settings->initial_batch * 100, 100000);
+        config.target_batch_ms = settings->target_batch_ms;
+        config.max_rows_per_second = settings->max_rows_per_second;
+        config.pause_ms = settings->pause_ms;
+        auto *s = static_cast<ThrottleState *>(alloc(sizeof(ThrottleState)));
+        new (s->storage) core::Throttle(config);
+        *state = s;
+        return nullptr;
+    } catch (const std::exception &e) {
+        return message_of(e);
+    } catch (...) {
+        return "invalid throttle settings";
+    }
+}
+
+int throttle_first_batch(const ThrottleState *state) noexcept { return state->get()->first_batch(); }
+
+void throttle_after(ThrottleState *state, long rows, int batch_size, double duration_ms,
+                    int lock_waiters, int *next_batch, double *sleep_ms, double *rate) noexcept
+{
+    try {
+        core::BatchObservation obs{rows, batch_size, duration_ms, lock_waiters};
+        core::ThrottleDecision d = state->get()->after_batch(obs);
+        *next_batch = d.next_batch;
+        *sleep_ms = d.sleep_ms;
+        *rate = state->get()->rate_rows_per_second();
+    } catch (...) {
+        *next_batch = batch_size;
+        *sleep_ms = 1000;
     }
 }
 

@@ -106,4 +106,17 @@ struct RuleRow {
 /* The rule registry; palloc'd, *n rows (0 and NULL on failure). */
 const RuleRow *rule_rows(int *n) noexcept;
 
+/* ---- the backfill throttle (core/throttle.hpp) ---- */
+struct ThrottleSettings {
+    int initial_batch;
+    int target_batch_ms;
+    int max_rows_per_second;
+    int pause_ms;
+};
+struct ThrottleState; /* opaque, palloc'd */
+const char *throttle_create(const ThrottleSettings *settings, ThrottleState **state) noexcept;
+int throttle_first_batch(const ThrottleState *state) noexcept;
+void throttle_after(ThrottleState *state, long rows, int batch_size, double duration_ms,
+                    int lock_waiters, int *next_batch, double *sleep_ms, double *rate) noexcept;
+
 }  // namespace safe_migrate::pg
