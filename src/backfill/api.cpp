@@ -132,7 +132,7 @@ Oid job_owner_checked(int64 id, const char *what)
     return owner;
 }
 
-char *set_status(int64 id, const char *from, const char *to)
+char *set_status(int64 id, const char *from, const char *to, const char *rule)
 {
     pg::Elevation e;
     SPI_connect();
@@ -154,7 +154,7 @@ char *set_status(int64 id, const char *from, const char *to)
     if (!changed)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("backfill job %lld is %s", (long long) id, status),
-                        errhint("Only a job that is %s can become %s.", from, to)));
+                        errhint("%s", rule)));
     return status;
 }
 
@@ -275,14 +275,16 @@ SM_ENTRY(migrate_backfill_pause)
 {
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_pause");
-    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running'", "paused")));
+    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running'", "paused",
+                                                 "Only a queued or running job can be paused.")));
 }
 
 SM_ENTRY(migrate_backfill_resume)
 {
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_resume");
-    char *status = set_status(id, "'paused', 'failed'", "running");
+    char *status = set_status(id, "'paused', 'failed'", "running",
+                              "Only a paused or failed job can be resumed.");
     wake_after_commit();
     PG_RETURN_TEXT_P(cstring_to_text(status));
 }
@@ -291,7 +293,8 @@ SM_ENTRY(migrate_backfill_cancel)
 {
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_cancel");
-    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running', 'paused', 'failed'", "cancelled")));
+    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running', 'paused', 'failed'", "cancelled",
+                                                 "A completed or cancelled job cannot be cancelled.")));
 }
 
 /* migrate_backfill_wait(id, timeout): the job's final status; an error if it
@@ -327,9 +330,11 @@ SM_ENTRY(migrate_backfill_wait)
             ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                             errmsg("backfill job %lld %s", (long long) id, status),
                             error ? errdetail("%s", error) : 0,
-                            errhint("See safe_migrate.backfills; a failed job resumes with "
-                                    "migrate_backfill_resume(%lld) once its cause is fixed.",
-                                    (long long) id)));
+                            strcmp(status, "failed") == 0
+                                ? errhint("Fix the cause, then migrate_backfill_resume(%lld) "
+                                          "continues where the job stopped.",
+                                          (long long) id)
+                                : 0));
         if (deadline && GetCurrentTimestamp() >= deadline)
             ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
                             errmsg("backfill job %lld is still %s after the timeout", (long long) id,

@@ -90,13 +90,15 @@ ThrottleDecision Throttle::after_batch(const BatchObservation& obs) {
 
     const double want = base * factor;
     double next = want >= c.max_batch ? static_cast<double>(c.max_batch) : std::round(want);
-    // Rounding must not freeze tiny batches when a change is clearly asked for.
     if (waiters) {
-        if (next >= base) next = base - 1;
-    } else if (at_upper) {
-        if (next <= base) next = base + 1;
-    } else if (at_lower) {
-        if (next >= base) next = base - 1;
+        if (next >= base) next = base - 1;  // a step with waiters never stays put or grows
+    } else {
+        // Rounding must neither exceed the per-step bounds ...
+        next = std::min(next, std::floor(base * growth));
+        next = std::max(next, std::ceil(base / growth));
+        // ... nor freeze tiny batches when a change is clearly asked for.
+        if (at_upper && next <= base) next = base + 1;
+        if (at_lower && next >= base) next = base - 1;
     }
     const int next_batch = clamp_batch(next, c);
 

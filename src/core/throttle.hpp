@@ -56,9 +56,12 @@ struct ThrottleDecision {
 //    within target is overhead-dominated: it never shrinks the size (f >= 1);
 //  * f is clamped to [1 / max_growth, max_growth];
 //  * lock waiters > 0: f = min(f, 1) * lock_wait_shrink (never grows);
-//  * next = round(base * f), moved by at least one row when the clamped
-//    timing factor is at its bound or waiters were seen (so tiny batches do
-//    not get stuck by rounding), then clamped to [min_batch, max_batch].
+//  * next = round(base * f), kept within [ceil(base / max_growth),
+//    floor(base * max_growth)] when no waiters were seen; it moves by at
+//    least one row when the raw timing factor reached a bound or waiters were
+//    seen, so tiny batches are not frozen by rounding (the only case where a
+//    step may exceed the growth bound: base * max_growth < base + 1);
+//    finally clamped to [min_batch, max_batch].
 // Sleep = max(pause_ms, rows * 1000 / max_rows_per_second - duration_ms): the
 // pause is always included, and when capped the batch plus its following
 // sleep never run faster than the cap.

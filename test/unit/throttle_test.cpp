@@ -542,7 +542,9 @@ TEST(Throttle, RateCapHoldsOverASimulation) {
             }
             const double throughput = rows * 1000.0 / ms;
             EXPECT_LE(throughput, cap * 1.01) << "cap " << cap << " pause " << pause;
-            if (pause == 0 && cap < 19000) EXPECT_GE(throughput, cap * 0.99) << "cap " << cap;  // not overly slow
+            if (pause == 0 && cap < 19000) {
+                EXPECT_GE(throughput, cap * 0.99) << "cap " << cap;  // not overly slow
+            }
         }
     }
 }

@@ -1,0 +1,89 @@
+-- Throttled batch backfills run by background workers (the test cluster
+-- has safe_migrate in shared_preload_libraries).
+CREATE TABLE bf_users (id bigint PRIMARY KEY, first_name text, last_name text,
+                       full_name text, counter int NOT NULL DEFAULT 0);
+INSERT INTO bf_users SELECT g, 'f' || g, 'l' || g, NULL FROM generate_series(1, 20000) g;
+
+-- Every matching row updated exactly once (the counter shows it).
+SELECT migrate_backfill('bf_users', $$full_name = first_name || ' ' || last_name, counter = counter + 1$$,
+                        'full_name IS NULL', batch_size => 500) AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, rows_done, last_key, submitted_by = current_user AS mine, last_error
+  FROM safe_migrate.backfills WHERE id = :job;
+SELECT count(*) FILTER (WHERE counter = 1) AS once, count(*) FILTER (WHERE counter <> 1) AS other,
+       count(*) FILTER (WHERE full_name IS NULL) AS missing FROM bf_users;
+
+-- Only the rows the WHERE clause selects.
+SELECT migrate_backfill('bf_users', 'counter = counter + 1', 'id % 10 = 0') AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT counter, count(*) FROM bf_users GROUP BY counter ORDER BY counter;
+
+-- A composite key of any orderable types.
+CREATE TABLE bf_pairs (region text, seq int, v int, PRIMARY KEY (region, seq));
+INSERT INTO bf_pairs SELECT r, s, 0 FROM unnest(ARRAY['eu', 'us', 'ap']) r, generate_series(1, 3000) s;
+SELECT migrate_backfill('bf_pairs', 'v = v + 1', batch_size => 700) AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, rows_done, last_key FROM safe_migrate.backfills WHERE id = :job;
+SELECT v, count(*) FROM bf_pairs GROUP BY v;
+
+-- Paused before it started (in the submitting transaction), resumed, done.
+BEGIN;
+SELECT migrate_backfill('bf_users', 'counter = counter + 1', 'id <= 100') AS job \gset
+SELECT migrate_backfill_pause(:job);
+COMMIT;
+SELECT pg_sleep(0.5);
+SELECT status, rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT migrate_backfill_wait(:job, '200 ms');
+SELECT migrate_backfill_resume(:job);
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT migrate_backfill_resume(:job);
+-- Cancelled.
+BEGIN;
+SELECT migrate_backfill('bf_users', 'counter = counter + 1') AS job \gset
+SELECT migrate_backfill_pause(:job);
+COMMIT;
+SELECT migrate_backfill_cancel(:job);
+SELECT migrate_backfill_wait(:job);
+SELECT status, rows_done FROM safe_migrate.backfills WHERE id = :job;
+
+-- A permanent error stops the job with no partial batch; once the cause is
+-- fixed the job resumes where it stopped.
+CREATE TABLE bf_div (id int PRIMARY KEY, d int NOT NULL, counter int NOT NULL DEFAULT 0);
+INSERT INTO bf_div SELECT g, CASE WHEN g = 7000 THEN 0 ELSE 1 END FROM generate_series(1, 10000) g;
+SELECT migrate_backfill('bf_div', 'counter = counter + 100 / d', batch_size => 300) AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, last_sqlstate, last_error FROM safe_migrate.backfills WHERE id = :job;
+SELECT rows_done = (SELECT count(*) FROM bf_div WHERE counter = 100) AS progress_matches_rows,
+       (SELECT max(id) FROM bf_div WHERE counter = 100) < 7000 AS stopped_before_the_bad_row,
+       (SELECT count(*) FROM bf_div WHERE counter NOT IN (0, 100)) AS half_done
+  FROM safe_migrate.backfills WHERE id = :job;
+UPDATE bf_div SET d = 1 WHERE id = 7000;
+SELECT migrate_backfill_resume(:job);
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT counter, count(*) FROM bf_div GROUP BY counter;
+
+-- Bad input.
+CREATE TABLE bf_nokey (v int);
+SELECT migrate_backfill('bf_nokey', 'v = 1');
+SELECT migrate_backfill('bf_users', 'no_such_column = 1');
+SELECT migrate_backfill('bf_users', 'counter = 1; DROP TABLE bf_users');
+SELECT migrate_backfill('bf_users', NULL);
+SELECT migrate_backfill(NULL, 'counter = 1');
+SELECT migrate_backfill('bf_users', 'counter = 1', batch_size => 0);
+SELECT migrate_backfill('no_such_table', 'counter = 1');
+SELECT migrate_backfill_pause(999999);
+SELECT migrate_backfill_wait(999999);
+
+-- Another role: it may backfill only what it may update, and sees only
+-- its own jobs.
+CREATE ROLE bf_carol;
+GRANT SELECT ON bf_users TO bf_carol;
+SET ROLE bf_carol;
+SELECT migrate_backfill('bf_users', 'counter = 0');
+SELECT count(*) AS visible_jobs FROM safe_migrate.backfills;
+SELECT migrate_backfill_cancel(1);
+SELECT * FROM safe_migrate.backfill_jobs;
+RESET ROLE;
+DROP OWNED BY bf_carol;
+DROP ROLE bf_carol;
