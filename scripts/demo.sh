@@ -41,44 +41,26 @@ ALTER TABLE users DROP COLUMN full_name;
 $m$, '0002', 'add users.full_name');
 SQL
 
-step "0003 backfill: batches of 10,000 rows, each committed on its own"
-# CALL runs top level in the migration's background session, so the
-# procedure may COMMIT between batches: no long transaction, no long locks.
-psql -d shop <<'SQL' &
+step "0003 backfill: a throttled background job, batches by primary key, each its own transaction"
+psql -d shop <<'SQL'
 SELECT version, status, statements, duration FROM migrate_apply($m$
--- migrate:up
-CREATE PROCEDURE backfill_full_name(batch int) LANGUAGE plpgsql AS $p$
-DECLARE
-    last_id bigint := 0;
-    upto bigint;
-BEGIN
-    LOOP
-        SELECT max(id) INTO upto FROM (SELECT id FROM users WHERE id > last_id ORDER BY id LIMIT batch) b;
-        EXIT WHEN upto IS NULL;
-        UPDATE users SET full_name = first_name || ' ' || last_name
-         WHERE id > last_id AND id <= upto AND full_name IS NULL;
-        last_id := upto;
-        COMMIT;
-    END LOOP;
-END
-$p$;
-CALL backfill_full_name(10000);
-DROP PROCEDURE backfill_full_name(int);
--- migrate:down
-SELECT 1;
+SELECT migrate_backfill('users', $$full_name = first_name || ' ' || last_name$$, 'full_name IS NULL');
 $m$, '0003', 'backfill users.full_name');
 SQL
-backfill=$!
-while kill -0 "$backfill" 2>/dev/null; do
-    psql -d shop -At -c "SELECT format('   progress: %s of %s rows have full_name', count(full_name), count(*)) FROM users" || true
+while :; do
+    line=$(psql -d shop -At -F ' | ' -c "SELECT status, rows_done, current_batch_size, rows_per_second, eta FROM safe_migrate.backfills ORDER BY id DESC LIMIT 1")
+    echo "   backfill: status | rows done | batch size | rows/s | eta = $line"
+    case "$line" in completed*|failed*|cancelled*) break ;; esac
     sleep 0.5
 done
-wait "$backfill"
+psql -d shop -c "SELECT backend_type, application_name FROM pg_stat_activity WHERE backend_type LIKE 'safe_migrate%'"
 
-step "0004 contract: make it required without a long lock, and index it"
+step "0004 contract: wait for the backfill, make it required without a long lock, index it"
 psql -d shop <<'SQL'
 SELECT version, status, statements, duration FROM migrate_apply($m$
 -- migrate:up
+SELECT migrate_backfill_wait((SELECT max(id) FROM safe_migrate.backfills
+                               WHERE relation = 'public.users'), '1 hour');
 ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
 ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
 ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;
@@ -114,6 +96,8 @@ psql -d shop <<'SQL'
 \set ON_ERROR_STOP 0
 SELECT version, status FROM migrate_apply($m$
 -- migrate:up
+SELECT migrate_backfill_wait((SELECT max(id) FROM safe_migrate.backfills
+                               WHERE relation = 'public.users'), '1 hour');
 ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
 ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
 ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;

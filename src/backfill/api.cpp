@@ -209,8 +209,13 @@ SM_ENTRY(migrate_backfill)
                         errmsg("\"%s\" is not a table", name)));
     List *columns = NIL, *types = NIL;
     bool has_key = walk_key(rel, &columns, &types);
-    double reltuples = rel->rd_rel->reltuples;
     table_close(rel, AccessShareLock);
+    /* the same size estimate the policy uses: statistics scaled to the
+     * table's size on disk, so a never-analyzed table gets one too */
+    safe_migrate::pg::PolicyFacts size;
+    memset(&size, 0, sizeof(size));
+    policy::table_facts(relid, name, &size);
+    double reltuples = size.rows;
     if (!has_key)
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
