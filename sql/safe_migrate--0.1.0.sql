@@ -237,7 +237,7 @@ REVOKE ALL ON safe_migrate.backfill_jobs FROM PUBLIC;
 CREATE VIEW safe_migrate.backfills WITH (security_barrier) AS
 SELECT id, relation, status, rows_done, estimated_total, batches,
        batch_size AS current_batch_size, round(rate::numeric, 1) AS rows_per_second,
-       CASE WHEN rate > 0 AND estimated_total > rows_done
+       CASE WHEN status = 'running' AND rate > 0 AND estimated_total > rows_done
             THEN make_interval(secs => (estimated_total - rows_done) / rate) END AS eta,
        last_key, retries, last_error, last_sqlstate, waiting_for,
        pg_catalog.pg_get_userbyid(owner) AS submitted_by,
