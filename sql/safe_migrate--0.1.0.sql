@@ -252,7 +252,7 @@ CREATE FUNCTION migrate_backfill(
     set_clause text,
     where_clause text DEFAULT NULL,
     batch_size integer DEFAULT 1000,
-    target_batch_ms integer DEFAULT 200,
+    target_batch_ms integer DEFAULT 25,
     max_rows_per_second integer DEFAULT 0,
     pause_ms integer DEFAULT 0,
     max_replica_lag bigint DEFAULT 16777216)

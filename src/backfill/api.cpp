@@ -186,7 +186,7 @@ SM_ENTRY(migrate_backfill)
     char *set_clause = text_to_cstring(PG_GETARG_TEXT_PP(1));
     char *where_clause = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
     int batch_size = PG_ARGISNULL(3) ? 1000 : PG_GETARG_INT32(3);
-    int target_ms = PG_ARGISNULL(4) ? 200 : PG_GETARG_INT32(4);
+    int target_ms = PG_ARGISNULL(4) ? 25 : PG_GETARG_INT32(4);
     int max_rate = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
     int pause_ms = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
     int64 max_lag = PG_ARGISNULL(7) ? 16 * 1024 * 1024 : PG_GETARG_INT64(7);

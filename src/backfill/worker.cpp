@@ -135,7 +135,7 @@ Job *next_job(void)
         Oid types[1] = {INT8OID};
         Datum values[1] = {Int64GetDatum(job->id)};
         SPI_execute_with_args("UPDATE safe_migrate.backfill_jobs SET status = 'running', "
-                              "started_at = coalesce(started_at, now()), updated_at = now() "
+                              "started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp() "
                               "WHERE id = $1",
                               1, types, values, nullptr, false, 0);
     }
@@ -170,7 +170,7 @@ void set_job(int64 id, const char *assignments, int nargs, Oid *types, Datum *va
 {
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfo(&sql, "UPDATE safe_migrate.backfill_jobs SET %s, updated_at = now() WHERE id = $1",
+    appendStringInfo(&sql, "UPDATE safe_migrate.backfill_jobs SET %s, updated_at = clock_timestamp() WHERE id = $1",
                      assignments);
     Oid t[8] = {INT8OID};
     Datum v[8] = {Int64GetDatum(id)};
@@ -238,9 +238,12 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     const char *filter = job->where_clause ? job->where_clause : "true";
     StringInfoData sel;
     initStringInfo(&sel);
+    /* output names of their own: ORDER BY must name the columns, not the
+     * text copies (else it sorts as text, scanning the whole table) */
     appendStringInfoString(&sel, "SELECT ");
     for (int i = 0; i < nk; i++)
-        appendStringInfo(&sel, "%s%s::text", i ? ", " : "", job->key_columns[i]);
+        appendStringInfo(&sel, "%s%s::text AS safe_migrate_key_%d", i ? ", " : "",
+                         job->key_columns[i], i);
     appendStringInfo(&sel, " FROM %s WHERE ", job->relation);
     if (job->last_key)
         appendStringInfo(&sel, "%s > %s AND ", keys, param_tuple(job, 1));
@@ -259,7 +262,7 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     uint64 found = SPI_processed;
     if (found == 0) {
         SetUserIdAndSecContext(saved_user, saved_sec);
-        set_job(job->id, "status = 'completed', finished_at = now(), waiting_for = NULL", 0,
+        set_job(job->id, "status = 'completed', finished_at = clock_timestamp(), waiting_for = NULL", 0,
                 nullptr, nullptr, nullptr);
         out.result = BatchResult::Done;
         SPI_finish();
@@ -325,7 +328,7 @@ void run_job(Job *job)
     if (problem) {
         Oid t[1] = {TEXTOID};
         Datum v[1] = {CStringGetTextDatum(problem)};
-        mark(job->id, "status = 'failed', last_error = $2, finished_at = now()", 1, t, v, nullptr);
+        mark(job->id, "status = 'failed', last_error = $2, finished_at = clock_timestamp()", 1, t, v, nullptr);
         return;
     }
     int batch = pg::throttle_first_batch(throttle);
@@ -385,7 +388,7 @@ void run_job(Job *job)
             Datum v[2] = {CStringGetTextDatum(failure->message),
                           CStringGetTextDatum(unpack_sql_state(failure->sqlerrcode))};
             mark(job->id,
-                 "status = 'failed', last_error = $2, last_sqlstate = $3, finished_at = now()", 2,
+                 "status = 'failed', last_error = $2, last_sqlstate = $3, finished_at = clock_timestamp()", 2,
                  t, v, nullptr);
             ereport(LOG, (errmsg("safe_migrate backfill job %lld failed: %s", (long long) job->id,
                                  failure->message)));
