@@ -181,8 +181,11 @@ void set_job(int64 id, const char *assignments, int nargs, Oid *types, Datum *va
         n[i + 1] = nulls ? nulls[i] : ' ';
     }
     n[nargs + 1] = '\0';
+    pg::Elevation e;
+    pg::elevate(&e);
     if (SPI_execute_with_args(sql.data, nargs + 1, t, v, n, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "could not update backfill job %lld", (long long) id);
+    pg::unelevate(&e);
 }
 
 /* In its own transaction. */
@@ -217,8 +220,11 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     /* 1. the job row: is it still ours to run? */
     Oid t1[1] = {INT8OID};
     Datum v1[1] = {Int64GetDatum(job->id)};
+    pg::Elevation e;
+    pg::elevate(&e);
     SPI_execute_with_args("SELECT status FROM safe_migrate.backfill_jobs WHERE id = $1 FOR UPDATE",
                           1, t1, v1, nullptr, false, 1);
+    pg::unelevate(&e);
     if (SPI_processed != 1 ||
         strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "running") != 0) {
         out.result = BatchResult::Stopped;
@@ -229,9 +235,13 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     }
 
     /* 2. as the owner: the next keys, then that key range */
+    /* The owner's code (set and where clauses, triggers) runs as the owner,
+     * and whatever settings it changes are dropped before the worker's own
+     * statements run again. */
     Oid saved_user;
     int saved_sec;
     GetUserIdAndSecContext(&saved_user, &saved_sec);
+    int owner_nest = NewGUCNestLevel();
     SetUserIdAndSecContext(job->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
     int nk = job->n_keys;
     char *keys = key_tuple(job);
@@ -261,6 +271,7 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         elog(ERROR, "could not read the next keys of %s", job->relation);
     uint64 found = SPI_processed;
     if (found == 0) {
+        AtEOXact_GUC(false, owner_nest);
         SetUserIdAndSecContext(saved_user, saved_sec);
         set_job(job->id, "status = 'completed', finished_at = clock_timestamp(), waiting_for = NULL", 0,
                 nullptr, nullptr, nullptr);
@@ -290,14 +301,18 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         SPI_OK_UPDATE)
         elog(ERROR, "could not update %s", job->relation);
     out.rows = (long) SPI_processed;
+    AtEOXact_GUC(false, owner_nest);
     SetUserIdAndSecContext(saved_user, saved_sec);
 
     /* 3. did anybody wait on us? */
-    SPI_execute("SELECT count(*)::int4 FROM pg_catalog.pg_stat_activity "
-                "WHERE pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(pid))",
+    pg::elevate(&e);
+    SPI_execute("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM pg_catalog.pg_stat_activity "
+                "WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) "
+                "ANY (pg_catalog.pg_blocking_pids(pid))",
                 true, 1);
     bool isnull;
     out.waiters = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    pg::unelevate(&e);
 
     /* 4. progress, in the batch's transaction */
     Oid t4[4] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID};
@@ -309,7 +324,11 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
             4, t4, v4, nullptr);
     SPI_finish();
     PopActiveSnapshot();
+    /* commit as the owner: deferred triggers fire at commit, and they are the
+     * owner's code */
+    SetUserIdAndSecContext(job->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
     CommitTransactionCommand();
+    SetUserIdAndSecContext(saved_user, saved_sec);
     job->last_key = new_last;
     return out;
 }
@@ -427,12 +446,14 @@ extern "C" void safe_migrate_backfill_worker_main(Datum arg)
 
     job_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate backfill job",
                                     ALLOCSET_DEFAULT_SIZES);
-    for (;;) {
-        MemoryContextReset(job_cxt);
-        Job *job = next_job();
-        if (job == nullptr)
-            break;
+    /* One job per process: whatever a job's code left in this session (its
+     * settings, its temporary objects) goes with it.  If more jobs wait, the
+     * launcher starts a fresh worker for them. */
+    Job *job = next_job();
+    if (job != nullptr) {
         run_job(job);
+        MemoryContextReset(job_cxt);
+        wake_launcher(MyDatabaseId);
     }
     proc_exit(0);
 }

@@ -253,6 +253,9 @@ const char *throttle_create(const ThrottleSettings *settings, ThrottleState **st
         core::ThrottleConfig config;
         config.initial_batch = settings->initial_batch;
         config.max_batch = std::max(settings->initial_batch * 100, 100000);
+        /* with a rate cap, no batch holds more than a second's worth of rows */
+        if (settings->max_rows_per_second > 0)
+            config.max_batch = std::max(1, std::min(config.max_batch, settings->max_rows_per_second));
         config.target_batch_ms = settings->target_batch_ms;
         config.max_rows_per_second = settings->max_rows_per_second;
         config.pause_ms = settings->pause_ms;

@@ -137,12 +137,15 @@ is( as('alice', 'SELECT what, who, count(*) FROM alice.spy GROUP BY 1, 2 ORDER B
 is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'"),
 	'f', 'alice is still no superuser');
 
-# alice's own now() and +(bigint, integer), which the job's code puts first
-# on the search_path for the rest of the batch's transaction
+# alice's own now(), clock_timestamp() and +(bigint, integer), which the
+# job's code puts first on the search_path for the rest of the batch's
+# transaction
 as('alice', q{
 	DELETE FROM alice.spy;
 	CREATE FUNCTION alice.now() RETURNS timestamptz LANGUAGE plpgsql AS
 	  $$BEGIN INSERT INTO alice.spy VALUES (current_user, 'now()'); RETURN pg_catalog.now(); END$$;
+	CREATE FUNCTION alice.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS
+	  $$BEGIN INSERT INTO alice.spy VALUES (current_user, 'clock_timestamp()'); RETURN pg_catalog.clock_timestamp(); END$$;
 	CREATE FUNCTION alice.spy_plus(bigint, int) RETURNS bigint LANGUAGE plpgsql AS
 	  $$BEGIN INSERT INTO alice.spy VALUES (current_user, '+'); RETURN $1 OPERATOR(pg_catalog.+) $2; END$$;
 	CREATE OPERATOR alice.+ (LEFTARG = bigint, RIGHTARG = int, FUNCTION = alice.spy_plus);
