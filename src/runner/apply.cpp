@@ -16,6 +16,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
+#include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -385,21 +386,6 @@ ErrorData *in_subtransaction(Fn fn)
     return failure;
 }
 
-/* WARNINGs raised by the migration's statements, for its result row */
-List *caller_warnings;
-emit_log_hook_type saved_emit_log_hook;
-
-void collect_caller_warning(ErrorData *edata)
-{
-    if (edata->elevel == WARNING && edata->message != nullptr) {
-        MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-        caller_warnings = lappend(caller_warnings, pstrdup(edata->message));
-        MemoryContextSwitchTo(old);
-    }
-    if (saved_emit_log_hook)
-        saved_emit_log_hook(edata);
-}
-
 ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, bool disposable)
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
@@ -479,9 +465,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                             prepared->allow_reasons);
     for (;;) {
         int *current_ptr = &current;
-        caller_warnings = NIL;
-        saved_emit_log_hook = emit_log_hook;
-        emit_log_hook = collect_caller_warning;
+        pg::collect_warnings(TopTransactionContext);
         failure = in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
             (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout_ms), PGC_USERSET,
@@ -496,7 +480,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             policy::migration.statement = nullptr;
             AtEOXact_GUC(true, nest);
         });
-        emit_log_hook = saved_emit_log_hook;
+        pg::stop_collecting_warnings();
         if (failure == nullptr)
             break;
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
@@ -543,7 +527,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         Datum values[11];
         char nulls[12] = "           ";
         ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
-                                  prepared->checksum, caller_warnings);
+                                  prepared->checksum, pg::collected_warnings());
         auto text_or_null = [&](const char *v, int i) -> Datum {
             if (v == nullptr) {
                 nulls[i] = 'n';
@@ -573,7 +557,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     pg::unelevate(&e);
     SPI_finish();
     return make_row(prepared->version, "applied", n, retries, started, prepared->checksum,
-                    caller_warnings);
+                    pg::collected_warnings());
 }
 
 Datum warnings_datum(const ResultRow *row)

@@ -23,6 +23,7 @@
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/privileged.hpp"
+#include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -62,21 +63,6 @@ namespace {
 char *shared_base;
 SharedRequest *request;
 MemoryContext migration_cxt;
-
-/* WARNING-level messages raised while running, for the result and history */
-List *collected_warnings;
-emit_log_hook_type prev_emit_log_hook;
-
-void collect_warnings(ErrorData *edata)
-{
-    if (edata->elevel == WARNING && edata->message != nullptr) {
-        MemoryContext old = MemoryContextSwitchTo(migration_cxt);
-        collected_warnings = lappend(collected_warnings, pstrdup(edata->message));
-        MemoryContextSwitchTo(old);
-    }
-    if (prev_emit_log_hook)
-        prev_emit_log_hook(edata);
-}
 
 const char *shared_string(Size off) { return shared_base + off; }
 
@@ -123,11 +109,11 @@ void reconcile_interrupted(void)
 
 Datum warnings_array(void)
 {
-    int n = list_length(collected_warnings);
+    int n = list_length(pg::collected_warnings());
     Datum *elems = (Datum *) palloc(sizeof(Datum) * (n + 1));
     int i = 0;
     ListCell *lc;
-    foreach (lc, collected_warnings)
+    foreach (lc, pg::collected_warnings())
         elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
     return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
@@ -490,9 +476,9 @@ void send_result(const char *version, const char *status, int statements, int re
     pq_sendint32(&buf, retries);
     pq_sendint64(&buf, GetCurrentTimestamp() - started);
     pq_sendstring(&buf, checksum ? checksum : "");
-    pq_sendint32(&buf, list_length(collected_warnings));
+    pq_sendint32(&buf, list_length(pg::collected_warnings()));
     ListCell *lc;
-    foreach (lc, collected_warnings)
+    foreach (lc, pg::collected_warnings())
         pq_sendstring(&buf, (char *) lfirst(lc));
     pq_endmessage(&buf);
 }
@@ -722,8 +708,7 @@ void do_rollback(void)
     foreach (lc, targets) {
         RollbackTarget *t = (RollbackTarget *) lfirst(lc);
         TimestampTz started = GetCurrentTimestamp();
-        list_free(collected_warnings);
-        collected_warnings = NIL;
+        pg::collect_warnings(migration_cxt);
         /* the stored script's "-- safe_migrate:allow" lines cover its down part */
         pg::PreparedScript stored;
         MemoryContext cxt = MemoryContextSwitchTo(migration_cxt);
@@ -784,8 +769,7 @@ extern "C" void safe_migrate_runner_main(Datum arg)
 
     migration_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate migration",
                                           ALLOCSET_DEFAULT_SIZES);
-    prev_emit_log_hook = emit_log_hook;
-    emit_log_hook = collect_warnings;
+    pg::collect_warnings(migration_cxt);
 
     /* the caller's session, as far as it matters to DDL */
     StartTransactionCommand();
