@@ -262,12 +262,12 @@ printf '%-30s %12s %8s   %s\n' "workload / database" "median TPS" "ratio" "TPS p
 printf '%-30s %12s %8s   %s\n' "------------------------------" "------------" "--------" "------------------------"
 print_workload() {
     local title="$1" wl="$2"; shift 2
-    local v label db w opts base
+    local v label base
     echo "$title"
-    IFS='|' read -r label db w opts <<<"$1"
+    IFS='|' read -r label _ <<<"$1"
     base="${MED["$label/$wl"]}"
     for v in "$@"; do
-        IFS='|' read -r label db w opts <<<"$v"
+        IFS='|' read -r label _ <<<"$v"
         printf '  %-28s %12s %8s   %s\n' "$label" "${MED["$label/$wl"]}" \
             "$(ratio "$base" "${MED["$label/$wl"]}")" "$(rounds_of "$label" "$wl")"
     done
