@@ -9,12 +9,18 @@
 #include "pg/privileged.hpp"
 
 extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "utils/lsyscache.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "utils/tuplestore.h"
+#include "utils/timestamp.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
@@ -29,8 +35,6 @@ namespace safe_migrate::policy {
 namespace {
 
 ProcessUtility_hook_type prev_process_utility = nullptr;
-SPIPlanPtr log_commands_plan = nullptr;
-SPIPlanPtr log_drops_plan = nullptr;
 
 EventTriggerData *trigger_data(FunctionCallInfo fcinfo)
 {
@@ -71,53 +75,109 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
                                 dest, qc);
 }
 
-/* Append to safe_migrate.ddl_log with the extension's rights; the session's
- * role is recorded, not used. */
-void log_ddl(const char *sql, SPIPlanPtr *cached_plan, const char *command_tag)
-{
-    Oid user;
-    int sec;
-    GetUserIdAndSecContext(&user, &sec);
-    const char *role = GetUserNameFromId(user, false);
-    const char *text = migration.statement ? migration.statement : debug_query_string;
+/*
+ * safe_migrate.ddl_log is written directly, one heap tuple per object,
+ * without SPI or the executor: this runs for every DDL statement of every
+ * session, and the per-statement executor setup of an INSERT ... SELECT was
+ * most of safe_migrate's cost on DDL-heavy workloads.  The log has no index,
+ * trigger or policy to honour; the session's role is recorded, not used.
+ */
 
+/* Run one of PostgreSQL's event-trigger SRFs in materialize mode. */
+Tuplestorestate *call_srf(Oid fn, TupleDesc *desc, ExprContext *econtext)
+{
+    FmgrInfo flinfo;
+    fmgr_info(fn, &flinfo);
+    ReturnSetInfo rsinfo;
+    memset(&rsinfo, 0, sizeof(rsinfo));
+    rsinfo.type = T_ReturnSetInfo;
+    rsinfo.econtext = econtext;
+    rsinfo.allowedModes = (int) (SFRM_ValuePerCall | SFRM_Materialize);
+    rsinfo.returnMode = SFRM_ValuePerCall;
+    LOCAL_FCINFO(fcinfo, 0);
+    InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, nullptr, (Node *) &rsinfo);
+    (void) FunctionCallInvoke(fcinfo);
+    if (rsinfo.returnMode != SFRM_Materialize)
+        elog(ERROR, "event trigger function did not materialize its result");
+    *desc = rsinfo.setDesc;
+    return rsinfo.setResult;
+}
+
+Oid ddl_log_relid(void)
+{
+    Oid nsp = get_namespace_oid("safe_migrate", true);
+    return OidIsValid(nsp) ? get_relname_relid("ddl_log", nsp) : InvalidOid;
+}
+
+/* The columns of safe_migrate.ddl_log, in order. */
+enum { kLoggedAt, kRole, kTag, kType, kIdentity, kStatement, kManaged, kVersion, kInExtension, kCols };
+
+/* Log the objects the SRF returns; columns of interest by position. */
+void log_objects(Oid srf, int tag_col, int type_col, int identity_col, int in_extension_col,
+                 int original_col, const char *fixed_tag)
+{
     /* extension scripts are not the database's own DDL; and DROP EXTENSION
      * safe_migrate drops the log before its own triggers */
     if (creating_extension)
         return;
-    Oid nsp = get_namespace_oid("safe_migrate", true);
-    if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("ddl_log", nsp)))
+    Oid log = ddl_log_relid();
+    if (!OidIsValid(log))
         return;
 
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "SPI_connect failed");
-    pg::Elevation e;
-    pg::elevate(&e);
-    Oid types[5] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID};
-    Datum values[5];
-    char nulls[6] = "     ";
-    values[0] = CStringGetTextDatum(role);
-    if (text)
-        values[1] = CStringGetTextDatum(text);
-    else
-        nulls[1] = 'n';
-    values[2] = BoolGetDatum(migration.active);
-    if (migration.version)
-        values[3] = CStringGetTextDatum(migration.version);
-    else
-        nulls[3] = 'n';
-    values[4] = CStringGetTextDatum(command_tag);
-    /* planned once per backend (plancache replans if the table changes) */
-    if (*cached_plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(sql, 5, types);
-        if (plan == nullptr || SPI_keepplan(plan) != 0)
-            elog(ERROR, "could not prepare the safe_migrate.ddl_log insert");
-        *cached_plan = plan;
+    const char *text = migration.statement ? migration.statement : debug_query_string;
+    NameData role;
+    namestrcpy(&role, GetUserNameFromId(GetUserId(), false));
+
+    ExprContext *econtext = CreateStandaloneExprContext();
+    TupleDesc desc;
+    Tuplestorestate *store = call_srf(srf, &desc, econtext);
+    Relation rel = table_open(log, RowExclusiveLock);
+    if (store != nullptr) {
+        TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+        while (tuplestore_gettupleslot(store, true, false, slot)) {
+            bool isnull;
+            if (original_col > 0) {
+                Datum original = slot_getattr(slot, original_col, &isnull);
+                if (isnull || !DatumGetBool(original))
+                    continue;
+            }
+            Datum values[kCols];
+            bool nulls[kCols] = {false};
+            values[kLoggedAt] = TimestampTzGetDatum(GetCurrentTimestamp());
+            values[kRole] = NameGetDatum(&role);
+            if (fixed_tag)
+                values[kTag] = CStringGetTextDatum(fixed_tag);
+            else {
+                values[kTag] = slot_getattr(slot, tag_col, &isnull);
+                if (isnull)
+                    values[kTag] = CStringGetTextDatum("");
+            }
+            values[kType] = slot_getattr(slot, type_col, &nulls[kType]);
+            values[kIdentity] = slot_getattr(slot, identity_col, &nulls[kIdentity]);
+            if (text)
+                values[kStatement] = CStringGetTextDatum(text);
+            else
+                nulls[kStatement] = true;
+            values[kManaged] = BoolGetDatum(migration.active);
+            if (migration.version)
+                values[kVersion] = CStringGetTextDatum(migration.version);
+            else
+                nulls[kVersion] = true;
+            if (in_extension_col > 0) {
+                values[kInExtension] = slot_getattr(slot, in_extension_col, &isnull);
+                if (isnull)
+                    values[kInExtension] = BoolGetDatum(false);
+            } else
+                values[kInExtension] = BoolGetDatum(false);
+            HeapTuple tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+            simple_heap_insert(rel, tuple);
+            heap_freetuple(tuple);
+        }
+        ExecDropSingleTupleTableSlot(slot);
+        tuplestore_end(store);
     }
-    if (SPI_execute_plan(*cached_plan, values, nulls, false, 0) < 0)
-        elog(ERROR, "could not write safe_migrate.ddl_log");
-    pg::unelevate(&e);
-    SPI_finish();
+    table_close(rel, NoLock);
+    FreeExprContext(econtext, true);
 }
 
 }  // namespace
@@ -154,22 +214,18 @@ SM_ENTRY(safe_migrate_table_rewrite)
 SM_ENTRY(safe_migrate_ddl_command_end)
 {
     (void) trigger_data(fcinfo);
-    log_ddl("INSERT INTO safe_migrate.ddl_log (role_name, statement, managed, migration_version, "
-            "command_tag, object_type, object_identity, in_extension) "
-            "SELECT $1, $2, $3, $4, c.command_tag, c.object_type, c.object_identity, "
-            "c.in_extension FROM pg_catalog.pg_event_trigger_ddl_commands() c",
-            &log_commands_plan, "");
+    /* pg_event_trigger_ddl_commands(): command_tag 4, object_type 5,
+     * object_identity 7, in_extension 8 */
+    log_objects(F_PG_EVENT_TRIGGER_DDL_COMMANDS, 4, 5, 7, 8, 0, nullptr);
     PG_RETURN_VOID();
 }
 
 SM_ENTRY(safe_migrate_sql_drop)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
-    log_ddl("INSERT INTO safe_migrate.ddl_log (role_name, statement, managed, migration_version, "
-            "command_tag, object_type, object_identity, in_extension) "
-            "SELECT $1, $2, $3, $4, $5, d.object_type, d.object_identity, false "
-            "FROM pg_catalog.pg_event_trigger_dropped_objects() d WHERE d.original",
-            &log_drops_plan, GetCommandTagName(trig->tag));
+    /* pg_event_trigger_dropped_objects(): original 4, object_type 7,
+     * object_identity 10 */
+    log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 7, 10, 0, 4, GetCommandTagName(trig->tag));
     PG_RETURN_VOID();
 }
 
