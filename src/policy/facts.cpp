@@ -108,6 +108,17 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
 {
     f->table = written_name;
+
+    /* created in this transaction: only this transaction can see it, every
+     * rule exempts it, and nothing else needs looking up */
+    Relation rel = RelationIdGetRelation(relid);
+    if (RelationIsValid(rel)) {
+        f->created_in_transaction = rel->rd_createSubid != InvalidSubTransactionId;
+        RelationClose(rel);
+    }
+    if (f->created_in_transaction && f->table != nullptr)
+        return;
+
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
     if (!HeapTupleIsValid(tup))
         return;
@@ -142,12 +153,6 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
         }
     }
 
-    /* created in this transaction: only this transaction can see it */
-    Relation rel = RelationIdGetRelation(relid);
-    if (RelationIsValid(rel)) {
-        f->created_in_transaction = rel->rd_createSubid != InvalidSubTransactionId;
-        RelationClose(rel);
-    }
 }
 
 /* A type as the user would write it: "integer", "character varying(100)". */
