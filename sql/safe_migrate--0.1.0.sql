@@ -271,6 +271,55 @@ AS 'MODULE_PATHNAME', 'migrate_backfill_cancel' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION migrate_backfill_wait(id bigint, timeout interval DEFAULT NULL) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_backfill_wait' LANGUAGE C VOLATILE;
 
+-- ---------------------------------------------------------------------
+-- Proving a migration
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION migrate_checksum(script text) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_checksum'
+LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION migrate_checksum(text) IS
+'the checksum migrate_apply records for a script (SHA-256 of the script with line ends normalised)';
+
+-- The caller's list of applied migrations against the history: what is
+-- missing here, what is here but not in the list, what changed.
+CREATE FUNCTION migrate_verify(
+    expected jsonb,
+    OUT version text, OUT problem text, OUT expected_checksum text, OUT applied_checksum text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF expected IS NULL OR jsonb_typeof(expected) <> 'array' THEN
+        RAISE EXCEPTION 'expected must be a JSON array of {"version": ..., "checksum": ...}'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: [{"version": "0001", "checksum": "…"}]; the checksum may be left out.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(expected) x
+                WHERE jsonb_typeof(x) <> 'object'
+                   OR coalesce(jsonb_typeof(x -> 'version'), 'none') <> 'string') THEN
+        RAISE EXCEPTION 'every element of expected needs a "version" string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH e AS (SELECT x ->> 'version' AS version, x ->> 'checksum' AS checksum
+                 FROM jsonb_array_elements(expected) x),
+         a AS (SELECT h.version, h.checksum FROM safe_migrate.history h WHERE h.status = 'applied')
+    SELECT coalesce(e.version, a.version),
+           CASE WHEN a.version IS NULL THEN 'missing'
+                WHEN e.version IS NULL THEN 'extra'
+                ELSE 'changed' END,
+           e.checksum, a.checksum
+      FROM e FULL JOIN a ON a.version = e.version
+     WHERE a.version IS NULL OR e.version IS NULL
+        OR (e.checksum IS NOT NULL AND e.checksum <> a.checksum)
+     ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION migrate_verify(jsonb) IS
+'compare a list of {version, checksum} with the applied migrations: missing, extra, changed';
+
 -- Exercises the C++/PostgreSQL error boundary (used by the regression tests).
 CREATE FUNCTION safe_migrate.boundary_selftest(kind text)
 RETURNS text

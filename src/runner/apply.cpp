@@ -709,3 +709,15 @@ SM_ENTRY(migrate_rollback)
 {
     return safe_migrate::runner::rollback_impl(fcinfo);
 }
+
+/* migrate_checksum(script text): what migrate_apply records */
+SM_ENTRY(migrate_checksum)
+{
+    char *script = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    safe_migrate::pg::PreparedScript prepared;
+    const char *problem = safe_migrate::pg::prepare_script(script, "checksum", &prepared);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("invalid migration script: %s", problem)));
+    PG_RETURN_TEXT_P(cstring_to_text(prepared.checksum));
+}
