@@ -51,9 +51,21 @@ SELECT overrides FROM safe_migrate.history WHERE version = 'rb-3' AND status = '
 -- Unknown target.
 SELECT * FROM migrate_rollback('no-such-version');
 -- A migration without a down script stops the rollback before anything is undone.
-SELECT version, status FROM migrate_apply('CREATE TABLE rb_nodown (id int);', 'rb-4');
+SELECT version, status FROM migrate_apply('CREATE TABLE rb_nodown (id int); INSERT INTO rb_nodown VALUES (1);', 'rb-4');
 SELECT * FROM migrate_rollback('rb-1');
 SELECT to_regclass('rb_c') AS rb_c, to_regclass('rb_nodown') AS rb_nodown;
+-- Without a down section, one is derived where the reverse is certain
+-- (here: the index, the column, the table, newest first).
+SELECT version, status FROM migrate_apply($sql$
+CREATE TABLE rb_derived (id int);
+ALTER TABLE rb_derived ADD COLUMN note text, ADD CONSTRAINT rb_derived_id CHECK (id > 0);
+CREATE INDEX rb_derived_note ON rb_derived (note);
+CREATE VIEW rb_derived_v AS SELECT id FROM rb_derived;
+CREATE FUNCTION rb_derived_f(a int, b text) RETURNS int LANGUAGE sql AS 'SELECT a';
+$sql$, 'rb-derived');
+SELECT down_script FROM safe_migrate.migrations WHERE version = 'rb-derived';
+SELECT version, status, statements FROM migrate_rollback();
+SELECT to_regclass('rb_derived') AS rb_derived, to_regprocedure('rb_derived_f(int, text)') AS f;
 -- A failing down script reports which migration it belongs to.
 SELECT version, status FROM migrate_apply($sql$
 -- migrate:up

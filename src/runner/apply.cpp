@@ -12,6 +12,7 @@
  */
 #include "runner.hpp"
 #include "classify.hpp"
+#include "derive.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
@@ -539,7 +540,11 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         values[1] = text_or_null(req->description, 1);
         values[2] = CStringGetTextDatum(prepared->checksum);
         values[3] = CStringGetTextDatum(req->script);
-        values[4] = text_or_null(prepared->down, 4);
+        /* no down section: derive one where the reverse is certain */
+        const char *why = nullptr;
+        values[4] = text_or_null(prepared->down ? prepared->down
+                                                : derive_down_script(prepared->up, &why),
+                                 4);
         values[5] = CStringGetTextDatum(GetUserNameFromId(e.saved_user, false));
         values[6] = TimestampTzGetDatum(started);
         values[7] = Int32GetDatum(n);

@@ -20,6 +20,7 @@
  */
 #include "runner.hpp"
 #include "classify.hpp"
+#include "derive.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/privileged.hpp"
@@ -559,7 +560,10 @@ void do_apply(void)
         values[1] = text_or_null(description, nulls, 1);
         values[2] = CStringGetTextDatum(prepared.checksum);
         values[3] = CStringGetTextDatum(script);
-        values[4] = text_or_null(prepared.down, nulls, 4);
+        const char *why = nullptr;
+        values[4] = text_or_null(prepared.down ? prepared.down
+                                               : derive_down_script(prepared.up, &why),
+                                 nulls, 4);
         values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations "
@@ -695,7 +699,9 @@ void do_rollback(void)
             ereport(ERROR,
                     (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                      errmsg("migration \"%s\" has no down script", t->version),
-                     errdetail("Nothing was rolled back."),
+                     errdetail("None was given, and none could be derived: some statement has no "
+                               "certain reverse (data changes, IF NOT EXISTS, OR REPLACE, unnamed "
+                               "indexes or constraints). Nothing was rolled back."),
                      errhint("Give the migration a \"-- migrate:down\" section, or write the "
                              "reverse change as a new migration.")));
     }
@@ -714,11 +720,27 @@ void do_rollback(void)
         MemoryContext cxt = MemoryContextSwitchTo(migration_cxt);
         const char *problem = pg::prepare_script(t->script, t->version, &stored);
         MemoryContextSwitchTo(cxt);
-        if (problem == nullptr)
-            policy::begin_migration(t->version, stored.n_allows, stored.allow_rules,
-                                    stored.allow_reasons);
-        else
-            policy::begin_migration(t->version, 0, nullptr, nullptr);
+        /* ... and so do the down script's own (a derived one carries them) */
+        pg::PreparedScript down;
+        cxt = MemoryContextSwitchTo(migration_cxt);
+        const char *down_problem = pg::prepare_script(t->down, t->version, &down);
+        MemoryContextSwitchTo(cxt);
+        int n = (problem ? 0 : stored.n_allows) + (down_problem ? 0 : down.n_allows);
+        char **rules = (char **) MemoryContextAlloc(migration_cxt, sizeof(char *) * (n + 1));
+        char **reasons = (char **) MemoryContextAlloc(migration_cxt, sizeof(char *) * (n + 1));
+        int k = 0;
+        for (int i = 0; !problem && i < stored.n_allows; i++, k++) {
+            rules[k] = stored.allow_rules[i];
+            reasons[k] = stored.allow_reasons[i];
+        }
+        for (int i = 0; !down_problem && i < down.n_allows; i++, k++) {
+            rules[k] = down.allow_rules[i];
+            reasons[k] = down.allow_reasons[i];
+        }
+        /* honoured, as ever, only for a role that may override */
+        if (!policy::may_override(GetUserId()))
+            k = 0;
+        policy::begin_migration(t->version, k, rules, reasons);
         RunOutcome outcome = execute_script(t->down);
         char *rollback_overrides = policy::overrides_json();
         policy::end_migration();
