@@ -80,71 +80,11 @@ command -v timeout >/dev/null || die "timeout not found (coreutils)"
 command -v awk >/dev/null     || die "awk not found"
 
 # ---------------------------------------------------------------- cluster
-WORK="$(mktemp -d /tmp/sm_backfill.XXXXXX)"
-PGDATA="$WORK/data"
-SOCK="$WORK/sock"          # short path: unix socket paths are limited to 107 bytes
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_cluster_start sm_backfill "shared_preload_libraries = 'safe_migrate'
+max_worker_processes = 32"
 OUT="$WORK/out"
-SERVER_LOG="$WORK/server.log"
-STARTED=0
-BG_PIDS=()                 # background jobs of this script (pgbench, waiter, sampler)
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${BG_PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    if (( STARTED )); then
-        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    if [[ "$KEEP_CLUSTER" == 1 ]]; then
-        log "KEEP_CLUSTER=1: left $WORK in place"
-    else
-        rm -rf -- "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-show_server_log() {
-    if [[ -f "$SERVER_LOG" ]]; then
-        printf '[bench] ---- last 40 lines of the server log ----\n' >&2
-        tail -n 40 "$SERVER_LOG" >&2 || true
-    fi
-}
-
-mkdir -p "$PGDATA" "$SOCK" "$OUT"
-chown -R postgres:postgres "$WORK"
-chmod 700 "$WORK"
-
-log "initdb into $PGDATA"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-
-cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# ---- added by bench/backfill.sh ----
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'safe_migrate'
-max_worker_processes = 32
-logging_collector = off
-log_min_messages = warning
-$PG_CONF_EXTRA
-EOF
-
-if "$PSQL" -X -q -h "$SOCK" -p "$PORT" -c 'select 1' >/dev/null 2>&1; then
-    die "something already answers on port $PORT"
-fi
-
-log "starting the cluster (port $PORT, socket dir $SOCK)"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
-    || { show_server_log; die "the cluster did not start (port $PORT in use? set PORT=...)"; }
-STARTED=1
+mkdir -p "$OUT"
 
 # Clients run as root, connect as the superuser over the private socket.
 export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
