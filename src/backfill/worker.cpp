@@ -420,6 +420,10 @@ void run_job(Job *job)
         double ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
         double sleep = 0;
         pg::throttle_after(throttle, outcome.rows, batch, ms, outcome.waiters, &batch, &sleep, &rate);
+        /* sessions waited on the batch's locks: besides the smaller next
+         * batch, give them a batch's time to get through first */
+        if (outcome.waiters > 0)
+            sleep += job->throttle.target_batch_ms;
         if (sleep > 0)
             pg::sleep_ms((int) sleep);
     }
