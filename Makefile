@@ -13,7 +13,7 @@ PG_CXXFLAGS = -std=c++17 -Wno-register -fno-omit-frame-pointer
 SHLIB_LINK = -lstdc++
 
 # pg_regress suites (sql/, expected/)
-REGRESS = boundary apply rollback privileges policy backfill verify
+REGRESS = boundary apply rollback privileges policy backfill verify prove
 REGRESS_OPTS = --load-extension=plpgsql
 # isolation specs (test/isolation/specs, test/isolation/expected)
 ISOLATION = concurrent_apply lock_queue

@@ -281,6 +281,15 @@ LANGUAGE C IMMUTABLE STRICT;
 COMMENT ON FUNCTION migrate_checksum(text) IS
 'the checksum migrate_apply records for a script (SHA-256 of the script with line ends normalised)';
 
+-- Up, down, up again in a transaction that is rolled back: does down restore
+-- the schema exactly, does up make the same schema again?
+CREATE FUNCTION migrate_test(script text, OUT step text, OUT ok boolean, OUT differences text[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'migrate_test'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migrate_test(text) IS
+'apply up, down, up again inside a rolled-back transaction and compare catalog fingerprints';
+
 -- The caller's list of applied migrations against the history: what is
 -- missing here, what is here but not in the list, what changed.
 CREATE FUNCTION migrate_verify(
