@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl g++ make cmake
-          googletest libgtest-dev libbenchmark-dev libboost-dev)
+          googletest libgtest-dev libbenchmark-dev libboost-dev
+          python3-alembic python3-psycopg2)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,9 +51,19 @@ for f in regression.diffs test/isolation/output_iso/regression.diffs; do
     [ -f "$WORK/src/$f" ] && cat "$WORK/src/$f" && cp "$WORK/src/$f" "$LOGS/$(echo "$f" | tr / _)"
 done
 count regress+isolation "$r_ok" "$r_bad"
+
+# 3. the client examples (a dbmate folder with psql, Alembic, knex)
+echo "== examples"
+PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres bash "$WORK/src/examples/run.sh" \
+    >"$LOGS/examples.log" 2>&1
+cat "$LOGS/examples.log"
+e_ok=$(grep -c '^ok ' "$LOGS/examples.log")
+e_bad=$(grep -c '^FAILED ' "$LOGS/examples.log")
+grep -q '^examples: ' "$LOGS/examples.log" || e_bad=$((e_bad + 1))
+count examples "$e_ok" "$e_bad"
 cluster_stop "$WORK/cluster"
 
-# 3. TAP tests: each starts its own clusters (crashes, restarts, a replica)
+# 4. TAP tests: each starts its own clusters (crashes, restarts, a replica)
 echo "== TAP"
 runuser -u postgres -- make -C "$WORK/src" tapcheck >"$LOGS/tap.log" 2>&1
 grep -E '^test/t/.*\.\. ' "$LOGS/tap.log"
