@@ -17,6 +17,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
+#include "pg/subxact.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
@@ -359,34 +360,6 @@ ResultRow *make_row(const char *version, const char *status, int statements, int
     return row;
 }
 
-/* Run fn() in a subtransaction; returns the error (subtransaction rolled
- * back) or NULL (subtransaction committed). */
-template <typename Fn>
-ErrorData *in_subtransaction(Fn fn)
-{
-    MemoryContext cxt = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    ErrorData *volatile failure = nullptr;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(cxt);
-    PG_TRY();
-    {
-        fn();
-        ReleaseCurrentSubTransaction();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        failure = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(cxt);
-    CurrentResourceOwner = owner;
-    return failure;
-}
-
 ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, bool disposable)
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
@@ -467,7 +440,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     for (;;) {
         int *current_ptr = &current;
         pg::collect_warnings(TopTransactionContext);
-        failure = in_subtransaction([&]() {
+        failure = pg::in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
             (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout_ms), PGC_USERSET,
                                      PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);

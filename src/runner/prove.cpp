@@ -8,6 +8,7 @@
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/guard.hpp"
+#include "pg/subxact.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -125,28 +126,8 @@ void run_script(const char *sql)
 /* Run a script in a subtransaction of its own; its error message, or NULL. */
 char *try_script(const char *sql)
 {
-    MemoryContext cxt = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    char *volatile failure = nullptr;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(cxt);
-    PG_TRY();
-    {
-        run_script(sql);
-        ReleaseCurrentSubTransaction();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        ErrorData *edata = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        failure = pstrdup(edata->message);
-    }
-    PG_END_TRY();
-    MemoryContextSwitchTo(cxt);
-    CurrentResourceOwner = owner;
-    return failure;
+    ErrorData *failure = pg::in_subtransaction([sql]() { run_script(sql); });
+    return failure ? failure->message : nullptr;
 }
 
 Datum text_array(List *items)
