@@ -62,6 +62,15 @@ SELECT version, status, statements, duration FROM migrate_apply($m$
 SELECT migrate_backfill_wait((SELECT max(id) FROM safe_migrate.backfills
                                WHERE relation = 'public.users'), '1 hour');
 ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
+-- migrate:down
+ALTER TABLE users DROP CONSTRAINT users_full_name_not_null;
+$m$, '0004a', 'wait for the backfill, add the NOT NULL proof unvalidated');
+SQL
+# The CHECK commits before it is validated: a VALIDATE in the same
+# transaction would scan the table under ADD CONSTRAINT's ACCESS EXCLUSIVE.
+psql -d shop <<'SQL'
+SELECT version, status, statements, duration FROM migrate_apply($m$
+-- migrate:up
 ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
 ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;
 ALTER TABLE users DROP CONSTRAINT users_full_name_not_null;
@@ -96,9 +105,6 @@ psql -d shop <<'SQL'
 \set ON_ERROR_STOP 0
 SELECT version, status FROM migrate_apply($m$
 -- migrate:up
-SELECT migrate_backfill_wait((SELECT max(id) FROM safe_migrate.backfills
-                               WHERE relation = 'public.users'), '1 hour');
-ALTER TABLE users ADD CONSTRAINT users_full_name_not_null CHECK (full_name IS NOT NULL) NOT VALID;
 ALTER TABLE users VALIDATE CONSTRAINT users_full_name_not_null;
 ALTER TABLE users ALTER COLUMN full_name SET NOT NULL;
 ALTER TABLE users DROP CONSTRAINT users_full_name_not_null;
