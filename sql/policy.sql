@@ -67,6 +67,16 @@ ALTER TABLE large VALIDATE CONSTRAINT large_name_not_null;
 ALTER TABLE large ALTER COLUMN name SET NOT NULL;                -- proven: no scan, allowed
 ALTER TABLE large DROP CONSTRAINT large_name_not_null;
 
+-- validate-in-locking-transaction: a VALIDATE in the transaction that added
+-- the NOT VALID constraint scans under that statement's ACCESS EXCLUSIVE lock.
+BEGIN;
+ALTER TABLE large ADD CONSTRAINT qty_not_negative CHECK (qty >= 0) NOT VALID;
+ALTER TABLE large VALIDATE CONSTRAINT qty_not_negative;
+ROLLBACK;
+ALTER TABLE large ADD CONSTRAINT qty_not_negative CHECK (qty >= 0) NOT VALID;
+ALTER TABLE large VALIDATE CONSTRAINT qty_not_negative;          -- committed in between: fine
+ALTER TABLE large DROP CONSTRAINT qty_not_negative;
+
 -- disallowed-unique-constraint
 ALTER TABLE large ADD CONSTRAINT large_name_key UNIQUE (name);
 CREATE UNIQUE INDEX CONCURRENTLY large_name_key ON large (name);

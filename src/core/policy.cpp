@@ -403,6 +403,24 @@ const Rule kRules[] = {
                          "while it copies every row" + (why.empty() ? "" : " " + why)),
              hint};
      }},
+    {"validate-in-locking-transaction", Level::Error, true,
+     "VALIDATE CONSTRAINT in a transaction that already holds ACCESS EXCLUSIVE on the table",
+     [](const StatementFacts& f) {
+         return f.action == Action::ValidateConstraint && f.holds_exclusive_lock;
+     },
+     [](const StatementFacts& f) {
+         std::string c = or_default(f.constraint, "<constraint>");
+         return Explanation{
+             head("validate-in-locking-transaction",
+                  "VALIDATE CONSTRAINT " + c + " on " + on_table(f) +
+                      " in a transaction that already holds an ACCESS EXCLUSIVE lock on it"),
+             "VALIDATE scans every row.  It takes only a SHARE UPDATE EXCLUSIVE lock itself, but an "
+             "earlier statement of this transaction (such as ADD CONSTRAINT ... NOT VALID) holds an "
+             "ACCESS EXCLUSIVE lock until the end: " +
+                 std::string(lock_blocks(LockMode::AccessExclusive)) + ".",
+             "Commit the NOT VALID constraint first, in a migration of its own, then validate it "
+             "in the next: ALTER TABLE " + f.table.name + " VALIDATE CONSTRAINT " + c + ";"};
+     }},
     {"vacuum-full", Level::Error, true, "VACUUM FULL rewrites a large table",
      [](const StatementFacts& f) { return f.action == Action::VacuumFull; },
      [](const StatementFacts& f) {

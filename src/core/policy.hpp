@@ -58,7 +58,8 @@ enum class Action {
     Cluster,
     Truncate,
     TableRewrite,        /* PostgreSQL is about to rewrite the table (table_rewrite) */
-    LargeDml             /* an UPDATE/DELETE inside a migration touched many rows */
+    LargeDml,            /* an UPDATE/DELETE inside a migration touched many rows */
+    ValidateConstraint   /* ALTER TABLE ... VALIDATE CONSTRAINT */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */
@@ -101,6 +102,7 @@ struct StatementFacts {
     double rows_affected = 0;    /* LargeDml */
     bool is_delete = false;      /* LargeDml: DELETE rather than UPDATE */
     LockMode lock = LockMode::None; /* lock the statement takes on the table */
+    bool holds_exclusive_lock = false; /* the transaction already holds ACCESS EXCLUSIVE on it */
 };
 
 struct Thresholds {

@@ -167,6 +167,7 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.type_change = in->type_change;
         f.rows_affected = in->rows_affected;
         f.is_delete = in->is_delete;
+        f.holds_exclusive_lock = in->holds_exclusive_lock;
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

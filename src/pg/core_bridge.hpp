@@ -77,6 +77,7 @@ struct PolicyFacts {
     bool type_change;
     double rows_affected;
     bool is_delete;
+    bool holds_exclusive_lock;
 };
 
 struct PolicyVerdict {

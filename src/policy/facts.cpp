@@ -25,6 +25,7 @@ extern "C" {
 #include "common/relpath.h"
 #include "nodes/nodeFuncs.h"
 #include "storage/bufmgr.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -58,7 +59,8 @@ enum : core_action {
     kCluster,
     kTruncate,
     kTableRewrite,
-    kLargeDml
+    kLargeDml,
+    kValidateConstraint
 };
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
@@ -383,6 +385,18 @@ static void check_alter_table(AlterTableStmt *stmt)
                 f.column = quote_identifier(cmd->name);
                 AttrNumber att = get_attnum(relid, cmd->name);
                 f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
+                table_facts(relid, table, &f);
+                enforce(&f);
+                break;
+            }
+            case AT_ValidateConstraint: {
+                /* the scan is cheap on locks only if nothing before it in
+                 * this transaction took ACCESS EXCLUSIVE on the table */
+                LOCKTAG tag;
+                SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+                init_facts(&f, kValidateConstraint);
+                f.constraint = quote_identifier(cmd->name);
+                f.holds_exclusive_lock = LockHeldByMe(&tag, AccessExclusiveLock);
                 table_facts(relid, table, &f);
                 enforce(&f);
                 break;

@@ -290,6 +290,16 @@ std::vector<RuleCase> make_cases()
                          {"pg_repack --tablespace", "-- safe_migrate:allow set-tablespace"},
                          {}});
     }
+    {  // BEGIN; ADD CONSTRAINT ... NOT VALID; VALIDATE CONSTRAINT ...
+        auto f = on_users(Action::ValidateConstraint);
+        f.constraint = "users_full_name_nn";
+        f.holds_exclusive_lock = true;
+        cases.push_back({"validate-in-locking-transaction", Level::Error, true, f, true,
+                         LockMode::AccessExclusive,
+                         {"ALTER TABLE public.users VALIDATE CONSTRAINT users_full_name_nn;",
+                          "migration of its own"},
+                         {"SHARE UPDATE EXCLUSIVE"}});
+    }
     {  // ALTER TABLE public.users ALTER COLUMN full_name SET NOT NULL
         auto f = on_users(Action::SetNotNull);
         f.column = "full_name";
@@ -1310,4 +1320,14 @@ TEST(PolicyEdges, PartitionedIndexHintBuildsPerPartition)
     ASSERT_EQ(v.size(), 1u);
     EXPECT_NE(v[0].hint.find("CREATE INDEX events_at ON ONLY events (at)"), std::string::npos);
     EXPECT_NE(v[0].hint.find("ALTER INDEX events_at ATTACH PARTITION"), std::string::npos);
+}
+
+TEST(PolicyEdges, ValidateWithoutAnEarlierLockIsFine)
+{
+    sm::StatementFacts f;
+    f.action = Action::ValidateConstraint;
+    f.table.name = "users";
+    f.table.rows = 5e6;
+    f.constraint = "c";
+    EXPECT_TRUE(sm::evaluate(f, sm::Thresholds{}, sm::RuleLevels{}).empty());
 }
