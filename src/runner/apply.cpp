@@ -125,9 +125,16 @@ bool caller_snapshot_is_disposable(void)
     return true;
 }
 
+/* A script part, parsed once in the caller. */
+struct ParsedPart {
+    List *trees;          /* RawStmt list */
+    bool needs_top_level; /* some statement cannot run in a transaction block */
+    bool all_transactional;
+};
+
 /* Parse a script part in the caller to fail fast with positions that point
- * into the script.  Returns whether it needs a top-level runner step. */
-bool check_statements(const char *sql, const char *what)
+ * into the script, and classify its statements. */
+ParsedPart check_statements(const char *sql, const char *what)
 {
     List *volatile trees = NIL;
     MemoryContext cxt = CurrentMemoryContext;
@@ -150,11 +157,11 @@ bool check_statements(const char *sql, const char *what)
     }
     PG_END_TRY();
 
+    ParsedPart part = {trees, false, true};
     int n = list_length(trees);
     if (n == 0)
-        return false;
+        return part;
     int *classes = (int *) palloc(sizeof(int) * n);
-    bool needs_top_level = false;
     for (int i = 0; i < n; i++) {
         RawStmt *stmt = list_nth_node(RawStmt, trees, i);
         core::TxClass cls = classify_statement(stmt);
@@ -167,13 +174,15 @@ bool check_statements(const char *sql, const char *what)
                                     "remove BEGIN/COMMIT and load data with INSERT or COPY FROM a "
                                     "server file.")));
         if (cls == core::TxClass::NonTransactional)
-            needs_top_level = true;
+            part.needs_top_level = true;
+        if (cls != core::TxClass::Transactional)
+            part.all_transactional = false;
     }
     pg::SegmentPlan plan;
     const char *problem = pg::plan_segments(classes, n, &plan);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("%s", problem)));
-    return needs_top_level;
+    return part;
 }
 
 Size add_string(StringInfo buf, const char *s)
@@ -360,7 +369,8 @@ ResultRow *make_row(const char *version, const char *status, int statements, int
     return row;
 }
 
-ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, bool disposable)
+ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, List *trees,
+                         bool disposable)
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
         return nullptr;
@@ -425,7 +435,6 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     }
 
     /* the statements, each by its own text as PostgreSQL's parser split it */
-    List *trees = raw_parser(prepared->up, RAW_PARSE_DEFAULT);
     int n = list_length(trees);
     char **texts = (char **) palloc(sizeof(char *) * (n + 1));
     for (int i = 0; i < n; i++)
@@ -572,17 +581,6 @@ Datum result_datum(FunctionCallInfo fcinfo, const ResultRow *row)
     return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
-/* True when every statement may share one transaction. */
-bool all_transactional(const char *sql)
-{
-    List *trees = raw_parser(sql, RAW_PARSE_DEFAULT);
-    ListCell *lc;
-    foreach (lc, trees)
-        if (classify_statement(lfirst_node(RawStmt, lc)) != core::TxClass::Transactional)
-            return false;
-    return true;
-}
-
 char *text_arg(FunctionCallInfo fcinfo, int n)
 {
     return PG_ARGISNULL(n) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(n));
@@ -609,22 +607,21 @@ Datum apply_impl(FunctionCallInfo fcinfo)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid migration script: %s", problem)));
     policy::check_allowances(prepared.n_allows, prepared.allow_rules);
-    bool needs_top_level = check_statements(prepared.up, "up section");
+    ParsedPart up = check_statements(prepared.up, "up section");
     if (prepared.down)
         (void) check_statements(prepared.down, "down section");
-    List *probe = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
-    if (probe == NIL)
+    if (up.trees == NIL)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("migration script contains no statements"),
                         errhint("A script needs at least one SQL statement%s.",
                                 prepared.dbmate_format ? " in its \"-- migrate:up\" section" : "")));
 
     bool disposable = caller_snapshot_is_disposable();
-    if (!needs_top_level && all_transactional(prepared.up)) {
+    if (up.all_transactional) {
         ResultRow *volatile row = nullptr;
         PG_TRY();
         {
-            row = run_in_caller(&req, &prepared, disposable);
+            row = run_in_caller(&req, &prepared, up.trees, disposable);
         }
         PG_CATCH();
         {
@@ -635,7 +632,7 @@ Datum apply_impl(FunctionCallInfo fcinfo)
         if (row != nullptr)
             return result_datum(fcinfo, row);
     }
-    if (needs_top_level && !disposable)
+    if (up.needs_top_level && !disposable)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                  errmsg("a migration with statements that cannot run inside a transaction block "
