@@ -13,10 +13,11 @@ SELECT status, rows_done, last_key, submitted_by = current_user AS mine, last_er
 SELECT count(*) FILTER (WHERE counter = 1) AS once, count(*) FILTER (WHERE counter <> 1) AS other,
        count(*) FILTER (WHERE full_name IS NULL) AS missing FROM bf_users;
 
--- Only the rows the WHERE clause selects.
+-- Only the rows the WHERE clause selects.  Batches walk the key alone
+-- (every key is examined), the WHERE clause filters inside each key range.
 SELECT migrate_backfill('bf_users', 'counter = counter + 1', 'id % 10 = 0') AS job \gset
 SELECT migrate_backfill_wait(:job, '2 minutes');
-SELECT rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT rows_done, rows_examined FROM safe_migrate.backfills WHERE id = :job;
 SELECT counter, count(*) FROM bf_users GROUP BY counter ORDER BY counter;
 
 -- A composite key of any orderable types.

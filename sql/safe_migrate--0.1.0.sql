@@ -217,8 +217,9 @@ CREATE TABLE safe_migrate.backfill_jobs (
     max_rows_per_second integer NOT NULL,
     pause_ms            integer NOT NULL,
     max_replica_lag     bigint NOT NULL,
-    rows_done           bigint NOT NULL DEFAULT 0,
-    estimated_total     bigint,
+    rows_done           bigint NOT NULL DEFAULT 0,   -- rows updated
+    rows_examined       bigint NOT NULL DEFAULT 0,   -- keys read (batches are sized in keys)
+    estimated_total     bigint,                      -- rows in the table when submitted
     batches             bigint NOT NULL DEFAULT 0,
     rate                float8 NOT NULL DEFAULT 0,
     retries             integer NOT NULL DEFAULT 0,
@@ -235,10 +236,10 @@ REVOKE ALL ON safe_migrate.backfill_jobs FROM PUBLIC;
 -- Each role sees the jobs of the roles it has the privileges of;
 -- administrators see all.
 CREATE VIEW safe_migrate.backfills WITH (security_barrier) AS
-SELECT id, relation, status, rows_done, estimated_total, batches,
+SELECT id, relation, status, rows_done, rows_examined, estimated_total, batches,
        batch_size AS current_batch_size, round(rate::numeric, 1) AS rows_per_second,
-       CASE WHEN status = 'running' AND rate > 0 AND estimated_total > rows_done
-            THEN make_interval(secs => (estimated_total - rows_done) / rate) END AS eta,
+       CASE WHEN status = 'running' AND rate > 0 AND estimated_total > rows_examined
+            THEN make_interval(secs => (estimated_total - rows_examined) / rate) END AS eta,
        last_key, retries, last_error, last_sqlstate, waiting_for,
        pg_catalog.pg_get_userbyid(owner) AS submitted_by,
        submitted_at, started_at, finished_at, updated_at, set_clause, where_clause

@@ -4,12 +4,24 @@
  * One job at a time, oldest first.  Each batch is one transaction that
  *   1. locks the job row and reads its last key (so pause/cancel and a
  *      concurrent worker are seen),
- *   2. as the job's owner, selects the next keys after the last one and
- *      updates exactly that key range,
+ *   2. as the job's owner, reads the next batch_size keys after the last one
+ *      (by key alone, the where clause is not in that query) and updates the
+ *      rows of exactly that key range that match the where clause,
  *   3. counts the sessions waiting on this transaction's locks,
  *   4. records the new last key and the counters, and commits.
  * Progress and batch commit together: after a crash the job resumes after
  * the last committed key, no row skipped, none updated twice.
+ *
+ * Why the where clause stays out of the key query: "WHERE key > $1 AND
+ * <filter> ORDER BY key LIMIT n" is planned from the table's statistics, and
+ * once autovacuum analyzes the table in the middle of the backfill it learns
+ * that (say) "full_name IS NULL" is now rare.  The planner then expects to
+ * read the whole rest of the index to find n such rows and switches to a
+ * sequential scan and a sort: each batch reads the rest of the table (seen:
+ * 1,000 keys in 5 ms, 2,000 in 65 ms on 500,000 rows).  "key > $1 ORDER BY
+ * key LIMIT n" is always an index range scan, and the update is then bounded
+ * to that range whatever the filter's statistics say.  The batch size
+ * therefore counts keys examined, not rows updated.
  */
 #include "backfill.hpp"
 #include "pg/core_bridge.hpp"
@@ -205,14 +217,15 @@ enum class BatchResult { Done, Continue, Stopped };
 
 struct BatchOutcome {
     BatchResult result;
-    long rows;
+    long rows;  /* rows updated */
+    long keys;  /* keys examined (the batch's work, what the throttle sees) */
     int waiters;
 };
 
 /* One batch, one transaction (see the file header). */
 BatchOutcome run_batch(Job *job, int batch_size, double rate)
 {
-    BatchOutcome out = {BatchResult::Continue, 0, 0};
+    BatchOutcome out = {BatchResult::Continue, 0, 0, 0};
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
@@ -246,6 +259,7 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     int nk = job->n_keys;
     char *keys = key_tuple(job);
     const char *filter = job->where_clause ? job->where_clause : "true";
+    /* the next keys, by key alone (see the file header) */
     StringInfoData sel;
     initStringInfo(&sel);
     /* output names of their own: ORDER BY must name the columns, not the
@@ -256,8 +270,10 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
                          job->key_columns[i], i);
     appendStringInfo(&sel, " FROM %s WHERE ", job->relation);
     if (job->last_key)
-        appendStringInfo(&sel, "%s > %s AND ", keys, param_tuple(job, 1));
-    appendStringInfo(&sel, "(%s) ORDER BY %s LIMIT %d", filter,
+        appendStringInfo(&sel, "%s > %s", keys, param_tuple(job, 1));
+    else
+        appendStringInfoString(&sel, "true");
+    appendStringInfo(&sel, " ORDER BY %s LIMIT %d",
                      /* ORDER BY k1, k2 */ pnstrdup(keys + 1, strlen(keys) - 2), batch_size);
     Oid *types = (Oid *) palloc(sizeof(Oid) * (2 * nk + 1));
     Datum *values = (Datum *) palloc(sizeof(Datum) * (2 * nk + 1));
@@ -270,6 +286,7 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         SPI_OK_SELECT)
         elog(ERROR, "could not read the next keys of %s", job->relation);
     uint64 found = SPI_processed;
+    out.keys = (long) found;
     if (found == 0) {
         AtEOXact_GUC(false, owner_nest);
         SetUserIdAndSecContext(saved_user, saved_sec);
@@ -315,13 +332,14 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     pg::unelevate(&e);
 
     /* 4. progress, in the batch's transaction */
-    Oid t4[4] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID};
-    Datum v4[4] = {to_text_array(new_last, nk), Int64GetDatum(out.rows), Int32GetDatum(batch_size),
-                   Float8GetDatum(rate)};
+    Oid t4[5] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID, INT8OID};
+    Datum v4[5] = {to_text_array(new_last, nk), Int64GetDatum(out.rows), Int32GetDatum(batch_size),
+                   Float8GetDatum(rate), Int64GetDatum(out.keys)};
     set_job(job->id,
-            "last_key = $2, rows_done = rows_done + $3, batches = batches + 1, batch_size = $4, "
+            "last_key = $2, rows_done = rows_done + $3, rows_examined = rows_examined + $6, "
+            "batches = batches + 1, batch_size = $4, "
             "rate = $5, last_error = NULL, last_sqlstate = NULL, waiting_for = NULL",
-            4, t4, v4, nullptr);
+            5, t4, v4, nullptr);
     SPI_finish();
     PopActiveSnapshot();
     /* commit as the owner: deferred triggers fire at commit, and they are the
@@ -375,7 +393,7 @@ void run_job(Job *job)
         TimestampTz start = GetCurrentTimestamp();
         MemoryContext cxt = CurrentMemoryContext;
         ErrorData *volatile failure = nullptr;
-        BatchOutcome outcome = {BatchResult::Continue, 0, 0};
+        BatchOutcome outcome = {BatchResult::Continue, 0, 0, 0};
         PG_TRY();
         {
             /* a batch waits this long for a lock, then steps back */
@@ -419,7 +437,12 @@ void run_job(Job *job)
 
         double ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
         double sleep = 0;
-        pg::throttle_after(throttle, outcome.rows, batch, ms, outcome.waiters, &batch, &sleep, &rate);
+        int asked = batch;
+        pg::throttle_after(throttle, outcome.keys, batch, ms, outcome.waiters, &batch, &sleep, &rate);
+        elog(DEBUG1, "safe_migrate backfill job %lld: batch of %d keys: %ld examined, %ld updated "
+                     "in %.1f ms, %d waiters; next %d keys after %.0f ms",
+             (long long) job->id, asked, outcome.keys, outcome.rows, ms, outcome.waiters, batch,
+             sleep);
         /* sessions waited on the batch's locks: besides the smaller next
          * batch, give them a batch's time to get through first */
         if (outcome.waiters > 0)

@@ -17,6 +17,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
+#include "pg/snapshot.hpp"
 #include "pg/subxact.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
@@ -98,31 +99,6 @@ void refuse_context(const char *fname)
                  errdetail("A migration commits its own transactions in a background session; "
                            "the caller's transaction block could neither include nor undo them."),
                  errhint("Call %s in its own statement, outside BEGIN ... COMMIT.", fname)));
-}
-
-/*
- * Can the caller withdraw its xmin while it waits?  Only when nothing will
- * read data with the caller's snapshot after we return: the active portal is
- * a top-level SELECT without table scans or subplans that is calling us
- * directly (its snapshot is the active one), outside any subtransaction.
- */
-bool caller_snapshot_is_disposable(void)
-{
-    if (ActivePortal == nullptr || ActivePortal->strategy != PORTAL_ONE_SELECT ||
-        ActivePortal->queryDesc == nullptr || !ActiveSnapshotSet() ||
-        GetActiveSnapshot() != ActivePortal->queryDesc->snapshot ||
-        GetCurrentTransactionNestLevel() != 1 || list_length(ActivePortal->stmts) != 1)
-        return false;
-    PlannedStmt *stmt = linitial_node(PlannedStmt, ActivePortal->stmts);
-    if (stmt->commandType != CMD_SELECT || stmt->subplans != NIL)
-        return false;
-    ListCell *lc;
-    foreach (lc, stmt->rtable) {
-        RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-        if (rte->rtekind != RTE_RESULT && rte->rtekind != RTE_FUNCTION)
-            return false;
-    }
-    return true;
 }
 
 /* A script part, parsed once in the caller. */
@@ -208,7 +184,7 @@ void parse_result(StringInfo msg, ResultRow *row)
 }
 
 /* Run the request in a background runner; returns the result rows. */
-List *run_in_background(const Request *req, bool withdraw_xmin)
+List *run_in_background(const Request *req, bool give_up_xmin)
 {
     /* the request: header, strings, then the queue */
     StringInfoData strings;
@@ -280,10 +256,9 @@ List *run_in_background(const Request *req, bool withdraw_xmin)
 
     PG_TRY();
     {
-        if (withdraw_xmin) {
+        if (give_up_xmin) {
             /* see the file header: nothing reads with our snapshot again */
-            InvalidateCatalogSnapshot();
-            MyProc->xmin = InvalidTransactionId;
+            pg::withdraw_xmin();
         }
         for (;;) {
             Size nbytes;
@@ -349,7 +324,7 @@ Datum warnings_datum(const ResultRow *row);
  *
  * Returns NULL when the migration should go to a background runner instead:
  * another migration holds the lock and the caller cannot wait for it without
- * holding a snapshot (see caller_snapshot_is_disposable), or the caller's
+ * holding a snapshot (see pg::caller_snapshot_is_disposable), or the caller's
  * isolation level would hide a version applied while we waited.
  */
 ResultRow *make_row(const char *version, const char *status, int statements, int retries,
@@ -385,9 +360,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                                 get_database_name(MyDatabaseId))));
         /* wait without a snapshot: a concurrent index build in the running
          * migration must not wait for us (nothing reads with our snapshot
-         * again, see caller_snapshot_is_disposable) */
-        InvalidateCatalogSnapshot();
-        MyProc->xmin = InvalidTransactionId;
+         * again, see pg::caller_snapshot_is_disposable) */
+        pg::withdraw_xmin();
         (void) LockAcquire(&tag, ExclusiveLock, false, false);
     }
     /* held until the caller's transaction ends: when the migration commits */
@@ -616,7 +590,7 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                         errhint("A script needs at least one SQL statement%s.",
                                 prepared.dbmate_format ? " in its \"-- migrate:up\" section" : "")));
 
-    bool disposable = caller_snapshot_is_disposable();
+    bool disposable = pg::caller_snapshot_is_disposable();
     if (up.all_transactional) {
         ResultRow *volatile row = nullptr;
         PG_TRY();
@@ -657,7 +631,7 @@ Datum rollback_impl(FunctionCallInfo fcinfo)
 
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    List *rows = run_in_background(&req, caller_snapshot_is_disposable());
+    List *rows = run_in_background(&req, pg::caller_snapshot_is_disposable());
     ListCell *lc;
     foreach (lc, rows) {
         ResultRow *row = (ResultRow *) lfirst(lc);

@@ -39,6 +39,39 @@ static bool alter_table_detaches_concurrently(const AlterTableStmt *stmt)
     return false;
 }
 
+static bool calls_backfill_wait(const Node *node)
+{
+    if (node == nullptr || !IsA(node, FuncCall))
+        return false;
+    const char *name = strVal(llast(((const FuncCall *) node)->funcname));
+    return strcmp(name, "migrate_backfill_wait") == 0;
+}
+
+bool waits_for_backfill(const RawStmt *raw)
+{
+    if (!IsA(raw->stmt, SelectStmt))
+        return false;
+    const SelectStmt *select = (const SelectStmt *) raw->stmt;
+    ListCell *lc;
+    foreach (lc, select->targetList) {
+        const ResTarget *target = (const ResTarget *) lfirst(lc);
+        if (IsA(target, ResTarget) && calls_backfill_wait(target->val))
+            return true;
+    }
+    foreach (lc, select->fromClause) {
+        const Node *item = (const Node *) lfirst(lc);
+        if (!IsA(item, RangeFunction))
+            continue;
+        ListCell *fc;
+        foreach (fc, ((const RangeFunction *) item)->functions) {
+            const List *pair = (const List *) lfirst(fc); /* (FuncCall, column definitions) */
+            if (calls_backfill_wait((const Node *) linitial(pair)))
+                return true;
+        }
+    }
+    return false;
+}
+
 TxClass classify_statement(const RawStmt *raw)
 {
     Node *stmt = raw->stmt;
@@ -95,6 +128,11 @@ TxClass classify_statement(const RawStmt *raw)
         case T_CallStmt:
             /* top level, alone: a procedure may COMMIT (non-atomic context) */
             return TxClass::NonTransactional;
+        case T_SelectStmt:
+            /* waiting for a backfill may take minutes: alone, so the wait can
+             * give up its snapshot (a snapshot held that long keeps every row
+             * version the backfill replaces, which slows it several times) */
+            return waits_for_backfill(raw) ? TxClass::OwnTransaction : TxClass::Transactional;
         default:
             return TxClass::Transactional;
     }

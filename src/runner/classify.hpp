@@ -16,6 +16,10 @@ namespace safe_migrate::runner {
 /* How the statement may be grouped into transactions. */
 core::TxClass classify_statement(const RawStmt *stmt);
 
+/* True for a SELECT that calls migrate_backfill_wait (in its target list or
+ * FROM clause): such a statement runs in a transaction of its own. */
+bool waits_for_backfill(const RawStmt *stmt);
+
 /* Why a Forbidden statement is forbidden (for the error message). */
 const char *forbidden_reason(const RawStmt *stmt);
 

@@ -1,0 +1,37 @@
+/*
+ * snapshot.hpp — may a function that waits give up its caller's xmin?
+ *
+ * A session that waits (for another migration, for a backfill) inside a
+ * statement keeps that statement's snapshot, and with it an xmin: concurrent
+ * index builds wait for it, and every row version written meanwhile stays
+ * unremovable, which makes a running backfill's updates several times slower.
+ * When nothing will read with the caller's snapshot again, the waiting
+ * function may withdraw the xmin (as CREATE INDEX CONCURRENTLY does between
+ * its phases).
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace safe_migrate::pg {
+
+/*
+ * True when the active portal is a top-level SELECT, outside any
+ * subtransaction, whose snapshot is the active one, and which reads no table
+ * with it after we return:
+ *   - it only calls functions (range table of function/result entries,
+ *     no subplans), or
+ *   - fn_oid is valid and the whole query is "SELECT fn(args)": a Result
+ *     without input whose only output column is a direct call of fn_oid.
+ *     Subqueries in the arguments (fn((SELECT max(id) FROM t))) are
+ *     allowed: they have run before fn is called.
+ */
+bool caller_snapshot_is_disposable(Oid fn_oid = InvalidOid);
+
+/* Withdraw this backend's xmin (the snapshot must be disposable, see above).
+ * Taking a snapshot later sets it again; call this again after that. */
+void withdraw_xmin(void);
+
+}  // namespace safe_migrate::pg
