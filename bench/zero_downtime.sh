@@ -12,7 +12,8 @@
 # Each run gets a fresh users table of ROWS rows; the pgbench load (point
 # UPDATE of note + point SELECT by id) runs DURATION seconds and the
 # migration starts START_DELAY seconds into it.  Prints the migration wall
-# time and the foreground p50/p99/max per run, and draws the foreground
+# time and the foreground p50/p99/max per run, over the whole load and over
+# the migration's own window (the baseline over run 4's), and draws the foreground
 # latency over time of runs 2-4 to bench/zero_downtime/latency.png from
 # bench/zero_downtime/latency.dat (max latency per 100 ms per run).
 #
@@ -96,8 +97,10 @@ mkdir -p "$OUT_DIR"
 
 # ---------------------------------------------------------------- cluster
 source "$BENCH_DIR/lib.sh"
+# min_wal_size: keep the WAL segments the warm-up creates (see warm_up)
 bench_cluster_start sm_zero_downtime "shared_preload_libraries = 'safe_migrate'
-max_worker_processes = 32"
+max_worker_processes = 32
+min_wal_size = '1GB'"
 OUT="$WORK/out"
 mkdir -p "$OUT"
 
@@ -146,6 +149,25 @@ latency() {
             printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
         }'
 }
+# latency_window T0 FROM TO FILES...: the same, for the transactions that
+# were under way at some point between FROM and TO seconds after the load
+# started at epoch T0 (scheduled start <= TO and end >= FROM; pgbench -l
+# gives the end time, the latency counts from the scheduled start).
+latency_window() {
+    local t0=$1 from=$2 to=$3
+    shift 3
+    awk -v t0="$t0" -v from="$from" -v to="$to" \
+        '$3 ~ /^[0-9]+$/ { e = $5 + $6 / 1e6 - t0; s = e - $3 / 1e6
+                           if (s <= to && e >= from) print $3 }' "$@" \
+    | sort -n \
+    | awk '{ v[NR] = $1 }
+        END {
+            if (NR == 0) { print "0 - - -"; exit }
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
+            printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
+        }'
+}
 failed() { awk '$3 !~ /^[0-9]+$/ { n++ } END { print n + 0 }' "$@"; }
 
 # one_run I: run number I (0-based) of RUN_NAMES: fresh table, load, and
@@ -186,11 +208,35 @@ one_run() {
     return 0
 }
 
+# warm_up: one untimed pass of the migration, without load.  A new cluster
+# has few WAL segment files; a backend that needs a new one creates it
+# (16 MB written and fsynced) while other sessions' commits wait, which
+# showed as 50-60 ms foreground stalls in whichever run came first.  With
+# the segments created here and kept (min_wal_size), every run starts from
+# the same steady state a long-running server is in.
+warm_up() {
+    local t0
+    fresh_users
+    t0="$(now)"
+    "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench -f "${RUN_SQL[3]}" >"$OUT/warm_up.migration" 2>&1 \
+        || { cat "$OUT/warm_up.migration" >&2; die "warm-up: the migration failed"; }
+    sql -c "CHECKPOINT" >/dev/null
+    log "warm-up: one untimed pass of the migration in $(elapsed "$t0" "$(now)") s;" \
+        "$(sql -c "SELECT count(*) FROM pg_ls_waldir()") WAL segment files"
+}
+
 # ---------------------------------------------------------------- runs
+warm_up
 for i in 0 1 2 3; do one_run "$i"; done
-declare -a N P50 P99 MAX
+declare -a N P50 P99 MAX WN WP50 WP99 WMAX
 for i in 0 1 2 3; do
     read -r N[$i] P50[$i] P99[$i] MAX[$i] <<<"$(latency "$OUT/${RUN_NAMES[$i]}".[0-9]*)"
+done
+# while each migration ran; the baseline over run 4's window
+for i in 0 1 2 3; do
+    w=$(( i == 0 ? 3 : i ))
+    read -r WN[$i] WP50[$i] WP99[$i] WMAX[$i] <<<"$(latency_window "${LOAD_T0[$i]}" \
+        "${MIG_FROM[$w]}" "${MIG_TO[$w]}" "$OUT/${RUN_NAMES[$i]}".[0-9]*)"
 done
 
 # ---------------------------------------------------------------- data + plot
@@ -243,7 +289,8 @@ set ylabel 'latency, ms (log scale)'
 set logscale y
 set grid
 set key top right
-set datafile missing 'NaN'
+# no 'set datafile missing': a NaN slot (no transaction ended in it, e.g.
+# while the naive run holds its lock) breaks the line instead of bridging it
 $arrows
 plot '$DAT' using 1:3 with lines lw 1.5 lc rgb '${colors[1]}' title 'naive (one transaction)', \
      ''     using 1:4 with lines lw 1.5 lc rgb '${colors[2]}' title 'careful by hand', \
@@ -262,6 +309,14 @@ for i in 0 1 2 3; do
         "${N[$i]}" "${P50[$i]}" "${P99[$i]}" "${MAX[$i]}"
 done
 echo "  (latency: pgbench -l per transaction over the whole load, with -R measured from the scheduled start)"
+echo
+echo "  only the transactions under way while the run's migration ran (baseline: run 4's window):"
+printf '  %-22s %14s %8s %10s %10s %10s\n' "run" "window s" "txns" "p50 ms" "p99 ms" "max ms"
+for i in 0 1 2 3; do
+    w=$(( i == 0 ? 3 : i ))
+    printf '  %-22s %14s %8s %10s %10s %10s\n' "$((i + 1)). ${RUN_NAMES[$i]}" \
+        "${MIG_FROM[$w]}-${MIG_TO[$w]}" "${WN[$i]}" "${WP50[$i]}" "${WP99[$i]}" "${WMAX[$i]}"
+done
 echo "  latency over time: $PNG (data: $DAT)"
 echo
 yn() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo no; fi; }

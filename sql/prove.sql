@@ -35,3 +35,10 @@ SELECT * FROM migrate_test(NULL);
 SELECT * FROM migrate_test('INSERT INTO mt_users VALUES (1);');
 SELECT * FROM migrate_test('CREATE INDEX CONCURRENTLY mt_x ON mt_users (name);');
 SELECT * FROM migrate_test('SELEC 1');
+SELECT * FROM migrate_test($$
+-- migrate:up
+CREATE TABLE mt_t (id int);
+COMMIT;
+-- migrate:down
+DROP TABLE mt_t;
+$$);

@@ -112,27 +112,7 @@ struct ParsedPart {
  * into the script, and classify its statements. */
 ParsedPart check_statements(const char *sql, const char *what)
 {
-    List *volatile trees = NIL;
-    MemoryContext cxt = CurrentMemoryContext;
-    PG_TRY();
-    {
-        trees = raw_parser(sql, RAW_PARSE_DEFAULT);
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        ErrorData *edata = CopyErrorData();
-        FlushErrorState();
-        if (edata->cursorpos > 0) {
-            edata->internalpos = edata->cursorpos;
-            edata->internalquery = pstrdup(sql);
-            edata->cursorpos = 0;
-        }
-        edata->context = psprintf("%s of the migration script", what);
-        ReThrowError(edata);
-    }
-    PG_END_TRY();
-
+    List *trees = parse_script(sql, what);
     ParsedPart part = {trees, false, true};
     int n = list_length(trees);
     if (n == 0)

@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "commands/defrem.h"
+#include "parser/parser.h"
 #include "nodes/nodes.h"
 #include "utils/builtins.h"
 }
@@ -136,6 +137,31 @@ TxClass classify_statement(const RawStmt *raw)
         default:
             return TxClass::Transactional;
     }
+}
+
+List *parse_script(const char *sql, const char *what)
+{
+    List *volatile trees = NIL;
+    MemoryContext cxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        ErrorData *edata = CopyErrorData();
+        FlushErrorState();
+        if (edata->cursorpos > 0) {
+            edata->internalpos = edata->cursorpos;
+            edata->internalquery = pstrdup(sql);
+            edata->cursorpos = 0;
+        }
+        edata->context = psprintf("%s of the migration script", what);
+        ReThrowError(edata);
+    }
+    PG_END_TRY();
+    return trees;
 }
 
 const char *forbidden_reason(const RawStmt *raw)

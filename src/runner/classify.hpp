@@ -20,6 +20,11 @@ core::TxClass classify_statement(const RawStmt *stmt);
  * FROM clause): such a statement runs in a transaction of its own. */
 bool waits_for_backfill(const RawStmt *stmt);
 
+/* raw_parser() on a script: a syntax error points into the script (as an
+ * internal query with its position) instead of into the calling query, with
+ * "<what> of the migration script" as its context. */
+List *parse_script(const char *sql, const char *what);
+
 /* Why a Forbidden statement is forbidden (for the error message). */
 const char *forbidden_reason(const RawStmt *stmt);
 

@@ -112,7 +112,7 @@ List *differences(List *want, List *got, const char *missing, const char *extra)
 
 void run_script(const char *sql)
 {
-    List *trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+    List *trees = runner::parse_script(sql, "script");
     ListCell *lc;
     foreach (lc, trees) {
         char *text = statement_text(sql, lfirst_node(RawStmt, lc));
@@ -157,6 +157,8 @@ SM_ENTRY(migrate_test)
                         errmsg("invalid migration script: %s", problem)));
     policy::check_allowances(prepared.n_allows, prepared.allow_rules);
     const char *why = nullptr;
+    /* syntax errors first, pointing into the script */
+    (void) runner::parse_script(prepared.up, "up section");
     char *down = prepared.down ? prepared.down : runner::derive_down_script(prepared.up, &why);
     if (down == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -166,10 +168,20 @@ SM_ENTRY(migrate_test)
     List *parts = list_make2(prepared.up, down);
     ListCell *lc;
     foreach (lc, parts) {
-        List *trees = raw_parser((char *) lfirst(lc), RAW_PARSE_DEFAULT);
+        List *trees = runner::parse_script((char *) lfirst(lc),
+                                           lc == list_head(parts) ? "up section" : "down section");
         ListCell *tc;
-        foreach (tc, trees)
-            if (runner::classify_statement(lfirst_node(RawStmt, tc)) != core::TxClass::Transactional)
+        foreach (tc, trees) {
+            core::TxClass cls = runner::classify_statement(lfirst_node(RawStmt, tc));
+            if (cls == core::TxClass::Forbidden)
+                ereport(ERROR,
+                        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                         errmsg("%s", runner::forbidden_reason(lfirst_node(RawStmt, tc))),
+                         errdetail("Statement: %s",
+                                   runner::statement_text((char *) lfirst(lc), lfirst_node(RawStmt, tc)))));
+            /* a statement that only wants a transaction of its own (a wait for
+             * a backfill, ALTER TYPE ... ADD VALUE) runs in the test's */
+            if (cls == core::TxClass::NonTransactional)
                 ereport(ERROR,
                         (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                          errmsg("migrate_test runs a migration inside a transaction it rolls back"),
@@ -177,6 +189,7 @@ SM_ENTRY(migrate_test)
                                    runner::statement_text((char *) lfirst(lc), lfirst_node(RawStmt, tc))),
                          errhint("Test the migration's transactional part, or test it on a copy of "
                                  "the database with migrate_apply and migrate_rollback.")));
+        }
     }
     /* the down script's directives count too (a derived one has its own) */
     pg::PreparedScript down_prepared;
