@@ -32,26 +32,13 @@ KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DBMATE_PREFIX="${DBMATE_PREFIX:-$BENCH_DIR/.npm}"
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+source "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- checks
-[[ "$N" =~ ^[1-9][0-9]*$ ]]    || die "N must be a positive integer (got '$N')"
-[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer (got '$RUNS')"
-[[ "$PORT" =~ ^[0-9]+$ ]] && (( PORT > 1024 && PORT < 65536 )) \
-                               || die "PORT must be in 1025..65535 (got '$PORT')"
+bench_check_common
+posint N "$N"
+posint RUNS "$RUNS"
 (( N <= 999999 ))              || die "N must be at most 999999 (versions are 20260101NNNNNN)"
-[[ $EUID -eq 0 ]]              || die "run as root (the cluster is run as the postgres OS user)"
-[[ -x "$PG_BIN/initdb" && -x "$PG_BIN/pg_ctl" && -x "$PG_BIN/postgres" ]] \
-                               || die "PostgreSQL 15 server binaries not found in $PG_BIN (apt-get install postgresql-15)"
-PSQL="$PG_BIN/psql"; [[ -x "$PSQL" ]] || PSQL="$(command -v psql)" || die "psql not found"
-SHAREDIR="$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)"
-[[ -f "$SHAREDIR/extension/safe_migrate.control" ]] \
-    || die "safe_migrate is not installed ($SHAREDIR/extension/safe_migrate.control missing); run 'make install' in the repo"
-id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with the postgresql-15 package)"
-command -v runuser >/dev/null || die "runuser not found (util-linux)"
-command -v timeout >/dev/null || die "timeout not found (coreutils)"
-command -v awk >/dev/null     || die "awk not found"
 
 # ---------------------------------------------------------------- dbmate
 DBMATE="$DBMATE_PREFIX/node_modules/.bin/dbmate"
@@ -71,7 +58,6 @@ fi
 log "using $("$DBMATE" --version) ($DBMATE)"
 
 # ---------------------------------------------------------------- cluster
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_cluster_start sm_bench "max_worker_processes = 16"
 MIGDIR="$WORK/db/migrations"
 mkdir -p "$MIGDIR"

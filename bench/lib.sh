@@ -1,14 +1,43 @@
-# bench/lib.sh — the throwaway cluster every benchmark runs on.  Source it,
-# with PG_BIN, PORT, PG_CONF_EXTRA, KEEP_CLUSTER, PSQL, log() and die()
-# defined, then:
+# bench/lib.sh — what every benchmark shares.  Source it first (with PG_BIN,
+# PORT, PG_CONF_EXTRA and KEEP_CLUSTER set), then:
 #
+#   posint NAME VALUE           die unless VALUE is a positive integer
+#   bench_check_common [BIN...] die unless the machine can run a benchmark:
+#                               root, a valid PORT, the PostgreSQL 15 server
+#                               binaries (plus BIN... from PG_BIN), safe_migrate
+#                               installed, the postgres OS user, runuser,
+#                               timeout, awk; sets PSQL and PGBENCH
 #   bench_cluster_start PREFIX "postgresql.conf lines"
 #
-# sets WORK, PGDATA, SOCK and SERVER_LOG, runs initdb as the postgres OS
-# user into a mktemp directory, starts the server on a private port and
-# socket directory (no TCP), and installs an EXIT trap that stops it, kills
-# the script's background jobs (BG_PIDS) and removes the directory (unless
-# KEEP_CLUSTER=1).
+# bench_cluster_start sets WORK, PGDATA, SOCK and SERVER_LOG, runs initdb as
+# the postgres OS user into a mktemp directory, starts the server on a
+# private port and socket directory (no TCP), and installs an EXIT trap that
+# stops it, kills the script's background jobs (BG_PIDS) and removes the
+# directory (unless KEEP_CLUSTER=1).
+
+log()  { printf '[bench] %s\n' "$*" >&2; }
+die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer (got '$2')"; }
+
+bench_check_common() {
+    local b sharedir pkglibdir
+    [[ "$PORT" =~ ^[0-9]+$ ]] && (( PORT > 1024 && PORT < 65536 )) \
+        || die "PORT must be in 1025..65535 (got '$PORT')"
+    [[ $EUID -eq 0 ]] || die "run as root (the cluster is run as the postgres OS user)"
+    for b in initdb pg_ctl postgres psql "$@"; do
+        [[ -x "$PG_BIN/$b" ]] || die "$PG_BIN/$b not found (apt-get install postgresql-15 postgresql-contrib)"
+    done
+    PSQL="$PG_BIN/psql"
+    PGBENCH="$PG_BIN/pgbench"
+    sharedir="$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)"
+    pkglibdir="$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
+    [[ -f "$sharedir/extension/safe_migrate.control" && -f "$pkglibdir/safe_migrate.so" ]] \
+        || die "safe_migrate is not installed (control file or safe_migrate.so missing); run 'make install' in the repo"
+    id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with the postgresql-15 package)"
+    command -v runuser >/dev/null || die "runuser not found (util-linux)"
+    command -v timeout >/dev/null || die "timeout not found (coreutils)"
+    command -v awk >/dev/null     || die "awk not found"
+}
 
 STARTED=0
 BG_PIDS=()

@@ -42,37 +42,20 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DDL_SCRIPT="$BENCH_DIR/policy/ddl.sql"
 SETUP_SCRIPT="$BENCH_DIR/policy/setup.sql"
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+source "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- checks
-posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer (got '$2')"; }
+bench_check_common pgbench
 posint ROUNDS "$ROUNDS"
 posint DURATION "$DURATION"
 posint CLIENTS "$CLIENTS"
 posint JOBS "$JOBS"
 posint SCALE "$SCALE"
 (( JOBS <= CLIENTS ))          || die "JOBS ($JOBS) must not exceed CLIENTS ($CLIENTS)"
-[[ "$PORT" =~ ^[0-9]+$ ]] && (( PORT > 1024 && PORT < 65536 )) \
-                               || die "PORT must be in 1025..65535 (got '$PORT')"
 [[ "$PROFILE" == 0 || "$PROFILE" == 1 ]] || die "PROFILE must be 0 or 1 (got '$PROFILE')"
-[[ $EUID -eq 0 ]]              || die "run as root (the cluster is run as the postgres OS user)"
-for b in initdb pg_ctl postgres psql pgbench; do
-    [[ -x "$PG_BIN/$b" ]] || die "$PG_BIN/$b not found (apt-get install postgresql-15 postgresql-contrib)"
-done
-PSQL="$PG_BIN/psql"
-PGBENCH="$PG_BIN/pgbench"
 [[ -f "$DDL_SCRIPT" && -f "$SETUP_SCRIPT" ]] || die "missing $DDL_SCRIPT or $SETUP_SCRIPT"
-SHAREDIR="$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)"
-PKGLIBDIR="$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
-[[ -f "$SHAREDIR/extension/safe_migrate.control" && -f "$PKGLIBDIR/safe_migrate.so" ]] \
-    || die "safe_migrate is not installed (control file or safe_migrate.so missing); run 'make install' in the repo"
-id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with the postgresql-15 package)"
-command -v runuser >/dev/null || die "runuser not found (util-linux)"
-command -v awk >/dev/null     || die "awk not found"
 
 # ---------------------------------------------------------------- cluster
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_cluster_start sm_policy "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32"
 OUT="$WORK/out"

@@ -58,11 +58,10 @@ LOAD_SQL="$ZD/foreground.sql"
 RUN_NAMES=(baseline naive careful safe_migrate)
 RUN_SQL=("" "$ZD/naive.sql" "$ZD/careful.sql" "$ZD/safe_migrate.sql")
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+source "$BENCH_DIR/lib.sh"
 
 # ---------------------------------------------------------------- checks
-posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer (got '$2')"; }
+bench_check_common pgbench
 posint ROWS "$ROWS"
 posint DURATION "$DURATION"
 posint RATE "$RATE"
@@ -73,30 +72,13 @@ posint RUN_TIMEOUT "$RUN_TIMEOUT"
 (( ROWS <= 2000000000 ))       || die "ROWS must be at most 2000000000 (got '$ROWS')"
 (( START_DELAY < DURATION ))   || die "START_DELAY ($START_DELAY) must be less than DURATION ($DURATION)"
 (( JOBS <= CLIENTS ))          || die "JOBS ($JOBS) must not exceed CLIENTS ($CLIENTS)"
-[[ "$PORT" =~ ^[0-9]+$ ]] && (( PORT > 1024 && PORT < 65536 )) \
-                               || die "PORT must be in 1025..65535 (got '$PORT')"
-[[ $EUID -eq 0 ]]              || die "run as root (the cluster is run as the postgres OS user)"
-for b in initdb pg_ctl postgres psql pgbench; do
-    [[ -x "$PG_BIN/$b" ]] || die "$PG_BIN/$b not found (apt-get install postgresql-15 postgresql-contrib)"
-done
-PSQL="$PG_BIN/psql"
-PGBENCH="$PG_BIN/pgbench"
 for f in "$USERS_SQL" "$LOAD_SQL" "${RUN_SQL[@]:1}"; do
     [[ -f "$f" ]] || die "missing $f"
 done
-SHAREDIR="$("$PG_BIN/pg_config" --sharedir 2>/dev/null || echo /usr/share/postgresql/15)"
-PKGLIBDIR="$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)"
-[[ -f "$SHAREDIR/extension/safe_migrate.control" && -f "$PKGLIBDIR/safe_migrate.so" ]] \
-    || die "safe_migrate is not installed (control file or safe_migrate.so missing); run 'make install' in the repo"
-id postgres >/dev/null 2>&1 || die "OS user 'postgres' does not exist (it comes with the postgresql-15 package)"
-command -v runuser >/dev/null || die "runuser not found (util-linux)"
-command -v timeout >/dev/null || die "timeout not found (coreutils)"
-command -v awk >/dev/null     || die "awk not found"
 command -v gnuplot >/dev/null || die "gnuplot not found (apt-get install gnuplot-nox)"
 mkdir -p "$OUT_DIR"
 
 # ---------------------------------------------------------------- cluster
-source "$BENCH_DIR/lib.sh"
 # min_wal_size: keep the WAL segments the warm-up creates (see warm_up)
 bench_cluster_start sm_zero_downtime "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32

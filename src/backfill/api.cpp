@@ -309,7 +309,8 @@ SM_ENTRY(migrate_backfill_cancel)
  * that reads nothing after it ("SELECT migrate_backfill_wait(...)" at top
  * level, as migrate_apply runs it), it gives up its xmin while it sleeps:
  * a snapshot held for the whole backfill keeps every row version the
- * backfill replaces, and its updates become several times slower. */
+ * backfill replaces from being vacuumed, and concurrent index builds would
+ * wait for it. */
 SM_ENTRY(migrate_backfill_wait)
 {
     int64 id = PG_GETARG_INT64(0);

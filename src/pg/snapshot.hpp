@@ -3,8 +3,8 @@
  *
  * A session that waits (for another migration, for a backfill) inside a
  * statement keeps that statement's snapshot, and with it an xmin: concurrent
- * index builds wait for it, and every row version written meanwhile stays
- * unremovable, which makes a running backfill's updates several times slower.
+ * index builds wait for it, and no row version that dies meanwhile (all those
+ * a backfill replaces) can be vacuumed.
  * When nothing will read with the caller's snapshot again, the waiting
  * function may withdraw the xmin (as CREATE INDEX CONCURRENTLY does between
  * its phases).

@@ -131,8 +131,9 @@ TxClass classify_statement(const RawStmt *raw)
             return TxClass::NonTransactional;
         case T_SelectStmt:
             /* waiting for a backfill may take minutes: alone, so the wait can
-             * give up its snapshot (a snapshot held that long keeps every row
-             * version the backfill replaces, which slows it several times) */
+             * give up its snapshot (one held that long keeps every row version
+             * the backfill replaces from being vacuumed, and makes concurrent
+             * index builds wait) */
             return waits_for_backfill(raw) ? TxClass::OwnTransaction : TxClass::Transactional;
         default:
             return TxClass::Transactional;

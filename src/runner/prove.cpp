@@ -123,6 +123,38 @@ void run_script(const char *sql)
     policy::migration.statement = nullptr;
 }
 
+/* Parse one section of the script under test (syntax errors point into it)
+ * and refuse what cannot run inside the test's transaction.  A statement that
+ * only wants a transaction of its own (a wait for a backfill, ALTER TYPE ...
+ * ADD VALUE) runs in the test's. */
+void check_testable(const char *sql, const char *what)
+{
+    List *trees = runner::parse_script(sql, what);
+    ListCell *lc;
+    foreach (lc, trees) {
+        RawStmt *stmt = lfirst_node(RawStmt, lc);
+        int number = foreach_current_index(lc) + 1;
+        core::TxClass cls = runner::classify_statement(stmt);
+        if (cls == core::TxClass::Forbidden)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("statement %d of the %s: %s", number, what,
+                            runner::forbidden_reason(stmt)),
+                     errdetail("Statement: %s", runner::statement_text(sql, stmt)),
+                     errhint("migrate_test runs the migration inside one transaction it rolls "
+                             "back; remove BEGIN/COMMIT and load data with INSERT or COPY FROM a "
+                             "server file.")));
+        if (cls == core::TxClass::NonTransactional)
+            ereport(ERROR,
+                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                     errmsg("migrate_test runs a migration inside a transaction it rolls back"),
+                     errdetail("Statement \"%s\" cannot run inside a transaction block.",
+                               runner::statement_text(sql, stmt)),
+                     errhint("Test the migration's transactional part, or test it on a copy of "
+                             "the database with migrate_apply and migrate_rollback.")));
+    }
+}
+
 /* Run a script in a subtransaction of its own; its error message, or NULL. */
 char *try_script(const char *sql)
 {
@@ -157,40 +189,14 @@ SM_ENTRY(migrate_test)
                         errmsg("invalid migration script: %s", problem)));
     policy::check_allowances(prepared.n_allows, prepared.allow_rules);
     const char *why = nullptr;
-    /* syntax errors first, pointing into the script */
-    (void) runner::parse_script(prepared.up, "up section");
+    runner::check_testable(prepared.up, "up section");
     char *down = prepared.down ? prepared.down : runner::derive_down_script(prepared.up, &why);
     if (down == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("the migration has no down script to test"),
                         errdetail("None was given, and none could be derived: %s.", why),
                         errhint("Give it a \"-- migrate:down\" section.")));
-    List *parts = list_make2(prepared.up, down);
-    ListCell *lc;
-    foreach (lc, parts) {
-        List *trees = runner::parse_script((char *) lfirst(lc),
-                                           lc == list_head(parts) ? "up section" : "down section");
-        ListCell *tc;
-        foreach (tc, trees) {
-            core::TxClass cls = runner::classify_statement(lfirst_node(RawStmt, tc));
-            if (cls == core::TxClass::Forbidden)
-                ereport(ERROR,
-                        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                         errmsg("%s", runner::forbidden_reason(lfirst_node(RawStmt, tc))),
-                         errdetail("Statement: %s",
-                                   runner::statement_text((char *) lfirst(lc), lfirst_node(RawStmt, tc)))));
-            /* a statement that only wants a transaction of its own (a wait for
-             * a backfill, ALTER TYPE ... ADD VALUE) runs in the test's */
-            if (cls == core::TxClass::NonTransactional)
-                ereport(ERROR,
-                        (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                         errmsg("migrate_test runs a migration inside a transaction it rolls back"),
-                         errdetail("Statement \"%s\" cannot run inside a transaction block.",
-                                   runner::statement_text((char *) lfirst(lc), lfirst_node(RawStmt, tc))),
-                         errhint("Test the migration's transactional part, or test it on a copy of "
-                                 "the database with migrate_apply and migrate_rollback.")));
-        }
-    }
+    runner::check_testable(down, "down section");
     /* the down script's directives count too (a derived one has its own) */
     pg::PreparedScript down_prepared;
     if (pg::prepare_script(down, "test", &down_prepared) == nullptr)
