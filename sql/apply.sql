@@ -174,3 +174,23 @@ SELECT to_regclass('cancelled_a') AS cancelled_a, to_regclass('cancelled_b') AS 
 SELECT version, description, status, statements, lock_retries, applied_by = current_user AS by_me,
        duration >= '0'::interval AS timed, has_down
   FROM safe_migrate.history ORDER BY id;
+
+-- Index builds of a migration use safe_migrate.parallel_maintenance_workers
+-- (default 0: one process) as max_parallel_maintenance_workers, in the
+-- caller's session (transactional script) and in the runner; -1 keeps the
+-- server's setting; a SET in the script applies after it; the caller's own
+-- setting is left as it was.
+SHOW max_parallel_maintenance_workers;
+SELECT status FROM migrate_apply($$CREATE TABLE pmw_caller AS SELECT current_setting('max_parallel_maintenance_workers') AS v$$, 'pmw-1');
+SELECT status FROM migrate_apply($$CREATE TABLE pmw_runner AS SELECT current_setting('max_parallel_maintenance_workers') AS v; VACUUM pmw_runner;$$, 'pmw-2');
+SET safe_migrate.parallel_maintenance_workers = 3;
+SELECT status FROM migrate_apply($$CREATE TABLE pmw_runner_3 AS SELECT current_setting('max_parallel_maintenance_workers') AS v; VACUUM pmw_runner_3;$$, 'pmw-3');
+SET safe_migrate.parallel_maintenance_workers = -1;
+SELECT status FROM migrate_apply($$CREATE TABLE pmw_server AS SELECT current_setting('max_parallel_maintenance_workers') AS v$$, 'pmw-4');
+RESET safe_migrate.parallel_maintenance_workers;
+SELECT status FROM migrate_apply($$SET max_parallel_maintenance_workers = 1; CREATE TABLE pmw_script AS SELECT current_setting('max_parallel_maintenance_workers') AS v; VACUUM pmw_script;$$, 'pmw-5');
+SELECT (SELECT v FROM pmw_caller) AS caller, (SELECT v FROM pmw_runner) AS runner,
+       (SELECT v FROM pmw_runner_3) AS runner_3, (SELECT v FROM pmw_server) AS server,
+       (SELECT v FROM pmw_script) AS script;
+SHOW max_parallel_maintenance_workers;
+SET safe_migrate.parallel_maintenance_workers = -2;

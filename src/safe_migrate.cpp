@@ -21,6 +21,7 @@ namespace safe_migrate::runner {
 int lock_timeout_ms = 2000;
 int lock_retries = 10;
 int lock_retry_delay_ms = 100;
+int parallel_maintenance_workers = 0;
 }  // namespace safe_migrate::runner
 
 void _PG_init(void)
@@ -44,6 +45,15 @@ void _PG_init(void)
         "Delay before the first retry of a migration step that hit safe_migrate.lock_timeout.",
         "Later retries wait exponentially longer (up to 100 times this), with random jitter.",
         &runner::lock_retry_delay_ms, 100, 1, 600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+
+    DefineCustomIntVariable(
+        "safe_migrate.parallel_maintenance_workers",
+        "Parallel workers a migration step may use for an index build (max_parallel_maintenance_workers).",
+        "0 builds each index in one process, leaving the other CPUs to the application; "
+        "-1 keeps the server's max_parallel_maintenance_workers.  A SET in the script itself "
+        "still applies to the statements after it.",
+        &runner::parallel_maintenance_workers, 0, -1, 1024, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
 
     policy::define_settings();

@@ -178,6 +178,7 @@ List *run_in_background(const Request *req, bool give_up_xmin)
     hdr.lock_timeout_ms = lock_timeout_ms;
     hdr.lock_retries = lock_retries;
     hdr.lock_retry_delay_ms = lock_retry_delay_ms;
+    hdr.parallel_maintenance_workers = parallel_maintenance_workers;
     hdr.caller_pid = MyProcPid;
     Size base = MAXALIGN(sizeof(SharedRequest));
     hdr.script_off = base + add_string(&strings, req->script);
@@ -405,8 +406,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         pg::collect_warnings(TopTransactionContext);
         failure = pg::in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
-            (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout_ms), PGC_USERSET,
-                                     PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+            set_step_settings(lock_timeout_ms, parallel_maintenance_workers, GUC_ACTION_SAVE);
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
@@ -541,6 +541,16 @@ char *text_arg(FunctionCallInfo fcinfo, int n)
 }
 
 }  // namespace
+
+void set_step_settings(int lock_timeout, int parallel_workers, int action)
+{
+    (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout), PGC_USERSET,
+                             PGC_S_SESSION, (GucAction) action, true, 0, false);
+    if (parallel_workers >= 0)
+        (void) set_config_option("max_parallel_maintenance_workers",
+                                 psprintf("%d", parallel_workers), PGC_USERSET, PGC_S_SESSION,
+                                 (GucAction) action, true, 0, false);
+}
 
 Datum apply_impl(FunctionCallInfo fcinfo)
 {

@@ -40,6 +40,7 @@ struct SharedRequest {
     int lock_timeout_ms;
     int lock_retries;
     int lock_retry_delay_ms;
+    int parallel_maintenance_workers; /* -1: the server's */
     int caller_pid;
     /* offsets (from the segment start) and lengths of NUL-terminated strings */
     Size script_off;   /* apply: the whole script */
@@ -69,6 +70,13 @@ extern "C" PGDLLEXPORT void safe_migrate_runner_main(Datum arg);
 extern int lock_timeout_ms;
 extern int lock_retries;
 extern int lock_retry_delay_ms;
+extern int parallel_maintenance_workers;
+
+/* The settings every statement of a migration runs with, in the current
+ * session: lock_timeout, and max_parallel_maintenance_workers unless
+ * parallel_workers is -1.  action is GUC_ACTION_SET for the runner's own
+ * session, GUC_ACTION_SAVE inside a GUC nest level in the caller's. */
+void set_step_settings(int lock_timeout, int parallel_workers, int action);
 
 /* Advisory lock key that serialises migrations within a database; equal to
  * pg_advisory_lock(int8) with this key, so a DBA can hold off migrations. */

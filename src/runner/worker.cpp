@@ -167,9 +167,10 @@ void acquire_migration_lock(void)
         pgstat_report_activity(STATE_RUNNING, "waiting for the migration lock");
         (void) LockAcquire(&tag, ExclusiveLock, true, false);
     }
-    /* from now on every lock this runner waits for is bounded */
-    SetConfigOption("lock_timeout", psprintf("%d", request->lock_timeout_ms), PGC_USERSET,
-                    PGC_S_SESSION);
+    /* from now on every lock this runner waits for is bounded, and index
+     * builds use safe_migrate.parallel_maintenance_workers */
+    set_step_settings(request->lock_timeout_ms, request->parallel_maintenance_workers,
+                      GUC_ACTION_SET);
     CommitTransactionCommand();
 }
 
