@@ -107,3 +107,18 @@ CONF
         || { show_server_log; die "the cluster did not start (port $PORT in use? set PORT=...)"; }
     STARTED=1
 }
+
+# bench_fill_wal DB N: have the server create N WAL segment files now (a WAL
+# record and a pg_switch_wal() each), then CHECKPOINT twice so that they are
+# recycled as future segments (up to min_wal_size / max_wal_size).  A fresh
+# cluster has few; a backend that needs a new one zero-fills and fsyncs 16 MB
+# while holding the WAL write lock, and every commit waits for it.  A server
+# that has been running holds as many as its recent WAL volume needed.
+bench_fill_wal() {
+    "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d "$1" >/dev/null <<SQL
+SELECT pg_logical_emit_message(false, 'bench', 'wal') AS lsn, pg_switch_wal() AS sw
+  FROM generate_series(1, $2);
+CHECKPOINT;
+CHECKPOINT;
+SQL
+}

@@ -32,7 +32,8 @@
 #   RUN_TIMEOUT     seconds one migration may take             (default 3600)
 #   OUT_DIR         where latency.dat / latency.png go   (default bench/zero_downtime)
 #   PG_BIN          PostgreSQL 15 server binaries   (default /usr/lib/postgresql/15/bin)
-#   PG_CONF_EXTRA   extra lines appended to postgresql.conf    (default empty)
+#   PG_CONF_EXTRA   extra lines appended to postgresql.conf    (default empty;
+#                   the cluster has min_wal_size = max_wal_size = 2GB)
 #   KEEP_CLUSTER=1  keep the cluster directory on exit (for debugging)
 
 set -euo pipefail
@@ -79,10 +80,13 @@ command -v gnuplot >/dev/null || die "gnuplot not found (apt-get install gnuplot
 mkdir -p "$OUT_DIR"
 
 # ---------------------------------------------------------------- cluster
-# min_wal_size: keep the WAL segments the warm-up creates (see warm_up)
+# WAL sized for the change (see warm_up): 2GB kept, 128 segment files made
+# in advance; PostgreSQL's own hint with the default 1GB is "checkpoints
+# are occurring too frequently ... Consider increasing max_wal_size"
 bench_cluster_start sm_zero_downtime "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32
-min_wal_size = '1GB'"
+min_wal_size = '2GB'
+max_wal_size = '2GB'"
 OUT="$WORK/out"
 mkdir -p "$OUT"
 
@@ -187,17 +191,20 @@ one_run() {
     local n; n="$(failed "$OUT/$name".[0-9]*)"
     [[ "$n" == 0 ]] || die "run $((i + 1)) ($name): $n failed transactions in the pgbench log"
     [[ -n "${RUN_SQL[$i]}" ]] && check_migrated "run $((i + 1)) ($name)"
+    log "run $((i + 1)) ($name): $(sql -c "SELECT count(*) FROM pg_ls_waldir()") WAL segment files"
     return 0
 }
 
-# warm_up: one untimed pass of the migration, without load.  A new cluster
-# has few WAL segment files; a backend that needs a new one creates it
-# (16 MB written and fsynced) while other sessions' commits wait, which
-# showed as 50-60 ms foreground stalls in whichever run came first.  With
-# the segments created here and kept (min_wal_size), every run starts from
-# the same steady state a long-running server is in.
+# warm_up: the WAL segment files made in advance, then one untimed pass of
+# the migration without load.  A new cluster has few segment files; a
+# backend that needs a new one zero-fills and fsyncs 16 MB while holding the
+# WAL write lock, and every other commit waits: 50-80 ms foreground stalls
+# (one 225 ms) wherever a run's WAL outgrew the files already there.  A
+# server that has been running has as many as its recent WAL needed; the
+# log line after each run shows that the count did not grow.
 warm_up() {
     local t0
+    bench_fill_wal bench 128
     fresh_users
     t0="$(now)"
     "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench -f "${RUN_SQL[3]}" >"$OUT/warm_up.migration" 2>&1 \
