@@ -63,18 +63,8 @@ posint RUN_TIMEOUT "$RUN_TIMEOUT"
 [[ -f "$USERS_SQL" && -f "$LOAD_SQL" ]] || die "missing $USERS_SQL or $LOAD_SQL"
 
 # ---------------------------------------------------------------- cluster
-bench_cluster_start sm_backfill "shared_preload_libraries = 'safe_migrate'
+bench_start_bench_db sm_backfill "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32"
-OUT="$WORK/out"
-mkdir -p "$OUT"
-
-# Clients run as root, connect as the superuser over the private socket.
-export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
-export PGOPTIONS="-c client_min_messages=warning"
-sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
-
-"$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
-sql -c "CREATE EXTENSION safe_migrate"
 n="$(sql -c "SHOW shared_preload_libraries")"
 [[ "$n" == *safe_migrate* ]] || die "shared_preload_libraries is '$n', expected safe_migrate"
 

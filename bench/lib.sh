@@ -8,6 +8,12 @@
 #                               installed, the postgres OS user, runuser,
 #                               timeout, awk; sets PSQL and PGBENCH
 #   bench_cluster_start PREFIX "postgresql.conf lines"
+#   bench_start_bench_db PREFIX "postgresql.conf lines"
+#                               the same, plus OUT, PGHOST/PGPORT/PGUSER and
+#                               database bench with safe_migrate; sql (psql on
+#                               bench; a script may define its own instead)
+#   bench_percentiles           "count p50 p99 max" ms of the us on stdin
+#   bench_fill_wal DB N         N WAL segment files made now (BENCH_WAL_CONF)
 #
 # bench_cluster_start sets WORK, PGDATA, SOCK and SERVER_LOG, runs initdb as
 # the postgres OS user into a mktemp directory, starts the server on a
@@ -107,6 +113,40 @@ CONF
         || { show_server_log; die "the cluster did not start (port $PORT in use? set PORT=...)"; }
     STARTED=1
 }
+
+# bench_start_bench_db PREFIX "postgresql.conf lines": bench_cluster_start,
+# then OUT (a directory for per-run files), the clients' environment (the
+# superuser over the private socket, warnings only), and database bench with
+# safe_migrate in it; sql runs psql on it, stopping at the first error.
+sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
+bench_start_bench_db() {
+    bench_cluster_start "$1" "$2"
+    OUT="$WORK/out"
+    mkdir -p "$OUT"
+    export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
+    export PGOPTIONS="-c client_min_messages=warning"
+    "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
+    sql -c "CREATE EXTENSION safe_migrate"
+}
+
+# bench_percentiles: "count p50 p99 max" in ms of the latencies in us read
+# one per line from stdin; nearest-rank percentiles.
+bench_percentiles() {
+    sort -n | awk '{ v[NR] = $1 }
+        END {
+            if (NR == 0) { print "0 - - -"; exit }
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
+            printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
+        }'
+}
+
+# The WAL of the benchmarks that run the seed's migration on 2,000,000 rows:
+# 2GB kept (PostgreSQL's own hint with the default 1GB is "checkpoints are
+# occurring too frequently ... Consider increasing max_wal_size"), the
+# files made in advance with bench_fill_wal.
+BENCH_WAL_CONF="min_wal_size = '2GB'
+max_wal_size = '2GB'"
 
 # bench_fill_wal DB N: have the server create N WAL segment files now (a WAL
 # record and a pg_switch_wal() each), then CHECKPOINT twice so that they are

@@ -61,18 +61,10 @@ for f in users.sql foreground.sql phases.sql; do
     [[ -f "$ZD/$f" ]] || die "missing $ZD/$f"
 done
 
-# WAL as in zero_downtime.sh: 2GB, 128 segment files made in advance
-bench_cluster_start sm_phases "shared_preload_libraries = 'safe_migrate'
+# WAL as in zero_downtime.sh, its files made in advance (warm-up)
+bench_start_bench_db sm_phases "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32
-min_wal_size = '2GB'
-max_wal_size = '2GB'"
-OUT="$WORK/out"
-mkdir -p "$OUT"
-export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
-export PGOPTIONS="-c client_min_messages=warning"
-sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
-"$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
-sql -c "CREATE EXTENSION safe_migrate"
+$BENCH_WAL_CONF"
 
 fresh_users() {
     sql -c "DELETE FROM safe_migrate.migrations" -c "DELETE FROM safe_migrate.backfill_jobs" >/dev/null

@@ -80,22 +80,10 @@ command -v gnuplot >/dev/null || die "gnuplot not found (apt-get install gnuplot
 mkdir -p "$OUT_DIR"
 
 # ---------------------------------------------------------------- cluster
-# WAL sized for the change (see warm_up): 2GB kept, 128 segment files made
-# in advance; PostgreSQL's own hint with the default 1GB is "checkpoints
-# are occurring too frequently ... Consider increasing max_wal_size"
-bench_cluster_start sm_zero_downtime "shared_preload_libraries = 'safe_migrate'
+# WAL sized for the change, its files made in advance (see warm_up)
+bench_start_bench_db sm_zero_downtime "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32
-min_wal_size = '2GB'
-max_wal_size = '2GB'"
-OUT="$WORK/out"
-mkdir -p "$OUT"
-
-export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
-export PGOPTIONS="-c client_min_messages=warning"
-sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
-
-"$PSQL" -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
-sql -c "CREATE EXTENSION safe_migrate"
+$BENCH_WAL_CONF"
 
 # ---------------------------------------------------------------- helpers
 now() { date +%s.%N; }
@@ -126,14 +114,7 @@ check_migrated() {
 # 3: latency in us, with -R measured from the scheduled start, so it
 # includes schedule lag).  Percentiles are nearest-rank.
 latency() {
-    awk '$3 ~ /^[0-9]+$/ { print $3 }' "$@" | sort -n \
-    | awk '{ v[NR] = $1 }
-        END {
-            if (NR == 0) { print "0 - - -"; exit }
-            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
-            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
-            printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
-        }'
+    awk '$3 ~ /^[0-9]+$/ { print $3 }' "$@" | bench_percentiles
 }
 # latency_window T0 FROM TO FILES...: the same, for the transactions that
 # were under way at some point between FROM and TO seconds after the load
@@ -145,14 +126,7 @@ latency_window() {
     awk -v t0="$t0" -v from="$from" -v to="$to" \
         '$3 ~ /^[0-9]+$/ { e = $5 + $6 / 1e6 - t0; s = e - $3 / 1e6
                            if (s <= to && e >= from) print $3 }' "$@" \
-    | sort -n \
-    | awk '{ v[NR] = $1 }
-        END {
-            if (NR == 0) { print "0 - - -"; exit }
-            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
-            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
-            printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
-        }'
+    | bench_percentiles
 }
 failed() { awk '$3 !~ /^[0-9]+$/ { n++ } END { print n + 0 }' "$@"; }
 
