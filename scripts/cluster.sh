@@ -3,7 +3,7 @@
 # user on its own port and socket directory.  Source this file, then:
 #   cluster_start DIR PORT     (initdb if needed, preload safe_migrate, start)
 #   cluster_stop DIR
-PGBIN=/usr/lib/postgresql/15/bin
+PGBIN=$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --bindir)
 
 cluster_start() {
     local dir=$1 port=$2

@@ -22,8 +22,10 @@ fi
 
 # Debian starts a "main" cluster on port 5432 when postgresql-15 is
 # installed; we never use it (our clusters run on private ports).
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+# PG_CONFIG may name another (e.g. relocated private) installation.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH=$("$PG_CONFIG" --bindir):$PATH
 echo "== building safe_migrate"
-make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
-make -C "$ROOT" -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
-echo "== installed into $(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)"
+make -C "$ROOT" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" ${SAFE_MIGRATE_MAKE_FLAGS:-} >/dev/null
+make -C "$ROOT" -s install PG_CONFIG="$PG_CONFIG" ${SAFE_MIGRATE_MAKE_FLAGS:-} >/dev/null
+echo "== installed into $("$PG_CONFIG" --pkglibdir)"
