@@ -41,7 +41,9 @@ CREATE TABLE safe_migrate.migrations (
     warnings         text[] NOT NULL DEFAULT '{}',
     overrides        jsonb NOT NULL DEFAULT '[]',
     rolled_back_at   timestamptz,
-    rolled_back_by   name
+    rolled_back_by   name,
+    -- the applying session's search_path: the down script runs with it
+    search_path      text
 );
 -- The last line of defence for "exactly once": at most one live row per version.
 CREATE UNIQUE INDEX migrations_live_version
@@ -55,6 +57,21 @@ GRANT SELECT ON safe_migrate.migrations TO safe_migrate_admin;
 SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migrations_id_seq', '');
 
+-- Migrations of a database are serialised by a lock in PostgreSQL's lock
+-- manager that only this extension's code can take: an advisory lock tag
+-- that no SQL-level advisory lock function can produce (pg_locks shows it
+-- as locktype 'advisory', objid 1526608231, objsubid 3).  Any role could
+-- take an ordinary advisory key and hold every migration off.  An
+-- administrator holds migrations off with safe_migrate.hold_migrations()
+-- until the end of the calling transaction.
+CREATE FUNCTION safe_migrate.hold_migrations() RETURNS void
+AS 'MODULE_PATHNAME', 'safe_migrate_hold_migrations'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION safe_migrate.hold_migrations() IS
+'wait for the running migration, then hold further migrations of this database off until the end of the transaction';
+REVOKE ALL ON FUNCTION safe_migrate.hold_migrations() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION safe_migrate.hold_migrations() TO safe_migrate_admin;
+
 -- What everybody may read: the history without the scripts' text.
 CREATE VIEW safe_migrate.history AS
 SELECT id, version, description, checksum,
@@ -66,7 +83,7 @@ SELECT id, version, description, checksum,
                  WHERE l.locktype = 'advisory' AND l.granted
                    AND l.database = (SELECT oid FROM pg_catalog.pg_database
                                       WHERE datname = pg_catalog.current_database())
-                   AND l.classid = 0 AND l.objid = 1526608231 AND l.objsubid = 1)
+                   AND l.classid = 0 AND l.objid = 1526608231 AND l.objsubid = 3)
             THEN 'interrupted' ELSE status END AS status,
        applied_by, started_at, finished_at,
        finished_at - started_at AS duration, statements, lock_retries,

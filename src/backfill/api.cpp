@@ -315,7 +315,7 @@ SM_ENTRY(migrate_backfill_wait)
 {
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_wait");
-    bool disposable = pg::caller_snapshot_is_disposable(fcinfo->flinfo->fn_oid);
+    bool disposable = pg::caller_snapshot_is_disposable(fcinfo);
     TimestampTz deadline = 0;
     if (!PG_ARGISNULL(1)) {
         Interval *timeout = PG_GETARG_INTERVAL_P(1);

@@ -16,22 +16,35 @@ extern "C" {
 
 namespace safe_migrate::pg {
 
-/* "SELECT fn(args)": a Result without input or filter whose one output
- * column is a direct call of fn_oid.  Whatever subqueries the arguments hold
- * (initplans or not) are evaluated before fn is called, and nothing else is
- * left to run after it returns. */
-static bool is_direct_call(const PlannedStmt *stmt, Oid fn_oid)
+/* Is expr the top-level call of the portal's plan: the one output column of
+ * "SELECT fn(args)" (a Result without input or filter), or the one function
+ * of "SELECT ... FROM fn(args)" (a FunctionScan, maybe under a Result that
+ * projects its output)?  Whatever subqueries the arguments hold have run
+ * before fn is called; afterwards nothing is left that reads a table.
+ * Compared by address: the executor calls the plan's own expression node,
+ * so a call of the same function nested in another function's query (whose
+ * outer query still reads with this snapshot) does not match. */
+static bool is_top_level_call(const PlannedStmt *stmt, const Node *expr)
 {
     const Plan *top = stmt->planTree;
-    if (top == nullptr || !IsA(top, Result) || top->lefttree != nullptr ||
-        top->righttree != nullptr || top->qual != NIL || ((const Result *) top)->resconstantqual ||
-        list_length(top->targetlist) != 1)
+    if (top == nullptr || expr == nullptr || top->qual != NIL || top->righttree != nullptr)
         return false;
-    const TargetEntry *te = linitial_node(TargetEntry, top->targetlist);
-    return IsA(te->expr, FuncExpr) && ((const FuncExpr *) te->expr)->funcid == fn_oid;
+    if (IsA(top, Result) && top->lefttree == nullptr) {
+        if (((const Result *) top)->resconstantqual || list_length(top->targetlist) != 1)
+            return false;
+        return (const Node *) linitial_node(TargetEntry, top->targetlist)->expr == expr;
+    }
+    if (IsA(top, Result) && ((const Result *) top)->resconstantqual == nullptr)
+        top = top->lefttree; /* a projection over the function scan */
+    if (top == nullptr || !IsA(top, FunctionScan) || top->qual != NIL || top->lefttree != nullptr)
+        return false;
+    const FunctionScan *scan = (const FunctionScan *) top;
+    if (list_length(scan->functions) != 1)
+        return false;
+    return linitial_node(RangeTblFunction, scan->functions)->funcexpr == expr;
 }
 
-bool caller_snapshot_is_disposable(Oid fn_oid)
+bool caller_snapshot_is_disposable(FunctionCallInfo fcinfo)
 {
     if (ActivePortal == nullptr || ActivePortal->strategy != PORTAL_ONE_SELECT ||
         ActivePortal->queryDesc == nullptr || !ActiveSnapshotSet() ||
@@ -39,19 +52,9 @@ bool caller_snapshot_is_disposable(Oid fn_oid)
         GetCurrentTransactionNestLevel() != 1 || list_length(ActivePortal->stmts) != 1)
         return false;
     PlannedStmt *stmt = linitial_node(PlannedStmt, ActivePortal->stmts);
-    if (stmt->commandType != CMD_SELECT)
+    if (stmt->commandType != CMD_SELECT || fcinfo == nullptr || fcinfo->flinfo == nullptr)
         return false;
-    if (OidIsValid(fn_oid) && is_direct_call(stmt, fn_oid))
-        return true;
-    if (stmt->subplans != NIL)
-        return false;
-    ListCell *lc;
-    foreach (lc, stmt->rtable) {
-        RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
-        if (rte->rtekind != RTE_RESULT && rte->rtekind != RTE_FUNCTION)
-            return false;
-    }
-    return true;
+    return is_top_level_call(stmt, fcinfo->flinfo->fn_expr);
 }
 
 void withdraw_xmin(void)

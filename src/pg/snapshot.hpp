@@ -13,22 +13,21 @@
 
 extern "C" {
 #include "postgres.h"
+#include "fmgr.h"
 }
 
 namespace safe_migrate::pg {
 
 /*
  * True when the active portal is a top-level SELECT, outside any
- * subtransaction, whose snapshot is the active one, and which reads no table
- * with it after we return:
- *   - it only calls functions (range table of function/result entries,
- *     no subplans), or
- *   - fn_oid is valid and the whole query is "SELECT fn(args)": a Result
- *     without input whose only output column is a direct call of fn_oid.
- *     Subqueries in the arguments (fn((SELECT max(id) FROM t))) are
- *     allowed: they have run before fn is called.
+ * subtransaction, whose snapshot is the active one, and whose whole work is
+ * this very call: "SELECT fn(args)" or "SELECT * FROM fn(args)", the call
+ * being the portal's own plan node (not the same function called from
+ * within another function, whose query may read with the snapshot after we
+ * return).  Subqueries in the arguments (fn((SELECT max(id) FROM t))) are
+ * allowed: they have run before fn is called.
  */
-bool caller_snapshot_is_disposable(Oid fn_oid = InvalidOid);
+bool caller_snapshot_is_disposable(FunctionCallInfo fcinfo);
 
 /* Withdraw this backend's xmin (the snapshot must be disposable, see above).
  * Taking a snapshot later sets it again; call this again after that. */

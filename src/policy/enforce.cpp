@@ -7,6 +7,7 @@
 #include <climits>
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -70,6 +71,10 @@ void define_settings(void)
 
 bool may_override(Oid role)
 {
+    /* role lookups go through the syscache: outside a transaction they
+     * would crash the backend (no resource owner) */
+    if (!IsTransactionState())
+        elog(ERROR, "safe_migrate: may_override called outside a transaction");
     if (superuser_arg(role))
         return true;
     Oid admin = get_role_oid("safe_migrate_admin", true);

@@ -29,7 +29,9 @@ extern "C" {
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "storage/ipc.h"
 #include "storage/lock.h"
+#include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -163,8 +165,18 @@ void parse_result(StringInfo msg, ResultRow *row)
         row->warnings[i] = pstrdup(pq_getmsgstring(msg));
 }
 
-/* Run the request in a background runner; returns the result rows. */
-List *run_in_background(const Request *req, bool give_up_xmin)
+/* If this backend exits while its runner works (pg_terminate_backend, a
+ * FATAL error), the runner must stop too: nobody would get its outcome, and
+ * a terminated caller means "stop".  An ERROR is handled by PG_CATCH below;
+ * this covers proc_exit, which does not unwind. */
+void stop_runner_at_exit(int, Datum arg)
+{
+    TerminateBackgroundWorker((BackgroundWorkerHandle *) DatumGetPointer(arg));
+}
+
+/* Run the request in a background runner; returns the result rows.  When no
+ * background worker slot is free, try again for up to wait_for_slot_ms. */
+List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot_ms = 0)
 {
     /* the request: header, strings, then the queue */
     StringInfoData strings;
@@ -222,7 +234,12 @@ List *run_in_background(const Request *req, bool give_up_xmin)
     worker.bgw_notify_pid = MyProcPid;
 
     BackgroundWorkerHandle *handle = nullptr;
-    if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+    bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+    for (int waited = 0; !registered && waited < wait_for_slot_ms; waited += 100) {
+        pg::sleep_ms(100);
+        registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+    }
+    if (!registered)
         ereport(ERROR,
                 (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                  errmsg("could not start a safe_migrate runner: no background worker slot is free"),
@@ -235,6 +252,7 @@ List *run_in_background(const Request *req, bool give_up_xmin)
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, handle);
     List *rows = NIL;
 
+    PG_ENSURE_ERROR_CLEANUP(stop_runner_at_exit, PointerGetDatum(handle));
     PG_TRY();
     {
         if (give_up_xmin) {
@@ -276,6 +294,7 @@ List *run_in_background(const Request *req, bool give_up_xmin)
         PG_RE_THROW();
     }
     PG_END_TRY();
+    PG_END_ENSURE_ERROR_CLEANUP(stop_runner_at_exit, PointerGetDatum(handle));
 
     pid_t pid;
     if (rows == NIL)
@@ -325,6 +344,41 @@ ResultRow *make_row(const char *version, const char *status, int statements, int
     return row;
 }
 
+/* Record a migration that failed in the caller's backend, in a transaction
+ * that outlives the caller's rollback (a background runner's).  Never throws:
+ * the caller must get the migration's own error whatever happens here. */
+void record_failure(const Request *req, TimestampTz started, ErrorData *failure,
+                    const char *failed_statement, int lock_retries)
+{
+    Request record = *req;
+    record.mode = Mode::RecordFailure;
+    record.started_at = started;
+    record.failure = failure;
+    record.failed_statement = failed_statement;
+    record.statements = 0;
+    record.lock_retries = lock_retries;
+    MemoryContext cxt = CurrentMemoryContext;
+    ErrorData *volatile problem = nullptr;
+    PG_TRY();
+    {
+        (void) run_in_background(&record, false, 10 * 1000);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        problem = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    if (problem)
+        ereport(WARNING,
+                (errmsg("the failure of migration \"%s\" could not be recorded in "
+                        "safe_migrate.history: %s",
+                        req->version ? req->version : "(derived from its checksum)",
+                        problem->message),
+                 errdetail("The migration's own error follows; its effects were rolled back.")));
+}
+
 ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, List *trees,
                          bool disposable)
 {
@@ -332,8 +386,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         return nullptr;
 
     LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
-                         (uint32) kMigrationLockKey, 1);
+    migration_lock_tag(&tag);
     if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
         if (!disposable)
             return nullptr;
@@ -348,14 +401,20 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* held until the caller's transaction ends: when the migration commits */
 
     TimestampTz started = GetCurrentTimestamp();
+    /* Everything this function keeps (statement texts, the error of a failed
+     * statement, the result row) lives in the caller's memory context:
+     * SPI_connect makes SPI's procedure context current, and SPI_finish
+     * frees it with whatever was allocated there. */
+    MemoryContext caller_cxt = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
+    MemoryContextSwitchTo(caller_cxt);
 
     /* exactly once: look at the history under the lock */
     pg::Elevation e;
     pg::elevate(&e);
     SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
-                "finished_at = clock_timestamp(), sqlstate = '57P01', "
+                "finished_at = pg_catalog.clock_timestamp(), sqlstate = '57P01', "
                 "error_message = 'the migration was interrupted (server restart, crash or "
                 "termination of its runner); its uncommitted effects were rolled back' "
                 "WHERE status = 'running'",
@@ -366,7 +425,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         /* not read-only: take a snapshot now, after the lock, so a version
          * applied while we waited is seen */
         SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
-                              "WHERE version = $1 AND status = 'applied'",
+                              "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, false, 1);
     }
     pg::unelevate(&e);
@@ -394,6 +453,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     char **texts = (char **) palloc(sizeof(char *) * (n + 1));
     for (int i = 0; i < n; i++)
         texts[i] = statement_text(prepared->up, list_nth_node(RawStmt, trees, i));
+    /* the session's search_path as the migration starts: a down script runs
+     * with it */
+    char *search_path = pstrdup(GetConfigOption("search_path", false, false));
 
     int retries = 0;
     int attempt = 0;
@@ -438,6 +500,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     policy::end_migration();
     if (failure) {
         SPI_finish();
+        MemoryContextSwitchTo(caller_cxt);
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
             failure->hint = psprintf(
                 "The statement waited %d ms for its lock %d times. Find the blocking session "
@@ -445,26 +508,24 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 "safe_migrate.lock_timeout.",
                 lock_timeout_ms, attempt + 1);
         /* record the failure in a transaction of its own, then fail */
-        Request record = *req;
-        record.mode = Mode::RecordFailure;
-        record.started_at = started;
-        record.failure = failure;
-        record.failed_statement = texts[current];
-        record.statements = 0;
-        record.lock_retries = retries;
-        (void) run_in_background(&record, false);
+        record_failure(req, started, failure, texts[current], retries);
         ReThrowError(failure);
     }
+
+    /* no down section: derive one where the reverse is certain, now that
+     * the statements ran, with the migration's role and search_path */
+    const char *why = nullptr;
+    char *down = prepared->down ? prepared->down : derive_down_script(prepared->up, &why);
+    ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
+                              prepared->checksum, pg::collected_warnings());
 
     /* record it, in the migration's own transaction */
     pg::elevate(&e);
     {
-        Oid types[11] = {TEXTOID, TEXTOID,        TEXTOID, TEXTOID,      TEXTOID, TEXTOID,
-                         TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID};
-        Datum values[11];
-        char nulls[12] = "           ";
-        ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
-                                  prepared->checksum, pg::collected_warnings());
+        Oid types[12] = {TEXTOID,        TEXTOID, TEXTOID, TEXTOID,      TEXTOID, TEXTOID,
+                         TIMESTAMPTZOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID, TEXTOID};
+        Datum values[12];
+        char nulls[13] = "            ";
         auto text_or_null = [&](const char *v, int i) -> Datum {
             if (v == nullptr) {
                 nulls[i] = 'n';
@@ -476,29 +537,27 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         values[1] = text_or_null(req->description, 1);
         values[2] = CStringGetTextDatum(prepared->checksum);
         values[3] = CStringGetTextDatum(req->script);
-        /* no down section: derive one where the reverse is certain */
-        const char *why = nullptr;
-        values[4] = text_or_null(prepared->down ? prepared->down
-                                                : derive_down_script(prepared->up, &why),
-                                 4);
+        values[4] = text_or_null(down, 4);
         values[5] = CStringGetTextDatum(GetUserNameFromId(e.saved_user, false));
         values[6] = TimestampTzGetDatum(started);
         values[7] = Int32GetDatum(n);
         values[8] = Int32GetDatum(retries);
         values[9] = warnings_datum(row);
         values[10] = CStringGetTextDatum(overrides);
+        values[11] = CStringGetTextDatum(search_path);
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
-                "down_script, applied_by, started_at, statements, lock_retries, warnings, overrides, "
-                "status, finished_at) VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, "
-                "$11::jsonb, 'applied', clock_timestamp())",
-                11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+                "down_script, applied_by, started_at, statements, lock_retries, warnings, "
+                "overrides, search_path, status, finished_at) VALUES ($1, $2, $3, $4, $5, "
+                "$6::pg_catalog.name, $7, $8, $9, $10, $11::pg_catalog.jsonb, $12, 'applied', "
+                "pg_catalog.clock_timestamp())",
+                12, types, values, nulls, false, 0) != SPI_OK_INSERT)
             elog(ERROR, "could not record migration \"%s\"", prepared->version);
     }
     pg::unelevate(&e);
     SPI_finish();
-    return make_row(prepared->version, "applied", n, retries, started, prepared->checksum,
-                    pg::collected_warnings());
+    MemoryContextSwitchTo(caller_cxt);
+    return row;
 }
 
 Datum warnings_datum(const ResultRow *row)
@@ -542,6 +601,12 @@ char *text_arg(FunctionCallInfo fcinfo, int n)
 
 }  // namespace
 
+void migration_lock_tag(LOCKTAG *tag)
+{
+    SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
+                         (uint32) kMigrationLockKey, 3);
+}
+
 void set_step_settings(int lock_timeout, int parallel_workers, int action)
 {
     (void) set_config_option("lock_timeout", psprintf("%d", lock_timeout), PGC_USERSET,
@@ -580,7 +645,7 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                         errhint("A script needs at least one SQL statement%s.",
                                 prepared.dbmate_format ? " in its \"-- migrate:up\" section" : "")));
 
-    bool disposable = pg::caller_snapshot_is_disposable();
+    bool disposable = pg::caller_snapshot_is_disposable(fcinfo);
     if (up.all_transactional) {
         ResultRow *volatile row = nullptr;
         PG_TRY();
@@ -621,7 +686,7 @@ Datum rollback_impl(FunctionCallInfo fcinfo)
 
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    List *rows = run_in_background(&req, pg::caller_snapshot_is_disposable());
+    List *rows = run_in_background(&req, pg::caller_snapshot_is_disposable(fcinfo));
     ListCell *lc;
     foreach (lc, rows) {
         ResultRow *row = (ResultRow *) lfirst(lc);
@@ -647,6 +712,16 @@ SM_ENTRY(migrate_apply)
 SM_ENTRY(migrate_rollback)
 {
     return safe_migrate::runner::rollback_impl(fcinfo);
+}
+
+/* safe_migrate.hold_migrations(): wait for the running migration, then hold
+ * the migrations of this database off until the end of the transaction */
+SM_ENTRY(safe_migrate_hold_migrations)
+{
+    LOCKTAG tag;
+    safe_migrate::runner::migration_lock_tag(&tag);
+    (void) LockAcquire(&tag, ExclusiveLock, false, false);
+    PG_RETURN_VOID();
 }
 
 /* migrate_checksum(script text): what migrate_apply records */

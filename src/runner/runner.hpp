@@ -15,6 +15,7 @@
 extern "C" {
 #include "postgres.h"
 #include "storage/dsm.h"
+#include "storage/lock.h"
 #include "storage/shm_mq.h"
 #include "utils/timestamp.h"
 }
@@ -78,8 +79,12 @@ extern int parallel_maintenance_workers;
  * session, GUC_ACTION_SAVE inside a GUC nest level in the caller's. */
 void set_step_settings(int lock_timeout, int parallel_workers, int action);
 
-/* Advisory lock key that serialises migrations within a database; equal to
- * pg_advisory_lock(int8) with this key, so a DBA can hold off migrations. */
+/* The lock that serialises the migrations of a database: an advisory lock
+ * tag whose last field (3) no SQL function produces (pg_advisory_lock uses 1
+ * and 2), so no role can take it to hold migrations off; admins use
+ * safe_migrate.hold_migrations().  Advisory (USER_LOCKMETHOD) session locks
+ * survive the aborts of the runner's steps, unlike relation locks. */
 constexpr int64 kMigrationLockKey = 0x5AFE3167;
+void migration_lock_tag(LOCKTAG *tag);
 
 }  // namespace safe_migrate::runner

@@ -4,8 +4,9 @@
  * Started by migrate_apply/migrate_rollback (apply.cpp) as a dynamic
  * background worker, connected as the caller's login user with the caller's
  * current role, security context and search_path.  It:
- *   1. waits for the per-database migration lock (a session advisory lock:
- *      it dies with this process, so it can never go stale) without holding
+ *   1. waits for the per-database migration lock (a session lock that no
+ *      SQL function can take: it dies with this process, so it can never
+ *      go stale, and no role can hold it to stop migrations) without holding
  *      a snapshot, so a CREATE INDEX CONCURRENTLY elsewhere never waits on it;
  *   2. records the attempt in safe_migrate.migrations (own transaction);
  *   3. runs the statements top level: consecutive transactional statements
@@ -46,6 +47,7 @@ extern "C" {
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -101,7 +103,7 @@ Datum text_or_null(const char *s, char *nulls, int i)
 void reconcile_interrupted(void)
 {
     SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
-                "finished_at = clock_timestamp(), sqlstate = '57P01', "
+                "finished_at = pg_catalog.clock_timestamp(), sqlstate = '57P01', "
                 "error_message = 'the migration was interrupted (server restart, crash or "
                 "termination of its runner); its uncommitted effects were rolled back' "
                 "WHERE status = 'running'",
@@ -119,14 +121,16 @@ Datum warnings_array(void)
     return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/* Record the outcome; derived_down, when not NULL, becomes the down script
+ * (derived once the up statements ran, see derive_after_apply). */
 void history_finish(int64 id, const char *status, int statements, int retries, ErrorData *err,
-                    const char *failed_statement)
+                    const char *failed_statement, const char *derived_down = nullptr)
 {
     pg::Elevation e;
-    Oid types[11] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,     TEXTOID,
-                     TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
-    Datum values[11];
-    char nulls[12] = "           ";
+    Oid types[12] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID,     TEXTOID,
+                     TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+    Datum values[12];
+    char nulls[13] = "            ";
     char *overrides = policy::overrides_json();
 
     begin_history_xact(&e);
@@ -141,32 +145,43 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
     values[8] = text_or_null(failed_statement, nulls, 8);
     values[9] = warnings_array();
     values[10] = CStringGetTextDatum(overrides);
+    values[11] = text_or_null(derived_down, nulls, 11);
     if (SPI_execute_with_args(
-            "UPDATE safe_migrate.migrations SET status = $2, finished_at = clock_timestamp(), "
+            "UPDATE safe_migrate.migrations SET status = $2, finished_at = pg_catalog.clock_timestamp(), "
             "statements = $3, lock_retries = $4, sqlstate = $5, error_message = $6, "
             "error_detail = $7, error_hint = $8, failed_statement = $9, warnings = $10, "
-            "overrides = $11::jsonb WHERE id = $1",
-            11, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+            "overrides = $11::pg_catalog.jsonb, "
+            "down_script = COALESCE($12, down_script) WHERE id OPERATOR(pg_catalog.=) $1",
+            12, types, values, nulls, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "could not record the outcome of migration %lld", (long long) id);
     end_history_xact(&e);
 }
 
 /* ---------------- serialisation of migrations ---------------- */
 
+LOCKTAG migration_lock;
+bool migration_lock_held = false;
+
+void release_migration_lock(void)
+{
+    if (migration_lock_held)
+        (void) LockRelease(&migration_lock, ExclusiveLock, true);
+    migration_lock_held = false;
+}
+
 void acquire_migration_lock(void)
 {
-    LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
-                         (uint32) kMigrationLockKey, 1);
     /* A transaction without a snapshot: while we wait, MyProc->xmin stays
      * invalid, so concurrent index builds do not wait for us. */
     StartTransactionCommand();
-    if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
+    migration_lock_tag(&migration_lock);
+    if (LockAcquire(&migration_lock, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
         ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
                                 get_database_name(MyDatabaseId))));
         pgstat_report_activity(STATE_RUNNING, "waiting for the migration lock");
-        (void) LockAcquire(&tag, ExclusiveLock, true, false);
+        (void) LockAcquire(&migration_lock, ExclusiveLock, true, false);
     }
+    migration_lock_held = true;
     /* from now on every lock this runner waits for is bounded, and index
      * builds use safe_migrate.parallel_maintenance_workers */
     set_step_settings(request->lock_timeout_ms, request->parallel_maintenance_workers,
@@ -491,7 +506,7 @@ void send_result(const char *version, const char *status, int statements, int re
 pg_attribute_noreturn() void fail(ErrorData *edata)
 {
     AbortOutOfAnyTransaction();
-    LockReleaseAll(USER_LOCKMETHOD, true);
+    release_migration_lock();
     PG_TRY();
     {
         ReThrowError(edata);
@@ -506,6 +521,38 @@ pg_attribute_noreturn() void fail(ErrorData *edata)
 }
 
 /* ---------------- the two jobs ---------------- */
+
+/* The down script derived from the up part, now that it ran: names resolve
+ * as the migration's statements resolved them (the runner's search_path is
+ * the caller's).  Runs as the migration's role, in a transaction of its own;
+ * NULL when none can be derived for sure. */
+char *derive_after_apply(const char *up)
+{
+    char *volatile down = nullptr;
+    MemoryContext old = CurrentMemoryContext;
+    PG_TRY();
+    {
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        const char *why = nullptr;
+        char *derived = derive_down_script(up, &why);
+        if (derived)
+            down = MemoryContextStrdup(migration_cxt, derived);
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    }
+    PG_CATCH();
+    {
+        /* no derived down script is better than a failed migration record */
+        MemoryContextSwitchTo(old);
+        FlushErrorState();
+        AbortCurrentTransaction();
+        down = nullptr;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(old);
+    return down;
+}
 
 void do_apply(void)
 {
@@ -531,7 +578,7 @@ void do_apply(void)
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared.version)};
         SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
-                              "WHERE version = $1 AND status = 'applied'",
+                              "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, true, 1);
         if (SPI_processed > 0) {
             char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -554,23 +601,23 @@ void do_apply(void)
     }
     int64 id;
     {
-        Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-        Datum values[6];
-        char nulls[7] = "      ";
+        Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+        Datum values[7];
+        char nulls[8] = "       ";
         values[0] = CStringGetTextDatum(prepared.version);
         values[1] = text_or_null(description, nulls, 1);
         values[2] = CStringGetTextDatum(prepared.checksum);
         values[3] = CStringGetTextDatum(script);
-        const char *why = nullptr;
-        values[4] = text_or_null(prepared.down ? prepared.down
-                                               : derive_down_script(prepared.up, &why),
-                                 nulls, 4);
+        /* a derived down script is made once the up statements ran */
+        values[4] = text_or_null(prepared.down, nulls, 4);
         values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
+        values[6] = CStringGetTextDatum(shared_string(request->search_path_off));
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations "
-                "(version, description, checksum, script, down_script, applied_by, status) "
-                "VALUES ($1, $2, $3, $4, $5, $6::name, 'running') RETURNING id",
-                6, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+                "(version, description, checksum, script, down_script, applied_by, search_path, "
+                "status) VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, 'running') "
+                "RETURNING id",
+                7, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
             elog(ERROR, "could not record migration \"%s\"", prepared.version);
         bool isnull;
         id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -585,7 +632,8 @@ void do_apply(void)
                        outcome.failed_statement);
         fail(outcome.error);
     }
-    history_finish(id, "applied", outcome.statements_done, outcome.lock_retries, nullptr, nullptr);
+    history_finish(id, "applied", outcome.statements_done, outcome.lock_retries, nullptr, nullptr,
+                   prepared.down ? nullptr : derive_after_apply(prepared.up));
     send_result(prepared.version, "applied", outcome.statements_done, outcome.lock_retries, started,
                 prepared.checksum);
 }
@@ -607,10 +655,10 @@ void do_record_failure(void)
     auto opt = [](Size off) -> const char * { return off ? shared_string(off) : nullptr; };
     pg::Elevation e;
     begin_history_xact(&e);
-    Oid types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-                     INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-    Datum values[14];
-    char nulls[15] = "              ";
+    Oid types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+                     INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+    Datum values[15];
+    char nulls[16] = "               ";
     values[0] = CStringGetTextDatum(prepared.version);
     values[1] = text_or_null(request->has_description ? shared_string(request->description_off)
                                                       : nullptr,
@@ -627,13 +675,15 @@ void do_record_failure(void)
     values[11] = text_or_null(opt(request->fail_detail_off), nulls, 11);
     values[12] = text_or_null(opt(request->fail_hint_off), nulls, 12);
     values[13] = text_or_null(opt(request->fail_statement_off), nulls, 13);
+    values[14] = CStringGetTextDatum(shared_string(request->search_path_off));
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.migrations (version, description, checksum, script, "
             "down_script, applied_by, started_at, statements, lock_retries, sqlstate, "
-            "error_message, error_detail, error_hint, failed_statement, status, finished_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6::name, $7, $8, $9, $10, $11, $12, $13, $14, "
-            "'failed', clock_timestamp())",
-            14, types, values, nulls, false, 0) != SPI_OK_INSERT)
+            "error_message, error_detail, error_hint, failed_statement, search_path, status, "
+            "finished_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "$15, 'failed', pg_catalog.clock_timestamp())",
+            15, types, values, nulls, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "could not record the failure of migration \"%s\"", prepared.version);
     end_history_xact(&e);
     send_result(prepared.version, "failed", request->fail_statements, request->fail_lock_retries,
@@ -645,7 +695,49 @@ struct RollbackTarget {
     char *version;
     char *down;
     char *script;
+    char *applied_by;  /* role name recorded at apply */
+    char *search_path; /* the applying session's, or NULL (recorded before 0.1.0 kept it) */
+    Oid applier;       /* resolved at rollback */
+    bool honour_allows;
 };
+
+/* May the runner's role roll back t, and as whom does its down script run?
+ * Needs a transaction (role lookups). */
+void check_rollback_rights(RollbackTarget *t)
+{
+    Oid caller = GetUserId();
+    t->applier = get_role_oid(t->applied_by, true);
+    bool admin = policy::may_override(caller);
+    if (!OidIsValid(t->applier))
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_OBJECT),
+                 errmsg("migration \"%s\" cannot be rolled back: role \"%s\" that applied it no "
+                        "longer exists",
+                        t->version, t->applied_by),
+                 errdetail("A down script runs with the rights of the role that applied the "
+                           "migration. Nothing was rolled back."),
+                 errhint("Write the reverse change as a new migration.")));
+    if (!admin && !is_member_of_role(caller, t->applier))
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("permission denied to roll back migration \"%s\"", t->version),
+                 errdetail("Migration \"%s\" was applied by role \"%s\"; only that role, its "
+                           "members, superusers and members of safe_migrate_admin may roll it "
+                           "back. Nothing was rolled back.",
+                           t->version, t->applied_by),
+                 errhint("Ask role \"%s\" or an administrator to roll it back.", t->applied_by)));
+    /* an allow line in a down script is honoured only if the role whose
+     * rights the script runs with may override */
+    t->honour_allows = policy::may_override(t->applier);
+}
+
+/* Set search_path in the runner's session (in a transaction of its own). */
+void set_session_search_path(const char *path)
+{
+    StartTransactionCommand();
+    SetConfigOption("search_path", path, PGC_USERSET, PGC_S_SESSION);
+    CommitTransactionCommand();
+}
 
 void do_rollback(void)
 {
@@ -661,7 +753,7 @@ void do_rollback(void)
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(to_version)};
         SPI_execute_with_args("SELECT id FROM safe_migrate.migrations "
-                              "WHERE version = $1 AND status = 'applied'",
+                              "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, true, 1);
         if (SPI_processed == 0)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -671,11 +763,14 @@ void do_rollback(void)
         bool isnull;
         Datum after[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
         Oid t8[1] = {INT8OID};
-        SPI_execute_with_args("SELECT id, version, down_script, script FROM safe_migrate.migrations "
-                              "WHERE status = 'applied' AND id > $1 ORDER BY id DESC",
+        SPI_execute_with_args("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
+                              "search_path FROM safe_migrate.migrations "
+                              "WHERE status = 'applied' AND id OPERATOR(pg_catalog.>) $1 "
+                              "ORDER BY id DESC",
                               1, t8, after, nullptr, true, 0);
     } else {
-        SPI_execute("SELECT id, version, down_script, script FROM safe_migrate.migrations "
+        SPI_execute("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
+                    "search_path FROM safe_migrate.migrations "
                     "WHERE status = 'applied' ORDER BY id DESC LIMIT 1",
                     true, 0);
     }
@@ -684,15 +779,19 @@ void do_rollback(void)
         HeapTuple tup = SPI_tuptable->vals[i];
         TupleDesc desc = SPI_tuptable->tupdesc;
         bool isnull;
-        RollbackTarget *t = (RollbackTarget *) palloc(sizeof(RollbackTarget));
+        RollbackTarget *t = (RollbackTarget *) palloc0(sizeof(RollbackTarget));
         t->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
         t->version = SPI_getvalue(tup, desc, 2);
         t->down = SPI_getvalue(tup, desc, 3);
         t->script = SPI_getvalue(tup, desc, 4);
+        t->applied_by = SPI_getvalue(tup, desc, 5);
+        t->search_path = SPI_getvalue(tup, desc, 6);
         targets = lappend(targets, t);
     }
     MemoryContextSwitchTo(old);
-    /* refuse before undoing anything if any step cannot be undone */
+    pg::unelevate(&e);
+    /* refuse before undoing anything if any step cannot be undone, or may
+     * not be undone by this role (role lookups: still in the transaction) */
     ListCell *lc;
     foreach (lc, targets) {
         RollbackTarget *t = (RollbackTarget *) lfirst(lc);
@@ -705,13 +804,19 @@ void do_rollback(void)
                                "indexes or constraints). Nothing was rolled back."),
                      errhint("Give the migration a \"-- migrate:down\" section, or write the "
                              "reverse change as a new migration.")));
+        check_rollback_rights(t);
     }
-    end_history_xact(&e);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
     if (targets == NIL) {
         ereport(NOTICE, (errmsg("no applied migration to roll back")));
         send_result("", "none", 0, 0, GetCurrentTimestamp(), nullptr);
     }
 
+    Oid runner_user;
+    int runner_sec;
+    GetUserIdAndSecContext(&runner_user, &runner_sec);
     foreach (lc, targets) {
         RollbackTarget *t = (RollbackTarget *) lfirst(lc);
         TimestampTz started = GetCurrentTimestamp();
@@ -738,11 +843,22 @@ void do_rollback(void)
             rules[k] = down.allow_rules[i];
             reasons[k] = down.allow_reasons[i];
         }
-        /* honoured, as ever, only for a role that may override */
-        if (!policy::may_override(GetUserId()))
+        if (!t->honour_allows)
             k = 0;
         policy::begin_migration(t->version, k, rules, reasons);
+        /* The down script runs with the rights of the role that applied the
+         * migration and the search_path it was applied with.  As a
+         * security-restricted operation it cannot change role (SET ROLE
+         * would be checked against this session's login, not the applier),
+         * nor leave temporary objects or session state behind. */
+        if (t->search_path)
+            set_session_search_path(t->search_path);
+        SetUserIdAndSecContext(t->applier, runner_sec | SECURITY_LOCAL_USERID_CHANGE |
+                                               SECURITY_RESTRICTED_OPERATION);
         RunOutcome outcome = execute_script(t->down);
+        SetUserIdAndSecContext(runner_user, runner_sec);
+        if (t->search_path)
+            set_session_search_path(shared_string(request->search_path_off));
         char *rollback_overrides = policy::overrides_json();
         policy::end_migration();
         if (outcome.error) {
@@ -758,8 +874,10 @@ void do_rollback(void)
                            CStringGetTextDatum(shared_string(request->applied_by_off)),
                            CStringGetTextDatum(rollback_overrides)};
         SPI_execute_with_args("UPDATE safe_migrate.migrations SET status = 'rolled_back', "
-                              "rolled_back_at = clock_timestamp(), rolled_back_by = $2::name, "
-                              "overrides = overrides || $3::jsonb WHERE id = $1",
+                              "rolled_back_at = pg_catalog.clock_timestamp(), "
+                              "rolled_back_by = $2::pg_catalog.name, "
+                              "overrides = overrides OPERATOR(pg_catalog.||) $3::pg_catalog.jsonb "
+                              "WHERE id OPERATOR(pg_catalog.=) $1",
                               3, types, values, nullptr, false, 0);
         end_history_xact(&e);
         send_result(t->version, "rolled_back", outcome.statements_done, outcome.lock_retries,

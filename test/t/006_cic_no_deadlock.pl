@@ -44,7 +44,7 @@ sub wait_until_migration_lock_held
 {
 	$node->poll_query_until('postgres', q{
 		SELECT count(*) > 0 FROM pg_locks
-		 WHERE locktype = 'advisory' AND objid = 1526608231 AND granted})
+		 WHERE locktype = 'advisory' AND objid = 1526608231 AND objsubid = 3 AND granted})
 	  or die "no migration holds the lock";
 }
 
