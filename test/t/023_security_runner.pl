@@ -1,0 +1,344 @@
+# Copyright: safe_migrate authors
+#
+# The runner's trust boundaries, played as an attacker would.  Roles: app
+# (owns schema m and its table), other (a plain role), admin (member of
+# safe_migrate_admin, not a superuser).  After every attack: no server
+# restart, nobody's rolsuper changed, the other role's objects intact.
+#  - migrate_rollback() by roles other than the bootstrap superuser works
+#    (it used to look up roles between transactions and crash the server).
+#  - A failing in-caller migration followed by many statements reports and
+#    records its own error (its data used to live in SPI's freed memory).
+#  - A down script runs with the rights of the role that applied the
+#    migration and the search_path it was applied with, as a restricted
+#    operation; only that role, its members and admins may roll back; an
+#    allow line in a down script is honoured only if the applier may
+#    override.
+#  - No role can hold migrations off with an advisory lock; admins can with
+#    safe_migrate.hold_migrations().
+#  - A terminated caller's runner stops.
+#  - A function that calls migrate_apply from inside another query keeps
+#    its snapshot's xmin; a top-level call gives it up while it waits.
+#  - Without a free background worker slot a failing migration still
+#    reports its own error.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('sec_runner');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+	CREATE EXTENSION safe_migrate;
+	CREATE ROLE app LOGIN;
+	CREATE ROLE other LOGIN;
+	CREATE ROLE admin LOGIN;
+	GRANT safe_migrate_admin TO admin;
+	CREATE SCHEMA m AUTHORIZATION app;
+	GRANT USAGE ON SCHEMA m TO other, admin;
+	CREATE TABLE m.big (id int PRIMARY KEY, v int);
+	INSERT INTO m.big SELECT g, g FROM generate_series(1, 10000) g;
+	ALTER TABLE m.big OWNER TO app;
+	-- the same name in public, with rows that must survive
+	CREATE TABLE public.keep (id int);
+	INSERT INTO public.keep SELECT generate_series(1, 1000);
+	GRANT SELECT ON public.keep TO PUBLIC;
+});
+my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
+
+sub as
+{
+	my ($role, $sql) = @_;
+	return $node->safe_psql('postgres', $sql,
+		connstr => $node->connstr('postgres') . " user=$role");
+}
+
+sub try_as
+{
+	my ($role, $sql) = @_;
+	my ($stdout, $stderr);
+	my $rc = $node->psql(
+		'postgres', $sql,
+		connstr => $node->connstr('postgres') . " user=$role",
+		stdout => \$stdout,
+		stderr => \$stderr);
+	return ($rc, $stdout, $stderr);
+}
+
+sub fails_like
+{
+	my ($role, $sql, $re, $name) = @_;
+	my ($rc, $stdout, $stderr) = try_as($role, $sql);
+	isnt($rc, 0, "$name: fails");
+	like($stderr, $re, "$name: error message");
+	return $stderr;
+}
+
+sub no_restart
+{
+	my ($name) = @_;
+	is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'),
+		$started, "$name: the server did not restart");
+	is( $node->safe_psql('postgres',
+			"SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles "
+			  . "WHERE rolsuper AND rolname IN ('app', 'other', 'admin')"),
+		'', "$name: no role became superuser");
+	is($node->safe_psql('postgres', 'SELECT count(*) FROM public.keep'),
+		'1000', "$name: public.keep intact");
+}
+
+sub status_of
+{
+	my ($version) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT string_agg(status, ',' ORDER BY id) FROM safe_migrate.history "
+		  . "WHERE version = '$version'");
+}
+
+# ---------------------------------------------------------------------
+# 1. migrate_rollback by roles other than the bootstrap superuser
+# ---------------------------------------------------------------------
+for my $who (qw(app admin))
+{
+	as('app',
+		"SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.v_$who AS SELECT 1 AS one;\n"
+		  . "-- migrate:down\nDROP VIEW m.v_$who;\n\$m\$, 'rb-by-$who')");
+	is(as($who, 'SELECT version || \':\' || status FROM migrate_rollback()'),
+		"rb-by-$who:rolled_back", "$who rolls back app's migration");
+	is($node->safe_psql('postgres', "SELECT to_regclass('m.v_$who') IS NULL"),
+		't', "$who: the view is gone");
+}
+is(as('other', 'SELECT count(*) FROM migrate_rollback()'), '0',
+	'other: nothing applied, nothing rolled back');
+no_restart('rollback by non-bootstrap roles');
+
+# ---------------------------------------------------------------------
+# 2. a failing in-caller migration followed by many statements
+# ---------------------------------------------------------------------
+for my $n (1, 50, 200, 400)
+{
+	my $script = "SELECT 1/0;\n"
+	  . join('', map { "CREATE TABLE m.many_${n}_$_ (id int, note text DEFAULT 'statement $_');\n" } 1 .. $n);
+	my $stderr = fails_like('app', "SELECT migrate_apply(\$m\$$script\$m\$, 'many-$n')",
+		qr/division by zero/, "first of $n+1 statements fails");
+	unlike($stderr, qr/could not start|statement \d+'/, "$n: the real error, nothing else");
+	is( $node->safe_psql('postgres',
+			"SELECT status, error_message, failed_statement FROM safe_migrate.migrations "
+			  . "WHERE version = 'many-$n'"),
+		"failed|division by zero|SELECT 1/0",
+		"$n: the history records the failing statement and its error");
+}
+no_restart('in-caller failures');
+
+# ---------------------------------------------------------------------
+# 3. down scripts run with the applier's rights, search_path and no more
+# ---------------------------------------------------------------------
+my @escalations = (
+	[ 'alter_role', 'ALTER ROLE app SUPERUSER;', qr/permission denied|must be superuser/ ],
+	[ 'set_role', "SET ROLE postgres;\nALTER ROLE app SUPERUSER;",
+		qr/cannot set parameter "role"|permission denied/ ],
+	[ 'session_auth', "SET SESSION AUTHORIZATION postgres;\nALTER ROLE app SUPERUSER;",
+		qr/cannot set parameter "session_authorization"|permission denied/ ],
+	[ 'grant_admin', 'GRANT safe_migrate_admin TO app;', qr/permission denied|must have admin option/ ],
+	[ 'temp_table', "CREATE TEMP TABLE leftover (id int);",
+		qr/cannot create temporary table within security-restricted operation/ ],);
+for my $e (@escalations)
+{
+	my ($name, $down, $re) = @$e;
+	as('app',
+		"SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.esc_$name AS SELECT 1 AS one;\n"
+		  . "-- migrate:down\n$down\nDROP VIEW m.esc_$name;\n\$m\$, 'esc-$name')");
+	# the bootstrap superuser rolls it back: the down still runs as app
+	fails_like('postgres', 'SELECT * FROM migrate_rollback()', $re,
+		"down script '$name' rolled back by the superuser");
+	is(status_of("esc-$name"), 'applied', "$name: still applied");
+	no_restart("down script '$name'");
+	# clean up so that the next one is the last migration
+	$node->safe_psql('postgres',
+		"SET safe_migrate.policy = off; DROP VIEW m.esc_$name; "
+		  . "UPDATE safe_migrate.migrations SET status = 'rolled_back' WHERE version = 'esc-$name'");
+}
+
+# who may roll back
+as('app',
+	"SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.mine AS SELECT 1 AS one;\n"
+	  . "-- migrate:down\nDROP VIEW m.mine;\n\$m\$, 'mine')");
+fails_like('other', 'SELECT * FROM migrate_rollback()',
+	qr/permission denied to roll back migration "mine"/, 'other may not roll back app\'s migration');
+is($node->safe_psql('postgres', "SELECT to_regclass('m.mine') IS NOT NULL"), 't',
+	'the view of app\'s migration is intact');
+$node->safe_psql('postgres', 'GRANT app TO other');
+is(as('other', 'SELECT status FROM migrate_rollback()'), 'rolled_back',
+	'a member of app may roll it back');
+$node->safe_psql('postgres', 'REVOKE app FROM other');
+
+# the down script runs with the search_path the migration was applied with
+$node->safe_psql('postgres', 'CREATE VIEW public.sp_target AS SELECT 1 AS one');
+as('app',
+	"SET search_path = m; SELECT public.migrate_apply(\$m\$-- migrate:up\nCREATE VIEW sp_target AS SELECT 2 AS two;\n"
+	  . "-- migrate:down\nDROP VIEW sp_target;\n\$m\$, 'sp')");
+is(as('admin', 'SET search_path = public, m; SELECT status FROM migrate_rollback()'),
+	'rolled_back', 'admin rolls back from another search_path');
+is( $node->safe_psql('postgres',
+		"SELECT to_regclass('m.sp_target') IS NULL, to_regclass('public.sp_target') IS NOT NULL"),
+	't|t', 'the down script dropped m.sp_target, not public.sp_target');
+
+# an allow line in a down script counts only if the applier may override:
+# the derived down of app's CREATE TABLE carries one, admin's rollback does
+# not make it count
+as('app', "SELECT migrate_apply('CREATE TABLE m.derived_t (id int);', 'derived-app')");
+my $err = fails_like('admin', 'SELECT * FROM migrate_rollback()', qr/ban-drop-table/,
+	'the derived allow line of a non-admin applier is not honoured');
+is($node->safe_psql('postgres', "SELECT to_regclass('m.derived_t') IS NOT NULL"), 't',
+	'the table of app\'s migration is still there');
+$node->safe_psql('postgres',
+	"SET safe_migrate.policy = off; DROP TABLE m.derived_t; "
+	  . "UPDATE safe_migrate.migrations SET status = 'rolled_back' WHERE version = 'derived-app'");
+# ... and it is for an admin's own migration
+$node->safe_psql('postgres', 'GRANT CREATE ON SCHEMA public TO admin');
+as('admin', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE TABLE public.admin_t (id int);\n"
+	  . "-- migrate:down\n-- safe_migrate:allow ban-drop-table the up script created it\nDROP TABLE public.admin_t;\n\$m\$, 'admin-own')");
+is(as('app', "SELECT count(*) FROM safe_migrate.history WHERE version = 'admin-own'"), '1', 'admin applied');
+is(as('admin', 'SELECT status FROM migrate_rollback()'), 'rolled_back',
+	'the allow line of an admin\'s down script is honoured');
+no_restart('rollback rights');
+
+# ---------------------------------------------------------------------
+# 4. the migration lock
+# ---------------------------------------------------------------------
+my $hold = $node->background_psql('postgres', on_error_stop => 0,
+	connstr => $node->connstr('postgres') . ' user=other');
+$hold->query_safe('SELECT pg_advisory_lock(1526608231)');
+$hold->query_safe('SELECT pg_advisory_lock(0, 1526608231)');
+$hold->query_safe('SELECT pg_advisory_lock(1526608231, 0)');
+is(as('app', "SET safe_migrate.lock_retries = 0; SELECT status FROM migrate_apply('CREATE VIEW m.lock_free AS SELECT 1', 'lock-free')"),
+	'applied', 'advisory locks of an ordinary role do not hold migrations off');
+$hold->quit;
+fails_like('other', 'SELECT safe_migrate.hold_migrations()', qr/permission denied/,
+	'an ordinary role cannot hold migrations off');
+
+my $admin_hold = $node->background_psql('postgres',
+	connstr => $node->connstr('postgres') . ' user=admin');
+$admin_hold->query_safe('BEGIN');
+$admin_hold->query_safe('SELECT safe_migrate.hold_migrations()');
+my ($out, $errout) = ('', '');
+my $waiting = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-d', $node->connstr('postgres') . ' user=app', '-c',
+	  "SELECT status FROM migrate_apply('CREATE VIEW m.after_hold AS SELECT 1', 'after-hold')" ],
+	'>', \$out, '2>', \$errout);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 3 AND NOT granted")
+  or die 'the migration does not wait for the admin';
+is(status_of('after-hold'), '', 'held off while the admin holds the lock');
+$admin_hold->query_safe('COMMIT');
+$waiting->finish;
+is($out, "applied\n", 'applied once the admin let go');
+$admin_hold->quit;
+
+# ---------------------------------------------------------------------
+# 5. a terminated caller's runner stops
+# ---------------------------------------------------------------------
+($out, $errout) = ('', '');
+my $victim = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-d', $node->connstr('postgres') . ' user=app', '-c',
+	  "SELECT status FROM migrate_apply(\$m\$CREATE INDEX CONCURRENTLY big_v ON m.big (v);\n"
+	  . "SELECT pg_sleep(4);\nCREATE TABLE m.after_kill (id int);\n\$m\$, 'killed')" ],
+	'>', \$out, '2>', \$errout);
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' "
+	  . "AND query LIKE '%pg_sleep%'")
+  or die 'the runner did not reach the sleep';
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+	  . "AND query LIKE '%migrate_apply%killed%' AND pid <> pg_backend_pid()");
+$victim->finish;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'")
+  or die 'the runner still runs';
+sleep 5;    # past the end of the sleep the runner would have reached
+is($node->safe_psql('postgres', "SELECT to_regclass('m.after_kill') IS NULL"), 't',
+	'the terminated caller\'s migration did not go on');
+isnt(status_of('killed'), 'applied', 'and it is not recorded as applied');
+no_restart('terminated caller');
+
+# ---------------------------------------------------------------------
+# 6. a nested call keeps its xmin; a top-level call gives it up
+# ---------------------------------------------------------------------
+as('app', q{
+	CREATE FUNCTION m.apply_inside() RETURNS bigint LANGUAGE plpgsql STABLE AS $f$
+	DECLARE before bigint; after bigint;
+	BEGIN
+		SELECT count(*) INTO before FROM m.big;
+		PERFORM migrate_apply('CREATE VIEW m.from_fn AS SELECT 1', 'from-fn');
+		SELECT count(*) INTO after FROM m.big;
+		RETURN after - before;
+	END $f$;
+});
+for my $case ([ 'nested', 'SELECT m.apply_inside()', 'f' ],
+	[ 'top-level', "SELECT status FROM migrate_apply('CREATE VIEW m.top AS SELECT 1', 'top')", 't' ])
+{
+	my ($name, $sql, $xmin_null) = @$case;
+	$admin_hold = $node->background_psql('postgres',
+		connstr => $node->connstr('postgres') . ' user=admin');
+	$admin_hold->query_safe('BEGIN');
+	$admin_hold->query_safe('SELECT safe_migrate.hold_migrations()');
+	($out, $errout) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-At', '-d', $node->connstr('postgres') . ' user=app', '-c', $sql ],
+		'>', \$out, '2>', \$errout);
+	$node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 3 AND NOT granted")
+	  or die "$name: the migration does not wait";
+	# while the caller (or its runner) waits, the caller's own xmin
+	is( $node->safe_psql('postgres',
+			"SELECT backend_xmin IS NULL FROM pg_stat_activity "
+			  . "WHERE backend_type = 'client backend' AND query = \$q\$$sql\$q\$"),
+		$xmin_null, "$name call: xmin given up = $xmin_null");
+	if ($name eq 'nested')
+	{
+		# rows deleted and vacuumed meanwhile must stay visible to the
+		# function's snapshot
+		$node->safe_psql('postgres', 'DELETE FROM m.big WHERE id > 100');
+		$node->safe_psql('postgres', 'VACUUM m.big');
+	}
+	$admin_hold->query_safe('COMMIT');
+	$h->finish;
+	$admin_hold->quit;
+	if ($name eq 'nested')
+	{
+		is($out, "0\n", 'the function saw the same rows before and after the call');
+	}
+	else
+	{
+		is($out, "applied\n", 'the top-level call applied');
+	}
+}
+no_restart('snapshots');
+
+# ---------------------------------------------------------------------
+# 7. no background worker slot free
+# ---------------------------------------------------------------------
+my $noslot = PostgreSQL::Test::Cluster->new('sec_noslot');
+$noslot->init;
+$noslot->append_conf('postgresql.conf', "max_worker_processes = 0\n");
+$noslot->start;
+$noslot->safe_psql('postgres', 'CREATE EXTENSION safe_migrate');
+is($noslot->safe_psql('postgres', "SELECT status FROM migrate_apply('CREATE TABLE ok_t (id int)', 'ok')"),
+	'applied', 'no worker slot: a transactional migration applies in the caller');
+my ($rc, $o, $e2) = (0, '', '');
+$rc = $noslot->psql('postgres', "SELECT migrate_apply('SELECT 1/0; CREATE TABLE never (id int);', 'noslot')",
+	stdout => \$o, stderr => \$e2);
+isnt($rc, 0, 'no worker slot: the failing migration fails');
+like($e2, qr/ERROR:  division by zero/, 'no worker slot: with its own error');
+like($e2, qr/WARNING:  the failure of migration "noslot" could not be recorded/,
+	'no worker slot: and a warning that it could not be recorded');
+$noslot->stop;
+
+done_testing();
