@@ -29,6 +29,19 @@ void unelevate(Elevation *e)
     SetUserIdAndSecContext(e->saved_user, e->saved_sec);
 }
 
+int pin_search_path(void)
+{
+    int nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    return nest;
+}
+
+void unpin_search_path(int nest)
+{
+    AtEOXact_GUC(true, nest);
+}
+
 void sleep_ms(int ms)
 {
     TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);

@@ -25,6 +25,14 @@ struct Elevation {
 void elevate(Elevation *e);
 void unelevate(Elevation *e);
 
+/* Our own catalog queries in a user's session: search_path pinned to
+ * pg_catalog, pg_temp, so that no function, operator or type of the
+ * session's schemas can be picked up (an overload in a schema on the user's
+ * path would otherwise run with the rights of whoever called us).  Returns
+ * the GUC nest level to pass to unpin_search_path. */
+int pin_search_path(void);
+void unpin_search_path(int nest);
+
 /* Sleep ms milliseconds on the latch (interruptible); other wakeups of the
  * latch, such as shm_mq traffic, do not cut the sleep short. */
 void sleep_ms(int ms);

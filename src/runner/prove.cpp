@@ -8,6 +8,7 @@
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/guard.hpp"
+#include "pg/privileged.hpp"
 #include "pg/subxact.hpp"
 #include "policy/policy.hpp"
 
@@ -79,8 +80,10 @@ const char *kFingerprint =
 
 List *fingerprint(void)
 {
+    int nest = pg::pin_search_path();
     if (SPI_execute(kFingerprint, false, 0) != SPI_OK_SELECT)
         elog(ERROR, "could not take the catalog fingerprint");
+    pg::unpin_search_path(nest);
     List *lines = NIL;
     for (uint64 i = 0; i < SPI_processed; i++)
         lines = lappend(lines, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
