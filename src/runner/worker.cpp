@@ -250,10 +250,12 @@ List *list_invalid_indexes(void)
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
+    int nest = pg::pin_search_path();
     SPI_execute("SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname) "
                 "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid",
                 true, 0);
+    pg::unpin_search_path(nest);
     MemoryContext old = MemoryContextSwitchTo(migration_cxt);
     for (uint64 i = 0; i < SPI_processed; i++) {
         bool isnull;
