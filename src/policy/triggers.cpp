@@ -20,7 +20,6 @@ extern "C" {
 #include "catalog/pg_trigger.h"
 #include "mb/pg_wchar.h"
 #include "storage/lmgr.h"
-#include "utils/array.h"
 #include "utils/rel.h"
 #include "utils/xid8.h"
 #include "access/table.h"
@@ -298,31 +297,6 @@ bool object_is_temporary(Oid classid, Oid objid)
     return OidIsValid(nsp) && isAnyTempNamespace(nsp);
 }
 
-/* Is a dropped object temporary?  is_temporary covers what has a schema;
- * what belongs to a table (a trigger, a constraint, a default) names the
- * table's schema first in address_names: pg_temp, or pg_temp_N for another
- * session's. */
-bool dropped_is_temporary(TupleTableSlot *slot)
-{
-    bool isnull;
-    Datum is_temporary = slot_getattr(slot, 6, &isnull);
-    if (!isnull && DatumGetBool(is_temporary))
-        return true;
-    Datum names = slot_getattr(slot, 11, &isnull);
-    if (isnull)
-        return false;
-    ArrayType *array = DatumGetArrayTypeP(names);
-    Datum *elems;
-    bool *elem_nulls;
-    int n;
-    deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
-    if (n < 2 || elem_nulls[0])
-        return false;
-    char *first = TextDatumGetCString(elems[0]);
-    return strcmp(first, "pg_temp") == 0 ||
-           (strncmp(first, "pg_temp_", 8) == 0 && strspn(first + 8, "0123456789") == strlen(first + 8));
-}
-
 /* ---------- retention ---------- */
 
 constexpr int64 kTrimEveryUs = 10 * 60 * USECS_PER_SEC;   /* the log is trimmed this often */
@@ -468,7 +442,10 @@ void log_objects(Oid srf, int classid_col, int objid_col, int tag_col, int type_
                     continue;
             }
             if (dropped) {
-                if (dropped_is_temporary(slot))
+                /* is_temporary: in a temporary schema, or part of an
+                 * object that is (a trigger, a default, a constraint) */
+                Datum temporary = slot_getattr(slot, 6, &isnull);
+                if (!isnull && DatumGetBool(temporary))
                     continue;
             } else {
                 bool n1, n2;
@@ -564,7 +541,7 @@ SM_ENTRY(safe_migrate_sql_drop)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
     /* pg_event_trigger_dropped_objects(): original 4, is_temporary 6,
-     * object_type 7, object_identity 10, address_names 11 */
+     * object_type 7, object_identity 10 */
     log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 0, 0, 7, 10, 0, 4, true,
                 GetCommandTagName(trig->tag));
     PG_RETURN_VOID();
