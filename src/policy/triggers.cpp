@@ -20,6 +20,7 @@ extern "C" {
 #include "catalog/pg_trigger.h"
 #include "mb/pg_wchar.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/rel.h"
 #include "utils/xid8.h"
 #include "access/table.h"
@@ -241,6 +242,14 @@ void statement_key(Oid statements_rel, const char *text, FullTransactionId *xid,
     heap_freetuple(tuple);
     table_close(rel, NoLock);
 
+    /* the previous statement's copies, if this transaction made them */
+    if (FullTransactionIdEquals(l->xid, current)) {
+        if (l->kept)
+            pfree(l->kept);
+        if (l->version)
+            pfree(l->version);
+    }
+    l->kept = l->version = nullptr;
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
     l->valid = true;
     l->xid = current;
@@ -295,6 +304,34 @@ bool object_is_temporary(Oid classid, Oid objid)
     ObjectAddress address = {classid, objid, 0};
     Oid nsp = get_object_namespace(&address);
     return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+}
+
+/* Is a dropped object temporary?  is_temporary says so for what is in a
+ * temporary schema and for most parts of a temporary table (triggers,
+ * policies, defaults, constraints), not for a rule (PostgreSQL 15).  What
+ * belongs to a table names the table's schema first in address_names:
+ * pg_temp, or pg_temp_N for another session's. */
+bool dropped_is_temporary(TupleTableSlot *slot)
+{
+    bool isnull;
+    Datum is_temporary = slot_getattr(slot, 6, &isnull);
+    if (!isnull && DatumGetBool(is_temporary))
+        return true;
+    Datum names = slot_getattr(slot, 11, &isnull);
+    if (isnull)
+        return false;
+    Datum *elems;
+    bool *elem_nulls;
+    int n;
+    deconstruct_array(DatumGetArrayTypeP(names), TEXTOID, -1, false, TYPALIGN_INT, &elems,
+                      &elem_nulls, &n);
+    if (n < 2 || elem_nulls[0])
+        return false;
+    char *first = TextDatumGetCString(elems[0]);
+    if (strcmp(first, "pg_temp") == 0)
+        return true;
+    return strncmp(first, "pg_temp_", 8) == 0 && first[8] != '\0' &&
+           strspn(first + 8, "0123456789") == strlen(first + 8);
 }
 
 /* ---------- retention ---------- */
@@ -442,10 +479,7 @@ void log_objects(Oid srf, int classid_col, int objid_col, int tag_col, int type_
                     continue;
             }
             if (dropped) {
-                /* is_temporary: in a temporary schema, or part of an
-                 * object that is (a trigger, a default, a constraint) */
-                Datum temporary = slot_getattr(slot, 6, &isnull);
-                if (!isnull && DatumGetBool(temporary))
+                if (dropped_is_temporary(slot))
                     continue;
             } else {
                 bool n1, n2;
@@ -541,7 +575,7 @@ SM_ENTRY(safe_migrate_sql_drop)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
     /* pg_event_trigger_dropped_objects(): original 4, is_temporary 6,
-     * object_type 7, object_identity 10 */
+     * object_type 7, object_identity 10, address_names 11 */
     log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 0, 0, 7, 10, 0, 4, true,
                 GetCommandTagName(trig->tag));
     PG_RETURN_VOID();
