@@ -14,8 +14,9 @@
 -- its owner and superusers.
 DO $$
 DECLARE
-    nsp      oid := (SELECT n.oid FROM pg_catalog.pg_namespace n
-                      WHERE n.nspname = '@extschema@');
+    -- (@extschema@ is replaced by the quoted name: regnamespace reads it)
+    nsp      oid := '@extschema@'::pg_catalog.regnamespace;
+    schema_name name := (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = nsp);
     writers  text;
 BEGIN
     -- CREATE granted to PUBLIC or to a role that is neither the owner nor
@@ -30,10 +31,10 @@ BEGIN
      WHERE n.oid = nsp AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
        AND (a.grantee = 0 OR NOT r.rolsuper);
     IF writers IS NOT NULL THEN
-        RAISE EXCEPTION 'schema "%" is writable by %: safe_migrate''s functions would not be safe there', '@extschema@', writers
+        RAISE EXCEPTION 'schema "%" is writable by %: safe_migrate''s functions would not be safe there', schema_name, writers
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'A role that may create objects in the schema can add overloads of migrate_apply, migrate_rollback and the other functions that capture unqualified calls.',
-                  HINT = pg_catalog.format('Revoke it (REVOKE CREATE ON SCHEMA %I FROM %s), or create the extension in a schema of its own: CREATE SCHEMA migrate; CREATE EXTENSION safe_migrate SCHEMA migrate;', '@extschema@', writers);
+                  HINT = pg_catalog.format('Revoke it (REVOKE CREATE ON SCHEMA %I FROM %s), or create the extension in a schema of its own: CREATE SCHEMA migrate; CREATE EXTENSION safe_migrate SCHEMA migrate;', schema_name, writers);
     END IF;
     -- the owner (or, for pg_database_owner, the database owner) and the
     -- members of that role may create there too: say so when that is not
@@ -44,7 +45,7 @@ BEGIN
      WHERE NOT r.rolsuper AND r.rolname <> 'pg_database_owner'
        AND pg_catalog.has_schema_privilege(r.oid, nsp, 'CREATE');
     IF writers IS NOT NULL THEN
-        RAISE WARNING 'roles % may create objects in schema "%" and so capture unqualified calls of safe_migrate''s functions', writers, '@extschema@'
+        RAISE WARNING 'roles % may create objects in schema "%" and so capture unqualified calls of safe_migrate''s functions', writers, schema_name
             USING HINT = 'Call the qualified names (safe_migrate.migrate_apply(...) and so on), which nobody but a superuser can shadow.';
     END IF;
 END

@@ -12,6 +12,7 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
@@ -588,6 +589,10 @@ SM_ENTRY(safe_migrate_ddl_log_trim)
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied to trim safe_migrate.ddl_log"),
                         errdetail("Only superusers and members of safe_migrate_admin may.")));
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot trim safe_migrate.ddl_log during recovery"),
+                        errhint("Trim it on the primary; the standby follows.")));
     LogRelations r;
     if (!log_relations(&r))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),

@@ -323,6 +323,11 @@ $node->safe_psql('open_db', q{
 ($rc, $out, $err) = $node->psql('open_db', 'CREATE EXTENSION safe_migrate SCHEMA shared');
 like($err, qr/schema "shared" is writable by other/, 'a schema another role may create in: refused');
 
+# ... also one whose name needs quotes.
+$node->safe_psql('open_db', q{CREATE SCHEMA "Open Space"; GRANT CREATE ON SCHEMA "Open Space" TO PUBLIC;});
+($rc, $out, $err) = $node->psql('open_db', 'CREATE EXTENSION safe_migrate SCHEMA "Open Space"');
+like($err, qr/schema "Open Space" is writable by PUBLIC/, 'a quoted schema name: refused too');
+
 # A schema owned by a non-superuser: a warning naming the owner.
 $node->safe_psql('open_db', 'CREATE SCHEMA owned AUTHORIZATION app');
 ($rc, $out, $err) = $node->psql('open_db', 'CREATE EXTENSION safe_migrate SCHEMA owned');
