@@ -177,6 +177,24 @@ SELECT command_tag, object_identity, managed, migration_version
   FROM safe_migrate.ddl_log WHERE object_identity LIKE '%large_qty%' ORDER BY logged_at;
 SELECT command_tag, object_identity FROM migrate_drift()
  WHERE object_identity LIKE 'public.large%' ORDER BY 1, 2 LIMIT 5;
+-- The log keeps a statement's text once, however many objects it touches,
+-- cut to safe_migrate.ddl_log_max_statement_bytes, and nothing of
+-- temporary objects.
+SET safe_migrate.ddl_log_max_statement_bytes = 40;
+-- one query string (\; keeps psql from splitting it), one text
+CREATE TABLE log_a (id int PRIMARY KEY) \; CREATE TABLE log_b (id int);
+CREATE TEMP TABLE log_temp (id int PRIMARY KEY);
+ALTER TABLE log_temp ADD COLUMN v int DEFAULT 1 CHECK (v > 0);
+DROP TABLE log_temp;
+RESET safe_migrate.ddl_log_max_statement_bytes;
+SELECT command_tag, object_identity, statement, statement_bytes, statement_truncated
+  FROM safe_migrate.ddl_log WHERE object_identity LIKE '%log\_%' ORDER BY logged_at;
+SELECT count(*) AS statements
+  FROM safe_migrate.ddl_statements WHERE statement LIKE 'CREATE TABLE log_a%';
+SELECT statement FROM migrate_drift() WHERE object_identity = 'public.log_b';
+SET safe_migrate.policy = off;
+DROP TABLE log_a, log_b;
+RESET safe_migrate.policy;
 
 -- large-unbatched-dml: inside a migration, an UPDATE or DELETE of many rows
 -- in one transaction is refused with a pointer to the backfill.

@@ -40,6 +40,43 @@ SELECT count(*) > 0 AS readable FROM safe_migrate.history;
 RESET search_path;
 RESET ROLE;
 SELECT version, status, sqlstate FROM safe_migrate.history WHERE version LIKE 'alice-%' ORDER BY id;
+-- The text a migration carries is shown to the role that applied it, its
+-- members and admins only: to anybody else it is NULL.
+CREATE ROLE sm_carol;
+SET ROLE sm_alice;
+SELECT * FROM migrate_apply($$CREATE ROLE sm_leak PASSWORD 'alice-pw';$$, 'alice-7');
+SELECT failed_statement, script, error_message FROM safe_migrate.history WHERE version = 'alice-7';
+SET ROLE sm_carol;
+SELECT status, sqlstate, failed_statement, script, error_message, error_detail, warnings
+  FROM safe_migrate.history WHERE version = 'alice-7';
+SELECT count(*) FROM safe_migrate.migrations;
+RESET ROLE;
+SELECT failed_statement FROM safe_migrate.history WHERE version = 'alice-7';
+-- Every API function also exists in schema safe_migrate, the same function
+-- (same C symbol or body, same arguments, result and privileges) ...
+SELECT p.proname,
+       q.oid IS NOT NULL AS qualified_copy,
+       q.prosrc = p.prosrc AND q.probin IS NOT DISTINCT FROM p.probin
+         AND pg_get_function_result(q.oid) = pg_get_function_result(p.oid)
+         AND pg_get_function_arguments(q.oid) = pg_get_function_arguments(p.oid)
+         AND q.provolatile = p.provolatile AND q.proisstrict = p.proisstrict
+         AND q.proconfig IS NOT DISTINCT FROM p.proconfig
+         AND has_function_privilege('sm_carol', q.oid, 'EXECUTE')
+             = has_function_privilege('sm_carol', p.oid, 'EXECUTE') AS same
+  FROM pg_proc p
+  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'safe_migrate'
+  LEFT JOIN pg_proc q ON q.pronamespace = 'safe_migrate'::regnamespace AND q.proname = p.proname
+   AND pg_get_function_identity_arguments(q.oid) = pg_get_function_identity_arguments(p.oid)
+ WHERE p.pronamespace = 'public'::regnamespace
+ ORDER BY 1;
+-- ... where nobody but superusers may create anything, so nobody can add
+-- an overload that captures safe_migrate.migrate_apply(...).
+SELECT has_schema_privilege('sm_alice', 'safe_migrate', 'CREATE') AS alice_may_create,
+       has_schema_privilege('sm_carol', 'safe_migrate', 'USAGE') AS carol_may_use;
+SET ROLE sm_alice;
+CREATE FUNCTION safe_migrate.migrate_rollback() RETURNS text LANGUAGE sql AS $$ SELECT 'mine' $$;
+RESET ROLE;
 -- A member of safe_migrate_admin may change the policy and override a rule,
 -- explicitly; the override and its reason are recorded with her name.
 CREATE ROLE sm_bob IN ROLE safe_migrate_admin;
@@ -60,4 +97,4 @@ SELECT version, overrides #>> '{0,role}' AS role, overrides #>> '{0,reason}' AS 
   FROM safe_migrate.history WHERE version LIKE 'bob-%' ORDER BY id;
 -- Roles are cluster-wide: leave none behind.
 DROP SCHEMA alice_space CASCADE;
-DROP ROLE sm_alice, sm_bob;
+DROP ROLE sm_alice, sm_bob, sm_carol;

@@ -3,8 +3,57 @@
 \echo Use "CREATE EXTENSION safe_migrate" to load this file. \quit
 
 -- The extension's state lives in schema safe_migrate; its API functions live
--- in the schema the extension is created in (@extschema@).
+-- in the schema the extension is created in (@extschema@), and every one of
+-- them also in schema safe_migrate (see "Qualified names" at the end).
+--
+-- A role that may create objects in @extschema@ can add functions there
+-- that capture unqualified calls: a migrate_apply(varchar) overload is a
+-- better match for a varchar argument (what JDBC's setString sends) than
+-- migrate_apply(text), and a zero-argument migrate_rollback() makes the
+-- call ambiguous.  So the target schema must not be writable by anyone but
+-- its owner and superusers.
+DO $$
+DECLARE
+    -- (@extschema@ is replaced by the quoted name: regnamespace reads it)
+    nsp      oid := '@extschema@'::pg_catalog.regnamespace;
+    schema_name name := (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = nsp);
+    writers  text;
+BEGIN
+    -- CREATE granted to PUBLIC or to a role that is neither the owner nor
+    -- a superuser
+    SELECT pg_catalog.string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                      ELSE pg_catalog.quote_ident(r.rolname) END,
+                                 ', ' ORDER BY r.rolname NULLS FIRST)
+      INTO writers
+      FROM pg_catalog.pg_namespace n,
+           pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+     WHERE n.oid = nsp AND a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+       AND (a.grantee = 0 OR NOT r.rolsuper);
+    IF writers IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" is writable by %: safe_migrate''s functions would not be safe there', schema_name, writers
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'A role that may create objects in the schema can add overloads of migrate_apply, migrate_rollback and the other functions that capture unqualified calls.',
+                  HINT = pg_catalog.format('Revoke it (REVOKE CREATE ON SCHEMA %I FROM %s), or create the extension in a schema of its own: CREATE SCHEMA migrate; CREATE EXTENSION safe_migrate SCHEMA migrate;', schema_name, writers);
+    END IF;
+    -- the owner (or, for pg_database_owner, the database owner) and the
+    -- members of that role may create there too: say so when that is not
+    -- a superuser
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(r.rolname), ', ' ORDER BY r.rolname)
+      INTO writers
+      FROM pg_catalog.pg_roles r
+     WHERE NOT r.rolsuper AND r.rolname <> 'pg_database_owner'
+       AND pg_catalog.has_schema_privilege(r.oid, nsp, 'CREATE');
+    IF writers IS NOT NULL THEN
+        RAISE WARNING 'roles % may create objects in schema "%" and so capture unqualified calls of safe_migrate''s functions', writers, schema_name
+            USING HINT = 'Call the qualified names (safe_migrate.migrate_apply(...) and so on), which nobody but a superuser can shadow.';
+    END IF;
+END
+$$;
+
 CREATE SCHEMA safe_migrate;
+-- nobody but its owner (a superuser: the extension needs one) creates here
+REVOKE ALL ON SCHEMA safe_migrate FROM PUBLIC;
 GRANT USAGE ON SCHEMA safe_migrate TO PUBLIC;
 
 -- Members of safe_migrate_admin may read the full history (scripts
@@ -72,8 +121,16 @@ COMMENT ON FUNCTION safe_migrate.hold_migrations() IS
 REVOKE ALL ON FUNCTION safe_migrate.hold_migrations() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION safe_migrate.hold_migrations() TO safe_migrate_admin;
 
--- What everybody may read: the history without the scripts' text.
-CREATE VIEW safe_migrate.history AS
+-- What everybody may read.  The text a migration carries (its scripts, the
+-- failing statement, error message, detail and hint, the warnings, the
+-- statements of its overrides) can hold passwords and rows of tables the
+-- reader may not see: it is shown only to the role that applied the
+-- migration, its members and admins (superusers, members of
+-- safe_migrate_admin); anyone else gets NULL there.  A role that no longer
+-- exists is nobody's: only admins see its text.  Columns are masked, rows
+-- are not filtered, so a leaky function in a reader's WHERE clause only
+-- ever sees the masked value; security_barrier keeps it above the view.
+CREATE VIEW safe_migrate.history WITH (security_barrier) AS
 SELECT id, version, description, checksum,
        -- an attempt still 'running' whose runner no longer holds the
        -- migration lock was interrupted (crash, restart, termination); the
@@ -87,10 +144,30 @@ SELECT id, version, description, checksum,
             THEN 'interrupted' ELSE status END AS status,
        applied_by, started_at, finished_at,
        finished_at - started_at AS duration, statements, lock_retries,
-       sqlstate, error_message, error_detail, error_hint, failed_statement,
-       warnings, overrides, (down_script IS NOT NULL) AS has_down,
-       rolled_back_at, rolled_back_by
-  FROM safe_migrate.migrations;
+       sqlstate,
+       CASE WHEN v.readable THEN error_message END AS error_message,
+       CASE WHEN v.readable THEN error_detail END AS error_detail,
+       CASE WHEN v.readable THEN error_hint END AS error_hint,
+       CASE WHEN v.readable THEN failed_statement END AS failed_statement,
+       CASE WHEN v.readable THEN warnings END AS warnings,
+       CASE WHEN v.readable THEN overrides
+            ELSE (SELECT coalesce(pg_catalog.jsonb_agg(o.value OPERATOR(pg_catalog.-) 'statement'
+                                                      ORDER BY o.ordinality), '[]')
+                    FROM pg_catalog.jsonb_array_elements(overrides) WITH ORDINALITY o)
+       END AS overrides,
+       (down_script IS NOT NULL) AS has_down,
+       rolled_back_at, rolled_back_by,
+       CASE WHEN v.readable THEN script END AS script,
+       CASE WHEN v.readable THEN down_script END AS down_script
+  FROM safe_migrate.migrations m,
+       LATERAL (SELECT
+           -- members of the applying role (superusers are members of
+           -- every role) and of safe_migrate_admin
+           EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                    WHERE r.rolname IN (m.applied_by, 'safe_migrate_admin')
+                      AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
+           OR coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                         WHERE r.rolname = CURRENT_USER), false) AS readable) v;
 GRANT SELECT ON safe_migrate.history TO PUBLIC;
 
 CREATE FUNCTION migrate_apply(
@@ -138,22 +215,55 @@ GRANT SET ON PARAMETER safe_migrate.rule_levels TO safe_migrate_admin;
 GRANT SET ON PARAMETER safe_migrate.large_table_rows TO safe_migrate_admin;
 GRANT SET ON PARAMETER safe_migrate.large_table_bytes TO safe_migrate_admin;
 
--- Every DDL statement of every session of this database.
--- No serial id: a sequence would change the session's lastval() behind
--- every DDL statement.
-CREATE TABLE safe_migrate.ddl_log (
-    logged_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+GRANT SET ON PARAMETER safe_migrate.ddl_log_max_statement_bytes TO safe_migrate_admin;
+GRANT SET ON PARAMETER safe_migrate.ddl_log_retention TO safe_migrate_admin;
+
+-- Every DDL statement of every session of this database, on permanent
+-- objects (temporary ones are nobody else's business and are not logged).
+-- The text of a statement is kept once, however many objects it touches
+-- (a DO block creating 300 tables is one statement), and at most
+-- safe_migrate.ddl_log_max_statement_bytes of it.  The triggers write these
+-- tables directly (no SPI, no executor), so they have no index, no serial
+-- id (a sequence would change the session's lastval() behind every DDL
+-- statement) and no foreign key: a statement is identified by the
+-- transaction that ran it and its number in that transaction.
+CREATE TABLE safe_migrate.ddl_statements (
+    xid               xid8 NOT NULL,      -- the top-level transaction
+    seq               integer NOT NULL,   -- the statement's number in it
+    logged_at         timestamptz NOT NULL,
+    statement         text,               -- the first ddl_log_max_statement_bytes of it
+    statement_bytes   integer NOT NULL,   -- the length of the whole statement
+    managed           boolean NOT NULL,   -- run by migrate_apply / migrate_rollback
+    migration_version text
+);
+CREATE TABLE safe_migrate.ddl_objects (
+    logged_at         timestamptz NOT NULL,
+    xid               xid8 NOT NULL,
+    seq               integer NOT NULL,
     role_name         name NOT NULL,
     command_tag       text NOT NULL,
     object_type       text,
     object_identity   text,
-    statement         text,
-    managed           boolean NOT NULL,   -- run by migrate_apply / migrate_rollback
-    migration_version text,
     in_extension      boolean NOT NULL DEFAULT false
 );
-REVOKE ALL ON safe_migrate.ddl_log FROM PUBLIC;
-GRANT SELECT ON safe_migrate.ddl_log TO safe_migrate_admin;
+-- When the log was last trimmed to safe_migrate.ddl_log_retention: the
+-- trigger that logs a statement trims it when this is older than ten
+-- minutes (each session looks at most once a minute).
+CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz NOT NULL);
+INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
+
+-- One row per object, as it always was.
+CREATE VIEW safe_migrate.ddl_log AS
+SELECT o.logged_at, o.role_name, o.command_tag, o.object_type, o.object_identity,
+       s.statement, s.managed, s.migration_version, o.in_extension,
+       s.statement_bytes,
+       (s.statement_bytes > coalesce(pg_catalog.octet_length(s.statement), 0)) AS statement_truncated
+  FROM safe_migrate.ddl_objects o
+  LEFT JOIN safe_migrate.ddl_statements s ON s.xid OPERATOR(pg_catalog.=) o.xid AND s.seq = o.seq;
+REVOKE ALL ON safe_migrate.ddl_statements, safe_migrate.ddl_objects,
+              safe_migrate.ddl_log_trimmed, safe_migrate.ddl_log FROM PUBLIC;
+GRANT SELECT ON safe_migrate.ddl_statements, safe_migrate.ddl_objects,
+                safe_migrate.ddl_log TO safe_migrate_admin;
 -- The log is an audit trail of this database's DDL, not state: pg_dump
 -- does not carry it (a restore's own DDL would collide with it).
 
@@ -165,9 +275,13 @@ RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT logged_at, role_name, command_tag, object_type, object_identity, statement
+    SELECT logged_at, role_name, command_tag, object_type, object_identity,
+           CASE WHEN statement_truncated
+                THEN statement || format(E'\n-- [truncated: %s of %s bytes kept, safe_migrate.ddl_log_max_statement_bytes]',
+                                         coalesce(octet_length(statement), 0), statement_bytes)
+                ELSE statement END
       FROM safe_migrate.ddl_log
-     WHERE NOT managed AND NOT in_extension AND (since IS NULL OR logged_at >= since)
+     WHERE managed IS NOT TRUE AND NOT in_extension AND (since IS NULL OR logged_at >= since)
      ORDER BY logged_at
 $$;
 COMMENT ON FUNCTION migrate_drift(timestamptz) IS
@@ -176,6 +290,14 @@ COMMENT ON FUNCTION migrate_drift(timestamptz) IS
 -- safe_migrate_admin.
 REVOKE ALL ON FUNCTION migrate_drift(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION migrate_drift(timestamptz) TO safe_migrate_admin;
+
+-- Trim the log to safe_migrate.ddl_log_retention now (the triggers do it
+-- every ten minutes); returns the rows deleted.  Admins only.
+CREATE FUNCTION safe_migrate.ddl_log_trim() RETURNS bigint
+AS 'MODULE_PATHNAME', 'safe_migrate_ddl_log_trim'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION safe_migrate.ddl_log_trim() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION safe_migrate.ddl_log_trim() TO safe_migrate_admin;
 
 CREATE FUNCTION migrate_plan(
     script text,
@@ -353,3 +475,69 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'safe_migrate_boundary_selftest'
 LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION safe_migrate.boundary_selftest(text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------
+-- Qualified names
+-- ---------------------------------------------------------------------
+
+-- Every API function of @extschema@ also exists in schema safe_migrate,
+-- with the same arguments, defaults, result, attributes, C symbol or body,
+-- settings and privileges.  Nobody but a superuser can create objects in
+-- schema safe_migrate, so safe_migrate.migrate_apply(...) and the other
+-- qualified names always mean this extension's functions, whatever
+-- overloads someone adds to @extschema@ or to a schema earlier in the
+-- search_path.  The copies are made from the catalog entries above, so the
+-- two can never differ; both call the same C functions.
+DO $$
+DECLARE
+    f   record;
+    g   record;
+    sig text;
+BEGIN
+    FOR f IN
+        SELECT p.oid, p.proname, l.lanname, p.prosrc, p.probin, p.provolatile,
+               p.proisstrict, p.proretset, p.proconfig, p.proacl, p.proowner,
+               pg_catalog.pg_get_function_arguments(p.oid) AS args,
+               pg_catalog.pg_get_function_identity_arguments(p.oid) AS identity,
+               pg_catalog.pg_get_function_result(p.oid) AS result,
+               pg_catalog.obj_description(p.oid, 'pg_proc') AS comment
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                     AND d.objid = p.oid AND d.deptype = 'e'
+                                     AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+         WHERE p.pronamespace = '@extschema@'::pg_catalog.regnamespace
+           AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+                              WHERE e.extname = 'safe_migrate')
+         ORDER BY p.proname, p.oid
+    LOOP
+        sig := pg_catalog.format('safe_migrate.%I(%s)', f.proname, f.identity);
+        EXECUTE pg_catalog.format(
+            'CREATE FUNCTION safe_migrate.%I(%s) RETURNS %s LANGUAGE %I %s %s %s AS %s',
+            f.proname, f.args, f.result, f.lanname,
+            CASE f.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END,
+            CASE WHEN f.proisstrict THEN 'STRICT' ELSE 'CALLED ON NULL INPUT' END,
+            coalesce((SELECT pg_catalog.string_agg(pg_catalog.format('SET %I = %s',
+                                 pg_catalog.split_part(c, '=', 1),
+                                 pg_catalog.substr(c, pg_catalog.strpos(c, '=') + 1)), ' ')
+                        FROM pg_catalog.unnest(f.proconfig) c), ''),
+            CASE WHEN f.probin IS NOT NULL
+                 THEN pg_catalog.format('%L, %L', f.probin, f.prosrc)
+                 ELSE pg_catalog.quote_literal(f.prosrc) END);
+        IF f.comment IS NOT NULL THEN
+            EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', sig, f.comment);
+        END IF;
+        -- the same privileges: none but the grants the original has
+        IF f.proacl IS NOT NULL THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
+            FOR g IN SELECT a.grantee FROM pg_catalog.aclexplode(f.proacl) a
+                      WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> f.proowner
+            LOOP
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', sig,
+                    CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                         ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+            END LOOP;
+        END IF;
+    END LOOP;
+END
+$$;

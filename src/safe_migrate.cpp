@@ -24,6 +24,12 @@ int lock_retry_delay_ms = 100;
 int parallel_maintenance_workers = 0;
 }  // namespace safe_migrate::runner
 
+namespace safe_migrate::policy {
+/* the DDL log (written in policy/triggers.cpp) */
+int ddl_log_max_statement_bytes = 8192;
+int ddl_log_retention_min = 30 * 24 * 60;
+}  // namespace safe_migrate::policy
+
 void _PG_init(void)
 {
     using namespace safe_migrate;
@@ -55,6 +61,26 @@ void _PG_init(void)
         "still applies to the statements after it.",
         &runner::parallel_maintenance_workers, 0, -1, 1024, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
+
+    /*
+     * The DDL log's settings are PGC_SUSET like the policy's: a role that
+     * could lower them could hide its own DDL from the audit trail.  The
+     * extension script grants SET on them to safe_migrate_admin.
+     */
+    DefineCustomIntVariable(
+        "safe_migrate.ddl_log_max_statement_bytes",
+        "How much of a DDL statement's text safe_migrate.ddl_log keeps.",
+        "The text is kept once per top-level statement, cut at this many bytes (the full "
+        "length is kept too); 0 keeps no text.",
+        &policy::ddl_log_max_statement_bytes, 8192, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE,
+        nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "safe_migrate.ddl_log_retention",
+        "How long safe_migrate.ddl_log keeps a statement.",
+        "Older entries are deleted by the sessions that write to the log, at most every ten "
+        "minutes, or by safe_migrate.ddl_log_trim().  0 or -1 keep the log forever.",
+        &policy::ddl_log_retention_min, 30 * 24 * 60, -1, INT_MAX / 60, PGC_SUSET, GUC_UNIT_MIN,
+        nullptr, nullptr, nullptr);
 
     policy::define_settings();
     policy::install_hooks();
