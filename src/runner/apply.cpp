@@ -399,6 +399,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     int attempt = 0;
     int current = 0;
     ErrorData *failure;
+    /* how the statements' names resolve (derive.hpp): as the caller, outside
+     * any elevation */
+    NameResolution *at_apply = prepared->down ? nullptr : capture_name_resolution();
     policy::begin_migration(prepared->version, prepared->n_allows, prepared->allow_rules,
                             prepared->allow_reasons);
     for (;;) {
@@ -456,6 +459,12 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         ReThrowError(failure);
     }
 
+    /* no down section: derive one where the reverse is certain, after the
+     * statements ran, in their transaction, as the caller (not elevated) */
+    const char *why = nullptr;
+    const char *down =
+        prepared->down ? prepared->down : derive_down_script(prepared->up, at_apply, &why);
+
     /* record it, in the migration's own transaction */
     pg::elevate(&e);
     {
@@ -476,11 +485,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         values[1] = text_or_null(req->description, 1);
         values[2] = CStringGetTextDatum(prepared->checksum);
         values[3] = CStringGetTextDatum(req->script);
-        /* no down section: derive one where the reverse is certain */
-        const char *why = nullptr;
-        values[4] = text_or_null(prepared->down ? prepared->down
-                                                : derive_down_script(prepared->up, &why),
-                                 4);
+        values[4] = text_or_null(down, 4);
         values[5] = CStringGetTextDatum(GetUserNameFromId(e.saved_user, false));
         values[6] = TimestampTzGetDatum(started);
         values[7] = Int32GetDatum(n);

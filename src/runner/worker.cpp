@@ -561,10 +561,8 @@ void do_apply(void)
         values[1] = text_or_null(description, nulls, 1);
         values[2] = CStringGetTextDatum(prepared.checksum);
         values[3] = CStringGetTextDatum(script);
-        const char *why = nullptr;
-        values[4] = text_or_null(prepared.down ? prepared.down
-                                               : derive_down_script(prepared.up, &why),
-                                 nulls, 4);
+        /* a derived down script is written once the statements ran */
+        values[4] = text_or_null(prepared.down, nulls, 4);
         values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations "
@@ -577,6 +575,17 @@ void do_apply(void)
     }
     end_history_xact(&e);
 
+    /* how the statements' names resolve (derive.hpp): as the caller, with
+     * this session's search_path, outside the elevation */
+    NameResolution *at_apply = nullptr;
+    if (prepared.down == nullptr) {
+        StartTransactionCommand();
+        old = MemoryContextSwitchTo(migration_cxt);
+        at_apply = capture_name_resolution();
+        MemoryContextSwitchTo(old);
+        CommitTransactionCommand();
+    }
+
     policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
                             prepared.allow_reasons);
     RunOutcome outcome = execute_script(prepared.up);
@@ -584,6 +593,29 @@ void do_apply(void)
         history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
                        outcome.failed_statement);
         fail(outcome.error);
+    }
+    /* no down section: derive one where the reverse is certain, now that the
+     * statements ran, as the caller with the same search_path */
+    if (prepared.down == nullptr) {
+        const char *why = nullptr;
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        old = MemoryContextSwitchTo(migration_cxt);
+        char *down = derive_down_script(prepared.up, at_apply, &why);
+        MemoryContextSwitchTo(old);
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+        if (down != nullptr) {
+            begin_history_xact(&e);
+            Oid types[2] = {INT8OID, TEXTOID};
+            Datum values[2] = {Int64GetDatum(id), CStringGetTextDatum(down)};
+            if (SPI_execute_with_args("UPDATE safe_migrate.migrations SET down_script = $2 "
+                                      "WHERE id = $1",
+                                      2, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+                elog(ERROR, "could not record the down script of migration \"%s\"",
+                     prepared.version);
+            end_history_xact(&e);
+        }
     }
     history_finish(id, "applied", outcome.statements_done, outcome.lock_retries, nullptr, nullptr);
     send_result(prepared.version, "applied", outcome.statements_done, outcome.lock_retries, started,
