@@ -228,6 +228,15 @@ bool created_relation(State *st, Oid nsp, const char *name, const char *kinds, O
 {
     if (!rel_at(st, nsp, name, false, relid))
         return false;
+    if (!OidIsValid(*relid)) {
+        /* a view over a temporary table is made temporary */
+        for (int k = 0; k < st->res->n_path; k++)
+            if (isAnyTempNamespace(st->res->path[k]) &&
+                OidIsValid(get_relname_relid(name, st->res->path[k])))
+                return refuse(st, psprintf("statement %d created a temporary object, which does "
+                                           "not outlive its session",
+                                           st->stmt));
+    }
     if (!OidIsValid(*relid) || strchr(kinds, get_rel_relkind(*relid)) == nullptr)
         return refuse(st, psprintf("the object statement %d created is not found as %s after "
                                    "the up script ran",
@@ -599,11 +608,6 @@ char *reverse_of(Node *stmt, State *st)
             note_implicit(st, nsp, s->relation->relname, constraints);
             return out.data;
         }
-        case T_VariableSetStmt:
-            refuse(st, psprintf("statement %d is a SET, which may change how the names of the "
-                                "statements after it resolve",
-                                st->stmt));
-            return nullptr;
         default:
             refuse(st, "the statement has no certain reverse");
             return nullptr;
@@ -624,15 +628,25 @@ NameResolution *capture_now(void)
     return r;
 }
 
+/* Same role, creation schema and path.  A temporary schema is left out of
+ * the comparison: the script may have made the session's (CREATE TEMP
+ * TABLE), and a name that resolves to a temporary schema refuses the
+ * derivation anyway. */
 bool same_resolution(const NameResolution *a, const NameResolution *b)
 {
-    if (a->role != b->role || a->creation_namespace != b->creation_namespace ||
-        a->n_path != b->n_path)
+    if (a->role != b->role || a->creation_namespace != b->creation_namespace)
         return false;
-    for (int i = 0; i < a->n_path; i++)
-        if (a->path[i] != b->path[i])
+    int i = 0, j = 0;
+    for (;;) {
+        while (i < a->n_path && isAnyTempNamespace(a->path[i]))
+            i++;
+        while (j < b->n_path && isAnyTempNamespace(b->path[j]))
+            j++;
+        if (i == a->n_path || j == b->n_path)
+            return i == a->n_path && j == b->n_path;
+        if (a->path[i++] != b->path[j++])
             return false;
-    return true;
+    }
 }
 
 char *derive(const char *up, const NameResolution *at_apply, const char **reason)
@@ -641,13 +655,24 @@ char *derive(const char *up, const NameResolution *at_apply, const char **reason
         *reason = "how names resolved when the up script ran is not known";
         return nullptr;
     }
+    List *trees = raw_parser(up, RAW_PARSE_DEFAULT);
+    /* a SET changes resolution for the statements after it: say so rather
+     * than that the path changed */
+    ListCell *lc;
+    foreach (lc, trees) {
+        if (IsA(lfirst_node(RawStmt, lc)->stmt, VariableSetStmt)) {
+            *reason = psprintf("statement %d is a SET, which may change how the names of the "
+                               "statements after it resolve",
+                               foreach_current_index(lc) + 1);
+            return nullptr;
+        }
+    }
     NameResolution *now = capture_now();
     if (!same_resolution(at_apply, now)) {
         *reason = "the role or the effective search_path changed while the up script ran, so "
                   "its names cannot be resolved for certain";
         return nullptr;
     }
-    List *trees = raw_parser(up, RAW_PARSE_DEFAULT);
     State st;
     memset(&st, 0, sizeof(st));
     st.res = now;
@@ -674,7 +699,6 @@ char *derive(const char *up, const NameResolution *at_apply, const char **reason
         appendStringInfoString(&out, "-- safe_migrate:allow ban-drop-table the derived down script drops the tables its migration created\n");
     if (st.drops_column)
         appendStringInfoString(&out, "-- safe_migrate:allow ban-drop-column the derived down script drops the columns its migration added\n");
-    ListCell *lc;
     foreach (lc, reversed)
         appendStringInfo(&out, "%s\n", (char *) lfirst(lc));
     return out.data;
