@@ -52,6 +52,8 @@ CREATE TABLE public.mtq_rows (id int);
 INSERT INTO public.mtq_rows VALUES (1);
 CREATE TABLE public.mtq_a (id int);
 CREATE TABLE mtq_m.mtq_b (id int);
+CREATE TABLE public.mtq_c (id int CONSTRAINT mtq_c_key UNIQUE);
+CREATE TABLE mtq_m.mtq_c (id int);
 CREATE FUNCTION public.mtq_evil() RETURNS int LANGUAGE plpgsql
   AS $f$BEGIN PERFORM set_config('search_path', 'public', false); RETURN 1; END$f$;
 SET search_path = mtq_m, public, mtq_types;
@@ -60,7 +62,15 @@ SET search_path = mtq_m, public, mtq_types;
 SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
 -- safe_migrate:allow renaming-table the test swaps a table
 ALTER TABLE mtq_items RENAME TO mtq_items_old;
-CREATE TABLE mtq_items (id bigint);
+CREATE TABLE mtq_items (id bigint PRIMARY KEY);
+$$);
+-- The primary key index of a new table takes a name an earlier statement
+-- freed: before the CREATE TABLE that index did not exist, so the rename is
+-- of public.mtq_items_pkey.
+SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames an index
+ALTER INDEX mtq_items_pkey RENAME TO mtq_items_pkey_old;
+CREATE TABLE mtq_m.mtq_items (id int PRIMARY KEY);
 $$);
 -- A type name that a later statement makes mean another type.
 SELECT * FROM migrate_test($$
@@ -68,11 +78,12 @@ CREATE FUNCTION mtq_f(x mtq_mood) RETURNS int LANGUAGE sql AS 'SELECT 1';
 CREATE TABLE mtq_mood (id int);
 $$);
 -- A name that a later statement may have made appear without writing it
--- (the primary key index of a new table in a schema earlier on the path).
+-- (the index of a constraint added to a table in a schema earlier on the
+-- path: was mtq_m.mtq_c_key there before?).
 SELECT * FROM migrate_test($$
 -- safe_migrate:allow renaming-table the test renames an index
-ALTER INDEX mtq_items_pkey RENAME TO mtq_items_pkey_old;
-CREATE TABLE mtq_m.mtq_items (id int PRIMARY KEY);
+ALTER INDEX mtq_c_key RENAME TO mtq_c_key_old;
+ALTER TABLE mtq_m.mtq_c ADD CONSTRAINT mtq_c_key UNIQUE (id);
 $$);
 -- A rename whose new name is on the path twice: either could be it.
 SELECT * FROM migrate_test($$
@@ -102,7 +113,7 @@ $$);
 RESET search_path;
 DROP TABLE mtq_session_tmp;
 SET safe_migrate.policy = off;
-DROP TABLE public.mtq_items, public.mtq_rows, public.mtq_a;
+DROP TABLE public.mtq_items, public.mtq_rows, public.mtq_a, public.mtq_c;
 DROP FUNCTION public.mtq_evil();
 DROP SCHEMA mtq_m, mtq_types CASCADE;
 RESET safe_migrate.policy;

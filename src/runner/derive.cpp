@@ -25,14 +25,17 @@
  * the name back.  An unqualified name is then resolved along the search
  * path exactly as the server did, through the overlay.
  *
- * What the overlay cannot undo are names a later statement made appear
- * without writing them: the indexes of PRIMARY KEY / UNIQUE / EXCLUDE
- * constraints, serial and identity sequences, cloned partition indexes —
- * named after their table (makeObjectName keeps at least the first 24 bytes
- * of the table name).  A name that resolves to such a possibly implicit
- * relation refuses the derivation.  Likewise a type name of a function
- * argument that a later statement may have made appear (a table's row type)
- * or renamed refuses it (sequences and indexes have no row type).
+ * Some relations appear without their names being written: the indexes of
+ * PRIMARY KEY / UNIQUE / EXCLUDE constraints, serial and identity
+ * sequences, the indexes a partitioned table's index or constraint makes on
+ * its partitions.  They are found by their table (its indexes, the
+ * sequences it owns): a CREATE TABLE made all of them, so the overlay makes
+ * their names absent before it too; after an ALTER TABLE or a CREATE INDEX
+ * on a partitioned table any of them may be new, so a name of an earlier
+ * statement that resolves to one of them refuses the derivation.  Likewise
+ * a type name of a function argument that a later statement may have made
+ * appear (a table's or view's row type) or renamed refuses it (sequences
+ * and indexes have no row type).
  *
  * The created objects are looked up too: a CREATE whose object is not there
  * (a view that became temporary) or is not what was created refuses.
@@ -45,7 +48,13 @@
 #include "pg/subxact.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
 #include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
@@ -57,6 +66,7 @@ extern "C" {
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 }
@@ -64,11 +74,6 @@ extern "C" {
 namespace safe_migrate::runner {
 
 namespace {
-
-/* Bytes of a table name that an implicitly named index or sequence surely
- * starts with (makeObjectName keeps at least ~27 bytes of it, a multibyte
- * clip takes at most 3 more). */
-constexpr size_t kImplicitPrefix = 16;
 
 /* A relation name as it stood right after the statement being reversed,
  * where that differs from the catalogs (a later statement changed it). */
@@ -78,18 +83,22 @@ struct NameState {
     Oid relid; /* InvalidOid: the name did not exist then */
 };
 
-/* A name a later statement may have made appear (or, for types, changed). */
+/* A type name a later statement may have made appear or changed. */
 struct LaterName {
-    Oid nsp; /* InvalidOid: any schema */
     const char *name;
-    bool prefix; /* a name starting with `name` (implicit names) */
+    int stmt;
+};
+
+/* A relation a later statement may have made without naming it. */
+struct LaterRelation {
+    Oid relid;
     int stmt;
 };
 
 struct State {
     const NameResolution *res;
     List *overlay;  /* of NameState *, newest first */
-    List *implicit; /* of LaterName *: relations later statements may have made implicitly */
+    List *implicit; /* of LaterRelation *: made by later statements without a name */
     List *types;    /* of LaterName *: type names later statements made or renamed */
     int stmt;       /* 1-based number of the statement being reversed */
     const char *reason;
@@ -103,31 +112,18 @@ bool refuse(State *st, const char *reason)
     return false;
 }
 
-bool has_prefix(const char *name, const char *of)
-{
-    size_t k = Min(strlen(of), kImplicitPrefix);
-    return strncmp(name, of, k) == 0;
-}
-
-bool matches(const LaterName *l, const char *name)
-{
-    return l->prefix ? has_prefix(name, l->name) : strcmp(name, l->name) == 0;
-}
-
 const char *qualified(Oid nsp, const char *name)
 {
     const char *nspname = get_namespace_name(nsp);
     return quote_qualified_identifier(nspname ? nspname : "?", name);
 }
 
-void later_name(List **list, Oid nsp, const char *name, bool prefix, int stmt)
+void later_type(State *st, const char *name)
 {
     LaterName *l = (LaterName *) palloc(sizeof(LaterName));
-    l->nsp = nsp;
     l->name = pstrdup(name);
-    l->prefix = prefix;
-    l->stmt = stmt;
-    *list = lappend(*list, l);
+    l->stmt = st->stmt;
+    st->types = lappend(st->types, l);
 }
 
 void set_name(State *st, Oid nsp, const char *name, Oid relid)
@@ -141,22 +137,28 @@ void set_name(State *st, Oid nsp, const char *name, Oid relid)
 
 /* The relation `name` in schema nsp right after the statement being
  * reversed (InvalidOid: none).  With check_implicit, a relation that a later
- * statement may have created implicitly makes the answer uncertain: false. */
+ * statement may have created without naming it makes the answer uncertain:
+ * false.  (The object a statement itself created or changed needs no such
+ * check: it was there right after the statement, and a later implicit
+ * relation cannot have taken its name.) */
 bool rel_at(State *st, Oid nsp, const char *name, bool check_implicit, Oid *relid)
 {
     ListCell *lc;
+    bool found = false;
     foreach (lc, st->overlay) {
         NameState *n = (NameState *) lfirst(lc);
         if (n->nsp == nsp && strcmp(n->name, name) == 0) {
             *relid = n->relid;
-            return true;
+            found = true;
+            break;
         }
     }
-    *relid = get_relname_relid(name, nsp);
+    if (!found)
+        *relid = get_relname_relid(name, nsp);
     if (OidIsValid(*relid) && check_implicit) {
         foreach (lc, st->implicit) {
-            LaterName *l = (LaterName *) lfirst(lc);
-            if (l->nsp == nsp && matches(l, name))
+            LaterRelation *l = (LaterRelation *) lfirst(lc);
+            if (l->relid == *relid)
                 return refuse(st, psprintf("statement %d names relation \"%s\", and relation %s "
                                            "may have been created by statement %d after it",
                                            st->stmt, name, qualified(nsp, name), l->stmt));
@@ -165,10 +167,76 @@ bool rel_at(State *st, Oid nsp, const char *name, bool check_implicit, Oid *reli
     return true;
 }
 
-/* An existing relation a statement named, as it resolved then. */
-bool resolve_existing(State *st, const RangeVar *rv, Oid *nsp, Oid *relid)
+/* The name of relation relid right after the statement being reversed. */
+const char *name_at(State *st, Oid relid)
 {
-    if (rv->relpersistence == RELPERSISTENCE_TEMP)
+    ListCell *lc;
+    foreach (lc, st->overlay) {
+        NameState *n = (NameState *) lfirst(lc);
+        if (n->relid == relid)
+            return n->name;
+    }
+    return get_rel_name(relid);
+}
+
+/* The relations a table has without naming them: its indexes and the
+ * sequences it owns (serial, identity). */
+List *unnamed_relations_of(Oid table)
+{
+    List *out = getOwnedSequences(table);
+    Relation rel = table_open(IndexRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(table));
+    SysScanDesc scan = systable_beginscan(rel, IndexIndrelidIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan)))
+        out = lappend_oid(out, ((Form_pg_index) GETSTRUCT(tup))->indexrelid);
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return out;
+}
+
+/* A CREATE TABLE made all the relations of its table: none was there
+ * before it. */
+void note_created_with(State *st, Oid table)
+{
+    ListCell *lc;
+    foreach (lc, unnamed_relations_of(table)) {
+        Oid relid = lfirst_oid(lc);
+        const char *name = name_at(st, relid);
+        if (name != nullptr)
+            set_name(st, get_rel_namespace(relid), name, InvalidOid);
+    }
+}
+
+/* An ALTER TABLE, or an index on a partitioned table, may have made any of
+ * the relations of the table and of its partitions and children. */
+void note_maybe_created(State *st, Oid table)
+{
+    ListCell *tc;
+    foreach (tc, find_all_inheritors(table, NoLock, nullptr)) {
+        ListCell *lc;
+        foreach (lc, unnamed_relations_of(lfirst_oid(tc))) {
+            LaterRelation *l = (LaterRelation *) palloc(sizeof(LaterRelation));
+            l->relid = lfirst_oid(lc);
+            l->stmt = st->stmt;
+            st->implicit = lappend(st->implicit, l);
+        }
+    }
+}
+
+/* "pg_temp" written as a schema: the session's temporary schema. */
+bool temp_schema_name(const char *schemaname)
+{
+    return schemaname != nullptr && strcmp(schemaname, "pg_temp") == 0;
+}
+
+/* An existing relation a statement named, as it resolved then, of one of
+ * `kinds` (relkinds the statement accepts). */
+bool resolve_existing(State *st, const RangeVar *rv, const char *kinds, Oid *nsp, Oid *relid)
+{
+    if (rv->relpersistence == RELPERSISTENCE_TEMP || temp_schema_name(rv->schemaname))
         return refuse(st, psprintf("statement %d names a temporary relation", st->stmt));
     *relid = InvalidOid;
     if (rv->schemaname) {
@@ -193,13 +261,17 @@ bool resolve_existing(State *st, const RangeVar *rv, Oid *nsp, Oid *relid)
                                    rv->relname, st->stmt));
     if (isAnyTempNamespace(*nsp))
         return refuse(st, psprintf("statement %d names a temporary relation", st->stmt));
+    if (strchr(kinds, get_rel_relkind(*relid)) == nullptr)
+        return refuse(st, psprintf("relation %s, which statement %d names, is not of a kind "
+                                   "that statement changes",
+                                   qualified(*nsp, rv->relname), st->stmt));
     return true;
 }
 
 /* The schema a statement created an object in. */
 bool creation_schema(State *st, const char *schemaname, char relpersistence, Oid *nsp)
 {
-    if (relpersistence == RELPERSISTENCE_TEMP)
+    if (relpersistence == RELPERSISTENCE_TEMP || temp_schema_name(schemaname))
         return refuse(st, psprintf("statement %d creates a temporary object, which does not "
                                    "outlive its session",
                                    st->stmt));
@@ -244,21 +316,6 @@ bool created_relation(State *st, Oid nsp, const char *name, const char *kinds, O
     return true;
 }
 
-/* Implicitly named relations a CREATE TABLE or ADD COLUMN may make in
- * schema nsp for table `table` (constraint indexes, sequences). */
-void note_implicit(State *st, Oid nsp, const char *table, List *constraints)
-{
-    later_name(&st->implicit, nsp, table, true, st->stmt);
-    ListCell *lc;
-    foreach (lc, constraints) {
-        Constraint *c = (Constraint *) lfirst(lc);
-        if (c->conname && (c->contype == CONSTR_PRIMARY || c->contype == CONSTR_UNIQUE ||
-                           c->contype == CONSTR_EXCLUSION)) {
-            later_name(&st->implicit, nsp, c->conname, false, st->stmt);
-        }
-    }
-}
-
 /* A column or table definition whose identity sequence is named explicitly
  * (SEQUENCE NAME): that name may land anywhere; not followed. */
 bool names_a_sequence(List *constraints)
@@ -278,23 +335,16 @@ bool names_a_sequence(List *constraints)
     return false;
 }
 
-/* The constraints of a column definition list and table constraints. */
-List *table_constraints(List *elts, bool *named_sequence)
+/* Some column of a table definition names its identity sequence. */
+bool names_a_sequence_in(List *elts)
 {
-    List *out = NIL;
     ListCell *lc;
     foreach (lc, elts) {
         Node *e = (Node *) lfirst(lc);
-        if (IsA(e, ColumnDef)) {
-            ColumnDef *cd = (ColumnDef *) e;
-            if (names_a_sequence(cd->constraints))
-                *named_sequence = true;
-            out = list_concat(out, cd->constraints);
-        } else if (IsA(e, Constraint)) {
-            out = lappend(out, e);
-        }
+        if (IsA(e, ColumnDef) && names_a_sequence(((ColumnDef *) e)->constraints))
+            return true;
     }
-    return out;
+    return false;
 }
 
 const char *relation_keyword(ObjectType t)
@@ -334,7 +384,7 @@ bool argument_type(State *st, TypeName *t, Oid *type)
         ListCell *lc;
         foreach (lc, st->types) {
             LaterName *l = (LaterName *) lfirst(lc);
-            if (matches(l, name) || (cut && strncmp(l->name, name, strlen(name)) == 0))
+            if (strcmp(l->name, name) == 0 || (cut && strncmp(l->name, name, strlen(name)) == 0))
                 return refuse(st, psprintf("statement %d names type \"%s\", which statement %d "
                                            "may have created or renamed after it",
                                            st->stmt, strVal(linitial(t->names)), l->stmt));
@@ -361,10 +411,7 @@ char *reverse_of(Node *stmt, State *st)
                 refuse(st, "CREATE TABLE IF NOT EXISTS may not have created the table");
                 return nullptr;
             }
-            bool named_sequence = false;
-            List *constraints = list_concat(table_constraints(s->tableElts, &named_sequence),
-                                            s->constraints);
-            if (named_sequence) {
+            if (names_a_sequence_in(s->tableElts)) {
                 refuse(st, psprintf("statement %d names an identity sequence", st->stmt));
                 return nullptr;
             }
@@ -375,8 +422,8 @@ char *reverse_of(Node *stmt, State *st)
             appendStringInfo(&out, "DROP TABLE %s;", qualified(nsp, s->relation->relname));
             st->drops_table = true;
             set_name(st, nsp, s->relation->relname, InvalidOid);
-            later_name(&st->types, InvalidOid, s->relation->relname, false, st->stmt);
-            note_implicit(st, nsp, s->relation->relname, constraints);
+            later_type(st, s->relation->relname);
+            note_created_with(st, relid);
             return out.data;
         }
         case T_IndexStmt: {
@@ -386,7 +433,7 @@ char *reverse_of(Node *stmt, State *st)
                 return nullptr;
             }
             Oid nsp, table, index;
-            if (!resolve_existing(st, s->relation, &nsp, &table) ||
+            if (!resolve_existing(st, s->relation, "rpm", &nsp, &table) ||
                 !created_relation(st, nsp, s->idxname, "iI", &index))
                 return nullptr;
             if (IndexGetRelation(index, true) != table) {
@@ -398,6 +445,10 @@ char *reverse_of(Node *stmt, State *st)
             appendStringInfo(&out, "DROP INDEX %s%s;", s->concurrent ? "CONCURRENTLY " : "",
                              qualified(nsp, s->idxname));
             set_name(st, nsp, s->idxname, InvalidOid);
+            /* on a partitioned table: an index on each partition, made or
+             * attached */
+            if (get_rel_relkind(table) == RELKIND_PARTITIONED_TABLE)
+                note_maybe_created(st, table);
             return out.data;
         }
         case T_ViewStmt: {
@@ -412,7 +463,7 @@ char *reverse_of(Node *stmt, State *st)
                 return nullptr;
             appendStringInfo(&out, "DROP VIEW %s;", qualified(nsp, s->view->relname));
             set_name(st, nsp, s->view->relname, InvalidOid);
-            later_name(&st->types, InvalidOid, s->view->relname, false, st->stmt);
+            later_type(st, s->view->relname);
             return out.data;
         }
         case T_CreateSeqStmt: {
@@ -484,7 +535,7 @@ char *reverse_of(Node *stmt, State *st)
                 relation_keyword(s->relationType) && s->relationType != OBJECT_SEQUENCE &&
                 s->relationType != OBJECT_INDEX) {
                 Oid nsp, relid;
-                if (!resolve_existing(st, s->relation, &nsp, &relid))
+                if (!resolve_existing(st, s->relation, "rpvmfc", &nsp, &relid))
                     return nullptr;
                 appendStringInfo(&out, "ALTER %s %s%s RENAME COLUMN %s TO %s;",
                                  relation_keyword(s->relationType), s->relation->inh ? "" : "ONLY ",
@@ -496,7 +547,8 @@ char *reverse_of(Node *stmt, State *st)
                                 s->renameType == OBJECT_SEQUENCE || s->renameType == OBJECT_INDEX)) {
                 const char *from = s->relation->relname;
                 const char *to = s->newname;
-                if (s->relation->relpersistence == RELPERSISTENCE_TEMP) {
+                if (s->relation->relpersistence == RELPERSISTENCE_TEMP ||
+                    temp_schema_name(s->relation->schemaname)) {
                     refuse(st, psprintf("statement %d names a temporary relation", st->stmt));
                     return nullptr;
                 }
@@ -550,8 +602,8 @@ char *reverse_of(Node *stmt, State *st)
                                  quote_identifier(from));
                 set_name(st, nsp, to, InvalidOid);
                 set_name(st, nsp, from, relid);
-                later_name(&st->types, InvalidOid, from, false, st->stmt);
-                later_name(&st->types, InvalidOid, to, false, st->stmt);
+                later_type(st, from);
+                later_type(st, to);
                 return out.data;
             }
             refuse(st, "only renames of tables, views, sequences, indexes and columns are reversed");
@@ -568,10 +620,9 @@ char *reverse_of(Node *stmt, State *st)
                 return nullptr;
             }
             Oid nsp, relid;
-            if (!resolve_existing(st, s->relation, &nsp, &relid))
+            if (!resolve_existing(st, s->relation, "rpf", &nsp, &relid))
                 return nullptr;
             List *parts = NIL;
-            List *constraints = NIL;
             ListCell *lc;
             foreach (lc, s->cmds) {
                 AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -581,14 +632,12 @@ char *reverse_of(Node *stmt, State *st)
                         refuse(st, psprintf("statement %d names an identity sequence", st->stmt));
                         return nullptr;
                     }
-                    constraints = list_concat(constraints, cd->constraints);
                     parts = lcons(psprintf("DROP COLUMN %s", quote_identifier(cd->colname)), parts);
                     st->drops_column = true;
                 } else if (cmd->subtype == AT_AddConstraint && cmd->def &&
                            IsA(cmd->def, Constraint) && ((Constraint *) cmd->def)->conname &&
                            ((Constraint *) cmd->def)->indexname == nullptr) {
                     Constraint *c = (Constraint *) cmd->def;
-                    constraints = lappend(constraints, c);
                     parts = lcons(psprintf("DROP CONSTRAINT %s", quote_identifier(c->conname)),
                                   parts);
                 } else {
@@ -605,7 +654,7 @@ char *reverse_of(Node *stmt, State *st)
                 first = false;
             }
             appendStringInfoChar(&out, ';');
-            note_implicit(st, nsp, s->relation->relname, constraints);
+            note_maybe_created(st, relid);
             return out.data;
         }
         default:
