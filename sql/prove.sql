@@ -85,6 +85,13 @@ SELECT * FROM migrate_test($$
 ALTER INDEX mtq_c_key RENAME TO mtq_c_key_old;
 ALTER TABLE mtq_m.mtq_c ADD CONSTRAINT mtq_c_key UNIQUE (id);
 $$);
+-- But an index renamed before its table is altered is still the one
+-- renamed (public.mtq_c_key_old is the only one of that name).
+SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames an index
+ALTER INDEX mtq_c_key RENAME TO mtq_c_key_old;
+ALTER TABLE public.mtq_c ADD COLUMN n int;
+$$);
 -- A rename whose new name is on the path twice: either could be it.
 SELECT * FROM migrate_test($$
 -- safe_migrate:allow renaming-table the test renames a table

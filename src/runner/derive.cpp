@@ -115,7 +115,9 @@ bool refuse(State *st, const char *reason)
 const char *qualified(Oid nsp, const char *name)
 {
     const char *nspname = get_namespace_name(nsp);
-    return quote_qualified_identifier(nspname ? nspname : "?", name);
+    if (nspname == nullptr) /* dropped under us: derive_down_script refuses */
+        elog(ERROR, "schema with OID %u does not exist", nsp);
+    return quote_qualified_identifier(nspname, name);
 }
 
 void later_type(State *st, const char *name)
@@ -562,7 +564,9 @@ char *reverse_of(Node *stmt, State *st)
                     /* The old name resolved to the first schema of the path
                      * that had it; that schema has the new name now and no
                      * longer the old one, and no schema before it has the old
-                     * one.  More than one such schema: not certain. */
+                     * one.  The renamed relation is among the relations of
+                     * the new name in the schemas before the first that has
+                     * the old one; more than one: not certain which. */
                     int found = 0;
                     for (int k = 0; k < st->res->n_path; k++) {
                         Oid cand = st->res->path[k];
@@ -571,7 +575,7 @@ char *reverse_of(Node *stmt, State *st)
                             return nullptr;
                         if (OidIsValid(old_rel))
                             break;
-                        if (!rel_at(st, cand, to, true, &new_rel))
+                        if (!rel_at(st, cand, to, false, &new_rel))
                             return nullptr;
                         if (OidIsValid(new_rel)) {
                             found++;
