@@ -13,6 +13,8 @@
 #    search path, and for a rename: the reverse renames the table that was
 #    renamed, not one of the same name earlier on the rollback's path.
 #  - The stored down script says so: `DROP TABLE m.accounts`.
+#  - "$user" in the search_path resolves for the role that applied the
+#    migration, not for the one that rolls it back.
 use strict;
 use warnings;
 
@@ -162,6 +164,30 @@ is( $node->safe_psql(
 		  . "AND to_regclass('m.ledger') IS NULL"),
 	't',
 	'public.ledger is back and m.ledger_archive is untouched');
+
+# 5. "$user" in the search_path: resolved for the role that applied the
+# migration, not for the one that rolls it back.
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE alice LOGIN;
+	GRANT safe_migrate_admin TO alice;
+	CREATE SCHEMA alice AUTHORIZATION alice;
+	GRANT CREATE ON SCHEMA public TO alice;
+});
+is( $node->safe_psql(
+		'postgres',
+		"SET search_path = \"\$user\", public;\n"
+		  . "SELECT status FROM migrate_apply('CREATE TABLE accounts (id int);', '0005-user');",
+		connstr => $node->connstr('postgres') . ' user=alice'),
+	'applied',
+	'alice applies CREATE TABLE accounts with search_path = "$user", public');
+like(down_script('0005-user'), qr/^DROP TABLE alice\.accounts;$/m,
+	'the reverse names alice.accounts');
+is(rollback_with_path('"$user", public'), '0005-user rolled_back',
+	'the superuser rolls it back with search_path = "$user", public');
+is( $node->safe_psql('postgres', "SELECT to_regclass('alice.accounts') IS NULL"),
+	't', 'alice.accounts is gone');
+is(public_accounts(), $intact, 'public.accounts keeps its 1000 rows');
 
 $node->stop;
 done_testing();
