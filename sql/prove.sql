@@ -111,6 +111,7 @@ SHOW search_path;
 SELECT * FROM migrate_test('CREATE TEMP TABLE mtq_tmp (id int);');
 CREATE TEMP TABLE mtq_session_tmp (id int);
 SELECT * FROM migrate_test('CREATE VIEW mtq_tv AS SELECT id FROM mtq_session_tmp;');
+SELECT * FROM migrate_test('CREATE FUNCTION mtq_tf(r mtq_session_tmp) RETURNS int LANGUAGE sql AS ''SELECT 1'';');
 -- ADD CONSTRAINT ... USING INDEX takes over an index: dropping the
 -- constraint would drop the index too.
 SELECT * FROM migrate_test($$

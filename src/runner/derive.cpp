@@ -58,6 +58,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -69,6 +70,7 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 }
 
 namespace safe_migrate::runner {
@@ -396,6 +398,17 @@ bool argument_type(State *st, TypeName *t, Oid *type)
     if (!OidIsValid(*type))
         return refuse(st, psprintf("an argument type of statement %d is not found after the up "
                                    "script ran",
+                                   st->stmt));
+    HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(*type));
+    if (!HeapTupleIsValid(tup))
+        return refuse(st, psprintf("an argument type of statement %d is not found after the up "
+                                   "script ran",
+                                   st->stmt));
+    Oid nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+    ReleaseSysCache(tup);
+    if (isAnyTempNamespace(nsp))
+        return refuse(st, psprintf("statement %d names a temporary type, which does not outlive "
+                                   "its session",
                                    st->stmt));
     return true;
 }
