@@ -42,3 +42,86 @@ COMMIT;
 -- migrate:down
 DROP TABLE mt_t;
 $$);
+-- Derived down scripts name objects as the up script resolved them; what
+-- cannot be resolved for certain leaves no down script, with the reason.
+CREATE SCHEMA mtq_m;
+CREATE SCHEMA mtq_types;
+CREATE TYPE mtq_types.mtq_mood AS ENUM ('ok');
+CREATE TABLE public.mtq_items (id int PRIMARY KEY);
+CREATE TABLE public.mtq_rows (id int);
+INSERT INTO public.mtq_rows VALUES (1);
+CREATE TABLE public.mtq_a (id int);
+CREATE TABLE mtq_m.mtq_b (id int);
+CREATE TABLE public.mtq_c (id int CONSTRAINT mtq_c_key UNIQUE);
+CREATE TABLE mtq_m.mtq_c (id int);
+CREATE FUNCTION public.mtq_evil() RETURNS int LANGUAGE plpgsql
+  AS $f$BEGIN PERFORM set_config('search_path', 'public', false); RETURN 1; END$f$;
+SET search_path = mtq_m, public, mtq_types;
+-- Swapping a table for a new one: the old one is public.mtq_items, the new
+-- one mtq_m.mtq_items; down and up again restore exactly.
+SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test swaps a table
+ALTER TABLE mtq_items RENAME TO mtq_items_old;
+CREATE TABLE mtq_items (id bigint PRIMARY KEY);
+$$);
+-- The primary key index of a new table takes a name an earlier statement
+-- freed: before the CREATE TABLE that index did not exist, so the rename is
+-- of public.mtq_items_pkey.
+SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames an index
+ALTER INDEX mtq_items_pkey RENAME TO mtq_items_pkey_old;
+CREATE TABLE mtq_m.mtq_items (id int PRIMARY KEY);
+$$);
+-- A type name that a later statement makes mean another type.
+SELECT * FROM migrate_test($$
+CREATE FUNCTION mtq_f(x mtq_mood) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE TABLE mtq_mood (id int);
+$$);
+-- A name that a later statement may have made appear without writing it
+-- (the index of a constraint added to a table in a schema earlier on the
+-- path: was mtq_m.mtq_c_key there before?).
+SELECT * FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames an index
+ALTER INDEX mtq_c_key RENAME TO mtq_c_key_old;
+ALTER TABLE mtq_m.mtq_c ADD CONSTRAINT mtq_c_key UNIQUE (id);
+$$);
+-- But an index renamed before its table is altered is still the one
+-- renamed (public.mtq_c_key_old is the only one of that name).
+SELECT step, ok, cardinality(differences) AS n FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames an index
+ALTER INDEX mtq_c_key RENAME TO mtq_c_key_old;
+ALTER TABLE public.mtq_c ADD COLUMN n int;
+$$);
+-- A rename whose new name is on the path twice: either could be it.
+SELECT * FROM migrate_test($$
+-- safe_migrate:allow renaming-table the test renames a table
+ALTER TABLE mtq_a RENAME TO mtq_b;
+$$);
+-- SET in the script.
+SELECT * FROM migrate_test($$
+SET LOCAL search_path = public;
+CREATE TABLE mtq_where (id int);
+$$);
+-- The search_path changed under the script (here by a function it called).
+SELECT * FROM migrate_test($$
+ALTER TABLE mtq_rows ADD COLUMN n int DEFAULT public.mtq_evil();
+$$);
+SHOW search_path;
+-- Temporary objects do not outlive the session: no reverse.
+SELECT * FROM migrate_test('CREATE TEMP TABLE mtq_tmp (id int);');
+CREATE TEMP TABLE mtq_session_tmp (id int);
+SELECT * FROM migrate_test('CREATE VIEW mtq_tv AS SELECT id FROM mtq_session_tmp;');
+SELECT * FROM migrate_test('CREATE FUNCTION mtq_tf(r mtq_session_tmp) RETURNS int LANGUAGE sql AS ''SELECT 1'';');
+-- ADD CONSTRAINT ... USING INDEX takes over an index: dropping the
+-- constraint would drop the index too.
+SELECT * FROM migrate_test($$
+CREATE UNIQUE INDEX mtq_u ON mtq_m.mtq_b (id);
+ALTER TABLE mtq_m.mtq_b ADD CONSTRAINT mtq_b_u UNIQUE USING INDEX mtq_u;
+$$);
+RESET search_path;
+DROP TABLE mtq_session_tmp;
+SET safe_migrate.policy = off;
+DROP TABLE public.mtq_items, public.mtq_rows, public.mtq_a, public.mtq_c;
+DROP FUNCTION public.mtq_evil();
+DROP SCHEMA mtq_m, mtq_types CASCADE;
+RESET safe_migrate.policy;

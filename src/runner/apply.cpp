@@ -461,6 +461,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     int attempt = 0;
     int current = 0;
     ErrorData *failure;
+    /* how the statements' names resolve (derive.hpp): as the caller, outside
+     * any elevation */
+    NameResolution *at_apply = prepared->down ? nullptr : capture_name_resolution();
     policy::begin_migration(prepared->version, prepared->n_allows, prepared->allow_rules,
                             prepared->allow_reasons);
     for (;;) {
@@ -515,7 +518,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* no down section: derive one where the reverse is certain, now that
      * the statements ran, with the migration's role and search_path */
     const char *why = nullptr;
-    char *down = prepared->down ? prepared->down : derive_down_script(prepared->up, &why);
+    const char *down =
+        prepared->down ? prepared->down : derive_down_script(prepared->up, at_apply, &why);
     ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
                               prepared->checksum, pg::collected_warnings());
 

@@ -191,19 +191,18 @@ SM_ENTRY(migrate_test)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid migration script: %s", problem)));
     policy::check_allowances(prepared.n_allows, prepared.allow_rules);
-    const char *why = nullptr;
     runner::check_testable(prepared.up, "up section");
-    char *down = prepared.down ? prepared.down : runner::derive_down_script(prepared.up, &why);
-    if (down == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("the migration has no down script to test"),
-                        errdetail("None was given, and none could be derived: %s.", why),
-                        errhint("Give it a \"-- migrate:down\" section.")));
-    runner::check_testable(down, "down section");
-    /* the down script's directives count too (a derived one has its own) */
+    /* a written down script is checked now; a derived one once up ran
+     * (derive.hpp: names are resolved against the catalogs up left) */
+    char *down = prepared.down;
     pg::PreparedScript down_prepared;
-    if (pg::prepare_script(down, "test", &down_prepared) == nullptr)
-        policy::check_allowances(down_prepared.n_allows, down_prepared.allow_rules);
+    memset(&down_prepared, 0, sizeof(down_prepared));
+    if (down != nullptr) {
+        runner::check_testable(down, "down section");
+        /* the down script's directives count too */
+        if (pg::prepare_script(down, "test", &down_prepared) == nullptr)
+            policy::check_allowances(down_prepared.n_allows, down_prepared.allow_rules);
+    }
 
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -230,8 +229,38 @@ SM_ENTRY(migrate_test)
         policy::begin_migration("migrate_test", n, rules, reasons);
 
         List *before = runner::fingerprint();
+        runner::NameResolution *at_apply =
+            prepared.down ? nullptr : runner::capture_name_resolution();
         runner::run_script(prepared.up);
         List *after_up = runner::fingerprint();
+        if (down == nullptr) {
+            const char *why = nullptr;
+            down = runner::derive_down_script(prepared.up, at_apply, &why);
+            if (down == nullptr)
+                ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                                errmsg("the migration has no down script to test"),
+                                errdetail("None was given, and none could be derived: %s.", why),
+                                errhint("Give it a \"-- migrate:down\" section.")));
+            runner::check_testable(down, "down section");
+            /* the derived script's directives count too */
+            pg::PreparedScript derived;
+            if (pg::prepare_script(down, "test", &derived) == nullptr && derived.n_allows > 0) {
+                policy::check_allowances(derived.n_allows, derived.allow_rules);
+                int m = prepared.n_allows + derived.n_allows;
+                char **all_rules = (char **) palloc(sizeof(char *) * (m + 1));
+                char **all_reasons = (char **) palloc(sizeof(char *) * (m + 1));
+                for (int i = 0; i < prepared.n_allows; i++) {
+                    all_rules[i] = prepared.allow_rules[i];
+                    all_reasons[i] = prepared.allow_reasons[i];
+                }
+                for (int i = 0; i < derived.n_allows; i++) {
+                    all_rules[prepared.n_allows + i] = derived.allow_rules[i];
+                    all_reasons[prepared.n_allows + i] = derived.allow_reasons[i];
+                }
+                policy::end_migration();
+                policy::begin_migration("migrate_test", m, all_rules, all_reasons);
+            }
+        }
         char *down_failed = runner::try_script(down);
         List *after_down = runner::fingerprint();
         char *up_again_failed = down_failed ? nullptr : runner::try_script(prepared.up);

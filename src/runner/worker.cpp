@@ -528,7 +528,7 @@ pg_attribute_noreturn() void fail(ErrorData *edata)
  * as the migration's statements resolved them (the runner's search_path is
  * the caller's).  Runs as the migration's role, in a transaction of its own;
  * NULL when none can be derived for sure. */
-char *derive_after_apply(const char *up)
+char *derive_after_apply(const char *up, const NameResolution *at_apply)
 {
     char *volatile down = nullptr;
     MemoryContext old = CurrentMemoryContext;
@@ -537,7 +537,7 @@ char *derive_after_apply(const char *up)
         StartTransactionCommand();
         PushActiveSnapshot(GetTransactionSnapshot());
         const char *why = nullptr;
-        char *derived = derive_down_script(up, &why);
+        char *derived = derive_down_script(up, at_apply, &why);
         if (derived)
             down = MemoryContextStrdup(migration_cxt, derived);
         PopActiveSnapshot();
@@ -626,6 +626,17 @@ void do_apply(void)
     }
     end_history_xact(&e);
 
+    /* how the statements' names resolve (derive.hpp): as the caller, with
+     * this session's search_path, outside the elevation */
+    NameResolution *at_apply = nullptr;
+    if (prepared.down == nullptr) {
+        StartTransactionCommand();
+        old = MemoryContextSwitchTo(migration_cxt);
+        at_apply = capture_name_resolution();
+        MemoryContextSwitchTo(old);
+        CommitTransactionCommand();
+    }
+
     policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
                             prepared.allow_reasons);
     RunOutcome outcome = execute_script(prepared.up);
@@ -635,7 +646,7 @@ void do_apply(void)
         fail(outcome.error);
     }
     history_finish(id, "applied", outcome.statements_done, outcome.lock_retries, nullptr, nullptr,
-                   prepared.down ? nullptr : derive_after_apply(prepared.up));
+                   prepared.down ? nullptr : derive_after_apply(prepared.up, at_apply));
     send_result(prepared.version, "applied", outcome.statements_done, outcome.lock_retries, started,
                 prepared.checksum);
 }
