@@ -89,6 +89,7 @@ struct ResultRow {
 
 void refuse_context(const char *fname)
 {
+    refuse_inside_migration(fname);
     if (RecoveryInProgress())
         ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
                         errmsg("%s cannot run on a standby server", fname),
@@ -604,6 +605,19 @@ char *text_arg(FunctionCallInfo fcinfo, int n)
 }
 
 }  // namespace
+
+void refuse_inside_migration(const char *fname)
+{
+    if (policy::migration.active)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("%s cannot be called from within a migration", fname),
+                 errdetail("The migration \"%s\" running in this session holds the migration "
+                           "lock: a migration started from it would wait for it forever.",
+                           policy::migration.version ? policy::migration.version : ""),
+                 errhint("Apply, roll back or test migrations one after the other, each in a "
+                         "statement of its own.")));
+}
 
 void migration_lock_tag(LOCKTAG *tag)
 {

@@ -5,6 +5,7 @@
  * reproduce what it made the first time.
  */
 #include "classify.hpp"
+#include "runner.hpp"
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/guard.hpp"
@@ -181,6 +182,7 @@ using namespace safe_migrate;
 /* migrate_test(script) returns setof (step, ok, differences) */
 SM_ENTRY(migrate_test)
 {
+    runner::refuse_inside_migration("migrate_test");
     if (PG_ARGISNULL(0))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("migration script must not be null")));

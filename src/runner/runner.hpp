@@ -87,4 +87,8 @@ void set_step_settings(int lock_timeout, int parallel_workers, int action);
 constexpr int64 kMigrationLockKey = 0x5AFE3167;
 void migration_lock_tag(LOCKTAG *tag);
 
+/* ERROR if a migration runs in this session (migrate_apply, _rollback or
+ * _test called from a migration's own statements). */
+void refuse_inside_migration(const char *fname);
+
 }  // namespace safe_migrate::runner
