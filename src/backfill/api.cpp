@@ -67,11 +67,13 @@ struct Bound {
     const char *meaning;
 };
 
-const Bound kBatchSize = {"batch_size", 1, 100000, "keys in the first batch"};
+const Bound kBatchSize = {"batch_size", 1, 100000,
+                          "the number of keys of the first batch (the throttle sizes the "
+                          "next ones)"};
 const Bound kTargetMs = {"target_batch_ms", 1, 60000,
                          "how long a batch should take, in milliseconds (at most a minute: a "
                          "batch holds its row locks that long)"};
-const Bound kMaxRate = {"max_rows_per_second", 0, 10000000, "0 for no cap"};
+const Bound kMaxRate = {"max_rows_per_second", 0, 10000000, "a cap on the rate (0: no cap)"};
 const Bound kPauseMs = {"pause_ms", 0, 3600000,
                         "the pause between batches, in milliseconds (at most an hour)"};
 const Bound kMaxLag = {"max_replica_lag", 0, INT64CONST(1) << 40,
@@ -689,7 +691,7 @@ SM_ENTRY(migrate_backfill)
     if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                 errmsg("cannot backfill temporary table %s", name),
+                 errmsg("cannot backfill temporary table \"%s\"", RelationGetRelationName(rel)),
                  errdetail("A backfill runs in a background worker, another session, which "
                            "cannot see this session's temporary tables."),
                  errhint("Update a temporary table directly with UPDATE.")));
