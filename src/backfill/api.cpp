@@ -708,6 +708,20 @@ SM_ENTRY(migrate_backfill)
                          "ADD PRIMARY KEY USING INDEX ...",
                          name)));
     }
+    /* a batch reads the keys: the submitter must be able to */
+    {
+        int i = -1;
+        while ((i = bms_next_member(key.attnums, i)) >= 0)
+            if (pg_attribute_aclcheck(relid, (AttrNumber) i, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+                pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+                ereport(ERROR,
+                        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                         errmsg("permission denied for column \"%s\" of table %s",
+                                get_attname(relid, (AttrNumber) i, false), name),
+                         errdetail("A backfill reads the key of the table it walks."),
+                         errhint("GRANT SELECT (%s) ON %s to the role that submits it.",
+                                 get_attname(relid, (AttrNumber) i, false), name)));
+    }
     if (key.mixed_ops)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -786,7 +800,8 @@ SM_ENTRY(migrate_backfill_resume)
 {
     refuse_on_standby("migrate_backfill_resume");
     int64 id = PG_GETARG_INT64(0);
-    (void) job_owner_checked(id, "migrate_backfill_resume");
+    Oid owner = job_owner_checked(id, "migrate_backfill_resume");
+    check_worker_can_connect(owner);
     char *status = set_status(id, "paused,failed", "running",
                               "Only a paused or failed job can be resumed.");
     wake_after_commit();
