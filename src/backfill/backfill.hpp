@@ -53,6 +53,8 @@ struct WorkerArgs {
 void worker_begin(const WorkerArgs *args);
 /* The worker has connected: record its latch for poke_job. */
 void worker_attach(const WorkerArgs *args);
+/* The worker ends normally (its job's state is recorded). */
+void worker_done(const WorkerArgs *args);
 /* Wait up to ms milliseconds; true if a control poked the job meanwhile
  * (then the caller looks at the job's status before going on). */
 bool worker_sleep(const WorkerArgs *args, long ms);

@@ -11,10 +11,11 @@
  *    (worker.cpp); the job's id, database and owner travel in bgw_extra.
  *  - A slot in shared memory per running job lets a control
  *    (pause/resume/cancel) wake the job's worker at once.
- * A worker that ends makes the launcher look at its database again (the
- * next job on the same table may be waiting).  A worker that could not even
- * connect (the owner's connection limit, say) is retried at the next
- * recheck rather than at once.
+ * A worker that ends normally makes the launcher look at its database again
+ * (the next job on the same table may be waiting).  One that ended
+ * otherwise (terminated, an error it could not record) is looked at again
+ * after 10 s, one that could not even connect (the owner's connection
+ * limit, say) after a minute: no loop of restarts.
  */
 #include "backfill.hpp"
 
@@ -58,6 +59,7 @@ struct JobSlot {
     Oid owner;
     Latch *latch;   /* the worker's, once it has connected */
     bool connected; /* the worker got as far as its database */
+    bool clean;     /* ... and ended normally (job done, stopped, or failed and recorded) */
     bool exited;    /* the worker is gone (set at its exit) */
     bool poked;     /* a control changed the job's status */
 };
@@ -286,8 +288,10 @@ void reap_workers(void)
         if (job_handles[i])
             pfree(job_handles[i]);
         job_handles[i] = nullptr;
-        if (s.connected)
-            serve(s.database);
+        if (s.connected && s.clean)
+            serve(s.database); /* the next job on its table may be waiting */
+        else if (s.connected)
+            retry_later(s.database); /* terminated, or an error it could not record */
         else {
             ereport(WARNING,
                     (errmsg("safe_migrate: the worker of backfill job %lld (database %u) could "
@@ -420,6 +424,17 @@ void worker_attach(const WorkerArgs *args)
         s->latch = MyLatch;
         s->connected = true;
     }
+    SpinLockRelease(&shared->mutex);
+}
+
+void worker_done(const WorkerArgs *args)
+{
+    JobSlot *s = slot_of(args);
+    if (s == nullptr)
+        return;
+    SpinLockAcquire(&shared->mutex);
+    if (s->database == args->database && s->job == args->job)
+        s->clean = true;
     SpinLockRelease(&shared->mutex);
 }
 

@@ -597,8 +597,10 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
     bool installed = OidIsValid(get_extension_oid("safe_migrate", true)) && OidIsValid(nsp) &&
                      OidIsValid(get_relname_relid("backfill_jobs", nsp));
     CommitTransactionCommand();
-    if (!installed)
+    if (!installed) {
+        worker_done(&worker_args);
         proc_exit(0);
+    }
 
     job_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate backfill job",
                                     ALLOCSET_DEFAULT_SIZES);
@@ -607,6 +609,7 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
     Job *job = load_job();
     if (job != nullptr)
         run_job(job);
+    worker_done(&worker_args);
     proc_exit(0);
 }
 
