@@ -161,6 +161,9 @@ void owner_end(OwnerCode *oc)
     SetUserIdAndSecContext(oc->saved_user, oc->saved_sec);
 }
 
+void mark(int64 id, const char *assignments, int nargs, Oid *types, Datum *values,
+          const char *nulls);
+
 void pin_search_path(void)
 {
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
@@ -180,7 +183,7 @@ Job *load_job(void)
     SPI_execute_with_args(
         "SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
         "key_operators, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
-        "max_replica_lag FROM safe_migrate.backfill_jobs "
+        "max_replica_lag, relid FROM safe_migrate.backfill_jobs "
         "WHERE id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2 "
         "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[]) FOR UPDATE",
         2, t, v, nullptr, false, 1);
@@ -207,6 +210,16 @@ Job *load_job(void)
         job->throttle.max_rows_per_second = DatumGetInt32(SPI_getbinval(tup, d, 11, &isnull));
         job->throttle.pause_ms = DatumGetInt32(SPI_getbinval(tup, d, 12, &isnull));
         job->max_replica_lag = DatumGetInt64(SPI_getbinval(tup, d, 13, &isnull));
+        /* the table is the one submitted (by OID), under its name of now:
+         * a rename does not send the job to another table of the old name */
+        Oid relid = DatumGetObjectId(SPI_getbinval(tup, d, 14, &isnull));
+        char *relname = get_rel_name(relid);
+        Oid nsp = get_rel_namespace(relid);
+        char *nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : nullptr;
+        if (relname && nspname)
+            job->relation = quote_qualified_identifier(nspname, relname);
+        else
+            job->relation = nullptr;
         MemoryContextSwitchTo(old);
         SPI_execute_with_args("UPDATE safe_migrate.backfill_jobs SET status = 'running', "
                               "started_at = coalesce(started_at, pg_catalog.clock_timestamp()), "
@@ -218,6 +231,15 @@ Job *load_job(void)
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
+    if (job && job->relation == nullptr) {
+        Oid t2[1] = {TEXTOID};
+        Datum v2[1] = {CStringGetTextDatum("the table of the job no longer exists")};
+        mark(job->id,
+             "status = 'failed', last_error = $2, last_sqlstate = '42P01', "
+             "finished_at = pg_catalog.clock_timestamp()",
+             1, t2, v2, nullptr);
+        return nullptr;
+    }
     return job;
 }
 

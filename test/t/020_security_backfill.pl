@@ -303,6 +303,36 @@ $node->safe_psql('postgres',
 	is(job_value($id, 'set_clause'), 'note = m.norm(name)', 'search_path: the stored clause is qualified');
 }
 
+# The table is the one submitted (by OID), whatever its name has become: a
+# look-alike created under the old name is not touched
+as('app', q{
+	CREATE TABLE app.r (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
+	INSERT INTO app.r SELECT g FROM generate_series(1, 50) g;
+});
+{
+	my $id = as('app', q{
+		BEGIN;
+		SELECT migrate_backfill('app.r', 'v = v + 1') AS id \gset
+		SELECT migrate_backfill_pause(:id) \g /dev/null
+		COMMIT;
+		SELECT :id;});
+	# (the safe-DDL policy would rather keep a view under the old name)
+	$node->safe_psql('postgres', q{
+		SET safe_migrate.policy = 'warn';
+		SET client_min_messages = error;
+		ALTER TABLE app.r RENAME TO r_renamed;
+		CREATE TABLE app.r (id int PRIMARY KEY, v int NOT NULL DEFAULT 0);
+		ALTER TABLE app.r OWNER TO app;
+		INSERT INTO app.r SELECT g FROM generate_series(1, 50) g;
+	});
+	as('app', "SELECT migrate_backfill_resume($id)");
+	is(as('app', "SELECT migrate_backfill_wait($id, '3 min')"), 'completed', 'renamed table: the job completes');
+	is(as('app', 'SELECT count(*) FILTER (WHERE v = 1) || \'/\' || count(*) FROM app.r_renamed'),
+		'50/50', 'renamed table: the submitted table was updated under its new name');
+	is(as('app', 'SELECT count(*) FROM app.r WHERE v <> 0'), 0,
+		'renamed table: the look-alike under the old name was not touched');
+}
+
 # ---------------------------------------------------------------------------
 # The worker holds the owner's rights and no more: upd may update app.items,
 # but not read app.secret nor touch any other table
