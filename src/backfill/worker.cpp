@@ -54,6 +54,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "replication/walsender.h"
@@ -448,6 +449,12 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         appendStringInfo(&upd, " AND (%s)", job->where_clause);
     for (int i = 0; i < nk; i++)
         values[next_param - 1 + i] = CStringGetTextDatum(new_last[i]);
+    /* the stored clauses are PostgreSQL's rendering of one assignment list
+     * and one expression (api.cpp); still, never run more than one
+     * statement */
+    if (list_length(raw_parser(upd.data, RAW_PARSE_DEFAULT)) != 1)
+        elog(ERROR, "the batch statement of backfill job %lld is not one statement",
+             (long long) job->id);
     if (SPI_execute_with_args(upd.data, next_param - 1 + nk, types, values, nullptr, false, 0) !=
         SPI_OK_UPDATE)
         elog(ERROR, "could not update %s", job->relation);
