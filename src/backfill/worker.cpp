@@ -617,6 +617,9 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
     /* our own statements: pinned (the owner's code gets the same, in a nest
      * level whose changes are undone after it) */
     pin_search_path();
+    /* a role's default_transaction_read_only must not keep the job from
+     * recording its own progress */
+    SetConfigOption("default_transaction_read_only", "off", PGC_USERSET, PGC_S_SESSION);
     if (RecoveryInProgress())
         proc_exit(0);
 
