@@ -341,6 +341,12 @@ as('app', q{
 	fails_like('upd', q{SELECT migrate_backfill('app.log', 'what = ''x''')},
 		qr/ERROR:  42501: permission denied for table log/,
 		'upd backfilling a table it may not update');
+	# UPDATE alone is not enough: every batch reads the key
+	$node->safe_psql('postgres',
+		'CREATE ROLE upd_only LOGIN; GRANT USAGE ON SCHEMA app TO upd_only; GRANT UPDATE ON app.items TO upd_only');
+	fails_like('upd_only', q{SELECT migrate_backfill('app.items', 'note = NULL')},
+		qr/ERROR:  42501: permission denied for column "id" of table app\.items\nDETAIL:  A backfill reads the key/,
+		'a role with UPDATE but no SELECT on the key');
 	my $id = as('upd', q{SELECT migrate_backfill('app.items', 'note = (SELECT s FROM app.secret LIMIT 1)')});
 	like($id, qr/^\d+$/, 'upd submits a job that reads a table it may not read');
 	fails_like('upd', "SELECT migrate_backfill_wait($id, '3 min')",
