@@ -76,9 +76,61 @@ SELECT migrate_backfill('no_such_table', 'counter = 1');
 SELECT migrate_backfill_pause(999999);
 SELECT migrate_backfill_wait(999999);
 
+-- The set clause is parsed as one assignment list, the where clause as one
+-- expression; nothing else is accepted (the text cannot add statements or
+-- escape its place in the batch statement).
+SELECT migrate_backfill('bf_users', $$counter = counter WHERE false; CREATE FUNCTION bf_evil() RETURNS int LANGUAGE sql AS 'SELECT 1'; UPDATE bf_users SET counter = 2$$);
+SELECT migrate_backfill('bf_users', 'counter = 1 WHERE id = 1');
+SELECT migrate_backfill('bf_users', 'counter = 1 RETURNING id');
+SELECT migrate_backfill('bf_users', 'counter = 1 FROM bf_pairs');
+SELECT migrate_backfill('bf_users', 'counter[1] = 1');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'false) OR (counter = 1');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'true; DROP TABLE bf_users');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'true ORDER BY 1');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'true, false');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'true FROM bf_pairs');
+SELECT migrate_backfill('bf_users', 'counter = 1', 'counter');
+SELECT migrate_backfill('bf_users', 'counter = count(*)');
+-- A key column may not be assigned: the walk would meet the row again.
+SELECT migrate_backfill('bf_users', 'id = id + 100000');
+SELECT migrate_backfill('bf_pairs', 'v = 1, seq = seq + 1');
+-- Names resolve with the submitter's search_path, at submit time, and are
+-- stored qualified: the worker runs bf_m.norm, not public.norm.
+CREATE SCHEMA bf_m;
+CREATE FUNCTION bf_m.norm(text) RETURNS text LANGUAGE sql AS $$SELECT upper($1)$$;
+CREATE FUNCTION public.norm(text) RETURNS text LANGUAGE sql AS $$SELECT lower($1)$$;
+SET search_path = bf_m, public;
+BEGIN;
+SELECT migrate_backfill('bf_users', 'full_name = norm(first_name)', 'norm(last_name) IS NOT NULL') AS job \gset
+SELECT set_clause, where_clause FROM safe_migrate.backfills WHERE id = :job;
+SELECT migrate_backfill_cancel(:job);
+COMMIT;
+RESET search_path;
+DROP SCHEMA bf_m CASCADE;
+DROP FUNCTION public.norm(text);
+-- Bounds of the options.
+SELECT migrate_backfill('bf_users', 'counter = 1', batch_size => 100001);
+SELECT migrate_backfill('bf_users', 'counter = 1', target_batch_ms => 0);
+SELECT migrate_backfill('bf_users', 'counter = 1', target_batch_ms => 60001);
+SELECT migrate_backfill('bf_users', 'counter = 1', max_rows_per_second => -1);
+SELECT migrate_backfill('bf_users', 'counter = 1', pause_ms => 3600001);
+SELECT migrate_backfill('bf_users', 'counter = 1', max_replica_lag => -1);
+-- Temporary objects belong to this session; the worker is another.
+CREATE TEMP TABLE bf_temp (id int PRIMARY KEY, v int);
+SELECT migrate_backfill('bf_temp', 'v = 1');
+CREATE FUNCTION pg_temp.bf_tempf(int) RETURNS int LANGUAGE sql AS $$SELECT $1$$;
+SELECT migrate_backfill('bf_users', 'counter = pg_temp.bf_tempf(counter)');
+DROP TABLE bf_temp;
+
 -- Another role: it may backfill only what it may update, and sees only
 -- its own jobs.
 CREATE ROLE bf_carol;
+CREATE ROLE bf_nologin;
+GRANT UPDATE ON bf_users TO bf_nologin;
+-- A role without LOGIN: no worker could connect as it.
+SET ROLE bf_nologin;
+SELECT migrate_backfill('bf_users', 'counter = 0');
+RESET ROLE;
 GRANT SELECT ON bf_users TO bf_carol;
 SET ROLE bf_carol;
 SELECT migrate_backfill('bf_users', 'counter = 0');
@@ -88,3 +140,5 @@ SELECT * FROM safe_migrate.backfill_jobs;
 RESET ROLE;
 DROP OWNED BY bf_carol;
 DROP ROLE bf_carol;
+DROP OWNED BY bf_nologin;
+DROP ROLE bf_nologin;

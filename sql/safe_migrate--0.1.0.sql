@@ -339,6 +339,11 @@ CREATE EVENT TRIGGER safe_migrate_ddl_command_end ON ddl_command_end
 -- Throttled backfills (need shared_preload_libraries = 'safe_migrate')
 -- ---------------------------------------------------------------------
 
+-- Written only by the extension's own code (as the bootstrap superuser,
+-- fully qualified, search_path pinned): no application role may read or
+-- change a row.  set_clause and where_clause hold the clauses as PostgreSQL
+-- deparsed them at submit time, every name the submitter's search_path
+-- resolved qualified; a job runs in a worker connected as its owner.
 CREATE TABLE safe_migrate.backfill_jobs (
     id                  bigserial PRIMARY KEY,
     relid               oid NOT NULL,
@@ -347,6 +352,8 @@ CREATE TABLE safe_migrate.backfill_jobs (
     where_clause        text,
     key_columns         text[] NOT NULL,
     key_types           text[] NOT NULL,
+    -- the key's comparison operators (>, <=, <), resolved at submit time
+    key_operators       text[] NOT NULL,
     last_key            text[],
     status              text NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled')),

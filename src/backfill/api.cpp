@@ -1,5 +1,19 @@
 /*
  * api.cpp — migrate_backfill() and its controls.
+ *
+ * migrate_backfill checks everything it can while the submitter is there to
+ * see the error: the table (a real, permanent table with a key to walk),
+ * the options (within bounds), that a worker can run as the submitter (a
+ * role with LOGIN that may connect), and the clauses.  The set clause and the
+ * where clause are each parsed by PostgreSQL's parser as exactly one thing
+ * (an assignment list; one expression), analyzed as the submitter with the
+ * submitter's search_path, checked (no key column assigned, no temporary
+ * object referenced), and stored as PostgreSQL deparses them with only
+ * pg_catalog on the search_path: every other name comes out qualified, so
+ * the worker, whose search_path is pinned to pg_catalog, pg_temp, runs
+ * exactly what the submitter meant, and the text it puts into the batch
+ * statement is PostgreSQL's own rendering of one expression, which cannot
+ * change the statement's structure.
  */
 #include "backfill.hpp"
 #include "pg/guard.hpp"
@@ -9,21 +23,33 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/nbtree.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
@@ -32,10 +58,76 @@ namespace safe_migrate::backfill {
 
 namespace {
 
+/* ---- bounds of the options ---- */
+
+struct Bound {
+    const char *name;
+    int64 low;
+    int64 high;
+    const char *meaning;
+};
+
+const Bound kBatchSize = {"batch_size", 1, 100000,
+                          "the number of keys of the first batch (the throttle sizes the "
+                          "next ones)"};
+const Bound kTargetMs = {"target_batch_ms", 1, 60000,
+                         "how long a batch should take, in milliseconds (at most a minute: a "
+                         "batch holds its row locks that long)"};
+const Bound kMaxRate = {"max_rows_per_second", 0, 10000000, "a cap on the rate (0: no cap)"};
+const Bound kPauseMs = {"pause_ms", 0, 3600000,
+                        "the pause between batches, in milliseconds (at most an hour)"};
+const Bound kMaxLag = {"max_replica_lag", 0, INT64CONST(1) << 40,
+                       "bytes of WAL a streaming replica may be behind (0: do not wait for "
+                       "replicas; at most 1 TB)"};
+
+void check_bound(const Bound &b, int64 v)
+{
+    if (v < b.low || v > b.high)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s %lld is out of range", b.name, (long long) v),
+                        errdetail("%s must be between %lld and %lld.", b.name, (long long) b.low,
+                                  (long long) b.high),
+                        errhint("%s is %s.", b.name, b.meaning)));
+}
+
+void refuse_on_standby(const char *what)
+{
+    if (RecoveryInProgress())
+        ereport(ERROR,
+                (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                 errmsg("%s cannot run on a standby", what),
+                 errdetail("This server is in recovery: backfills change tables, and their "
+                           "workers run on the primary."),
+                 errhint("Connect to the primary server and call %s there.", what)));
+}
+
+/* ---- the key a job walks ---- */
+
+struct WalkKey {
+    List *columns;      /* quoted names */
+    List *types;        /* qualified type names */
+    Bitmapset *attnums; /* of the key columns */
+    char *ops[3];       /* OPERATOR(schema.op) for >, <=, < of the index's opclasses */
+    bool mixed_ops;     /* the key columns' operators are not the same qualified names */
+};
+
+char *qualified_operator(Oid opno)
+{
+    HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+    if (!HeapTupleIsValid(tup))
+        elog(ERROR, "cache lookup failed for operator %u", opno);
+    Form_pg_operator op = (Form_pg_operator) GETSTRUCT(tup);
+    char *name = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(op->oprnamespace)),
+                          NameStr(op->oprname));
+    ReleaseSysCache(tup);
+    return name;
+}
+
 /* The columns of the primary key, or of a unique index on NOT NULL columns
  * without expressions or predicate: what a batch can be walked by. */
-bool walk_key(Relation rel, List **columns, List **types)
+bool walk_key(Relation rel, WalkKey *key)
 {
+    memset(key, 0, sizeof(*key));
     List *indexes = RelationGetIndexList(rel);
     Oid chosen = RelationGetPrimaryKeyIndex(rel);
     ListCell *lc;
@@ -64,36 +156,386 @@ bool walk_key(Relation rel, List **columns, List **types)
         return false;
     HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(chosen));
     Form_pg_index form = (Form_pg_index) GETSTRUCT(tup);
+    bool isnull;
+    oidvector *classes =
+        (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull));
+    const int strategies[3] = {BTGreaterStrategyNumber, BTLessEqualStrategyNumber,
+                               BTLessStrategyNumber};
     for (int i = 0; i < form->indnkeyatts; i++) {
-        Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), form->indkey.values[i] - 1);
-        *columns = lappend(*columns, (void *) quote_identifier(NameStr(att->attname)));
-        *types = lappend(*types, format_type_be_qualified(att->atttypid));
+        AttrNumber attno = form->indkey.values[i];
+        Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
+        key->columns = lappend(key->columns, (void *) quote_identifier(NameStr(att->attname)));
+        key->types = lappend(key->types, format_type_be_qualified(att->atttypid));
+        key->attnums = bms_add_member(key->attnums, attno);
+        Oid family = get_opclass_family(classes->values[i]);
+        Oid intype = get_opclass_input_type(classes->values[i]);
+        for (int s = 0; s < 3; s++) {
+            Oid opno = get_opfamily_member(family, intype, intype, strategies[s]);
+            if (!OidIsValid(opno))
+                elog(ERROR, "operator family %u has no operator of strategy %d for type %u",
+                     family, strategies[s], intype);
+            char *name = qualified_operator(opno);
+            if (i == 0)
+                key->ops[s] = name;
+            else if (strcmp(key->ops[s], name) != 0)
+                key->mixed_ops = true;
+        }
     }
     ReleaseSysCache(tup);
     return true;
 }
 
-/* Wake the launcher when the transaction that queued work commits: before,
- * a worker would not see the job yet. */
+/* ---- the clauses ---- */
+
+/* Re-raise an error of the parser or of parse analysis without its cursor
+ * position (which points into our statement, not into the caller's query),
+ * saying which backfill it is about. */
+void reraise(MemoryContext cxt, const char *what)
+{
+    MemoryContextSwitchTo(cxt);
+    ErrorData *ed = CopyErrorData();
+    FlushErrorState();
+    ed->cursorpos = 0;
+    ed->internalpos = 0;
+    ed->internalquery = nullptr;
+    ed->context = pstrdup(what);
+    ThrowErrorData(ed);
+}
+
+List *parse_guarded(const char *sql, const char *what)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    List *volatile result = NIL;
+    PG_TRY();
+    {
+        result = raw_parser(sql, RAW_PARSE_DEFAULT);
+    }
+    PG_CATCH();
+    {
+        reraise(cxt, what);
+    }
+    PG_END_TRY();
+    return result;
+}
+
+Query *analyze_guarded(RawStmt *raw, const char *sql, const char *relation)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    Query *volatile result = nullptr;
+    PG_TRY();
+    {
+        result = parse_analyze_fixedparams(raw, sql, nullptr, 0, nullptr);
+    }
+    PG_CATCH();
+    {
+        reraise(cxt, psprintf("the clauses of a backfill of %s", relation));
+    }
+    PG_END_TRY();
+    return result;
+}
+
+[[noreturn]] void refuse_set_clause(const char *why)
+{
+    ereport(ERROR,
+            (errcode(ERRCODE_SYNTAX_ERROR),
+             errmsg("set_clause of a backfill must be one list of column assignments"),
+             errdetail("%s", why),
+             errhint("Write it as after UPDATE ... SET: column = expression, column = "
+                     "expression; the rows to update go in where_clause.")));
+    pg_unreachable();
+}
+
+[[noreturn]] void refuse_where_clause(const char *why)
+{
+    ereport(ERROR,
+            (errcode(ERRCODE_SYNTAX_ERROR),
+             errmsg("where_clause of a backfill must be one boolean expression"), errdetail("%s", why),
+             errhint("Write it as after WHERE, for example: full_name IS NULL AND id > 100.")));
+    pg_unreachable();
+}
+
+/* The set clause, parsed as exactly "UPDATE rel SET <assignments>". */
+UpdateStmt *parse_set_clause(const char *relation, const char *set_clause)
+{
+    List *stmts = parse_guarded(psprintf("UPDATE %s SET %s", relation, set_clause),
+                                psprintf("set_clause of a backfill of %s", relation));
+    if (list_length(stmts) != 1)
+        refuse_set_clause("It holds more than one statement.");
+    Node *stmt = linitial_node(RawStmt, stmts)->stmt;
+    if (!IsA(stmt, UpdateStmt))
+        refuse_set_clause("It is not an assignment list.");
+    UpdateStmt *upd = (UpdateStmt *) stmt;
+    if (upd->whereClause)
+        refuse_set_clause("It has a WHERE clause.");
+    if (upd->fromClause)
+        refuse_set_clause("It has a FROM clause.");
+    if (upd->returningList)
+        refuse_set_clause("It has a RETURNING clause.");
+    if (upd->withClause)
+        refuse_set_clause("It has a WITH clause.");
+    ListCell *lc;
+    foreach (lc, upd->targetList) {
+        ResTarget *rt = lfirst_node(ResTarget, lc);
+        if (rt->indirection)
+            refuse_set_clause(psprintf("It assigns part of column \"%s\" (a subscript or a field): "
+                                       "a backfill assigns whole columns.",
+                                       rt->name));
+        if (IsA(rt->val, MultiAssignRef) && IsA(((MultiAssignRef *) rt->val)->source, SubLink))
+            refuse_set_clause("It assigns several columns from one subquery: assign each "
+                              "column on its own.");
+    }
+    return upd;
+}
+
+/* The where clause, parsed as exactly "SELECT <expression>". */
+Node *parse_where_clause(const char *relation, const char *where_clause)
+{
+    List *stmts = parse_guarded(psprintf("SELECT %s", where_clause),
+                                psprintf("where_clause of a backfill of %s", relation));
+    if (list_length(stmts) != 1)
+        refuse_where_clause("It holds more than one statement.");
+    Node *stmt = linitial_node(RawStmt, stmts)->stmt;
+    if (!IsA(stmt, SelectStmt))
+        refuse_where_clause("It is not an expression.");
+    SelectStmt *sel = (SelectStmt *) stmt;
+    if (sel->op != SETOP_NONE || sel->valuesLists || sel->withClause)
+        refuse_where_clause("It is a query, not an expression.");
+    if (list_length(sel->targetList) != 1)
+        refuse_where_clause("It holds more than one expression.");
+    if (sel->distinctClause || sel->intoClause || sel->fromClause || sel->whereClause ||
+        sel->groupClause || sel->havingClause || sel->windowClause || sel->sortClause ||
+        sel->limitOffset || sel->limitCount || sel->lockingClause)
+        refuse_where_clause("It has clauses of a query after the expression.");
+    ResTarget *rt = linitial_node(ResTarget, sel->targetList);
+    if (rt->name || rt->indirection)
+        refuse_where_clause("It names its result.");
+    if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+        refuse_where_clause("It is a \"*\", not an expression.");
+    return rt->val;
+}
+
+bool in_temp_namespace(Oid nsp) { return OidIsValid(nsp) && isAnyTempNamespace(nsp); }
+
+Oid type_namespace(Oid type)
+{
+    HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+    if (!HeapTupleIsValid(tup))
+        return InvalidOid;
+    Oid nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+    ReleaseSysCache(tup);
+    return nsp;
+}
+
+Oid operator_namespace(Oid opno)
+{
+    HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+    if (!HeapTupleIsValid(tup))
+        return InvalidOid;
+    Oid nsp = ((Form_pg_operator) GETSTRUCT(tup))->oprnamespace;
+    ReleaseSysCache(tup);
+    return nsp;
+}
+
+/* Does the analyzed clause use an object of a temporary schema (this
+ * session's or another's)?  The worker runs in another session: it would
+ * find another session's object, or none. */
+bool uses_temp_walker(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    if (IsA(node, Query))
+        return query_tree_walker((Query *) node, (bool (*)()) (void (*)(void)) uses_temp_walker, context,
+                                 QTW_EXAMINE_RTES_BEFORE);
+    if (IsA(node, RangeTblEntry)) {
+        RangeTblEntry *rte = (RangeTblEntry *) node;
+        return rte->rtekind == RTE_RELATION && in_temp_namespace(get_rel_namespace(rte->relid));
+    }
+    bool temp = false;
+    switch (nodeTag(node)) {
+    case T_FuncExpr:
+        temp = in_temp_namespace(get_func_namespace(((FuncExpr *) node)->funcid));
+        break;
+    case T_OpExpr:
+    case T_DistinctExpr:
+    case T_NullIfExpr:
+        temp = in_temp_namespace(operator_namespace(((OpExpr *) node)->opno));
+        break;
+    case T_ScalarArrayOpExpr:
+        temp = in_temp_namespace(operator_namespace(((ScalarArrayOpExpr *) node)->opno));
+        break;
+    default:
+        break;
+    }
+    if (!temp && (IsA(node, Const) || IsA(node, FuncExpr) || IsA(node, OpExpr) ||
+                  IsA(node, CoerceToDomain) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
+                  IsA(node, ArrayCoerceExpr) || IsA(node, RowExpr) || IsA(node, ConvertRowtypeExpr) ||
+                  IsA(node, Var) || IsA(node, ArrayExpr) || IsA(node, CaseExpr)))
+        temp = in_temp_namespace(type_namespace(exprType(node)));
+    if (temp)
+        return true;
+    return expression_tree_walker(node, (bool (*)()) (void (*)(void)) uses_temp_walker, context);
+}
+
+/* Set search_path to pg_catalog, pg_temp until restore_search_path(nest). */
+int pin_search_path(void)
+{
+    int nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    return nest;
+}
+
+void restore_search_path(int nest) { AtEOXact_GUC(false, nest); }
+
+struct Clauses {
+    char *set_clause;   /* deparsed, qualified */
+    char *where_clause; /* deparsed, qualified; NULL for none */
+};
+
+/* Parse, analyze (as the submitter, with the submitter's search_path),
+ * check and deparse the clauses. */
+Clauses normalize_clauses(Relation rel, const char *relation, const char *set_clause,
+                          const char *where_clause, const WalkKey *key)
+{
+    UpdateStmt *upd = parse_set_clause(relation, set_clause);
+    if (where_clause)
+        upd->whereClause = parse_where_clause(relation, where_clause);
+    RawStmt *raw = makeNode(RawStmt);
+    raw->stmt = (Node *) upd;
+    raw->stmt_location = -1;
+    char *text = psprintf("UPDATE %s SET %s%s%s", relation, set_clause,
+                          where_clause ? " WHERE " : "", where_clause ? where_clause : "");
+    Query *q = analyze_guarded(raw, text, relation);
+    if (q->commandType != CMD_UPDATE || q->hasAggs || q->hasWindowFuncs || q->hasTargetSRFs ||
+        q->hasModifyingCTE || q->cteList || list_length(q->rtable) != 1)
+        refuse_set_clause("It is not a plain assignment list.");
+    if (uses_temp_walker((Node *) q, nullptr))
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("the clauses of a backfill of %s use a temporary object", relation),
+                 errdetail("A backfill runs in a background worker, another session, which "
+                           "cannot see this session's temporary tables, types or functions."),
+                 errhint("Use permanent objects in the clauses.")));
+
+    /* deparse with only pg_catalog on the search_path: every other name
+     * comes out qualified */
+    int nest = pin_search_path();
+    List *context = deparse_context_for(RelationGetRelationName(rel), RelationGetRelid(rel));
+    StringInfoData set;
+    initStringInfo(&set);
+    ListCell *lc;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = lfirst_node(TargetEntry, lc);
+        if (tle->resjunk)
+            continue;
+        if (bms_is_member(tle->resno, key->attnums)) {
+            restore_search_path(nest);
+            char *column = get_attname(RelationGetRelid(rel), tle->resno, false);
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("set_clause of a backfill of %s must not assign key column \"%s\"",
+                            relation, column),
+                     errdetail("The backfill walks the table by this key: a row whose key changes "
+                               "is met again, batch after batch, or skipped."),
+                     errhint("Change the key in a migration of its own; a backfill updates the "
+                             "other columns.")));
+        }
+        appendStringInfo(&set, "%s%s = %s", set.len ? ", " : "",
+                         quote_identifier(get_attname(RelationGetRelid(rel), tle->resno, false)),
+                         deparse_expression((Node *) tle->expr, context, false, false));
+    }
+    Clauses out;
+    out.set_clause = set.data;
+    out.where_clause = q->jointree->quals
+                           ? deparse_expression(q->jointree->quals, context, false, false)
+                           : nullptr;
+    restore_search_path(nest);
+    return out;
+}
+
+/* The statements the worker will run, prepared now as the submitter with
+ * the worker's search_path: what was deparsed must mean the same there. */
+void check_batch_statements(const char *relation, const Clauses *c, const WalkKey *key)
+{
+    StringInfoData keys, params, order;
+    initStringInfo(&keys);
+    initStringInfo(&params);
+    initStringInfo(&order);
+    int n = list_length(key->columns);
+    Oid *types = (Oid *) palloc(sizeof(Oid) * (2 * n + 1));
+    for (int i = 0; i < n; i++) {
+        const char *col = (const char *) list_nth(key->columns, i);
+        appendStringInfo(&keys, "%s%s", i ? ", " : "", col);
+        appendStringInfo(&params, "%s$%d::%s", i ? ", " : "", i + 1,
+                         (const char *) list_nth(key->types, i));
+        appendStringInfo(&order, "%s%s USING %s", i ? ", " : "", col, key->ops[2]);
+        types[i] = TEXTOID;
+    }
+    char *select = psprintf("SELECT %s FROM %s WHERE ROW(%s) %s ROW(%s) ORDER BY %s LIMIT 1",
+                            keys.data, relation, keys.data, key->ops[0], params.data, order.data);
+    char *update = psprintf("UPDATE %s SET %s WHERE ROW(%s) %s ROW(%s)%s%s%s", relation,
+                            c->set_clause, keys.data, key->ops[1], params.data,
+                            c->where_clause ? " AND (" : "", c->where_clause ? c->where_clause : "",
+                            c->where_clause ? ")" : "");
+    /* one statement, as built */
+    if (list_length(raw_parser(update, RAW_PARSE_DEFAULT)) != 1)
+        elog(ERROR, "the backfill statement of %s is not one statement", relation);
+    int nest = pin_search_path();
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    if (SPI_prepare(select, n, types) == nullptr || SPI_prepare(update, n, types) == nullptr)
+        elog(ERROR, "could not prepare the backfill statements of %s", relation);
+    SPI_finish();
+    restore_search_path(nest);
+}
+
+/* At commit of the transaction that queued work or changed a job's status:
+ * wake the launcher (before, a scout would not see the job) and the
+ * workers of the jobs whose status changed (a worker sleeping between
+ * batches looks at its job at once). */
 bool wake_at_commit = false;
 bool callback_registered = false;
+constexpr int kMaxPokes = 64;
+int64 pokes[kMaxPokes];
+int n_pokes = 0;
 
 void on_xact(XactEvent event, void *)
 {
-    if (event == XACT_EVENT_COMMIT && wake_at_commit)
-        wake_launcher(MyDatabaseId);
+    if (event == XACT_EVENT_COMMIT) {
+        if (wake_at_commit)
+            wake_launcher(MyDatabaseId);
+        for (int i = 0; i < n_pokes; i++)
+            poke_job(MyDatabaseId, pokes[i]);
+    }
     if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+        event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
         wake_at_commit = false;
+        n_pokes = 0;
+    }
 }
 
-void wake_after_commit(void)
+void register_callback(void)
 {
     if (!callback_registered) {
         RegisterXactCallback(on_xact, nullptr);
         callback_registered = true;
     }
+}
+
+void wake_after_commit(void)
+{
+    register_callback();
     wake_at_commit = true;
+}
+
+void poke_after_commit(int64 id)
+{
+    register_callback();
+    for (int i = 0; i < n_pokes; i++)
+        if (pokes[i] == id)
+            return;
+    if (n_pokes < kMaxPokes) /* else the worker sees it at its next batch */
+        pokes[n_pokes++] = id;
 }
 
 Datum list_to_text_array(List *items)
@@ -105,6 +547,34 @@ Datum list_to_text_array(List *items)
     return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/* A job worker connects as the submitter: can it? */
+void check_worker_can_connect(Oid role)
+{
+    HeapTuple tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+    if (!HeapTupleIsValid(tup))
+        elog(ERROR, "cache lookup failed for role %u", role);
+    Form_pg_authid form = (Form_pg_authid) GETSTRUCT(tup);
+    bool can_login = form->rolcanlogin;
+    char *name = pstrdup(NameStr(form->rolname));
+    ReleaseSysCache(tup);
+    if (!can_login)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("role \"%s\" cannot log in, so no backfill worker can run as it", name),
+                 errdetail("A backfill runs in a background worker connected as the role that "
+                           "submits it (the current role), with that role's rights and no more."),
+                 errhint("Submit the backfill as a role with LOGIN that may update the table.")));
+    if (pg_database_aclcheck(MyDatabaseId, role, ACL_CONNECT) != ACLCHECK_OK)
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("role \"%s\" may not connect to database \"%s\", so no backfill "
+                        "worker can run as it",
+                        name, get_database_name(MyDatabaseId)),
+                 errdetail("A backfill runs in a background worker connected as the role that "
+                           "submits it."),
+                 errhint("GRANT CONNECT ON DATABASE to the role, or submit as another role.")));
+}
+
 /* The job's owner, if the caller may see and control it. */
 Oid job_owner_checked(int64 id, const char *what)
 {
@@ -114,8 +584,9 @@ Oid job_owner_checked(int64 id, const char *what)
     pg::elevate(&e);
     Oid t[1] = {INT8OID};
     Datum v[1] = {Int64GetDatum(id)};
-    SPI_execute_with_args("SELECT owner FROM safe_migrate.backfill_jobs WHERE id = $1", 1, t, v,
-                          nullptr, false, 1);
+    SPI_execute_with_args("SELECT owner FROM safe_migrate.backfill_jobs "
+                          "WHERE id OPERATOR(pg_catalog.=) $1",
+                          1, t, v, nullptr, false, 1);
     pg::unelevate(&e);
     bool found = SPI_processed == 1;
     bool isnull;
@@ -140,18 +611,25 @@ char *set_status(int64 id, const char *from, const char *to, const char *rule)
     pg::elevate(&e);
     Oid t[1] = {INT8OID};
     Datum v[1] = {Int64GetDatum(id)};
-    char *sql = psprintf("UPDATE safe_migrate.backfill_jobs SET status = '%s', updated_at = now()%s "
-                         "WHERE id = $1 AND status IN (%s) RETURNING status",
-                         to, strcmp(to, "cancelled") == 0 ? ", finished_at = now()" : "", from);
+    char *sql = psprintf("UPDATE safe_migrate.backfill_jobs SET status = '%s', "
+                         "updated_at = pg_catalog.now()%s "
+                         "WHERE id OPERATOR(pg_catalog.=) $1 "
+                         "AND status OPERATOR(pg_catalog.=) ANY ('{%s}'::pg_catalog.text[]) "
+                         "RETURNING status",
+                         to, strcmp(to, "cancelled") == 0 ? ", finished_at = pg_catalog.now()" : "",
+                         from);
     SPI_execute_with_args(sql, 1, t, v, nullptr, false, 0);
     bool changed = SPI_processed == 1;
-    SPI_execute_with_args("SELECT status FROM safe_migrate.backfill_jobs WHERE id = $1", 1, t, v,
-                          nullptr, false, 1);
+    SPI_execute_with_args("SELECT status FROM safe_migrate.backfill_jobs "
+                          "WHERE id OPERATOR(pg_catalog.=) $1",
+                          1, t, v, nullptr, false, 1);
     char *status = SPI_processed == 1
                        ? pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))
                        : pstrdup("unknown");
     pg::unelevate(&e);
     SPI_finish();
+    if (changed)
+        poke_after_commit(id);
     if (!changed)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("backfill job %lld is %s", (long long) id, status),
@@ -179,6 +657,7 @@ SM_ENTRY(migrate_backfill)
                            "the server manages."),
                  errhint("Add safe_migrate to shared_preload_libraries in postgresql.conf and "
                          "restart the server.")));
+    refuse_on_standby("migrate_backfill");
     for (int i = 0; i < 2; i++)
         if (PG_ARGISNULL(i))
             ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -191,16 +670,17 @@ SM_ENTRY(migrate_backfill)
     int max_rate = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
     int pause_ms = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
     int64 max_lag = PG_ARGISNULL(7) ? 16 * 1024 * 1024 : PG_GETARG_INT64(7);
-    if (batch_size < 1 || target_ms < 1 || max_rate < 0 || pause_ms < 0 || max_lag < 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("invalid backfill options"),
-                        errdetail("batch_size and target_batch_ms must be positive; "
-                                  "max_rows_per_second, pause_ms and max_replica_lag must not be "
-                                  "negative.")));
+    check_bound(kBatchSize, batch_size);
+    check_bound(kTargetMs, target_ms);
+    check_bound(kMaxRate, max_rate);
+    check_bound(kPauseMs, pause_ms);
+    check_bound(kMaxLag, max_lag);
 
     /* the submitter must be able to do it: UPDATE on the table */
     if (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+    /* and the worker must be able to run as the submitter */
+    check_worker_can_connect(GetUserId());
 
     Relation rel = table_open(relid, AccessShareLock);
     char *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
@@ -208,16 +688,17 @@ SM_ENTRY(migrate_backfill)
     if (rel->rd_rel->relkind != RELKIND_RELATION && rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("\"%s\" is not a table", name)));
-    List *columns = NIL, *types = NIL;
-    bool has_key = walk_key(rel, &columns, &types);
-    table_close(rel, AccessShareLock);
-    /* the same size estimate the policy uses: statistics scaled to the
-     * table's size on disk, so a never-analyzed table gets one too */
-    safe_migrate::pg::PolicyFacts size;
-    memset(&size, 0, sizeof(size));
-    policy::table_facts(relid, name, &size);
-    double reltuples = size.rows;
-    if (!has_key)
+    if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("cannot backfill temporary table \"%s\"", RelationGetRelationName(rel)),
+                 errdetail("A backfill runs in a background worker, another session, which "
+                           "cannot see this session's temporary tables."),
+                 errhint("Update a temporary table directly with UPDATE.")));
+    WalkKey key;
+    bool has_key = walk_key(rel, &key);
+    if (!has_key) {
+        table_close(rel, AccessShareLock);
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("table %s has no key to walk in batches", name),
@@ -226,32 +707,60 @@ SM_ENTRY(migrate_backfill)
                  errhint("Add one first: CREATE UNIQUE INDEX CONCURRENTLY ... then ALTER TABLE %s "
                          "ADD PRIMARY KEY USING INDEX ...",
                          name)));
+    }
+    /* a batch reads the keys: the submitter must be able to */
+    {
+        int i = -1;
+        while ((i = bms_next_member(key.attnums, i)) >= 0)
+            if (pg_attribute_aclcheck(relid, (AttrNumber) i, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+                pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+                ereport(ERROR,
+                        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                         errmsg("permission denied for column \"%s\" of table %s",
+                                get_attname(relid, (AttrNumber) i, false), name),
+                         errdetail("A backfill reads the key of the table it walks."),
+                         errhint("GRANT SELECT (%s) ON %s to the role that submits it.",
+                                 get_attname(relid, (AttrNumber) i, false), name)));
+    }
+    if (key.mixed_ops)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("the key columns of %s compare with operators of different schemas", name),
+                 errdetail("A backfill compares the whole key at once (a row comparison), which "
+                           "needs one operator name for every key column."),
+                 errhint("Backfill by a key whose column types compare with the same operators.")));
+    /* the clauses: one assignment list, one expression, as the submitter
+     * meant them (see the file header) */
+    Clauses clauses = normalize_clauses(rel, name, set_clause, where_clause, &key);
+    table_close(rel, AccessShareLock);
+    check_batch_statements(name, &clauses, &key);
 
-    /* the statement must make sense now, as the submitter: prepare it */
-    if (SPI_connect() != SPI_OK_CONNECT)
-        elog(ERROR, "SPI_connect failed");
-    char *probe = psprintf("UPDATE %s SET %s WHERE false AND (%s)", name, set_clause,
-                           where_clause ? where_clause : "true");
-    if (SPI_prepare(probe, 0, nullptr) == nullptr)
-        elog(ERROR, "could not prepare the backfill statement");
-    SPI_finish();
+    /* the same size estimate the policy uses: statistics scaled to the
+     * table's size on disk, so a never-analyzed table gets one too */
+    safe_migrate::pg::PolicyFacts size;
+    memset(&size, 0, sizeof(size));
+    policy::table_facts(relid, name, &size);
+    double reltuples = size.rows;
 
+    List *ops = NIL;
+    for (int i = 0; i < 3; i++)
+        ops = lappend(ops, key.ops[i]);
     pg::Elevation e;
     SPI_connect();
     pg::elevate(&e);
-    Oid t[13] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
-                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID};
-    Datum v[13];
-    char nulls[14] = "             ";
+    Oid t[14] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID};
+    Datum v[14];
+    char nulls[15] = "              ";
     v[0] = ObjectIdGetDatum(relid);
     v[1] = CStringGetTextDatum(name);
-    v[2] = CStringGetTextDatum(set_clause);
-    if (where_clause)
-        v[3] = CStringGetTextDatum(where_clause);
+    v[2] = CStringGetTextDatum(clauses.set_clause);
+    if (clauses.where_clause)
+        v[3] = CStringGetTextDatum(clauses.where_clause);
     else
         nulls[3] = 'n';
-    v[4] = list_to_text_array(columns);
-    v[5] = list_to_text_array(types);
+    v[4] = list_to_text_array(key.columns);
+    v[5] = list_to_text_array(key.types);
     v[6] = ObjectIdGetDatum(e.saved_user);
     v[7] = Int32GetDatum(batch_size);
     v[8] = Int32GetDatum(target_ms);
@@ -262,12 +771,13 @@ SM_ENTRY(migrate_backfill)
         v[12] = Int64GetDatum((int64) reltuples);
     else
         nulls[12] = 'n';
+    v[13] = list_to_text_array(ops);
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "
-            "pause_ms, max_replica_lag, estimated_total) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-            "$9, $10, $11, $12, $13) RETURNING id",
-            13, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            "pause_ms, max_replica_lag, estimated_total, key_operators) VALUES ($1, $2, $3, $4, "
+            "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            14, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "could not record the backfill job");
     bool isnull;
     int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -279,17 +789,20 @@ SM_ENTRY(migrate_backfill)
 
 SM_ENTRY(migrate_backfill_pause)
 {
+    refuse_on_standby("migrate_backfill_pause");
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_pause");
-    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running'", "paused",
+    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "queued,running", "paused",
                                                  "Only a queued or running job can be paused.")));
 }
 
 SM_ENTRY(migrate_backfill_resume)
 {
+    refuse_on_standby("migrate_backfill_resume");
     int64 id = PG_GETARG_INT64(0);
-    (void) job_owner_checked(id, "migrate_backfill_resume");
-    char *status = set_status(id, "'paused', 'failed'", "running",
+    Oid owner = job_owner_checked(id, "migrate_backfill_resume");
+    check_worker_can_connect(owner);
+    char *status = set_status(id, "paused,failed", "running",
                               "Only a paused or failed job can be resumed.");
     wake_after_commit();
     PG_RETURN_TEXT_P(cstring_to_text(status));
@@ -297,9 +810,10 @@ SM_ENTRY(migrate_backfill_resume)
 
 SM_ENTRY(migrate_backfill_cancel)
 {
+    refuse_on_standby("migrate_backfill_cancel");
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_cancel");
-    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "'queued', 'running', 'paused', 'failed'", "cancelled",
+    PG_RETURN_TEXT_P(cstring_to_text(set_status(id, "queued,running,paused,failed", "cancelled",
                                                  "A completed or cancelled job cannot be cancelled.")));
 }
 
@@ -329,7 +843,8 @@ SM_ENTRY(migrate_backfill_wait)
         pg::elevate(&e);
         Oid t[1] = {INT8OID};
         Datum v[1] = {Int64GetDatum(id)};
-        SPI_execute_with_args("SELECT status, last_error FROM safe_migrate.backfill_jobs WHERE id = $1",
+        SPI_execute_with_args("SELECT status, last_error FROM safe_migrate.backfill_jobs "
+                              "WHERE id OPERATOR(pg_catalog.=) $1",
                               1, t, v, nullptr, false, 1);
         char *status = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
         char *error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);

@@ -1,13 +1,21 @@
 /*
  * launcher.cpp — the backfill launcher and its shared memory.
  *
- * The launcher connects to no database.  At start (server start, restart
- * after a crash) it starts a worker for every database that accepts
- * connections: a worker with nothing to do exits at once, one with jobs left
- * 'running' by a crash resumes them.  Afterwards migrate_backfill() wakes it
- * with the database's OID.  Workers notify it when they exit; it restarts a
- * worker whose database was woken meanwhile, and rechecks every database now
- * and then so that no job is forgotten.
+ * The launcher connects to no database: it dispatches.
+ *  - A database may have jobs to run (server start, a submission or resume
+ *    committed there, a job worker's end, a periodic recheck): it starts
+ *    that database's scout (scout.cpp), which reads the job table and
+ *    reports the jobs that should run.
+ *  - For each reported job that has no worker yet it starts one, a dynamic
+ *    background worker connected to the job's database as the job's owner
+ *    (worker.cpp); the job's id, database and owner travel in bgw_extra.
+ *  - A slot in shared memory per running job lets a control
+ *    (pause/resume/cancel) wake the job's worker at once.
+ * A worker that ends normally makes the launcher look at its database again
+ * (the next job on the same table may be waiting).  One that ended
+ * otherwise (terminated, an error it could not record) is looked at again
+ * after 10 s, one that could not even connect (the owner's connection
+ * limit, say) after a minute: no loop of restarts.
  */
 #include "backfill.hpp"
 
@@ -40,14 +48,37 @@ namespace {
 
 constexpr int kMaxWakeups = 64;
 constexpr int kMaxDatabases = 256;
+constexpr int kMaxJobs = 64;      /* jobs running at once, in the whole cluster */
+constexpr int kMaxReports = 256;
 constexpr long kRecheckMs = 60 * 1000;
+constexpr long kRetryMs = 10 * 1000; /* no slot for a worker: look again after */
+
+struct JobSlot {
+    Oid database; /* InvalidOid: free (set and cleared by the launcher) */
+    int64 job;
+    Oid owner;
+    Latch *latch;   /* the worker's, once it has connected */
+    bool connected; /* the worker got as far as its database */
+    bool clean;     /* ... and ended normally (job done, stopped, or failed and recorded) */
+    bool exited;    /* the worker is gone (set at its exit) */
+    bool poked;     /* a control changed the job's status */
+};
+
+struct Report {
+    Oid database;
+    int64 job;
+    Oid owner;
+};
 
 struct Shared {
     slock_t mutex;
     Latch *launcher_latch;
-    bool overflow; /* too many wakeups: recheck every database */
+    bool overflow; /* too many wakeups or reports: recheck every database */
     int n_wakeups;
     Oid wakeups[kMaxWakeups];
+    int n_reports;
+    Report reports[kMaxReports];
+    JobSlot slots[kMaxJobs];
 };
 
 Shared *shared = nullptr;
@@ -75,73 +106,90 @@ void startup_shmem(void)
     LWLockRelease(AddinShmemInitLock);
 }
 
-struct Served {
+/* ---- the launcher's own state ---- */
+
+struct Scout {
     Oid database;
     BackgroundWorkerHandle *handle;
-    bool woken; /* woken while its worker ran: start another when it ends */
+    bool woken;          /* woken while its scout ran: start another when it ends */
+    TimestampTz retry_at; /* 0, or when to look at the database again */
 };
 
-Served served[kMaxDatabases];
-int n_served = 0;
+Scout scouts[kMaxDatabases];
+int n_scouts = 0;
+BackgroundWorkerHandle *job_handles[kMaxJobs];
 
-Served *served_for(Oid db)
+Scout *scout_for(Oid db)
 {
-    for (int i = 0; i < n_served; i++)
-        if (served[i].database == db)
-            return &served[i];
-    if (n_served == kMaxDatabases)
+    for (int i = 0; i < n_scouts; i++)
+        if (scouts[i].database == db)
+            return &scouts[i];
+    if (n_scouts == kMaxDatabases)
         return nullptr;
-    Served *s = &served[n_served++];
+    Scout *s = &scouts[n_scouts++];
     s->database = db;
     s->handle = nullptr;
     s->woken = false;
+    s->retry_at = 0;
     return s;
 }
 
-bool running(Served *s)
+bool running(BackgroundWorkerHandle *handle)
 {
     pid_t pid;
-    return s->handle != nullptr &&
-           GetBackgroundWorkerPid(s->handle, &pid) != BGWH_STOPPED;
+    return handle != nullptr && GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED;
 }
 
-void start_worker(Served *s)
+void fill_worker(BackgroundWorker *worker, const char *function)
+{
+    memset(worker, 0, sizeof(*worker));
+    worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker->bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(worker->bgw_library_name, BGW_MAXLEN, "safe_migrate");
+    snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+    worker->bgw_notify_pid = MyProcPid;
+}
+
+void retry_later(Oid db)
+{
+    Scout *s = scout_for(db);
+    if (s && s->retry_at == 0)
+        s->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kRetryMs);
+}
+
+void start_scout(Scout *s)
 {
     BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "safe_migrate");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "safe_migrate_backfill_worker_main");
-    snprintf(worker.bgw_name, BGW_MAXLEN, "safe_migrate backfill worker for database %u",
+    fill_worker(&worker, "safe_migrate_backfill_scout_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "safe_migrate backfill scout for database %u",
              s->database);
-    snprintf(worker.bgw_type, BGW_MAXLEN, "safe_migrate backfill");
+    snprintf(worker.bgw_type, BGW_MAXLEN, "safe_migrate backfill scout");
     worker.bgw_main_arg = ObjectIdGetDatum(s->database);
-    worker.bgw_notify_pid = MyProcPid;
     if (s->handle)
         pfree(s->handle);
     s->handle = nullptr;
     if (!RegisterDynamicBackgroundWorker(&worker, &s->handle)) {
-        ereport(WARNING, (errmsg("safe_migrate: no background worker slot for the backfill of "
-                                 "database %u; retrying later",
+        ereport(WARNING, (errmsg("safe_migrate: no background worker slot to look for the "
+                                 "backfills of database %u; retrying later",
                                  s->database),
                           errhint("Raise max_worker_processes.")));
         s->handle = nullptr;
-        s->woken = true;
+        s->woken = false;
+        retry_later(s->database);
     } else
         s->woken = false;
 }
 
 void serve(Oid db)
 {
-    Served *s = served_for(db);
+    Scout *s = scout_for(db);
     if (s == nullptr)
         return;
-    if (running(s))
+    if (running(s->handle))
         s->woken = true;
     else
-        start_worker(s);
+        start_scout(s);
 }
 
 void serve_all_databases(void)
@@ -164,6 +212,122 @@ void serve_all_databases(void)
     ListCell *lc;
     foreach (lc, dbs)
         serve(lfirst_oid(lc));
+}
+
+/* A reported job: start its worker unless it has one. */
+void start_job(const Report *r)
+{
+    int free_slot = -1;
+    SpinLockAcquire(&shared->mutex);
+    for (int i = 0; i < kMaxJobs; i++) {
+        JobSlot *s = &shared->slots[i];
+        if (s->database == r->database && s->job == r->job) {
+            SpinLockRelease(&shared->mutex);
+            return; /* it has one */
+        }
+        if (s->database == InvalidOid && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot >= 0) {
+        JobSlot *s = &shared->slots[free_slot];
+        memset(s, 0, sizeof(*s));
+        s->database = r->database;
+        s->job = r->job;
+        s->owner = r->owner;
+    }
+    SpinLockRelease(&shared->mutex);
+    if (free_slot < 0) {
+        ereport(LOG, (errmsg("safe_migrate: %d backfill jobs run already; job %lld of database "
+                             "%u waits for one of them to end",
+                             kMaxJobs, (long long) r->job, r->database)));
+        retry_later(r->database);
+        return;
+    }
+
+    BackgroundWorker worker;
+    fill_worker(&worker, "safe_migrate_backfill_worker_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "safe_migrate backfill job %lld", (long long) r->job);
+    snprintf(worker.bgw_type, BGW_MAXLEN, "safe_migrate backfill");
+    WorkerArgs args = {r->database, r->owner, r->job, free_slot};
+    StaticAssertStmt(sizeof(WorkerArgs) <= BGW_EXTRALEN, "bgw_extra too small");
+    memcpy(worker.bgw_extra, &args, sizeof(args));
+    if (job_handles[free_slot])
+        pfree(job_handles[free_slot]);
+    job_handles[free_slot] = nullptr;
+    if (!RegisterDynamicBackgroundWorker(&worker, &job_handles[free_slot])) {
+        ereport(WARNING, (errmsg("safe_migrate: no background worker slot for backfill job %lld "
+                                 "of database %u; retrying later",
+                                 (long long) r->job, r->database),
+                          errhint("Each running backfill job takes one of max_worker_processes.")));
+        job_handles[free_slot] = nullptr;
+        SpinLockAcquire(&shared->mutex);
+        shared->slots[free_slot].database = InvalidOid;
+        SpinLockRelease(&shared->mutex);
+        retry_later(r->database);
+    }
+}
+
+/* Free the slots of workers that ended; their databases are looked at
+ * again (at once if the worker ran, later if it could not connect). */
+void reap_workers(void)
+{
+    for (int i = 0; i < kMaxJobs; i++) {
+        SpinLockAcquire(&shared->mutex);
+        JobSlot s = shared->slots[i];
+        SpinLockRelease(&shared->mutex);
+        if (s.database == InvalidOid)
+            continue;
+        /* without a handle (the launcher restarted) the worker's own exit
+         * flag says it is gone */
+        bool gone = job_handles[i] ? !running(job_handles[i]) : s.exited;
+        if (!gone)
+            continue;
+        SpinLockAcquire(&shared->mutex);
+        shared->slots[i].database = InvalidOid;
+        SpinLockRelease(&shared->mutex);
+        if (job_handles[i])
+            pfree(job_handles[i]);
+        job_handles[i] = nullptr;
+        if (s.connected && s.clean)
+            serve(s.database); /* the next job on its table may be waiting */
+        else if (s.connected)
+            retry_later(s.database); /* terminated, or an error it could not record */
+        else {
+            ereport(WARNING,
+                    (errmsg("safe_migrate: the worker of backfill job %lld (database %u) could "
+                            "not connect as the job's owner (role %u); retrying in %ld s",
+                            (long long) s.job, s.database, s.owner, kRecheckMs / 1000),
+                     errhint("The server log has the reason, such as the role's connection "
+                             "limit.")));
+            Scout *sc = scout_for(s.database);
+            if (sc)
+                sc->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kRecheckMs);
+        }
+    }
+}
+
+JobSlot *slot_of(const WorkerArgs *args)
+{
+    if (shared == nullptr || args->slot < 0 || args->slot >= kMaxJobs)
+        return nullptr;
+    return &shared->slots[args->slot];
+}
+
+void on_worker_exit(int, Datum arg)
+{
+    const WorkerArgs *args = (const WorkerArgs *) DatumGetPointer(arg);
+    JobSlot *s = slot_of(args);
+    if (s == nullptr)
+        return;
+    SpinLockAcquire(&shared->mutex);
+    if (s->database == args->database && s->job == args->job) {
+        s->latch = nullptr;
+        s->exited = true;
+    }
+    Latch *launcher = shared->launcher_latch;
+    SpinLockRelease(&shared->mutex);
+    if (launcher)
+        SetLatch(launcher);
 }
 
 }  // namespace
@@ -209,6 +373,95 @@ void wake_launcher(Oid database)
         SetLatch(latch);
 }
 
+bool report_job(Oid database, int64 job, Oid owner)
+{
+    if (shared == nullptr)
+        return false;
+    SpinLockAcquire(&shared->mutex);
+    bool ok = shared->n_reports < kMaxReports;
+    if (ok)
+        shared->reports[shared->n_reports++] = Report{database, job, owner};
+    else
+        shared->overflow = true;
+    Latch *latch = shared->launcher_latch;
+    SpinLockRelease(&shared->mutex);
+    if (latch)
+        SetLatch(latch);
+    return ok;
+}
+
+void poke_job(Oid database, int64 job)
+{
+    if (shared == nullptr)
+        return;
+    Latch *latch = nullptr;
+    SpinLockAcquire(&shared->mutex);
+    for (int i = 0; i < kMaxJobs; i++) {
+        JobSlot *s = &shared->slots[i];
+        if (s->database == database && s->job == job) {
+            s->poked = true;
+            latch = s->latch;
+            break;
+        }
+    }
+    SpinLockRelease(&shared->mutex);
+    if (latch)
+        SetLatch(latch);
+}
+
+void worker_begin(const WorkerArgs *args)
+{
+    before_shmem_exit(on_worker_exit, PointerGetDatum(args));
+}
+
+void worker_attach(const WorkerArgs *args)
+{
+    JobSlot *s = slot_of(args);
+    if (s == nullptr)
+        return;
+    SpinLockAcquire(&shared->mutex);
+    if (s->database == args->database && s->job == args->job) {
+        s->latch = MyLatch;
+        s->connected = true;
+    }
+    SpinLockRelease(&shared->mutex);
+}
+
+void worker_done(const WorkerArgs *args)
+{
+    JobSlot *s = slot_of(args);
+    if (s == nullptr)
+        return;
+    SpinLockAcquire(&shared->mutex);
+    if (s->database == args->database && s->job == args->job)
+        s->clean = true;
+    SpinLockRelease(&shared->mutex);
+}
+
+bool worker_sleep(const WorkerArgs *args, long ms)
+{
+    JobSlot *s = slot_of(args);
+    TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+    for (;;) {
+        if (s) {
+            SpinLockAcquire(&shared->mutex);
+            bool poked = s->poked && s->database == args->database && s->job == args->job;
+            if (poked)
+                s->poked = false;
+            SpinLockRelease(&shared->mutex);
+            if (poked)
+                return true;
+        }
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+        if (remaining <= 0)
+            return false;
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
 extern "C" void safe_migrate_backfill_launcher_main(Datum)
 {
     pqsignal(SIGTERM, die);
@@ -234,22 +487,36 @@ extern "C" void safe_migrate_backfill_launcher_main(Datum)
         }
 
         Oid woken[kMaxWakeups];
+        Report *reports = (Report *) palloc(sizeof(Report) * kMaxReports);
         SpinLockAcquire(&shared->mutex);
         int n = shared->n_wakeups;
+        int n_reports = shared->n_reports;
         bool overflow = shared->overflow;
         memcpy(woken, shared->wakeups, sizeof(Oid) * n);
+        memcpy(reports, shared->reports, sizeof(Report) * n_reports);
         shared->n_wakeups = 0;
+        shared->n_reports = 0;
         shared->overflow = false;
         SpinLockRelease(&shared->mutex);
 
+        reap_workers();
+        for (int i = 0; i < n_reports; i++)
+            start_job(&reports[i]);
+        pfree(reports);
         for (int i = 0; i < n; i++)
             serve(woken[i]);
-        /* a worker that ended while its database was woken: start another */
-        for (int i = 0; i < n_served; i++)
-            if (served[i].woken && !running(&served[i]))
-                start_worker(&served[i]);
-        if (overflow ||
-            TimestampDifferenceExceeds(last_recheck, GetCurrentTimestamp(), kRecheckMs)) {
+        TimestampTz now = GetCurrentTimestamp();
+        for (int i = 0; i < n_scouts; i++) {
+            Scout *s = &scouts[i];
+            /* a scout that ended while its database was woken: start another */
+            if (s->woken && !running(s->handle))
+                start_scout(s);
+            else if (s->retry_at != 0 && now >= s->retry_at) {
+                s->retry_at = 0;
+                serve(s->database);
+            }
+        }
+        if (overflow || TimestampDifferenceExceeds(last_recheck, now, kRecheckMs)) {
             serve_all_databases();
             last_recheck = GetCurrentTimestamp();
         }

@@ -1,16 +1,34 @@
 /*
- * worker.cpp — the per-database backfill worker.
+ * worker.cpp — the worker of one backfill job.
  *
- * One job at a time, oldest first.  Each batch is one transaction that
- *   1. locks the job row and reads its last key (so pause/cancel and a
- *      concurrent worker are seen),
- *   2. as the job's owner, reads the next batch_size keys after the last one
+ * Started by the launcher for one job, connected to the job's database as
+ * the job's owner (BackgroundWorkerInitializeConnectionByOid): the process
+ * holds that role's rights and no more.  The job's statements, and whatever
+ * code they set off (functions, triggers, casts), run as a
+ * security-restricted operation, as PostgreSQL runs the code of a table's
+ * owner during maintenance commands: no temporary object can be created,
+ * SET ROLE is refused, and the settings the code changes are dropped when
+ * its statements end.  The job row is the extension's: the worker reads and
+ * writes it as the bootstrap superuser, only with its own statements
+ * (pg::elevate: fully qualified, search_path pinned to pg_catalog, pg_temp,
+ * on a table nobody else may put a trigger, rule or policy on).
+ *
+ * Each batch is one transaction that
+ *   1. locks the job row and reads its status and last key (so pause/cancel
+ *      and a second worker of the same job are seen),
+ *   2. as the owner, reads the next batch_size keys after the last one
  *      (by key alone, the where clause is not in that query) and updates the
  *      rows of exactly that key range that match the where clause,
  *   3. counts the sessions waiting on this transaction's locks,
  *   4. records the new last key and the counters, and commits.
  * Progress and batch commit together: after a crash the job resumes after
  * the last committed key, no row skipped, none updated twice.
+ *
+ * The set and where clauses were parsed, checked and stored at submit time
+ * in the form PostgreSQL deparses them to, every name the submitter's
+ * search_path resolved qualified (api.cpp); the key comparisons use the
+ * operators of the key's index, resolved at submit time too.  Here they are
+ * only put in their places in the batch statement.
  *
  * Why the where clause stays out of the key query: "WHERE key > $1 AND
  * <filter> ORDER BY key LIMIT n" is planned from the table's statistics, and
@@ -29,15 +47,20 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "utils/lsyscache.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -52,6 +75,7 @@ namespace safe_migrate::backfill {
 namespace {
 
 MemoryContext job_cxt;
+WorkerArgs worker_args;
 
 struct Job {
     int64 id;
@@ -62,10 +86,14 @@ struct Job {
     int n_keys;
     char **key_columns;
     char **key_types;
-    char **last_key; /* NULL before the first batch */
+    char *op_after; /* OPERATOR(schema.>) of the key's index */
+    char *op_upto;  /* ... <= */
+    char *op_sort;  /* ... < */
     pg::ThrottleSettings throttle;
     int64 max_replica_lag;
 };
+
+constexpr const char *kJobCommand = "safe_migrate backfill job";
 
 char **text_array(Datum d, int *n)
 {
@@ -87,102 +115,202 @@ Datum to_text_array(char **items, int n)
     return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* "(k1, k2)" and "($1::t1, $2::t2)" for a key, params from `first` */
-char *key_tuple(const Job *job)
+/* "ROW(k1, k2)" */
+char *key_row(const Job *job)
 {
     StringInfoData s;
     initStringInfo(&s);
-    appendStringInfoChar(&s, '(');
+    appendStringInfoString(&s, "ROW(");
     for (int i = 0; i < job->n_keys; i++)
         appendStringInfo(&s, "%s%s", i ? ", " : "", job->key_columns[i]);
     appendStringInfoChar(&s, ')');
     return s.data;
 }
 
-char *param_tuple(const Job *job, int first)
+/* "ROW($1::t1, $2::t2)", params from `first` */
+char *param_row(const Job *job, int first)
 {
     StringInfoData s;
     initStringInfo(&s);
-    appendStringInfoChar(&s, '(');
+    appendStringInfoString(&s, "ROW(");
     for (int i = 0; i < job->n_keys; i++)
         appendStringInfo(&s, "%s$%d::%s", i ? ", " : "", first + i, job->key_types[i]);
     appendStringInfoChar(&s, ')');
     return s.data;
 }
 
-/* Read the job (status must be runnable); NULL if there is none. */
-Job *next_job(void)
+/* Run the owner's code (the job's statements) from here to owner_end():
+ * as the owner, as a security-restricted operation, in a GUC nest level
+ * whose changes are all undone. */
+struct OwnerCode {
+    Oid saved_user;
+    int saved_sec;
+    int nest;
+};
+
+void owner_begin(const Job *job, OwnerCode *oc)
+{
+    GetUserIdAndSecContext(&oc->saved_user, &oc->saved_sec);
+    oc->nest = NewGUCNestLevel();
+    SetUserIdAndSecContext(job->owner, oc->saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+                                           SECURITY_RESTRICTED_OPERATION);
+}
+
+void owner_end(OwnerCode *oc)
+{
+    AtEOXact_GUC(false, oc->nest);
+    SetUserIdAndSecContext(oc->saved_user, oc->saved_sec);
+}
+
+void mark(int64 id, const char *assignments, int nargs, Oid *types, Datum *values,
+          const char *nulls);
+
+void pin_search_path(void)
+{
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
+}
+
+/* The job, if it is still there, ours and runnable; marked running. */
+Job *load_job(void)
 {
     Job *job = nullptr;
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
-    SPI_execute("SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
-                "last_key, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
-                "max_replica_lag FROM safe_migrate.backfill_jobs "
-                "WHERE status IN ('queued', 'running') ORDER BY id LIMIT 1",
-                false, 1);
+    pg::Elevation e;
+    pg::elevate(&e);
+    Oid t[2] = {INT8OID, OIDOID};
+    Datum v[2] = {Int64GetDatum(worker_args.job), ObjectIdGetDatum(worker_args.owner)};
+    SPI_execute_with_args(
+        "SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
+        "key_operators, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
+        "max_replica_lag, relid FROM safe_migrate.backfill_jobs "
+        "WHERE id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2 "
+        "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[]) FOR UPDATE",
+        2, t, v, nullptr, false, 1);
     if (SPI_processed == 1) {
         MemoryContext old = MemoryContextSwitchTo(job_cxt);
-        HeapTuple t = SPI_tuptable->vals[0];
+        HeapTuple tup = SPI_tuptable->vals[0];
         TupleDesc d = SPI_tuptable->tupdesc;
         bool isnull;
         job = (Job *) palloc0(sizeof(Job));
-        job->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-        job->owner = DatumGetObjectId(SPI_getbinval(t, d, 2, &isnull));
-        job->relation = SPI_getvalue(t, d, 3);
-        job->set_clause = SPI_getvalue(t, d, 4);
-        job->where_clause = SPI_getvalue(t, d, 5);
-        job->key_columns = text_array(SPI_getbinval(t, d, 6, &isnull), &job->n_keys);
+        job->id = DatumGetInt64(SPI_getbinval(tup, d, 1, &isnull));
+        job->owner = DatumGetObjectId(SPI_getbinval(tup, d, 2, &isnull));
+        job->relation = SPI_getvalue(tup, d, 3);
+        job->set_clause = SPI_getvalue(tup, d, 4);
+        job->where_clause = SPI_getvalue(tup, d, 5);
+        job->key_columns = text_array(SPI_getbinval(tup, d, 6, &isnull), &job->n_keys);
         int n;
-        job->key_types = text_array(SPI_getbinval(t, d, 7, &isnull), &n);
-        Datum last = SPI_getbinval(t, d, 8, &isnull);
-        job->last_key = isnull ? nullptr : text_array(last, &n);
-        job->throttle.initial_batch = DatumGetInt32(SPI_getbinval(t, d, 9, &isnull));
-        job->throttle.target_batch_ms = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
-        job->throttle.max_rows_per_second = DatumGetInt32(SPI_getbinval(t, d, 11, &isnull));
-        job->throttle.pause_ms = DatumGetInt32(SPI_getbinval(t, d, 12, &isnull));
-        job->max_replica_lag = DatumGetInt64(SPI_getbinval(t, d, 13, &isnull));
+        job->key_types = text_array(SPI_getbinval(tup, d, 7, &isnull), &n);
+        char **ops = text_array(SPI_getbinval(tup, d, 8, &isnull), &n);
+        job->op_after = ops[0];
+        job->op_upto = ops[1];
+        job->op_sort = ops[2];
+        job->throttle.initial_batch = DatumGetInt32(SPI_getbinval(tup, d, 9, &isnull));
+        job->throttle.target_batch_ms = DatumGetInt32(SPI_getbinval(tup, d, 10, &isnull));
+        job->throttle.max_rows_per_second = DatumGetInt32(SPI_getbinval(tup, d, 11, &isnull));
+        job->throttle.pause_ms = DatumGetInt32(SPI_getbinval(tup, d, 12, &isnull));
+        job->max_replica_lag = DatumGetInt64(SPI_getbinval(tup, d, 13, &isnull));
+        /* the table is the one submitted (by OID), under its name of now:
+         * a rename does not send the job to another table of the old name */
+        Oid relid = DatumGetObjectId(SPI_getbinval(tup, d, 14, &isnull));
+        char *relname = get_rel_name(relid);
+        Oid nsp = get_rel_namespace(relid);
+        char *nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : nullptr;
+        if (relname && nspname)
+            job->relation = quote_qualified_identifier(nspname, relname);
+        else
+            job->relation = nullptr;
         MemoryContextSwitchTo(old);
-        Oid types[1] = {INT8OID};
-        Datum values[1] = {Int64GetDatum(job->id)};
         SPI_execute_with_args("UPDATE safe_migrate.backfill_jobs SET status = 'running', "
-                              "started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp() "
-                              "WHERE id = $1",
-                              1, types, values, nullptr, false, 0);
+                              "started_at = coalesce(started_at, pg_catalog.clock_timestamp()), "
+                              "updated_at = pg_catalog.clock_timestamp() "
+                              "WHERE id OPERATOR(pg_catalog.=) $1",
+                              1, t, v, nullptr, false, 0);
     }
+    pg::unelevate(&e);
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
+    if (job && job->relation == nullptr) {
+        Oid t2[1] = {TEXTOID};
+        Datum v2[1] = {CStringGetTextDatum("the table of the job no longer exists")};
+        mark(job->id,
+             "status = 'failed', last_error = $2, last_sqlstate = '42P01', "
+             "finished_at = pg_catalog.clock_timestamp()",
+             1, t2, v2, nullptr);
+        return nullptr;
+    }
     return job;
 }
 
-/* Bytes the most lagging streaming replica has still to replay (0: none).
- * WAL positions keep moving while a standby's replay is paused, unlike the
- * lag intervals of pg_stat_replication. */
-int64 replica_lag(void)
+/* Is the job still 'running'?  (After a control poked it.) */
+bool still_running(const Job *job)
 {
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
-    SPI_execute("SELECT coalesce(max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), "
-                "replay_lsn)), 0)::int8 FROM pg_catalog.pg_stat_replication "
-                "WHERE state = 'streaming'",
-                true, 1);
-    bool isnull;
-    int64 lag = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    pg::Elevation e;
+    pg::elevate(&e);
+    Oid t[1] = {INT8OID};
+    Datum v[1] = {Int64GetDatum(job->id)};
+    SPI_execute_with_args("SELECT 1 FROM safe_migrate.backfill_jobs WHERE id OPERATOR(pg_catalog.=) $1 "
+                          "AND status OPERATOR(pg_catalog.=) 'running'::pg_catalog.text",
+                          1, t, v, nullptr, true, 1);
+    bool running = SPI_processed == 1;
+    pg::unelevate(&e);
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
-    return lag;
+    return running;
 }
 
+/* Sleep; false if a control stopped the job meanwhile. */
+bool pause_for(const Job *job, long ms)
+{
+    if (ms <= 0)
+        return true;
+    if (!worker_sleep(&worker_args, ms))
+        return true;
+    return still_running(job);
+}
+
+/* Bytes the most lagging streaming replica has still to replay (0: none),
+ * what pg_stat_replication would say (replay_lsn of each walsender in
+ * state streaming against pg_current_wal_lsn()), read from shared memory:
+ * no SQL, and no need for the rights to see other roles' walsenders.
+ * WAL positions keep moving while a standby's replay is paused, unlike the
+ * lag intervals of pg_stat_replication. */
+int64 replica_lag(void)
+{
+    if (WalSndCtl == nullptr)
+        return 0;
+    XLogRecPtr current = GetXLogWriteRecPtr();
+    int64 worst = 0;
+    for (int i = 0; i < max_wal_senders; i++) {
+        WalSnd *w = &WalSndCtl->walsnds[i];
+        SpinLockAcquire(&w->mutex);
+        pid_t pid = w->pid;
+        WalSndState state = w->state;
+        XLogRecPtr replayed = w->apply;
+        SpinLockRelease(&w->mutex);
+        if (pid == 0 || state != WALSNDSTATE_STREAMING || XLogRecPtrIsInvalid(replayed))
+            continue;
+        if (current > replayed && (int64) (current - replayed) > worst)
+            worst = (int64) (current - replayed);
+    }
+    return worst;
+}
+
+/* Our own statement on the job row, elevated (see the file header). */
 void set_job(int64 id, const char *assignments, int nargs, Oid *types, Datum *values,
              const char *nulls)
 {
     StringInfoData sql;
     initStringInfo(&sql);
-    appendStringInfo(&sql, "UPDATE safe_migrate.backfill_jobs SET %s, updated_at = clock_timestamp() WHERE id = $1",
+    appendStringInfo(&sql,
+                     "UPDATE safe_migrate.backfill_jobs SET %s, updated_at = pg_catalog.clock_timestamp() "
+                     "WHERE id OPERATOR(pg_catalog.=) $1",
                      assignments);
     Oid t[8] = {INT8OID};
     Datum v[8] = {Int64GetDatum(id)};
@@ -230,12 +358,13 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
 
-    /* 1. the job row: is it still ours to run? */
+    /* 1. the job row: is it still ours to run, and where did it stop? */
     Oid t1[1] = {INT8OID};
     Datum v1[1] = {Int64GetDatum(job->id)};
     pg::Elevation e;
     pg::elevate(&e);
-    SPI_execute_with_args("SELECT status FROM safe_migrate.backfill_jobs WHERE id = $1 FOR UPDATE",
+    SPI_execute_with_args("SELECT status, last_key FROM safe_migrate.backfill_jobs "
+                          "WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
                           1, t1, v1, nullptr, false, 1);
     pg::unelevate(&e);
     if (SPI_processed != 1 ||
@@ -246,51 +375,56 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         CommitTransactionCommand();
         return out;
     }
-
-    /* 2. as the owner: the next keys, then that key range */
-    /* The owner's code (set and where clauses, triggers) runs as the owner,
-     * and whatever settings it changes are dropped before the worker's own
-     * statements run again. */
-    Oid saved_user;
-    int saved_sec;
-    GetUserIdAndSecContext(&saved_user, &saved_sec);
-    int owner_nest = NewGUCNestLevel();
-    SetUserIdAndSecContext(job->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
     int nk = job->n_keys;
-    char *keys = key_tuple(job);
-    const char *filter = job->where_clause ? job->where_clause : "true";
-    /* the next keys, by key alone (see the file header) */
+    bool isnull;
+    Datum last_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    int n_last = 0;
+    char **last_key = isnull ? nullptr : text_array(last_datum, &n_last);
+    if (last_key && n_last != nk)
+        elog(ERROR, "backfill job %lld: last_key has %d values for a key of %d columns",
+             (long long) job->id, n_last, nk);
+
+    /* 2. as the owner, restricted: the next keys, then that key range */
+    OwnerCode oc;
+    owner_begin(job, &oc);
+    /* Deferred triggers fire at the end of the batch's statement, inside
+     * the restricted operation, rather than at commit: PostgreSQL refuses
+     * to queue a deferred trigger event past a security-restricted
+     * operation (it would fire outside it).  The batch is one statement in
+     * a transaction of its own, so the checks still see the whole batch. */
+    if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+        elog(ERROR, "could not make the constraints of the batch immediate");
+    char *keys = key_row(job);
     StringInfoData sel;
     initStringInfo(&sel);
     /* output names of their own: ORDER BY must name the columns, not the
      * text copies (else it sorts as text, scanning the whole table) */
     appendStringInfoString(&sel, "SELECT ");
     for (int i = 0; i < nk; i++)
-        appendStringInfo(&sel, "%s%s::text AS safe_migrate_key_%d", i ? ", " : "",
+        appendStringInfo(&sel, "%s%s::pg_catalog.text AS safe_migrate_key_%d", i ? ", " : "",
                          job->key_columns[i], i);
-    appendStringInfo(&sel, " FROM %s WHERE ", job->relation);
-    if (job->last_key)
-        appendStringInfo(&sel, "%s > %s", keys, param_tuple(job, 1));
-    else
-        appendStringInfoString(&sel, "true");
-    appendStringInfo(&sel, " ORDER BY %s LIMIT %d",
-                     /* ORDER BY k1, k2 */ pnstrdup(keys + 1, strlen(keys) - 2), batch_size);
+    appendStringInfo(&sel, " FROM %s", job->relation);
+    if (last_key)
+        appendStringInfo(&sel, " WHERE %s %s %s", keys, job->op_after, param_row(job, 1));
+    appendStringInfoString(&sel, " ORDER BY ");
+    for (int i = 0; i < nk; i++)
+        appendStringInfo(&sel, "%s%s USING %s", i ? ", " : "", job->key_columns[i], job->op_sort);
+    appendStringInfo(&sel, " LIMIT %d", batch_size);
     Oid *types = (Oid *) palloc(sizeof(Oid) * (2 * nk + 1));
     Datum *values = (Datum *) palloc(sizeof(Datum) * (2 * nk + 1));
     for (int i = 0; i < 2 * nk; i++)
         types[i] = TEXTOID;
-    if (job->last_key)
+    if (last_key)
         for (int i = 0; i < nk; i++)
-            values[i] = CStringGetTextDatum(job->last_key[i]);
-    if (SPI_execute_with_args(sel.data, job->last_key ? nk : 0, types, values, nullptr, false, 0) !=
+            values[i] = CStringGetTextDatum(last_key[i]);
+    if (SPI_execute_with_args(sel.data, last_key ? nk : 0, types, values, nullptr, false, 0) !=
         SPI_OK_SELECT)
         elog(ERROR, "could not read the next keys of %s", job->relation);
     uint64 found = SPI_processed;
     out.keys = (long) found;
     if (found == 0) {
-        AtEOXact_GUC(false, owner_nest);
-        SetUserIdAndSecContext(saved_user, saved_sec);
-        set_job(job->id, "status = 'completed', finished_at = clock_timestamp(), waiting_for = NULL", 0,
+        owner_end(&oc);
+        set_job(job->id, "status = 'completed', finished_at = pg_catalog.clock_timestamp(), waiting_for = NULL", 0,
                 nullptr, nullptr, nullptr);
         out.result = BatchResult::Done;
         SPI_finish();
@@ -298,56 +432,66 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
         CommitTransactionCommand();
         return out;
     }
-    char **new_last = (char **) MemoryContextAlloc(job_cxt, sizeof(char *) * (nk + 1));
+    char **new_last = (char **) palloc(sizeof(char *) * (nk + 1));
     for (int i = 0; i < nk; i++)
-        new_last[i] = MemoryContextStrdup(
-            job_cxt, SPI_getvalue(SPI_tuptable->vals[found - 1], SPI_tuptable->tupdesc, i + 1));
+        new_last[i] = SPI_getvalue(SPI_tuptable->vals[found - 1], SPI_tuptable->tupdesc, i + 1);
 
     StringInfoData upd;
     initStringInfo(&upd);
     appendStringInfo(&upd, "UPDATE %s SET %s WHERE ", job->relation, job->set_clause);
     int next_param = 1;
-    if (job->last_key) {
-        appendStringInfo(&upd, "%s > %s AND ", keys, param_tuple(job, 1));
+    if (last_key) {
+        appendStringInfo(&upd, "%s %s %s AND ", keys, job->op_after, param_row(job, 1));
         next_param = nk + 1;
     }
-    appendStringInfo(&upd, "%s <= %s AND (%s)", keys, param_tuple(job, next_param), filter);
+    appendStringInfo(&upd, "%s %s %s", keys, job->op_upto, param_row(job, next_param));
+    if (job->where_clause)
+        appendStringInfo(&upd, " AND (%s)", job->where_clause);
     for (int i = 0; i < nk; i++)
         values[next_param - 1 + i] = CStringGetTextDatum(new_last[i]);
+    /* the stored clauses are PostgreSQL's rendering of one assignment list
+     * and one expression (api.cpp); still, never run more than one
+     * statement */
+    if (list_length(raw_parser(upd.data, RAW_PARSE_DEFAULT)) != 1)
+        elog(ERROR, "the batch statement of backfill job %lld is not one statement",
+             (long long) job->id);
     if (SPI_execute_with_args(upd.data, next_param - 1 + nk, types, values, nullptr, false, 0) !=
         SPI_OK_UPDATE)
         elog(ERROR, "could not update %s", job->relation);
     out.rows = (long) SPI_processed;
-    AtEOXact_GUC(false, owner_nest);
-    SetUserIdAndSecContext(saved_user, saved_sec);
+    owner_end(&oc);
 
-    /* 3. did anybody wait on us? */
-    pg::elevate(&e);
+    /* 3. did anybody wait on us?  (as the owner; only built-in objects) */
     SPI_execute("SELECT pg_catalog.count(*)::pg_catalog.int4 FROM pg_catalog.pg_stat_activity "
                 "WHERE pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.=) "
                 "ANY (pg_catalog.pg_blocking_pids(pid))",
                 true, 1);
-    bool isnull;
     out.waiters = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    pg::unelevate(&e);
 
     /* 4. progress, in the batch's transaction */
     Oid t4[5] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID, INT8OID};
     Datum v4[5] = {to_text_array(new_last, nk), Int64GetDatum(out.rows), Int32GetDatum(batch_size),
                    Float8GetDatum(rate), Int64GetDatum(out.keys)};
     set_job(job->id,
-            "last_key = $2, rows_done = rows_done + $3, rows_examined = rows_examined + $6, "
-            "batches = batches + 1, batch_size = $4, "
+            "last_key = $2, rows_done = rows_done OPERATOR(pg_catalog.+) $3, "
+            "rows_examined = rows_examined OPERATOR(pg_catalog.+) $6, "
+            "batches = batches OPERATOR(pg_catalog.+) 1, batch_size = $4, "
             "rate = $5, last_error = NULL, last_sqlstate = NULL, waiting_for = NULL",
             5, t4, v4, nullptr);
     SPI_finish();
     PopActiveSnapshot();
-    /* commit as the owner: deferred triggers fire at commit, and they are the
-     * owner's code */
-    SetUserIdAndSecContext(job->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+    /* commit as the owner, restricted: whatever would still run at commit
+     * is the owner's code (an error here aborts the transaction, which
+     * restores the user and the settings) */
+    Oid saved_user;
+    int saved_sec;
+    GetUserIdAndSecContext(&saved_user, &saved_sec);
+    SetUserIdAndSecContext(job->owner, saved_sec | SECURITY_LOCAL_USERID_CHANGE |
+                                           SECURITY_RESTRICTED_OPERATION);
     CommitTransactionCommand();
     SetUserIdAndSecContext(saved_user, saved_sec);
-    job->last_key = new_last;
+    /* a SET (not LOCAL) in a deferred trigger outlives the commit */
+    pin_search_path();
     return out;
 }
 
@@ -365,13 +509,13 @@ void run_job(Job *job)
     if (problem) {
         Oid t[1] = {TEXTOID};
         Datum v[1] = {CStringGetTextDatum(problem)};
-        mark(job->id, "status = 'failed', last_error = $2, finished_at = clock_timestamp()", 1, t, v, nullptr);
+        mark(job->id, "status = 'failed', last_error = $2, finished_at = pg_catalog.clock_timestamp()", 1, t, v, nullptr);
         return;
     }
     int batch = pg::throttle_first_batch(throttle);
     double rate = 0;
     int transient_failures = 0;
-    char *activity = psprintf("backfill job %lld on %s", (long long) job->id, job->relation);
+    char *activity = psprintf("%s %lld on %s", kJobCommand, (long long) job->id, job->relation);
 
     for (;;) {
         CHECK_FOR_INTERRUPTS();
@@ -385,7 +529,8 @@ void run_job(Job *job)
                 Datum v[1] = {CStringGetTextDatum(
                     psprintf("a replica is %lld bytes behind", (long long) lag))};
                 mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
-                pg::sleep_ms(500);
+                if (!pause_for(job, 500))
+                    return;
                 continue;
             }
         }
@@ -416,16 +561,17 @@ void run_job(Job *job)
                 Oid t[2] = {TEXTOID, TEXTOID};
                 Datum v[2] = {CStringGetTextDatum(failure->message),
                               CStringGetTextDatum(unpack_sql_state(failure->sqlerrcode))};
-                mark(job->id, "retries = retries + 1, last_error = $2, last_sqlstate = $3", 2, t,
+                mark(job->id, "retries = retries OPERATOR(pg_catalog.+) 1, last_error = $2, last_sqlstate = $3", 2, t,
                      v, nullptr);
-                pg::sleep_ms(pg::lock_retry_delay_ms(transient_failures, 100));
+                if (!pause_for(job, pg::lock_retry_delay_ms(transient_failures, 100)))
+                    return;
                 continue;
             }
             Oid t[2] = {TEXTOID, TEXTOID};
             Datum v[2] = {CStringGetTextDatum(failure->message),
                           CStringGetTextDatum(unpack_sql_state(failure->sqlerrcode))};
             mark(job->id,
-                 "status = 'failed', last_error = $2, last_sqlstate = $3, finished_at = clock_timestamp()", 2,
+                 "status = 'failed', last_error = $2, last_sqlstate = $3, finished_at = pg_catalog.clock_timestamp()", 2,
                  t, v, nullptr);
             ereport(LOG, (errmsg("safe_migrate backfill job %lld failed: %s", (long long) job->id,
                                  failure->message)));
@@ -447,20 +593,35 @@ void run_job(Job *job)
          * batch, give them a batch's time to get through first */
         if (outcome.waiters > 0)
             sleep += job->throttle.target_batch_ms;
-        if (sleep > 0)
-            pg::sleep_ms((int) sleep);
+        if (sleep > 0) {
+            pgstat_report_activity(STATE_IDLE, activity);
+            if (!pause_for(job, (long) sleep))
+                return;
+        }
     }
 }
 
 }  // namespace
 
-extern "C" void safe_migrate_backfill_worker_main(Datum arg)
+extern "C" void safe_migrate_backfill_worker_main(Datum)
 {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+    memcpy(&worker_args, MyBgworkerEntry->bgw_extra, sizeof(worker_args));
+    worker_begin(&worker_args);
+    /* as the job's owner, and nobody else */
+    BackgroundWorkerInitializeConnectionByOid(worker_args.database, worker_args.owner, 0);
+    worker_attach(&worker_args);
     SetConfigOption("application_name", "safe_migrate backfill", PGC_USERSET, PGC_S_SESSION);
     pgstat_report_appname("safe_migrate backfill");
+    /* our own statements: pinned (the owner's code gets the same, in a nest
+     * level whose changes are undone after it) */
+    pin_search_path();
+    /* a role's default_transaction_read_only must not keep the job from
+     * recording its own progress */
+    SetConfigOption("default_transaction_read_only", "off", PGC_USERSET, PGC_S_SESSION);
+    if (RecoveryInProgress())
+        proc_exit(0);
 
     /* nothing to do where the extension (at a version with backfills) is not */
     StartTransactionCommand();
@@ -468,20 +629,19 @@ extern "C" void safe_migrate_backfill_worker_main(Datum arg)
     bool installed = OidIsValid(get_extension_oid("safe_migrate", true)) && OidIsValid(nsp) &&
                      OidIsValid(get_relname_relid("backfill_jobs", nsp));
     CommitTransactionCommand();
-    if (!installed)
+    if (!installed) {
+        worker_done(&worker_args);
         proc_exit(0);
+    }
 
     job_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate backfill job",
                                     ALLOCSET_DEFAULT_SIZES);
-    /* One job per process: whatever a job's code left in this session (its
-     * settings, its temporary objects) goes with it.  If more jobs wait, the
-     * launcher starts a fresh worker for them. */
-    Job *job = next_job();
-    if (job != nullptr) {
+    /* One job per process: whatever a job's code left in this session goes
+     * with it. */
+    Job *job = load_job();
+    if (job != nullptr)
         run_job(job);
-        MemoryContextReset(job_cxt);
-        wake_launcher(MyDatabaseId);
-    }
+    worker_done(&worker_args);
     proc_exit(0);
 }
 

@@ -112,9 +112,9 @@ is(as('bob', 'SELECT note, count(*) FROM bob.b GROUP BY note'),
 	'bob|1000', 'the backfill ran as bob');
 
 # Code the job sets off runs as alice too: an ordinary and a deferred row
-# trigger (the latter fires when the batch commits), and an operator of
-# alice's that a search_path set by the job's own code would make the
-# worker's queries pick up.
+# trigger (the latter fires at the end of the batch's statement, see
+# worker.cpp), and an operator of alice's that a search_path set by the
+# job's own code would make the worker's queries pick up.
 as('alice', q{
 	BEGIN;
 	CREATE TABLE alice.spy (who text, what text);
