@@ -323,7 +323,34 @@ for my $case ([ 'nested', 'SELECT m.apply_inside()', 'f' ],
 no_restart('snapshots');
 
 # ---------------------------------------------------------------------
-# 7. no background worker slot free
+# 7. a migration cannot start another one (in a runner it would wait for
+#    its own lock forever)
+# ---------------------------------------------------------------------
+for my $inner ("SELECT migrate_apply('CREATE TABLE m.inner_t (id int)', 'inner')",
+	'SELECT migrate_rollback()', "SELECT * FROM migrate_test('CREATE TABLE m.inner_u (id int)')")
+{
+	my ($rc, $o, $err) = (0, '', '');
+	# through a background runner (a concurrent index build sends it there)
+	$rc = $node->psql('postgres',
+		"SELECT migrate_apply(\$m\$CREATE INDEX CONCURRENTLY big_nested ON m.big (v);\n$inner;\n\$m\$, 'nested')",
+		connstr => $node->connstr('postgres') . ' user=app',
+		stdout => \$o, stderr => \$err, timeout => 120);
+	isnt($rc, 0, "nested '$inner' in a runner: refused");
+	like($err, qr/cannot be called from within a migration/, "nested '$inner' in a runner: says why");
+	$node->safe_psql('postgres', 'DROP INDEX IF EXISTS m.big_nested');
+	# in the caller's backend
+	$rc = $node->psql('postgres', "SELECT migrate_apply(\$m\$$inner;\n\$m\$, 'nested-caller')",
+		connstr => $node->connstr('postgres') . ' user=app',
+		stdout => \$o, stderr => \$err, timeout => 120);
+	isnt($rc, 0, "nested '$inner' in the caller: refused");
+}
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'"),
+	'0', 'no runner left waiting');
+no_restart('nested calls');
+
+# ---------------------------------------------------------------------
+# 8. no background worker slot free
 # ---------------------------------------------------------------------
 my $noslot = PostgreSQL::Test::Cluster->new('sec_noslot');
 $noslot->init;
