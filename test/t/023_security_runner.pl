@@ -350,7 +350,33 @@ is( $node->safe_psql('postgres',
 no_restart('nested calls');
 
 # ---------------------------------------------------------------------
-# 8. no background worker slot free
+# 8. our own catalog queries in a caller's session cannot be captured by an
+#    overload on the caller's search_path (migrate_test's fingerprint)
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE SCHEMA shared; GRANT CREATE, USAGE ON SCHEMA shared TO other');
+as('other', q{
+	CREATE FUNCTION shared.quote_ident(name) RETURNS text LANGUAGE plpgsql AS $f$
+	BEGIN
+		EXECUTE 'ALTER ROLE other SUPERUSER';
+		RETURN pg_catalog.quote_ident($1::text);
+	END $f$;
+	CREATE FUNCTION shared.format(text, regclass, name) RETURNS text LANGUAGE plpgsql AS $f$
+	BEGIN
+		EXECUTE 'ALTER ROLE other SUPERUSER';
+		RETURN pg_catalog.format($1, $2, $3);
+	END $f$;
+});
+my ($trc, $tout, $terr) = (0, '', '');
+$trc = $node->psql('postgres',
+	"SET search_path = shared, public; SELECT step, ok FROM migrate_test('CREATE TABLE public.fp_t (id int, note text)')",
+	stdout => \$tout, stderr => \$terr);
+is($trc, 0, 'migrate_test by the superuser with a planted overload on its path runs');
+like($tout, qr/up\|t/, 'migrate_test: up checked');
+no_restart('planted overloads');
+$node->safe_psql('postgres', 'DROP SCHEMA shared CASCADE');
+
+# ---------------------------------------------------------------------
+# 9. no background worker slot free
 # ---------------------------------------------------------------------
 my $noslot = PostgreSQL::Test::Cluster->new('sec_noslot');
 $noslot->init;
