@@ -58,6 +58,11 @@ my $first = start_apply(
 	'cic-1', $slow);
 wait_until_migration_lock_held();
 my $second = start_apply("CREATE TABLE queued (id int);", 'plain-2', $slow);
+# the second queues before the third starts (else their order is a race)
+$node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_locks
+	 WHERE locktype = 'advisory' AND objid = 1526608231 AND objsubid = 3 AND NOT granted})
+  or die "the second migration does not wait for the lock";
 my $third = start_apply("CREATE INDEX CONCURRENTLY items_note ON items (note);",
 	'cic-3', $slow);
 
