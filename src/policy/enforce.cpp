@@ -3,6 +3,7 @@
  */
 #include "policy.hpp"
 #include "pg/errcodes.hpp"
+#include "pg/privileged.hpp"
 
 #include <climits>
 
@@ -70,6 +71,7 @@ void define_settings(void)
 
 bool may_override(Oid role)
 {
+    pg::require_transaction("override rights checked");
     if (superuser_arg(role))
         return true;
     Oid admin = get_role_oid("safe_migrate_admin", true);
