@@ -152,6 +152,10 @@ WRAP
 chmod 755 "$BIN/postgres"
 # Every build and install from here on goes into the private copy only.
 export PG_CONFIG=$BIN/pg_config
+# The wrapped server must start at all (a hang here is what the shim is for).
+if ! timeout 60 "$BIN/postgres" -V >/dev/null; then
+    echo "SANITIZE: findings=? (the wrapped server does not start: $BIN/postgres -V)"; exit 1
+fi
 
 if [ "${1:-}" = --setup-only ]; then
     # For a manual session: build and install the sanitized module here, then
@@ -217,6 +221,14 @@ if [ "$n_asan" -gt 0 ] && [ "$asan_aborts" -le "$asan_files" ]; then
     n_crash=$((n_crash - asan_aborts))
 fi
 findings=$((n_asan + n_ubsan + n_stray + n_crash))
+# The module the servers loaded must be the instrumented one, and the
+# server suites must have run (test.sh counts 0/0 when a cluster fails).
+if ! ldd "$($PG_CONFIG --pkglibdir)/safe_migrate.so" | grep -q libasan; then
+    echo "   the installed safe_migrate.so is not instrumented"; test_rc=1
+fi
+if printf '%s' "$result" | grep -qE 'regress\+isolation 0/0|tap 0/0'; then
+    echo "   no pg_regress or TAP test ran"; test_rc=1
+fi
 echo "   elapsed $(( $(date +%s) - started ))s"
 echo "SANITIZE: findings=$findings (asan=$n_asan ubsan=$n_ubsan stray=$n_stray crashes=$n_crash)" \
      "tests: ${result:-RESULT: none (test.sh exit $test_rc)}"
