@@ -18,8 +18,8 @@ SHLIB_LINK = -lstdc++
 # that does this and runs the whole suite against it.  UBSan findings are
 # recoverable on purpose: inside a server, aborting a backend on the first
 # finding would turn it into a crash-restart that hides the rest of the run
-# (and changes what the tests see); every report is written to a log file
-# instead (UBSAN_OPTIONS=log_path) and sanitize.sh fails the run on any.
+# (and changes what the tests see); every report goes to the server log
+# with its stack instead, and sanitize.sh fails the run on any.
 # ASan errors are fatal (abort_on_error), as they should be.
 # The objects record the mode they were built in (.build-mode), so switching
 # SANITIZE rebuilds them instead of mixing instrumented and plain objects.
