@@ -12,6 +12,29 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CXXFLAGS = -std=c++17 -Wno-register -fno-omit-frame-pointer
 SHLIB_LINK = -lstdc++
 
+# `make SANITIZE=1`: AddressSanitizer + UndefinedBehaviorSanitizer (gcc).
+# The module then needs the ASan runtime preloaded into the (uninstrumented)
+# postmaster; scripts/sanitize.sh builds a private PostgreSQL installation
+# that does this and runs the whole suite against it.  UBSan findings are
+# recoverable on purpose: inside a server, aborting a backend on the first
+# finding would turn it into a crash-restart that hides the rest of the run
+# (and changes what the tests see); every report goes to the server log
+# with its stack instead, and sanitize.sh fails the run on any.
+# ASan errors are fatal (abort_on_error), as they should be.
+# The objects record the mode they were built in (.build-mode), so switching
+# SANITIZE rebuilds them instead of mixing instrumented and plain objects.
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-optimize-sibling-calls
+PG_CXXFLAGS += $(SANITIZE_FLAGS) -g
+PG_LDFLAGS += $(SANITIZE_FLAGS)
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+BUILD_MODE := SANITIZE=$(SANITIZE)
+ifneq ($(BUILD_MODE),$(shell cat .build-mode 2>/dev/null))
+$(shell echo '$(BUILD_MODE)' > .build-mode)
+endif
+
 # pg_regress suites (sql/, expected/)
 REGRESS = boundary apply rollback privileges policy backfill verify prove
 REGRESS_OPTS = --load-extension=plpgsql
@@ -22,7 +45,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = test/isolation/output_iso results regression.diffs regression.out
+EXTRA_CLEAN = test/isolation/output_iso results regression.diffs regression.out .build-mode
 
 # Debian's PGXS builds LLVM bitcode for JIT inlining when the server has
 # LLVM.  Our code is C++ with exceptions and nothing worth inlining into
@@ -35,6 +58,9 @@ include $(PGXS)
 
 # PGXS passes CFLAGS-only warnings; C++ needs its own.
 override CXXFLAGS := $(filter-out -Wmissing-prototypes -Wdeclaration-after-statement,$(CXXFLAGS))
+
+# Objects built in another SANITIZE mode are stale.
+$(OBJS): .build-mode
 
 # TAP tests alone (the PGXS installcheck runs them after the suites above).
 .PHONY: tapcheck

@@ -27,7 +27,10 @@ count() {  # name passed failed
 
 # 1. GoogleTest: the pure C++ core
 echo "== GoogleTest (core)"
-cmake -S "$ROOT" -B "$WORK/core-build" -DCMAKE_BUILD_TYPE=Release >"$LOGS/cmake.log" 2>&1 &&
+# SANITIZE=1 (scripts/sanitize.sh): the core and its tests under ASan/UBSan too.
+cmake_sanitize=()
+[ "${SANITIZE:-0}" = 1 ] && cmake_sanitize=(-DSAFE_MIGRATE_SANITIZE=ON)
+cmake -S "$ROOT" -B "$WORK/core-build" -DCMAKE_BUILD_TYPE=Release "${cmake_sanitize[@]}" >"$LOGS/cmake.log" 2>&1 &&
     cmake --build "$WORK/core-build" -j"$(nproc)" >>"$LOGS/cmake.log" 2>&1
 (cd "$WORK/core-build" && ctest --output-on-failure) >"$LOGS/ctest.log" 2>&1
 g_total=$(grep -oE 'tests failed out of [0-9]+' "$LOGS/ctest.log" | grep -oE '[0-9]+$' || echo 0)
@@ -66,6 +69,10 @@ e_bad=$(grep -c '^FAILED ' "$LOGS/examples.log")
 grep -q '^examples: ' "$LOGS/examples.log" || e_bad=$((e_bad + 1))
 count examples "$e_ok" "$e_bad"
 cluster_stop "$WORK/cluster"
+# SAFE_MIGRATE_KEEP_SERVER_LOGS=1 (scripts/sanitize.sh scans them): keep the
+# server logs of every cluster, not only those of failed TAP runs.
+keep_logs=${SAFE_MIGRATE_KEEP_SERVER_LOGS:-0}
+[ "$keep_logs" = 1 ] && cp "$WORK/cluster/server.log" "$LOGS/regress_server.log"
 
 # 4. TAP tests: each starts its own clusters (crashes, restarts, a replica)
 echo "== TAP"
@@ -78,6 +85,8 @@ if [ "$t_ok" -ne "$t_all" ]; then
     tail -40 "$LOGS/tap.log"
     cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null || true
 fi
+[ "$keep_logs" = 1 ] && [ ! -d "$LOGS/tap_server_logs" ] &&
+    cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null
 count tap "$t_ok" $((t_all - t_ok))
 
 echo "RESULT: passed=$passed failed=$failed (${summary[*]})"

@@ -4,6 +4,7 @@
 #include "privileged.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -13,6 +14,15 @@ extern "C" {
 }
 
 namespace safe_migrate::pg {
+
+void require_transaction(const char *what)
+{
+    if (!IsTransactionState())
+        ereport(ERROR,
+                (errcode(ERRCODE_INTERNAL_ERROR),
+                 errmsg("safe_migrate: %s outside a transaction", what),
+                 errdetail("Catalog lookups need a transaction; this is a bug in safe_migrate.")));
+}
 
 void elevate(Elevation *e)
 {

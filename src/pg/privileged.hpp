@@ -22,6 +22,12 @@ struct Elevation {
     int guc_nest;
 };
 
+/* Catalog and syscache lookups (superuser_arg, role membership, relcache)
+ * need a transaction: outside one they crash the process instead of
+ * failing.  Functions that look things up call this first, so a caller
+ * that forgot its transaction gets an error naming what it tried. */
+void require_transaction(const char *what);
+
 void elevate(Elevation *e);
 void unelevate(Elevation *e);
 

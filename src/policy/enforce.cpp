@@ -3,6 +3,7 @@
  */
 #include "policy.hpp"
 #include "pg/errcodes.hpp"
+#include "pg/privileged.hpp"
 
 #include <climits>
 
@@ -69,16 +70,34 @@ void define_settings(void)
         nullptr);
 }
 
-bool may_override(Oid role)
+static bool may_override_lookup(Oid role)
 {
-    /* role lookups go through the syscache: outside a transaction they
-     * would crash the backend (no resource owner) */
-    if (!IsTransactionState())
-        elog(ERROR, "safe_migrate: may_override called outside a transaction");
+    pg::require_transaction("override rights checked");
     if (superuser_arg(role))
         return true;
     Oid admin = get_role_oid("safe_migrate_admin", true);
     return OidIsValid(admin) && is_member_of_role(role, admin);
+}
+
+bool may_override(Oid role)
+{
+    /*
+     * The answer comes from the catalogs (superuser_arg, role membership),
+     * which need a transaction: without one the syscache crashes the
+     * process.  A runner asks between its own transactions; give the lookup
+     * one of its own there.  (superuser_arg's one-entry cache hides this
+     * for the role it saw last -- usually the bootstrap superuser -- and no
+     * other.)  Inside a transaction block that is not in progress (aborted)
+     * nothing may be looked up: require_transaction refuses.
+     */
+    if (IsTransactionState() || IsTransactionOrTransactionBlock())
+        return may_override_lookup(role);
+    MemoryContext cxt = CurrentMemoryContext;
+    StartTransactionCommand();
+    bool may = may_override_lookup(role);
+    CommitTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    return may;
 }
 
 void check_allowances(int n, char **rules)
