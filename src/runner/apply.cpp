@@ -404,8 +404,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     TimestampTz started = GetCurrentTimestamp();
     /* Everything this function keeps (statement texts, the error of a failed
      * statement, the result row) lives in the caller's memory context:
-     * SPI_connect makes SPI's procedure context current, and SPI_finish
-     * frees it with whatever was allocated there. */
+     * SPI_connect, and every SPI_execute* after it, make SPI's procedure
+     * context current, and SPI_finish frees it with whatever was allocated
+     * there.  Hence a switch back after each of our SPI calls. */
     MemoryContext caller_cxt = CurrentMemoryContext;
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
@@ -430,6 +431,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                               1, types, values, nullptr, false, 1);
     }
     pg::unelevate(&e);
+    MemoryContextSwitchTo(caller_cxt);
     if (SPI_processed > 0) {
         char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         if (strcmp(applied, prepared->checksum) != 0)
@@ -483,6 +485,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             policy::migration.statement = nullptr;
             AtEOXact_GUC(true, nest);
         });
+        MemoryContextSwitchTo(caller_cxt);
         pg::stop_collecting_warnings();
         if (failure == nullptr)
             break;
@@ -521,6 +524,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     const char *why = nullptr;
     const char *down =
         prepared->down ? prepared->down : derive_down_script(prepared->up, at_apply, &why);
+    MemoryContextSwitchTo(caller_cxt);
     ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
                               prepared->checksum, pg::collected_warnings());
 
