@@ -607,6 +607,9 @@ Oid job_owner_checked(int64 id, const char *what)
 char *set_status(int64 id, const char *from, const char *to, const char *rule)
 {
     pg::Elevation e;
+    /* what is returned must outlive SPI_finish, which frees SPI's context
+     * (current after every SPI call) */
+    MemoryContext cxt = CurrentMemoryContext;
     SPI_connect();
     pg::elevate(&e);
     Oid t[1] = {INT8OID};
@@ -623,9 +626,9 @@ char *set_status(int64 id, const char *from, const char *to, const char *rule)
     SPI_execute_with_args("SELECT status FROM safe_migrate.backfill_jobs "
                           "WHERE id OPERATOR(pg_catalog.=) $1",
                           1, t, v, nullptr, false, 1);
-    char *status = SPI_processed == 1
-                       ? pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))
-                       : pstrdup("unknown");
+    char *status = MemoryContextStrdup(
+        cxt, SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)
+                                : "unknown");
     pg::unelevate(&e);
     SPI_finish();
     if (changed)
@@ -839,6 +842,7 @@ SM_ENTRY(migrate_backfill_wait)
     }
     for (;;) {
         pg::Elevation e;
+        MemoryContext cxt = CurrentMemoryContext; /* survives SPI_finish */
         SPI_connect();
         pg::elevate(&e);
         Oid t[1] = {INT8OID};
@@ -846,9 +850,10 @@ SM_ENTRY(migrate_backfill_wait)
         SPI_execute_with_args("SELECT status, last_error FROM safe_migrate.backfill_jobs "
                               "WHERE id OPERATOR(pg_catalog.=) $1",
                               1, t, v, nullptr, false, 1);
-        char *status = pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+        char *status =
+            MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
         char *error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-        error = error ? pstrdup(error) : nullptr;
+        error = error ? MemoryContextStrdup(cxt, error) : nullptr;
         pg::unelevate(&e);
         SPI_finish();
         if (strcmp(status, "completed") == 0)
