@@ -27,17 +27,16 @@ use Time::HiRes qw(time sleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
 my $reader_bound = 2.0;    # seconds; the lock timeout is 0.2 s
 my $hold_seconds = 4.5;    # the long transaction is held at least this long
                            # after the migration starts (>= 4 s)
 my $n_readers = 20;
 
-my $node = PostgreSQL::Test::Cluster->new('lock_safety');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('lock_safety');
 
 $node->safe_psql(
 	'postgres', q{

@@ -11,12 +11,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('dump_restore');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('dump_restore');
 
 $node->safe_psql('postgres', 'CREATE DATABASE src;');
 $node->safe_psql('src', 'CREATE EXTENSION safe_migrate;');

@@ -28,13 +28,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('bf_security');
-$node->init(allows_streaming => 1);
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('bf_security', allows_streaming => 1);
 
 $node->safe_psql(
 	'postgres', q{
@@ -49,34 +48,12 @@ $node->safe_psql(
 
 my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
-sub as
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('postgres', $sql,
-		connstr => $node->connstr('postgres') . " user=$role");
-}
+sub as { return as_role($node, @_) }
 
 # ($rc, $stdout, $stderr) of $sql as $role, errors in verbose form
-sub try_as
-{
-	my ($role, $sql) = @_;
-	my ($stdout, $stderr);
-	my $rc = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		connstr => $node->connstr('postgres') . " user=$role",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	return ($rc, $stdout, $stderr);
-}
+sub try_as { return try_as_role($node, @_, verbose => 1) }
 
-sub fails_like
-{
-	my ($role, $sql, $re, $name) = @_;
-	my ($rc, $stdout, $stderr) = try_as($role, $sql);
-	isnt($rc, 0, "$name: fails");
-	like($stderr, $re, "$name: error message");
-	return $stderr;
-}
+sub fails_like { return fails_as_role($node, @_) }
 
 sub job_value
 {

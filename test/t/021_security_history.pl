@@ -19,12 +19,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('security_history');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('security_history');
 
 $node->safe_psql(
 	'postgres', q{
@@ -40,25 +39,13 @@ $node->safe_psql(
 	ALTER ROLE app SET search_path = app, public;
 });
 
-sub as
-{
-	my ($role, $sql, $db) = @_;
-	$db //= 'postgres';
-	return $node->safe_psql($db, $sql, connstr => $node->connstr($db) . " user=$role");
-}
+sub as { return as_role($node, @_) }
 
 # ($rc, $stdout, $stderr) of $sql as $role
 sub try_as
 {
 	my ($role, $sql, $db) = @_;
-	$db //= 'postgres';
-	my ($stdout, $stderr);
-	my $rc = $node->psql(
-		$db, $sql,
-		connstr => $node->connstr($db) . " user=$role",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	return ($rc, $stdout, $stderr);
+	return try_as_role($node, $role, $sql, db => $db);
 }
 
 # Everything $role can read of a version's history rows, as one string.

@@ -26,13 +26,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('sec_runner');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('sec_runner');
 
 $node->safe_psql(
 	'postgres', q{
@@ -53,33 +52,11 @@ $node->safe_psql(
 });
 my $started = $node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()');
 
-sub as
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('postgres', $sql,
-		connstr => $node->connstr('postgres') . " user=$role");
-}
+sub as { return as_role($node, @_) }
 
-sub try_as
-{
-	my ($role, $sql) = @_;
-	my ($stdout, $stderr);
-	my $rc = $node->psql(
-		'postgres', $sql,
-		connstr => $node->connstr('postgres') . " user=$role",
-		stdout => \$stdout,
-		stderr => \$stderr);
-	return ($rc, $stdout, $stderr);
-}
+sub try_as { return try_as_role($node, @_) }
 
-sub fails_like
-{
-	my ($role, $sql, $re, $name) = @_;
-	my ($rc, $stdout, $stderr) = try_as($role, $sql);
-	isnt($rc, 0, "$name: fails");
-	like($stderr, $re, "$name: error message");
-	return $stderr;
-}
+sub fails_like { return fails_as_role($node, @_) }
 
 sub no_restart
 {

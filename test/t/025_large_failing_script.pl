@@ -18,12 +18,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
-my $node = PostgreSQL::Test::Cluster->new('large_failing_script');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
-$node->start;
+my $node = start_node('large_failing_script');
 $node->safe_psql('postgres', 'CREATE EXTENSION safe_migrate');
 
 my %first = (
