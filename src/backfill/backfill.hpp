@@ -59,6 +59,10 @@ void worker_done(const WorkerArgs *args);
  * (then the caller looks at the job's status before going on). */
 bool worker_sleep(const WorkerArgs *args, long ms);
 
+/* Has this database the extension, at a version with backfills?  Needs a
+ * transaction (catalog lookups). */
+bool jobs_table_exists(void);
+
 extern "C" PGDLLEXPORT void safe_migrate_backfill_launcher_main(Datum arg);
 extern "C" PGDLLEXPORT void safe_migrate_backfill_scout_main(Datum arg);
 extern "C" PGDLLEXPORT void safe_migrate_backfill_worker_main(Datum arg);

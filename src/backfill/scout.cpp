@@ -34,6 +34,13 @@ extern "C" {
 
 namespace safe_migrate::backfill {
 
+bool jobs_table_exists(void)
+{
+    Oid nsp = get_namespace_oid("safe_migrate", true);
+    return OidIsValid(get_extension_oid("safe_migrate", true)) && OidIsValid(nsp) &&
+           OidIsValid(get_relname_relid("backfill_jobs", nsp));
+}
+
 extern "C" void safe_migrate_backfill_scout_main(Datum arg)
 {
     pqsignal(SIGTERM, die);
@@ -47,10 +54,7 @@ extern "C" void safe_migrate_backfill_scout_main(Datum arg)
         proc_exit(0);
 
     StartTransactionCommand();
-    Oid nsp = get_namespace_oid("safe_migrate", true);
-    bool installed = OidIsValid(get_extension_oid("safe_migrate", true)) && OidIsValid(nsp) &&
-                     OidIsValid(get_relname_relid("backfill_jobs", nsp));
-    if (!installed) {
+    if (!jobs_table_exists()) {
         CommitTransactionCommand();
         proc_exit(0);
     }

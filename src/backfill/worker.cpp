@@ -625,9 +625,7 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
 
     /* nothing to do where the extension (at a version with backfills) is not */
     StartTransactionCommand();
-    Oid nsp = get_namespace_oid("safe_migrate", true);
-    bool installed = OidIsValid(get_extension_oid("safe_migrate", true)) && OidIsValid(nsp) &&
-                     OidIsValid(get_relname_relid("backfill_jobs", nsp));
+    bool installed = jobs_table_exists();
     CommitTransactionCommand();
     if (!installed) {
         worker_done(&worker_args);
