@@ -36,6 +36,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
 #include "pgstat.h"
@@ -74,6 +75,11 @@ const char *shared_string(Size off) { return shared_base + off; }
 void begin_history_xact(pg::Elevation *e)
 {
     StartTransactionCommand();
+    /* our bookkeeping writes whatever the script did to this session: a
+     * `SET default_transaction_read_only = on` must not leave its effects
+     * committed and their record unwritten (before any snapshot, as SET
+     * TRANSACTION READ WRITE would) */
+    XactReadOnly = false;
     PushActiveSnapshot(GetTransactionSnapshot());
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
@@ -191,10 +197,38 @@ void acquire_migration_lock(void)
 
 /* ---------------- running statements ---------------- */
 
+/* Our messages reach the caller through a queue and are converted by the
+ * caller's backend for its client: they must leave here in the database's
+ * encoding, whatever a script's SET client_encoding (or set_config) did to
+ * this session.  Identity needs no conversion lookup, so this is safe
+ * anywhere, also outside a transaction. */
+void keep_database_encoding(void)
+{
+    if (pg_get_client_encoding() != GetDatabaseEncoding())
+        (void) SetClientEncoding(GetDatabaseEncoding());
+}
+
+/* SET / RESET client_encoding (SET NAMES) in a script: meaningless in a
+ * runner, whose only client is the caller's backend. */
+bool sets_client_encoding(const Node *stmt)
+{
+    if (!IsA(stmt, VariableSetStmt))
+        return false;
+    const char *name = ((const VariableSetStmt *) stmt)->name;
+    return name != nullptr && pg_strcasecmp(name, "client_encoding") == 0;
+}
+
 /* One statement, top level, in the current transaction (like a statement of
  * exec_simple_query). */
 void run_statement(RawStmt *parsetree, const char *query_string, const char *stmt_text)
 {
+    if (sets_client_encoding(parsetree->stmt)) {
+        ereport(NOTICE,
+                (errmsg("client_encoding is not changed in the safe_migrate runner"),
+                 errdetail("The runner's messages reach your session through its own backend, "
+                           "which converts them to your client_encoding.")));
+        return;
+    }
     MemoryContext stmt_cxt = AllocSetContextCreate(migration_cxt, "safe_migrate statement",
                                                    ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(stmt_cxt);
@@ -237,6 +271,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     MemoryContextSwitchTo(old);
     MemoryContextDelete(stmt_cxt);
     debug_query_string = nullptr;
+    /* a set_config('client_encoding', ...) inside the statement */
+    keep_database_encoding();
 }
 
 struct InvalidIndex {
@@ -484,10 +520,12 @@ RunOutcome execute_script(const char *sql)
 
 /* ---------------- talking to the caller ---------------- */
 
+
 void send_result(const char *version, const char *status, int statements, int retries,
                  TimestampTz started, const char *checksum)
 {
     StringInfoData buf;
+    keep_database_encoding();
     pq_beginmessage(&buf, kResultMessage);
     pq_sendstring(&buf, version);
     pq_sendstring(&buf, status);
