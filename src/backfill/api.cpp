@@ -376,17 +376,6 @@ bool uses_temp_walker(Node *node, void *context)
     return expression_tree_walker(node, (bool (*)()) (void (*)(void)) uses_temp_walker, context);
 }
 
-/* Set search_path to pg_catalog, pg_temp until restore_search_path(nest). */
-int pin_search_path(void)
-{
-    int nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-                             GUC_ACTION_SAVE, true, 0, false);
-    return nest;
-}
-
-void restore_search_path(int nest) { AtEOXact_GUC(false, nest); }
-
 struct Clauses {
     char *set_clause;   /* deparsed, qualified */
     char *where_clause; /* deparsed, qualified; NULL for none */
@@ -419,7 +408,7 @@ Clauses normalize_clauses(Relation rel, const char *relation, const char *set_cl
 
     /* deparse with only pg_catalog on the search_path: every other name
      * comes out qualified */
-    int nest = pin_search_path();
+    int nest = pg::pin_search_path();
     List *context = deparse_context_for(RelationGetRelationName(rel), RelationGetRelid(rel));
     StringInfoData set;
     initStringInfo(&set);
@@ -429,7 +418,7 @@ Clauses normalize_clauses(Relation rel, const char *relation, const char *set_cl
         if (tle->resjunk)
             continue;
         if (bms_is_member(tle->resno, key->attnums)) {
-            restore_search_path(nest);
+            pg::unpin_search_path(nest);
             char *column = get_attname(RelationGetRelid(rel), tle->resno, false);
             ereport(ERROR,
                     (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -449,7 +438,7 @@ Clauses normalize_clauses(Relation rel, const char *relation, const char *set_cl
     out.where_clause = q->jointree->quals
                            ? deparse_expression(q->jointree->quals, context, false, false)
                            : nullptr;
-    restore_search_path(nest);
+    pg::unpin_search_path(nest);
     return out;
 }
 
@@ -480,13 +469,13 @@ void check_batch_statements(const char *relation, const Clauses *c, const WalkKe
     /* one statement, as built */
     if (list_length(raw_parser(update, RAW_PARSE_DEFAULT)) != 1)
         elog(ERROR, "the backfill statement of %s is not one statement", relation);
-    int nest = pin_search_path();
+    int nest = pg::pin_search_path();
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     if (SPI_prepare(select, n, types) == nullptr || SPI_prepare(update, n, types) == nullptr)
         elog(ERROR, "could not prepare the backfill statements of %s", relation);
     SPI_finish();
-    restore_search_path(nest);
+    pg::unpin_search_path(nest);
 }
 
 /* At commit of the transaction that queued work or changed a job's status:

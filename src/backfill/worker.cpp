@@ -165,7 +165,7 @@ void owner_end(OwnerCode *oc)
 void mark(int64 id, const char *assignments, int nargs, Oid *types, Datum *values,
           const char *nulls);
 
-void pin_search_path(void)
+void pin_session_search_path(void)
 {
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 }
@@ -491,7 +491,7 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
     CommitTransactionCommand();
     SetUserIdAndSecContext(saved_user, saved_sec);
     /* a SET (not LOCAL) in a deferred trigger outlives the commit */
-    pin_search_path();
+    pin_session_search_path();
     return out;
 }
 
@@ -616,7 +616,7 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
     pgstat_report_appname("safe_migrate backfill");
     /* our own statements: pinned (the owner's code gets the same, in a nest
      * level whose changes are undone after it) */
-    pin_search_path();
+    pin_session_search_path();
     /* a role's default_transaction_read_only must not keep the job from
      * recording its own progress */
     SetConfigOption("default_transaction_read_only", "off", PGC_USERSET, PGC_S_SESSION);

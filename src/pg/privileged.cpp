@@ -49,7 +49,8 @@ int pin_search_path(void)
 
 void unpin_search_path(int nest)
 {
-    AtEOXact_GUC(true, nest);
+    /* undo every setting changed in the nest level, not only ours */
+    AtEOXact_GUC(false, nest);
 }
 
 void sleep_ms(int ms)
