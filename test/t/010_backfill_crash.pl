@@ -145,7 +145,8 @@ sub wait_mid_job
 	my $from = int($N * 0.2);
 	ok( $node->poll_query_until(
 			'postgres',
-			"SELECT rows_done >= $from OR status <> 'running' FROM safe_migrate.backfills WHERE id = $id"),
+			"SELECT rows_done >= $from OR status NOT IN ('queued', 'running') "
+			  . "FROM safe_migrate.backfills WHERE id = $id"),
 		"$name: the job made progress");
 	is(job_value($id, 'status'), 'running', "$name: the job is running");
 }

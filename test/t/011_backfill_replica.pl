@@ -60,7 +60,7 @@ like($id, qr/^\d+$/, 'migrate_backfill returns a job id');
 
 ok( $primary->poll_query_until(
 		'postgres',
-		"SELECT waiting_for IS NOT NULL OR status <> 'running' FROM safe_migrate.backfills WHERE id = $id"
+		"SELECT waiting_for IS NOT NULL OR status NOT IN ('queued', 'running') FROM safe_migrate.backfills WHERE id = $id"
 	),
 	'the job starts waiting for the replica');
 
