@@ -6,6 +6,7 @@
  * and no lock is taken on any user table, so it never waits.
  */
 #include "policy.hpp"
+#include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "runner/classify.hpp"
 
@@ -330,7 +331,104 @@ const char *rv_name(RangeVar *rv)
                           : quote_identifier(rv->relname);
 }
 
+/* Describe one statement of a script and collect the rules' verdicts on it
+ * without acting.  *created lists the tables the script created before this
+ * statement (their names as written); *new_here is set when the statement
+ * works on one of them: nobody else can see such a table yet, so no rule
+ * applies. */
+void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan *p,
+                    const char **relation_out, bool *new_here_out, PlanCapture *capture)
+{
+    *relid = InvalidOid;
+    describe(raw->stmt, relid, p);
+    const char *relation = p->relation ? rv_name(p->relation) : nullptr;
+    bool new_here = false;
+    if (relation && !OidIsValid(*relid)) {
+        ListCell *cc;
+        foreach (cc, *created)
+            new_here |= strcmp((char *) lfirst(cc), relation) == 0;
+    }
+    if (IsA(raw->stmt, CreateStmt) && relation)
+        *created = lappend(*created, (void *) relation);
+
+    /* the rules, on the facts, without acting */
+    plan_capture = capture;
+    PG_TRY();
+    {
+        if (!new_here) {
+            check_parsetree(raw->stmt);
+            check_utility(raw->stmt);
+            if (p->effect == kRewrite && p->rewrite_reasons && OidIsValid(*relid))
+                check_table_rewrite(*relid, p->rewrite_reasons, raw->stmt);
+            if ((IsA(raw->stmt, UpdateStmt) &&
+                 ((UpdateStmt *) raw->stmt)->whereClause == nullptr) ||
+                (IsA(raw->stmt, DeleteStmt) &&
+                 ((DeleteStmt *) raw->stmt)->whereClause == nullptr)) {
+                /* every row: as many as the table has */
+                bool was = migration.active;
+                pg::PolicyFacts size;
+                memset(&size, 0, sizeof(size));
+                if (OidIsValid(*relid))
+                    table_facts(*relid, relation, &size);
+                migration.active = true;
+                check_large_dml(raw, size.rows);
+                migration.active = was;
+            }
+        }
+    }
+    PG_FINALLY();
+    {
+        plan_capture = nullptr;
+    }
+    PG_END_TRY();
+
+    *relation_out = relation;
+    *new_here_out = new_here;
+}
+
 }  // namespace
+
+void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
+                              int n_allows, char **allow_rules)
+{
+    if (policy_mode != 2)
+        return; /* nothing is refused: warnings come as the statements run */
+    List *created = NIL;
+    int number = 0;
+    ListCell *lc;
+    foreach (lc, trees) {
+        RawStmt *raw = lfirst_node(RawStmt, lc);
+        number++;
+        Oid relid;
+        StatementPlan p;
+        const char *relation;
+        bool new_here;
+        PlanCapture capture = {NIL, NIL};
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        if (number < first_checked)
+            continue; /* its step rolls back as a whole if it is refused */
+        ListCell *vc;
+        foreach (vc, capture.verdicts) {
+            pg::PolicyVerdict *v = (pg::PolicyVerdict *) lfirst(vc);
+            if (v->level != 2)
+                continue;
+            bool allowed = false;
+            for (int i = 0; i < n_allows && !allowed; i++)
+                allowed = allow_rules[i] != nullptr && strcmp(allow_rules[i], v->rule) == 0;
+            if (allowed)
+                continue;
+            ereport(ERROR,
+                    (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
+                     errdetail("Statement %d of the migration would be refused when it runs, "
+                               "after earlier steps committed: the migration runs in %d "
+                               "transactions. Nothing was run. %s",
+                               number, n_steps, v->detail),
+                     errhint("%s", v->hint),
+                     errcontext("statement %d of the migration: %s", number,
+                                runner::statement_text(script, raw))));
+        }
+    }
+}
 
 }  // namespace safe_migrate::policy
 
@@ -360,49 +458,10 @@ SM_ENTRY(migrate_plan)
         number++;
         Oid relid = InvalidOid;
         StatementPlan p;
-        describe(raw->stmt, &relid, &p);
-
-        const char *relation = p.relation ? rv_name(p.relation) : nullptr;
+        const char *relation = nullptr;
         bool new_here = false;
-        if (relation && !OidIsValid(relid)) {
-            ListCell *cc;
-            foreach (cc, created)
-                new_here |= strcmp((char *) lfirst(cc), relation) == 0;
-        }
-        if (IsA(raw->stmt, CreateStmt) && relation)
-            created = lappend(created, (void *) relation);
-
-        /* the rules, on the facts, without acting */
         PlanCapture capture = {NIL, NIL};
-        plan_capture = &capture;
-        PG_TRY();
-        {
-            if (!new_here) {
-                check_parsetree(raw->stmt);
-                check_utility(raw->stmt);
-                if (p.effect == kRewrite && p.rewrite_reasons && OidIsValid(relid))
-                    check_table_rewrite(relid, p.rewrite_reasons, raw->stmt);
-                if ((IsA(raw->stmt, UpdateStmt) &&
-                     ((UpdateStmt *) raw->stmt)->whereClause == nullptr) ||
-                    (IsA(raw->stmt, DeleteStmt) &&
-                     ((DeleteStmt *) raw->stmt)->whereClause == nullptr)) {
-                    /* every row: as many as the table has */
-                    bool was = migration.active;
-                    pg::PolicyFacts size;
-                    memset(&size, 0, sizeof(size));
-                    if (OidIsValid(relid))
-                        table_facts(relid, relation, &size);
-                    migration.active = true;
-                    check_large_dml(raw, size.rows);
-                    migration.active = was;
-                }
-            }
-        }
-        PG_FINALLY();
-        {
-            plan_capture = nullptr;
-        }
-        PG_END_TRY();
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
 
         pg::PolicyFacts facts;
         memset(&facts, 0, sizeof(facts));

@@ -74,6 +74,14 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts);
 void check_parsetree(Node *parsetree);
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
 void check_utility(Node *parsetree);
+/* A migration that commits in n_steps transactions: refuse it before its
+ * first step if the policy would refuse one of its statements numbered
+ * first_checked or later (1-based) when it runs, after earlier steps
+ * committed.  The allow directives are those of the script (already checked
+ * with check_allowances). */
+void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
+                              int n_allows, char **allow_rules);
+
 /* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
 void check_large_dml(RawStmt *raw, double rows);
 

@@ -109,6 +109,8 @@ struct ParsedPart {
     List *trees;          /* RawStmt list */
     bool needs_top_level; /* some statement cannot run in a transaction block */
     bool all_transactional;
+    int n_steps;          /* transactions it runs in (core::plan_segments) */
+    int first_step_statements;
 };
 
 /* Parse a script part in the caller to fail fast with positions that point
@@ -116,7 +118,7 @@ struct ParsedPart {
 ParsedPart check_statements(const char *sql, const char *what)
 {
     List *trees = parse_script(sql, what);
-    ParsedPart part = {trees, false, true};
+    ParsedPart part = {trees, false, true, 0, 0};
     int n = list_length(trees);
     if (n == 0)
         return part;
@@ -141,6 +143,8 @@ ParsedPart check_statements(const char *sql, const char *what)
     const char *problem = pg::plan_segments(classes, n, &plan);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("%s", problem)));
+    part.n_steps = plan.n_segments;
+    part.first_step_statements = plan.n_segments > 0 ? plan.count[0] : 0;
     return part;
 }
 
@@ -201,6 +205,8 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
     hdr.description_off = base + add_string(&strings, req->description);
     hdr.search_path_off = base + add_string(&strings, GetConfigOption("search_path", false, false));
     hdr.applied_by_off = base + add_string(&strings, GetUserNameFromId(hdr.current_user_id, false));
+    hdr.settings_off = base + strings.len;
+    hdr.n_settings = capture_session_settings(&strings);
     if (req->mode == Mode::RecordFailure) {
         hdr.started_at = req->started_at;
         hdr.fail_sqlstate = req->failure->sqlerrcode;
@@ -691,6 +697,13 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                  errdetail("Concurrent index builds wait for every older snapshot, including the "
                            "one of the query calling migrate_apply, which here stays in use."),
                  errhint("Run \"SELECT migrate_apply(...)\" as a statement of its own.")));
+
+    /* a statement the policy will refuse must not find earlier steps
+     * committed: a corrected rerun would find them (an enum value already
+     * added, a table already created) */
+    if (up.n_steps > 1)
+        policy::refuse_before_first_step(prepared.up, up.trees, up.first_step_statements + 1,
+                                         up.n_steps, prepared.n_allows, prepared.allow_rules);
 
     List *rows = run_in_background(&req, disposable);
     return result_datum(fcinfo, (ResultRow *) linitial(rows));

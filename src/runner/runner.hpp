@@ -14,6 +14,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "lib/stringinfo.h"
 #include "storage/dsm.h"
 #include "storage/lock.h"
 #include "storage/shm_mq.h"
@@ -49,6 +50,8 @@ struct SharedRequest {
     Size description_off;
     Size search_path_off;
     Size applied_by_off; /* the caller's current_user name */
+    Size settings_off;   /* the caller's session settings (settings.cpp) */
+    int n_settings;
     bool has_version;
     bool has_description;
     /* RecordFailure: what failed (string offsets of 0 mean NULL) */
@@ -63,6 +66,12 @@ struct SharedRequest {
     Size mq_off;
     Size mq_size;
 };
+
+/* The settings the caller's session changed, appended to out as NUL-
+ * terminated strings; returns how many (settings.cpp). */
+int capture_session_settings(StringInfo out);
+/* In the runner, with the caller's role current: take them over. */
+void apply_session_settings(const char *block, int count);
 
 /* Entry point of the background worker (bgw_function_name). */
 extern "C" PGDLLEXPORT void safe_migrate_runner_main(Datum arg);

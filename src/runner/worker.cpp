@@ -973,6 +973,10 @@ extern "C" void safe_migrate_runner_main(Datum arg)
     CommitTransactionCommand();
     pgstat_report_appname("safe_migrate runner");
     SetUserIdAndSecContext(request->current_user_id, request->sec_context);
+    /* the caller's SET safe_migrate.policy, statement_timeout, ... (not for
+     * RecordFailure, which runs nothing of the caller's) */
+    if (request->mode != Mode::RecordFailure)
+        apply_session_settings(shared_string(request->settings_off), request->n_settings);
 
     /* an error outside a migration step (a checksum mismatch, a missing down
      * script, ...) goes to the caller as it is; then this runner ends */
