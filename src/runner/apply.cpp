@@ -19,6 +19,7 @@
 #include "pg/privileged.hpp"
 #include "pg/snapshot.hpp"
 #include "pg/subxact.hpp"
+#include "pg/timeouts.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
@@ -54,6 +55,7 @@ extern "C" {
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/timeout.h"
 }
 
 namespace safe_migrate::runner {
@@ -477,6 +479,12 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                             prepared->allow_reasons);
     for (;;) {
         int *current_ptr = &current;
+        /* each statement has statement_timeout as in a multi-statement
+         * query, a script's SET statement_timeout included */
+        pg::StatementTimer timer;
+        pg::StatementTimer *timer_ptr = &timer;
+        timer.outer_active = get_timeout_active(STATEMENT_TIMEOUT);
+        timer.outer_finish = timer.outer_active ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
         pg::collect_warnings(TopTransactionContext);
         failure = pg::in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
@@ -484,13 +492,16 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
+                pg::arm_statement_timeout(timer_ptr);
                 if (SPI_execute(texts[i], false, 0) < 0)
                     elog(ERROR, "SPI_execute failed on statement %d", i + 1);
+                pg::restore_statement_timeout(timer_ptr);
                 policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
             policy::migration.statement = nullptr;
             AtEOXact_GUC(true, nest);
         });
+        pg::restore_statement_timeout(&timer);
         MemoryContextSwitchTo(caller_cxt);
         pg::stop_collecting_warnings();
         if (failure == nullptr)

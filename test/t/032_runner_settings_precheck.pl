@@ -148,5 +148,34 @@ $m$, '023');});
 is($rc, 0, 'policy = warn: applied') or diag($err);
 like($err, qr/WARNING:.*changing-column-type/, 'with the warning');
 
+# ---- statement_timeout per statement in the caller's backend ----
+# (the caller's path: all statements transactional)
+($rc, $out, $err) = psql_err(q{SELECT status FROM migrate_apply($m$SET statement_timeout = '300ms';
+SELECT pg_sleep(2);
+CREATE TABLE t_late (id int);
+$m$, '030');});
+isnt($rc, 0, "the script's SET statement_timeout holds for its next statement");
+like($err, qr/canceling statement due to statement timeout/, 'the statement is cancelled');
+is($node->safe_psql('postgres', q{SELECT status || ' ' || sqlstate FROM safe_migrate.migrations WHERE version = '030'}),
+	'failed 57014', 'and the failure recorded');
+($rc, $out, $err) = psql_err(q{SET statement_timeout = '10s';
+SELECT status FROM migrate_apply($m$SET LOCAL statement_timeout = '700ms';
+SELECT pg_sleep(0.4);
+SELECT pg_sleep(0.4);
+CREATE TABLE t_quick (id int);
+$m$, '031');
+SELECT pg_sleep(1);});
+is($rc, 0, 'each statement has its own timer, as in a multi-statement query') or diag($err);
+# the caller's own deadline still bounds the whole call, and its failure is recorded
+($rc, $out, $err) = psql_err(q{SET statement_timeout = '1s';
+SELECT status FROM migrate_apply($m$SET statement_timeout = '10s';
+SELECT pg_sleep(0.6);
+SELECT pg_sleep(0.6);
+CREATE TABLE t_slow (id int);
+$m$, '032');});
+like($err, qr/canceling statement due to statement timeout/, "the caller's statement_timeout bounds the migration");
+is($node->safe_psql('postgres', q{SELECT status FROM safe_migrate.migrations WHERE version = '032'}),
+	'failed', 'its failure is recorded');
+
 $node->stop;
 done_testing();
