@@ -123,18 +123,38 @@ ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
     int n = list_length(trees);
     if (n == 0)
         return part;
+    /* the statement to blame for misplaced transaction control: a plain
+     * BEGIN that opens an unwrapped section is misplaced only because of
+     * what follows (a final ROLLBACK, COMMIT AND CHAIN, a second BEGIN):
+     * name the first of those if there is one (in a wrapped section a
+     * BEGIN is a nested one: blame it) */
+    int blame = -1;
+    for (int i = 0; i < n; i++) {
+        RawStmt *stmt = list_nth_node(RawStmt, trees, i);
+        if (classify_statement(stmt) != core::TxClass::Forbidden)
+            continue;
+        if (blame < 0)
+            blame = i;
+        if (blame == 0 && i > 0 && !wrapped &&
+            opens_transaction_plainly(linitial_node(RawStmt, trees))) {
+            blame = i;
+            break;
+        }
+    }
+    if (blame >= 0) {
+        RawStmt *stmt = list_nth_node(RawStmt, trees, blame);
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("statement %d of the %s: %s", blame + 1, what, forbidden_reason(stmt)),
+                        errdetail("Statement: %s", statement_text(sql, stmt)),
+                        errhint("A section wrapped in its own BEGIN; ... COMMIT; runs as one "
+                                "transaction; otherwise safe_migrate runs the migration in "
+                                "transactions of its own. Load data with INSERT or COPY FROM "
+                                "a server file.")));
+    }
     int *classes = (int *) palloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) {
         RawStmt *stmt = list_nth_node(RawStmt, trees, i);
         core::TxClass cls = classify_statement(stmt);
-        if (cls == core::TxClass::Forbidden)
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("statement %d of the %s: %s", i + 1, what, forbidden_reason(stmt)),
-                            errdetail("Statement: %s", statement_text(sql, stmt)),
-                            errhint("A section wrapped in its own BEGIN; ... COMMIT; runs as one "
-                                    "transaction; otherwise safe_migrate runs the migration in "
-                                    "transactions of its own. Load data with INSERT or COPY FROM "
-                                    "a server file.")));
         if (wrapped) {
             /* CALL: a procedure runs inside the block, as under psql */
             if (cls == core::TxClass::NonTransactional && !IsA(stmt->stmt, CallStmt))

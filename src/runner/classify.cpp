@@ -177,13 +177,13 @@ const char *forbidden_reason(const RawStmt *raw)
                 if (t->options != NIL)
                     return "BEGIN with transaction modes (ISOLATION LEVEL, READ ONLY, DEFERRABLE) "
                            "is not supported in a migration";
-                return "BEGIN is accepted only as the first statement of a section whose last "
-                       "statement is COMMIT (nested or later transaction blocks are not)";
+                return "BEGIN is accepted only once per section, paired with a COMMIT around all "
+                       "of it (not a nested, second or unclosed transaction block)";
             case TRANS_STMT_COMMIT:
                 if (t->chain)
                     return "COMMIT AND CHAIN is not supported in a migration";
-                return "COMMIT is accepted only as the last statement of a section whose first "
-                       "statement is BEGIN";
+                return "COMMIT is accepted only once per section, paired with a BEGIN around all "
+                       "of it (not in the middle of a section, nor without a BEGIN)";
             case TRANS_STMT_ROLLBACK:
                 return "ROLLBACK is not allowed in a migration (a section that undoes itself "
                        "would be recorded as applied)";
@@ -201,6 +201,14 @@ const char *forbidden_reason(const RawStmt *raw)
     if (IsA(raw->stmt, CopyStmt))
         return "COPY FROM STDIN and COPY TO STDOUT need a client and are not allowed in a migration";
     return "statement not allowed in a migration";
+}
+
+bool opens_transaction_plainly(const RawStmt *raw)
+{
+    if (!IsA(raw->stmt, TransactionStmt))
+        return false;
+    const TransactionStmt *t = (const TransactionStmt *) raw->stmt;
+    return (t->kind == TRANS_STMT_BEGIN || t->kind == TRANS_STMT_START) && t->options == NIL;
 }
 
 const char *statement_kind(const RawStmt *raw)
