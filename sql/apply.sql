@@ -235,6 +235,14 @@ CREATE TABLE wrap_b (id int);
 COMMIT WORK;
 $sql$, 'wrap-2');
 SELECT enum_range(NULL::wrap_mood) AS moods, to_regclass('wrap_b') AS wrap_b;
+-- On the runner path (here: the caller's isolation level sends it there)
+-- the wrapped section runs the same way.
+SET default_transaction_isolation = 'repeatable read';
+SELECT version, status, statements FROM migrate_apply(E'START TRANSACTION;\nCREATE TABLE wrap_rr (id int);\nINSERT INTO wrap_rr VALUES (1);\nSELECT 1 / 0;\nCOMMIT;\n', 'wrap-rr');
+SELECT version, status, statements FROM migrate_apply(E'START TRANSACTION;\nCREATE TABLE wrap_rr (id int);\nINSERT INTO wrap_rr VALUES (1);\nCOMMIT;\n', 'wrap-rr');
+RESET default_transaction_isolation;
+SELECT version, status, statements FROM safe_migrate.history WHERE version = 'wrap-rr' ORDER BY id;
+SELECT count(*) AS wrap_rr_rows FROM wrap_rr;
 -- A wrapped section cannot hold what cannot run in a transaction block.
 SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nCREATE INDEX CONCURRENTLY wrap_c_id ON wrap_c (id);\nCOMMIT;\n', 'wrap-3');
 SELECT * FROM migrate_apply(E'-- migrate:up\nCREATE TABLE wrap_c (id int);\n-- migrate:down\nBEGIN;\nVACUUM wrap_c;\nCOMMIT;\n', 'wrap-3');
