@@ -116,7 +116,7 @@ SELECT * FROM migrate_apply('');
 SELECT * FROM migrate_apply('  -- only a comment ');
 SELECT * FROM migrate_apply('SELECT 1', '');
 SELECT * FROM migrate_apply(E'-- migrate:down\nSELECT 1;\n-- migrate:up\nSELECT 2;');
-SELECT * FROM migrate_apply('BEGIN; CREATE TABLE t (id int); COMMIT;');
+SELECT * FROM migrate_apply('CREATE TABLE t (id int); COMMIT;');
 SELECT * FROM migrate_apply('COPY users FROM STDIN;');
 SELECT * FROM migrate_apply(E'-- safe_migrate:allow ban-drop-table\nDROP TABLE dupes;');
 
@@ -194,3 +194,90 @@ SELECT (SELECT v FROM pmw_caller) AS caller, (SELECT v FROM pmw_runner) AS runne
        (SELECT v FROM pmw_script) AS script;
 SHOW max_parallel_maintenance_workers;
 SET safe_migrate.parallel_maintenance_workers = -2;
+
+-- Issue 11, real files.
+-- A section wrapped in its own BEGIN; ... COMMIT; (START TRANSACTION, END,
+-- COMMIT WORK, any case) runs as one transaction; the checksum is the
+-- file's as given (the wrapped and the bare file are different files).
+SELECT version, status, statements FROM migrate_apply($sql$
+-- migrate:up
+BEGIN;
+CREATE TABLE wrap_a (id int);
+INSERT INTO wrap_a VALUES (1);
+COMMIT;
+-- migrate:down
+start transaction;
+-- safe_migrate:allow ban-drop-table the down script drops what the up script created
+DROP TABLE wrap_a;
+end;
+$sql$, 'wrap-1');
+SELECT checksum = migrate_checksum(script) AS checksum_of_the_file,
+       checksum <> migrate_checksum(E'-- migrate:up\nCREATE TABLE wrap_a (id int);\nINSERT INTO wrap_a VALUES (1);\n'
+                                    '-- migrate:down\n-- safe_migrate:allow ban-drop-table the down script drops what the up script created\n'
+                                    'DROP TABLE wrap_a;\n') AS not_the_bare_file,
+       script LIKE '%BEGIN;%' AS script_as_given
+  FROM safe_migrate.migrations WHERE version = 'wrap-1';
+-- One transaction: a failure leaves nothing behind, not even the enum
+-- value that otherwise commits in a transaction of its own.
+CREATE TYPE wrap_mood AS ENUM ('sad');
+SELECT * FROM migrate_apply($sql$
+BEGIN WORK;
+ALTER TYPE wrap_mood ADD VALUE 'happy';
+CREATE TABLE wrap_b (id int);
+SELECT 1 / 0;
+COMMIT WORK;
+$sql$, 'wrap-2');
+SELECT enum_range(NULL::wrap_mood) AS moods, to_regclass('wrap_b') AS wrap_b;
+SELECT version, status, statements FROM migrate_apply($sql$
+BEGIN WORK;
+ALTER TYPE wrap_mood ADD VALUE 'happy';
+CREATE TABLE wrap_b (id int);
+COMMIT WORK;
+$sql$, 'wrap-2');
+SELECT enum_range(NULL::wrap_mood) AS moods, to_regclass('wrap_b') AS wrap_b;
+-- On the runner path (here: the caller's isolation level sends it there)
+-- the wrapped section runs the same way.
+SET default_transaction_isolation = 'repeatable read';
+SELECT version, status, statements FROM migrate_apply(E'START TRANSACTION;\nCREATE TABLE wrap_rr (id int);\nINSERT INTO wrap_rr VALUES (1);\nSELECT 1 / 0;\nCOMMIT;\n', 'wrap-rr');
+SELECT version, status, statements FROM migrate_apply(E'START TRANSACTION;\nCREATE TABLE wrap_rr (id int);\nINSERT INTO wrap_rr VALUES (1);\nCOMMIT;\n', 'wrap-rr');
+RESET default_transaction_isolation;
+SELECT version, status, statements FROM safe_migrate.history WHERE version = 'wrap-rr' ORDER BY id;
+SELECT count(*) AS wrap_rr_rows FROM wrap_rr;
+-- A wrapped section cannot hold what cannot run in a transaction block.
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nCREATE INDEX CONCURRENTLY wrap_c_id ON wrap_c (id);\nCOMMIT;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'-- migrate:up\nCREATE TABLE wrap_c (id int);\n-- migrate:down\nBEGIN;\nVACUUM wrap_c;\nCOMMIT;\n', 'wrap-3');
+SELECT to_regclass('wrap_c') AS wrap_c;
+-- Transaction control anywhere else is refused, naming the statement.
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nROLLBACK;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nSAVEPOINT s;\nCOMMIT;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN;\nBEGIN;\nCREATE TABLE wrap_c (id int);\nCOMMIT;\nCOMMIT;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE wrap_d (id int);\nCOMMIT;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nCOMMIT AND CHAIN;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE wrap_c (id int);\nCOMMIT;\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\n', 'wrap-3');
+SELECT * FROM migrate_apply(E'-- migrate:up\nCREATE TABLE wrap_c (id int);\nCOMMIT;\n-- migrate:down\nSELECT 1;\n', 'wrap-3');
+SELECT to_regclass('wrap_c') AS wrap_c, count(*) AS recorded FROM safe_migrate.history WHERE version = 'wrap-3';
+-- A syntax error in a wrapped section points into the script as usual.
+SELECT * FROM migrate_apply(E'BEGIN;\nCREATE TABLE wrap_c (id int);\nSELEC 1;\nCOMMIT;\n', 'wrap-3');
+
+-- The checksum keeps every byte inside literals: two scripts inserting
+-- different strings are different migrations.
+CREATE TABLE lit_notes (note text);
+SELECT migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one  \ntwo\');') <>
+       migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');') AS trailing_blanks_in_literal,
+       migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one\r\ntwo\');') <>
+       migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');') AS cr_in_literal,
+       migrate_checksum(E'INSERT INTO lit_notes VALUES ($$one \ntwo$$);') <>
+       migrate_checksum(E'INSERT INTO lit_notes VALUES ($$one\ntwo$$);') AS dollar_body,
+       migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');  \r\n\r\n') =
+       migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');') AS outside_literals_normalised;
+SELECT status FROM migrate_apply(E'INSERT INTO lit_notes VALUES (\'one  \ntwo\');', 'lit-1');
+SELECT status FROM migrate_apply(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');', 'lit-1');
+SELECT count(*) AS notes FROM lit_notes;
+
+-- Versions are trimmed; a blank one is refused.
+SELECT * FROM migrate_apply('SELECT 1', ' ');
+SELECT * FROM migrate_apply('SELECT 1', E' \t\n');
+SELECT version, status FROM migrate_apply('CREATE TABLE ver_trim (id int);', '  ver-trim ');
+SELECT version, status FROM migrate_apply('CREATE TABLE ver_trim (id int);', 'ver-trim');
+SELECT count(*) FROM safe_migrate.history WHERE version = 'ver-trim';

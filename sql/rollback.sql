@@ -161,3 +161,65 @@ DROP TABLE public.rbq_where, public.rbq_accounts, public.rbq_orders, public.rbq_
   public."RbQ Order";
 DROP SCHEMA rbq_m, rbq_types, "RbQ Odd" CASCADE;
 RESET safe_migrate.policy;
+
+-- Issue 11, real files.
+-- A down section wrapped in its own BEGIN; ... COMMIT; runs as one
+-- transaction too.
+SELECT version, status FROM migrate_apply($sql$
+-- migrate:up
+BEGIN;
+CREATE TABLE rbw_a (id int);
+CREATE TABLE rbw_b (id int);
+COMMIT;
+-- migrate:down
+BEGIN;
+-- safe_migrate:allow ban-drop-table the down script drops what the up script created
+DROP TABLE rbw_b;
+DROP TABLE rbw_a;
+COMMIT;
+$sql$, 'rbw-1');
+SELECT version, status, statements FROM migrate_rollback();
+SELECT to_regclass('rbw_a') AS rbw_a, to_regclass('rbw_b') AS rbw_b;
+-- An up section that is empty or only comments, with a down section,
+-- records the version; its down script runs on rollback.
+CREATE TABLE rbe_legacy (id int);
+CREATE TABLE rbe_data (id int);
+SELECT version, status, statements FROM migrate_apply($sql$
+-- migrate:up
+-- rbe_legacy was created by hand before migrations existed
+
+-- migrate:down
+-- safe_migrate:allow ban-drop-table the table belongs to this migration
+DROP TABLE rbe_legacy;
+$sql$, 'rbe-1');
+-- An explicitly empty (or comments-only) down section means "nothing to
+-- undo": a data-only migration rolls back fine.
+SELECT version, status, statements FROM migrate_apply($sql$
+-- migrate:up
+INSERT INTO rbe_data VALUES (1);
+-- migrate:down
+$sql$, 'rbe-2');
+SELECT version, status, statements FROM migrate_apply($sql$
+-- migrate:up
+INSERT INTO rbe_data VALUES (2);
+-- migrate:down
+-- the rows stay: nothing to undo
+$sql$, 'rbe-3');
+-- Both sections empty: recorded, nothing to do either way (dbmate).
+SELECT version, status, statements FROM migrate_apply(E'-- migrate:up\n-- migrate:down\n', 'rbe-4');
+SELECT version, has_down, down_script FROM safe_migrate.history WHERE version LIKE 'rbe-%' ORDER BY id;
+SELECT version, status, statements FROM migrate_rollback('rbe-2');
+SELECT version, status, statements FROM migrate_rollback();
+SELECT count(*) AS rows_kept FROM rbe_data;
+SELECT version, status, statements FROM migrate_rollback();
+SELECT to_regclass('rbe_legacy') AS rbe_legacy;
+-- A missing down section keeps its meaning: derived, or refused.
+SELECT version, status FROM migrate_apply(E'-- migrate:up\nINSERT INTO rbe_data VALUES (3);\n', 'rbe-5');
+SELECT * FROM migrate_rollback();
+-- Without statements and without a down section there is nothing to record.
+SELECT * FROM migrate_apply(E'-- migrate:up\n-- nothing\n', 'rbe-6');
+SELECT * FROM migrate_apply(E'BEGIN;\nCOMMIT;\n', 'rbe-6');
+-- migrate_rollback(to_version) trims its version as migrate_apply does.
+SELECT version, status FROM migrate_apply(E'-- migrate:up\n-- migrate:down\n', 'rbe-7');
+SELECT version, status FROM migrate_rollback('  rbe-5 ');
+SELECT * FROM migrate_rollback(' ');

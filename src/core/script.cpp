@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <string>
 
+#include "lexer.hpp"
 #include "sha256.hpp"
 
 // Script format notes
@@ -43,6 +44,15 @@ std::string_view rtrim(std::string_view s) {
 
 std::string_view trim(std::string_view s) { return rtrim(ltrim(s)); }
 
+// Leading and trailing ASCII whitespace, line terminators included.
+std::string_view trim_space(std::string_view s) {
+    std::size_t b = 0;
+    std::size_t e = s.size();
+    while (b < e && is_space(s[b])) ++b;
+    while (e > b && is_space(s[e - 1])) --e;
+    return s.substr(b, e - b);
+}
+
 // The leading run of non-whitespace characters.
 std::string_view first_word(std::string_view s) {
     std::size_t n = 0;
@@ -56,13 +66,6 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
     if (s.size() < prefix.size()) return false;
     for (std::size_t i = 0; i < prefix.size(); ++i) {
         if (ascii_lower(s[i]) != ascii_lower(prefix[i])) return false;
-    }
-    return true;
-}
-
-bool is_blank(std::string_view s) {
-    for (char c : s) {
-        if (!is_space(c)) return false;
     }
     return true;
 }
@@ -207,25 +210,51 @@ ScriptSections split_sections(std::string_view script) {
     if (down_line != 0) {
         result.down.assign(script.substr(down_next));
         result.down_first_line = down_line + 1;
-        result.has_down = !is_blank(result.down);
+        // an empty or comments-only down section is still a down section:
+        // "nothing to undo" (dbmate); only a missing marker means "none given"
+        result.has_down = true;
     }
     return result;
 }
 
 std::string normalize_for_checksum(std::string_view script) {
+    // Only what cannot change the script's meaning: line terminators and
+    // trailing whitespace OUTSIDE string constants, quoted identifiers and
+    // dollar-quoted bodies (inside them every byte is data).
+    const std::vector<bool> literal = literal_mask(script);
     std::string out;
     out.reserve(script.size());
-    std::size_t keep = 0;  // length of `out` up to the end of the last non-blank line
-    std::size_t pos = 0;
-    while (pos < script.size()) {
-        const Line ln = line_at(script, pos);
-        const std::string_view content = rtrim(script.substr(ln.begin, ln.end - ln.begin));
-        out.append(content);
-        if (!content.empty()) keep = out.size();
-        out.push_back('\n');
-        pos = ln.next;
+    std::size_t keep = 0;          // length of `out` up to its last byte that is not a trailing newline
+    std::size_t pending_from = 0;  // start of a run of horizontal whitespace outside literals
+    std::size_t pending_len = 0;
+    auto flush = [&]() {
+        if (pending_len > 0) out.append(script.substr(pending_from, pending_len));
+        pending_len = 0;
+    };
+    std::size_t i = 0;
+    while (i < script.size()) {
+        const char c = script[i];
+        if (literal[i]) {
+            flush();
+            out.push_back(c);
+            keep = out.size();
+            ++i;
+        } else if (c == '\r' || c == '\n') {
+            pending_len = 0;  // trailing whitespace of the line
+            out.push_back('\n');
+            i += (c == '\r' && i + 1 < script.size() && script[i + 1] == '\n' && !literal[i + 1]) ? 2 : 1;
+        } else if (is_hspace(c)) {
+            if (pending_len == 0) pending_from = i;
+            ++pending_len;
+            ++i;
+        } else {
+            flush();
+            out.push_back(c);
+            keep = out.size();
+            ++i;
+        }
     }
-    out.resize(keep);
+    out.resize(keep);  // trailing whitespace, blank lines and final newline
     return out;
 }
 
@@ -246,24 +275,30 @@ std::string derived_version(std::string_view checksum) {
     return "sha256-" + std::string(prefix);
 }
 
-void validate_version(std::string_view version) {
+std::string normalize_version(std::string_view version) {
     constexpr std::size_t kMax = 200;
-    if (version.empty()) throw ScriptError("migration version must not be empty");
-    if (version.size() > kMax) {
-        throw ScriptError("migration version is " + std::to_string(version.size()) +
+    const std::string_view trimmed = trim_space(version);
+    if (trimmed.empty()) {
+        throw ScriptError(version.empty() ? "migration version must not be empty"
+                                          : "migration version must not be blank (it is only whitespace)");
+    }
+    if (trimmed.size() > kMax) {
+        throw ScriptError("migration version is " + std::to_string(trimmed.size()) +
                           " bytes long; the maximum is 200 bytes");
     }
-    for (std::size_t i = 0; i < version.size(); ++i) {
-        const auto c = static_cast<unsigned char>(version[i]);
+    for (std::size_t i = 0; i < trimmed.size(); ++i) {
+        const auto c = static_cast<unsigned char>(trimmed[i]);
         if (c < 0x20 || c == 0x7F) {
             static constexpr char kHex[] = "0123456789ABCDEF";
             std::string code = "0x";
             code.push_back(kHex[c >> 4]);
             code.push_back(kHex[c & 0xF]);
             throw ScriptError("migration version contains a control character (" + code + " at byte " +
-                              std::to_string(i + 1) + ")");
+                              std::to_string(i + 1 + static_cast<std::size_t>(trimmed.data() - version.data())) +
+                              ")");
         }
     }
+    return std::string(trimmed);
 }
 
 }  // namespace safe_migrate::core

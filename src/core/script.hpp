@@ -18,7 +18,7 @@ struct AllowDirective {
 struct ScriptSections {
     std::string up;              // SQL text of the up part (plain script: the whole script)
     std::string down;            // SQL text of the down section ("" when there is no down marker)
-    bool has_down = false;       // down marker present and its section is not whitespace-only
+    bool has_down = false;       // down marker present (its section may be empty: nothing to undo)
     bool dbmate_format = false;  // a `-- migrate:up` marker was present
     int up_first_line = 1;       // 1-based line in the original script where `up` starts
     int down_first_line = 0;     // 1-based line where `down` starts; 0 when no down marker
@@ -30,8 +30,13 @@ struct ScriptSections {
 // splits SQL into statements. Throws ScriptError on malformed input.
 ScriptSections split_sections(std::string_view script);
 
-// CR LF and lone CR -> LF, trailing whitespace of every line removed, trailing
-// blank lines removed. The result has no final newline.
+// Outside string constants, quoted identifiers and dollar-quoted bodies (as
+// core/lexer.hpp finds them, under either setting of
+// standard_conforming_strings): CR LF and lone CR -> LF, trailing whitespace
+// of every line removed, trailing blank lines removed (the result has no
+// final newline).  Inside them every byte is kept: it is data.  For a script
+// none of whose literals spans a line end this is exactly the line-based
+// normalisation of earlier versions, so their recorded checksums stay valid.
 std::string normalize_for_checksum(std::string_view script);
 
 // sha256_hex(normalize_for_checksum(script)).
@@ -41,8 +46,11 @@ std::string script_checksum(std::string_view script);
 // Throws ScriptError when the checksum is shorter than 16 characters or not hex.
 std::string derived_version(std::string_view checksum);
 
-// Accepts a non-empty version of at most 200 bytes without control characters
-// (bytes 0x00-0x1F and 0x7F). Throws ScriptError otherwise.
-void validate_version(std::string_view version);
+// The version as recorded: leading and trailing ASCII whitespace (space, tab,
+// CR, LF, FF, VT) removed, so " 001 " and "001" name the same migration.
+// Throws ScriptError when nothing is left (an empty or blank version), when
+// more than 200 bytes are left, or when what is left contains a control
+// character (bytes 0x00-0x1F and 0x7F).
+std::string normalize_version(std::string_view version);
 
 }  // namespace safe_migrate::core

@@ -4,6 +4,7 @@
 #include "core_bridge.hpp"
 
 #include "core/backoff.hpp"
+#include "core/lexer.hpp"
 #include "core/policy.hpp"
 #include "core/script.hpp"
 #include "core/segments.hpp"
@@ -11,6 +12,8 @@
 
 extern "C" {
 #include "common/pg_prng.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "utils/memutils.h"
 }
 
@@ -56,22 +59,24 @@ const char *message_of(const std::exception &e) noexcept
 
 }  // namespace
 
-const char *prepare_script(const char *script, const char *version, PreparedScript *out) noexcept
+namespace {
+
+const char *prepare_core(const char *script, const char *version, PreparedScript *out) noexcept
 {
     try {
         core::ScriptSections sections = core::split_sections(script);
         std::string checksum = core::script_checksum(script);
         std::string chosen;
-        if (version != nullptr) {
-            core::validate_version(version);
-            chosen = version;
-        } else {
+        if (version != nullptr)
+            chosen = core::normalize_version(version);
+        else
             chosen = core::derived_version(checksum);
-        }
         out->up = copy(sections.up);
         out->down = sections.has_down ? copy(sections.down) : nullptr;
         out->checksum = copy(checksum);
         out->version = copy(chosen);
+        out->up_wrapped = false;
+        out->down_wrapped = false;
         out->dbmate_format = sections.dbmate_format;
         out->up_first_line = sections.up_first_line;
         out->down_first_line = sections.down_first_line;
@@ -87,6 +92,109 @@ const char *prepare_script(const char *script, const char *version, PreparedScri
         return message_of(e);
     } catch (...) {
         return "unknown error while reading the migration script";
+    }
+}
+
+/* Blank text[begin, end) out (core::blank_out) in place. */
+bool blank_range(char *text, size_t begin, size_t end) noexcept
+{
+    try {
+        std::string s(text);
+        core::blank_out(s, begin, end);
+        memcpy(text, s.data(), s.size());
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+bool is_plain_begin(const Node *n)
+{
+    if (!IsA(n, TransactionStmt))
+        return false;
+    const TransactionStmt *t = (const TransactionStmt *) n;
+    return (t->kind == TRANS_STMT_BEGIN || t->kind == TRANS_STMT_START) && t->options == NIL;
+}
+
+bool is_plain_commit(const Node *n)
+{
+    if (!IsA(n, TransactionStmt))
+        return false;
+    const TransactionStmt *t = (const TransactionStmt *) n;
+    return t->kind == TRANS_STMT_COMMIT && !t->chain;
+}
+
+/* One past the statement's terminating semicolon (or the end of the text). */
+size_t statement_end(const char *text, const RawStmt *stmt)
+{
+    size_t len = strlen(text);
+    if (stmt->stmt_len == 0)
+        return len;
+    size_t end = (size_t) stmt->stmt_location + (size_t) stmt->stmt_len;
+    return end < len && text[end] == ';' ? end + 1 : end;
+}
+
+/*
+ * A section whose first statement is a plain BEGIN (or START TRANSACTION)
+ * and whose last is a plain COMMIT (or END, COMMIT WORK, ...) means "run
+ * this section in one transaction": blank the pair out of the text and say
+ * so.  Anything else is left as it is; transaction control then found is
+ * refused where the statements are checked.  PostgreSQL style: no C++
+ * objects in this frame (raw_parser may ereport; the error is dropped, the
+ * caller's own parse reports it).
+ */
+bool unwrap_section(char *text)
+{
+    if (text == nullptr)
+        return false;
+    MemoryContext cxt = CurrentMemoryContext;
+    List *volatile trees = NIL;
+    volatile bool parsed = false;
+    PG_TRY();
+    {
+        trees = raw_parser(text, RAW_PARSE_DEFAULT);
+        parsed = true;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    if (!parsed || list_length(trees) < 2)
+        return false;
+    RawStmt *first = linitial_node(RawStmt, trees);
+    RawStmt *last = llast_node(RawStmt, trees);
+    if (!is_plain_begin(first->stmt) || !is_plain_commit(last->stmt))
+        return false;
+    size_t first_end = statement_end(text, first);
+    size_t last_end = statement_end(text, last);
+    if (!blank_range(text, (size_t) first->stmt_location, first_end))
+        return false;
+    return blank_range(text, (size_t) last->stmt_location, last_end);
+}
+
+}  // namespace
+
+const char *prepare_script(const char *script, const char *version, PreparedScript *out) noexcept
+{
+    const char *problem = prepare_core(script, version, out);
+    if (problem)
+        return problem;
+    out->up_wrapped = unwrap_section(out->up);
+    out->down_wrapped = unwrap_section(out->down);
+    return nullptr;
+}
+
+const char *normalize_version(const char *version, char **out) noexcept
+{
+    try {
+        *out = copy(core::normalize_version(version));
+        return nullptr;
+    } catch (const std::exception &e) {
+        return message_of(e);
+    } catch (...) {
+        return "invalid migration version";
     }
 }
 

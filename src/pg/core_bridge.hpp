@@ -17,9 +17,14 @@ namespace safe_migrate::pg {
 
 struct PreparedScript {
     char *up;
-    char *down;       /* NULL when the script has no down section */
-    char *checksum;   /* sha256 hex of the normalised script */
-    char *version;    /* the given version, or one derived from the checksum */
+    char *down;       /* NULL when the script has no "-- migrate:down" marker; a
+                       * blank or comments-only down section ("nothing to undo")
+                       * is an empty or comments-only string */
+    char *checksum;   /* sha256 hex of the normalised script, as given */
+    char *version;    /* the given version trimmed, or one derived from the checksum */
+    bool up_wrapped;  /* the up section was wrapped in BEGIN; ... COMMIT; (now
+                       * blanked out of `up`): it runs as one transaction */
+    bool down_wrapped; /* likewise for the down section */
     bool dbmate_format;
     int up_first_line;
     int down_first_line;
@@ -28,9 +33,17 @@ struct PreparedScript {
     char **allow_reasons;
 };
 
-/* Split sections, compute checksum, validate or derive the version.
- * version may be NULL.  Returns NULL on success, else an error message. */
+/* Split sections, compute checksum, validate (trim) or derive the version,
+ * and unwrap a section wrapped in its own BEGIN; ... COMMIT; (the pair is
+ * replaced by blanks, so positions and line numbers stay).  version may be
+ * NULL.  Returns NULL on success, else an error message.  Needs no
+ * transaction (raw parsing only); a syntax error leaves the section as it
+ * is, for the caller's own parse to report. */
 const char *prepare_script(const char *script, const char *version, PreparedScript *out) noexcept;
+
+/* A version as migrate_apply records it (trimmed), palloc'd in *out; returns
+ * NULL or an error message. */
+const char *normalize_version(const char *version, char **out) noexcept;
 
 /* Statement classes are core::TxClass values as int. */
 struct SegmentPlan {

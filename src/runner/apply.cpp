@@ -116,26 +116,65 @@ struct ParsedPart {
 };
 
 /* Parse a script part in the caller to fail fast with positions that point
- * into the script, and classify its statements. */
-ParsedPart check_statements(const char *sql, const char *what)
+ * into the script, and classify its statements.  A wrapped part (its own
+ * BEGIN; ... COMMIT; was blanked out by prepare_script) runs as one
+ * transaction: a statement that cannot run inside a transaction block is an
+ * error there, as it would be in psql, and the rest share the transaction. */
+ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
 {
     List *trees = parse_script(sql, what);
     ParsedPart part = {trees, false, true, 0, 0};
     int n = list_length(trees);
     if (n == 0)
         return part;
+    /* the statement to blame for misplaced transaction control: a plain
+     * BEGIN that opens an unwrapped section is misplaced only because of
+     * what follows (a final ROLLBACK, COMMIT AND CHAIN, a second BEGIN):
+     * name the first of those if there is one (in a wrapped section a
+     * BEGIN is a nested one: blame it) */
+    int blame = -1;
+    for (int i = 0; i < n; i++) {
+        RawStmt *stmt = list_nth_node(RawStmt, trees, i);
+        if (classify_statement(stmt) != core::TxClass::Forbidden)
+            continue;
+        if (blame < 0)
+            blame = i;
+        if (blame == 0 && i > 0 && !wrapped &&
+            opens_transaction_plainly(linitial_node(RawStmt, trees))) {
+            blame = i;
+            break;
+        }
+    }
+    if (blame >= 0) {
+        RawStmt *stmt = list_nth_node(RawStmt, trees, blame);
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("statement %d of the %s: %s", blame + 1, what, forbidden_reason(stmt)),
+                        errdetail("Statement: %s", statement_text(sql, stmt)),
+                        errhint("A section wrapped in its own BEGIN; ... COMMIT; runs as one "
+                                "transaction; otherwise safe_migrate runs the migration in "
+                                "transactions of its own. Load data with INSERT or COPY FROM "
+                                "a server file.")));
+    }
     int *classes = (int *) palloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) {
         RawStmt *stmt = list_nth_node(RawStmt, trees, i);
         core::TxClass cls = classify_statement(stmt);
+        if (wrapped) {
+            /* CALL: a procedure runs inside the block, as under psql */
+            if (cls == core::TxClass::NonTransactional && !IsA(stmt->stmt, CallStmt))
+                ereport(ERROR,
+                        (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                         errmsg("statement %d of the %s: %s cannot run inside a transaction block",
+                                i + 1, what, statement_kind(stmt)),
+                         errdetail("The %s is wrapped in BEGIN; ... COMMIT;, so it runs as one "
+                                   "transaction. Statement: %s",
+                                   what, statement_text(sql, stmt)),
+                         errhint("Remove the BEGIN and COMMIT around the section: safe_migrate "
+                                 "then runs this statement on its own, outside a transaction "
+                                 "block.")));
+            cls = core::TxClass::Transactional;
+        }
         classes[i] = static_cast<int>(cls);
-        if (cls == core::TxClass::Forbidden)
-            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                            errmsg("statement %d of the %s: %s", i + 1, what, forbidden_reason(stmt)),
-                            errdetail("Statement: %s", statement_text(sql, stmt)),
-                            errhint("safe_migrate runs each migration in its own transactions; "
-                                    "remove BEGIN/COMMIT and load data with INSERT or COPY FROM a "
-                                    "server file.")));
         if (cls == core::TxClass::NonTransactional)
             part.needs_top_level = true;
         if (cls != core::TxClass::Transactional)
@@ -675,14 +714,19 @@ Datum apply_impl(FunctionCallInfo fcinfo)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("invalid migration script: %s", problem)));
     policy::check_allowances(prepared.n_allows, prepared.allow_rules);
-    ParsedPart up = check_statements(prepared.up, "up section");
+    ParsedPart up = check_statements(prepared.up, "up section", prepared.up_wrapped);
     if (prepared.down)
-        (void) check_statements(prepared.down, "down section");
-    if (up.trees == NIL)
+        (void) check_statements(prepared.down, "down section", prepared.down_wrapped);
+    /* an empty up section with a "-- migrate:down" marker records the
+     * version (dbmate); with no down marker there is nothing to record */
+    if (up.trees == NIL && prepared.down == nullptr)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("migration script contains no statements"),
                         errhint("A script needs at least one SQL statement%s.",
-                                prepared.dbmate_format ? " in its \"-- migrate:up\" section" : "")));
+                                prepared.dbmate_format
+                                    ? " in its \"-- migrate:up\" section, or a \"-- migrate:down\" "
+                                      "section"
+                                    : "")));
 
     bool disposable = pg::caller_snapshot_is_disposable(fcinfo);
     if (up.all_transactional) {

@@ -9,6 +9,8 @@
 extern "C" {
 #include "commands/defrem.h"
 #include "parser/parser.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
 #include "nodes/nodes.h"
 #include "utils/builtins.h"
 }
@@ -167,11 +169,67 @@ List *parse_script(const char *sql, const char *what)
 
 const char *forbidden_reason(const RawStmt *raw)
 {
-    if (IsA(raw->stmt, TransactionStmt))
+    if (IsA(raw->stmt, TransactionStmt)) {
+        const TransactionStmt *t = (const TransactionStmt *) raw->stmt;
+        switch (t->kind) {
+            case TRANS_STMT_BEGIN:
+            case TRANS_STMT_START:
+                if (t->options != NIL)
+                    return "BEGIN with transaction modes (ISOLATION LEVEL, READ ONLY, DEFERRABLE) "
+                           "is not supported in a migration";
+                return "BEGIN is accepted only once per section, paired with a COMMIT around all "
+                       "of it (not a nested, second or unclosed transaction block)";
+            case TRANS_STMT_COMMIT:
+                if (t->chain)
+                    return "COMMIT AND CHAIN is not supported in a migration";
+                return "COMMIT is accepted only once per section, paired with a BEGIN around all "
+                       "of it (not in the middle of a section, nor without a BEGIN)";
+            case TRANS_STMT_ROLLBACK:
+                return "ROLLBACK is not allowed in a migration (a section that undoes itself "
+                       "would be recorded as applied)";
+            case TRANS_STMT_SAVEPOINT:
+            case TRANS_STMT_RELEASE:
+            case TRANS_STMT_ROLLBACK_TO:
+                return "savepoints are not supported in a migration";
+            case TRANS_STMT_PREPARE:
+            case TRANS_STMT_COMMIT_PREPARED:
+            case TRANS_STMT_ROLLBACK_PREPARED:
+                return "two-phase commit statements are not allowed in a migration";
+        }
         return "transaction control statements are not allowed in a migration";
+    }
     if (IsA(raw->stmt, CopyStmt))
         return "COPY FROM STDIN and COPY TO STDOUT need a client and are not allowed in a migration";
     return "statement not allowed in a migration";
+}
+
+bool opens_transaction_plainly(const RawStmt *raw)
+{
+    if (!IsA(raw->stmt, TransactionStmt))
+        return false;
+    const TransactionStmt *t = (const TransactionStmt *) raw->stmt;
+    return (t->kind == TRANS_STMT_BEGIN || t->kind == TRANS_STMT_START) && t->options == NIL;
+}
+
+const char *statement_kind(const RawStmt *raw)
+{
+    Node *stmt = raw->stmt;
+    switch (nodeTag(stmt)) {
+        case T_IndexStmt:
+            return ((const IndexStmt *) stmt)->concurrent ? "CREATE INDEX CONCURRENTLY"
+                                                          : "CREATE INDEX";
+        case T_DropStmt:
+            return ((const DropStmt *) stmt)->concurrent ? "DROP INDEX CONCURRENTLY" : "DROP";
+        case T_ReindexStmt:
+            return reindex_is_concurrent((const ReindexStmt *) stmt) ? "REINDEX CONCURRENTLY"
+                                                                     : "REINDEX";
+        case T_AlterTableStmt:
+            return alter_table_detaches_concurrently((const AlterTableStmt *) stmt)
+                       ? "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY"
+                       : "ALTER TABLE";
+        default:
+            return GetCommandTagName(CreateCommandTag(stmt));
+    }
 }
 
 char *statement_text(const char *script, const RawStmt *stmt)

@@ -28,6 +28,13 @@ List *parse_script(const char *sql, const char *what);
 /* Why a Forbidden statement is forbidden (for the error message). */
 const char *forbidden_reason(const RawStmt *stmt);
 
+/* BEGIN or START TRANSACTION without transaction modes. */
+bool opens_transaction_plainly(const RawStmt *stmt);
+
+/* What the statement is, as an error message names it ("VACUUM",
+ * "CREATE INDEX CONCURRENTLY", ...). */
+const char *statement_kind(const RawStmt *stmt);
+
 /* The statement's own text, trimmed, palloc'd in the current context. */
 char *statement_text(const char *script, const RawStmt *stmt);
 

@@ -794,6 +794,16 @@ void do_rollback(void)
 {
     const char *to_version = request->has_version ? shared_string(request->version_off) : nullptr;
     List *targets = NIL;
+    if (to_version) {
+        /* versions are recorded trimmed (pg::normalize_version) */
+        MemoryContext vcxt = MemoryContextSwitchTo(migration_cxt);
+        char *trimmed;
+        const char *bad = pg::normalize_version(to_version, &trimmed);
+        MemoryContextSwitchTo(vcxt);
+        if (bad)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", bad)));
+        to_version = trimmed;
+    }
 
     acquire_migration_lock();
 

@@ -74,13 +74,15 @@ TEST(SplitSections, DownMarkerAtEndOfFile) {
     const auto r = sm::split_sections("-- migrate:up\nSELECT 1;\n-- migrate:down");
     EXPECT_EQ(r.up, "SELECT 1;\n");
     EXPECT_EQ(r.down, "");
-    EXPECT_FALSE(r.has_down);
+    EXPECT_TRUE(r.has_down);  // an explicitly empty down section: nothing to undo
     EXPECT_EQ(r.down_first_line, 4);
 }
 
-TEST(SplitSections, BlankDownSectionIsNotHasDown) {
+TEST(SplitSections, BlankDownSectionIsAnEmptyDown) {
+    // dbmate: an empty down section means "nothing to undo", unlike a missing one
     const auto r = sm::split_sections("-- migrate:up\nSELECT 1;\n-- migrate:down\n\n  \t\n\r\n");
-    EXPECT_FALSE(r.has_down);
+    EXPECT_TRUE(r.has_down);
+    EXPECT_EQ(r.down, "\n  \t\n\r\n");
     EXPECT_EQ(r.down_first_line, 4);
 }
 
@@ -256,4 +258,12 @@ TEST(SplitSections, NulBytesAreKept) {
     const std::string s("-- migrate:up\nSELECT '\0';\n", 26);
     const auto r = sm::split_sections(s);
     EXPECT_EQ(r.up, std::string("SELECT '\0';\n", 12));
+}
+
+TEST(SplitSections, EmptyUpWithDownSection) {
+    const auto r = sm::split_sections("-- migrate:up\n-- nothing yet\n\n-- migrate:down\nDROP TABLE t;\n");
+    EXPECT_TRUE(r.dbmate_format);
+    EXPECT_EQ(r.up, "-- nothing yet\n\n");
+    EXPECT_TRUE(r.has_down);
+    EXPECT_EQ(r.down, "DROP TABLE t;\n");
 }
