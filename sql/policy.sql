@@ -229,6 +229,10 @@ SELECT 1;
 SELECT 1;
 $$);
 SELECT rules -> 0 ->> 'hint' AS hint FROM migrate_plan('ALTER TABLE large ALTER COLUMN name SET NOT NULL;');
+-- a section wrapped in BEGIN; ... COMMIT;: planned as one transaction, and a
+-- statement that cannot run in one is refused as migrate_apply refuses it
+SELECT statement, command, verdict FROM migrate_plan('BEGIN; CREATE TABLE plan_w (i int); CREATE INDEX plan_w_i ON plan_w (i); COMMIT;');
+SELECT statement FROM migrate_plan('BEGIN; CREATE TABLE plan_w (i int); CREATE INDEX CONCURRENTLY plan_w_i ON plan_w (i); COMMIT;');
 -- nothing changed
 SELECT count(*) AS plan_columns FROM pg_attribute
  WHERE attrelid = 'large'::regclass AND attname LIKE 'plan_%';

@@ -456,6 +456,9 @@ SM_ENTRY(migrate_plan)
     foreach (lc, trees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         number++;
+        /* migrate_apply refuses it as it stands */
+        if (prepared.up_wrapped)
+            runner::refuse_outside_block_only(prepared.up, raw, number, "up section");
         Oid relid = InvalidOid;
         StatementPlan p;
         const char *relation = nullptr;

@@ -160,18 +160,7 @@ ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
         RawStmt *stmt = list_nth_node(RawStmt, trees, i);
         core::TxClass cls = classify_statement(stmt);
         if (wrapped) {
-            /* CALL: a procedure runs inside the block, as under psql */
-            if (cls == core::TxClass::NonTransactional && !IsA(stmt->stmt, CallStmt))
-                ereport(ERROR,
-                        (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-                         errmsg("statement %d of the %s: %s cannot run inside a transaction block",
-                                i + 1, what, statement_kind(stmt)),
-                         errdetail("The %s is wrapped in BEGIN; ... COMMIT;, so it runs as one "
-                                   "transaction. Statement: %s",
-                                   what, statement_text(sql, stmt)),
-                         errhint("Remove the BEGIN and COMMIT around the section: safe_migrate "
-                                 "then runs this statement on its own, outside a transaction "
-                                 "block.")));
+            refuse_outside_block_only(sql, stmt, i + 1, what);
             cls = core::TxClass::Transactional;
         }
         classes[i] = static_cast<int>(cls);

@@ -267,3 +267,23 @@ bool may_leave_invalid_index(const RawStmt *raw)
 }
 
 }  // namespace safe_migrate::runner
+
+namespace safe_migrate::runner {
+
+void refuse_outside_block_only(const char *sql, const RawStmt *stmt, int number, const char *what)
+{
+    /* CALL: a procedure runs inside the block, as under psql */
+    if (classify_statement(stmt) != core::TxClass::NonTransactional || IsA(stmt->stmt, CallStmt))
+        return;
+    ereport(ERROR,
+            (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+             errmsg("statement %d of the %s: %s cannot run inside a transaction block", number,
+                    what, statement_kind(stmt)),
+             errdetail("The %s is wrapped in BEGIN; ... COMMIT;, so it runs as one transaction. "
+                       "Statement: %s",
+                       what, statement_text(sql, stmt)),
+             errhint("Remove the BEGIN and COMMIT around the section: safe_migrate then runs "
+                     "this statement on its own, outside a transaction block.")));
+}
+
+}  // namespace safe_migrate::runner

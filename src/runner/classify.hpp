@@ -42,4 +42,9 @@ char *statement_text(const char *script, const RawStmt *stmt);
  * failure may leave an INVALID index behind. */
 bool may_leave_invalid_index(const RawStmt *stmt);
 
+/* In a section wrapped in its own BEGIN; ... COMMIT;: ERROR (25001) if the
+ * statement cannot run inside a transaction block.  number is 1-based, what
+ * names the section ("up section"). */
+void refuse_outside_block_only(const char *sql, const RawStmt *stmt, int number, const char *what);
+
 }  // namespace safe_migrate::runner
