@@ -85,7 +85,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
                                          AND ext.objid = p.oid)
 ), lines AS (
  SELECT pg_catalog.format('schema %I owner %s acl %s', n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
-        coalesce(n.nspacl::text, '-')) AS line
+        coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(n.nspacl) x WHERE n.nspacl IS NOT NULL AND NOT (n.nspacl @> pg_catalog.acldefault('n', n.nspowner) AND n.nspacl <@ pg_catalog.acldefault('n', n.nspowner))), '-')) AS line
    FROM pg_catalog.pg_namespace n JOIN ns ON ns.oid = n.oid
  UNION ALL
  SELECT pg_catalog.format('extension %I schema %I version %s', x.extname, xn.nspname, x.extversion)
@@ -94,7 +94,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  UNION ALL
  SELECT pg_catalog.concat('relation ', c.oid::pg_catalog.regclass, ' (', c.relkind, ') owner ',
         pg_catalog.pg_get_userbyid(c.relowner),
-        ' acl ' || c.relacl::text,
+        ' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(c.relacl) x WHERE c.relacl IS NOT NULL AND NOT (c.relacl @> pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner) AND c.relacl <@ pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))), '-'), '-'),
         CASE c.relpersistence WHEN 'u' THEN ' unlogged' ELSE '' END,
         ' options ' || c.reloptions::text,
         ' toast options ' || (SELECT tc.reloptions::text FROM pg_catalog.pg_class tc WHERE tc.oid = c.reltoastrelid),
@@ -128,7 +128,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
         ' options ' || (SELECT pg_catalog.array_agg(ao ORDER BY ao)::text
                           FROM pg_catalog.unnest(a.attoptions) ao WHERE ao !~ '^pg_'),
         ' fdw options ' || a.attfdwoptions::text,
-        ' acl ' || a.attacl::text)
+        ' acl ' || (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(a.attacl) x))
    FROM pg_catalog.pg_attribute a JOIN rel c ON c.oid = a.attrelid
    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -173,7 +173,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
         CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function'
                        ELSE 'function' END,
         ns.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
-        pg_catalog.pg_get_userbyid(p.proowner), coalesce(p.proacl::text, '-'),
+        pg_catalog.pg_get_userbyid(p.proowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(p.proacl) x WHERE p.proacl IS NOT NULL AND NOT (p.proacl @> pg_catalog.acldefault('f', p.proowner) AND p.proacl <@ pg_catalog.acldefault('f', p.proowner))), '-'),
         pg_catalog.md5(CASE WHEN p.prokind = 'a'
           THEN (SELECT pg_catalog.concat_ws(' ', ag.aggkind, ag.aggnumdirectargs, ag.aggtransfn::pg_catalog.regproc,
                        ag.aggfinalfn::pg_catalog.regproc, ag.aggcombinefn::pg_catalog.regproc,
@@ -211,7 +211,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
    FROM pg_catalog.pg_policy po JOIN rel c ON c.oid = po.polrelid
  UNION ALL
  SELECT pg_catalog.format('type %s (%s) owner %s acl %s%s', pg_catalog.format_type(t.oid, NULL), t.typtype,
-        pg_catalog.pg_get_userbyid(t.typowner), coalesce(t.typacl::text, '-'),
+        pg_catalog.pg_get_userbyid(t.typowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(t.typacl) x WHERE t.typacl IS NOT NULL AND NOT (t.typacl @> pg_catalog.acldefault('T', t.typowner) AND t.typacl <@ pg_catalog.acldefault('T', t.typowner))), '-'),
         CASE t.typtype
           WHEN 'e' THEN ' labels ' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.quote_literal(en.enumlabel), ', '
                                                                     ORDER BY en.enumsortorder)
@@ -272,7 +272,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  SELECT pg_catalog.format('default privileges of %s in %s on %s: %s', pg_catalog.pg_get_userbyid(da.defaclrole),
         coalesce((SELECT pg_catalog.quote_ident(dn.nspname) FROM pg_catalog.pg_namespace dn
                    WHERE dn.oid = da.defaclnamespace), 'all schemas'),
-        da.defaclobjtype, da.defaclacl::text)
+        da.defaclobjtype, (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(da.defaclacl) x))
    FROM pg_catalog.pg_default_acl da
  UNION ALL
  SELECT pg_catalog.format('operator %s function %s commutator %s negator %s restrict %s join %s hashes %s merges %s owner %s',
@@ -292,7 +292,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  UNION ALL
  SELECT pg_catalog.format('language %I trusted %s handler %s inline %s validator %s owner %s acl %s', l.lanname,
         l.lanpltrusted, l.lanplcallfoid::pg_catalog.regprocedure, l.laninline::pg_catalog.regprocedure,
-        l.lanvalidator::pg_catalog.regprocedure, pg_catalog.pg_get_userbyid(l.lanowner), coalesce(l.lanacl::text, '-'))
+        l.lanvalidator::pg_catalog.regprocedure, pg_catalog.pg_get_userbyid(l.lanowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(l.lanacl) x WHERE l.lanacl IS NOT NULL AND NOT (l.lanacl @> pg_catalog.acldefault('l', l.lanowner) AND l.lanacl <@ pg_catalog.acldefault('l', l.lanowner))), '-'))
    FROM pg_catalog.pg_language l
   WHERE l.oid >= 16384
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_language'::pg_catalog.regclass
@@ -300,7 +300,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  UNION ALL
  SELECT pg_catalog.format('foreign-data wrapper %I handler %s validator %s options %s owner %s acl %s', w.fdwname,
         w.fdwhandler::pg_catalog.regprocedure, w.fdwvalidator::pg_catalog.regprocedure,
-        coalesce(w.fdwoptions::text, '-'), pg_catalog.pg_get_userbyid(w.fdwowner), coalesce(w.fdwacl::text, '-'))
+        coalesce(w.fdwoptions::text, '-'), pg_catalog.pg_get_userbyid(w.fdwowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(w.fdwacl) x WHERE w.fdwacl IS NOT NULL AND NOT (w.fdwacl @> pg_catalog.acldefault('F', w.fdwowner) AND w.fdwacl <@ pg_catalog.acldefault('F', w.fdwowner))), '-'))
    FROM pg_catalog.pg_foreign_data_wrapper w
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass
                                         AND ext.objid = w.oid)
@@ -308,7 +308,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  SELECT pg_catalog.format('server %I wrapper %I type %s version %s options %s owner %s acl %s', s.srvname,
         (SELECT w.fdwname FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.oid = s.srvfdw),
         coalesce(s.srvtype, '-'), coalesce(s.srvversion, '-'), coalesce(s.srvoptions::text, '-'),
-        pg_catalog.pg_get_userbyid(s.srvowner), coalesce(s.srvacl::text, '-'))
+        pg_catalog.pg_get_userbyid(s.srvowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(s.srvacl) x WHERE s.srvacl IS NOT NULL AND NOT (s.srvacl @> pg_catalog.acldefault('S', s.srvowner) AND s.srvacl <@ pg_catalog.acldefault('S', s.srvowner))), '-'))
    FROM pg_catalog.pg_foreign_server s
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass
                                         AND ext.objid = s.oid)
@@ -505,7 +505,9 @@ void guard_write(Oid relid)
 
 void guard_executor_start(QueryDesc *desc, int eflags)
 {
-    if (enum_commit.active && enum_commit.types != NIL && !(eflags & EXEC_FLAG_EXPLAIN_ONLY)) {
+    /* (a DELETE writes no index entry) */
+    if (enum_commit.active && enum_commit.types != NIL && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
+        !(desc->plannedstmt->commandType == CMD_DELETE && !desc->plannedstmt->hasModifyingCTE)) {
         ListCell *lc;
         foreach (lc, desc->plannedstmt->resultRelations) {
             RangeTblEntry *rte = rt_fetch(lfirst_int(lc), desc->plannedstmt->rtable);
