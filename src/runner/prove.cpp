@@ -29,6 +29,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/typcache.h"
+#include "access/htup_details.h"
+#include "nodes/plannodes.h"
 #include "utils/syscache.h"
 #include "nodes/makefuncs.h"
 #include "catalog/pg_attribute.h"
@@ -460,9 +462,45 @@ bool made_in_test(SubTransactionId id)
     return id != InvalidSubTransactionId && id >= enum_commit.first;
 }
 
+/* A value an UPDATE writes: a constant that is not an enum value the test
+ * added (NULL, or one committed before the test) cannot carry a new value
+ * into an index; anything else (an expression, a column of another row) may. */
+bool harmless_new_value(Expr *expr)
+{
+    while (expr != nullptr && (IsA(expr, CoerceToDomain) || IsA(expr, RelabelType))) {
+        if (IsA(expr, CoerceToDomain))
+            expr = ((CoerceToDomain *) expr)->arg;
+        else
+            expr = ((RelabelType *) expr)->arg;
+    }
+    if (expr == nullptr || !IsA(expr, Const))
+        return false;
+    Const *c = (Const *) expr;
+    if (c->constisnull)
+        return true;
+    if (!type_is_enum(getBaseType(c->consttype)))
+        return false;
+    HeapTuple tup = SearchSysCache1(ENUMOID, c->constvalue);
+    if (!HeapTupleIsValid(tup))
+        return false;
+    bool made_now = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+    ReleaseSysCache(tup);
+    return !made_now;
+}
+
+/* What an UPDATE of a result relation writes: the columns it sets, and the
+ * expressions it sets them to (the subplan's non-junk entries, in order). */
+struct UpdateWrite {
+    List *colnos = NIL;
+    List *values = NIL;
+};
+
 /* Refuse a write into relid (and its partitions) that could put a value the
- * test made usable into an index that outlives the test. */
-void guard_write(Oid relid)
+ * test made usable into an index that outlives the test.  For an UPDATE
+ * (update != nullptr) a stored column it does not set keeps its committed
+ * value, and one it sets to a harmless constant gets no new value; unless a
+ * BEFORE UPDATE trigger may change any column. */
+void guard_write(Oid relid, const UpdateWrite *update)
 {
     List *rels = get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE
                      ? find_all_inheritors(relid, RowExclusiveLock, nullptr)
@@ -472,6 +510,7 @@ void guard_write(Oid relid)
         Relation rel = relation_open(lfirst_oid(lc), RowExclusiveLock);
         List *indexes = RelationGetIndexList(rel);
         bool table_new = made_in_test(rel->rd_createSubid);
+        bool triggers = rel->trigdesc != nullptr && rel->trigdesc->trig_update_before_row;
         ListCell *ic;
         foreach (ic, indexes) {
             Relation idx = index_open(lfirst_oid(ic), RowExclusiveLock);
@@ -482,6 +521,20 @@ void guard_write(Oid relid)
                 Oid type = TupleDescAttr(desc, i)->atttypid;
                 if (!type_holds(type, 0))
                     continue;
+                AttrNumber heap_att = idx->rd_index->indkey.values[i];
+                if (update != nullptr && !triggers && heap_att > 0 &&
+                    TupleDescAttr(RelationGetDescr(rel), heap_att - 1)->attgenerated == '\0') {
+                    int pos = -1;
+                    ListCell *cc;
+                    foreach (cc, update->colnos)
+                        if (lfirst_int(cc) == heap_att)
+                            pos = foreach_current_index(cc);
+                    if (pos < 0)
+                        continue; /* not set: keeps its committed value */
+                    if (pos < list_length(update->values) &&
+                        harmless_new_value((Expr *) list_nth(update->values, pos)))
+                        continue;
+                }
                 char *table = pstrdup(RelationGetRelationName(rel));
                 char *index = pstrdup(RelationGetRelationName(idx));
                 char *tname = format_type_be(type);
@@ -505,14 +558,37 @@ void guard_write(Oid relid)
 
 void guard_executor_start(QueryDesc *desc, int eflags)
 {
+    PlannedStmt *ps = desc->plannedstmt;
     /* (a DELETE writes no index entry) */
     if (enum_commit.active && enum_commit.types != NIL && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
-        !(desc->plannedstmt->commandType == CMD_DELETE && !desc->plannedstmt->hasModifyingCTE)) {
-        ListCell *lc;
-        foreach (lc, desc->plannedstmt->resultRelations) {
-            RangeTblEntry *rte = rt_fetch(lfirst_int(lc), desc->plannedstmt->rtable);
-            if (rte->rtekind == RTE_RELATION)
-                guard_write(rte->relid);
+        !(ps->commandType == CMD_DELETE && !ps->hasModifyingCTE)) {
+        ModifyTable *mt = ps->commandType == CMD_UPDATE && !ps->hasModifyingCTE &&
+                                  ps->planTree != nullptr && IsA(ps->planTree, ModifyTable)
+                              ? (ModifyTable *) ps->planTree
+                              : nullptr;
+        if (mt != nullptr && outerPlan(mt) != nullptr &&
+            list_length(mt->updateColnosLists) == list_length(mt->resultRelations)) {
+            UpdateWrite update;
+            ListCell *tc;
+            foreach (tc, outerPlan(mt)->targetlist) {
+                TargetEntry *tle = lfirst_node(TargetEntry, tc);
+                if (!tle->resjunk)
+                    update.values = lappend(update.values, tle->expr);
+            }
+            ListCell *lc;
+            foreach (lc, mt->resultRelations) {
+                RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+                update.colnos = (List *) list_nth(mt->updateColnosLists, foreach_current_index(lc));
+                if (rte->rtekind == RTE_RELATION)
+                    guard_write(rte->relid, &update);
+            }
+        } else {
+            ListCell *lc;
+            foreach (lc, ps->resultRelations) {
+                RangeTblEntry *rte = rt_fetch(lfirst_int(lc), ps->rtable);
+                if (rte->rtekind == RTE_RELATION)
+                    guard_write(rte->relid, nullptr);
+            }
         }
     }
     if (prev_executor_start)
@@ -528,7 +604,7 @@ void guard_process_utility(PlannedStmt *pstmt, const char *query, bool read_only
     if (enum_commit.active && enum_commit.types != NIL && IsA(pstmt->utilityStmt, CopyStmt)) {
         CopyStmt *copy = (CopyStmt *) pstmt->utilityStmt;
         if (copy->is_from && copy->relation != nullptr)
-            guard_write(RangeVarGetRelid(copy->relation, RowExclusiveLock, false));
+            guard_write(RangeVarGetRelid(copy->relation, RowExclusiveLock, false), nullptr);
     }
     if (prev_process_utility_hook)
         prev_process_utility_hook(pstmt, query, read_only, context, params, env, dest, qc);

@@ -334,6 +334,51 @@ SELECT 1;
 $mt$)});
 like($err, qr/cannot write into table "boxes".*"boxes_ms"/,
 	'also through an array of the enum type');
+# An UPDATE that sets the indexed column to a value committed before the
+# test (the usual down: move rows off the new value) writes no new value:
+# allowed.  The same UPDATE through a BEFORE UPDATE trigger (which could set
+# any column) or to the new value is refused.
+$node->safe_psql('fp_enum', 'CREATE TABLE labels (id int, m mood, note text); '
+	  . 'CREATE INDEX labels_m ON labels (m); '
+	  . "INSERT INTO labels VALUES (1, 'a', 'x'), (2, 'b', 'y');");
+$rows = $node->safe_psql('fp_enum', q{SET safe_migrate.policy = off;
+SELECT string_agg(step || ' ' || ok || ' ' || array_to_string(differences, '; '), ', ') FROM migrate_test($mt$
+-- migrate:up
+ALTER TYPE mood ADD VALUE 'c';
+-- migrate:down
+UPDATE labels SET m = 'a' WHERE m = 'c';
+UPDATE labels SET m = NULL, note = 'gone' WHERE m = 'c';
+UPDATE labels SET note = 'kept' WHERE m = 'c';
+DELETE FROM labels WHERE m = 'c';
+ALTER TYPE mood RENAME TO mood_old;
+CREATE TYPE mood AS ENUM ('a', 'b');
+ALTER TABLE items ALTER COLUMN m TYPE mood USING m::text::mood;
+ALTER TABLE boxes ALTER COLUMN ms TYPE mood[] USING ms::text[]::mood[];
+ALTER TABLE labels ALTER COLUMN m TYPE mood USING m::text::mood;
+DROP TYPE mood_old;
+$mt$) WHERE step <> 'up'});
+is($rows, 'down true , up again true ', 'an UPDATE moving rows off the new value is tested');
+$rows = $node->safe_psql('fp_enum', q{SET safe_migrate.policy = off;
+SELECT array_to_string(differences, '; ') FROM migrate_test($mt$
+-- migrate:up
+ALTER TYPE mood ADD VALUE 'c';
+-- migrate:down
+UPDATE labels SET m = 'c' WHERE id = 5;
+$mt$) WHERE step = 'down'});
+like($rows, qr/^down failed: migrate_test cannot write into table "labels"/,
+	'an UPDATE that may write the new value into the index is refused');
+$rows = $node->safe_psql('fp_enum', q{SET safe_migrate.policy = off;
+SELECT array_to_string(differences, '; ') FROM migrate_test($mt$
+-- migrate:up
+ALTER TYPE mood ADD VALUE 'c';
+-- migrate:down
+UPDATE items SET m = 'a' WHERE m = 'c';
+$mt$) WHERE step = 'down'});
+like($rows, qr/^down failed: migrate_test cannot write into table "items"/,
+	'an UPDATE of a table with a BEFORE UPDATE trigger is refused');
+is($node->safe_psql('fp_enum', "SELECT string_agg(id || m::text || note, ',' ORDER BY id) FROM labels"),
+	'1ax,2by', 'labels unchanged');
+
 $node->safe_psql('fp_enum', q{INSERT INTO items (id, m) SELECT g, 'b' FROM generate_series(1, 2000) g;
 	SELECT count(*) FROM items WHERE m = 'a';});
 pass('the index is sound after the tests');
