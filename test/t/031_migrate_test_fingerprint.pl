@@ -395,6 +395,7 @@ ALTER TYPE mood RENAME TO mood_old;
 CREATE TYPE mood AS ENUM ('a', 'b');
 ALTER TABLE items ALTER COLUMN m TYPE mood USING m::text::mood;
 ALTER TABLE boxes ALTER COLUMN ms TYPE mood[] USING ms::text[]::mood[];
+ALTER TABLE labels ALTER COLUMN m TYPE mood USING m::text::mood;
 DROP TYPE mood_old;
 $mt$)});
 is($rows, 'up true, down true, up again true', 'a table the test made may take the new value');
