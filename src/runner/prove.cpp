@@ -86,8 +86,8 @@ const char *kFingerprint = R"SQL(WITH ns AS (
    WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                                          AND ext.objid = p.oid)
 ), lines AS (
- SELECT pg_catalog.format('schema %I owner %s acl %s', n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
-        coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(n.nspacl) x WHERE n.nspacl IS NOT NULL AND NOT (n.nspacl @> pg_catalog.acldefault('n', n.nspowner) AND n.nspacl <@ pg_catalog.acldefault('n', n.nspowner))), '-')) AS line
+ SELECT pg_catalog.format('schema %I owner %s%s', n.nspname, pg_catalog.pg_get_userbyid(n.nspowner),
+        coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(n.nspacl) x WHERE n.nspacl IS NOT NULL AND NOT (n.nspacl @> pg_catalog.acldefault('n', n.nspowner) AND n.nspacl <@ pg_catalog.acldefault('n', n.nspowner))), '-'), '-'), '')) AS line
    FROM pg_catalog.pg_namespace n JOIN ns ON ns.oid = n.oid
  UNION ALL
  SELECT pg_catalog.format('extension %I schema %I version %s', x.extname, xn.nspname, x.extversion)
@@ -101,7 +101,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
         ' options ' || c.reloptions::text,
         ' toast options ' || (SELECT tc.reloptions::text FROM pg_catalog.pg_class tc WHERE tc.oid = c.reltoastrelid),
         ' tablespace ' || (SELECT s.spcname FROM pg_catalog.pg_tablespace s WHERE s.oid = c.reltablespace),
-        ' access method ' || (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = c.relam),
+        ' access method ' || (SELECT am.amname FROM pg_catalog.pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
         ' of type ' || CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END,
         CASE WHEN c.relrowsecurity THEN ' row security' ELSE '' END,
         CASE WHEN c.relforcerowsecurity THEN ' forced row security' ELSE '' END,
@@ -141,7 +141,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
              ELSE 'domain ' || pg_catalog.format_type(co.contypid, NULL) END,
         pg_catalog.pg_get_constraintdef(co.oid),
         CASE WHEN co.conislocal THEN '' ELSE ' inherited' END,
-        CASE WHEN co.connoinherit THEN ' no inherit' ELSE '' END)
+        '')
    FROM pg_catalog.pg_constraint co
   WHERE co.conrelid IN (SELECT oid FROM rel) OR co.contypid IN (SELECT oid FROM typ)
  UNION ALL
@@ -171,11 +171,11 @@ const char *kFingerprint = R"SQL(WITH ns AS (
                      AND dp.deptype IN ('a', 'i') LIMIT 1), ''))
    FROM pg_catalog.pg_sequence s JOIN rel c ON c.oid = s.seqrelid
  UNION ALL
- SELECT pg_catalog.format('%s %s.%I(%s) owner %s acl %s definition md5 %s',
+ SELECT pg_catalog.format('%s %s.%I(%s) owner %s%s definition md5 %s',
         CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' WHEN 'w' THEN 'window function'
                        ELSE 'function' END,
         ns.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
-        pg_catalog.pg_get_userbyid(p.proowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(p.proacl) x WHERE p.proacl IS NOT NULL AND NOT (p.proacl @> pg_catalog.acldefault('f', p.proowner) AND p.proacl <@ pg_catalog.acldefault('f', p.proowner))), '-'),
+        pg_catalog.pg_get_userbyid(p.proowner), coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(p.proacl) x WHERE p.proacl IS NOT NULL AND NOT (p.proacl @> pg_catalog.acldefault('f', p.proowner) AND p.proacl <@ pg_catalog.acldefault('f', p.proowner))), '-'), '-'), ''),
         pg_catalog.md5(CASE WHEN p.prokind = 'a'
           THEN (SELECT pg_catalog.concat_ws(' ', ag.aggkind, ag.aggnumdirectargs, ag.aggtransfn::pg_catalog.regproc,
                        ag.aggfinalfn::pg_catalog.regproc, ag.aggcombinefn::pg_catalog.regproc,
@@ -201,19 +201,19 @@ const char *kFingerprint = R"SQL(WITH ns AS (
                           ELSE ' enabled always' END)
    FROM pg_catalog.pg_rewrite r JOIN rel c ON c.oid = r.ev_class WHERE r.rulename <> '_RETURN'
  UNION ALL
- SELECT pg_catalog.format('policy %I on %s: %s for %s to %s using %s with check %s', po.polname,
+ SELECT pg_catalog.format('policy %I on %s: %s for %s to %s%s%s', po.polname,
         po.polrelid::pg_catalog.regclass, CASE WHEN po.polpermissive THEN 'permissive' ELSE 'restrictive' END,
         CASE po.polcmd WHEN 'r' THEN 'select' WHEN 'a' THEN 'insert' WHEN 'w' THEN 'update'
                        WHEN 'd' THEN 'delete' ELSE 'all' END,
         (SELECT pg_catalog.string_agg(CASE WHEN ro = 0 THEN 'public' ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(ro)) END,
                                       ', ' ORDER BY 1)
            FROM pg_catalog.unnest(po.polroles) ro),
-        coalesce(pg_catalog.pg_get_expr(po.polqual, po.polrelid), '-'),
-        coalesce(pg_catalog.pg_get_expr(po.polwithcheck, po.polrelid), '-'))
+        coalesce(' using ' || pg_catalog.pg_get_expr(po.polqual, po.polrelid), ''),
+        coalesce(' with check ' || pg_catalog.pg_get_expr(po.polwithcheck, po.polrelid), ''))
    FROM pg_catalog.pg_policy po JOIN rel c ON c.oid = po.polrelid
  UNION ALL
- SELECT pg_catalog.format('type %s (%s) owner %s acl %s%s', pg_catalog.format_type(t.oid, NULL), t.typtype,
-        pg_catalog.pg_get_userbyid(t.typowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(t.typacl) x WHERE t.typacl IS NOT NULL AND NOT (t.typacl @> pg_catalog.acldefault('T', t.typowner) AND t.typacl <@ pg_catalog.acldefault('T', t.typowner))), '-'),
+ SELECT pg_catalog.format('type %s (%s) owner %s%s%s', pg_catalog.format_type(t.oid, NULL), t.typtype,
+        pg_catalog.pg_get_userbyid(t.typowner), coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(t.typacl) x WHERE t.typacl IS NOT NULL AND NOT (t.typacl @> pg_catalog.acldefault('T', t.typowner) AND t.typacl <@ pg_catalog.acldefault('T', t.typowner))), '-'), '-'), ''),
         CASE t.typtype
           WHEN 'e' THEN ' labels ' || coalesce((SELECT pg_catalog.string_agg(pg_catalog.quote_literal(en.enumlabel), ', '
                                                                     ORDER BY en.enumsortorder)
@@ -292,25 +292,25 @@ const char *kFingerprint = R"SQL(WITH ns AS (
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass
                                         AND ext.objid = ca.oid)
  UNION ALL
- SELECT pg_catalog.format('language %I trusted %s handler %s inline %s validator %s owner %s acl %s', l.lanname,
+ SELECT pg_catalog.format('language %I trusted %s handler %s inline %s validator %s owner %s%s', l.lanname,
         l.lanpltrusted, l.lanplcallfoid::pg_catalog.regprocedure, l.laninline::pg_catalog.regprocedure,
-        l.lanvalidator::pg_catalog.regprocedure, pg_catalog.pg_get_userbyid(l.lanowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(l.lanacl) x WHERE l.lanacl IS NOT NULL AND NOT (l.lanacl @> pg_catalog.acldefault('l', l.lanowner) AND l.lanacl <@ pg_catalog.acldefault('l', l.lanowner))), '-'))
+        l.lanvalidator::pg_catalog.regprocedure, pg_catalog.pg_get_userbyid(l.lanowner), coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(l.lanacl) x WHERE l.lanacl IS NOT NULL AND NOT (l.lanacl @> pg_catalog.acldefault('l', l.lanowner) AND l.lanacl <@ pg_catalog.acldefault('l', l.lanowner))), '-'), '-'), ''))
    FROM pg_catalog.pg_language l
   WHERE l.oid >= 16384
     AND NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_language'::pg_catalog.regclass
                                         AND ext.objid = l.oid)
  UNION ALL
- SELECT pg_catalog.format('foreign-data wrapper %I handler %s validator %s options %s owner %s acl %s', w.fdwname,
+ SELECT pg_catalog.format('foreign-data wrapper %I handler %s validator %s options %s owner %s%s', w.fdwname,
         w.fdwhandler::pg_catalog.regprocedure, w.fdwvalidator::pg_catalog.regprocedure,
-        coalesce(w.fdwoptions::text, '-'), pg_catalog.pg_get_userbyid(w.fdwowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(w.fdwacl) x WHERE w.fdwacl IS NOT NULL AND NOT (w.fdwacl @> pg_catalog.acldefault('F', w.fdwowner) AND w.fdwacl <@ pg_catalog.acldefault('F', w.fdwowner))), '-'))
+        coalesce(w.fdwoptions::text, '-'), pg_catalog.pg_get_userbyid(w.fdwowner), coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(w.fdwacl) x WHERE w.fdwacl IS NOT NULL AND NOT (w.fdwacl @> pg_catalog.acldefault('F', w.fdwowner) AND w.fdwacl <@ pg_catalog.acldefault('F', w.fdwowner))), '-'), '-'), ''))
    FROM pg_catalog.pg_foreign_data_wrapper w
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass
                                         AND ext.objid = w.oid)
  UNION ALL
- SELECT pg_catalog.format('server %I wrapper %I type %s version %s options %s owner %s acl %s', s.srvname,
+ SELECT pg_catalog.format('server %I wrapper %I type %s version %s options %s owner %s%s', s.srvname,
         (SELECT w.fdwname FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.oid = s.srvfdw),
         coalesce(s.srvtype, '-'), coalesce(s.srvversion, '-'), coalesce(s.srvoptions::text, '-'),
-        pg_catalog.pg_get_userbyid(s.srvowner), coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(s.srvacl) x WHERE s.srvacl IS NOT NULL AND NOT (s.srvacl @> pg_catalog.acldefault('S', s.srvowner) AND s.srvacl <@ pg_catalog.acldefault('S', s.srvowner))), '-'))
+        pg_catalog.pg_get_userbyid(s.srvowner), coalesce(' acl ' || NULLIF(coalesce((SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x::text) FROM pg_catalog.unnest(s.srvacl) x WHERE s.srvacl IS NOT NULL AND NOT (s.srvacl @> pg_catalog.acldefault('S', s.srvowner) AND s.srvacl <@ pg_catalog.acldefault('S', s.srvowner))), '-'), '-'), ''))
    FROM pg_catalog.pg_foreign_server s
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass
                                         AND ext.objid = s.oid)
