@@ -56,7 +56,8 @@ namespace safe_migrate::runner {
  * inheritance and partitioning, types (enum labels in order, domains,
  * composites, ranges, base types), collations, statistics objects,
  * publications, event triggers, default privileges, operators, casts,
- * languages, foreign-data wrappers, servers and user mappings, text search
+ * languages, foreign-data wrappers, servers, foreign tables' options and user
+ * mappings, text search
  * objects, comments, owners and privileges.  Extension members are the
  * extension's (one line for the extension), as pg_dump has it.  Names are
  * schema-qualified (the query runs with search_path pinned).
@@ -314,6 +315,11 @@ const char *kFingerprint = R"SQL(WITH ns AS (
    FROM pg_catalog.pg_foreign_server s
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass
                                         AND ext.objid = s.oid)
+ UNION ALL
+ SELECT pg_catalog.format('foreign table %s server %I options %s', ft.ftrelid::pg_catalog.regclass,
+        (SELECT s.srvname FROM pg_catalog.pg_foreign_server s WHERE s.oid = ft.ftserver),
+        coalesce(ft.ftoptions::text, '-'))
+   FROM pg_catalog.pg_foreign_table ft JOIN rel c ON c.oid = ft.ftrelid
  UNION ALL
  SELECT pg_catalog.format('user mapping for %s server %I options %s', um.usename, um.srvname,
         coalesce(um.umoptions::text, '-'))

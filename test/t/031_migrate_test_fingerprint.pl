@@ -56,6 +56,9 @@ $node->safe_psql('fp_base', q{
 	CREATE TYPE pair AS (a int, b text);
 	CREATE PUBLICATION pub_items FOR TABLE items;
 	COMMENT ON TABLE items IS 'the items';
+	CREATE EXTENSION file_fdw;
+	CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+	CREATE FOREIGN TABLE feed (line text) SERVER files OPTIONS (filename '/dev/null');
 });
 
 my $dump_count = 0;
@@ -250,6 +253,12 @@ my @pairs = (
 	  q{ALTER TABLE child NO INHERIT parent_a; ALTER TABLE child INHERIT parent_a;} ],
 	[ 'composite type', q{ALTER TYPE pair ADD ATTRIBUTE c int;},
 	  q{ALTER TYPE pair DROP ATTRIBUTE c;}, q{SELECT 1;} ],
+	[ 'foreign table options', q{ALTER FOREIGN TABLE feed OPTIONS (SET filename '/dev/zero');},
+	  q{ALTER FOREIGN TABLE feed OPTIONS (SET filename '/dev/null');}, q{SELECT 1;} ],
+	[ 'server options', q{ALTER SERVER files OPTIONS (ADD x 'y');},
+	  q{ALTER SERVER files OPTIONS (DROP x);}, q{SELECT 1;} ],
+	[ 'user mapping', q{CREATE USER MAPPING FOR fp_reader SERVER files;},
+	  q{DROP USER MAPPING FOR fp_reader SERVER files;}, q{SELECT 1;} ],
 	[ 'schema', q{CREATE SCHEMA reports;}, q{DROP SCHEMA reports;}, q{SELECT 1;} ],
 	[ 'operator', q{CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);},
 	  q{DROP OPERATOR === (int, int);}, q{SELECT 1;} ],
