@@ -2,7 +2,10 @@
  * prove.cpp — migrate_test(script): up, down, up again, inside a
  * subtransaction that is always rolled back, comparing a catalog fingerprint
  * after each step: down must restore the schema exactly, and up must
- * reproduce what it made the first time.
+ * reproduce what it made the first time.  The fingerprint is what pg_dump -s
+ * shows (kFingerprint); ALTER TYPE ... ADD VALUE counts as committed for the
+ * statements after it, as in a real apply, without letting the value outlive
+ * the test (run_script).
  */
 #include "classify.hpp"
 #include "runner.hpp"
@@ -684,7 +687,8 @@ void run_script(const char *sql)
 /* Parse one section of the script under test (syntax errors point into it)
  * and refuse what cannot run inside the test's transaction.  A statement that
  * only wants a transaction of its own (a wait for a backfill, ALTER TYPE ...
- * ADD VALUE) runs in the test's. */
+ * ADD VALUE) runs in the test's; ADD VALUE then counts as committed, as in a
+ * real apply (run_script). */
 void check_testable(const char *sql, const char *what)
 {
     List *trees = runner::parse_script(sql, what);
