@@ -125,3 +125,62 @@ DROP TABLE public.mtq_items, public.mtq_rows, public.mtq_a, public.mtq_c;
 DROP FUNCTION public.mtq_evil();
 DROP SCHEMA mtq_m, mtq_types CASCADE;
 RESET safe_migrate.policy;
+-- The fingerprint is what pg_dump -s shows: enum labels, row-level security
+-- (enabled, policies), comments, column order, ...
+CREATE TYPE mt_mood AS ENUM ('a', 'b');
+CREATE TABLE mt_notes (id int, body text, m mt_mood);
+SET safe_migrate.policy = off;
+SELECT step, ok, differences FROM migrate_test($$
+-- migrate:up
+ALTER TYPE mt_mood ADD VALUE 'c';
+CREATE POLICY mt_p ON mt_notes USING (id > 0);
+ALTER TABLE mt_notes ENABLE ROW LEVEL SECURITY;
+COMMENT ON TABLE mt_notes IS 'notes';
+-- migrate:down
+SELECT 1;
+$$);
+SELECT step, ok, differences FROM migrate_test($$
+-- migrate:up
+ALTER TABLE mt_notes DROP COLUMN body;
+-- migrate:down
+ALTER TABLE mt_notes ADD COLUMN body text;
+$$);
+-- A down script that uses the value its up added (a real apply commits
+-- ADD VALUE first), and restores the type.
+SELECT step, ok, differences FROM migrate_test($$
+-- migrate:up
+ALTER TYPE mt_mood ADD VALUE 'c';
+INSERT INTO mt_notes VALUES (1, 'new', 'c');
+-- migrate:down
+UPDATE mt_notes SET m = 'a' WHERE m = 'c';
+ALTER TYPE mt_mood RENAME TO mt_mood_old;
+CREATE TYPE mt_mood AS ENUM ('a', 'b');
+ALTER TABLE mt_notes ALTER COLUMN m TYPE mt_mood USING m::text::mt_mood;
+DROP TYPE mt_mood_old;
+$$);
+-- Nothing stays: no label, no row.
+SELECT enum_range(NULL::mt_mood), (SELECT count(*) FROM mt_notes) AS notes;
+-- An index that existed before the test and would keep the new value past
+-- the rollback: the write is refused.
+CREATE INDEX mt_notes_m ON mt_notes (m);
+SELECT step, ok, differences FROM migrate_test($$
+-- migrate:up
+ALTER TYPE mt_mood ADD VALUE 'c';
+-- migrate:down
+UPDATE mt_notes SET m = 'a' WHERE m = 'c';
+INSERT INTO mt_notes VALUES (1, 'new', 'c');
+$$) WHERE step = 'down';
+RESET safe_migrate.policy;
+-- A role that may not override rules tests its own CREATE TABLE: the derived
+-- down's allow line is ours, not the role's.
+CREATE ROLE mt_plain;
+GRANT CREATE ON SCHEMA public TO mt_plain;
+SET ROLE mt_plain;
+SELECT step, ok, differences FROM migrate_test('CREATE TABLE mt_plain_t (id int);');
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM mt_plain;
+DROP ROLE mt_plain;
+SET safe_migrate.policy = off;
+DROP TABLE mt_notes;
+DROP TYPE mt_mood;
+RESET safe_migrate.policy;
