@@ -184,3 +184,17 @@ SET safe_migrate.policy = off;
 DROP TABLE mt_notes;
 DROP TYPE mt_mood;
 RESET safe_migrate.policy;
+-- the down step is judged as a real rollback is, after the up committed:
+-- the table the up created is not new to it (a real migrate_rollback of
+-- this script is refused by ban-drop-table), and an allow line lets it pass
+SELECT step, ok, differences[1] AS first FROM migrate_test($$-- migrate:up
+CREATE TABLE mt_rb (id int);
+-- migrate:down
+DROP TABLE mt_rb;
+$$);
+SELECT step, ok FROM migrate_test($$-- migrate:up
+CREATE TABLE mt_rb (id int);
+-- migrate:down
+-- safe_migrate:allow ban-drop-table rolling back what the up made
+DROP TABLE mt_rb;
+$$);

@@ -136,6 +136,7 @@ void begin_migration(const char *version, int n, char **rules, char **reasons)
 
 void end_migration(void)
 {
+    new_objects_from = InvalidSubTransactionId;
     migration.active = false;
     migration.version = nullptr;
     migration.allowances = NIL;
@@ -194,6 +195,7 @@ static void record_override(const pg::PolicyVerdict *v, const Allowance *a)
 }
 
 PlanCapture *plan_capture = nullptr;
+SubTransactionId new_objects_from = InvalidSubTransactionId;
 
 void enforce(const pg::PolicyFacts *facts)
 {

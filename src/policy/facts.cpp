@@ -115,7 +115,8 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
      * rule exempts it, and nothing else needs looking up */
     Relation rel = RelationIdGetRelation(relid);
     if (RelationIsValid(rel)) {
-        f->created_in_transaction = rel->rd_createSubid != InvalidSubTransactionId;
+        f->created_in_transaction = rel->rd_createSubid != InvalidSubTransactionId &&
+                                    rel->rd_createSubid >= new_objects_from;
         RelationClose(rel);
     }
     if (f->created_in_transaction && f->table != nullptr)

@@ -41,6 +41,12 @@ struct MigrationContext {
 };
 extern MigrationContext migration;
 
+/* Objects count as new (exempt from every rule: nobody else sees them yet)
+ * when created in this transaction, in subtransaction new_objects_from or a
+ * later one.  migrate_test sets it for its down and up-again steps, which in
+ * reality run after the up committed; InvalidSubTransactionId (0) otherwise. */
+extern SubTransactionId new_objects_from;
+
 /* Enter/leave the migration context.  Allowances must already be checked
  * with check_allowances(). */
 void begin_migration(const char *version, int n, char **rules, char **reasons);
