@@ -198,3 +198,13 @@ CREATE TABLE mt_rb (id int);
 -- safe_migrate:allow ban-drop-table rolling back what the up made
 DROP TABLE mt_rb;
 $$);
+-- the down runs as a real rollback would, in another session: without the
+-- temporary objects of the up (or of the caller), which come back afterwards
+CREATE TEMP TABLE mt_callers_temp (i int);
+SELECT step, ok, differences FROM migrate_test($$-- migrate:up
+CREATE TYPE mt_pair AS (a int);
+CREATE TEMPORARY TABLE mt_work (x mt_pair);
+-- migrate:down
+DROP TYPE mt_pair;
+$$);
+SELECT count(*) FROM mt_callers_temp;

@@ -725,6 +725,10 @@ char *try_script(const char *sql)
 {
     ErrorData *failure = pg::in_subtransaction([sql]() {
         policy::new_objects_from = GetCurrentSubTransactionId();
+        /* a real rollback or re-apply runs in another session: without the
+         * temporary objects of this one (the up's, the caller's); dropped
+         * here, they come back with the test's rollback */
+        ResetTempTableNamespace();
         run_script(sql);
     });
     policy::new_objects_from = InvalidSubTransactionId;
