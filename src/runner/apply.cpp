@@ -22,6 +22,8 @@
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
+#include <csignal>
+
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -290,8 +292,16 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
     }
     PG_CATCH();
     {
-        /* cancelled or failed while the runner works: stop it too */
-        TerminateBackgroundWorker(handle);
+        /* cancelled or failed while the runner works: stop it too.  A
+         * cancel, not a termination, so that it rolls back its step, drops
+         * the invalid index of an interrupted concurrent build and records
+         * the outcome (worker.cpp) before it exits; one not started yet
+         * never starts. */
+        pid_t runner_pid;
+        if (GetBackgroundWorkerPid(handle, &runner_pid) == BGWH_STARTED)
+            (void) kill(runner_pid, SIGINT);
+        else
+            TerminateBackgroundWorker(handle);
         PG_RE_THROW();
     }
     PG_END_TRY();
@@ -415,12 +425,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* exactly once: look at the history under the lock */
     pg::Elevation e;
     pg::elevate(&e);
-    SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
-                "finished_at = pg_catalog.clock_timestamp(), sqlstate = '57P01', "
-                "error_message = 'the migration was interrupted (server restart, crash or "
-                "termination of its runner); its uncommitted effects were rolled back' "
-                "WHERE status = 'running'",
-                false, 0);
+    reconcile_interrupted();
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
@@ -450,6 +455,21 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         return make_row(prepared->version, "already_applied", 0, 0, started, prepared->checksum,
                         NIL);
     }
+    /* partly applied by a runner (worker.cpp): another script is refused,
+     * the same one continues there */
+    {
+        VersionAttempt partial;
+        pg::elevate(&e);
+        bool resume = check_partly_applied(prepared->version, prepared->checksum, &partial);
+        pg::unelevate(&e);
+        MemoryContextSwitchTo(caller_cxt);
+        if (resume) {
+            SPI_finish();
+            MemoryContextSwitchTo(caller_cxt);
+            (void) LockRelease(&tag, ExclusiveLock, false);
+            return nullptr;
+        }
+    }
 
     /* the statements, each by its own text as PostgreSQL's parser split it */
     int n = list_length(trees);
@@ -469,6 +489,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     NameResolution *at_apply = prepared->down ? nullptr : capture_name_resolution();
     policy::begin_migration(prepared->version, prepared->n_allows, prepared->allow_rules,
                             prepared->allow_reasons);
+    /* the deadline of the statement calling migrate_apply, if any */
+    TimestampTz outer_deadline = outer_statement_deadline();
     for (;;) {
         int *current_ptr = &current;
         pg::collect_warnings(TopTransactionContext);
@@ -478,14 +500,18 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
+                /* statement_timeout per statement, as in the runner */
+                arm_statement_timeout(outer_deadline);
                 if (SPI_execute(texts[i], false, 0) < 0)
                     elog(ERROR, "SPI_execute failed on statement %d", i + 1);
+                restore_statement_timeout(outer_deadline);
                 policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
             policy::migration.statement = nullptr;
             AtEOXact_GUC(true, nest);
         });
         MemoryContextSwitchTo(caller_cxt);
+        restore_statement_timeout(outer_deadline);
         pg::stop_collecting_warnings();
         if (failure == nullptr)
             break;
