@@ -174,6 +174,11 @@ void parse_result(StringInfo msg, ResultRow *row)
  * this covers proc_exit, which does not unwind. */
 void stop_runner_at_exit(int, Datum arg)
 {
+    /* PG_ENSURE_ERROR_CLEANUP calls this on an ERROR too: then the
+     * PG_CATCH in run_in_background has cancelled the runner already, which
+     * lets it clean up; a termination would not */
+    if (!proc_exit_inprogress)
+        return;
     TerminateBackgroundWorker((BackgroundWorkerHandle *) DatumGetPointer(arg));
 }
 

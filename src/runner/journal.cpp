@@ -127,7 +127,8 @@ void refuse_rollback_while_partly_applied(void)
                     "  WHERE later.version OPERATOR(pg_catalog.=) m.version "
                     "  AND later.id OPERATOR(pg_catalog.>) m.id) "
                     "ORDER BY m.id DESC LIMIT 1",
-                    true, 1) != SPI_OK_SELECT)
+                    /* not read-only: see what reconcile_interrupted changed */
+                    false, 1) != SPI_OK_SELECT)
         elog(ERROR, "could not read the history");
     if (SPI_processed == 0)
         return;
