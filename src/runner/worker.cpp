@@ -633,7 +633,9 @@ void arm_statement_timeout(TimestampTz outer)
 
 void restore_statement_timeout(TimestampTz outer)
 {
-    if (outer != 0)
+    /* a deadline that has passed has fired (or the statement's own timer,
+     * never later, has): like postgres.c's, the timer fires once */
+    if (outer != 0 && outer > GetCurrentTimestamp())
         enable_timeout_at(STATEMENT_TIMEOUT, outer);
     else if (get_timeout_active(STATEMENT_TIMEOUT))
         disable_timeout(STATEMENT_TIMEOUT, false);
