@@ -9,10 +9,16 @@
  *      go stale, and no role can hold it to stop migrations) without holding
  *      a snapshot, so a CREATE INDEX CONCURRENTLY elsewhere never waits on it;
  *   2. records the attempt in safe_migrate.migrations (own transaction);
- *   3. runs the statements top level: consecutive transactional statements
- *      in one transaction, the others alone (core::plan_segments);
- *      a lock timeout rolls the step back and retries it with backoff;
- *      a failed concurrent index build has its INVALID index dropped;
+ *   3. runs the statements top level, in steps: consecutive transactional
+ *      statements in one implicit transaction block (as a multi-statement
+ *      query string runs), the others alone (core::plan_segments), with
+ *      statement_timeout armed per statement; records each committed step
+ *      in the step's own transaction (the step journal, journal.cpp), and
+ *      skips the steps an interrupted or failed attempt of the same script
+ *      committed; a lock timeout rolls the step back and retries it with
+ *      backoff; a failed concurrent index build has its INVALID index
+ *      dropped, and one left by an interrupted build is dropped before the
+ *      build runs again;
  *   4. records the outcome and sends a result row back.
  * Notices and errors reach the caller through the shm_mq (pqmq).
  *
