@@ -149,6 +149,31 @@ for my $ine (0, 1)
 }
 
 # ---------------------------------------------------------------------
+# an unnamed build gets a free name: an older invalid index on its table is
+# reported, not dropped (nothing says it is this statement's)
+# ---------------------------------------------------------------------
+{
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET statement_timeout = '1s'; CREATE INDEX CONCURRENTLY ON items ((slow(id) + 1));");
+	like($err, qr/canceling statement due to statement timeout/, 'unnamed: a plain build times out');
+	my $left = q1("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+		  . "WHERE i.indrelid = 'items'::regclass AND NOT i.indisvalid");
+	like($left, qr/^items_expr_idx$/, 'unnamed: it leaves items_expr_idx invalid');
+	q1('UPDATE ctl SET slow = false');
+	($rc, $out, $err) = $node->psql('postgres',
+		"SELECT status FROM migrate_apply('CREATE INDEX CONCURRENTLY ON items ((slow(id) + 1));', 'v-unnamed')");
+	is($out, 'applied', 'unnamed: the migration is applied') or diag($err);
+	like($err, qr/WARNING:  table "items" has an invalid index public\.items_expr_idx/,
+		'unnamed: a WARNING names the invalid index');
+	like($err, qr/HINT:  Drop it with DROP INDEX CONCURRENTLY public\.items_expr_idx/,
+		'unnamed: and says how to drop it');
+	is(index_state('items_expr_idx'), 'items_expr_idx:false,items_expr_idx1:true',
+		'unnamed: the new index is built under another name, the old one is left');
+	q1('DROP INDEX items_expr_idx, items_expr_idx1');
+	q1('UPDATE ctl SET slow = true');
+}
+
+# ---------------------------------------------------------------------
 # a build in progress in another session is not touched
 # ---------------------------------------------------------------------
 {
