@@ -513,7 +513,11 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
             policy::migration.statement = nullptr;
-            AtEOXact_GUC(true, nest);
+            /* the script's SETs end with the migration, as they end with
+             * the runner on the other path: the caller's session (its
+             * search_path, role, timeouts) is as it was, and so the next
+             * migration runs the same whichever path this one took */
+            AtEOXact_GUC(false, nest);
         });
         MemoryContextSwitchTo(caller_cxt);
         restore_statement_timeout(outer_deadline);

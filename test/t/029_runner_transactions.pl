@@ -125,5 +125,20 @@ for my $t (@timeouts)
 	  or diag($err);
 }
 
+# the script's settings end with the migration on both paths: the caller's
+# session is as it was (the next migration runs the same whichever path
+# this one took)
+for my $path ('caller', 'runner')
+{
+	my $script = ($path eq 'runner' ? "VACUUM t;\n" : '')
+	  . "SET statement_timeout = '5min';\nSET search_path = pg_catalog;\nSET lock_timeout = '7s';\n";
+	is( q1("SET lock_timeout = '3s';\n"
+			  . "SELECT status FROM migrate_apply(\$m\$$script\$m\$, '$path-settings');\n"
+			  . "SELECT current_setting('statement_timeout') || ',' || current_setting('search_path') "
+			  . "|| ',' || current_setting('lock_timeout')"),
+		"applied\n0," . q1('SHOW search_path') . ',3s',
+		"$path: the caller's session settings are as they were");
+}
+
 $node->stop;
 done_testing();
