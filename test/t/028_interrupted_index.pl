@@ -5,9 +5,10 @@
 # "relation already exists" nor succeed on the unusable index (IF NOT
 # EXISTS): before a concurrent build step, the runner drops the invalid
 # index the step would trip over, unless another session is building it.
-#   kill -9 of the runner, pg_terminate_backend of the runner, a build
-#   cancelled outside any migration (the leftover a failed in-runner drop
-#   leaves looks the same), IF NOT EXISTS, a build in progress elsewhere,
+#   kill -9 of the runner, pg_terminate_backend of the runner, a failed
+#   build whose in-runner drop hit its lock timeout, a build cancelled
+#   outside any migration, IF NOT EXISTS, an unnamed build (an older invalid
+#   index is reported, not dropped), a build in progress elsewhere,
 #   REINDEX CONCURRENTLY's _ccnew copies, and a cancelled caller (the runner
 #   stops, drops the index itself and records the failure).
 use strict;
@@ -46,13 +47,13 @@ sub q1 { return $node->safe_psql('postgres', $_[0]) }
 
 sub start_psql
 {
-	my ($sql, $out, $err) = @_;
+	my ($sql, $out, $err, $connopts) = @_;
 	$$out = '';
 	$$err = '';
 	return IPC::Run::start(
 		[
 			$psql, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'), '-c', $sql
+			'-d', $node->connstr('postgres') . ($connopts // ''), '-c', $sql
 		],
 		'>', $out, '2>', $err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
@@ -84,7 +85,7 @@ sub index_state
 	return q1(
 		"SELECT coalesce(string_agg(c.relname || ':' || i.indisvalid, ',' ORDER BY c.relname), 'none') "
 		  . "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-		  . "WHERE i.indrelid = 'items'::regclass AND c.relname LIKE '$_[0]%'");
+		  . "WHERE c.relname LIKE '$_[0]%'");
 }
 
 # Apply again (fast now) and check: the leftover is dropped with a NOTICE
@@ -146,6 +147,42 @@ for my $ine (0, 1)
 	like($err, qr/canceling statement due to statement timeout/, "$index: a plain build times out");
 	is(index_state($index), "$index:false", "$index: and leaves an invalid index");
 	apply_again($index, "v-$index", $ine);
+}
+
+# ---------------------------------------------------------------------
+# a failed build whose in-runner drop times out on its lock (a session took
+# a SHARE lock on the table as soon as the build let go of it): the error
+# says so, and the next apply drops the leftover before building again
+# ---------------------------------------------------------------------
+{
+	q1('CREATE TABLE dup (id int); INSERT INTO dup SELECT g % 20 FROM generate_series(1, 40) g');
+	my ($out, $err);
+	# unique over duplicates: fails once the slow build (4 s) has sorted
+	my $h = start_psql(
+		"SELECT status FROM migrate_apply(\$m\$CREATE UNIQUE INDEX CONCURRENTLY dup_u ON dup (slow(id));\$m\$, 'v-dup')",
+		\$out, \$err,
+		" options='-c safe_migrate.lock_timeout=500 -c safe_migrate.lock_retries=0'");
+	building('dup_u');
+	# queued behind the build's lock, granted when the build fails, held
+	# while the runner tries to drop the index
+	my ($lout, $lerr);
+	my $locker = start_psql(
+		"BEGIN; LOCK TABLE dup IN SHARE MODE; SELECT pg_sleep(8); COMMIT;", \$lout, \$lerr);
+	eval { $h->finish };
+	isnt($h->result(0), 0, 'lock: the failing build fails the migration');
+	like($err, qr/could not create unique index "dup_u"/, 'lock: with the build\'s error');
+	like($err, qr/The invalid index public\.dup_u could not be dropped \(canceling statement due to lock timeout\)/,
+		'lock: the detail says the invalid index could not be dropped');
+	$locker->finish;
+	is(index_state('dup_u'), 'dup_u:false', 'lock: the invalid index is left behind');
+	q1('UPDATE ctl SET slow = false');
+	my ($rc, $o2, $e2) = $node->psql('postgres',
+		"SELECT status FROM migrate_apply(\$m\$CREATE INDEX CONCURRENTLY dup_u ON dup (slow(id));\$m\$, 'v-dup')");
+	is($o2, 'applied', 'lock: the corrected migration is applied') or diag($e2);
+	like($e2, qr/NOTICE:  dropping invalid index public\.dup_u left by an interrupted build/,
+		'lock: the leftover is dropped first');
+	is(index_state('dup_u'), 'dup_u:true', 'lock: one valid index');
+	q1('UPDATE ctl SET slow = true');
 }
 
 # ---------------------------------------------------------------------
