@@ -105,6 +105,14 @@ CREATE INDEX CONCURRENTLY mixed_id ON mixed (id);
 SELECT 1 / 0;
 $sql$, '0007');
 SELECT version, status, statements FROM safe_migrate.history WHERE version = '0007';
+-- It is partly applied: another script is refused (the same one would
+-- continue after step 2); abandoning it lets the version start afresh.
+SELECT steps, steps_committed, partly_applied FROM safe_migrate.history WHERE version = '0007';
+\set VERBOSITY terse
+SELECT * FROM migrate_apply('CREATE TABLE mixed_other (id int);', '0007');
+\set VERBOSITY default
+SELECT migrate_abandon('0007') LIKE 'abandoned migration "0007" (attempt %): its steps 1 to 2 of 3 (statements 1 to 2) stay committed%' AS abandoned;
+SELECT partly_applied, abandoned_by = current_user AS by_me FROM safe_migrate.history WHERE version = '0007';
 
 -- Errors in the script point into the statement.
 SELECT * FROM migrate_apply('CREATE TABLE ok (id int); SELEC 1;', 'bad-syntax');
@@ -151,16 +159,17 @@ $sql$, 'warn-2');
 SELECT version, warnings FROM safe_migrate.history WHERE version LIKE 'warn-%' ORDER BY id;
 
 -- Cancelling the caller (here: its statement_timeout) stops the migration.
--- On the runner path the runner is terminated and its attempt shows as
--- interrupted; on the in-caller path the attempt is recorded as failed.
+-- On the runner path the runner's statement is cancelled too, and the runner
+-- records the attempt as failed; on the in-caller path the attempt is
+-- recorded as failed.
 SET statement_timeout = '1s';
-SET client_min_messages = warning;  -- the terminated runner may still hold the lock
+SET client_min_messages = warning;  -- the cancelled runner may still hold the lock
 SELECT * FROM migrate_apply('CREATE TABLE cancelled_a (id int); SELECT pg_sleep(30); VACUUM users;', 'cancel-runner');
 SELECT * FROM migrate_apply('CREATE TABLE cancelled_b (id int); SELECT pg_sleep(30);', 'cancel-caller');
 RESET statement_timeout;
 RESET client_min_messages;
 DO $$
-BEGIN   -- wait for the terminated runner to be gone
+BEGIN   -- wait for the cancelled runner to be gone
     FOR i IN 1..3000 LOOP
         EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner');
         PERFORM pg_sleep(0.01);

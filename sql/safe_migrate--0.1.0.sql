@@ -92,7 +92,20 @@ CREATE TABLE safe_migrate.migrations (
     rolled_back_at   timestamptz,
     rolled_back_by   name,
     -- the applying session's search_path: the down script runs with it
-    search_path      text
+    search_path      text,
+    -- A migration run by a background runner commits in steps (see
+    -- safe_migrate.migration_steps): how many steps its script splits into,
+    -- and how many of them are committed (counting those of the attempts it
+    -- resumed, resumed_from: the previous attempt of the same version).
+    -- A failed or interrupted attempt with committed steps leaves its
+    -- version partly applied until it is applied again with the same
+    -- script (which continues after the last committed step) or abandoned
+    -- (safe_migrate.migrate_abandon).
+    steps            integer,
+    steps_committed  integer NOT NULL DEFAULT 0,
+    resumed_from     bigint,
+    abandoned_at     timestamptz,
+    abandoned_by     name
 );
 -- The last line of defence for "exactly once": at most one live row per version.
 CREATE UNIQUE INDEX migrations_live_version
@@ -105,6 +118,24 @@ GRANT SELECT ON safe_migrate.migrations TO safe_migrate_admin;
 -- pg_dump dumps the history with the extension, pg_restore brings it back.
 SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migrations', '');
 SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migrations_id_seq', '');
+
+-- The step journal: one row per committed step of a migration run in steps
+-- by a background runner, written in the step's own transaction (for a
+-- statement that commits by itself, in its last transaction), so a step is
+-- recorded if and only if it is committed.  Statement numbers are 1-based
+-- positions in the up section; commands are the statements' command tags.
+CREATE TABLE safe_migrate.migration_steps (
+    migration_id     bigint NOT NULL,
+    step             integer NOT NULL,
+    first_statement  integer NOT NULL,
+    last_statement   integer NOT NULL,
+    commands         text[] NOT NULL,
+    committed_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (migration_id, step)
+);
+REVOKE ALL ON safe_migrate.migration_steps FROM PUBLIC;
+GRANT SELECT ON safe_migrate.migration_steps TO safe_migrate_admin;
+SELECT pg_catalog.pg_extension_config_dump('safe_migrate.migration_steps', '');
 
 -- Migrations of a database are serialised by a lock in PostgreSQL's lock
 -- manager that only this extension's code can take: an advisory lock tag
@@ -135,12 +166,7 @@ SELECT id, version, description, checksum,
        -- an attempt still 'running' whose runner no longer holds the
        -- migration lock was interrupted (crash, restart, termination); the
        -- next migrate_apply records it as such
-       CASE WHEN status = 'running' AND NOT EXISTS (
-                SELECT 1 FROM pg_catalog.pg_locks l
-                 WHERE l.locktype = 'advisory' AND l.granted
-                   AND l.database = (SELECT oid FROM pg_catalog.pg_database
-                                      WHERE datname = pg_catalog.current_database())
-                   AND l.classid = 0 AND l.objid = 1526608231 AND l.objsubid = 3)
+       CASE WHEN status = 'running' AND NOT v.runner_alive
             THEN 'interrupted' ELSE status END AS status,
        applied_by, started_at, finished_at,
        finished_at - started_at AS duration, statements, lock_retries,
@@ -158,7 +184,17 @@ SELECT id, version, description, checksum,
        (down_script IS NOT NULL) AS has_down,
        rolled_back_at, rolled_back_by,
        CASE WHEN v.readable THEN script END AS script,
-       CASE WHEN v.readable THEN down_script END AS down_script
+       CASE WHEN v.readable THEN down_script END AS down_script,
+       steps, steps_committed, resumed_from, abandoned_at, abandoned_by,
+       -- the version's latest attempt failed or was interrupted after
+       -- committing steps, and was not abandoned: apply the same script
+       -- again to continue it, or abandon it (safe_migrate.migrate_abandon)
+       ((status IN ('failed', 'interrupted') OR (status = 'running' AND NOT v.runner_alive))
+        AND steps_committed > 0
+        AND abandoned_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM safe_migrate.migrations later
+                         WHERE later.version OPERATOR(pg_catalog.=) m.version
+                           AND later.id > m.id)) AS partly_applied
   FROM safe_migrate.migrations m,
        LATERAL (SELECT
            -- members of the applying role (superusers are members of
@@ -167,8 +203,34 @@ SELECT id, version, description, checksum,
                     WHERE r.rolname IN (m.applied_by, 'safe_migrate_admin')
                       AND pg_catalog.pg_has_role(r.oid, 'MEMBER'))
            OR coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
-                         WHERE r.rolname = CURRENT_USER), false) AS readable) v;
+                         WHERE r.rolname = CURRENT_USER), false) AS readable,
+           -- some runner holds the migration lock
+           (m.status = 'running' AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted
+                   AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                                      WHERE datname = pg_catalog.current_database())
+                   AND l.classid = 0 AND l.objid = 1526608231 AND l.objsubid = 3)) AS runner_alive) v;
 GRANT SELECT ON safe_migrate.history TO PUBLIC;
+
+-- The committed steps of migrations run in steps, for everybody: statement
+-- numbers and command tags carry no text of the migration.
+CREATE VIEW safe_migrate.history_steps WITH (security_barrier) AS
+SELECT s.migration_id, m.version, s.step, m.steps, s.first_statement, s.last_statement,
+       s.commands, s.committed_at
+  FROM safe_migrate.migration_steps s
+  JOIN safe_migrate.migrations m ON m.id = s.migration_id;
+GRANT SELECT ON safe_migrate.history_steps TO PUBLIC;
+
+-- Give up a partly applied version: its committed steps stay as they are
+-- (undo them by hand first if needed); the version may then be applied
+-- from scratch, with any script.  Allowed to the role that applied it, its
+-- members and admins; recorded in the history (abandoned_at, abandoned_by).
+CREATE FUNCTION migrate_abandon(version text) RETURNS text
+AS 'MODULE_PATHNAME', 'migrate_abandon'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION migrate_abandon(text) IS
+'give up a partly applied migration (its committed steps stay) so that the version can be applied from scratch';
 
 CREATE FUNCTION migrate_apply(
     script text,

@@ -19,9 +19,10 @@
 #include "pg/privileged.hpp"
 #include "pg/snapshot.hpp"
 #include "pg/subxact.hpp"
-#include "pg/timeouts.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
+
+#include <csignal>
 
 extern "C" {
 #include "access/htup_details.h"
@@ -206,6 +207,11 @@ void parse_result(StringInfo msg, ResultRow *row)
  * this covers proc_exit, which does not unwind. */
 void stop_runner_at_exit(int, Datum arg)
 {
+    /* PG_ENSURE_ERROR_CLEANUP calls this on an ERROR too: then the
+     * PG_CATCH in run_in_background has cancelled the runner already, which
+     * lets it clean up; a termination would not */
+    if (!proc_exit_inprogress)
+        return;
     TerminateBackgroundWorker((BackgroundWorkerHandle *) DatumGetPointer(arg));
 }
 
@@ -326,8 +332,16 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
     }
     PG_CATCH();
     {
-        /* cancelled or failed while the runner works: stop it too */
-        TerminateBackgroundWorker(handle);
+        /* cancelled or failed while the runner works: stop it too.  A
+         * cancel, not a termination, so that it rolls back its step, drops
+         * the invalid index of an interrupted concurrent build and records
+         * the outcome (worker.cpp) before it exits; one not started yet
+         * never starts. */
+        pid_t runner_pid;
+        if (GetBackgroundWorkerPid(handle, &runner_pid) == BGWH_STARTED)
+            (void) kill(runner_pid, SIGINT);
+        else
+            TerminateBackgroundWorker(handle);
         PG_RE_THROW();
     }
     PG_END_TRY();
@@ -451,12 +465,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* exactly once: look at the history under the lock */
     pg::Elevation e;
     pg::elevate(&e);
-    SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
-                "finished_at = pg_catalog.clock_timestamp(), sqlstate = '57P01', "
-                "error_message = 'the migration was interrupted (server restart, crash or "
-                "termination of its runner); its uncommitted effects were rolled back' "
-                "WHERE status = 'running'",
-                false, 0);
+    reconcile_interrupted();
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
@@ -486,6 +495,21 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         return make_row(prepared->version, "already_applied", 0, 0, started, prepared->checksum,
                         NIL);
     }
+    /* partly applied by a runner (worker.cpp): another script is refused,
+     * the same one continues there */
+    {
+        VersionAttempt partial;
+        pg::elevate(&e);
+        bool resume = check_partly_applied(prepared->version, prepared->checksum, &partial);
+        pg::unelevate(&e);
+        MemoryContextSwitchTo(caller_cxt);
+        if (resume) {
+            SPI_finish();
+            MemoryContextSwitchTo(caller_cxt);
+            (void) LockRelease(&tag, ExclusiveLock, false);
+            return nullptr;
+        }
+    }
 
     /* the statements, each by its own text as PostgreSQL's parser split it */
     int n = list_length(trees);
@@ -505,14 +529,10 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     NameResolution *at_apply = prepared->down ? nullptr : capture_name_resolution();
     policy::begin_migration(prepared->version, prepared->n_allows, prepared->allow_rules,
                             prepared->allow_reasons);
+    /* the deadline of the statement calling migrate_apply, if any */
+    TimestampTz outer_deadline = outer_statement_deadline();
     for (;;) {
         int *current_ptr = &current;
-        /* each statement has statement_timeout as in a multi-statement
-         * query, a script's SET statement_timeout included */
-        pg::StatementTimer timer;
-        pg::StatementTimer *timer_ptr = &timer;
-        timer.outer_active = get_timeout_active(STATEMENT_TIMEOUT);
-        timer.outer_finish = timer.outer_active ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
         pg::collect_warnings(TopTransactionContext);
         failure = pg::in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
@@ -520,17 +540,22 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
-                pg::arm_statement_timeout(timer_ptr);
+                /* statement_timeout per statement, as in the runner */
+                arm_statement_timeout(outer_deadline);
                 if (SPI_execute(texts[i], false, 0) < 0)
                     elog(ERROR, "SPI_execute failed on statement %d", i + 1);
-                pg::restore_statement_timeout(timer_ptr);
+                restore_statement_timeout(outer_deadline);
                 policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
             policy::migration.statement = nullptr;
-            AtEOXact_GUC(true, nest);
+            /* the script's SETs end with the migration, as they end with
+             * the runner on the other path: the caller's session (its
+             * search_path, role, timeouts) is as it was, and so the next
+             * migration runs the same whichever path this one took */
+            AtEOXact_GUC(false, nest);
         });
-        pg::restore_statement_timeout(&timer);
         MemoryContextSwitchTo(caller_cxt);
+        restore_statement_timeout(outer_deadline);
         pg::stop_collecting_warnings();
         if (failure == nullptr)
             break;

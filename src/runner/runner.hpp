@@ -100,4 +100,48 @@ void migration_lock_tag(LOCKTAG *tag);
  * _test called from a migration's own statements). */
 void refuse_inside_migration(const char *fname);
 
+/* ---- the step journal and the state of a version (journal.cpp) ----
+ * These run SQL: SPI connected, extension owner's rights (pg::elevate). */
+
+/* The latest attempt to apply a version. */
+struct VersionAttempt {
+    int64 id;
+    char *status;
+    char *checksum;
+    int steps;           /* steps its script splits into (0: not recorded) */
+    int steps_committed; /* including those of the attempts it resumed */
+    int statements;      /* statements whose effects are committed */
+    char *applied_by;
+    bool abandoned;
+    bool partly_applied; /* failed or interrupted after committing steps, not abandoned */
+};
+
+/* Mark attempts left 'running' by a dead runner 'interrupted', saying which
+ * steps had committed.  Only valid while holding the migration lock. */
+void reconcile_interrupted(void);
+
+/* True if version's latest attempt left it partly applied (then *a says
+ * how far it got). */
+bool partly_applied_attempt(const char *version, VersionAttempt *a);
+
+/* As partly_applied_attempt, with an ERROR (SM001, naming the committed
+ * steps and migrate_abandon) when the checksum is not the attempt's. */
+bool check_partly_applied(const char *version, const char *checksum, VersionAttempt *a);
+
+/* ERROR (55000) if any version is partly applied: a down script undoes a
+ * whole migration. */
+void refuse_rollback_while_partly_applied(void);
+
+/* "steps 1 to 2 of 4 (statements 1 to 3)" */
+char *describe_committed_steps(int steps_committed, int steps, int statements);
+
+/* ---- statement_timeout for each statement of a migration (worker.cpp) ----
+ * As postgres.c arms it for each statement of a query string, bounded by
+ * the deadline of the statement that called migrate_apply, if any:
+ *   TimestampTz outer = outer_statement_deadline();
+ *   arm_statement_timeout(outer); ...run one statement...; restore_statement_timeout(outer); */
+TimestampTz outer_statement_deadline(void);
+void arm_statement_timeout(TimestampTz outer);
+void restore_statement_timeout(TimestampTz outer);
+
 }  // namespace safe_migrate::runner

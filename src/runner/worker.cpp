@@ -9,10 +9,16 @@
  *      go stale, and no role can hold it to stop migrations) without holding
  *      a snapshot, so a CREATE INDEX CONCURRENTLY elsewhere never waits on it;
  *   2. records the attempt in safe_migrate.migrations (own transaction);
- *   3. runs the statements top level: consecutive transactional statements
- *      in one transaction, the others alone (core::plan_segments);
- *      a lock timeout rolls the step back and retries it with backoff;
- *      a failed concurrent index build has its INVALID index dropped;
+ *   3. runs the statements top level, in steps: consecutive transactional
+ *      statements in one implicit transaction block (as a multi-statement
+ *      query string runs), the others alone (core::plan_segments), with
+ *      statement_timeout armed per statement; records each committed step
+ *      in the step's own transaction (the step journal, journal.cpp), and
+ *      skips the steps an interrupted or failed attempt of the same script
+ *      committed; a lock timeout rolls the step back and retries it with
+ *      backoff; a failed concurrent index build has its INVALID index
+ *      dropped, and one left by an interrupted build is dropped before the
+ *      build runs again;
  *   4. records the outcome and sends a result row back.
  * Notices and errors reach the caller through the shm_mq (pqmq).
  *
@@ -30,6 +36,8 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "parser/analyze.h"
 #include "catalog/pg_authid.h"
@@ -52,11 +60,13 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/ps_status.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 }
 
@@ -102,18 +112,6 @@ Datum text_or_null(const char *s, char *nulls, int i)
     }
     nulls[i] = ' ';
     return CStringGetTextDatum(s);
-}
-
-/* Mark attempts left 'running' by a dead runner.  Only valid while holding
- * the migration lock: then no other runner is alive in this database. */
-void reconcile_interrupted(void)
-{
-    SPI_execute("UPDATE safe_migrate.migrations SET status = 'interrupted', "
-                "finished_at = pg_catalog.clock_timestamp(), sqlstate = '57P01', "
-                "error_message = 'the migration was interrupted (server restart, crash or "
-                "termination of its runner); its uncommitted effects were rolled back' "
-                "WHERE status = 'running'",
-                false, 0);
 }
 
 Datum warnings_array(void)
@@ -355,8 +353,342 @@ char *drop_new_invalid_indexes(List *before)
     return problems.len ? problems.data : nullptr;
 }
 
+/* ---------------- steps and their journal ---------------- */
+
+/* A script parsed and split into steps (core::plan_segments). */
+struct ScriptPlan {
+    int n;            /* statements */
+    RawStmt **stmts;
+    char **texts;
+    pg::SegmentPlan plan;
+    ErrorData *error; /* the script cannot run: parse or plan error */
+};
+
+/* Parse and plan sql, in migration_cxt.  Never throws.  one_transaction:
+ * the section was wrapped in its own BEGIN; ... COMMIT; (prepare_script
+ * blanked the pair out, migrate_apply refused what cannot run in a block):
+ * every statement shares one transaction, as under psql. */
+ScriptPlan make_plan(const char *sql, bool one_transaction = false)
+{
+    ScriptPlan p;
+    memset(&p, 0, sizeof(p));
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    List *volatile trees = NIL;
+    ErrorData *volatile parse_error = nullptr;
+    PG_TRY();
+    {
+        trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(migration_cxt);
+        parse_error = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    if (parse_error) {
+        p.error = parse_error;
+        MemoryContextSwitchTo(old);
+        return p;
+    }
+    int n = list_length(trees);
+    p.n = n;
+    p.stmts = (RawStmt **) palloc(sizeof(RawStmt *) * (n + 1));
+    p.texts = (char **) palloc(sizeof(char *) * (n + 1));
+    int *classes = (int *) palloc(sizeof(int) * (n + 1));
+    for (int i = 0; i < n; i++) {
+        p.stmts[i] = list_nth_node(RawStmt, trees, i);
+        p.texts[i] = statement_text(sql, p.stmts[i]);
+        classes[i] = one_transaction ? static_cast<int>(core::TxClass::Transactional)
+                                     : static_cast<int>(classify_statement(p.stmts[i]));
+    }
+    const char *plan_error = pg::plan_segments(classes, n, &p.plan);
+    if (plan_error) {
+        ErrorData *e = (ErrorData *) palloc0(sizeof(ErrorData));
+        e->elevel = ERROR;
+        e->sqlerrcode = ERRCODE_FEATURE_NOT_SUPPORTED;
+        e->message = pstrdup(plan_error);
+        e->hint = pstrdup("safe_migrate runs each migration's transactions itself.");
+        p.error = e;
+    }
+    MemoryContextSwitchTo(old);
+    return p;
+}
+
+/* Why a script runs in several steps, for messages: the kinds of its
+ * single-statement steps. */
+const char *why_steps(const ScriptPlan *p)
+{
+    bool outside_block = false, enum_value = false, wait = false;
+    for (int s = 0; s < p->plan.n_segments; s++) {
+        if (p->plan.count[s] != 1)
+            continue;
+        RawStmt *stmt = p->stmts[p->plan.first[s]];
+        core::TxClass cls = classify_statement(stmt);
+        if (cls == core::TxClass::NonTransactional)
+            outside_block = true;
+        else if (cls == core::TxClass::OwnTransaction && IsA(stmt->stmt, AlterEnumStmt))
+            enum_value = true;
+        else if (cls == core::TxClass::OwnTransaction)
+            wait = true;
+    }
+    StringInfoData buf;
+    initStringInfo(&buf);
+    if (outside_block)
+        appendStringInfoString(&buf, "a statement that cannot run inside a transaction block "
+                                     "runs alone");
+    if (enum_value)
+        appendStringInfo(&buf, "%san ALTER TYPE ... ADD VALUE commits in a transaction of its "
+                               "own, so that later statements can use the new value",
+                         buf.len ? "; " : "");
+    if (wait)
+        appendStringInfo(&buf, "%sa wait for a backfill runs in a transaction of its own, so "
+                               "that it holds no snapshot",
+                         buf.len ? "; " : "");
+    return buf.data;
+}
+
+/* Statements in steps 1..k of the plan. */
+int statements_in_steps(const ScriptPlan *p, int k)
+{
+    return k >= p->plan.n_segments ? p->n : p->plan.first[k];
+}
+
+/* Where the committed steps of an apply are recorded; none for down
+ * scripts. */
+struct StepJournal {
+    int64 migration_id;
+    const char *version;
+    int skip_steps; /* committed by the attempts this one resumes */
+};
+
+/*
+ * Record step `step` (1-based: statements first..last, 0-based) as
+ * committed, in the current transaction: the step's own, just before it
+ * commits, so that the record and the step's effects commit together (for
+ * a statement that commits by itself, its last transaction, which for a
+ * concurrent index build is the one that marks the index valid).  Whatever
+ * the script did to this session (role, search_path, read-only, a local
+ * statement_timeout) does not apply to the record: it is written with the
+ * extension owner's rights and a pinned search_path.
+ */
+void record_step(const StepJournal *j, int step, int first, int last, RawStmt **stmts,
+                 int statements_done)
+{
+    pg::Elevation e;
+    PushActiveSnapshot(GetTransactionSnapshot());
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    pg::elevate(&e);
+    bool read_only = XactReadOnly;
+    XactReadOnly = false;
+    int count = last - first + 1;
+    Datum *tags = (Datum *) palloc(sizeof(Datum) * count);
+    for (int k = 0; k < count; k++)
+        tags[k] = CStringGetTextDatum(GetCommandTagName(CreateCommandTag(stmts[first + k]->stmt)));
+    Oid types[6] = {INT8OID, INT4OID, INT4OID, INT4OID, TEXTARRAYOID, INT4OID};
+    Datum values[6] = {Int64GetDatum(j->migration_id),
+                       Int32GetDatum(step),
+                       Int32GetDatum(first + 1),
+                       Int32GetDatum(last + 1),
+                       PointerGetDatum(construct_array(tags, count, TEXTOID, -1, false, TYPALIGN_INT)),
+                       Int32GetDatum(statements_done)};
+    if (SPI_execute_with_args("INSERT INTO safe_migrate.migration_steps (migration_id, step, "
+                              "first_statement, last_statement, commands) "
+                              "VALUES ($1, $2, $3, $4, $5)",
+                              5, types, values, nullptr, false, 0) != SPI_OK_INSERT ||
+        SPI_execute_with_args("UPDATE safe_migrate.migrations SET steps_committed = $2, "
+                              "statements = $6 WHERE id OPERATOR(pg_catalog.=) $1",
+                              6, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+        elog(ERROR, "could not record step %d of migration \"%s\"", step, j->version);
+    XactReadOnly = read_only;
+    pg::unelevate(&e);
+    SPI_finish();
+    PopActiveSnapshot();
+}
+
+/* ---------------- what an interrupted index build left ---------------- */
+
+/*
+ * A concurrent index build that stops before its end (the runner
+ * terminated or crashed, the caller cancelled, a failure whose cleanup
+ * could not get its lock) leaves its INVALID index behind, and a rerun of
+ * the same CREATE INDEX CONCURRENTLY name would fail with "relation already
+ * exists" (or, with IF NOT EXISTS, succeed on an unusable index).  Before a
+ * concurrent build step, the invalid leftovers it would trip over are
+ * found:
+ *   CREATE INDEX CONCURRENTLY name ON t: an invalid index "name" on t;
+ *   REINDEX {INDEX|TABLE} CONCURRENTLY: invalid "<index>_ccnew"/"_ccold"
+ *     indexes on the table (a rerun would succeed, but leave them);
+ * and only if no other session is building an index of that table
+ * (pg_stat_progress_create_index, read as the extension owner: a role sees
+ * only its own sessions' progress).  An unnamed CREATE INDEX CONCURRENTLY
+ * picks a free name, so an older invalid index on the table is only
+ * reported (WARNING): nothing says it is this statement's.
+ * Returns schema-qualified names (in migration_cxt); needs no transaction.
+ */
+List *find_interrupted_builds(const RawStmt *raw)
+{
+    List *result = NIL;
+    Oid table = InvalidOid;
+    const char *index_name = nullptr;
+    bool named_build = false;
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    /* the names as the statement will resolve them: this session's
+     * search_path and role */
+    if (IsA(raw->stmt, IndexStmt)) {
+        const IndexStmt *stmt = (const IndexStmt *) raw->stmt;
+        table = RangeVarGetRelid(stmt->relation, NoLock, true);
+        index_name = stmt->idxname;
+        named_build = index_name != nullptr;
+    } else if (IsA(raw->stmt, ReindexStmt)) {
+        const ReindexStmt *stmt = (const ReindexStmt *) raw->stmt;
+        if (stmt->relation != nullptr && stmt->kind == REINDEX_OBJECT_INDEX) {
+            Oid index = RangeVarGetRelid(stmt->relation, NoLock, true);
+            if (OidIsValid(index))
+                table = IndexGetRelation(index, true);
+        } else if (stmt->relation != nullptr && stmt->kind == REINDEX_OBJECT_TABLE) {
+            table = RangeVarGetRelid(stmt->relation, NoLock, true);
+        }
+    }
+    if (OidIsValid(table)) {
+        pg::Elevation e;
+        if (SPI_connect() != SPI_OK_CONNECT)
+            elog(ERROR, "SPI_connect failed");
+        pg::elevate(&e);
+        Oid types[2] = {OIDOID, TEXTOID};
+        Datum values[2] = {ObjectIdGetDatum(table),
+                           CStringGetTextDatum(index_name ? index_name : "")};
+        /* $2: the name built, or, for REINDEX, none: its _ccnew/_ccold */
+        SPI_execute_with_args(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relname, "
+            "  (SELECT pg_catalog.min(p.pid) FROM pg_catalog.pg_stat_progress_create_index p "
+            "    WHERE p.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() "
+            "      AND (p.index_relid OPERATOR(pg_catalog.=) i.indexrelid "
+            "           OR ($2 OPERATOR(pg_catalog.=) '' "
+            "               AND p.relid OPERATOR(pg_catalog.=) i.indrelid))) "
+            "FROM pg_catalog.pg_index i "
+            "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+            "WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND NOT i.indisvalid "
+            "ORDER BY c.relname",
+            2, types, values, nullptr, true, 0);
+        pg::unelevate(&e);
+        MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+        for (uint64 r = 0; r < SPI_processed; r++) {
+            HeapTuple tup = SPI_tuptable->vals[r];
+            char *qualified = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+            const char *name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 2);
+            char *builder = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+            if (named_build) {
+                if (strcmp(name, index_name) != 0)
+                    continue;
+                if (builder != nullptr)
+                    ereport(ERROR,
+                            (errcode(ERRCODE_OBJECT_IN_USE),
+                             errmsg("index %s is being built by another session (PID %s)",
+                                    qualified, builder),
+                             errhint("Wait for that build to end, then apply the migration "
+                                     "again.")));
+                result = lappend(result, qualified);
+            } else if (IsA(raw->stmt, IndexStmt)) {
+                ereport(WARNING,
+                        (errmsg("table \"%s\" has an invalid index %s", get_rel_name(table),
+                                qualified),
+                         errdetail("An interrupted index build may have left it; the unnamed "
+                                   "index of this statement gets another name."),
+                         errhint("Drop it with DROP INDEX CONCURRENTLY %s.", qualified)));
+            } else {
+                /* REINDEX CONCURRENTLY's copies: <index>_ccnew[N], _ccold[N] */
+                size_t len = strlen(name);
+                while (len > 0 && isdigit((unsigned char) name[len - 1]))
+                    len--;
+                bool copy = len >= 6 && (strncmp(name + len - 6, "_ccnew", 6) == 0 ||
+                                         strncmp(name + len - 6, "_ccold", 6) == 0);
+                if (copy && builder == nullptr)
+                    result = lappend(result, qualified);
+            }
+        }
+        MemoryContextSwitchTo(old);
+        SPI_finish();
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return result;
+}
+
+/* Drop what an interrupted build left before the step runs again (as the
+ * migration's role: its own index).  Returns the error, or NULL. */
+ErrorData *clean_interrupted_builds(const RawStmt *raw)
+{
+    ErrorData *volatile failure = nullptr;
+    PG_TRY();
+    {
+        List *leftovers = find_interrupted_builds(raw);
+        ListCell *lc;
+        foreach (lc, leftovers) {
+            const char *name = (const char *) lfirst(lc);
+            ereport(NOTICE, (errmsg("dropping invalid index %s left by an interrupted build", name),
+                             errdetail("It is built again by the statement that follows.")));
+            char *sql = MemoryContextStrdup(
+                migration_cxt, psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", name));
+            List *trees = raw_parser(sql, RAW_PARSE_DEFAULT);
+            StartTransactionCommand();
+            run_statement(linitial_node(RawStmt, trees), sql, sql);
+            CommitTransactionCommand();
+        }
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(migration_cxt);
+        failure = CopyErrorData();
+        FlushErrorState();
+        AbortCurrentTransaction();
+        debug_query_string = nullptr;
+        failure->cursorpos = 0;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(migration_cxt);
+    return failure;
+}
+
+/* ---------------- statement_timeout ---------------- */
+
+}  // namespace
+
+TimestampTz outer_statement_deadline(void)
+{
+    return get_timeout_active(STATEMENT_TIMEOUT) ? get_timeout_finish_time(STATEMENT_TIMEOUT) : 0;
+}
+
+void arm_statement_timeout(TimestampTz outer)
+{
+    if (StatementTimeout > 0) {
+        TimestampTz finish = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), StatementTimeout);
+        enable_timeout_at(STATEMENT_TIMEOUT, outer != 0 && outer < finish ? outer : finish);
+    } else if (outer != 0) {
+        enable_timeout_at(STATEMENT_TIMEOUT, outer);
+    } else if (get_timeout_active(STATEMENT_TIMEOUT)) {
+        disable_timeout(STATEMENT_TIMEOUT, false);
+    }
+}
+
+void restore_statement_timeout(TimestampTz outer)
+{
+    /* a deadline that has passed has fired (or the statement's own timer,
+     * never later, has): like postgres.c's, the timer fires once */
+    if (outer != 0 && outer > GetCurrentTimestamp())
+        enable_timeout_at(STATEMENT_TIMEOUT, outer);
+    else if (get_timeout_active(STATEMENT_TIMEOUT))
+        disable_timeout(STATEMENT_TIMEOUT, false);
+}
+
+namespace {
+
 struct RunOutcome {
     int statements_done; /* statements whose effects are committed */
+    int steps_done;      /* steps committed (with those skipped) */
     int lock_retries;
     ErrorData *error;    /* NULL on success */
     char *failed_statement;
@@ -387,98 +719,108 @@ void relocate_error_position(ErrorData *edata, const RawStmt *stmt, const char *
     }
 }
 
-/* Run a script (up or down part) as the migration.  Never throws: the
- * outcome says what happened. */
-RunOutcome execute_script(const char *sql)
+/*
+ * Run a script (up or down part) as the migration, step by step.  Never
+ * throws: the outcome says what happened.
+ *
+ * A step of transactional statements runs as the statements of a
+ * multi-statement query string do in any backend (exec_simple_query): in
+ * one implicit transaction block, so LOCK TABLE, SET LOCAL and the like
+ * work, with statement_timeout armed for each statement.  A statement that
+ * cannot run in a transaction block runs alone, top level.
+ *
+ * With a journal, each committed step is recorded in its own transaction
+ * (record_step), and the steps committed by the attempts this one resumes
+ * are skipped.
+ */
+RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
+                          bool one_transaction = false)
 {
-    RunOutcome out = {0, 0, nullptr, nullptr, false};
+    RunOutcome out = {0, 0, 0, nullptr, nullptr, false};
     MemoryContext old = MemoryContextSwitchTo(migration_cxt);
-    List *volatile trees = NIL;
-    ErrorData *volatile parse_error = nullptr;
-
-    PG_TRY();
-    {
-        trees = raw_parser(sql, RAW_PARSE_DEFAULT);
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(migration_cxt);
-        parse_error = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    if (parse_error) {
-        out.error = parse_error;
+    ScriptPlan p = make_plan(sql, one_transaction);
+    if (p.error) {
+        out.error = p.error;
         MemoryContextSwitchTo(old);
         return out;
     }
-
-    int n = list_length(trees);
-    RawStmt **stmts = (RawStmt **) palloc(sizeof(RawStmt *) * (n + 1));
-    char **texts = (char **) palloc(sizeof(char *) * (n + 1));
-    int *classes = (int *) palloc(sizeof(int) * (n + 1));
-    for (int i = 0; i < n; i++) {
-        stmts[i] = list_nth_node(RawStmt, trees, i);
-        texts[i] = statement_text(sql, stmts[i]);
-        classes[i] = static_cast<int>(classify_statement(stmts[i]));
-    }
-    pg::SegmentPlan plan;
-    const char *plan_error = pg::plan_segments(classes, n, &plan);
-    if (plan_error) {
-        ErrorData *e = (ErrorData *) palloc0(sizeof(ErrorData));
-        e->elevel = ERROR;
-        e->sqlerrcode = ERRCODE_FEATURE_NOT_SUPPORTED;
-        e->message = pstrdup(plan_error);
-        e->hint = pstrdup("safe_migrate runs each migration's transactions itself.");
-        out.error = e;
-        MemoryContextSwitchTo(old);
-        return out;
-    }
+    RawStmt **stmts = p.stmts;
+    char **texts = p.texts;
+    const pg::SegmentPlan &plan = p.plan;
 
     for (int s = 0; s < plan.n_segments; s++) {
         int first = plan.first[s];
         int count = plan.count[s];
+        if (journal && s < journal->skip_steps) {
+            out.statements_done += count;
+            out.steps_done++;
+            continue;
+        }
+        bool in_block = plan.kind[s] != static_cast<int>(core::TxClass::NonTransactional);
         bool leaves_invalid = count == 1 && may_leave_invalid_index(stmts[first]);
         int attempt = 0;
 
         for (;;) {
             volatile int current = first;
             ErrorData *volatile failure = nullptr;
-            List *invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
+            List *invalid_before = NIL;
+            bool ran = false;
 
-            PG_TRY();
-            {
-                StartTransactionCommand();
-                for (int i = first; i < first + count; i++) {
-                    current = i;
-                    run_statement(stmts[i], sql, texts[i]);
-                    CommandCounterIncrement();
+            /* what an earlier, interrupted run of this build left */
+            if (leaves_invalid)
+                failure = clean_interrupted_builds(stmts[first]);
+            if (failure == nullptr) {
+                invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
+                ran = true;
+                PG_TRY();
+                {
+                    StartTransactionCommand();
+                    if (in_block)
+                        BeginImplicitTransactionBlock();
+                    for (int i = first; i < first + count; i++) {
+                        current = i;
+                        arm_statement_timeout(0);
+                        run_statement(stmts[i], sql, texts[i]);
+                        restore_statement_timeout(0);
+                        CommandCounterIncrement();
+                    }
+                    current = first + count - 1;
+                    if (journal)
+                        record_step(journal, s + 1, first, first + count - 1, stmts,
+                                    out.statements_done + count);
+                    if (in_block)
+                        EndImplicitTransactionBlock();
+                    CommitTransactionCommand();
                 }
-                current = first + count - 1;
-                CommitTransactionCommand();
+                PG_CATCH();
+                {
+                    /* as postgres.c after an error: no timer left to cancel
+                     * what runs next */
+                    restore_statement_timeout(0);
+                    MemoryContextSwitchTo(migration_cxt);
+                    failure = CopyErrorData();
+                    FlushErrorState();
+                    AbortCurrentTransaction();
+                    debug_query_string = nullptr;
+                }
+                PG_END_TRY();
             }
-            PG_CATCH();
-            {
-                MemoryContextSwitchTo(migration_cxt);
-                failure = CopyErrorData();
-                FlushErrorState();
-                AbortCurrentTransaction();
-                debug_query_string = nullptr;
-            }
-            PG_END_TRY();
             MemoryContextSwitchTo(migration_cxt);
 
             if (failure == nullptr) {
                 out.statements_done += count;
+                out.steps_done++;
                 break;
             }
-            relocate_error_position(failure, stmts[current], texts[current], sql);
-            if (leaves_invalid) {
-                char *problem = drop_new_invalid_indexes(invalid_before);
-                if (problem)
-                    failure->detail = failure->detail
-                                          ? psprintf("%s\n%s", failure->detail, problem)
-                                          : problem;
+            if (ran) {
+                relocate_error_position(failure, stmts[current], texts[current], sql);
+                if (leaves_invalid) {
+                    char *problem = drop_new_invalid_indexes(invalid_before);
+                    if (problem)
+                        failure->detail = failure->detail
+                                              ? psprintf("%s\n%s", failure->detail, problem)
+                                              : problem;
+                }
             }
             if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < request->lock_retries) {
                 attempt++;
@@ -504,9 +846,14 @@ RunOutcome execute_script(const char *sql)
             if (out.partially_committed) {
                 const char *note = psprintf(
                     "Statements 1 to %d of the migration were committed before the failure: "
-                    "the migration contains statements that cannot run inside a transaction "
-                    "block, so it runs in %d separate steps.",
-                    out.statements_done, plan.n_segments);
+                    "the migration runs in %d separate steps (%s).",
+                    out.statements_done, plan.n_segments, why_steps(&p));
+                if (journal)
+                    note = psprintf("%s Steps 1 to %d are committed: applying the same script "
+                                    "again continues after step %d; to apply another script "
+                                    "instead, undo what they did and call "
+                                    "safe_migrate.migrate_abandon('%s') first.",
+                                    note, out.steps_done, out.steps_done, journal->version);
                 failure->detail = failure->detail ? psprintf("%s\n%s", failure->detail, note)
                                                   : (char *) note;
             }
@@ -608,6 +955,11 @@ void do_apply(void)
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", problem)));
 
+    /* the steps the up section splits into (an error is reported when it
+     * runs, below) */
+    ScriptPlan plan = make_plan(prepared.up, prepared.up_wrapped);
+    int steps = plan.error ? 0 : plan.plan.n_segments;
+
     acquire_migration_lock();
 
     /* check and record the attempt */
@@ -639,11 +991,51 @@ void do_apply(void)
             return;
         }
     }
+    /* a partly applied version: continue after its last committed step
+     * (another script is refused) */
+    StepJournal journal = {0, prepared.version, 0};
+    int64 resumed_from = 0;
+    int skip_statements = 0;
+    {
+        VersionAttempt partial;
+        if (check_partly_applied(prepared.version, prepared.checksum, &partial)) {
+            /* the same script splits into the same steps, unless the
+             * extension's rules for splitting changed since */
+            if (plan.error == nullptr &&
+                (partial.steps != steps || partial.steps_committed > steps ||
+                 partial.statements != statements_in_steps(&plan, partial.steps_committed)))
+                ereport(ERROR,
+                        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                         errmsg("migration \"%s\" cannot be continued: its script now splits "
+                                "into other steps",
+                                prepared.version),
+                         errdetail("Attempt %lld committed %s; the script now runs in %d steps.",
+                                   (long long) partial.id,
+                                   describe_committed_steps(partial.steps_committed, partial.steps,
+                                                            partial.statements),
+                                   steps),
+                         errhint("Finish the migration by hand, then call "
+                                 "safe_migrate.migrate_abandon('%s').",
+                                 prepared.version)));
+            resumed_from = partial.id;
+            journal.skip_steps = partial.steps_committed;
+            skip_statements = partial.statements;
+            ereport(NOTICE,
+                    (errmsg("migration \"%s\" is partly applied: continuing after step %d",
+                            prepared.version, partial.steps_committed),
+                     errdetail("Attempt %lld %s after committing %s; they are not run again.",
+                               (long long) partial.id,
+                               strcmp(partial.status, "failed") == 0 ? "failed" : "was interrupted",
+                               describe_committed_steps(partial.steps_committed, partial.steps,
+                                                        partial.statements))));
+        }
+    }
     int64 id;
     {
-        Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-        Datum values[7];
-        char nulls[8] = "       ";
+        Oid types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+                         TEXTOID, INT4OID, INT4OID, INT4OID, INT8OID};
+        Datum values[11];
+        char nulls[12] = "           ";
         values[0] = CStringGetTextDatum(prepared.version);
         values[1] = text_or_null(description, nulls, 1);
         values[2] = CStringGetTextDatum(prepared.checksum);
@@ -652,17 +1044,25 @@ void do_apply(void)
         values[4] = text_or_null(prepared.down, nulls, 4);
         values[5] = CStringGetTextDatum(shared_string(request->applied_by_off));
         values[6] = CStringGetTextDatum(shared_string(request->search_path_off));
+        values[7] = Int32GetDatum(steps);
+        nulls[7] = steps > 0 ? ' ' : 'n';
+        values[8] = Int32GetDatum(journal.skip_steps);
+        values[9] = Int32GetDatum(skip_statements);
+        values[10] = Int64GetDatum(resumed_from);
+        nulls[10] = resumed_from ? ' ' : 'n';
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations "
                 "(version, description, checksum, script, down_script, applied_by, search_path, "
-                "status) VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, 'running') "
+                "steps, steps_committed, statements, resumed_from, status) "
+                "VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, $9, $10, $11, 'running') "
                 "RETURNING id",
-                7, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+                11, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
             elog(ERROR, "could not record migration \"%s\"", prepared.version);
         bool isnull;
         id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     }
     end_history_xact(&e);
+    journal.migration_id = id;
 
     /* how the statements' names resolve (derive.hpp): as the caller, with
      * this session's search_path, outside the elevation */
@@ -677,7 +1077,7 @@ void do_apply(void)
 
     policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
                             prepared.allow_reasons);
-    RunOutcome outcome = execute_script(prepared.up);
+    RunOutcome outcome = execute_script(prepared.up, &journal, prepared.up_wrapped);
     if (outcome.error) {
         history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
                        outcome.failed_statement);
@@ -810,6 +1210,8 @@ void do_rollback(void)
     pg::Elevation e;
     begin_history_xact(&e);
     reconcile_interrupted();
+    /* a down script undoes a whole migration: not while one is half done */
+    refuse_rollback_while_partly_applied();
     if (to_version) {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(to_version)};

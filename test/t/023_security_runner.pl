@@ -303,13 +303,16 @@ no_restart('snapshots');
 # 7. a migration cannot start another one (in a runner it would wait for
 #    its own lock forever)
 # ---------------------------------------------------------------------
+my $nested_n = 0;
 for my $inner ("SELECT migrate_apply('CREATE TABLE m.inner_t (id int)', 'inner')",
 	'SELECT migrate_rollback()', "SELECT * FROM migrate_test('CREATE TABLE m.inner_u (id int)')")
 {
 	my ($rc, $o, $err) = (0, '', '');
-	# through a background runner (a concurrent index build sends it there)
+	# through a background runner (a concurrent index build sends it there);
+	# a version each: step 1 commits, so each is left partly applied
+	$nested_n++;
 	$rc = $node->psql('postgres',
-		"SELECT migrate_apply(\$m\$CREATE INDEX CONCURRENTLY big_nested ON m.big (v);\n$inner;\n\$m\$, 'nested')",
+		"SELECT migrate_apply(\$m\$CREATE INDEX CONCURRENTLY big_nested ON m.big (v);\n$inner;\n\$m\$, 'nested-$nested_n')",
 		connstr => $node->connstr('postgres') . ' user=app',
 		stdout => \$o, stderr => \$err, timeout => 120);
 	isnt($rc, 0, "nested '$inner' in a runner: refused");

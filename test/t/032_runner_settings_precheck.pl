@@ -148,6 +148,29 @@ $m$, '023');});
 is($rc, 0, 'policy = warn: applied') or diag($err);
 like($err, qr/WARNING:.*changing-column-type/, 'with the warning');
 
+# ---- a multi-step failure says why the script runs in steps ----
+($rc, $out, $err) = psql_err(q{SELECT status FROM migrate_apply($m$ALTER TYPE mood ADD VALUE 'puzzled';
+SELECT 1 / 0;
+$m$, '024');});
+like($err, qr/ALTER TYPE \.\.\. ADD VALUE commits in a transaction of its own, so that later statements can use the new value/,
+	'an ADD VALUE step is explained as what it is');
+unlike($err, qr/cannot run inside a transaction block/, 'not as a statement that cannot run in a block');
+
+# ---- a section wrapped in BEGIN; ... COMMIT; is one transaction in the runner too ----
+# (a caller at REPEATABLE READ hands even a transactional script to the runner)
+($rc, $out, $err) = psql_err(q{SET default_transaction_isolation = 'repeatable read';
+SELECT status FROM migrate_apply($m$BEGIN;
+ALTER TYPE mood ADD VALUE 'wrapped';
+CREATE TABLE wrapped_t (id int);
+SELECT 1 / 0;
+COMMIT;
+$m$, '025');});
+like($err, qr/division by zero/, 'the wrapped section fails in the runner');
+is($node->safe_psql('postgres', q{SELECT 'wrapped' = ANY (enum_range(NULL::mood)::text[])}), 'f',
+	'nothing of it committed, its ADD VALUE included');
+is($node->safe_psql('postgres', q{SELECT status || ' ' || statements FROM safe_migrate.migrations WHERE version = '025'}),
+	'failed 0', 'recorded as failed with no statement committed');
+
 # ---- statement_timeout per statement in the caller's backend ----
 # (the caller's path: all statements transactional)
 ($rc, $out, $err) = psql_err(q{SELECT status FROM migrate_apply($m$SET statement_timeout = '300ms';
