@@ -121,6 +121,8 @@ class Run:
         self.p = a.project
         self.sm = "h4hist_%s_sm" % self.p
         self.plain = "h4hist_%s_plain" % self.p
+        self.probe = "h4hist_%s_probe" % self.p
+        self.probed = set()
         os.makedirs(a.results, exist_ok=True)
         self.pg.tmp = os.path.join(a.results, ".%s.sql" % self.p)
         self.events = open(os.path.join(a.results, "%s-events.csv" % self.p), "w", newline="")
@@ -139,11 +141,11 @@ class Run:
             up = open(os.path.join(a.corpus, seq + ".up.sql"), encoding="utf-8").read()
             down = open(os.path.join(a.corpus, seq + ".down.sql"), encoding="utf-8").read()
             self.migs.append(dict(seq=seq, version=ver, name=name, autocommit=ac, has_down=has_down,
-                                  down_autocommit=dac, up=up, down=down, allow=[], via=None))
+                                  down_autocommit=dac, up=up, down=down, allow=[], allow_down=[], via=None))
         if a.limit:
             self.migs = self.migs[:a.limit]
         self.s = dict(applied={}, refused={}, failures=[], tests={}, rollback={}, schema={},
-                      plain_failures=[], fallback={}, migrations=len(self.migs), rollback_policy={})
+                      plain_failures=[], fallback={}, migrations=len(self.migs), rollback_policy={}, probe={})
 
     # -- bookkeeping ---------------------------------------------------------
     def event(self, phase, m, target, action, outcome, sqlstate="", rule="", msg="", detail=""):
@@ -161,7 +163,7 @@ class Run:
 
     # -- databases -----------------------------------------------------------
     def setup(self):
-        for db in (self.sm, self.plain):
+        for db in (self.sm, self.plain, self.probe):
             rc, out, err = self.pg.psql("postgres", "DROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;\n" % (db, db))
             if rc:
                 sys.exit("setup of %s failed: %s" % (db, err))
@@ -171,7 +173,7 @@ class Run:
         setup = os.path.join(os.path.dirname(os.path.abspath(__file__)), "setup", self.p + ".sql")
         if os.path.exists(setup):
             sql = open(setup).read()
-            for db in (self.sm, self.plain):
+            for db in (self.sm, self.plain, self.probe):
                 rc, out, err = self.pg.psql(db, sql, policy_off=(db == self.sm))
                 if rc:
                     sys.exit("project setup %s failed on %s: %s" % (setup, db, err))
@@ -182,7 +184,9 @@ class Run:
                         for r in m["allow"])
         s = "-- migrate:up\n" + allow + up
         if m["has_down"]:
-            s += "-- migrate:down\n" + m["down"]
+            s += "-- migrate:down\n" + "".join(
+                "-- safe_migrate:allow %s h4 history experiment: down refused in migrate_test, run with an override\n" % r
+                for r in m["allow_down"]) + m["down"]
         return s
 
     # -- safe_migrate side ---------------------------------------------------
@@ -228,8 +232,9 @@ class Run:
                     else:
                         kinds.append(r[0] + " not ok")
                 verdict = ", ".join(kinds)
-            steps = " || ".join("%s=%s: %s" % (r[0], r[1] if len(r) > 1 else "?", r[2] if len(r) > 2 else "") for r in rows)
-        self.tw.writerow([self.p, phase, m["seq"], m["version"], verdict, steps[:4000]])
+            steps = " || ".join("%s=%s: %s" % (r[0], r[1] if len(r) > 1 else "?",
+                                               (r[2] if len(r) > 2 else "")[:600 if r[0] == "up" else 30000]) for r in rows)
+        self.tw.writerow([self.p, phase, m["seq"], m["version"], verdict, steps[:60000]])
         self.tests.flush()
         self.bump("tests", phase, verdict)
         return verdict
@@ -238,8 +243,21 @@ class Run:
         tries = 0
         tested_after_allow = False
         verdict = None
+        m["verdict"] = None
         if not self.a.no_test:
             verdict = self.migrate_test(phase, m, self.script(m))
+            m["verdict"] = verdict
+            n = 0
+            while verdict.startswith("down refused by policy (") and n < 10:
+                r = re.match(r"down refused by policy \(([a-z0-9-]+)\)", verdict).group(1)
+                if r in m["allow_down"]:
+                    break
+                n += 1
+                self.event(phase, m, "sm", "migrate_test", "down refused by policy", "SM002", r)
+                self.bump("refused", phase + " migrate_test down", r)
+                m["allow_down"].append(r)
+                verdict = self.migrate_test(phase + " (with allow)", m, self.script(m))
+                m["verdict"] = verdict
         while True:
             tries += 1
             script = self.script(m)
@@ -272,6 +290,7 @@ class Run:
                 if verdict == "refused by policy" and not self.a.no_test:
                     # test the script that will be applied
                     verdict = self.migrate_test(phase + " (with allow)", m, self.script(m))
+                    m["verdict"] = verdict
                 continue
             self.event(phase, m, "sm", "migrate_apply", "failed", st, r or "", msg, det)
             self.s["failures"].append(dict(phase=phase, seq=m["seq"], version=m["version"], what="migrate_apply",
@@ -352,10 +371,47 @@ class Run:
             self.stuck = True
             return
 
+    # -- an independent check of migrate_test: up, down in a scratch database --
+    def probe_down(self, m, verdict):
+        """The probe database follows the plain one (every up file); for a
+        migration to check, it dumps the schema, runs up and down, dumps
+        again, compares, and runs up again."""
+        before, e = self.pg.dump(self.probe)
+        rc1, _, err1 = self.pg.psql(self.probe, m["up"], single=not m["autocommit"])
+        if rc1:
+            self.probe_pending = False
+            self.tw.writerow([self.p, "probe", m["seq"], m["version"], "probe: up failed", parse_error(err1)[1]])
+            return
+        after_up, e = self.pg.dump(self.probe)
+        rc2, _, err2 = self.pg.psql(self.probe, m["down"], single=not m["down_autocommit"])
+        if rc2:
+            res = "probe: down failed (%s %s)" % parse_error(err2)[:2]
+            detail = ""
+        else:
+            after_down, e = self.pg.dump(self.probe)
+            nb, na = norm_dump(before), norm_dump(after_down)
+            if nb == na:
+                res = "probe: down restores the pg_dump schema"
+                detail = ""
+            else:
+                res = "probe: down does NOT restore the pg_dump schema"
+                detail = "\n".join(list(difflib.unified_diff(nb, na, "before up", "after up+down", lineterm="", n=1))[:400])
+            rc3, _, err3 = self.pg.psql(self.probe, m["up"], single=not m["autocommit"])
+            if rc3:
+                res += "; up again failed (%s %s)" % parse_error(err3)[:2]
+        if rc2:
+            # leave the probe where the plain database is: re-create it
+            self.reset_probe_needed = True
+        self.tw.writerow([self.p, "probe", m["seq"], m["version"], res + " [migrate_test: %s]" % verdict, detail[:60000]])
+        self.bump("probe", "up1", "%s / migrate_test %s" % (res.split(";")[0].replace("probe: ", ""), verdict))
+        self.probed.add(m["seq"])
+
     # -- plain side ------------------------------------------------------------
     def plain_run(self, phase, m, direction):
         text = m[direction]
         ac = m["autocommit"] if direction == "up" else m["down_autocommit"]
+        if phase == "up1" and self.a.probe != "none" and m["seq"] not in self.probed:
+            self.pg.psql(self.probe, text, single=not ac)
         rc, out, err = self.pg.psql(self.plain, text, single=not ac)
         if rc:
             st, msg, det = parse_error(err)
@@ -409,6 +465,10 @@ class Run:
                         self.bump("fallback", phase, "psql up (history still says applied)")
                     else:
                         self.apply_sm(phase, m)
+                    v = m.get("verdict")
+                    if phase == "up1" and self.a.probe != "none" and v is not None and \
+                            (v != "ok" or self.a.probe == "all"):
+                        self.probe_down(m, v)
                     self.plain_run(phase, m, "up")
             self.compare(phase)
             self.s.setdefault("seconds", {})[phase] = round(time.time() - tp, 1)
@@ -432,6 +492,8 @@ def main():
     ap.add_argument("--bindir", required=True)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--no-test", action="store_true")
+    ap.add_argument("--probe", choices=("none", "flagged", "all"), default="flagged",
+                    help="check migrate_test's down verdicts with pg_dump in a scratch database")
     Run(ap.parse_args()).main()
 
 

@@ -35,10 +35,15 @@ for ph in ("up1", "up2"):
                                        fmt(Counter(f["sqlstate"] for f in s["failures"] if f["phase"] == ph)))
          if [f for f in s["failures"] if f["phase"] == ph] else "0"),
         ("%s: migrate_test verdicts" % ph, lambda s, ph=ph: fmt(s["tests"].get(ph))),
+        ("%s: migrate_test down refused by the policy (by rule; then an allow line in the down section)" % ph,
+         lambda s, ph=ph: "%d (%s)" % (total(s["refused"].get(ph + " migrate_test down")), fmt(s["refused"].get(ph + " migrate_test down")))
+         if total(s["refused"].get(ph + " migrate_test down")) else "0"),
         ("%s: migrate_test verdicts on the script with allow lines" % ph,
          lambda s, ph=ph: fmt(s["tests"].get(ph + " (with allow)"))),
     ]
 rows += [
+    ("up1: pg_dump check of migrate_test's down verdicts (up, down in a scratch db) / verdict",
+     lambda s: fmt(s.get("probe", {}).get("up1"))),
     ("rollback: refusals by the policy (by rule)",
      lambda s: "%d (%s)" % (total(s["refused"].get("rollback")), fmt(s["refused"].get("rollback"))) if total(s["refused"].get("rollback")) else "0"),
     ("rollback: results", lambda s: fmt(s["rollback"].get("rollback"))),
