@@ -403,7 +403,25 @@ class Run:
             # leave the probe where the plain database is: re-create it
             self.reset_probe_needed = True
         self.tw.writerow([self.p, "probe", m["seq"], m["version"], res + " [migrate_test: %s]" % verdict, detail[:60000]])
-        self.bump("probe", "up1", "%s / migrate_test %s" % (res.split(";")[0].replace("probe: ", ""), verdict))
+        pr = res.split(";")[0].replace("probe: ", "")
+        pr = "down failed" if pr.startswith("down failed") else pr
+        self.bump("probe", "up1", "%s / migrate_test %s" % (pr, verdict))
+        # does migrate_test's verdict on the down step agree with pg_dump?
+        if verdict.startswith("refused by policy") or verdict.startswith("error") or verdict.startswith("CRASH"):
+            agree = "no down verdict (%s)" % verdict
+        else:
+            mt_fail = "down failed" in verdict
+            mt_diff = "down does not restore" in verdict
+            mt_ok = not mt_fail and not mt_diff
+            if pr == "down failed":
+                agree = "agree" if mt_fail else "DISAGREE: pg_dump check says down fails, migrate_test says %s" % verdict
+            elif pr.startswith("down restores"):
+                agree = "agree" if mt_ok else "DISAGREE: pg_dump says down restores, migrate_test says %s" % verdict
+            else:
+                agree = "agree" if mt_diff else "DISAGREE: pg_dump says down does not restore, migrate_test says %s" % verdict
+        self.bump("probe", "agreement", agree)
+        if agree.startswith("DISAGREE"):
+            self.say("VERDICT DISAGREES", m["seq"], m["version"], agree)
         self.probed.add(m["seq"])
 
     # -- plain side ------------------------------------------------------------
@@ -418,8 +436,9 @@ class Run:
             self.event(phase, m, "plain", "psql " + direction, "failed", st, "", msg, det)
             self.s["plain_failures"].append(dict(phase=phase, seq=m["seq"], version=m["version"], sqlstate=st, message=msg))
             self.say("PLAIN FAIL", phase, m["seq"], m["version"], direction, st, msg)
-        else:
-            self.event(phase, m, "plain", "psql " + direction, "ok")
+            return False
+        self.event(phase, m, "plain", "psql " + direction, "ok")
+        return True
 
     # -- comparison ------------------------------------------------------------
     def compare(self, phase):
@@ -449,7 +468,14 @@ class Run:
             tp = time.time()
             if phase == "rollback":
                 for m in reversed(self.migs):
-                    self.plain_run(phase, m, "down")
+                    if not self.plain_run(phase, m, "down"):
+                        # The project's own down chain is broken here: plain
+                        # psql cannot roll back further either.  Stop both
+                        # sides at this point (up2 re-applies what was undone).
+                        self.s["chain_broken"] = "%s %s (%s), %d of %d rolled back" % (
+                            m["seq"], m["version"], self.s["plain_failures"][-1]["message"],
+                            sum(1 for x in self.migs if x["via"] is None), len(self.migs))
+                        break
                     if self.stuck and m["via"] == "sm":
                         # an earlier rollback failed: the history cannot move on
                         rc, out, err = self.pg.psql(self.sm, m["down"], single=not m["down_autocommit"], policy_off=True)
@@ -459,6 +485,8 @@ class Run:
                     self.rollback_sm(phase, m)
             else:
                 for m in self.migs:
+                    if phase == "up2" and m["via"] in ("sm", "psql"):
+                        continue            # never rolled back (broken down chain)
                     if m["via"] == "stuck":
                         # still marked applied in the history: would be a no-op
                         rc, out, err = self.pg.psql(self.sm, m["up"], single=not m["autocommit"], policy_off=True)

@@ -44,9 +44,11 @@ for ph in ("up1", "up2"):
 rows += [
     ("up1: pg_dump check of migrate_test's down verdicts (up, down in a scratch db) / verdict",
      lambda s: fmt(s.get("probe", {}).get("up1"))),
+    ("up1: does migrate_test's down verdict agree with the pg_dump check", lambda s: fmt(s.get("probe", {}).get("agreement"))),
     ("rollback: refusals by the policy (by rule)",
      lambda s: "%d (%s)" % (total(s["refused"].get("rollback")), fmt(s["refused"].get("rollback"))) if total(s["refused"].get("rollback")) else "0"),
     ("rollback: results", lambda s: fmt(s["rollback"].get("rollback"))),
+    ("rollback: the project's own down chain breaks (plain psql fails too) at", lambda s: s.get("chain_broken", "no (all rolled back)")),
     ("rollback: other failures",
      lambda s: "%d (%s)" % (len([f for f in s["failures"] if f["phase"] == "rollback"]),
                             fmt(Counter(f["sqlstate"] for f in s["failures"] if f["phase"] == "rollback")))
