@@ -12,7 +12,10 @@
 # HISTORIES_RESULTS (/work/results/histories/<UTC time>),
 # HISTORIES_BUILD=1 to build and install the extension first,
 # HISTORIES_LIMIT=N to take only the first N migrations of each project,
-# HISTORIES_NO_TEST=1 to skip migrate_test.
+# HISTORIES_NO_TEST=1 to skip migrate_test, HISTORIES_EMPTY_NOOP=1 to give
+# empty up/down sections a no-op SELECT (works around issue 11 item 8),
+# HISTORIES_PROBE=none|flagged|all (default flagged): check migrate_test's
+# down verdicts with pg_dump in a scratch database.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -55,6 +58,8 @@ for p in "${projects[@]}"; do
     args=(--project "$p" --corpus "$corpus/$p" --results "$results" --host "$cdir" --port "$port" --bindir "$bindir")
     [ -n "${HISTORIES_LIMIT:-}" ] && args+=(--limit "$HISTORIES_LIMIT")
     [ "${HISTORIES_NO_TEST:-0}" = 1 ] && args+=(--no-test)
+    [ "${HISTORIES_EMPTY_NOOP:-0}" = 1 ] && args+=(--empty-noop)
+    args+=(--probe "${HISTORIES_PROBE:-flagged}")
     python3 "$here/drive.py" "${args[@]}"
 done
 cp "$cdir/server.log" "$results/server.log" 2>/dev/null || true
