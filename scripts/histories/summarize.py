@@ -10,6 +10,28 @@ for p in projects:
     if os.path.exists(f):
         S[p] = json.load(open(f))
 ps = [p for p in projects if p in S]
+import csv
+PLAINFAIL = {}
+for p in ps:
+    f = os.path.join(res, p + "-events.csv")
+    PLAINFAIL[p] = set()
+    if os.path.exists(f):
+        for r in csv.DictReader(open(f)):
+            if r["target"] == "plain" and r["outcome"] == "failed":
+                PLAINFAIL[p].add((r["phase"], r["seq"]))
+for p in ps:
+    for f in S[p]["failures"]:
+        f["plain_too"] = (f["phase"], f["seq"]) in PLAINFAIL[p]
+    S[p]["_p"] = p
+
+
+def failrow(s, ph):
+    fs = [f for f in s["failures"] if f["phase"] == ph]
+    if not fs:
+        return "0"
+    own = [f for f in fs if not f["plain_too"]]
+    return "%d: %d where plain psql succeeded (%s), %d where plain psql failed too" % (
+        len(fs), len(own), fmt(Counter(f["sqlstate"] for f in own)), len(fs) - len(own))
 
 
 def fmt(d):
@@ -30,10 +52,7 @@ for ph in ("up1", "up2"):
         ("%s: applied by migrate_apply" % ph, lambda s, ph=ph: str(s["applied"].get(ph, {}).get("applied", 0))),
         ("%s: refusals by the policy (by rule; each then applied with an allow line)" % ph,
          lambda s, ph=ph: "%d (%s)" % (total(s["refused"].get(ph)), fmt(s["refused"].get(ph))) if total(s["refused"].get(ph)) else "0"),
-        ("%s: other migrate_apply failures" % ph,
-         lambda s, ph=ph: "%d (%s)" % (len([f for f in s["failures"] if f["phase"] == ph]),
-                                       fmt(Counter(f["sqlstate"] for f in s["failures"] if f["phase"] == ph)))
-         if [f for f in s["failures"] if f["phase"] == ph] else "0"),
+        ("%s: other migrate_apply failures" % ph, lambda s, ph=ph: failrow(s, ph)),
         ("%s: migrate_test verdicts" % ph, lambda s, ph=ph: fmt(s["tests"].get(ph))),
         ("%s: migrate_test down refused by the policy (by rule; then an allow line in the down section)" % ph,
          lambda s, ph=ph: "%d (%s)" % (total(s["refused"].get(ph + " migrate_test down")), fmt(s["refused"].get(ph + " migrate_test down")))
@@ -49,10 +68,7 @@ rows += [
      lambda s: "%d (%s)" % (total(s["refused"].get("rollback")), fmt(s["refused"].get("rollback"))) if total(s["refused"].get("rollback")) else "0"),
     ("rollback: results", lambda s: fmt(s["rollback"].get("rollback"))),
     ("rollback: the project's own down chain breaks (plain psql fails too) at", lambda s: s.get("chain_broken", "no (all rolled back)")),
-    ("rollback: other failures",
-     lambda s: "%d (%s)" % (len([f for f in s["failures"] if f["phase"] == "rollback"]),
-                            fmt(Counter(f["sqlstate"] for f in s["failures"] if f["phase"] == "rollback")))
-     if [f for f in s["failures"] if f["phase"] == "rollback"] else "0"),
+    ("rollback: other failures", lambda s: failrow(s, "rollback")),
     ("files run with psql in the safe_migrate db to continue", lambda s: fmt({"%s %s" % (ph, k): v for ph, d in s["fallback"].items() for k, v in d.items()})),
     ("plain psql failures (corpus problems)", lambda s: str(len(s["plain_failures"]))),
     ("schema identical after up1", lambda s: s["schema"].get("up1", "?")),
@@ -70,11 +86,13 @@ for p in ps:
     s = S[p]
     if not s["failures"] and not s["plain_failures"]:
         continue
-    print("### %s: failures" % p)
+    print("### %s: failures where plain psql succeeded" % p)
     print()
     groups = Counter()
     example = {}
     for f in s["failures"]:
+        if f["plain_too"]:
+            continue
         msg = re.sub(r'"[^"]*"', '"…"', f["message"])
         msg = re.sub(r"\d+", "N", msg)
         k = (f["phase"], f["what"], f["sqlstate"], msg)
@@ -83,6 +101,13 @@ for p in ps:
     for k, n in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[1])):
         e = example[k]
         print("- %s, %s, %s ×%d: %s (first: %s %s)" % (k[0], k[1], k[2], n, e["message"][:300], e["seq"], e["version"]))
-    for f in s["plain_failures"]:
-        print("- plain psql %s %s %s: %s %s" % (f["phase"], f["seq"], f["version"], f["sqlstate"], f["message"][:200]))
     print()
+    pf = s["plain_failures"]
+    if pf:
+        print("### %s: plain psql failures (the project's own files; the safe_migrate side failed alike)" % p)
+        print()
+        for ph in ("up1", "rollback", "up2"):
+            x = [f for f in pf if f["phase"] == ph]
+            if x:
+                print("- %s: %d, first %s %s: %s %s" % (ph, len(x), x[0]["seq"], x[0]["version"], x[0]["sqlstate"], x[0]["message"][:200]))
+        print()
