@@ -151,7 +151,7 @@ class Run:
         if a.limit:
             self.migs = self.migs[:a.limit]
         self.s = dict(applied={}, refused={}, failures=[], tests={}, rollback={}, schema={},
-                      plain_failures=[], fallback={}, migrations=len(self.migs), rollback_policy={}, probe={})
+                      plain_failures=[], fallback={}, migrations=len(self.migs), rollback_policy={}, probe={}, warnings={})
 
     # -- bookkeeping ---------------------------------------------------------
     def event(self, phase, m, target, action, outcome, sqlstate="", rule="", msg="", detail=""):
@@ -252,6 +252,22 @@ class Run:
         self.bump("tests", phase, verdict)
         return verdict
 
+    def down_allows(self, phase, m, verdict):
+        """migrate_test's down refused by the policy: count it, add an allow
+        line for that rule to the down section, test again."""
+        n = 0
+        while verdict.startswith("down refused by policy (") and n < 10:
+            r = re.match(r"down refused by policy \(([a-z0-9-]+)\)", verdict).group(1)
+            if r in m["allow_down"]:
+                break
+            n += 1
+            self.event(phase, m, "sm", "migrate_test", "down refused by policy", "SM002", r)
+            self.bump("refused", phase + " migrate_test down", r)
+            m["allow_down"].append(r)
+            verdict = self.migrate_test(phase + " (with allow)", m, self.script(m))
+            m["verdict"] = verdict
+        return verdict
+
     def apply_sm(self, phase, m):
         tries = 0
         tested_after_allow = False
@@ -260,17 +276,7 @@ class Run:
         if not self.a.no_test:
             verdict = self.migrate_test(phase, m, self.script(m))
             m["verdict"] = verdict
-            n = 0
-            while verdict.startswith("down refused by policy (") and n < 10:
-                r = re.match(r"down refused by policy \(([a-z0-9-]+)\)", verdict).group(1)
-                if r in m["allow_down"]:
-                    break
-                n += 1
-                self.event(phase, m, "sm", "migrate_test", "down refused by policy", "SM002", r)
-                self.bump("refused", phase + " migrate_test down", r)
-                m["allow_down"].append(r)
-                verdict = self.migrate_test(phase + " (with allow)", m, self.script(m))
-                m["verdict"] = verdict
+            verdict = self.down_allows(phase, m, verdict)
         while True:
             tries += 1
             script = self.script(m)
@@ -284,6 +290,8 @@ class Run:
                 self.event(phase, m, "sm", "migrate_apply", status, msg="statements=%s warnings=%s" % (
                     row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else ""))
                 self.bump("applied", phase, status)
+                for w in re.findall(r'rule "([a-z0-9-]+)"', row[2] if len(row) > 2 else ""):
+                    self.bump("warnings", phase, w)
                 if status != "applied":
                     self.say("unexpected status", phase, m["version"], out)
                     self.s["failures"].append(dict(phase=phase, seq=m["seq"], version=m["version"],
@@ -304,6 +312,7 @@ class Run:
                     # test the script that will be applied
                     verdict = self.migrate_test(phase + " (with allow)", m, self.script(m))
                     m["verdict"] = verdict
+                    verdict = self.down_allows(phase, m, verdict)
                 continue
             self.event(phase, m, "sm", "migrate_apply", "failed", st, r or "", msg, det)
             self.s["failures"].append(dict(phase=phase, seq=m["seq"], version=m["version"], what="migrate_apply",

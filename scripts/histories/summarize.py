@@ -53,6 +53,7 @@ for ph in ("up1", "up2"):
         ("%s: refusals by the policy (by rule; each then applied with an allow line)" % ph,
          lambda s, ph=ph: "%d (%s)" % (total(s["refused"].get(ph)), fmt(s["refused"].get(ph))) if total(s["refused"].get(ph)) else "0"),
         ("%s: other migrate_apply failures" % ph, lambda s, ph=ph: failrow(s, ph)),
+        ("%s: policy warnings in applied migrations (by rule)" % ph, lambda s, ph=ph: fmt(s.get("warnings", {}).get(ph))),
         ("%s: migrate_test verdicts" % ph, lambda s, ph=ph: fmt(s["tests"].get(ph))),
         ("%s: migrate_test down refused by the policy (by rule; then an allow line in the down section)" % ph,
          lambda s, ph=ph: "%d (%s)" % (total(s["refused"].get(ph + " migrate_test down")), fmt(s["refused"].get(ph + " migrate_test down")))
