@@ -120,6 +120,8 @@ def main():
                 idx.write("\t".join([seq, m["version"], m["name"], "1" if m["autocommit"] else "0",
                                      "1" if m["down"] else "0", m["up"] or "", m["down"] or "",
                                      "1" if m.get("down_autocommit") else "0"]) + "\n")
+        with open(os.path.join(d, "SOURCE"), "w") as f:
+            f.write("\t".join([repo, commit, path, layout]) + "\n")
         print("%s: %d migrations from %s@%s:%s -> %s" % (project, len(migs), repo, commit[:12], path, d))
 
 main()

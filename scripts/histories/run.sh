@@ -37,7 +37,13 @@ if [ "${HISTORIES_BUILD:-0}" = 1 ]; then
 fi
 
 for p in "${projects[@]}"; do
-    if [ ! -f "$corpus/$p/index.tsv" ]; then
+    want=$(awk -F'\t' -v p="$p" '$1 == p { print $2 "\t" $3 "\t" $4 "\t" $5 }' "$here/manifest.tsv")
+    if [ -z "$want" ]; then
+        echo "run.sh: project $p is not in $here/manifest.tsv" >&2
+        exit 2
+    fi
+    if [ ! -f "$corpus/$p/index.tsv" ] || [ "$(cat "$corpus/$p/SOURCE" 2>/dev/null)" != "$want" ]; then
+        rm -rf "${corpus:?}/$p"
         python3 "$here/export.py" --manifest "$here/manifest.tsv" --out "$corpus" \
             --repos-root "$repos" --project "$p"
     fi
