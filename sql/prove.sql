@@ -208,3 +208,9 @@ CREATE TEMPORARY TABLE mt_work (x mt_pair);
 DROP TYPE mt_pair;
 $$);
 SELECT count(*) FROM mt_callers_temp;
+-- an extension is one object, its operator families' members included (as
+-- in pg_dump); a down that leaves it is reported by that one line
+SELECT step, ok, differences FROM migrate_test($$-- migrate:up
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- migrate:down
+$$);

@@ -358,8 +358,13 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  SELECT pg_catalog.format('object %s', pg_catalog.pg_describe_object(o.classid, o.objid, 0))
    FROM (SELECT 'pg_catalog.pg_opclass'::pg_catalog.regclass AS classid, oid AS objid FROM pg_catalog.pg_opclass
          UNION ALL SELECT 'pg_catalog.pg_opfamily'::pg_catalog.regclass, oid FROM pg_catalog.pg_opfamily
-         UNION ALL SELECT 'pg_catalog.pg_amop'::pg_catalog.regclass, oid FROM pg_catalog.pg_amop
-         UNION ALL SELECT 'pg_catalog.pg_amproc'::pg_catalog.regclass, oid FROM pg_catalog.pg_amproc
+         -- members of a family an extension made are the extension's too
+         UNION ALL SELECT 'pg_catalog.pg_amop'::pg_catalog.regclass, a.oid FROM pg_catalog.pg_amop a
+                    WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_opfamily'::pg_catalog.regclass
+                                                          AND ext.objid = a.amopfamily)
+         UNION ALL SELECT 'pg_catalog.pg_amproc'::pg_catalog.regclass, a.oid FROM pg_catalog.pg_amproc a
+                    WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_opfamily'::pg_catalog.regclass
+                                                          AND ext.objid = a.amprocfamily)
          UNION ALL SELECT 'pg_catalog.pg_conversion'::pg_catalog.regclass, oid FROM pg_catalog.pg_conversion
          UNION ALL SELECT 'pg_catalog.pg_transform'::pg_catalog.regclass, oid FROM pg_catalog.pg_transform
          UNION ALL SELECT 'pg_catalog.pg_am'::pg_catalog.regclass, oid FROM pg_catalog.pg_am
