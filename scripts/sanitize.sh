@@ -141,13 +141,16 @@ rm -rf "$SANLOG"; mkdir -p "$SANLOG"; chmod 1777 "$SANLOG"
 BIN=$PG/usr/lib/postgresql/15/bin
 mv "$BIN/postgres" "$BIN/postgres.bin"
 cat > "$BIN/postgres" <<WRAP
-#!/bin/sh
+#!/bin/bash
 # Written by scripts/sanitize.sh: the server with the ASan runtime preloaded.
+# argv[0] stays this wrapper's path: the postmaster records it in
+# postmaster.opts, and "pg_ctl restart" starts that again (the real binary
+# would start without the preload).
 LD_PRELOAD="$LIBASAN:$SHIM_SO\${LD_PRELOAD:+:\$LD_PRELOAD}"
 ASAN_OPTIONS="log_path=$SANLOG/asan:detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0:fast_unwind_on_malloc=0:malloc_context_size=40:print_suppressions=0\${SAFE_MIGRATE_ASAN_OPTIONS:+:\$SAFE_MIGRATE_ASAN_OPTIONS}"
 UBSAN_OPTIONS="$UBSAN_DEFAULTS"
 export LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
-exec "$BIN/postgres.bin" "\$@"
+exec -a "$BIN/postgres" "$BIN/postgres.bin" "\$@"
 WRAP
 chmod 755 "$BIN/postgres"
 # Every build and install from here on goes into the private copy only.
