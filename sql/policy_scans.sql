@@ -195,6 +195,9 @@ ALTER TABLE events DETACH PARTITION events_2;
 ALTER TABLE keyed2 ADD PRIMARY KEY USING INDEX keyed2_id;
 ALTER TABLE keyed2 ADD CONSTRAINT keyed2_id_key UNIQUE USING INDEX keyed2_id;
 $$);
+-- without a table: the rows of every table reached, not of the first one
+SELECT relation, rows > 30000 AS every_table_counted, verdict
+  FROM migrate_plan('VACUUM FULL;');
 CREATE TABLE events_3 (id int, at int);
 INSERT INTO events_3 SELECT g, 30000 + g FROM generate_series(1, 2000) g;
 ANALYZE events_3;

@@ -425,6 +425,20 @@ const Rule kRules[] = {
      "REINDEX without CONCURRENTLY on a large table",
      [](const StatementFacts& f) { return f.action == Action::Reindex && !f.concurrently; },
      [](const StatementFacts& f) {
+         if (!f.sweep.empty()) {
+             bool system = f.sweep.rfind("SYSTEM", 0) == 0;
+             return Explanation{
+                 head("require-concurrent-reindex", "REINDEX " + f.sweep +
+                                                         " rebuilds without CONCURRENTLY the indexes of " +
+                                                         on_table(f)),
+                 lock_detail("REINDEX", LockMode::Share, f.table.name,
+                             "and locks the rebuilt indexes against every query using them"),
+                 system ? "System catalogs cannot be reindexed CONCURRENTLY: run it in a maintenance "
+                          "window with -- safe_migrate:allow require-concurrent-reindex <reason>"
+                        : "REINDEX " + f.sweep.substr(0, f.sweep.find(' ')) + " CONCURRENTLY" +
+                              f.sweep.substr(f.sweep.find(' ')) + "; (or REINDEX TABLE CONCURRENTLY " +
+                              f.table.name + ";)"};
+         }
          std::string kind = f.index.empty() ? "TABLE " : "INDEX ";
          std::string name = f.index.empty() ? f.table.name : f.index;
          std::string target = kind + name;

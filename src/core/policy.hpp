@@ -118,6 +118,7 @@ struct StatementFacts {
     bool default_partition = false; /* AttachPartition: the table scanned is the parent's default partition */
     std::string partition;       /* Attach/DetachPartition: the partition; table is the scanned one / the parent */
     std::string parent;          /* AttachPartition: the partitioned table */
+    std::string sweep;           /* Reindex without a table: "SCHEMA p2", "DATABASE db", "SYSTEM db" */
 };
 
 struct Thresholds {

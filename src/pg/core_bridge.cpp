@@ -284,6 +284,7 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.default_partition = in->default_partition;
         f.partition = str(in->partition);
         f.parent = str(in->parent);
+        f.sweep = str(in->sweep);
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

@@ -99,6 +99,7 @@ struct PolicyFacts {
     bool default_partition;
     const char *partition;
     const char *parent;
+    const char *sweep;
 };
 
 struct PolicyVerdict {

@@ -36,6 +36,7 @@ extern "C" {
 #include "catalog/catalog.h"
 #include "catalog/partition.h"
 #include "nodes/makefuncs.h"
+#include "commands/dbcommands.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_type.h"
@@ -914,7 +915,7 @@ static void check_alter_domain(AlterDomainStmt *stmt)
  * DATABASE / SYSTEM reaches, as PostgreSQL picks them: action on each. */
 enum class Sweep { VacuumFull, Cluster, ReindexSchema, ReindexDatabase, ReindexSystem };
 
-static void check_sweep(Sweep sweep, Oid nsp, bool concurrently)
+static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *what)
 {
     Oid user = GetUserId();
     bool db_owner = pg_database_ownercheck(MyDatabaseId, user);
@@ -982,6 +983,7 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently)
         pg::PolicyFacts f;
         init_facts(&f, action);
         f.concurrently = concurrently;
+        f.sweep = what;
         table_facts(lfirst_oid(lc), nullptr, &f);
         enforce(&f);
     }
@@ -1235,7 +1237,7 @@ void check_utility(Node *parsetree)
             if (!stmt->is_vacuumcmd || !full)
                 break;
             if (stmt->rels == NIL) {
-                check_sweep(Sweep::VacuumFull, InvalidOid, false);
+                check_sweep(Sweep::VacuumFull, InvalidOid, false, nullptr);
                 break;
             }
             foreach (lc, stmt->rels) {
@@ -1250,7 +1252,7 @@ void check_utility(Node *parsetree)
             if (stmt->relation)
                 check_relation_by_rangevar(stmt->relation, kCluster, false, nullptr);
             else
-                check_sweep(Sweep::Cluster, InvalidOid, false);
+                check_sweep(Sweep::Cluster, InvalidOid, false, nullptr);
             break;
         }
         case T_ReindexStmt: {
@@ -1266,11 +1268,14 @@ void check_utility(Node *parsetree)
                 if (stmt->kind == REINDEX_OBJECT_SCHEMA && stmt->name) {
                     Oid nsp = get_namespace_oid(stmt->name, true);
                     if (OidIsValid(nsp))
-                        check_sweep(Sweep::ReindexSchema, nsp, concurrently);
+                        check_sweep(Sweep::ReindexSchema, nsp, concurrently,
+                                    psprintf("SCHEMA %s", quote_identifier(stmt->name)));
                 } else if (stmt->kind == REINDEX_OBJECT_DATABASE)
-                    check_sweep(Sweep::ReindexDatabase, InvalidOid, concurrently);
+                    check_sweep(Sweep::ReindexDatabase, InvalidOid, concurrently,
+                                psprintf("DATABASE %s", quote_identifier(get_database_name(MyDatabaseId))));
                 else if (stmt->kind == REINDEX_OBJECT_SYSTEM)
-                    check_sweep(Sweep::ReindexSystem, InvalidOid, concurrently);
+                    check_sweep(Sweep::ReindexSystem, InvalidOid, concurrently,
+                                psprintf("SYSTEM %s", quote_identifier(get_database_name(MyDatabaseId))));
                 break;
             }
             if (stmt->kind == REINDEX_OBJECT_TABLE) {

@@ -421,6 +421,33 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
     *new_here_out = new_here;
 }
 
+/* A statement without a table (VACUUM FULL;, CLUSTER;, REINDEX SCHEMA,
+ * ALTER DOMAIN) reaches several: its rows and bytes are theirs together,
+ * each table counted once. */
+void sum_reached_tables(List *all_facts, pg::PolicyFacts *out)
+{
+    List *seen = NIL;
+    double rows = 0;
+    int64 bytes = 0;
+    ListCell *lc;
+    foreach (lc, all_facts) {
+        pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
+        if (f->table == nullptr)
+            continue;
+        bool dup = false;
+        ListCell *sc;
+        foreach (sc, seen)
+            dup |= strcmp((const char *) lfirst(sc), f->table) == 0;
+        if (dup)
+            continue;
+        seen = lappend(seen, (void *) f->table);
+        rows += f->rows;
+        bytes += f->bytes;
+    }
+    out->rows = rows;
+    out->bytes = bytes;
+}
+
 }  // namespace
 
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
@@ -507,6 +534,8 @@ SM_ENTRY(migrate_plan)
             facts = *(pg::PolicyFacts *) linitial(capture.facts);
         else if (OidIsValid(relid))
             table_facts(relid, relation, &facts);
+        if (relation == nullptr && list_length(capture.facts) > 1)
+            sum_reached_tables(capture.facts, &facts);
 
         StringInfoData rules;
         initStringInfo(&rules);

@@ -1460,3 +1460,20 @@ TEST(ScanDoors, PrimaryKeyUsingIndexSaysWhySetNotNull)
     f.not_null_proven = true;
     EXPECT_TRUE(eval(f).empty());
 }
+
+TEST(ScanDoors, ReindexWithoutATableNamesWhatWasTyped)
+{
+    auto f = on_users(Action::Reindex);
+    f.sweep = "SCHEMA app";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "REINDEX SCHEMA app rebuilds without CONCURRENTLY the indexes of table public.users");
+    EXPECT_CONTAINS(v[0].hint, "REINDEX SCHEMA CONCURRENTLY app;");
+    f.sweep = "SYSTEM db";
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].hint, "-- safe_migrate:allow require-concurrent-reindex");
+    f.concurrently = true;
+    f.sweep = "DATABASE db";
+    EXPECT_TRUE(eval(f).empty());
+}
