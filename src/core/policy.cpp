@@ -239,7 +239,8 @@ const Rule kRules[] = {
              "-- safe_migrate:allow ban-truncate <reason>"};
      }},
     {"changing-column-type", Level::Error, true,
-     "ALTER COLUMN TYPE that makes PostgreSQL rewrite a large table",
+     "ALTER COLUMN TYPE that makes PostgreSQL rewrite a large table, or rebuild its indexes "
+     "under ACCESS EXCLUSIVE without a rewrite",
      [](const StatementFacts& f) {
          return (f.action == Action::TableRewrite && f.type_change) ||
                 f.action == Action::IndexRebuild;
@@ -505,7 +506,8 @@ const Rule kRules[] = {
              hint};
      }},
     {"validate-in-locking-transaction", Level::Error, true,
-     "VALIDATE CONSTRAINT in a transaction that already holds ACCESS EXCLUSIVE on the table",
+     "VALIDATE CONSTRAINT in a transaction that already holds a lock blocking reads or writes "
+     "(SHARE or stronger) on the table, or on the table a foreign key references",
      [](const StatementFacts& f) {
          return f.action == Action::ValidateConstraint &&
                 (f.holds_exclusive_lock || f.held_lock >= LockMode::Share);
