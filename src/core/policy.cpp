@@ -153,6 +153,59 @@ const Rule kRules[] = {
                  ") REFERENCES " + or_default(f.referenced_table, "<table>") +
                  " NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c + ";"};
      }},
+    {"attach-partition-scan", Level::Error, true,
+     "ATTACH PARTITION that scans a large table because no validated CHECK proves the bound",
+     [](const StatementFacts& f) { return f.action == Action::AttachPartition && !f.bound_proven; },
+     [](const StatementFacts& f) {
+         const std::string& t = f.table.name;
+         if (f.default_partition)
+             return Explanation{
+                 head("attach-partition-scan",
+                      "ATTACH PARTITION " + or_default(f.partition, "<partition>") +
+                          " scans the default partition " + on_table(f)),
+                 lock_detail("ATTACH PARTITION", LockMode::AccessExclusive, t,
+                             "while it checks that no row of the default partition belongs to the new one"),
+                 "Prove it first without blocking: ALTER TABLE " + t + " ADD CONSTRAINT " +
+                     derived(bare(t) + "_bound") + " CHECK (NOT (" +
+                     or_default(f.expression, "<the new partition's bound>") + ")) NOT VALID; ALTER TABLE " +
+                     t + " VALIDATE CONSTRAINT " + derived(bare(t) + "_bound") +
+                     "; then ATTACH PARTITION, which no longer scans " + t + "."};
+         std::string c = derived(bare(t) + "_bound");
+         return Explanation{
+             head("attach-partition-scan", "ATTACH PARTITION scans " + on_table(f)),
+             lock_detail("ATTACH PARTITION", LockMode::AccessExclusive, t,
+                         "while it checks every row against the partition bound"),
+             "Prove the bound first without blocking, then attach without a scan: ALTER TABLE " + t +
+                 " ADD CONSTRAINT " + c + " CHECK (" +
+                 or_default(f.expression, "<the partition bound as a condition>") +
+                 ") NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c + "; ALTER TABLE " +
+                 or_default(f.parent, "<parent>") + " ATTACH PARTITION " + t + " ...; ALTER TABLE " + t +
+                 " DROP CONSTRAINT " + c + ";"};
+     }},
+    {"ban-alter-domain-with-add-constraint", Level::Error, true,
+     "ALTER DOMAIN ... ADD CONSTRAINT (without NOT VALID), VALIDATE CONSTRAINT or SET NOT NULL "
+     "checking a large table's column",
+     [](const StatementFacts& f) { return f.action == Action::DomainConstraint && !f.not_valid; },
+     [](const StatementFacts& f) {
+         const std::string& d = or_default(f.domain, "<domain>");
+         std::string cmd = or_default(f.domain_command, "ADD CONSTRAINT");
+         return Explanation{
+             head("ban-alter-domain-with-add-constraint",
+                  "ALTER DOMAIN " + d + " " + cmd + " checks column " + or_default(f.column, "<column>") +
+                      " of " + on_table(f)),
+             lock_detail("It", LockMode::Share, f.table.name,
+                         "while it checks every value of the column"),
+             cmd.rfind("ADD", 0) == 0
+                 ? "Add it NOT VALID, which checks only new values at once: ALTER DOMAIN " + d + " " +
+                       cmd + " ... NOT VALID; validating it later scans the same tables under SHARE "
+                       "locks, so check existing rows with a table CHECK instead (ALTER TABLE " +
+                       f.table.name + " ADD CONSTRAINT ... CHECK (...) NOT VALID, then VALIDATE "
+                       "CONSTRAINT, which blocks neither reads nor writes)."
+                 : "A domain's values cannot be checked without SHARE locks: check them with a table "
+                   "CHECK (ALTER TABLE " + f.table.name + " ADD CONSTRAINT ... CHECK (...) NOT VALID, "
+                   "then VALIDATE CONSTRAINT, which blocks neither reads nor writes), or run it in a "
+                   "maintenance window with -- safe_migrate:allow ban-alter-domain-with-add-constraint <reason>"};
+     }},
     {"ban-drop-column", Level::Error, false, "DROP COLUMN of an existing table",
      [](const StatementFacts& f) { return f.action == Action::DropColumn; },
      [](const StatementFacts& f) {
@@ -186,11 +239,29 @@ const Rule kRules[] = {
              "-- safe_migrate:allow ban-truncate <reason>"};
      }},
     {"changing-column-type", Level::Error, true,
-     "ALTER COLUMN TYPE that makes PostgreSQL rewrite a large table",
-     [](const StatementFacts& f) { return f.action == Action::TableRewrite && f.type_change; },
+     "ALTER COLUMN TYPE that makes PostgreSQL rewrite a large table, or rebuild its indexes "
+     "under ACCESS EXCLUSIVE without a rewrite",
+     [](const StatementFacts& f) {
+         return (f.action == Action::TableRewrite && f.type_change) ||
+                f.action == Action::IndexRebuild;
+     },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
          std::string col = or_default(f.column, "<column>");
+         if (f.action == Action::IndexRebuild)
+             return Explanation{
+                 head("changing-column-type",
+                      "ALTER COLUMN " + col + " TYPE rebuilds index " + or_default(f.index, "<index>") +
+                          " of table " + t + " (" + format_rows(f.table.rows) + " rows, " +
+                          format_bytes(f.table.bytes) + " of indexes to rebuild)"),
+                 lock_detail("The statement keeps the table's rows but", LockMode::AccessExclusive, t,
+                             "while it rebuilds every index on " + col +
+                                 " (the new type or collation sorts differently)"),
+                 "Change the type in steps: ALTER TABLE " + t + " ADD COLUMN " + col + "_new " +
+                     or_default(f.column_type, "<new type>") +
+                     "; keep it in sync with a trigger; fill it with SELECT migrate_backfill(...) and "
+                     "SELECT migrate_backfill_wait(...); build its indexes with CREATE INDEX CONCURRENTLY; "
+                     "switch the application to " + col + "_new; drop " + col + " and rename."};
          return Explanation{
              head("changing-column-type",
                   "ALTER COLUMN " + col + " TYPE rewrites " + on_table(f)),
@@ -336,10 +407,39 @@ const Rule kRules[] = {
                          "and waits behind every query using the table"),
              "DROP INDEX CONCURRENTLY " + f.index + ";"};
      }},
+    {"require-concurrent-partition-detach", Level::Error, true,
+     "DETACH PARTITION without CONCURRENTLY on a large partitioned table",
+     [](const StatementFacts& f) { return f.action == Action::DetachPartition && !f.concurrently; },
+     [](const StatementFacts& f) {
+         const std::string& t = f.table.name;
+         std::string part = or_default(f.partition, "<partition>");
+         return Explanation{
+             head("require-concurrent-partition-detach",
+                  "DETACH PARTITION " + part + " without CONCURRENTLY on " + on_table(f)),
+             lock_detail("DETACH PARTITION", LockMode::AccessExclusive, t,
+                         "and waits behind every query using it"),
+             "Detach it in two phases that only take SHARE UPDATE EXCLUSIVE on " + t +
+                 ", in a migration step of its own (it cannot run in a transaction block): ALTER TABLE " +
+                 t + " DETACH PARTITION " + part + " CONCURRENTLY;"};
+     }},
     {"require-concurrent-reindex", Level::Error, true,
      "REINDEX without CONCURRENTLY on a large table",
      [](const StatementFacts& f) { return f.action == Action::Reindex && !f.concurrently; },
      [](const StatementFacts& f) {
+         if (!f.sweep.empty()) {
+             bool system = f.sweep.rfind("SYSTEM", 0) == 0;
+             return Explanation{
+                 head("require-concurrent-reindex", "REINDEX " + f.sweep +
+                                                         " rebuilds without CONCURRENTLY the indexes of " +
+                                                         on_table(f)),
+                 lock_detail("REINDEX", LockMode::Share, f.table.name,
+                             "and locks the rebuilt indexes against every query using them"),
+                 system ? "System catalogs cannot be reindexed CONCURRENTLY: run it in a maintenance "
+                          "window with -- safe_migrate:allow require-concurrent-reindex <reason>"
+                        : "REINDEX " + f.sweep.substr(0, f.sweep.find(' ')) + " CONCURRENTLY" +
+                              f.sweep.substr(f.sweep.find(' ')) + "; (or REINDEX TABLE CONCURRENTLY " +
+                              f.table.name + ";)"};
+         }
          std::string kind = f.index.empty() ? "TABLE " : "INDEX ";
          std::string name = f.index.empty() ? f.table.name : f.index;
          std::string target = kind + name;
@@ -365,8 +465,10 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::SetNotNull && !f.not_null_proven; },
      [](const StatementFacts& f) {
          return Explanation{
-             head("setting-not-null-field", "SET NOT NULL on column " + f.column + " of " +
-                                                on_table(f)),
+             head("setting-not-null-field",
+                  (f.using_index ? "ADD PRIMARY KEY USING INDEX sets NOT NULL on column "
+                                 : "SET NOT NULL on column ") +
+                      f.column + " of " + on_table(f)),
              lock_detail("SET NOT NULL", LockMode::AccessExclusive, f.table.name,
                          "while it scans every row"),
              "Prove it first without blocking, then set it without a scan: " +
@@ -404,12 +506,31 @@ const Rule kRules[] = {
              hint};
      }},
     {"validate-in-locking-transaction", Level::Error, true,
-     "VALIDATE CONSTRAINT in a transaction that already holds ACCESS EXCLUSIVE on the table",
+     "VALIDATE CONSTRAINT in a transaction that already holds a lock blocking reads or writes "
+     "(SHARE or stronger) on the table, or on the table a foreign key references",
      [](const StatementFacts& f) {
-         return f.action == Action::ValidateConstraint && f.holds_exclusive_lock;
+         return f.action == Action::ValidateConstraint &&
+                (f.holds_exclusive_lock || f.held_lock >= LockMode::Share);
      },
      [](const StatementFacts& f) {
          std::string c = or_default(f.constraint, "<constraint>");
+         if (!f.holds_exclusive_lock) {
+             std::string on = or_default(f.held_on, f.table.name);
+             std::string_view mode = lock_name(f.held_lock);
+             std::string article = mode.front() == 'A' || mode.front() == 'E' ? "an " : "a ";
+             return Explanation{
+                 head("validate-in-locking-transaction",
+                      "VALIDATE CONSTRAINT " + c + " on " + on_table(f) +
+                          " in a transaction that already holds " + article + std::string(mode) +
+                          " lock on " + on),
+                 "VALIDATE scans every row of " + f.table.name +
+                     ".  It takes only a SHARE UPDATE EXCLUSIVE lock itself, but an earlier "
+                     "statement of this transaction (such as ADD CONSTRAINT ... NOT VALID) holds " +
+                     article + std::string(mode) + " lock on " + on + " until the end: " +
+                     std::string(lock_blocks(f.held_lock)) + ".",
+                 "Commit the NOT VALID constraint first, in a migration of its own, then validate it "
+                 "in the next: ALTER TABLE " + f.table.name + " VALIDATE CONSTRAINT " + c + ";"};
+         }
          return Explanation{
              head("validate-in-locking-transaction",
                   "VALIDATE CONSTRAINT " + c + " on " + on_table(f) +

@@ -59,7 +59,11 @@ enum class Action {
     Truncate,
     TableRewrite,        /* PostgreSQL is about to rewrite the table (table_rewrite) */
     LargeDml,            /* an UPDATE/DELETE inside a migration touched many rows */
-    ValidateConstraint   /* ALTER TABLE ... VALIDATE CONSTRAINT */
+    ValidateConstraint,  /* ALTER TABLE ... VALIDATE CONSTRAINT */
+    DomainConstraint,    /* ALTER DOMAIN ADD CONSTRAINT / VALIDATE / SET NOT NULL: checks a column using it */
+    AttachPartition,     /* ALTER TABLE ... ATTACH PARTITION: the table scanned for the bound */
+    DetachPartition,     /* ALTER TABLE ... DETACH PARTITION */
+    IndexRebuild         /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */
@@ -103,6 +107,18 @@ struct StatementFacts {
     bool is_delete = false;      /* LargeDml: DELETE rather than UPDATE */
     LockMode lock = LockMode::None; /* lock the statement takes on the table */
     bool holds_exclusive_lock = false; /* the transaction already holds ACCESS EXCLUSIVE on it */
+    /* ValidateConstraint: the strongest lock that blocks reads or writes (SHARE or
+     * stronger) the transaction already holds on the table or, for a foreign
+     * key, on the referenced table; held_on names that table */
+    LockMode held_lock = LockMode::None;
+    std::string held_on;
+    std::string domain;          /* DomainConstraint: the domain */
+    std::string domain_command;  /* DomainConstraint: "ADD CONSTRAINT c", "VALIDATE CONSTRAINT c", "SET NOT NULL" */
+    bool bound_proven = false;   /* AttachPartition: a validated CHECK implies the partition bound */
+    bool default_partition = false; /* AttachPartition: the table scanned is the parent's default partition */
+    std::string partition;       /* Attach/DetachPartition: the partition; table is the scanned one / the parent */
+    std::string parent;          /* AttachPartition: the partitioned table */
+    std::string sweep;           /* Reindex without a table: "SCHEMA p2", "DATABASE db", "SYSTEM db" */
 };
 
 struct Thresholds {

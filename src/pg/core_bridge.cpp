@@ -276,6 +276,15 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.rows_affected = in->rows_affected;
         f.is_delete = in->is_delete;
         f.holds_exclusive_lock = in->holds_exclusive_lock;
+        f.held_lock = static_cast<core::LockMode>(in->held_lock);
+        f.held_on = str(in->held_on);
+        f.domain = str(in->domain);
+        f.domain_command = str(in->domain_command);
+        f.bound_proven = in->bound_proven;
+        f.default_partition = in->default_partition;
+        f.partition = str(in->partition);
+        f.parent = str(in->parent);
+        f.sweep = str(in->sweep);
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

@@ -91,6 +91,15 @@ struct PolicyFacts {
     double rows_affected;
     bool is_delete;
     bool holds_exclusive_lock;
+    int held_lock;              /* core::LockMode */
+    const char *held_on;
+    const char *domain;
+    const char *domain_command;
+    bool bound_proven;
+    bool default_partition;
+    const char *partition;
+    const char *parent;
+    const char *sweep;
 };
 
 struct PolicyVerdict {

@@ -32,6 +32,25 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/partition.h"
+#include "nodes/makefuncs.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_type.h"
+#include "commands/tablecmds.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_node.h"
+#include "parser/parse_utilcmd.h"
+#include "partitioning/partbounds.h"
+#include "utils/acl.h"
+#include "utils/partcache.h"
+#include "utils/ruleutils.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
 }
 
 #include <sys/stat.h>
@@ -60,7 +79,11 @@ enum : core_action {
     kTruncate,
     kTableRewrite,
     kLargeDml,
-    kValidateConstraint
+    kValidateConstraint,
+    kDomainConstraint,
+    kAttachPartition,
+    kDetachPartition,
+    kIndexRebuild
 };
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
@@ -89,10 +112,43 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
     return total;
 }
 
-/* Rows and bytes of one relation: statistics scaled to its size on disk. */
+/* Bytes of the main fork of the relation relid (0 if it is gone). */
+static int64 relid_main_fork_bytes(Oid relid)
+{
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return 0;
+    int64 b = main_fork_bytes((Form_pg_class) GETSTRUCT(tup), relid);
+    ReleaseSysCache(tup);
+    return b;
+}
+
+/* Bytes of a table's indexes (main forks), read off pg_index without locks. */
+static int64 index_bytes(Oid relid)
+{
+    int64 total = 0;
+    Relation indrel = table_open(IndexRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(indrel, IndexIndrelidIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan)))
+        total += relid_main_fork_bytes(((Form_pg_index) GETSTRUCT(tup))->indexrelid);
+    systable_endscan(scan);
+    table_close(indrel, AccessShareLock);
+    return total;
+}
+
+/* Rows and bytes of one relation: statistics scaled to its size on disk.
+ * Bytes count the heap, its TOAST table (with its index) and its indexes. */
 static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *bytes)
 {
     int64 b = main_fork_bytes(cls, relid);
+    int64 extra = 0;
+    if (OidIsValid(cls->reltoastrelid))
+        extra += relid_main_fork_bytes(cls->reltoastrelid) + index_bytes(cls->reltoastrelid);
+    if (cls->relhasindex)
+        extra += index_bytes(relid);
     double pages_now = (double) b / BLCKSZ;
     /* Statistics when they exist; the real size when they are missing or
      * stale: rows per page from the statistics, else 256 rows per page (the
@@ -104,7 +160,7 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
     if (cls->reltuples > r)
         r = cls->reltuples;
     *rows = r;
-    *bytes = b;
+    *bytes = b + extra;
 }
 
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
@@ -341,6 +397,598 @@ static void check_constraint(Oid relid, const char *table, const char *column,
     enforce(&f);
 }
 
+/* ---------- scans and rebuilds the statement does not spell out ---------- */
+
+/* The strongest lock this transaction holds on relid that blocks writes
+ * (SHARE or stronger), or NoLock. */
+static LOCKMODE held_blocking_lock(Oid relid)
+{
+    LOCKTAG tag;
+    SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+    for (LOCKMODE m = AccessExclusiveLock; m >= ShareLock; m--)
+        if (LockHeldByMe(&tag, m))
+            return m;
+    return NoLock;
+}
+
+/* The table a foreign key named conname of relid references, if it is one. */
+static Oid fk_referenced_table(Oid relid, const char *conname)
+{
+    Oid confrelid = InvalidOid;
+    Relation conrel = table_open(ConstraintRelationId, AccessShareLock);
+    ScanKeyData key[3];
+    ScanKeyInit(&key[0], Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(relid));
+    ScanKeyInit(&key[1], Anum_pg_constraint_contypid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(InvalidOid));
+    ScanKeyInit(&key[2], Anum_pg_constraint_conname, BTEqualStrategyNumber, F_NAMEEQ,
+                CStringGetDatum(conname));
+    SysScanDesc scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, nullptr, 3, key);
+    HeapTuple tup = systable_getnext(scan);
+    if (HeapTupleIsValid(tup)) {
+        Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+        if (con->contype == CONSTRAINT_FOREIGN)
+            confrelid = con->confrelid;
+    }
+    systable_endscan(scan);
+    table_close(conrel, AccessShareLock);
+    return confrelid;
+}
+
+/* VALIDATE CONSTRAINT: scanning is harmless only if no lock this transaction
+ * already holds on the table (or, for a foreign key, on the referenced
+ * table) blocks reads or writes. */
+static void check_validate(Oid relid, const char *table, const char *conname)
+{
+    pg::PolicyFacts f;
+    init_facts(&f, kValidateConstraint);
+    f.constraint = quote_identifier(conname);
+    LOCKMODE held = held_blocking_lock(relid);
+    f.holds_exclusive_lock = held == AccessExclusiveLock;
+    f.held_lock = held;
+    if (held == NoLock) {
+        Oid referenced = fk_referenced_table(relid, conname);
+        if (OidIsValid(referenced) && referenced != relid) {
+            LOCKMODE r = held_blocking_lock(referenced);
+            if (r != NoLock) {
+                f.held_lock = r;
+                f.held_on = quote_qualified_identifier(get_namespace_name(get_rel_namespace(referenced)),
+                                                       get_rel_name(referenced));
+            }
+        }
+    }
+    table_facts(relid, table, &f);
+    enforce(&f);
+}
+
+/* ADD PRIMARY KEY USING INDEX sets NOT NULL on every key column that lacks
+ * it: a scan of the table unless a validated CHECK proves it. */
+static void check_primary_key_using_index(Oid relid, const char *table, const Constraint *con)
+{
+    if (con->contype != CONSTR_PRIMARY || con->indexname == nullptr)
+        return;
+    Oid nsp = get_rel_namespace(relid);
+    Oid index = get_relname_relid(con->indexname, nsp);
+    if (!OidIsValid(index))
+        return; /* the statement reports it */
+    HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+    if (!HeapTupleIsValid(it))
+        return;
+    Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+    int n = idx->indnkeyatts;
+    AttrNumber *atts = (AttrNumber *) palloc(sizeof(AttrNumber) * (n + 1));
+    for (int i = 0; i < n; i++)
+        atts[i] = idx->indkey.values[i];
+    bool ours = idx->indrelid == relid;
+    ReleaseSysCache(it);
+    if (!ours)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (atts[i] <= 0)
+            continue;
+        HeapTuple at = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(atts[i]));
+        if (!HeapTupleIsValid(at))
+            continue;
+        Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(at);
+        bool nullable = !a->attnotnull;
+        char *name = pstrdup(NameStr(a->attname));
+        ReleaseSysCache(at);
+        if (!nullable)
+            continue;
+        pg::PolicyFacts f;
+        init_facts(&f, kSetNotNull);
+        f.column = quote_identifier(name);
+        f.using_index = true;
+        f.not_null_proven = not_null_proven(relid, atts[i]);
+        table_facts(relid, table, &f);
+        enforce(&f);
+    }
+}
+
+static char *qualified_name(Oid relid)
+{
+    return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+/* Is every expression of a raw partition bound a literal (or MINVALUE /
+ * MAXVALUE)?  Only then is the bound transformed here: nothing of the user's
+ * runs twice. */
+static bool bound_is_literal(List *exprs)
+{
+    ListCell *lc;
+    foreach (lc, exprs) {
+        Node *n = (Node *) lfirst(lc);
+        while (n && IsA(n, TypeCast))
+            n = ((TypeCast *) n)->arg;
+        if (n == nullptr || !(IsA(n, A_Const) || IsA(n, ColumnRef)))
+            return false;
+    }
+    return true;
+}
+
+/* ATTACH PARTITION: PostgreSQL scans the table being attached (ACCESS
+ * EXCLUSIVE) unless its validated constraints imply the partition bound,
+ * and the parent's default partition unless its constraints exclude the
+ * new bound.  Judge each scan. */
+static void check_attach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
+{
+    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
+    if (!OidIsValid(part) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
+        return;
+    const char *part_name = written(cmd->name);
+    PartitionBoundSpec *spec = cmd->bound;
+    bool literal = spec != nullptr &&
+                   (spec->is_default ||
+                    (bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
+                     bound_is_literal(spec->upperdatums)));
+
+    volatile bool proven = false, default_excluded = false, known = false;
+    char *volatile condition = nullptr;
+    char *volatile default_condition = nullptr;
+    Oid default_part = get_default_partition_oid(parent);
+    if (literal) {
+        Relation prel = RelationIdGetRelation(parent);
+        Relation arel = RelationIdGetRelation(part);
+        Relation drel = OidIsValid(default_part) ? RelationIdGetRelation(default_part) : nullptr;
+        MemoryContext cxt = CurrentMemoryContext;
+        PG_TRY();
+        {
+            if (RelationIsValid(prel) && RelationIsValid(arel)) {
+                ParseState *pstate = make_parsestate(nullptr);
+                PartitionBoundSpec *bound = transformPartitionBound(pstate, prel, spec);
+                List *bound_qual = get_qual_from_partbound(prel, bound);
+                List *qual = list_concat(list_copy(bound_qual), RelationGetPartitionQual(prel));
+                if (qual == NIL)
+                    proven = true;
+                else {
+                    qual = (List *) eval_const_expressions(nullptr, (Node *) qual);
+                    qual = (List *) canonicalize_qual((Expr *) qual, true);
+                    qual = list_make1(make_ands_explicit(qual));
+                    List *mapped = map_partition_varattnos(qual, 1, arel, prel);
+                    proven = PartConstraintImpliedByRelConstraint(arel, mapped);
+                    List *ctx = deparse_context_for(RelationGetRelationName(arel), part);
+                    condition = deparse_expression((Node *) linitial(mapped), ctx, false, false);
+                }
+                if (drel != nullptr && RelationIsValid(drel) && !spec->is_default) {
+                    List *dq = get_proposed_default_constraint(bound_qual);
+                    dq = map_partition_varattnos(dq, 1, drel, prel);
+                    default_excluded = PartConstraintImpliedByRelConstraint(drel, dq);
+                    List *ctx = deparse_context_for(RelationGetRelationName(drel), default_part);
+                    List *bq = map_partition_varattnos(list_make1(make_ands_explicit(list_copy(bound_qual))), 1, drel, prel);
+                    default_condition = deparse_expression((Node *) linitial(bq), ctx, false, false);
+                }
+                known = true;
+                free_parsestate(pstate);
+            }
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(cxt);
+            FlushErrorState();
+            known = false; /* the statement reports what is wrong */
+        }
+        PG_END_TRY();
+        if (drel)
+            RelationClose(drel);
+        if (RelationIsValid(arel))
+            RelationClose(arel);
+        if (RelationIsValid(prel))
+            RelationClose(prel);
+        if (!known)
+            return;
+    }
+    /* (a bound that is not all literals is taken as unproven: nothing of
+     * the user's is evaluated here) */
+    pg::PolicyFacts f;
+    init_facts(&f, kAttachPartition);
+    f.bound_proven = proven;
+    f.expression = condition;
+    f.partition = part_name;
+    f.parent = parent_name;
+    table_facts(part, part_name, &f);
+    enforce(&f);
+    if (OidIsValid(default_part) && !spec->is_default) {
+        pg::PolicyFacts d;
+        init_facts(&d, kAttachPartition);
+        d.default_partition = true;
+        d.bound_proven = default_excluded;
+        d.expression = default_condition;
+        d.partition = part_name;
+        d.parent = parent_name;
+        table_facts(default_part, nullptr, &d);
+        enforce(&d);
+    }
+}
+
+static void check_detach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
+{
+    pg::PolicyFacts f;
+    init_facts(&f, kDetachPartition);
+    f.concurrently = cmd->concurrent;
+    f.partition = written(cmd->name);
+    table_facts(parent, parent_name, &f);
+    enforce(&f);
+}
+
+/* Is a relation's index on column att (as key, expression or predicate)? */
+static bool index_uses_column(HeapTuple tup, Form_pg_index idx, AttrNumber att)
+{
+    for (int i = 0; i < idx->indnatts; i++)
+        if (idx->indkey.values[i] == att)
+            return true;
+    bool isnull;
+    static const int cols[] = {Anum_pg_index_indexprs, Anum_pg_index_indpred};
+    for (int col : cols) {
+        Datum d = SysCacheGetAttr(INDEXRELID, tup, col, &isnull);
+        if (isnull)
+            continue;
+        Bitmapset *atts = nullptr;
+        pull_varattnos((Node *) stringToNode(TextDatumGetCString(d)), 1, &atts);
+        if (bms_is_member(att - FirstLowInvalidHeapAttributeNumber, atts))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * What ALTER COLUMN TYPE does to relid, by PostgreSQL's own tests
+ * (ATPrepAlterColumnType / ATColumnChangeRequiresRewrite, CheckIndexCompatible):
+ * returns true when the heap is rewritten; otherwise *rebuilt lists (as
+ * Oids) the indexes rebuilt because their operator class or collation
+ * changes.  *known is false when the statement cannot be judged here (it
+ * fails on its own).
+ */
+bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *known)
+{
+    *rebuilt = NIL;
+    *known = false;
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    AttrNumber att = get_attnum(relid, cmd->name);
+    if (att == InvalidAttrNumber || def == nullptr || def->typeName == nullptr)
+        return true;
+    Oid old_type, old_coll;
+    int32 old_mod;
+    get_atttypetypmodcoll(relid, att, &old_type, &old_mod, &old_coll);
+    /* USING: only the bare column itself is judged, anything else rewrites */
+    if (def->raw_default != nullptr) {
+        Node *u = def->raw_default;
+        if (!(IsA(u, ColumnRef) && list_length(((ColumnRef *) u)->fields) == 1 &&
+              IsA(linitial(((ColumnRef *) u)->fields), String) &&
+              strcmp(strVal(linitial(((ColumnRef *) u)->fields)), cmd->name) == 0)) {
+            *known = true;
+            return true;
+        }
+    }
+    volatile bool rewrite = true;
+    volatile Oid new_type = InvalidOid, new_coll = InvalidOid;
+    MemoryContext cxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        int32 new_mod;
+        Type t = LookupTypeName(nullptr, def->typeName, &new_mod, true);
+        if (t != nullptr) {
+            new_type = typeTypeId(t);
+            ReleaseSysCache(t);
+            new_coll = GetColumnDefCollation(nullptr, def, new_type);
+            Node *expr = (Node *) makeVar(1, att, old_type, old_mod, old_coll, 0);
+            expr = coerce_to_target_type(nullptr, expr, old_type, new_type, new_mod,
+                                         COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+            if (expr != nullptr) {
+                expr = (Node *) expression_planner((Expr *) expr);
+                *known = true;
+                for (;;) {
+                    if (IsA(expr, Var) && ((Var *) expr)->varattno == att) {
+                        rewrite = false;
+                        break;
+                    } else if (IsA(expr, RelabelType))
+                        expr = (Node *) ((RelabelType *) expr)->arg;
+                    else if (IsA(expr, CoerceToDomain)) {
+                        if (DomainHasConstraints(((CoerceToDomain *) expr)->resulttype))
+                            break;
+                        expr = (Node *) ((CoerceToDomain *) expr)->arg;
+                    } else if (IsA(expr, FuncExpr) &&
+                               (((FuncExpr *) expr)->funcid == F_TIMESTAMPTZ_TIMESTAMP ||
+                                ((FuncExpr *) expr)->funcid == F_TIMESTAMP_TIMESTAMPTZ) &&
+                               !TimestampTimestampTzRequiresRewrite())
+                        expr = (Node *) linitial(((FuncExpr *) expr)->args);
+                    else
+                        break;
+                }
+            }
+        }
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+        *known = false;
+    }
+    PG_END_TRY();
+    if (!*known || rewrite)
+        return true;
+
+    /* the heap stays: which indexes on the column does PostgreSQL rebuild? */
+    List *rels = list_make1_oid(relid);
+    if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE || has_subclass(relid))
+        rels = find_all_inheritors(relid, NoLock, nullptr);
+    ListCell *rc;
+    foreach (rc, rels) {
+        Oid rel = lfirst_oid(rc);
+        AttrNumber ratt = rel == relid ? att : get_attnum(rel, cmd->name);
+        if (ratt == InvalidAttrNumber)
+            continue;
+        Relation indrel = table_open(IndexRelationId, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(rel));
+        SysScanDesc scan = systable_beginscan(indrel, IndexIndrelidIndexId, true, nullptr, 1, &key);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+            HeapTuple itup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(idx->indexrelid));
+            if (!HeapTupleIsValid(itup))
+                continue;
+            bool uses = index_uses_column(itup, idx, ratt);
+            bool rebuild = false;
+            if (uses) {
+                bool isnull;
+                (void) SysCacheGetAttr(INDEXRELID, itup, Anum_pg_index_indexprs, &isnull);
+                bool plain = isnull;
+                (void) SysCacheGetAttr(INDEXRELID, itup, Anum_pg_index_indpred, &isnull);
+                plain = plain && isnull;
+                if (!plain)
+                    rebuild = true;
+                else {
+                    Datum cd = SysCacheGetAttr(INDEXRELID, itup, Anum_pg_index_indclass, &isnull);
+                    oidvector *classes = (oidvector *) DatumGetPointer(cd);
+                    Datum ld = SysCacheGetAttr(INDEXRELID, itup, Anum_pg_index_indcollation, &isnull);
+                    oidvector *colls = (oidvector *) DatumGetPointer(ld);
+                    Oid am = InvalidOid;
+                    HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(idx->indexrelid));
+                    if (HeapTupleIsValid(ct)) {
+                        am = ((Form_pg_class) GETSTRUCT(ct))->relam;
+                        ReleaseSysCache(ct);
+                    }
+                    for (int i = 0; i < idx->indnkeyatts && !rebuild; i++) {
+                        if (idx->indkey.values[i] != ratt)
+                            continue;
+                        Oid old_class = classes->values[i];
+                        Oid new_class = old_class == GetDefaultOpClass(old_type, am)
+                                            ? GetDefaultOpClass(new_type, am)
+                                            : old_class;
+                        Oid new_icoll = colls->values[i] == old_coll ? new_coll : colls->values[i];
+                        if (new_class != old_class || new_icoll != colls->values[i] ||
+                            (IsPolymorphicType(get_opclass_input_type(old_class)) &&
+                             old_type != new_type))
+                            rebuild = true;
+                    }
+                }
+            }
+            if (rebuild)
+                *rebuilt = lappend_oid(*rebuilt, idx->indexrelid);
+            ReleaseSysCache(itup);
+        }
+        systable_endscan(scan);
+        table_close(indrel, AccessShareLock);
+    }
+    return false;
+}
+
+/* ALTER COLUMN TYPE without a heap rewrite (the rewrite has its own event):
+ * judge the indexes it rebuilds under ACCESS EXCLUSIVE. */
+static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
+{
+    List *rebuilt;
+    bool known;
+    if (column_type_change(relid, cmd, &rebuilt, &known) || !known || rebuilt == NIL)
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, kIndexRebuild);
+    f.column = quote_identifier(cmd->name);
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    f.column_type = type_text(def->typeName);
+    table_facts(relid, table, &f);
+    if (f.created_in_transaction)
+        return;
+    StringInfoData names;
+    initStringInfo(&names);
+    int64 bytes = 0;
+    ListCell *lc;
+    foreach (lc, rebuilt) {
+        Oid idx = lfirst_oid(lc);
+        if (names.len > 0)
+            appendStringInfoString(&names, ", ");
+        appendStringInfoString(&names, qualified_name(idx));
+        bytes += relid_main_fork_bytes(idx);
+    }
+    f.index = names.data;
+    f.bytes = bytes;
+    enforce(&f);
+}
+
+/* The columns of tables (with storage) that use domain typid, directly or
+ * through a domain over it: pairs of (relid, attnum) appended to *rels, *atts. */
+static void domain_columns(Oid typid, List **rels, List **atts, int depth)
+{
+    if (depth > 32)
+        return;
+    Relation deprel = table_open(DependRelationId, AccessShareLock);
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(TypeRelationId));
+    ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(typid));
+    SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 2, key);
+    HeapTuple tup;
+    List *domains = NIL;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+        if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
+            domains = lappend_oid(domains, dep->objid);
+        else if (dep->classid == RelationRelationId && dep->objsubid > 0) {
+            char kind = get_rel_relkind(dep->objid);
+            if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) {
+                *rels = lappend_oid(*rels, dep->objid);
+                *atts = lappend_int(*atts, dep->objsubid);
+            }
+        }
+    }
+    systable_endscan(scan);
+    table_close(deprel, AccessShareLock);
+    ListCell *lc;
+    foreach (lc, domains)
+        domain_columns(lfirst_oid(lc), rels, atts, depth + 1);
+}
+
+/* ALTER DOMAIN ADD CONSTRAINT (without NOT VALID), VALIDATE CONSTRAINT and
+ * SET NOT NULL check every value of every column using the domain, each
+ * table under a SHARE lock: judge every such table. */
+static void check_alter_domain(AlterDomainStmt *stmt)
+{
+    pg::PolicyFacts proto;
+    init_facts(&proto, kDomainConstraint);
+    switch (stmt->subtype) {
+        case 'C': {
+            Constraint *con = (Constraint *) stmt->def;
+            if (con == nullptr || !IsA(con, Constraint))
+                return;
+            if (con->contype != CONSTR_CHECK && con->contype != CONSTR_NOTNULL)
+                return;
+            proto.not_valid = con->contype == CONSTR_CHECK && con->skip_validation;
+            proto.domain_command = con->conname ? psprintf("ADD CONSTRAINT %s", quote_identifier(con->conname))
+                                                : "ADD CONSTRAINT";
+            break;
+        }
+        case 'V':
+            proto.domain_command = psprintf("VALIDATE CONSTRAINT %s", quote_identifier(stmt->name));
+            break;
+        case 'O':
+            proto.domain_command = "SET NOT NULL";
+            break;
+        default:
+            return;
+    }
+    TypeName *tn = makeTypeNameFromNameList(stmt->typeName);
+    Type t = LookupTypeName(nullptr, tn, nullptr, true);
+    if (t == nullptr)
+        return; /* the statement reports it */
+    Oid typid = typeTypeId(t);
+    bool is_domain = ((Form_pg_type) GETSTRUCT(t))->typtype == TYPTYPE_DOMAIN;
+    bool already_not_null = ((Form_pg_type) GETSTRUCT(t))->typnotnull;
+    ReleaseSysCache(t);
+    if (!is_domain || (stmt->subtype == 'O' && already_not_null))
+        return;
+    proto.domain = format_type_be_qualified(typid);
+    List *rels = NIL, *atts = NIL;
+    domain_columns(typid, &rels, &atts, 0);
+    ListCell *rc, *ac;
+    forboth (rc, rels, ac, atts) {
+        Oid relid = lfirst_oid(rc);
+        pg::PolicyFacts f = proto;
+        char *att = get_attname(relid, (AttrNumber) lfirst_int(ac), true);
+        f.column = att ? quote_identifier(att) : nullptr;
+        table_facts(relid, nullptr, &f);
+        enforce(&f);
+    }
+}
+
+/* The tables a table-less VACUUM FULL, CLUSTER or REINDEX SCHEMA /
+ * DATABASE / SYSTEM reaches, as PostgreSQL picks them: action on each. */
+enum class Sweep { VacuumFull, Cluster, ReindexSchema, ReindexDatabase, ReindexSystem };
+
+static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *what)
+{
+    Oid user = GetUserId();
+    bool db_owner = pg_database_ownercheck(MyDatabaseId, user);
+    if ((sweep == Sweep::ReindexDatabase || sweep == Sweep::ReindexSystem) && !db_owner)
+        return; /* refused by PostgreSQL */
+    if (sweep == Sweep::ReindexSchema && !pg_namespace_ownercheck(nsp, user))
+        return;
+    List *targets = NIL;
+    if (sweep == Sweep::Cluster) {
+        /* the tables with an index marked by ALTER TABLE ... CLUSTER ON */
+        Relation indrel = table_open(IndexRelationId, AccessShareLock);
+        SysScanDesc scan = systable_beginscan(indrel, InvalidOid, false, nullptr, 0, nullptr);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+            if (idx->indisclustered && pg_class_ownercheck(idx->indrelid, user))
+                targets = list_append_unique_oid(targets, idx->indrelid);
+        }
+        systable_endscan(scan);
+        table_close(indrel, AccessShareLock);
+    } else {
+        Relation classrel = table_open(RelationRelationId, AccessShareLock);
+        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 0, nullptr);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+            Oid relid = cls->oid;
+            if (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_MATVIEW)
+                continue;
+            if (cls->relpersistence == RELPERSISTENCE_TEMP && isOtherTempNamespace(cls->relnamespace))
+                continue;
+            switch (sweep) {
+                case Sweep::VacuumFull:
+                    if (!(pg_class_ownercheck(relid, user) || (db_owner && !cls->relisshared)))
+                        continue;
+                    break;
+                case Sweep::ReindexSchema:
+                    if (cls->relnamespace != nsp)
+                        continue;
+                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                        continue;
+                    break;
+                case Sweep::ReindexDatabase:
+                case Sweep::ReindexSystem:
+                    if (sweep == Sweep::ReindexSystem && !IsCatalogRelationOid(relid))
+                        continue;
+                    if (concurrently && IsCatalogRelationOid(relid))
+                        continue; /* skipped by REINDEX DATABASE CONCURRENTLY */
+                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                        continue;
+                    break;
+                default:
+                    break;
+            }
+            targets = lappend_oid(targets, relid);
+        }
+        systable_endscan(scan);
+        table_close(classrel, AccessShareLock);
+    }
+    core_action action = sweep == Sweep::VacuumFull ? kVacuumFull
+                         : sweep == Sweep::Cluster  ? kCluster
+                                                    : kReindex;
+    ListCell *lc;
+    foreach (lc, targets) {
+        pg::PolicyFacts f;
+        init_facts(&f, action);
+        f.concurrently = concurrently;
+        f.sweep = what;
+        table_facts(lfirst_oid(lc), nullptr, &f);
+        enforce(&f);
+    }
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -378,8 +1026,21 @@ static void check_alter_table(AlterTableStmt *stmt)
                 break;
             }
             case AT_AddConstraint:
-                if (cmd->def && IsA(cmd->def, Constraint))
+                if (cmd->def && IsA(cmd->def, Constraint)) {
                     check_constraint(relid, table, nullptr, (Constraint *) cmd->def);
+                    check_primary_key_using_index(relid, table, (Constraint *) cmd->def);
+                }
+                break;
+            case AT_AttachPartition:
+                if (cmd->def && IsA(cmd->def, PartitionCmd))
+                    check_attach_partition(relid, table, (PartitionCmd *) cmd->def);
+                break;
+            case AT_DetachPartition:
+                if (cmd->def && IsA(cmd->def, PartitionCmd))
+                    check_detach_partition(relid, table, (PartitionCmd *) cmd->def);
+                break;
+            case AT_AlterColumnType:
+                check_column_type(relid, table, cmd);
                 break;
             case AT_SetNotNull: {
                 init_facts(&f, kSetNotNull);
@@ -390,18 +1051,11 @@ static void check_alter_table(AlterTableStmt *stmt)
                 enforce(&f);
                 break;
             }
-            case AT_ValidateConstraint: {
+            case AT_ValidateConstraint:
                 /* the scan is cheap on locks only if nothing before it in
-                 * this transaction took ACCESS EXCLUSIVE on the table */
-                LOCKTAG tag;
-                SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-                init_facts(&f, kValidateConstraint);
-                f.constraint = quote_identifier(cmd->name);
-                f.holds_exclusive_lock = LockHeldByMe(&tag, AccessExclusiveLock);
-                table_facts(relid, table, &f);
-                enforce(&f);
+                 * this transaction took a lock that blocks reads or writes */
+                check_validate(relid, table, cmd->name);
                 break;
-            }
             case AT_DropColumn:
                 init_facts(&f, kDropColumn);
                 f.column = quote_identifier(cmd->name);
@@ -513,6 +1167,9 @@ void check_parsetree(Node *parsetree)
         case T_RenameStmt:
             check_rename((RenameStmt *) parsetree);
             break;
+        case T_AlterDomainStmt:
+            check_alter_domain((AlterDomainStmt *) parsetree);
+            break;
         default:
             break;
     }
@@ -579,6 +1236,10 @@ void check_utility(Node *parsetree)
             }
             if (!stmt->is_vacuumcmd || !full)
                 break;
+            if (stmt->rels == NIL) {
+                check_sweep(Sweep::VacuumFull, InvalidOid, false, nullptr);
+                break;
+            }
             foreach (lc, stmt->rels) {
                 VacuumRelation *vr = (VacuumRelation *) lfirst(lc);
                 if (vr->relation)
@@ -590,6 +1251,8 @@ void check_utility(Node *parsetree)
             ClusterStmt *stmt = (ClusterStmt *) parsetree;
             if (stmt->relation)
                 check_relation_by_rangevar(stmt->relation, kCluster, false, nullptr);
+            else
+                check_sweep(Sweep::Cluster, InvalidOid, false, nullptr);
             break;
         }
         case T_ReindexStmt: {
@@ -601,8 +1264,20 @@ void check_utility(Node *parsetree)
                 if (strcmp(opt->defname, "concurrently") == 0)
                     concurrently = opt->arg == nullptr || defGetBoolean(opt);
             }
-            if (stmt->relation == nullptr)
+            if (stmt->relation == nullptr) {
+                if (stmt->kind == REINDEX_OBJECT_SCHEMA && stmt->name) {
+                    Oid nsp = get_namespace_oid(stmt->name, true);
+                    if (OidIsValid(nsp))
+                        check_sweep(Sweep::ReindexSchema, nsp, concurrently,
+                                    psprintf("SCHEMA %s", quote_identifier(stmt->name)));
+                } else if (stmt->kind == REINDEX_OBJECT_DATABASE)
+                    check_sweep(Sweep::ReindexDatabase, InvalidOid, concurrently,
+                                psprintf("DATABASE %s", quote_identifier(get_database_name(MyDatabaseId))));
+                else if (stmt->kind == REINDEX_OBJECT_SYSTEM)
+                    check_sweep(Sweep::ReindexSystem, InvalidOid, concurrently,
+                                psprintf("SYSTEM %s", quote_identifier(get_database_name(MyDatabaseId))));
                 break;
+            }
             if (stmt->kind == REINDEX_OBJECT_TABLE) {
                 check_relation_by_rangevar(stmt->relation, kReindex, concurrently, nullptr);
             } else if (stmt->kind == REINDEX_OBJECT_INDEX) {

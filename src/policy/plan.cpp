@@ -9,6 +9,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "runner/classify.hpp"
+#include "core/policy.hpp"
 
 extern "C" {
 #include "catalog/index.h"
@@ -27,6 +28,7 @@ extern "C" {
 #include "parser/parser.h"
 #include "storage/lockdefs.h"
 #include "commands/tablecmds.h"
+#include "commands/defrem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -72,43 +74,6 @@ void raise(Effect *e, Effect to)
 {
     if (to > *e)
         *e = to;
-}
-
-/* Would the ALTER COLUMN TYPE rewrite the table?  PostgreSQL skips the
- * rewrite for binary-coercible changes that cannot fail: varchar/varbit to a
- * longer length or none, numeric to a larger precision with the same scale,
- * to a binary-coercible type without a length (varchar -> text). */
-bool type_change_rewrites(Oid relid, AlterTableCmd *cmd)
-{
-    ColumnDef *def = (ColumnDef *) cmd->def;
-    if (def->raw_default != nullptr) /* USING */
-        return true;
-    AttrNumber att = get_attnum(relid, cmd->name);
-    if (att == InvalidAttrNumber)
-        return true;
-    Oid old_type;
-    int32 old_mod;
-    Oid collation;
-    get_atttypetypmodcoll(relid, att, &old_type, &old_mod, &collation);
-    Oid new_type;
-    int32 new_mod;
-    typenameTypeIdAndMod(nullptr, def->typeName, &new_type, &new_mod);
-    if (old_type == new_type) {
-        if (new_mod == old_mod || new_mod == -1)
-            return old_type == BPCHAROID && new_mod != old_mod; /* char(n) pads */
-        if (old_mod == -1)
-            return true;
-        if (old_type == VARCHAROID || old_type == VARBITOID)
-            return new_mod < old_mod;
-        if (old_type == NUMERICOID) {
-            int old_scale = (old_mod - VARHDRSZ) & 0xffff, new_scale = (new_mod - VARHDRSZ) & 0xffff;
-            int old_prec = ((old_mod - VARHDRSZ) >> 16) & 0xffff;
-            int new_prec = ((new_mod - VARHDRSZ) >> 16) & 0xffff;
-            return !(old_scale == new_scale && new_prec >= old_prec);
-        }
-        return true;
-    }
-    return !(IsBinaryCoercible(old_type, new_type) && new_mod == -1);
 }
 
 /* Is an added column's default volatile (so every row gets its own value)? */
@@ -177,12 +142,25 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                     raise(&p->effect, kMetadata);
                 break;
             }
-            case AT_AlterColumnType:
-                if (OidIsValid(relid) && type_change_rewrites(relid, cmd)) {
+            case AT_AlterColumnType: {
+                /* PostgreSQL's own tests: a heap rewrite, or the heap kept
+                 * with the indexes whose operator class or collation changes
+                 * rebuilt, or metadata only */
+                List *rebuilt = NIL;
+                bool known = false;
+                if (!OidIsValid(relid) || column_type_change(relid, cmd, &rebuilt, &known)) {
                     raise(&p->effect, kRewrite);
                     p->rewrite_reasons |= 0x04;
-                } else
+                } else if (rebuilt != NIL)
+                    raise(&p->effect, kIndexBuild);
+                else
                     raise(&p->effect, kMetadata);
+                break;
+            }
+            case AT_AttachPartition:
+                /* scans the partition unless a validated CHECK proves the
+                 * bound: settled from the rule's facts (statement_verdicts) */
+                raise(&p->effect, kMetadata);
                 break;
             case AT_SetLogged:
             case AT_SetUnLogged:
@@ -220,13 +198,18 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
     }
 }
 
-bool has_option(List *options, const char *name)
+/* A boolean option as PostgreSQL reads it: FULL, FULL true, FULL false;
+ * the last one given wins. */
+bool option_on(List *options, const char *name)
 {
+    bool on = false;
     ListCell *lc;
-    foreach (lc, options)
-        if (strcmp(((DefElem *) lfirst(lc))->defname, name) == 0)
-            return true;
-    return false;
+    foreach (lc, options) {
+        DefElem *opt = (DefElem *) lfirst(lc);
+        if (strcmp(opt->defname, name) == 0)
+            on = opt->arg == nullptr || defGetBoolean(opt);
+    }
+    return on;
 }
 
 /* Lock, effect and main relation of one statement (without looking it up). */
@@ -273,7 +256,7 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             VacuumStmt *s = (VacuumStmt *) stmt;
             if (s->rels)
                 p->relation = ((VacuumRelation *) linitial(s->rels))->relation;
-            bool full = s->is_vacuumcmd && has_option(s->options, "full");
+            bool full = s->is_vacuumcmd && option_on(s->options, "full");
             p->lock = full ? AccessExclusiveLock : s->is_vacuumcmd ? ShareUpdateExclusiveLock
                                                                    : ShareUpdateExclusiveLock;
             p->effect = full ? kRewrite : kFullScan;
@@ -287,7 +270,7 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
         case T_ReindexStmt: {
             ReindexStmt *s = (ReindexStmt *) stmt;
             p->relation = s->relation;
-            p->lock = has_option(s->params, "concurrently") ? ShareUpdateExclusiveLock : ShareLock;
+            p->lock = option_on(s->params, "concurrently") ? ShareUpdateExclusiveLock : ShareLock;
             p->effect = kIndexBuild;
             break;
         }
@@ -306,6 +289,38 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             p->lock = RowExclusiveLock;
             p->effect = kDataChange;
             break;
+        case T_LockStmt: {
+            LockStmt *s = (LockStmt *) stmt;
+            p->relation = s->relations ? (RangeVar *) linitial(s->relations) : nullptr;
+            p->lock = s->mode;
+            p->effect = kNone;
+            break;
+        }
+        case T_MergeStmt:
+            p->relation = ((MergeStmt *) stmt)->relation;
+            p->lock = RowExclusiveLock;
+            p->effect = kDataChange;
+            break;
+        case T_AlterObjectSchemaStmt: {
+            AlterObjectSchemaStmt *s = (AlterObjectSchemaStmt *) stmt;
+            if (s->relation) {
+                p->relation = s->relation;
+                p->lock = AccessExclusiveLock;
+            }
+            p->effect = kMetadata;
+            break;
+        }
+        case T_AlterDomainStmt: {
+            /* ADD CONSTRAINT (valid), VALIDATE, SET NOT NULL: every column
+             * using the domain is checked, each table under SHARE */
+            AlterDomainStmt *s = (AlterDomainStmt *) stmt;
+            bool scans = s->subtype == 'V' || s->subtype == 'O' ||
+                         (s->subtype == 'C' && s->def && IsA(s->def, Constraint) &&
+                          !((Constraint *) s->def)->skip_validation);
+            p->lock = scans ? ShareLock : NoLock;
+            p->effect = scans ? kFullScan : kMetadata;
+            break;
+        }
         case T_CreateStmt:
             p->relation = ((CreateStmt *) stmt)->relation;
             p->effect = kMetadata;
@@ -329,6 +344,25 @@ const char *rv_name(RangeVar *rv)
 {
     return rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
                           : quote_identifier(rv->relname);
+}
+
+/* What the rules' facts know better than the statement's spelling: an
+ * ATTACH PARTITION whose bound no CHECK proves scans the partition (ACCESS
+ * EXCLUSIVE); a PRIMARY KEY USING INDEX on a nullable column scans for
+ * NULLs; a sweep (VACUUM FULL; CLUSTER; REINDEX SCHEMA ...) locks every
+ * table it reaches. */
+void refine_effect(PlanCapture *capture, StatementPlan *p)
+{
+    ListCell *lc;
+    foreach (lc, capture->facts) {
+        pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
+        if (f->action == (int) core::Action::AttachPartition && !f->bound_proven) {
+            raise(&p->effect, kFullScan);
+            p->lock = AccessExclusiveLock;
+        } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
+            raise(&p->effect, kFullScan);
+        }
+    }
 }
 
 /* Describe one statement of a script and collect the rules' verdicts on it
@@ -381,9 +415,37 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
         plan_capture = nullptr;
     }
     PG_END_TRY();
+    refine_effect(capture, p);
 
     *relation_out = relation;
     *new_here_out = new_here;
+}
+
+/* A statement without a table (VACUUM FULL;, CLUSTER;, REINDEX SCHEMA,
+ * ALTER DOMAIN) reaches several: its rows and bytes are theirs together,
+ * each table counted once. */
+void sum_reached_tables(List *all_facts, pg::PolicyFacts *out)
+{
+    List *seen = NIL;
+    double rows = 0;
+    int64 bytes = 0;
+    ListCell *lc;
+    foreach (lc, all_facts) {
+        pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
+        if (f->table == nullptr)
+            continue;
+        bool dup = false;
+        ListCell *sc;
+        foreach (sc, seen)
+            dup |= strcmp((const char *) lfirst(sc), f->table) == 0;
+        if (dup)
+            continue;
+        seen = lappend(seen, (void *) f->table);
+        rows += f->rows;
+        bytes += f->bytes;
+    }
+    out->rows = rows;
+    out->bytes = bytes;
 }
 
 }  // namespace
@@ -472,6 +534,8 @@ SM_ENTRY(migrate_plan)
             facts = *(pg::PolicyFacts *) linitial(capture.facts);
         else if (OidIsValid(relid))
             table_facts(relid, relation, &facts);
+        if (relation == nullptr && list_length(capture.facts) > 1)
+            sum_reached_tables(capture.facts, &facts);
 
         StringInfoData rules;
         initStringInfo(&rules);

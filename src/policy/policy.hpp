@@ -88,6 +88,11 @@ void check_utility(Node *parsetree);
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
                               int n_allows, char **allow_rules);
 
+/* What ALTER COLUMN TYPE does (facts.cpp): true when the heap is rewritten;
+ * else *rebuilt lists the Oids of the indexes rebuilt.  *known is false when
+ * it cannot be told here (the statement fails on its own). */
+bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *known);
+
 /* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
 void check_large_dml(RawStmt *raw, double rows);
 

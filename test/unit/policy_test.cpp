@@ -321,6 +321,38 @@ std::vector<RuleCase> make_cases()
                           "in batches"},
                          {"volatile default"}});
     }
+    {  // ALTER TABLE public.events ATTACH PARTITION public.users FOR VALUES ... (no proof)
+        auto f = on_users(Action::AttachPartition);
+        f.partition = "public.users";
+        f.parent = "public.events";
+        f.expression = "(at >= 1) AND (at < 100)";
+        cases.push_back({"attach-partition-scan", Level::Error, true, f, true,
+                         LockMode::AccessExclusive,
+                         {"ALTER TABLE public.users ADD CONSTRAINT users_bound CHECK ((at >= 1) AND "
+                          "(at < 100)) NOT VALID;",
+                          "ALTER TABLE public.users VALIDATE CONSTRAINT users_bound;",
+                          "ALTER TABLE public.events ATTACH PARTITION public.users"},
+                         {}});
+    }
+    {  // ALTER DOMAIN public.qty ADD CONSTRAINT qty_positive CHECK (VALUE > 0)
+        auto f = on_users(Action::DomainConstraint);
+        f.domain = "public.qty";
+        f.domain_command = "ADD CONSTRAINT qty_positive";
+        f.column = "qty";
+        cases.push_back({"ban-alter-domain-with-add-constraint", Level::Error, true, f, true,
+                         LockMode::Share,
+                         {"ALTER DOMAIN public.qty ADD CONSTRAINT qty_positive ... NOT VALID",
+                          "ALTER TABLE public.users ADD CONSTRAINT"},
+                         {}});
+    }
+    {  // ALTER TABLE public.users DETACH PARTITION public.users_2020
+        auto f = on_users(Action::DetachPartition);
+        f.partition = "public.users_2020";
+        cases.push_back({"require-concurrent-partition-detach", Level::Error, true, f, true,
+                         LockMode::AccessExclusive,
+                         {"ALTER TABLE public.users DETACH PARTITION public.users_2020 CONCURRENTLY;"},
+                         {}});
+    }
     {  // VACUUM FULL public.users
         auto f = on_users(Action::VacuumFull);
         cases.push_back({"vacuum-full", Level::Error, true, f, true, LockMode::AccessExclusive,
@@ -1330,4 +1362,118 @@ TEST(PolicyEdges, ValidateWithoutAnEarlierLockIsFine)
     f.table.rows = 5e6;
     f.constraint = "c";
     EXPECT_TRUE(sm::evaluate(f, sm::Thresholds{}, sm::RuleLevels{}).empty());
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scans, rebuilds and locks the statement does not spell out (issue 12)    */
+/* ------------------------------------------------------------------------ */
+
+TEST(ScanDoors, AttachPartitionProvenByCheckIsFine)
+{
+    auto f = on_users(Action::AttachPartition);
+    f.bound_proven = true;
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(ScanDoors, AttachPartitionScansTheDefaultPartition)
+{
+    auto f = on_users(Action::AttachPartition);
+    f.default_partition = true;
+    f.partition = "public.events_2";
+    f.expression = "(at >= 10) AND (at < 20)";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "scans the default partition table public.users");
+    EXPECT_CONTAINS(v[0].hint, "CHECK (NOT ((at >= 10) AND (at < 20))) NOT VALID");
+}
+
+TEST(ScanDoors, DomainConstraintNotValidIsFine)
+{
+    auto f = on_users(Action::DomainConstraint);
+    f.domain = "public.qty";
+    f.not_valid = true;
+    EXPECT_TRUE(eval(f).empty());
+    f.not_valid = false;
+    f.domain_command = "VALIDATE CONSTRAINT qty_positive";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "ALTER DOMAIN public.qty VALIDATE CONSTRAINT qty_positive");
+    EXPECT_CONTAINS(v[0].hint, "-- safe_migrate:allow ban-alter-domain-with-add-constraint");
+}
+
+TEST(ScanDoors, DetachConcurrentlyIsFine)
+{
+    auto f = on_users(Action::DetachPartition);
+    f.concurrently = true;
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(ScanDoors, IndexRebuildIsJudgedOnTheIndexes)
+{
+    auto f = on_users(Action::IndexRebuild);
+    f.column = "created_at";
+    f.column_type = "timestamp with time zone";
+    f.index = "public.users_created_at";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].rule, "changing-column-type");
+    EXPECT_CONTAINS(v[0].message, "rebuilds index public.users_created_at");
+    EXPECT_CONTAINS(v[0].message, "3072 MB of indexes to rebuild");
+    EXPECT_CONTAINS(v[0].detail, "ACCESS EXCLUSIVE");
+    EXPECT_CONTAINS(v[0].hint, "migrate_backfill(");
+    /* small indexes of a small table: exempt like any size-dependent rule */
+    f.table = small_table();
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(ScanDoors, ValidateUnderAnyWriteBlockingLock)
+{
+    auto f = on_users(Action::ValidateConstraint);
+    f.constraint = "users_org_fkey";
+    for (LockMode weak : {LockMode::RowExclusive, LockMode::ShareUpdateExclusive})
+    {
+        f.held_lock = weak;
+        EXPECT_TRUE(eval(f).empty()) << sm::lock_name(weak);
+    }
+    for (LockMode strong : {LockMode::Share, LockMode::ShareRowExclusive, LockMode::Exclusive}) {
+        f.held_lock = strong;
+        auto v = eval(f);
+        ASSERT_EQ(v.size(), 1u) << sm::lock_name(strong);
+        EXPECT_CONTAINS(v[0].message, std::string(sm::lock_name(strong)) + " lock on public.users");
+        EXPECT_CONTAINS(v[0].detail, std::string(sm::lock_blocks(strong)));
+    }
+    f.held_lock = LockMode::ShareRowExclusive;
+    f.held_on = "public.orgs";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "SHARE ROW EXCLUSIVE lock on public.orgs");
+}
+
+TEST(ScanDoors, PrimaryKeyUsingIndexSaysWhySetNotNull)
+{
+    auto f = on_users(Action::SetNotNull);
+    f.column = "id";
+    f.using_index = true;
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "ADD PRIMARY KEY USING INDEX sets NOT NULL on column id");
+    f.not_null_proven = true;
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(ScanDoors, ReindexWithoutATableNamesWhatWasTyped)
+{
+    auto f = on_users(Action::Reindex);
+    f.sweep = "SCHEMA app";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "REINDEX SCHEMA app rebuilds without CONCURRENTLY the indexes of table public.users");
+    EXPECT_CONTAINS(v[0].hint, "REINDEX SCHEMA CONCURRENTLY app;");
+    f.sweep = "SYSTEM db";
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].hint, "-- safe_migrate:allow require-concurrent-reindex");
+    f.concurrently = true;
+    f.sweep = "DATABASE db";
+    EXPECT_TRUE(eval(f).empty());
 }
