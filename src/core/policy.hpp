@@ -59,7 +59,8 @@ enum class Action {
     Truncate,
     TableRewrite,        /* PostgreSQL is about to rewrite the table (table_rewrite) */
     LargeDml,            /* an UPDATE/DELETE inside a migration touched many rows */
-    ValidateConstraint   /* ALTER TABLE ... VALIDATE CONSTRAINT */
+    ValidateConstraint,  /* ALTER TABLE ... VALIDATE CONSTRAINT */
+    DropDatabase         /* DROP DATABASE (table.name: the database) */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */
@@ -103,6 +104,11 @@ struct StatementFacts {
     bool is_delete = false;      /* LargeDml: DELETE rather than UPDATE */
     LockMode lock = LockMode::None; /* lock the statement takes on the table */
     bool holds_exclusive_lock = false; /* the transaction already holds ACCESS EXCLUSIVE on it */
+    /* The statement reaches the table through another object, not by naming
+     * it: its own words ("ALTER SCHEMA app RENAME TO old", "DROP SCHEMA",
+     * "TRUNCATE public.parent"); empty when it names the table itself. */
+    std::string via;
+    bool cascade = false;        /* Truncate: reached through a foreign key (CASCADE) */
 };
 
 struct Thresholds {

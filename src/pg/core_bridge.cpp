@@ -276,6 +276,8 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.rows_affected = in->rows_affected;
         f.is_delete = in->is_delete;
         f.holds_exclusive_lock = in->holds_exclusive_lock;
+        f.via = str(in->via);
+        f.cascade = in->cascade;
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

@@ -91,6 +91,8 @@ struct PolicyFacts {
     double rows_affected;
     bool is_delete;
     bool holds_exclusive_lock;
+    const char *via;        /* how the statement reaches the table, or NULL */
+    bool cascade;           /* TRUNCATE reached it through a foreign key */
 };
 
 struct PolicyVerdict {

@@ -88,6 +88,14 @@ void check_utility(Node *parsetree);
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
                               int n_allows, char **allow_rules);
 
+/* Drops judged by what really goes (facts.cpp): note_ddl_statement at each
+ * ddl_command_start (its command tag, static); check_dropped_relation for
+ * every table (attnum 0) or column PostgreSQL is about to delete;
+ * remember_judged_drop for what a statement named and was judged on. */
+void note_ddl_statement(const char *tag);
+void check_dropped_relation(Oid relid, int attnum);
+void remember_judged_drop(Oid relid, const char *column);
+
 /* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
 void check_large_dml(RawStmt *raw, double rows);
 

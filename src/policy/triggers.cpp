@@ -14,6 +14,9 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/objectaddress.h"
+#include "catalog/objectaccess.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
@@ -53,6 +56,7 @@ extern int ddl_log_retention_min;
 namespace {
 
 ProcessUtility_hook_type prev_process_utility = nullptr;
+object_access_hook_type prev_object_access = nullptr;
 
 EventTriggerData *trigger_data(FunctionCallInfo fcinfo)
 {
@@ -69,6 +73,23 @@ bool active_here(void)
     return IsTransactionState() && OidIsValid(get_extension_oid("safe_migrate", true));
 }
 
+/* Every table and column PostgreSQL deletes, whatever statement deletes it
+ * (see check_dropped_relation).  PostgreSQL's own housekeeping (transient
+ * heaps of a rewrite, a session's temporary schema) is internal. */
+void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+    if (prev_object_access)
+        prev_object_access(access, classId, objectId, subId, arg);
+    if (access != OAT_DROP || classId != RelationRelationId || policy_mode == 0 ||
+        creating_extension)
+        return;
+    int flags = arg ? ((ObjectAccessDrop *) arg)->dropflags : 0;
+    if ((flags & PERFORM_DELETION_INTERNAL) != 0)
+        return;
+    if (active_here())
+        check_dropped_relation(objectId, subId);
+}
+
 void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
                         ProcessUtilityContext context, ParamListInfo params,
                         QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
@@ -79,6 +100,7 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
         case T_VacuumStmt:
         case T_ClusterStmt:
         case T_ReindexStmt:
+        case T_DropdbStmt:
             if (policy_mode != 0 && active_here())
                 check_utility(parsetree);
             break;
@@ -537,6 +559,8 @@ void install_hooks(void)
 {
     prev_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = sm_process_utility;
+    prev_object_access = object_access_hook;
+    object_access_hook = sm_object_access;
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
 }
 
@@ -547,6 +571,7 @@ using namespace safe_migrate::policy;
 SM_ENTRY(safe_migrate_ddl_command_start)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
+    note_ddl_statement(GetCommandTagName(trig->tag));
     if (policy_mode != 0 && !creating_extension)
         check_parsetree(trig->parsetree);
     PG_RETURN_VOID();
