@@ -40,3 +40,85 @@ ALTER TABLE fresh2.t SET SCHEMA door;
 ALTER INDEX door.t RENAME TO t2;
 ALTER VIEW door.t2 RENAME COLUMN a TO b;
 ROLLBACK;
+
+-- Drops judged on every table and column that goes, whatever the statement
+-- names (the object access hook sees each before PostgreSQL deletes it)
+CREATE DOMAIN door.code AS text;
+CREATE TYPE door.mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION door.twice(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+ALTER TABLE door.big ADD COLUMN code door.code, ADD COLUMN mood door.mood,
+    ADD COLUMN doubled int GENERATED ALWAYS AS (door.twice(id)) STORED;
+DROP SCHEMA door CASCADE;                                    -- drops door.big with it
+DROP DOMAIN door.code CASCADE;                               -- drops column code
+DROP TYPE door.mood CASCADE;                                 -- drops column mood
+DROP FUNCTION door.twice(int) CASCADE;                       -- drops the generated column
+DROP OWNED BY sm_door_owner;                                 -- drops everything it owns
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+DROP TABLE door.parent CASCADE;                              -- the new parent takes big along
+ROLLBACK;
+-- what goes is new, or is no table: free
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, c door.code);
+INSERT INTO scratch.t VALUES (1, 'x');
+CREATE VIEW door.scratch_view AS SELECT a FROM scratch.t;
+DROP DOMAIN door.code CASCADE;                               -- still refused: big.code goes too
+ROLLBACK;
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, c door.mood);
+INSERT INTO scratch.t VALUES (1, 'ok');
+CREATE VIEW door.scratch_view AS SELECT a FROM scratch.t;
+ALTER TABLE door.big DROP COLUMN mood;                       -- (refused on its own)
+ROLLBACK;
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, b int GENERATED ALWAYS AS (a + 1) STORED);
+INSERT INTO scratch.t VALUES (1);
+CREATE VIEW scratch.v AS SELECT a FROM scratch.t;
+ALTER TABLE scratch.t DROP COLUMN a CASCADE;                 -- new table: b goes freely
+DROP SCHEMA scratch CASCADE;
+COMMIT;
+DROP VIEW door.big_view;
+
+-- TRUNCATE judged on every table it empties
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+TRUNCATE door.parent;                                        -- empties door.big
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+TRUNCATE ONLY door.parent;                                   -- the parent alone: free
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.lookup (id int PRIMARY KEY);
+ALTER TABLE door.big ADD CONSTRAINT big_id_fkey FOREIGN KEY (id) REFERENCES door.lookup NOT VALID;
+TRUNCATE door.lookup CASCADE;                                -- empties door.big through the key
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.lookup (id int PRIMARY KEY);
+CREATE TABLE door.child (id int REFERENCES door.lookup);
+INSERT INTO door.child VALUES (NULL);
+TRUNCATE door.lookup CASCADE;                                -- only new tables: free
+ROLLBACK;
+
+-- DROP DATABASE (its size varies: only the SQLSTATE is shown, then the
+-- message without it)
+RESET ROLE;
+ALTER ROLE sm_door_owner CREATEDB;
+SET ROLE sm_door_owner;
+CREATE DATABASE sm_door_scratch;
+\set VERBOSITY sqlstate
+DROP DATABASE sm_door_scratch;
+\set VERBOSITY default
+SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '\(\d+ \w+\)$', '(size)') AS error;
+DROP DATABASE IF EXISTS sm_door_no_such;                     -- PostgreSQL's own notice
+RESET ROLE;
+SET safe_migrate.policy = off;
+DROP DATABASE sm_door_scratch;
+RESET safe_migrate.policy;
+SET ROLE sm_door_owner;

@@ -414,6 +414,39 @@ static bool was_judged(Oid relid, const char *column)
     return false;
 }
 
+/* Columns that go, judged once the deletions are done (flush_dropped_columns):
+ * a column reached before its own table, which goes too (DROP SCHEMA takes
+ * a generated column along with the function it uses, then the table), is
+ * the table's drop, not a column's. */
+struct PendingColumn {
+    Oid relid;
+    pg::PolicyFacts facts;
+};
+static List *pending_columns = NIL;            /* of PendingColumn *, TopTransactionContext */
+static LocalTransactionId pending_lxid = InvalidLocalTransactionId;
+
+static List *current_pending_columns(void)
+{
+    return pending_lxid == MyProc->lxid ? pending_columns : NIL;
+}
+
+void forget_dropped_columns(void)
+{
+    pending_columns = NIL;
+    pending_lxid = InvalidLocalTransactionId;
+}
+
+void flush_dropped_columns(void)
+{
+    List *pending = current_pending_columns();
+    forget_dropped_columns();
+    ListCell *lc;
+    foreach (lc, pending) {
+        PendingColumn *p = (PendingColumn *) lfirst(lc);
+        enforce(&p->facts);
+    }
+}
+
 void check_dropped_relation(Oid relid, int attnum)
 {
     if (plan_capture != nullptr)
@@ -434,13 +467,45 @@ void check_dropped_relation(Oid relid, int attnum)
     }
     if (was_judged(relid, column))
         return;
-    pg::PolicyFacts f;
-    init_facts(&f, column ? kDropColumn : kDropTable);
-    if (column)
-        f.column = quote_identifier(column);
-    f.via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
-    table_facts(relid, nullptr, &f);
-    enforce(&f);
+    if (column == nullptr && current_pending_columns() != NIL) {
+        /* the whole table goes: its columns are judged with it */
+        List *kept = NIL;
+        ListCell *lc;
+        foreach (lc, pending_columns) {
+            PendingColumn *p = (PendingColumn *) lfirst(lc);
+            if (p->relid != relid)
+                kept = lappend(kept, p);
+        }
+        MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+        pending_columns = list_copy(kept);
+        MemoryContextSwitchTo(old);
+    }
+    const char *via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
+    if (column == nullptr) {
+        pg::PolicyFacts f;
+        init_facts(&f, kDropTable);
+        f.via = via;
+        table_facts(relid, nullptr, &f);
+        enforce(&f);
+        return;
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    PendingColumn *p = (PendingColumn *) palloc(sizeof(PendingColumn));
+    p->relid = relid;
+    init_facts(&p->facts, kDropColumn);
+    p->facts.column = quote_identifier(column);
+    p->facts.via = via;
+    table_facts(relid, nullptr, &p->facts);
+    if (p->facts.created_in_transaction || p->facts.temporary) {
+        MemoryContextSwitchTo(old);
+        return; /* exempt */
+    }
+    if (pending_lxid != MyProc->lxid) {
+        pending_columns = NIL;
+        pending_lxid = MyProc->lxid;
+    }
+    pending_columns = lappend(pending_columns, p);
+    MemoryContextSwitchTo(old);
 }
 
 static void check_alter_table(AlterTableStmt *stmt)

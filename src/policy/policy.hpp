@@ -95,6 +95,11 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
 void note_ddl_statement(const char *tag);
 void check_dropped_relation(Oid relid, int attnum);
 void remember_judged_drop(Oid relid, const char *column);
+/* Columns that went without their table are judged when the deletions are
+ * done (sql_drop, or the end of the utility statement); forgotten when a
+ * subtransaction aborts. */
+void flush_dropped_columns(void);
+void forget_dropped_columns(void);
 
 /* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
 void check_large_dml(RawStmt *raw, double rows);

@@ -113,6 +113,16 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
                                 dest, qc);
+    /* columns a drop took along without their table (normally judged at
+     * sql_drop already) */
+    flush_dropped_columns();
+}
+
+void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubid,
+                                     SubTransactionId parentSubid, void *arg)
+{
+    if (event == SUBXACT_EVENT_ABORT_SUB)
+        forget_dropped_columns();
 }
 
 /*
@@ -562,6 +572,7 @@ void install_hooks(void)
     prev_object_access = object_access_hook;
     object_access_hook = sm_object_access;
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
+    RegisterSubXactCallback(forget_dropped_columns_on_abort, nullptr);
 }
 
 }  // namespace safe_migrate::policy
@@ -600,6 +611,8 @@ SM_ENTRY(safe_migrate_ddl_command_end)
 SM_ENTRY(safe_migrate_sql_drop)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
+    /* the deletions are done: judge the columns that went without their table */
+    flush_dropped_columns();
     /* pg_event_trigger_dropped_objects(): original 4, is_temporary 6,
      * object_type 7, object_identity 10, address_names 11 */
     log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 0, 0, 7, 10, 0, 4, true,
