@@ -122,3 +122,77 @@ SET safe_migrate.policy = off;
 DROP DATABASE sm_door_scratch;
 RESET safe_migrate.policy;
 SET ROLE sm_door_owner;
+
+-- An administrator's allow line covers the migration's own statements, not
+-- code of another role that runs inside them.  sm_door_owner's trigger on
+-- door.log drops door.victim whenever a row is logged.
+CREATE TABLE door.victim (id int);
+INSERT INTO door.victim SELECT generate_series(1, 100);
+CREATE TABLE door.log (id int);
+CREATE FUNCTION door.log_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE 'DROP TABLE door.victim';
+    RETURN NEW;
+END
+$f$;
+CREATE TRIGGER log_insert BEFORE INSERT ON door.log FOR EACH ROW EXECUTE FUNCTION door.log_trigger();
+GRANT ALL ON door.log TO PUBLIC;
+RESET ROLE;
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+CREATE TABLE door_admin_audit (id int);
+INSERT INTO door.log VALUES (1);
+$m$, 'door-scope-1');
+-- the same in the runner (CREATE INDEX CONCURRENTLY cannot run in a
+-- transaction block: the migration runs in a background session)
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+CREATE INDEX CONCURRENTLY log_id ON door.log (id);
+INSERT INTO door.log VALUES (1);
+$m$, 'door-scope-runner');
+SELECT count(*) AS victim_rows FROM door.victim;
+SELECT migrate_abandon('door-scope-runner') IS NOT NULL AS abandoned;
+-- the administrator's own statements, and functions of an administrator,
+-- are covered
+CREATE FUNCTION door_admin_drop() RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE 'DROP TABLE door.victim';
+END
+$f$;
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+SELECT door_admin_drop();
+$m$, 'door-scope-2');
+CREATE TABLE door.victim (id int);
+INSERT INTO door.victim SELECT generate_series(1, 100);
+
+-- A migration started inside a runner step is refused, and leaves the outer
+-- migration's allow lines and its "managed" flag in place for the statements
+-- after it.  (CREATE INDEX CONCURRENTLY: the migration runs in the runner.)
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the victim goes
+CREATE INDEX CONCURRENTLY victim_id ON door.victim (id);
+DO $d$
+BEGIN
+    PERFORM migrate_apply('SELECT 1;', 'door-nested-inner');
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'nested: %', SQLERRM;
+END
+$d$;
+DROP TABLE door.victim;
+$m$, 'door-nested');
+SELECT command_tag, object_identity, managed, migration_version
+  FROM safe_migrate.ddl_log WHERE migration_version = 'door-nested' ORDER BY logged_at, object_identity;
+
+-- Leave nothing behind: an administrator's migration drops the schema, and
+-- the allow lines cover every table that goes with it (door.big's columns
+-- of door's types and functions go with door.big, not on their own).
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the doors are closed
+DROP SCHEMA door, elsewhere CASCADE;
+$m$, 'door-cleanup');
+SET safe_migrate.policy = off;
+DROP FUNCTION door_admin_drop();
+REVOKE CREATE ON DATABASE contrib_regression FROM sm_door_owner;
+DROP ROLE sm_door_owner;
+RESET safe_migrate.policy;

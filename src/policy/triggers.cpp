@@ -571,6 +571,7 @@ void install_hooks(void)
     ProcessUtility_hook = sm_process_utility;
     prev_object_access = object_access_hook;
     object_access_hook = sm_object_access;
+    install_scope_hooks();
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
     RegisterSubXactCallback(forget_dropped_columns_on_abort, nullptr);
 }
