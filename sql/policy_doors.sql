@@ -49,6 +49,10 @@ CREATE FUNCTION door.twice(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1
 ALTER TABLE door.big ADD COLUMN code door.code, ADD COLUMN mood door.mood,
     ADD COLUMN doubled int GENERATED ALWAYS AS (door.twice(id)) STORED;
 DROP SCHEMA door CASCADE;                                    -- drops door.big with it
+CREATE SCHEMA door_types;
+CREATE TYPE door_types.size AS ENUM ('s', 'm', 'l');
+ALTER TABLE door.big ADD COLUMN size door_types.size;
+DROP SCHEMA door_types CASCADE;                              -- drops a column of door.big
 DROP DOMAIN door.code CASCADE;                               -- drops column code
 DROP TYPE door.mood CASCADE;                                 -- drops column mood
 DROP FUNCTION door.twice(int) CASCADE;                       -- drops the generated column
@@ -189,7 +193,7 @@ SELECT command_tag, object_identity, managed, migration_version
 -- of door's types and functions go with door.big, not on their own).
 SELECT version, status FROM migrate_apply($m$
 -- safe_migrate:allow ban-drop-table the doors are closed
-DROP SCHEMA door, elsewhere CASCADE;
+DROP SCHEMA door, elsewhere, door_types CASCADE;
 $m$, 'door-cleanup');
 SET safe_migrate.policy = off;
 DROP FUNCTION door_admin_drop();

@@ -465,8 +465,6 @@ void check_dropped_relation(Oid relid, int attnum)
         if (column == nullptr)
             return;
     }
-    if (was_judged(relid, column))
-        return;
     if (column == nullptr && current_pending_columns() != NIL) {
         /* the whole table goes: its columns are judged with it */
         List *kept = NIL;
@@ -480,6 +478,10 @@ void check_dropped_relation(Oid relid, int attnum)
         pending_columns = list_copy(kept);
         MemoryContextSwitchTo(old);
     }
+    /* judged when the statement named it (a column of a table judged as a
+     * whole goes with the table) */
+    if (was_judged(relid, column) || (column != nullptr && was_judged(relid, nullptr)))
+        return;
     const char *via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
     if (column == nullptr) {
         pg::PolicyFacts f;
@@ -617,8 +619,62 @@ static void check_index(IndexStmt *stmt)
     enforce(&f);
 }
 
+static int compare_names(const ListCell *a, const ListCell *b)
+{
+    return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
+ * locked (and so by migrate_plan too), by name; what else the drop takes
+ * along is judged as it goes (check_dropped_relation). */
+static void check_drop_schema_cascade(DropStmt *stmt)
+{
+    ListCell *lc;
+    foreach (lc, stmt->objects) {
+        const char *schema = strVal(lfirst(lc));
+        Oid nsp = get_namespace_oid(schema, true);
+        if (!OidIsValid(nsp) || isAnyTempNamespace(nsp))
+            continue;
+        List *names = NIL; /* "relname" of its tables, sorted: one order for the verdicts */
+        Relation classrel = table_open(RelationRelationId, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(nsp));
+        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+            /* a partition is counted in its parent's facts */
+            if ((cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE) &&
+                !cls->relispartition)
+                names = lappend(names, pstrdup(NameStr(cls->relname)));
+        }
+        systable_endscan(scan);
+        table_close(classrel, AccessShareLock);
+        list_sort(names, compare_names);
+        const char *via = psprintf("DROP SCHEMA %s CASCADE", quote_identifier(schema));
+        ListCell *nc;
+        foreach (nc, names) {
+            Oid relid = get_relname_relid((const char *) lfirst(nc), nsp);
+            if (!OidIsValid(relid) || OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+                continue;
+            pg::PolicyFacts f;
+            init_facts(&f, kDropTable);
+            f.via = via;
+            table_facts(relid, quote_qualified_identifier(schema, (const char *) lfirst(nc)), &f);
+            enforce(&f);
+            if (!f.created_in_transaction && !f.temporary)
+                remember_judged_drop(relid, nullptr);
+        }
+    }
+}
+
 static void check_drop(DropStmt *stmt)
 {
+    if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE) {
+        check_drop_schema_cascade(stmt);
+        return;
+    }
     if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
         return;
     ListCell *lc;

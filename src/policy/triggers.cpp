@@ -86,6 +86,9 @@ void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int su
     int flags = arg ? ((ObjectAccessDrop *) arg)->dropflags : 0;
     if ((flags & PERFORM_DELETION_INTERNAL) != 0)
         return;
+    char kind = get_rel_relkind(objectId); /* before the extension lookup: cheap */
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        return;
     if (active_here())
         check_dropped_relation(objectId, subId);
 }
