@@ -183,6 +183,12 @@ static const char *written(const RangeVar *rv)
                           : quote_identifier(rv->relname);
 }
 
+/* list_sort of C strings */
+static int compare_names(const ListCell *a, const ListCell *b)
+{
+    return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
 static void init_facts(pg::PolicyFacts *f, core_action action)
 {
     memset(f, 0, sizeof(*f));
@@ -619,11 +625,6 @@ static void check_index(IndexStmt *stmt)
     enforce(&f);
 }
 
-static int compare_names(const ListCell *a, const ListCell *b)
-{
-    return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
-}
-
 /* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
  * locked (and so by migrate_plan too), by name; what else the drop takes
  * along is judged as it goes (check_dropped_relation). */
@@ -732,15 +733,16 @@ static void check_schema_rename(RenameStmt *stmt)
     while (HeapTupleIsValid(tup = systable_getnext(scan))) {
         Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
         if (cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE)
-            tables = lappend_oid(tables, cls->oid);
+            tables = lappend(tables, pstrdup(NameStr(cls->relname)));
     }
     systable_endscan(scan);
     table_close(classrel, AccessShareLock);
+    list_sort(tables, compare_names); /* one order for the verdicts */
     ListCell *lc;
     foreach (lc, tables) {
-        Oid relid = lfirst_oid(lc);
-        const char *name = get_rel_name(relid);
-        if (name == nullptr)
+        const char *name = (const char *) lfirst(lc);
+        Oid relid = get_relname_relid(name, nsp);
+        if (!OidIsValid(relid))
             continue;
         pg::PolicyFacts f;
         init_facts(&f, kRenameTable);
