@@ -57,6 +57,10 @@ DROP DOMAIN door.code CASCADE;                               -- drops column cod
 DROP TYPE door.mood CASCADE;                                 -- drops column mood
 DROP FUNCTION door.twice(int) CASCADE;                       -- drops the generated column
 DROP OWNED BY sm_door_owner;                                 -- drops everything it owns
+CREATE SCHEMA door_ext;
+CREATE EXTENSION citext SCHEMA door_ext;                     -- (a trusted extension)
+ALTER TABLE door.big ADD COLUMN email door_ext.citext;
+DROP EXTENSION citext CASCADE;                               -- drops column email
 BEGIN;
 CREATE TABLE door.parent ();
 ALTER TABLE door.big INHERIT door.parent;
@@ -193,7 +197,7 @@ SELECT command_tag, object_identity, managed, migration_version
 -- of door's types and functions go with door.big, not on their own).
 SELECT version, status FROM migrate_apply($m$
 -- safe_migrate:allow ban-drop-table the doors are closed
-DROP SCHEMA door, elsewhere, door_types CASCADE;
+DROP SCHEMA door, elsewhere, door_types, door_ext CASCADE;
 $m$, 'door-cleanup');
 SET safe_migrate.policy = off;
 DROP FUNCTION door_admin_drop();

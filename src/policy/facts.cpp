@@ -32,7 +32,9 @@ extern "C" {
 #include "nodes/nodeFuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/varlena.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -670,6 +672,63 @@ static void check_drop_schema_cascade(DropStmt *stmt)
     }
 }
 
+/* DROP OWNED BY r: every table r owns in this database goes.  Judged before
+ * anything is locked, like DROP SCHEMA ... CASCADE; what else goes with the
+ * objects it drops is judged as it goes (check_dropped_relation). */
+struct NamedTable {
+    char *name; /* first: compare_names sorts these */
+    Oid relid;
+};
+
+static void check_drop_owned(DropOwnedStmt *stmt)
+{
+    ListCell *rc;
+    foreach (rc, stmt->roles) {
+        RoleSpec *spec = (RoleSpec *) lfirst(rc);
+        if (spec->roletype == ROLESPEC_PUBLIC)
+            continue;
+        Oid role = get_rolespec_oid(spec, true);
+        if (!OidIsValid(role))
+            continue; /* PostgreSQL reports it */
+        List *tables = NIL; /* of NamedTable *, sorted by name */
+        Relation classrel = table_open(RelationRelationId, AccessShareLock);
+        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 0, nullptr);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+            if (cls->relowner != role || cls->relispartition ||
+                (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE) ||
+                cls->relpersistence == RELPERSISTENCE_TEMP)
+                continue;
+            NamedTable *t = (NamedTable *) palloc(sizeof(NamedTable));
+            t->name = quote_qualified_identifier(get_namespace_name(cls->relnamespace),
+                                                 NameStr(cls->relname));
+            t->relid = cls->oid;
+            tables = lappend(tables, t);
+        }
+        systable_endscan(scan);
+        table_close(classrel, AccessShareLock);
+        list_sort(tables, [](const ListCell *a, const ListCell *b) {
+            return strcmp(((NamedTable *) lfirst(a))->name, ((NamedTable *) lfirst(b))->name);
+        });
+        const char *via = psprintf("DROP OWNED BY %s",
+                                   quote_identifier(GetUserNameFromId(role, false)));
+        ListCell *nc;
+        foreach (nc, tables) {
+            NamedTable *t = (NamedTable *) lfirst(nc);
+            if (OidIsValid(getExtensionOfObject(RelationRelationId, t->relid)))
+                continue;
+            pg::PolicyFacts f;
+            init_facts(&f, kDropTable);
+            f.via = via;
+            table_facts(t->relid, t->name, &f);
+            enforce(&f);
+            if (!f.created_in_transaction && !f.temporary)
+                remember_judged_drop(t->relid, nullptr);
+        }
+    }
+}
+
 static void check_drop(DropStmt *stmt)
 {
     if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE) {
@@ -823,6 +882,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_AlterObjectSchemaStmt:
             check_set_schema((AlterObjectSchemaStmt *) parsetree);
+            break;
+        case T_DropOwnedStmt:
+            check_drop_owned((DropOwnedStmt *) parsetree);
             break;
         default:
             break;
