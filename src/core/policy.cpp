@@ -210,7 +210,9 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::DropColumn; },
      [](const StatementFacts& f) {
          return Explanation{
-             head("ban-drop-column", "DROP COLUMN " + f.column + " on " + on_table(f)),
+             head("ban-drop-column",
+                  f.via.empty() ? "DROP COLUMN " + f.column + " on " + on_table(f)
+                                : f.via + " drops column " + f.column + " of " + on_table(f)),
              "Application code that still reads or writes " + f.column +
                  " fails as soon as this commits, and the data cannot be brought back.",
              "First deploy the application without any use of " + f.column +
@@ -221,22 +223,49 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::DropTable; },
      [](const StatementFacts& f) {
          return Explanation{
-             head("ban-drop-table", "DROP TABLE on " + on_table(f)),
+             head("ban-drop-table", f.via.empty() ? "DROP TABLE on " + on_table(f)
+                                                  : f.via + " drops " + on_table(f)),
              "Application code that still uses " + f.table.name +
                  " fails as soon as this commits, and the data cannot be brought back.",
              "First deploy the application without any use of " + f.table.name +
                  " (and keep a backup), then drop it in a migration that says so: "
                  "-- safe_migrate:allow ban-drop-table <reason>"};
      }},
-    {"ban-truncate", Level::Error, false, "TRUNCATE of an existing table",
-     [](const StatementFacts& f) { return f.action == Action::Truncate; },
+    {"ban-drop-database", Level::Error, false, "DROP DATABASE",
+     [](const StatementFacts& f) { return f.action == Action::DropDatabase; },
      [](const StatementFacts& f) {
          return Explanation{
-             head("ban-truncate", "TRUNCATE on " + on_table(f)),
+             head("ban-drop-database", "DROP DATABASE " + f.table.name + " (" +
+                                           format_bytes(f.table.bytes) + ")"),
+             "Every application connected to " + f.table.name +
+                 " fails, and its data cannot be brought back.",
+             "Drop a database by hand in a maintenance window (with a backup), or say why in "
+             "the migration: -- safe_migrate:allow ban-drop-database <reason>"};
+     }},
+    {"ban-truncate", Level::Error, false, "TRUNCATE of an existing table",
+     [](const StatementFacts& f) { return f.action == Action::Truncate && !f.cascade; },
+     [](const StatementFacts& f) {
+         return Explanation{
+             head("ban-truncate", f.via.empty() ? "TRUNCATE on " + on_table(f)
+                                                : f.via + " empties " + on_table(f)),
              lock_detail("TRUNCATE", LockMode::AccessExclusive, f.table.name,
                          "and deletes every row at once"),
              "Delete the rows you mean in batches, or say why in the migration: "
              "-- safe_migrate:allow ban-truncate <reason>"};
+     }},
+    {"ban-truncate-cascade", Level::Error, false,
+     "TRUNCATE ... CASCADE that empties an existing table through a foreign key",
+     [](const StatementFacts& f) { return f.action == Action::Truncate && f.cascade; },
+     [](const StatementFacts& f) {
+         std::string via = or_default(f.via, "TRUNCATE ... CASCADE");
+         return Explanation{
+             head("ban-truncate-cascade", via + " empties " + on_table(f) +
+                                              " through a foreign key"),
+             lock_detail("TRUNCATE", LockMode::AccessExclusive, f.table.name,
+                         "and deletes every row at once, though the statement does not name it"),
+             "Name every table you mean to empty (TRUNCATE without CASCADE fails while "
+             "another table refers to it), delete the rows you mean in batches, or say why in "
+             "the migration: -- safe_migrate:allow ban-truncate-cascade <reason>"};
      }},
     {"changing-column-type", Level::Error, true,
      "ALTER COLUMN TYPE that makes PostgreSQL rewrite a large table, or rebuild its indexes "
@@ -364,6 +393,21 @@ const Rule kRules[] = {
     {"renaming-table", Level::Error, false, "RENAME of an existing table",
      [](const StatementFacts& f) { return f.action == Action::RenameTable; },
      [](const StatementFacts& f) {
+         if (!f.via.empty()) {
+             /* moved to another schema, or its schema renamed: new_name is
+              * the qualified name it will have */
+             std::string old_schema;
+             auto dot = f.table.name.rfind('.');
+             if (dot != std::string::npos)
+                 old_schema = f.table.name.substr(0, dot);
+             bool schema_renamed = f.via.rfind("ALTER SCHEMA", 0) == 0;
+             return Explanation{
+                 head("renaming-table", f.via + " moves " + on_table(f) + " to " + f.new_name),
+                 "Application code that uses " + f.table.name + " fails as soon as this commits.",
+                 "Leave a view under the old name until the application has moved: " + f.via +
+                     "; " + (schema_renamed && !old_schema.empty() ? "CREATE SCHEMA " + old_schema + "; " : "") +
+                     "CREATE VIEW " + f.table.name + " AS SELECT * FROM " + f.new_name + ";"};
+         }
          /* RENAME TO keeps the schema; the view must name the table there, not by search_path */
          auto dot = f.table.name.rfind('.');
          std::string renamed = (dot == std::string::npos ? "" : f.table.name.substr(0, dot + 1)) +

@@ -63,7 +63,8 @@ enum class Action {
     DomainConstraint,    /* ALTER DOMAIN ADD CONSTRAINT / VALIDATE / SET NOT NULL: checks a column using it */
     AttachPartition,     /* ALTER TABLE ... ATTACH PARTITION: the table scanned for the bound */
     DetachPartition,     /* ALTER TABLE ... DETACH PARTITION */
-    IndexRebuild         /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
+    IndexRebuild,        /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
+    DropDatabase         /* DROP DATABASE (table.name: the database) */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */
@@ -119,6 +120,11 @@ struct StatementFacts {
     std::string partition;       /* Attach/DetachPartition: the partition; table is the scanned one / the parent */
     std::string parent;          /* AttachPartition: the partitioned table */
     std::string sweep;           /* Reindex without a table: "SCHEMA p2", "DATABASE db", "SYSTEM db" */
+    /* The statement reaches the table through another object, not by naming
+     * it: its own words ("ALTER SCHEMA app RENAME TO old", "DROP SCHEMA",
+     * "TRUNCATE public.parent"); empty when it names the table itself. */
+    std::string via;
+    bool cascade = false;        /* Truncate: reached through a foreign key (CASCADE) */
 };
 
 struct Thresholds {

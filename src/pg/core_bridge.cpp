@@ -285,6 +285,8 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.partition = str(in->partition);
         f.parent = str(in->parent);
         f.sweep = str(in->sweep);
+        f.via = str(in->via);
+        f.cascade = in->cascade;
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

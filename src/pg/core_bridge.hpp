@@ -100,6 +100,8 @@ struct PolicyFacts {
     const char *partition;
     const char *parent;
     const char *sweep;
+    const char *via;        /* how the statement reaches the table, or NULL */
+    bool cascade;           /* TRUNCATE reached it through a foreign key */
 };
 
 struct PolicyVerdict {

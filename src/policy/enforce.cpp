@@ -10,6 +10,10 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
+#include "fmgr.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -161,9 +165,82 @@ char *overrides_json(void)
     return buf.data;
 }
 
+/*
+ * Allow lines cover the migration's own statements, not code of other roles
+ * that runs inside them: a trigger function, a column default, an index
+ * expression owned by a role that may not override, doing DDL while an
+ * administrator's migration runs.  While a migration runs, every function
+ * whose owner may not override is called through the function manager hook
+ * (needs_fmgr_hook / fmgr_hook), which keeps the stack of such calls; while
+ * it is not empty, no allow line is honoured.  Built-in functions never
+ * reach the hook; outside migrations it answers no at once.
+ */
+static needs_fmgr_hook_type prev_needs_fmgr_hook = nullptr;
+static fmgr_hook_type prev_fmgr_hook = nullptr;
+
+constexpr int kForeignStack = 64;
+static Oid foreign_fn[kForeignStack];    /* functions of other roles running, outermost first */
+static Oid foreign_owner[kForeignStack];
+static int foreign_depth = 0;
+
+/* The owner of a function that may not override, else InvalidOid. */
+static Oid foreign_function_owner(Oid fn)
+{
+    HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+    if (!HeapTupleIsValid(tup))
+        return InvalidOid;
+    Oid owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+    ReleaseSysCache(tup);
+    return may_override(owner) ? InvalidOid : owner;
+}
+
+static bool sm_needs_fmgr_hook(Oid fn)
+{
+    if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn))
+        return true;
+    if (!migration.active || migration.allowances == NIL || !IsTransactionState())
+        return false;
+    return OidIsValid(foreign_function_owner(fn));
+}
+
+static void sm_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+{
+    if (prev_fmgr_hook)
+        prev_fmgr_hook(event, flinfo, arg);
+    switch (event) {
+        case FHET_START: {
+            if (!migration.active || !IsTransactionState())
+                break;
+            Oid owner = foreign_function_owner(flinfo->fn_oid);
+            if (!OidIsValid(owner))
+                break; /* another hook's function */
+            if (foreign_depth < kForeignStack) {
+                foreign_fn[foreign_depth] = flinfo->fn_oid;
+                foreign_owner[foreign_depth] = owner;
+            }
+            foreign_depth++;
+            break;
+        }
+        case FHET_END:
+        case FHET_ABORT:
+            if (foreign_depth > 0 &&
+                (foreign_depth > kForeignStack || foreign_fn[foreign_depth - 1] == flinfo->fn_oid))
+                foreign_depth--;
+            break;
+    }
+}
+
+void install_scope_hooks(void)
+{
+    prev_needs_fmgr_hook = needs_fmgr_hook;
+    needs_fmgr_hook = sm_needs_fmgr_hook;
+    prev_fmgr_hook = fmgr_hook;
+    fmgr_hook = sm_fmgr_hook;
+}
+
 static Allowance *find_allowance(const char *rule)
 {
-    if (!migration.active)
+    if (!migration.active || foreign_depth > 0)
         return nullptr;
     ListCell *lc;
     foreach (lc, migration.allowances) {
@@ -236,6 +313,16 @@ void enforce(const pg::PolicyFacts *facts)
                                            a->reason)));
                 continue;
             }
+            if (foreign_depth > 0 && migration.active && migration.allowances != NIL)
+                ereport(ERROR,
+                        (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
+                         errdetail("%s The migration's allow lines do not cover it: it ran in "
+                                   "function %s of role \"%s\", which may not override rules.",
+                                   v->detail, format_procedure(foreign_fn[0]),
+                                   GetUserNameFromId(foreign_owner[0], true)
+                                       ? GetUserNameFromId(foreign_owner[0], true)
+                                       : "?"),
+                         errhint("%s", v->hint)));
             ereport(ERROR, (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
                             errdetail("%s", v->detail), errhint("%s", v->hint)));
         }

@@ -21,12 +21,20 @@ extern "C" {
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/dependency.h"
+#include "catalog/heap.h"
+#include "commands/dbcommands.h"
+#include "storage/fd.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
 #include "commands/tablespace.h"
 #include "common/relpath.h"
 #include "nodes/nodeFuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/lock.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/varlena.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -83,7 +91,8 @@ enum : core_action {
     kDomainConstraint,
     kAttachPartition,
     kDetachPartition,
-    kIndexRebuild
+    kIndexRebuild,
+    kDropDatabase
 };
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
@@ -230,6 +239,12 @@ static const char *written(const RangeVar *rv)
 {
     return rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
                           : quote_identifier(rv->relname);
+}
+
+/* list_sort of C strings */
+static int compare_names(const ListCell *a, const ListCell *b)
+{
+    return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
 }
 
 static void init_facts(pg::PolicyFacts *f, core_action action)
@@ -793,6 +808,72 @@ bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *kno
     return false;
 }
 
+/*
+ * Drops judged by what really goes.  A statement can drop a table or a
+ * column without naming it: DROP SCHEMA / TYPE / DOMAIN / FUNCTION /
+ * EXTENSION ... CASCADE, DROP OWNED BY, DROP TABLE parent CASCADE after
+ * INHERIT, ALTER TABLE ... DROP COLUMN CASCADE taking a generated column
+ * along.  PostgreSQL calls the object access hook (OAT_DROP) for every
+ * object it deletes, the dependents first, each while the catalogs still
+ * describe it: check_dropped_relation judges there every table and column
+ * that goes.  What the statement named was judged at ddl_command_start
+ * (with its partitions and inheritance children, whose rows its facts
+ * count): remembered here until the next DDL statement, so that it is not
+ * judged twice.
+ */
+struct JudgedDrop {
+    Oid relid;
+    char *column; /* nullptr: the whole table */
+};
+static List *judged_drops = NIL;             /* of JudgedDrop *, TopTransactionContext */
+static LocalTransactionId judged_lxid = InvalidLocalTransactionId;
+static const char *drop_via = nullptr;       /* command tag of the running DDL (static) */
+
+static List *current_judged_drops(void)
+{
+    return judged_lxid == MyProc->lxid ? judged_drops : NIL;
+}
+
+void note_ddl_statement(const char *tag)
+{
+    judged_drops = NIL;
+    judged_lxid = MyProc->lxid;
+    drop_via = tag;
+}
+
+void remember_judged_drop(Oid relid, const char *column)
+{
+    if (plan_capture != nullptr)
+        return; /* migrate_plan runs nothing */
+    if (judged_lxid != MyProc->lxid) {
+        judged_drops = NIL;
+        judged_lxid = MyProc->lxid;
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    List *all = find_all_inheritors(relid, NoLock, nullptr);
+    ListCell *lc;
+    foreach (lc, all) {
+        JudgedDrop *j = (JudgedDrop *) palloc(sizeof(JudgedDrop));
+        j->relid = lfirst_oid(lc);
+        j->column = column ? pstrdup(column) : nullptr;
+        judged_drops = lappend(judged_drops, j);
+    }
+    MemoryContextSwitchTo(old);
+}
+
+static bool was_judged(Oid relid, const char *column)
+{
+    ListCell *lc;
+    foreach (lc, current_judged_drops()) {
+        JudgedDrop *j = (JudgedDrop *) lfirst(lc);
+        if (j->relid == relid && ((j->column == nullptr && column == nullptr) ||
+                                  (j->column != nullptr && column != nullptr &&
+                                   strcmp(j->column, column) == 0)))
+            return true;
+    }
+    return false;
+}
+
 /* ALTER COLUMN TYPE without a heap rewrite (the rewrite has its own event):
  * judge the indexes it rebuilds under ACCESS EXCLUSIVE. */
 static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
@@ -989,6 +1070,102 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
     }
 }
 
+/* Columns that go, judged once the deletions are done (flush_dropped_columns):
+ * a column reached before its own table, which goes too (DROP SCHEMA takes
+ * a generated column along with the function it uses, then the table), is
+ * the table's drop, not a column's. */
+struct PendingColumn {
+    Oid relid;
+    pg::PolicyFacts facts;
+};
+static List *pending_columns = NIL;            /* of PendingColumn *, TopTransactionContext */
+static LocalTransactionId pending_lxid = InvalidLocalTransactionId;
+
+static List *current_pending_columns(void)
+{
+    return pending_lxid == MyProc->lxid ? pending_columns : NIL;
+}
+
+void forget_dropped_columns(void)
+{
+    pending_columns = NIL;
+    pending_lxid = InvalidLocalTransactionId;
+}
+
+void flush_dropped_columns(void)
+{
+    List *pending = current_pending_columns();
+    forget_dropped_columns();
+    ListCell *lc;
+    foreach (lc, pending) {
+        PendingColumn *p = (PendingColumn *) lfirst(lc);
+        enforce(&p->facts);
+    }
+}
+
+void check_dropped_relation(Oid relid, int attnum)
+{
+    if (plan_capture != nullptr)
+        return;
+    char kind = get_rel_relkind(relid);
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        return;
+    /* an extension's own tables go with it */
+    if (OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+        return;
+    const char *column = nullptr;
+    if (attnum != 0) {
+        if (attnum < 0)
+            return;
+        column = get_attname(relid, (AttrNumber) attnum, true);
+        if (column == nullptr)
+            return;
+    }
+    if (column == nullptr && current_pending_columns() != NIL) {
+        /* the whole table goes: its columns are judged with it */
+        List *kept = NIL;
+        ListCell *lc;
+        foreach (lc, pending_columns) {
+            PendingColumn *p = (PendingColumn *) lfirst(lc);
+            if (p->relid != relid)
+                kept = lappend(kept, p);
+        }
+        MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+        pending_columns = list_copy(kept);
+        MemoryContextSwitchTo(old);
+    }
+    /* judged when the statement named it (a column of a table judged as a
+     * whole goes with the table) */
+    if (was_judged(relid, column) || (column != nullptr && was_judged(relid, nullptr)))
+        return;
+    const char *via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
+    if (column == nullptr) {
+        pg::PolicyFacts f;
+        init_facts(&f, kDropTable);
+        f.via = via;
+        table_facts(relid, nullptr, &f);
+        enforce(&f);
+        return;
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    PendingColumn *p = (PendingColumn *) palloc(sizeof(PendingColumn));
+    p->relid = relid;
+    init_facts(&p->facts, kDropColumn);
+    p->facts.column = quote_identifier(column);
+    p->facts.via = via;
+    table_facts(relid, nullptr, &p->facts);
+    if (p->facts.created_in_transaction || p->facts.temporary) {
+        MemoryContextSwitchTo(old);
+        return; /* exempt */
+    }
+    if (pending_lxid != MyProc->lxid) {
+        pending_columns = NIL;
+        pending_lxid = MyProc->lxid;
+    }
+    pending_columns = lappend(pending_columns, p);
+    MemoryContextSwitchTo(old);
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -1061,6 +1238,8 @@ static void check_alter_table(AlterTableStmt *stmt)
                 f.column = quote_identifier(cmd->name);
                 table_facts(relid, table, &f);
                 enforce(&f);
+                if (!f.created_in_transaction && !f.temporary)
+                    remember_judged_drop(relid, cmd->name);
                 break;
             case AT_SetTableSpace: {
                 /* moving to where it already is copies nothing */
@@ -1102,8 +1281,114 @@ static void check_index(IndexStmt *stmt)
     enforce(&f);
 }
 
+/* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
+ * locked (and so by migrate_plan too), by name; what else the drop takes
+ * along is judged as it goes (check_dropped_relation). */
+static void check_drop_schema_cascade(DropStmt *stmt)
+{
+    ListCell *lc;
+    foreach (lc, stmt->objects) {
+        const char *schema = strVal(lfirst(lc));
+        Oid nsp = get_namespace_oid(schema, true);
+        if (!OidIsValid(nsp) || isAnyTempNamespace(nsp))
+            continue;
+        List *names = NIL; /* "relname" of its tables, sorted: one order for the verdicts */
+        Relation classrel = table_open(RelationRelationId, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(nsp));
+        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+            /* a partition is counted in its parent's facts */
+            if ((cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE) &&
+                !cls->relispartition)
+                names = lappend(names, pstrdup(NameStr(cls->relname)));
+        }
+        systable_endscan(scan);
+        table_close(classrel, AccessShareLock);
+        list_sort(names, compare_names);
+        const char *via = psprintf("DROP SCHEMA %s CASCADE", quote_identifier(schema));
+        ListCell *nc;
+        foreach (nc, names) {
+            Oid relid = get_relname_relid((const char *) lfirst(nc), nsp);
+            if (!OidIsValid(relid) || OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+                continue;
+            pg::PolicyFacts f;
+            init_facts(&f, kDropTable);
+            f.via = via;
+            table_facts(relid, quote_qualified_identifier(schema, (const char *) lfirst(nc)), &f);
+            enforce(&f);
+            if (!f.created_in_transaction && !f.temporary)
+                remember_judged_drop(relid, nullptr);
+        }
+    }
+}
+
+/* DROP OWNED BY r: every table r owns in this database goes.  Judged before
+ * anything is locked, like DROP SCHEMA ... CASCADE; what else goes with the
+ * objects it drops is judged as it goes (check_dropped_relation). */
+struct NamedTable {
+    char *name; /* first: compare_names sorts these */
+    Oid relid;
+};
+
+static void check_drop_owned(DropOwnedStmt *stmt)
+{
+    ListCell *rc;
+    foreach (rc, stmt->roles) {
+        RoleSpec *spec = (RoleSpec *) lfirst(rc);
+        if (spec->roletype == ROLESPEC_PUBLIC)
+            continue;
+        Oid role = get_rolespec_oid(spec, true);
+        if (!OidIsValid(role))
+            continue; /* PostgreSQL reports it */
+        List *tables = NIL; /* of NamedTable *, sorted by name */
+        Relation classrel = table_open(RelationRelationId, AccessShareLock);
+        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 0, nullptr);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+            if (cls->relowner != role || cls->relispartition ||
+                (cls->relkind != RELKIND_RELATION && cls->relkind != RELKIND_PARTITIONED_TABLE) ||
+                cls->relpersistence == RELPERSISTENCE_TEMP)
+                continue;
+            NamedTable *t = (NamedTable *) palloc(sizeof(NamedTable));
+            t->name = quote_qualified_identifier(get_namespace_name(cls->relnamespace),
+                                                 NameStr(cls->relname));
+            t->relid = cls->oid;
+            tables = lappend(tables, t);
+        }
+        systable_endscan(scan);
+        table_close(classrel, AccessShareLock);
+        list_sort(tables, [](const ListCell *a, const ListCell *b) {
+            return strcmp(((NamedTable *) lfirst(a))->name, ((NamedTable *) lfirst(b))->name);
+        });
+        const char *via = psprintf("DROP OWNED BY %s",
+                                   quote_identifier(GetUserNameFromId(role, false)));
+        ListCell *nc;
+        foreach (nc, tables) {
+            NamedTable *t = (NamedTable *) lfirst(nc);
+            if (OidIsValid(getExtensionOfObject(RelationRelationId, t->relid)))
+                continue;
+            pg::PolicyFacts f;
+            init_facts(&f, kDropTable);
+            f.via = via;
+            table_facts(t->relid, t->name, &f);
+            enforce(&f);
+            if (!f.created_in_transaction && !f.temporary)
+                remember_judged_drop(t->relid, nullptr);
+        }
+    }
+}
+
 static void check_drop(DropStmt *stmt)
 {
+    if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE) {
+        check_drop_schema_cascade(stmt);
+        return;
+    }
     if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
         return;
     ListCell *lc;
@@ -1119,6 +1404,8 @@ static void check_drop(DropStmt *stmt)
                 continue;
             init_facts(&f, kDropTable);
             table_facts(relid, written(rv), &f);
+            if (!f.created_in_transaction && !f.temporary)
+                remember_judged_drop(relid, nullptr);
         } else {
             Oid table = IndexGetRelation(relid, true);
             if (!OidIsValid(table))
@@ -1132,16 +1419,96 @@ static void check_drop(DropStmt *stmt)
     }
 }
 
+/* Is it a table (plain or partitioned), whatever the statement called it? */
+static bool is_table_kind(Oid relid)
+{
+    char kind = get_rel_relkind(relid);
+    return kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE;
+}
+
+/* ALTER SCHEMA s RENAME TO s2: every table of s moves away from the names
+ * applications use. */
+static void check_schema_rename(RenameStmt *stmt)
+{
+    Oid nsp = get_namespace_oid(stmt->subname, true);
+    if (!OidIsValid(nsp))
+        return; /* the statement reports it */
+    const char *via = psprintf("ALTER SCHEMA %s RENAME TO %s", quote_identifier(stmt->subname),
+                               quote_identifier(stmt->newname));
+    /* the tables of the schema, found in pg_class by namespace */
+    List *tables = NIL;
+    Relation classrel = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(nsp));
+    SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+        if (cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE)
+            tables = lappend(tables, pstrdup(NameStr(cls->relname)));
+    }
+    systable_endscan(scan);
+    table_close(classrel, AccessShareLock);
+    list_sort(tables, compare_names); /* one order for the verdicts */
+    ListCell *lc;
+    foreach (lc, tables) {
+        const char *name = (const char *) lfirst(lc);
+        Oid relid = get_relname_relid(name, nsp);
+        if (!OidIsValid(relid))
+            continue;
+        pg::PolicyFacts f;
+        init_facts(&f, kRenameTable);
+        f.new_name = quote_qualified_identifier(stmt->newname, name);
+        f.via = via;
+        table_facts(relid, quote_qualified_identifier(stmt->subname, name), &f);
+        enforce(&f);
+    }
+}
+
+/* ALTER TABLE / VIEW / ... t SET SCHEMA s: the table moves away from its
+ * name, whatever the statement called it. */
+static void check_set_schema(AlterObjectSchemaStmt *stmt)
+{
+    /* only ALTER TABLE moves a table (ALTER VIEW / SEQUENCE / ... of a table
+     * is PostgreSQL's own error) */
+    if (stmt->relation == nullptr || stmt->objectType != OBJECT_TABLE)
+        return;
+    Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(relid) || !is_table_kind(relid))
+        return;
+    Oid nsp = get_namespace_oid(stmt->newschema, true);
+    if (!OidIsValid(nsp) || nsp == get_rel_namespace(relid))
+        return; /* an error, or no move at all */
+    const char *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+                                                   get_rel_name(relid));
+    pg::PolicyFacts f;
+    init_facts(&f, kRenameTable);
+    f.new_name = quote_qualified_identifier(stmt->newschema, get_rel_name(relid));
+    f.via = psprintf("ALTER TABLE %s SET SCHEMA %s", table, quote_identifier(stmt->newschema));
+    table_facts(relid, table, &f);
+    enforce(&f);
+}
+
+/* A rename is judged by what it renames: ALTER INDEX t RENAME TO on a
+ * table renames the table; ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE t
+ * RENAME COLUMN and ALTER TYPE t RENAME ATTRIBUTE rename a column of table t. */
 static void check_rename(RenameStmt *stmt)
 {
+    if (stmt->renameType == OBJECT_SCHEMA) {
+        check_schema_rename(stmt);
+        return;
+    }
     if (stmt->relation == nullptr)
         return;
-    bool table = stmt->renameType == OBJECT_TABLE;
-    bool column = stmt->renameType == OBJECT_COLUMN && stmt->relationType == OBJECT_TABLE;
+    bool column = stmt->renameType == OBJECT_COLUMN || stmt->renameType == OBJECT_ATTRIBUTE;
+    /* (ALTER VIEW / SEQUENCE / ... t RENAME TO on a table is PostgreSQL's own
+     * error: not ours to report first) */
+    bool table = !column && (stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_INDEX);
     if (!table && !column)
         return;
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-    if (!OidIsValid(relid))
+    if (!OidIsValid(relid) || !is_table_kind(relid))
         return;
     pg::PolicyFacts f;
     init_facts(&f, table ? kRenameTable : kRenameColumn);
@@ -1169,6 +1536,12 @@ void check_parsetree(Node *parsetree)
             break;
         case T_AlterDomainStmt:
             check_alter_domain((AlterDomainStmt *) parsetree);
+            break;
+        case T_AlterObjectSchemaStmt:
+            check_set_schema((AlterObjectSchemaStmt *) parsetree);
+            break;
+        case T_DropOwnedStmt:
+            check_drop_owned((DropOwnedStmt *) parsetree);
             break;
         default:
             break;
@@ -1214,17 +1587,133 @@ static void check_relation_by_rangevar(RangeVar *rv, core_action action, bool co
     enforce(&f);
 }
 
-/* Statements event triggers do not see (TRUNCATE, VACUUM, CLUSTER, REINDEX
- * in PostgreSQL 15), checked from the ProcessUtility hook. */
+/*
+ * TRUNCATE judged on every table it empties: the tables it names, their
+ * inheritance children and partitions (unless ONLY) and, with CASCADE,
+ * every table that refers to one of those through a foreign key, again and
+ * again, as ExecuteTruncate finds them.  A table named is judged with its
+ * children's rows counted; its children are judged on their own only when
+ * it is exempt itself (created in this transaction: TRUNCATE of a parent
+ * made a moment ago after ALTER TABLE big INHERIT parent).
+ */
+static void check_truncate(TruncateStmt *stmt)
+{
+    List *truncated = NIL;
+    StringInfoData names;
+    initStringInfo(&names);
+    ListCell *lc;
+    foreach (lc, stmt->relations) {
+        RangeVar *rv = (RangeVar *) lfirst(lc);
+        Oid relid = RangeVarGetRelid(rv, NoLock, true);
+        if (!OidIsValid(relid) || !is_table_kind(relid) || list_member_oid(truncated, relid))
+            continue;
+        appendStringInfo(&names, "%s%s%s", names.len ? ", " : "", rv->inh ? "" : "ONLY ",
+                         written(rv));
+        pg::PolicyFacts f;
+        init_facts(&f, kTruncate);
+        table_facts(relid, written(rv), &f);
+        enforce(&f);
+        truncated = lappend_oid(truncated, relid);
+        if (!rv->inh)
+            continue;
+        bool exempt = f.created_in_transaction || f.temporary;
+        List *all = find_all_inheritors(relid, NoLock, nullptr);
+        ListCell *cc;
+        foreach (cc, all) {
+            Oid child = lfirst_oid(cc);
+            if (child == relid || list_member_oid(truncated, child))
+                continue;
+            truncated = lappend_oid(truncated, child);
+            if (!exempt)
+                continue; /* counted in its parent's facts */
+            pg::PolicyFacts c;
+            init_facts(&c, kTruncate);
+            c.via = psprintf("TRUNCATE %s", written(rv));
+            table_facts(child, nullptr, &c);
+            enforce(&c);
+        }
+    }
+    if (stmt->behavior != DROP_CASCADE || truncated == NIL)
+        return;
+    const char *via = psprintf("TRUNCATE %s CASCADE", names.data);
+    for (;;) {
+        List *referring = heap_truncate_find_FKs(truncated);
+        bool added = false;
+        foreach (lc, referring) {
+            Oid relid = lfirst_oid(lc);
+            if (list_member_oid(truncated, relid))
+                continue;
+            truncated = lappend_oid(truncated, relid);
+            added = true;
+            pg::PolicyFacts f;
+            init_facts(&f, kTruncate);
+            f.cascade = true;
+            f.via = via;
+            table_facts(relid, nullptr, &f);
+            enforce(&f);
+        }
+        if (!added)
+            break;
+    }
+}
+
+/* Bytes under a directory (one level: a database's directory), by stat(). */
+static int64 directory_bytes(const char *path)
+{
+    int64 total = 0;
+    DIR *dir = AllocateDir(path);
+    if (dir == nullptr)
+        return 0;
+    struct dirent *de;
+    while ((de = ReadDirExtended(dir, path, LOG)) != nullptr) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char *file = psprintf("%s/%s", path, de->d_name);
+        struct stat st;
+        if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+            total += st.st_size;
+        pfree(file);
+    }
+    FreeDir(dir);
+    return total;
+}
+
+/* ban-drop-database: DROP DATABASE of an existing database (its size: its
+ * directory in the default tablespace and in every other one). */
+static void check_drop_database(DropdbStmt *stmt)
+{
+    Oid db = get_database_oid(stmt->dbname, true);
+    if (!OidIsValid(db))
+        return; /* PostgreSQL reports it (or IF EXISTS skips it) */
+    pg::PolicyFacts f;
+    init_facts(&f, kDropDatabase);
+    f.table = quote_identifier(stmt->dbname);
+    f.bytes = directory_bytes(psprintf("base/%u", db));
+    DIR *spaces = AllocateDir("pg_tblspc");
+    if (spaces != nullptr) {
+        struct dirent *de;
+        while ((de = ReadDirExtended(spaces, "pg_tblspc", LOG)) != nullptr) {
+            if (de->d_name[0] == '.')
+                continue;
+            f.bytes += directory_bytes(
+                psprintf("pg_tblspc/%s/%s/%u", de->d_name, TABLESPACE_VERSION_DIRECTORY, db));
+        }
+        FreeDir(spaces);
+    }
+    enforce(&f);
+}
+
+/* Statements event triggers do not see (TRUNCATE, VACUUM, CLUSTER, REINDEX,
+ * DROP DATABASE in PostgreSQL 15), checked from the ProcessUtility hook. */
 void check_utility(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
-        case T_TruncateStmt: {
-            ListCell *lc;
-            foreach (lc, ((TruncateStmt *) parsetree)->relations)
-                check_relation_by_rangevar((RangeVar *) lfirst(lc), kTruncate, false, nullptr);
+        case T_TruncateStmt:
+            check_truncate((TruncateStmt *) parsetree);
             break;
-        }
+        case T_DropdbStmt:
+            check_drop_database((DropdbStmt *) parsetree);
+            break;
         case T_VacuumStmt: {
             VacuumStmt *stmt = (VacuumStmt *) parsetree;
             bool full = false;

@@ -22,6 +22,8 @@ extern int large_table_rows;
 extern int large_table_kb;
 void define_settings(void);
 void install_hooks(void);
+/* Allow lines cover no code of other roles (enforce.cpp); from install_hooks. */
+void install_scope_hooks(void);
 
 /* A `-- safe_migrate:allow <rule> <reason>` directive being honoured. */
 struct Allowance {
@@ -92,6 +94,18 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
  * else *rebuilt lists the Oids of the indexes rebuilt.  *known is false when
  * it cannot be told here (the statement fails on its own). */
 bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *known);
+/* Drops judged by what really goes (facts.cpp): note_ddl_statement at each
+ * ddl_command_start (its command tag, static); check_dropped_relation for
+ * every table (attnum 0) or column PostgreSQL is about to delete;
+ * remember_judged_drop for what a statement named and was judged on. */
+void note_ddl_statement(const char *tag);
+void check_dropped_relation(Oid relid, int attnum);
+void remember_judged_drop(Oid relid, const char *column);
+/* Columns that went without their table are judged when the deletions are
+ * done (sql_drop, or the end of the utility statement); forgotten when a
+ * subtransaction aborts. */
+void flush_dropped_columns(void);
+void forget_dropped_columns(void);
 
 /* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
 void check_large_dml(RawStmt *raw, double rows);

@@ -14,6 +14,9 @@ extern "C" {
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/objectaddress.h"
+#include "catalog/objectaccess.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
@@ -53,6 +56,7 @@ extern int ddl_log_retention_min;
 namespace {
 
 ProcessUtility_hook_type prev_process_utility = nullptr;
+object_access_hook_type prev_object_access = nullptr;
 
 EventTriggerData *trigger_data(FunctionCallInfo fcinfo)
 {
@@ -69,6 +73,26 @@ bool active_here(void)
     return IsTransactionState() && OidIsValid(get_extension_oid("safe_migrate", true));
 }
 
+/* Every table and column PostgreSQL deletes, whatever statement deletes it
+ * (see check_dropped_relation).  PostgreSQL's own housekeeping (transient
+ * heaps of a rewrite, a session's temporary schema) is internal. */
+void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+    if (prev_object_access)
+        prev_object_access(access, classId, objectId, subId, arg);
+    if (access != OAT_DROP || classId != RelationRelationId || policy_mode == 0 ||
+        creating_extension)
+        return;
+    int flags = arg ? ((ObjectAccessDrop *) arg)->dropflags : 0;
+    if ((flags & PERFORM_DELETION_INTERNAL) != 0)
+        return;
+    char kind = get_rel_relkind(objectId); /* before the extension lookup: cheap */
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        return;
+    if (active_here())
+        check_dropped_relation(objectId, subId);
+}
+
 void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
                         ProcessUtilityContext context, ParamListInfo params,
                         QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
@@ -79,6 +103,7 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
         case T_VacuumStmt:
         case T_ClusterStmt:
         case T_ReindexStmt:
+        case T_DropdbStmt:
             if (policy_mode != 0 && active_here())
                 check_utility(parsetree);
             break;
@@ -91,6 +116,16 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
     else
         standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
                                 dest, qc);
+    /* columns a drop took along without their table (normally judged at
+     * sql_drop already) */
+    flush_dropped_columns();
+}
+
+void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubid,
+                                     SubTransactionId parentSubid, void *arg)
+{
+    if (event == SUBXACT_EVENT_ABORT_SUB)
+        forget_dropped_columns();
 }
 
 /*
@@ -537,7 +572,11 @@ void install_hooks(void)
 {
     prev_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = sm_process_utility;
+    prev_object_access = object_access_hook;
+    object_access_hook = sm_object_access;
+    install_scope_hooks();
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
+    RegisterSubXactCallback(forget_dropped_columns_on_abort, nullptr);
 }
 
 }  // namespace safe_migrate::policy
@@ -547,6 +586,7 @@ using namespace safe_migrate::policy;
 SM_ENTRY(safe_migrate_ddl_command_start)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
+    note_ddl_statement(GetCommandTagName(trig->tag));
     if (policy_mode != 0 && !creating_extension)
         check_parsetree(trig->parsetree);
     PG_RETURN_VOID();
@@ -575,6 +615,8 @@ SM_ENTRY(safe_migrate_ddl_command_end)
 SM_ENTRY(safe_migrate_sql_drop)
 {
     EventTriggerData *trig = trigger_data(fcinfo);
+    /* the deletions are done: judge the columns that went without their table */
+    flush_dropped_columns();
     /* pg_event_trigger_dropped_objects(): original 4, is_temporary 6,
      * object_type 7, object_identity 10, address_names 11 */
     log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 0, 0, 7, 10, 0, 4, true,

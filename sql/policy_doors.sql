@@ -1,0 +1,206 @@
+-- Doors to the same damage: the policy judges what PostgreSQL will do to
+-- which table, not how the statement is spelled.  Every case is played by
+-- sm_door_owner, a plain role that owns the tables (no override rights).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS safe_migrate;
+SET client_min_messages = notice;
+CREATE ROLE sm_door_owner;
+GRANT CREATE ON DATABASE contrib_regression TO sm_door_owner;
+SET ROLE sm_door_owner;
+CREATE SCHEMA door AUTHORIZATION sm_door_owner;
+CREATE SCHEMA elsewhere;
+CREATE TABLE door.big (id int PRIMARY KEY, v text) WITH (autovacuum_enabled = false);
+INSERT INTO door.big SELECT g, 'v' || g FROM generate_series(1, 2000) g;
+ANALYZE door.big;
+CREATE VIEW door.big_view AS SELECT id FROM door.big;
+
+-- Renames, judged by the object's real kind
+ALTER INDEX door.big RENAME TO big_renamed;                  -- renames the table
+ALTER VIEW door.big RENAME COLUMN v TO w;                    -- a column of the table
+ALTER MATERIALIZED VIEW door.big RENAME COLUMN v TO w;
+ALTER FOREIGN TABLE door.big RENAME COLUMN v TO w;
+ALTER TYPE door.big RENAME ATTRIBUTE v TO w;
+ALTER TABLE door.big SET SCHEMA elsewhere;                   -- moved away from its name
+ALTER SCHEMA door RENAME TO door_old;                        -- every table of the schema moves
+-- PostgreSQL's own errors stay PostgreSQL's
+ALTER VIEW door.big RENAME TO big_renamed;
+ALTER SEQUENCE door.big SET SCHEMA elsewhere;
+ALTER TABLE door.big SET SCHEMA door;                        -- no move: nothing to judge
+-- what is not a table, and what is new, stays free
+ALTER INDEX door.big_pkey RENAME TO big_pk;
+ALTER VIEW door.big_view RENAME COLUMN id TO big_id;
+ALTER TABLE door.big_view SET SCHEMA elsewhere;
+ALTER VIEW elsewhere.big_view SET SCHEMA door;
+BEGIN;
+CREATE SCHEMA fresh;
+CREATE TABLE fresh.t (a int);
+INSERT INTO fresh.t VALUES (1);
+ALTER SCHEMA fresh RENAME TO fresh2;
+ALTER TABLE fresh2.t SET SCHEMA door;
+ALTER INDEX door.t RENAME TO t2;
+ALTER VIEW door.t2 RENAME COLUMN a TO b;
+ROLLBACK;
+
+-- Drops judged on every table and column that goes, whatever the statement
+-- names (the object access hook sees each before PostgreSQL deletes it)
+CREATE DOMAIN door.code AS text;
+CREATE TYPE door.mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION door.twice(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 * 2';
+ALTER TABLE door.big ADD COLUMN code door.code, ADD COLUMN mood door.mood,
+    ADD COLUMN doubled int GENERATED ALWAYS AS (door.twice(id)) STORED;
+DROP SCHEMA door CASCADE;                                    -- drops door.big with it
+CREATE SCHEMA door_types;
+CREATE TYPE door_types.size AS ENUM ('s', 'm', 'l');
+ALTER TABLE door.big ADD COLUMN size door_types.size;
+DROP SCHEMA door_types CASCADE;                              -- drops a column of door.big
+DROP DOMAIN door.code CASCADE;                               -- drops column code
+DROP TYPE door.mood CASCADE;                                 -- drops column mood
+DROP FUNCTION door.twice(int) CASCADE;                       -- drops the generated column
+DROP OWNED BY sm_door_owner;                                 -- drops everything it owns
+CREATE SCHEMA door_ext;
+CREATE EXTENSION citext SCHEMA door_ext;                     -- (a trusted extension)
+ALTER TABLE door.big ADD COLUMN email door_ext.citext;
+DROP EXTENSION citext CASCADE;                               -- drops column email
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+DROP TABLE door.parent CASCADE;                              -- the new parent takes big along
+ROLLBACK;
+-- what goes is new, or is no table: free
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, c door.code);
+INSERT INTO scratch.t VALUES (1, 'x');
+CREATE VIEW door.scratch_view AS SELECT a FROM scratch.t;
+DROP DOMAIN door.code CASCADE;                               -- still refused: big.code goes too
+ROLLBACK;
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, c door.mood);
+INSERT INTO scratch.t VALUES (1, 'ok');
+CREATE VIEW door.scratch_view AS SELECT a FROM scratch.t;
+ALTER TABLE door.big DROP COLUMN mood;                       -- (refused on its own)
+ROLLBACK;
+BEGIN;
+CREATE SCHEMA scratch;
+CREATE TABLE scratch.t (a int, b int GENERATED ALWAYS AS (a + 1) STORED);
+INSERT INTO scratch.t VALUES (1);
+CREATE VIEW scratch.v AS SELECT a FROM scratch.t;
+ALTER TABLE scratch.t DROP COLUMN a CASCADE;                 -- new table: b goes freely
+DROP SCHEMA scratch CASCADE;
+COMMIT;
+DROP VIEW door.big_view;
+
+-- TRUNCATE judged on every table it empties
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+TRUNCATE door.parent;                                        -- empties door.big
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.parent ();
+ALTER TABLE door.big INHERIT door.parent;
+TRUNCATE ONLY door.parent;                                   -- the parent alone: free
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.lookup (id int PRIMARY KEY);
+ALTER TABLE door.big ADD CONSTRAINT big_id_fkey FOREIGN KEY (id) REFERENCES door.lookup NOT VALID;
+TRUNCATE door.lookup CASCADE;                                -- empties door.big through the key
+ROLLBACK;
+BEGIN;
+CREATE TABLE door.lookup (id int PRIMARY KEY);
+CREATE TABLE door.child (id int REFERENCES door.lookup);
+INSERT INTO door.child VALUES (NULL);
+TRUNCATE door.lookup CASCADE;                                -- only new tables: free
+ROLLBACK;
+
+-- DROP DATABASE (its size varies: only the SQLSTATE is shown, then the
+-- message without it)
+RESET ROLE;
+ALTER ROLE sm_door_owner CREATEDB;
+SET ROLE sm_door_owner;
+CREATE DATABASE sm_door_scratch;
+\set VERBOSITY sqlstate
+DROP DATABASE sm_door_scratch;
+\set VERBOSITY default
+SELECT regexp_replace(:'LAST_ERROR_MESSAGE', '\(\d+ \w+\)$', '(size)') AS error;
+DROP DATABASE IF EXISTS sm_door_no_such;                     -- PostgreSQL's own notice
+RESET ROLE;
+SET safe_migrate.policy = off;
+DROP DATABASE sm_door_scratch;
+RESET safe_migrate.policy;
+SET ROLE sm_door_owner;
+
+-- An administrator's allow line covers the migration's own statements, not
+-- code of another role that runs inside them.  sm_door_owner's trigger on
+-- door.log drops door.victim whenever a row is logged.
+CREATE TABLE door.victim (id int);
+INSERT INTO door.victim SELECT generate_series(1, 100);
+CREATE TABLE door.log (id int);
+CREATE FUNCTION door.log_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE 'DROP TABLE door.victim';
+    RETURN NEW;
+END
+$f$;
+CREATE TRIGGER log_insert BEFORE INSERT ON door.log FOR EACH ROW EXECUTE FUNCTION door.log_trigger();
+GRANT ALL ON door.log TO PUBLIC;
+RESET ROLE;
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+CREATE TABLE door_admin_audit (id int);
+INSERT INTO door.log VALUES (1);
+$m$, 'door-scope-1');
+-- the same in the runner (CREATE INDEX CONCURRENTLY cannot run in a
+-- transaction block: the migration runs in a background session)
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+CREATE INDEX CONCURRENTLY log_id ON door.log (id);
+INSERT INTO door.log VALUES (1);
+$m$, 'door-scope-runner');
+SELECT count(*) AS victim_rows FROM door.victim;
+SELECT migrate_abandon('door-scope-runner') IS NOT NULL AS abandoned;
+-- the administrator's own statements, and functions of an administrator,
+-- are covered
+CREATE FUNCTION door_admin_drop() RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE 'DROP TABLE door.victim';
+END
+$f$;
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the old audit table goes
+SELECT door_admin_drop();
+$m$, 'door-scope-2');
+CREATE TABLE door.victim (id int);
+INSERT INTO door.victim SELECT generate_series(1, 100);
+
+-- A migration started inside a runner step is refused, and leaves the outer
+-- migration's allow lines and its "managed" flag in place for the statements
+-- after it.  (CREATE INDEX CONCURRENTLY: the migration runs in the runner.)
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the victim goes
+CREATE INDEX CONCURRENTLY victim_id ON door.victim (id);
+DO $d$
+BEGIN
+    PERFORM migrate_apply('SELECT 1;', 'door-nested-inner');
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'nested: %', SQLERRM;
+END
+$d$;
+DROP TABLE door.victim;
+$m$, 'door-nested');
+SELECT command_tag, object_identity, managed, migration_version
+  FROM safe_migrate.ddl_log WHERE migration_version = 'door-nested' ORDER BY logged_at, object_identity;
+
+-- Leave nothing behind: an administrator's migration drops the schema, and
+-- the allow lines cover every table that goes with it (door.big's columns
+-- of door's types and functions go with door.big, not on their own).
+SELECT version, status FROM migrate_apply($m$
+-- safe_migrate:allow ban-drop-table the doors are closed
+DROP SCHEMA door, elsewhere, door_types, door_ext CASCADE;
+$m$, 'door-cleanup');
+SET safe_migrate.policy = off;
+DROP FUNCTION door_admin_drop();
+REVOKE CREATE ON DATABASE contrib_regression FROM sm_door_owner;
+DROP ROLE sm_door_owner;
+RESET safe_migrate.policy;
