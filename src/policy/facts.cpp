@@ -13,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "parser/parse_type.h"
 #include "tcop/tcopprot.h"
+#include "pgstat.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
@@ -624,9 +625,28 @@ void check_utility(Node *parsetree)
     }
 }
 
+void check_large_dml_on(Oid relid, double rows, bool is_delete)
+{
+    pg::PolicyFacts f;
+    init_facts(&f, kLargeDml);
+    f.rows_affected = rows;
+    f.is_delete = is_delete;
+    table_facts(relid, nullptr, &f);
+    enforce(&f);
+}
+
 void check_large_dml(RawStmt *raw, double rows)
 {
-    if (!migration.active || rows < large_table_rows)
+    /* migrate_plan predicts from the statement and its estimate (plan.cpp) */
+    if (!migration.active)
+        return;
+    /* what the executor changed, whatever the statement's spelling (dml.cpp);
+     * without track_counts only the statement's own count is known */
+    if (pgstat_track_counts && plan_capture == nullptr) {
+        check_changed_rows();
+        return;
+    }
+    if (!(rows > (double) large_table_rows))
         return;
     RangeVar *rv = IsA(raw->stmt, UpdateStmt)   ? ((UpdateStmt *) raw->stmt)->relation
                    : IsA(raw->stmt, DeleteStmt) ? ((DeleteStmt *) raw->stmt)->relation

@@ -88,7 +88,14 @@ void check_utility(Node *parsetree);
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
                               int n_allows, char **allow_rules);
 
-/* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
+/* large-unbatched-dml: after each statement of a migration (`rows`: what the
+ * statement reported; used only when track_counts is off) */
 void check_large_dml(RawStmt *raw, double rows);
+/* dml.cpp: the executor hook noting the tables a migration changes, and the
+ * check of the rows changed so far in this transaction */
+void install_dml_hooks(void);
+void check_changed_rows(void);
+/* facts.cpp: enforce large-unbatched-dml on one table */
+void check_large_dml_on(Oid relid, double rows, bool is_delete);
 
 }  // namespace safe_migrate::policy

@@ -538,6 +538,7 @@ void install_hooks(void)
     prev_process_utility = ProcessUtility_hook;
     ProcessUtility_hook = sm_process_utility;
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
+    install_dml_hooks();
 }
 
 }  // namespace safe_migrate::policy

@@ -261,7 +261,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
-    if (policy::migration.active && (qc.commandTag == CMDTAG_UPDATE || qc.commandTag == CMDTAG_DELETE))
+    /* any statement may change rows (MERGE, a CTE, EXECUTE, DO, CALL, ...) */
+    if (policy::migration.active)
         policy::check_large_dml(parsetree, (double) qc.nprocessed);
 
     /* plans and parse analysis must outlive commits done inside the
