@@ -106,3 +106,121 @@ SET safe_migrate.large_table_rows = 1000;
 SET ROLE pt_owner;
 -- Outside a migration nothing is counted.
 UPDATE accounts SET balance = balance + 1;
+
+-- foreign-key-missing-index is decided at the end of the migration.
+CREATE TABLE orders (id int PRIMARY KEY, account_id int, total int)
+    WITH (autovacuum_enabled = false);
+INSERT INTO orders SELECT g, g, g FROM generate_series(1, 3000) g;
+CREATE TABLE refunds (id int PRIMARY KEY, order_id int) WITH (autovacuum_enabled = false);
+INSERT INTO refunds SELECT g, g FROM generate_series(1, 100) g;
+CREATE TABLE coupons (id int PRIMARY KEY);
+INSERT INTO coupons SELECT g FROM generate_series(1, 10) g;
+ANALYZE orders, refunds, coupons;
+-- The index comes in a later step (the runner): no warning.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE orders ADD CONSTRAINT orders_account_fkey FOREIGN KEY (account_id)
+  REFERENCES accounts (id) NOT VALID;
+CREATE INDEX CONCURRENTLY orders_account_id ON orders (account_id);
+$m$, 'fk-index-later');
+-- The index comes later in the same transaction (the caller's backend): no warning.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE refunds ADD CONSTRAINT refunds_order_fkey FOREIGN KEY (order_id) REFERENCES orders (id);
+CREATE INDEX refunds_order_id ON refunds (order_id);
+$m$, 'fk-index-same-tx');
+-- The same statement makes the index: no warning.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE refunds ADD COLUMN coupon_id int UNIQUE REFERENCES coupons (id);
+$m$, 'fk-unique-inline');
+-- No index by the end: one warning, at the end, naming the key.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE refunds ADD COLUMN account_id int;
+ALTER TABLE refunds ADD CONSTRAINT refunds_account_fkey FOREIGN KEY (account_id)
+  REFERENCES accounts (id) NOT VALID;
+COMMENT ON TABLE refunds IS 'refunds of orders';
+$m$, 'fk-no-index');
+-- A key added and dropped again leaves nothing to index.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE refunds ADD CONSTRAINT refunds_account_fkey2 FOREIGN KEY (account_id)
+  REFERENCES accounts (id) NOT VALID;
+ALTER TABLE refunds DROP CONSTRAINT refunds_account_fkey2;
+$m$, 'fk-dropped');
+-- Outside a migration: decided at commit.
+BEGIN;
+ALTER TABLE refunds ADD CONSTRAINT refunds_coupon_fkey2 FOREIGN KEY (coupon_id) REFERENCES coupons (id);
+ALTER TABLE refunds ADD CONSTRAINT refunds_account_fkey3 FOREIGN KEY (account_id) REFERENCES accounts (id);
+CREATE INDEX refunds_account_id ON refunds (account_id);
+COMMIT;
+BEGIN;
+ALTER TABLE refunds DROP CONSTRAINT refunds_account_fkey3;
+DROP INDEX refunds_account_id;
+ALTER TABLE refunds ADD CONSTRAINT refunds_account_fkey3 FOREIGN KEY (account_id) REFERENCES accounts (id);
+SELECT 'no warning before the commit' AS note;
+COMMIT;
+BEGIN;
+ALTER TABLE refunds ADD CONSTRAINT refunds_account_fkey4 FOREIGN KEY (account_id) REFERENCES accounts (id);
+ROLLBACK;
+
+-- A column added without a default holds only NULLs: PostgreSQL adds its
+-- foreign key without a scan (it still locks accounts in SHARE ROW EXCLUSIVE
+-- for a moment).
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE orders ADD COLUMN referrer_id int REFERENCES accounts (id);
+CREATE INDEX CONCURRENTLY orders_referrer_id ON orders (referrer_id);
+$m$, 'fk-new-column');
+-- With a default every row has a value to check: refused.
+SELECT * FROM migrate_apply($m$
+ALTER TABLE orders ADD COLUMN seller_id int DEFAULT 1 REFERENCES accounts (id);
+$m$, 'fk-new-column-default');
+
+-- A table filled in the same transaction: its key's validation scans the
+-- copied rows while the existing accounts table is locked against writes.
+SELECT * FROM migrate_apply($m$
+CREATE TABLE orders_archive AS SELECT * FROM orders;
+ALTER TABLE orders_archive ADD CONSTRAINT orders_archive_account_fkey
+  FOREIGN KEY (account_id) REFERENCES accounts (id);
+$m$, 'fk-ctas');
+SELECT version, status FROM migrate_apply($m$
+CREATE TABLE orders_archive AS SELECT * FROM orders;
+ALTER TABLE orders_archive ADD CONSTRAINT orders_archive_account_fkey
+  FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID;
+CREATE INDEX orders_archive_account_id ON orders_archive (account_id);
+$m$, 'fk-ctas-not-valid');
+-- An empty new table, or a new referenced table: nothing to scan or to block.
+SELECT version, status FROM migrate_apply($m$
+CREATE TABLE order_notes (id int PRIMARY KEY, order_id int REFERENCES orders (id));
+CREATE TABLE tags AS SELECT g AS id FROM generate_series(1, 5000) g;
+ALTER TABLE tags ADD PRIMARY KEY (id);
+CREATE TABLE order_tags AS SELECT g AS order_id, g AS tag_id FROM generate_series(1, 3000) g;
+ALTER TABLE order_tags ADD FOREIGN KEY (tag_id) REFERENCES tags (id);
+CREATE INDEX order_tags_tag_id ON order_tags (tag_id);
+$m$, 'fk-new-tables');
+
+-- Renaming a column the migration added breaks nothing: allowed, in one
+-- transaction or across the runner's steps; other renames are still refused.
+SELECT version, status FROM migrate_apply($m$
+ALTER TABLE accounts ADD COLUMN nick text;
+ALTER TABLE accounts RENAME COLUMN nick TO nickname;
+ALTER TABLE accounts RENAME COLUMN nickname TO display_name;
+$m$, 'rename-new-column');
+SELECT version, status FROM migrate_apply($m$
+ALTER TABLE orders ADD COLUMN note text;
+CREATE INDEX CONCURRENTLY orders_total ON orders (total);
+ALTER TABLE orders RENAME COLUMN note TO remark;
+$m$, 'rename-new-column-runner');
+SELECT * FROM migrate_apply($m$
+ALTER TABLE accounts ADD COLUMN tier text;
+ALTER TABLE accounts RENAME COLUMN plan TO tier_plan;
+$m$, 'rename-old-column');
+-- An earlier migration's column is the application's by now.
+SELECT * FROM migrate_apply($m$
+ALTER TABLE accounts RENAME COLUMN display_name TO shown_name;
+$m$, 'rename-earlier-column');
+
+-- Names that do not exist: PostgreSQL's own error, not a rule's.
+ALTER TABLE orders SET TABLESPACE no_such_ts;
+ALTER TABLE orders DROP COLUMN no_such_column;
+ALTER TABLE orders DROP COLUMN IF EXISTS no_such_column;
+ALTER TABLE orders ALTER COLUMN no_such_column SET NOT NULL;
+ALTER TABLE orders RENAME COLUMN no_such_column TO something;
+ALTER TABLE orders VALIDATE CONSTRAINT no_such_constraint;
+ALTER TABLE orders ADD CONSTRAINT orders_x_fkey FOREIGN KEY (account_id) REFERENCES no_such_table (id);

@@ -31,6 +31,7 @@
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/privileged.hpp"
+#include "pg/subxact.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
@@ -1079,6 +1080,15 @@ void do_apply(void)
     policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
                             prepared.allow_reasons);
     RunOutcome outcome = execute_script(prepared.up, &journal, prepared.up_wrapped);
+    if (outcome.error == nullptr) {
+        /* verdicts on what the whole migration leaves behind, in a
+         * transaction of their own after its last step */
+        StartTransactionCommand();
+        MemoryContext before = MemoryContextSwitchTo(migration_cxt);
+        outcome.error = pg::in_subtransaction([]() { policy::finish_migration_checks(); });
+        MemoryContextSwitchTo(before);
+        CommitTransactionCommand();
+    }
     if (outcome.error) {
         history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
                        outcome.failed_statement);
