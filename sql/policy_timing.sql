@@ -224,3 +224,23 @@ ALTER TABLE orders ALTER COLUMN no_such_column SET NOT NULL;
 ALTER TABLE orders RENAME COLUMN no_such_column TO something;
 ALTER TABLE orders VALIDATE CONSTRAINT no_such_constraint;
 ALTER TABLE orders ADD CONSTRAINT orders_x_fkey FOREIGN KEY (account_id) REFERENCES no_such_table (id);
+
+-- The runner judges the key at the end too: no index by then, one warning.
+SELECT version, status, warnings FROM migrate_apply($m$
+ALTER TABLE orders ADD COLUMN coupon_id int REFERENCES coupons (id);
+CREATE INDEX CONCURRENTLY orders_remark ON orders (remark);
+$m$, 'fk-no-index-runner');
+
+-- migrate_plan: adding a foreign key locks the table it references, also
+-- from a new table; a new column's key scans nothing.
+SELECT statement, command, relation, lock_mode, effect, verdict
+  FROM migrate_plan($m$
+-- migrate:up
+ALTER TABLE orders ADD COLUMN voucher_id int REFERENCES coupons (id);
+ALTER TABLE orders ADD COLUMN agent_id int DEFAULT 1 REFERENCES accounts (id);
+ALTER TABLE refunds ADD CONSTRAINT refunds_order_fkey2 FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID;
+CREATE TABLE shipments (id int PRIMARY KEY, order_id int REFERENCES orders (id),
+  account_id int, FOREIGN KEY (account_id) REFERENCES pt.accounts (id));
+-- migrate:down
+SELECT 1;
+$m$);
