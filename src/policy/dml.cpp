@@ -7,8 +7,9 @@
  * INSERT ... ON CONFLICT DO UPDATE, EXECUTE of a prepared statement, a DO
  * block or a function, a trigger of any of these.  All of them run the
  * executor, and the executor counts every row it updates or deletes in the
- * relation's pending statistics (pgstat: updated and deleted tuples of this
- * transaction, its subtransactions included).
+ * relation's pending statistics (pgstat: updated and deleted tuples of each
+ * live level of this transaction; a rolled-back subtransaction's rows leave
+ * those counts).
  *
  * So: while a migration runs in this backend, an ExecutorStart hook notes
  * each table a statement is about to change (the result relations of every
@@ -57,8 +58,10 @@ void counters(Oid relid, int64 *updated, int64 *deleted)
     PgStat_TableStatus *ts = find_tabstat_entry(relid);
     if (ts == nullptr)
         return;
-    *updated = ts->t_counts.t_tuples_updated;
-    *deleted = ts->t_counts.t_tuples_deleted;
+    /* the transactional counts of the live (sub)transaction levels only:
+     * rows changed by a subtransaction that was rolled back (a retried
+     * attempt, an exception block) are no longer changed nor locked, and
+     * pgstat moves them to the non-transactional t_counts */
     for (PgStat_TableXactStatus *x = ts->trans; x != nullptr; x = x->upper) {
         *updated += x->tuples_updated;
         *deleted += x->tuples_deleted;
