@@ -247,6 +247,17 @@ ALTER TABLE accounts ADD COLUMN tier text;
 ALTER TABLE accounts RENAME COLUMN plan TO tier_plan;
 $m$, 'rename-old-column');
 SELECT pt_strip(:'LAST_ERROR_MESSAGE') AS error;
+-- Dropping a column the migration added loses nobody's data.
+SELECT version, status FROM migrate_apply($m$
+ALTER TABLE accounts ADD COLUMN scratch int;
+UPDATE accounts SET scratch = 1 WHERE id <= 10;
+ALTER TABLE accounts DROP COLUMN scratch;
+$m$, 'drop-new-column');
+SELECT * FROM migrate_apply($m$
+ALTER TABLE accounts ADD COLUMN scratch int;
+ALTER TABLE accounts DROP COLUMN balance;
+$m$, 'drop-old-column');
+SELECT pt_strip(:'LAST_ERROR_MESSAGE') AS error;
 -- An earlier migration's column is the application's by now.
 SELECT * FROM migrate_apply($m$
 ALTER TABLE accounts RENAME COLUMN display_name TO shown_name;

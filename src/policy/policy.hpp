@@ -104,6 +104,7 @@ void finish_migration_checks(void); /* both paths, after the last statement */
 void forget_migration_checks(void); /* end_migration */
 void note_added_column(Oid relid, const char *name);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
+bool is_added_column(Oid relid, const char *name);
 /* facts.cpp: for timing.cpp */
 bool foreign_key_columns_indexed(Oid relid, List *names);
 void check_foreign_key_index(Oid relid, const char *table, const char *referenced_table,

@@ -325,4 +325,15 @@ bool renames_added_column(Oid relid, const char *name, const char *new_name)
     return false;
 }
 
+bool is_added_column(Oid relid, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, added_columns) {
+        AddedColumn *a = (AddedColumn *) lfirst(lc);
+        if (a->relid == relid && a->in_migration == migration.active && strcmp(a->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
 }  // namespace safe_migrate::policy
