@@ -258,6 +258,12 @@ ALTER TABLE accounts ADD COLUMN scratch int;
 ALTER TABLE accounts DROP COLUMN balance;
 $m$, 'drop-old-column');
 SELECT pt_strip(:'LAST_ERROR_MESSAGE') AS error;
+-- ADD COLUMN IF NOT EXISTS of a column that exists adds nothing.
+SELECT * FROM migrate_apply($m$
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS balance int;
+ALTER TABLE accounts RENAME COLUMN balance TO credit;
+$m$, 'rename-existing-column');
+SELECT pt_strip(:'LAST_ERROR_MESSAGE') AS error;
 -- An earlier migration's column is the application's by now.
 SELECT * FROM migrate_apply($m$
 ALTER TABLE accounts RENAME COLUMN display_name TO shown_name;

@@ -461,7 +461,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                     f.not_null = true;
                 table_facts(relid, table, &f);
                 enforce(&f);
-                if (!f.created_in_transaction && !f.temporary)
+                /* (ADD COLUMN IF NOT EXISTS of a column that exists adds nothing) */
+                if (!f.created_in_transaction && !f.temporary &&
+                    get_attnum(relid, def->colname) == InvalidAttrNumber)
                     note_added_column(relid, def->colname);
                 foreach (cc, def->constraints)
                     check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def);

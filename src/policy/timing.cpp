@@ -12,9 +12,11 @@
  * or at the commit of its transaction outside a migration -- if the
  * constraint still exists then, and still has no index.
  *
- * Columns added by the migration: nobody uses them yet, so renaming one
- * (RENAME COLUMN) breaks nothing.  They are noted per migration (per
- * transaction outside one), under their current name.
+ * Columns added by the migration: nobody uses them yet, so renaming or
+ * dropping one breaks nothing.  They are noted per migration (per
+ * transaction outside one), under their current name, with the
+ * subtransaction that added them: migrate_test's down and up-again steps
+ * (new_objects_from) see the up's columns as committed, as they would be.
  */
 #include "policy.hpp"
 
@@ -48,6 +50,7 @@ struct PendingForeignKey {
 
 struct AddedColumn {
     bool in_migration;
+    SubTransactionId subid; /* that added it */
     Oid relid;
     char *name;
 };
@@ -302,6 +305,7 @@ void note_added_column(Oid relid, const char *name)
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
     AddedColumn *a = (AddedColumn *) palloc(sizeof(AddedColumn));
     a->in_migration = migration.active;
+    a->subid = GetCurrentSubTransactionId();
     a->relid = relid;
     a->name = pstrdup(name);
     added_columns = lappend(added_columns, a);
@@ -314,7 +318,7 @@ bool renames_added_column(Oid relid, const char *name, const char *new_name)
     foreach (lc, added_columns) {
         AddedColumn *a = (AddedColumn *) lfirst(lc);
         if (a->relid == relid && a->in_migration == migration.active &&
-            strcmp(a->name, name) == 0) {
+            a->subid >= new_objects_from && strcmp(a->name, name) == 0) {
             /* known by its new name from now on */
             char *renamed = MemoryContextStrdup(TopMemoryContext, new_name);
             pfree(a->name);
@@ -330,7 +334,8 @@ bool is_added_column(Oid relid, const char *name)
     ListCell *lc;
     foreach (lc, added_columns) {
         AddedColumn *a = (AddedColumn *) lfirst(lc);
-        if (a->relid == relid && a->in_migration == migration.active && strcmp(a->name, name) == 0)
+        if (a->relid == relid && a->in_migration == migration.active &&
+            a->subid >= new_objects_from && strcmp(a->name, name) == 0)
             return true;
     }
     return false;
