@@ -93,6 +93,31 @@ std::string not_null_sequence(const StatementFacts& f, const std::string& column
            " DROP CONSTRAINT " + c + ";";
 }
 
+/* A SQL string literal for a hint: $$...$$ (as the README writes clauses), or
+ * '...' with quotes doubled when the text itself holds "$$". */
+std::string sql_text(const std::string& text, bool dollar)
+{
+    if (dollar && text.find("$$") == std::string::npos)
+        return "$$" + text + "$$";
+    std::string out = "'";
+    for (char ch : text) {
+        out += ch;
+        if (ch == '\'')
+            out += '\'';
+    }
+    return out + "'";
+}
+
+/* The product's throttled backfill, in the user's names: start the job,
+ * then wait for it in a later step (migrate_backfill returns its id). */
+std::string backfill_steps(const std::string& table, const std::string& set_clause,
+                           const std::string& where_clause)
+{
+    return "SELECT migrate_backfill(" + sql_text(table, false) + ", " + sql_text(set_clause, true) +
+           ", " + sql_text(where_clause, false) +
+           "); then, in a later step, SELECT migrate_backfill_wait(<id it returned>, '1 hour');";
+}
+
 struct Explanation {
     std::string message, detail, hint;
 };
@@ -128,8 +153,8 @@ const Rule kRules[] = {
              "scanning the table under an ACCESS EXCLUSIVE lock: " +
                  std::string(lock_blocks(LockMode::AccessExclusive)) + ".",
              "Add the column in steps: ALTER TABLE " + t + " ADD COLUMN " + f.column + " " +
-                 or_default(f.column_type, "<type>") +
-                 "; fill it in batches (a procedure that commits after each batch, run by CALL); then " +
+                 or_default(f.column_type, "<type>") + "; fill it in batches: " +
+                 backfill_steps(t, f.column + " = <value>", f.column + " IS NULL") + " then " +
                  not_null_sequence(f, f.column) +
                  " Or give it a constant DEFAULT, which PostgreSQL adds without a rewrite."};
      }},
@@ -298,8 +323,11 @@ const Rule kRules[] = {
                          "while it copies every row and rebuilds every index"),
              "Change the type in steps: ALTER TABLE " + t + " ADD COLUMN " + col + "_new " +
                  or_default(f.column_type, "<new type>") +
-                 "; keep it in sync with a trigger; fill it in batches (a procedure that commits after each batch, run by CALL); "
-                 "switch the application to " + col + "_new; drop " + col +
+                 "; keep it in sync with a trigger; fill it in batches: " +
+                 backfill_steps(t, col + "_new = " + col +
+                                       (f.column_type.empty() ? "" : "::" + f.column_type),
+                                col + "_new IS NULL AND " + col + " IS NOT NULL") +
+                 " switch the application to " + col + "_new; drop " + col +
                  " and rename. Type changes that need no rewrite (varchar(n) to a longer "
                  "varchar or to text, a larger numeric precision) are allowed as they are."};
      }},
@@ -368,15 +396,15 @@ const Rule kRules[] = {
          std::string verb = f.is_delete ? "DELETE" : "UPDATE";
          return Explanation{
              head("large-unbatched-dml", verb + " of " + format_rows(f.rows_affected) +
-                                             " rows of " + on_table(f) + " in one transaction"),
+                                             (f.rows_affected == 1 ? " row of " : " rows of ") +
+                                             on_table(f) + " in one transaction"),
              "Every changed row stays locked against other writers until the migration "
              "commits, and the change reaches replicas as one burst of WAL.",
              f.is_delete
                  ? "Delete in batches of a few thousand rows by key range, each committed on its "
                    "own (a procedure with COMMIT, run by CALL in its own migration)."
-                 : "Update " + t + " in batches of a few thousand rows by primary key, each "
-                   "committed on its own: a procedure that COMMITs after each batch, run by "
-                   "CALL in a migration of its own."};
+                 : "Update " + t + " in batches, each committed on its own, with the throttled "
+                   "backfill: " + backfill_steps(t, "<your SET list>", "<your WHERE condition>")};
      }},
     {"renaming-column", Level::Error, false, "RENAME COLUMN of an existing table",
      [](const StatementFacts& f) { return f.action == Action::RenameColumn; },
@@ -387,7 +415,9 @@ const Rule kRules[] = {
                                          on_table(f)),
              "Application code that uses " + f.column + " fails as soon as this commits.",
              "Add " + f.new_name + " as a new column, keep both in sync with a trigger, fill it "
-             "in batches, move the application to " + f.new_name + ", then drop " + f.column +
+             "in batches (" + backfill_steps(t, f.new_name + " = " + f.column,
+                                             f.new_name + " IS DISTINCT FROM " + f.column) +
+                 "), move the application to " + f.new_name + ", then drop " + f.column +
                  " (ALTER TABLE " + t + " DROP COLUMN " + f.column + ")."};
      }},
     {"renaming-table", Level::Error, false, "RENAME of an existing table",
@@ -525,10 +555,12 @@ const Rule kRules[] = {
          std::string hint;
          if (f.rewrite_reasons & rewrite_reason::kDefaultValue) {
              why = "to fill a new column's volatile default (or identity / serial values)";
+             std::string col = or_default(f.column, "<column>");
              hint = "Add the column without a default, set the default afterwards "
-                    "(ALTER TABLE " + f.table.name + " ALTER COLUMN " + or_default(f.column, "<column>") +
+                    "(ALTER TABLE " + f.table.name + " ALTER COLUMN " + col +
                     " SET DEFAULT ...), "
-                    "and fill the existing rows in batches (a procedure that commits after each batch, run by CALL).";
+                    "and fill the existing rows in batches: " +
+                    backfill_steps(f.table.name, col + " = <value>", col + " IS NULL");
          } else if (f.rewrite_reasons & rewrite_reason::kPersistence) {
              why = "to change it between LOGGED and UNLOGGED";
              hint = "There is no online way to change persistence: copy into a new table in "
@@ -541,7 +573,9 @@ const Rule kRules[] = {
          } else {
              why = "";
              hint = "Make the change in steps that need no rewrite: a new column filled in "
-                    "batches (a procedure that commits after each batch, run by CALL), then swap.";
+                    "batches (" +
+                    backfill_steps(f.table.name, "<new column> = <value>", "<new column> IS NULL") +
+                    "), then swap.";
          }
          return Explanation{
              head("table-rewrite", "statement rewrites " + on_table(f)),
@@ -754,7 +788,8 @@ std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thr
     if (facts.table.created_in_transaction || facts.table.temporary)
         return out; /* nobody else can see the table */
     bool large = is_large(facts.table, thresholds);
-    if (facts.action == Action::LargeDml && facts.rows_affected < thresholds.large_table_rows)
+    /* "more than large_table_rows" rows changed (threshold 0: any row) */
+    if (facts.action == Action::LargeDml && !(facts.rows_affected > thresholds.large_table_rows))
         return out;
     for (const Rule& rule : kRules) {
         if (rule.size_dependent && !large)

@@ -140,6 +140,7 @@ void begin_migration(const char *version, int n, char **rules, char **reasons)
 
 void end_migration(void)
 {
+    forget_migration_checks();
     new_objects_from = InvalidSubTransactionId;
     migration.active = false;
     migration.version = nullptr;

@@ -13,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "parser/parse_type.h"
 #include "tcop/tcopprot.h"
+#include "pgstat.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
@@ -331,6 +332,56 @@ static bool columns_indexed(Oid relid, List *names)
     return found;
 }
 
+bool foreign_key_columns_indexed(Oid relid, List *names)
+{
+    return columns_indexed(relid, names);
+}
+
+/* foreign-key-missing-index, judged at the end (timing.cpp): the key exists
+ * and no index serves it.  Only that rule: the scan was judged when the
+ * key was added. */
+void check_foreign_key_index(Oid relid, const char *table, const char *referenced_table,
+                             List *names)
+{
+    pg::PolicyFacts f;
+    init_facts(&f, kAddForeignKey);
+    f.not_valid = true;
+    f.fk_columns_indexed = false;
+    f.referenced_table = referenced_table && *referenced_table ? referenced_table : nullptr;
+    string_list(names, &f);
+    table_facts(relid, table && *table ? table : nullptr, &f);
+    enforce(&f);
+}
+
+/* Rows and bytes of a table created in this transaction (table_facts does
+ * not look: every rule exempts it). */
+static void new_table_size(Oid relid, double *rows, int64 *bytes)
+{
+    *rows = 0;
+    *bytes = 0;
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return;
+    relation_size((Form_pg_class) GETSTRUCT(tup), relid, rows, bytes);
+    ReleaseSysCache(tup);
+}
+
+/* Does the column being added get a value in existing rows?  PostgreSQL
+ * skips the validation of a foreign key on a column it adds without a
+ * default (every value is NULL: transformAlterTableStmt). */
+static bool added_column_filled(const ColumnDef *def)
+{
+    if (def->raw_default != nullptr || def->generated)
+        return true;
+    ListCell *lc;
+    foreach (lc, def->constraints) {
+        ConstrType t = ((Constraint *) lfirst(lc))->contype;
+        if (t == CONSTR_DEFAULT || t == CONSTR_GENERATED)
+            return true;
+    }
+    return false;
+}
+
 /* The CHECK expression as the user wrote it, from the statement's text. */
 static const char *check_text(const Constraint *con)
 {
@@ -368,9 +419,12 @@ static const char *check_text(const Constraint *con)
 }
 
 static void check_constraint(Oid relid, const char *table, const char *column,
-                             const Constraint *con)
+                             const Constraint *con, const ColumnDef *newcol = nullptr)
 {
     pg::PolicyFacts f;
+    Oid confrelid = InvalidOid;
+    List *fk_names = NIL;
+    bool fk_indexed = true;
     switch (con->contype) {
         case CONSTR_CHECK:
             init_facts(&f, kAddCheck);
@@ -378,18 +432,30 @@ static void check_constraint(Oid relid, const char *table, const char *column,
             f.expression = check_text(con);
             break;
         case CONSTR_FOREIGN:
+            /* a referenced table that does not exist: PostgreSQL says so */
+            confrelid = RangeVarGetRelid(con->pktable, NoLock, true);
+            if (!OidIsValid(confrelid))
+                return;
             init_facts(&f, kAddForeignKey);
             f.not_valid = con->skip_validation;
+            /* a column added without a default holds only NULLs: no scan */
+            if (newcol != nullptr && !added_column_filled(newcol))
+                f.not_valid = true;
             f.referenced_table = written(con->pktable);
             if (con->fk_attrs != NIL) {
                 string_list(con->fk_attrs, &f);
-                f.fk_columns_indexed = columns_indexed(relid, con->fk_attrs);
+                fk_names = con->fk_attrs;
+                fk_indexed = columns_indexed(relid, con->fk_attrs);
             } else if (column) { /* inline REFERENCES on ADD COLUMN */
                 f.n_columns = 1;
                 f.columns = (const char **) palloc(sizeof(char *));
                 f.columns[0] = column;
-                f.fk_columns_indexed = false;
+                fk_names = list_make1(makeString(pstrdup(newcol ? newcol->colname : column)));
+                fk_indexed = false;
             }
+            /* whether an index serves the key is judged at the end of the
+             * migration (timing.cpp); migrate_plan judges it here */
+            f.fk_columns_indexed = plan_capture == nullptr || fk_indexed;
             break;
         case CONSTR_PRIMARY:
         case CONSTR_UNIQUE:
@@ -409,7 +475,29 @@ static void check_constraint(Oid relid, const char *table, const char *column,
     }
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
     table_facts(relid, table, &f);
+    bool new_table = f.created_in_transaction || f.temporary;
+    if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
+        !f.not_valid) {
+        /* A table this transaction created and filled (CREATE TABLE AS):
+         * validating the key scans its rows while the existing referenced
+         * table is held in SHARE ROW EXCLUSIVE.  The exemption of new
+         * tables must not hide that lock. */
+        Relation ref = RelationIdGetRelation(confrelid);
+        bool ref_new = false;
+        if (RelationIsValid(ref)) {
+            ref_new = ref->rd_createSubid != InvalidSubTransactionId &&
+                      ref->rd_createSubid >= new_objects_from;
+            RelationClose(ref);
+        }
+        if (!ref_new && confrelid != relid) {
+            f.created_in_transaction = false;
+            new_table_size(relid, &f.rows, &f.bytes);
+        }
+    }
     enforce(&f);
+    if (con->contype == CONSTR_FOREIGN && plan_capture == nullptr && !new_table && !fk_indexed &&
+        fk_names != NIL)
+        defer_foreign_key_index(relid, confrelid, fk_names, table, f.referenced_table);
 }
 
 /* ---------- scans and rebuilds the statement does not spell out ---------- */
@@ -1120,6 +1208,9 @@ void check_dropped_relation(Oid relid, int attnum)
         column = get_attname(relid, (AttrNumber) attnum, true);
         if (column == nullptr)
             return;
+        /* a column this migration added holds no one's data yet */
+        if (is_added_column(relid, column))
+            return;
     }
     if (column == nullptr && current_pending_columns() != NIL) {
         /* the whole table goes: its columns are judged with it */
@@ -1198,8 +1289,12 @@ static void check_alter_table(AlterTableStmt *stmt)
                     f.not_null = true;
                 table_facts(relid, table, &f);
                 enforce(&f);
+                /* (ADD COLUMN IF NOT EXISTS of a column that exists adds nothing) */
+                if (!f.created_in_transaction && !f.temporary &&
+                    get_attnum(relid, def->colname) == InvalidAttrNumber)
+                    note_added_column(relid, def->colname);
                 foreach (cc, def->constraints)
-                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc));
+                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def);
                 break;
             }
             case AT_AddConstraint:
@@ -1220,20 +1315,31 @@ static void check_alter_table(AlterTableStmt *stmt)
                 check_column_type(relid, table, cmd);
                 break;
             case AT_SetNotNull: {
+                AttrNumber att = get_attnum(relid, cmd->name);
+                if (att == InvalidAttrNumber)
+                    break; /* PostgreSQL reports it */
                 init_facts(&f, kSetNotNull);
                 f.column = quote_identifier(cmd->name);
-                AttrNumber att = get_attnum(relid, cmd->name);
                 f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
                 table_facts(relid, table, &f);
                 enforce(&f);
                 break;
             }
             case AT_ValidateConstraint:
+                if (!OidIsValid(get_relation_constraint_oid(relid, cmd->name, true)))
+                    break; /* PostgreSQL reports it */
                 /* the scan is cheap on locks only if nothing before it in
                  * this transaction took a lock that blocks reads or writes */
                 check_validate(relid, table, cmd->name);
                 break;
             case AT_DropColumn:
+                /* IF EXISTS of a column that does not: nothing dropped;
+                 * without IF EXISTS PostgreSQL reports it */
+                if (get_attnum(relid, cmd->name) == InvalidAttrNumber)
+                    break;
+                /* a column this migration added holds no one's data yet */
+                if (is_added_column(relid, cmd->name))
+                    break;
                 init_facts(&f, kDropColumn);
                 f.column = quote_identifier(cmd->name);
                 table_facts(relid, table, &f);
@@ -1244,6 +1350,8 @@ static void check_alter_table(AlterTableStmt *stmt)
             case AT_SetTableSpace: {
                 /* moving to where it already is copies nothing */
                 Oid target = get_tablespace_oid(cmd->name, true);
+                if (!OidIsValid(target))
+                    break; /* PostgreSQL reports that it does not exist */
                 Oid current = get_rel_tablespace(relid);
                 if (!OidIsValid(current))
                     current = MyDatabaseTableSpace;
@@ -1493,6 +1601,15 @@ static void check_set_schema(AlterObjectSchemaStmt *stmt)
 /* A rename is judged by what it renames: ALTER INDEX t RENAME TO on a
  * table renames the table; ALTER VIEW / MATERIALIZED VIEW / FOREIGN TABLE t
  * RENAME COLUMN and ALTER TYPE t RENAME ATTRIBUTE rename a column of table t. */
+/* RENAME COLUMN of a column that does not exist (PostgreSQL reports it) or
+ * that this migration added (nobody uses it yet). */
+static bool renamed_column_is_new(Oid relid, const char *name, const char *new_name)
+{
+    if (get_attnum(relid, name) == InvalidAttrNumber)
+        return true;
+    return renames_added_column(relid, name, new_name);
+}
+
 static void check_rename(RenameStmt *stmt)
 {
     if (stmt->renameType == OBJECT_SCHEMA) {
@@ -1509,6 +1626,8 @@ static void check_rename(RenameStmt *stmt)
         return;
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
     if (!OidIsValid(relid) || !is_table_kind(relid))
+        return;
+    if (column && renamed_column_is_new(relid, stmt->subname, stmt->newname))
         return;
     pg::PolicyFacts f;
     init_facts(&f, table ? kRenameTable : kRenameColumn);
@@ -1788,9 +1907,28 @@ void check_utility(Node *parsetree)
     }
 }
 
+void check_large_dml_on(Oid relid, double rows, bool is_delete)
+{
+    pg::PolicyFacts f;
+    init_facts(&f, kLargeDml);
+    f.rows_affected = rows;
+    f.is_delete = is_delete;
+    table_facts(relid, nullptr, &f);
+    enforce(&f);
+}
+
 void check_large_dml(RawStmt *raw, double rows)
 {
-    if (!migration.active || rows < large_table_rows)
+    /* migrate_plan predicts from the statement and its estimate (plan.cpp) */
+    if (!migration.active)
+        return;
+    /* what the executor changed, whatever the statement's spelling (dml.cpp);
+     * without track_counts only the statement's own count is known */
+    if (pgstat_track_counts && plan_capture == nullptr) {
+        check_changed_rows();
+        return;
+    }
+    if (!(rows > (double) large_table_rows))
         return;
     RangeVar *rv = IsA(raw->stmt, UpdateStmt)   ? ((UpdateStmt *) raw->stmt)->relation
                    : IsA(raw->stmt, DeleteStmt) ? ((DeleteStmt *) raw->stmt)->relation

@@ -108,6 +108,64 @@ bool is_serial(TypeName *tn)
            strcmp(name, "serial8") == 0 || strcmp(name, "serial2") == 0;
 }
 
+/* Does an added column get values in existing rows (so that a foreign key
+ * on it is validated)?  As transformAlterTableStmt decides. */
+bool new_column_filled(const ColumnDef *def)
+{
+    if (def->raw_default != nullptr || def->generated)
+        return true;
+    ListCell *lc;
+    foreach (lc, def->constraints) {
+        ConstrType t = ((Constraint *) lfirst(lc))->contype;
+        if (t == CONSTR_DEFAULT || t == CONSTR_GENERATED)
+            return true;
+    }
+    return false;
+}
+
+void add_referenced_lock(StringInfo out, const Constraint *con)
+{
+    if (con->contype != CONSTR_FOREIGN || con->pktable == nullptr)
+        return;
+    appendStringInfo(out, "; SHARE ROW EXCLUSIVE on %s",
+                     con->pktable->schemaname
+                         ? quote_qualified_identifier(con->pktable->schemaname,
+                                                      con->pktable->relname)
+                         : quote_identifier(con->pktable->relname));
+}
+
+/* The locks a statement takes on the tables its foreign keys reference
+ * (SHARE ROW EXCLUSIVE each, until the end of the transaction), whether or
+ * not the referencing table is new: "" when none. */
+const char *referenced_locks(Node *stmt)
+{
+    StringInfoData out;
+    initStringInfo(&out);
+    ListCell *lc, *cc;
+    if (IsA(stmt, AlterTableStmt)) {
+        foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+            AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
+                add_referenced_lock(&out, (Constraint *) cmd->def);
+            else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+                foreach (cc, ((ColumnDef *) cmd->def)->constraints)
+                    add_referenced_lock(&out, (Constraint *) lfirst(cc));
+        }
+    } else if (IsA(stmt, CreateStmt)) {
+        foreach (lc, ((CreateStmt *) stmt)->tableElts) {
+            Node *elt = (Node *) lfirst(lc);
+            if (IsA(elt, ColumnDef))
+                foreach (cc, ((ColumnDef *) elt)->constraints)
+                    add_referenced_lock(&out, (Constraint *) lfirst(cc));
+            else if (IsA(elt, Constraint))
+                add_referenced_lock(&out, (Constraint *) elt);
+        }
+        foreach (lc, ((CreateStmt *) stmt)->constraints)
+            add_referenced_lock(&out, (Constraint *) lfirst(lc));
+    }
+    return out.data;
+}
+
 void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
 {
     p->relation = stmt->relation;
@@ -129,6 +187,8 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                     else if (con->contype == CONSTR_DEFAULT && con->raw_expr &&
                              default_is_volatile(con->raw_expr))
                         rewrite = true;
+                    else if (con->contype == CONSTR_FOREIGN && !new_column_filled(def))
+                        raise(&p->effect, kMetadata); /* all NULL: no validation scan */
                     else if (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN ||
                              con->contype == CONSTR_NOTNULL)
                         raise(&p->effect, kFullScan);
@@ -570,8 +630,10 @@ SM_ENTRY(migrate_plan)
             values[3] = CStringGetTextDatum(relation);
         else
             nulls[3] = true;
-        values[4] = CStringGetTextDatum(new_here ? "none (created by this migration)"
-                                                 : lock_name(p.lock));
+        values[4] = CStringGetTextDatum(psprintf("%s%s",
+                                                 new_here ? "none (created by this migration)"
+                                                          : lock_name(p.lock),
+                                                 referenced_locks(raw->stmt)));
         values[5] = Float8GetDatum(facts.rows);
         values[6] = Int64GetDatum(facts.bytes);
         nulls[5] = nulls[6] = !(OidIsValid(relid) || capture.facts != NIL);

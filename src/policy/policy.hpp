@@ -107,7 +107,28 @@ void remember_judged_drop(Oid relid, const char *column);
 void flush_dropped_columns(void);
 void forget_dropped_columns(void);
 
-/* large-unbatched-dml: after an UPDATE/DELETE of a migration changed `rows` rows */
+/* large-unbatched-dml: after each statement of a migration (`rows`: what the
+ * statement reported; used only when track_counts is off) */
 void check_large_dml(RawStmt *raw, double rows);
+/* dml.cpp: the executor hook noting the tables a migration changes, and the
+ * check of the rows changed so far in this transaction */
+void install_dml_hooks(void);
+void check_changed_rows(void);
+/* timing.cpp: verdicts decided at the end of the migration (of the
+ * transaction outside one): foreign-key-missing-index; columns the
+ * migration added (renaming them breaks nothing) */
+void defer_foreign_key_index(Oid relid, Oid confrelid, List *column_names, const char *table,
+                             const char *referenced_table);
+void finish_migration_checks(void); /* both paths, after the last statement */
+void forget_migration_checks(void); /* end_migration */
+void note_added_column(Oid relid, const char *name);
+bool renames_added_column(Oid relid, const char *name, const char *new_name);
+bool is_added_column(Oid relid, const char *name);
+/* facts.cpp: for timing.cpp */
+bool foreign_key_columns_indexed(Oid relid, List *names);
+void check_foreign_key_index(Oid relid, const char *table, const char *referenced_table,
+                             List *names);
+/* facts.cpp: enforce large-unbatched-dml on one table */
+void check_large_dml_on(Oid relid, double rows, bool is_delete);
 
 }  // namespace safe_migrate::policy

@@ -577,6 +577,7 @@ void install_hooks(void)
     install_scope_hooks();
     RegisterSubXactCallback(forget_statement_on_abort, nullptr);
     RegisterSubXactCallback(forget_dropped_columns_on_abort, nullptr);
+    install_dml_hooks();
 }
 
 }  // namespace safe_migrate::policy

@@ -548,6 +548,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 policy::check_large_dml(list_nth_node(RawStmt, trees, i), (double) SPI_processed);
             }
             policy::migration.statement = nullptr;
+            /* verdicts on what the whole migration leaves behind */
+            policy::finish_migration_checks();
             /* the script's SETs end with the migration, as they end with
              * the runner on the other path: the caller's session (its
              * search_path, role, timeouts) is as it was, and so the next

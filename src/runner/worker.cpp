@@ -31,6 +31,7 @@
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/privileged.hpp"
+#include "pg/subxact.hpp"
 #include "pg/warnings.hpp"
 #include "policy/policy.hpp"
 
@@ -261,7 +262,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
-    if (policy::migration.active && (qc.commandTag == CMDTAG_UPDATE || qc.commandTag == CMDTAG_DELETE))
+    /* any statement may change rows (MERGE, a CTE, EXECUTE, DO, CALL, ...) */
+    if (policy::migration.active)
         policy::check_large_dml(parsetree, (double) qc.nprocessed);
 
     /* plans and parse analysis must outlive commits done inside the
@@ -1078,6 +1080,15 @@ void do_apply(void)
     policy::begin_migration(prepared.version, prepared.n_allows, prepared.allow_rules,
                             prepared.allow_reasons);
     RunOutcome outcome = execute_script(prepared.up, &journal, prepared.up_wrapped);
+    if (outcome.error == nullptr) {
+        /* verdicts on what the whole migration leaves behind, in a
+         * transaction of their own after its last step */
+        StartTransactionCommand();
+        MemoryContext before = MemoryContextSwitchTo(migration_cxt);
+        outcome.error = pg::in_subtransaction([]() { policy::finish_migration_checks(); });
+        MemoryContextSwitchTo(before);
+        CommitTransactionCommand();
+    }
     if (outcome.error) {
         history_finish(id, "failed", outcome.statements_done, outcome.lock_retries, outcome.error,
                        outcome.failed_statement);

@@ -140,6 +140,9 @@ std::vector<RuleCase> make_cases()
         cases.push_back({"adding-required-field", Level::Error, false, f, true,
                          LockMode::AccessExclusive,
                          {"ALTER TABLE public.users ADD COLUMN full_name text;", "in batches",
+                          "SELECT migrate_backfill('public.users', $$full_name = <value>$$, "
+                          "'full_name IS NULL');",
+                          "SELECT migrate_backfill_wait(",
                           "ALTER TABLE public.users ADD CONSTRAINT users_full_name_not_null CHECK "
                           "(full_name IS NOT NULL) NOT VALID;",
                           "ALTER TABLE public.users VALIDATE CONSTRAINT users_full_name_not_null;",
@@ -259,7 +262,8 @@ std::vector<RuleCase> make_cases()
         f.rows_affected = 1'500'000;
         f.is_delete = false;
         cases.push_back({"large-unbatched-dml", Level::Error, false, f, false, LockMode::None,
-                         {"Update public.users in batches", "run by CALL"},
+                         {"Update public.users in batches", "SELECT migrate_backfill('public.users', ",
+                          "SELECT migrate_backfill_wait("},
                          {}});
     }
     {  // ALTER TABLE public.users RENAME COLUMN full_name TO display_name
@@ -1026,9 +1030,9 @@ TEST(TableRewrite, DefaultValueHintWithoutColumnIsAPlaceholder)
 TEST(LargeUnbatchedDml, OnlyFromTheRowsThreshold)
 {
     auto f = case_of("large-unbatched-dml").facts;
-    f.rows_affected = kDefaults.large_table_rows - 1;
-    EXPECT_TRUE(eval(f).empty());
     f.rows_affected = kDefaults.large_table_rows;
+    EXPECT_TRUE(eval(f).empty());
+    f.rows_affected = kDefaults.large_table_rows + 1;
     EXPECT_EQ(names_of(eval(f)), std::vector<std::string>{"large-unbatched-dml"});
     f.rows_affected = 0;
     EXPECT_TRUE(eval(f).empty());
@@ -1056,8 +1060,45 @@ TEST(LargeUnbatchedDml, FollowsCustomThreshold)
     t.large_table_rows = 100;
     f.rows_affected = 99;
     EXPECT_TRUE(eval(f, t).empty());
+    /* "more than large_table_rows", as the README says */
     f.rows_affected = 100;
+    EXPECT_TRUE(eval(f, t).empty());
+    f.rows_affected = 101;
     EXPECT_EQ(names_of(eval(f, t)), std::vector<std::string>{"large-unbatched-dml"});
+    /* threshold 0: any changed row counts, none does not */
+    t.large_table_rows = 0;
+    f.rows_affected = 0;
+    EXPECT_TRUE(eval(f, t).empty());
+    f.rows_affected = 1;
+    EXPECT_EQ(names_of(eval(f, t)), std::vector<std::string>{"large-unbatched-dml"});
+}
+
+/* Hints that fill rows in batches show the product's backfill, in the user's names. */
+TEST(Hints, BatchesUseMigrateBackfill)
+{
+    for (const auto& c : make_cases()) {
+        for (const auto& v : eval(c.facts)) {
+            EXPECT_NOT_CONTAINS(v.hint, "run by CALL");
+            if (v.hint.find("fill it in batches") != std::string::npos ||
+                v.hint.find("filled in batches") != std::string::npos ||
+                v.hint.find("fill the existing rows") != std::string::npos) {
+                EXPECT_CONTAINS(v.hint, "SELECT migrate_backfill(");
+                EXPECT_CONTAINS(v.hint, "migrate_backfill_wait(");
+            }
+        }
+    }
+    auto f = case_of("changing-column-type").facts;
+    f.column = "qty";
+    f.column_type = "bigint";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_backfill('public.users', $$qty_new = qty::bigint$$, "
+                                "'qty_new IS NULL AND qty IS NOT NULL');");
+    /* a name with a quote stays one literal */
+    f.table.name = "public.\"O'Brien\"";
+    vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_backfill('public.\"O''Brien\"', ");
 }
 
 TEST(LargeUnbatchedDml, DeleteAndUpdateHaveTheirOwnWords)
