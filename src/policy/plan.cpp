@@ -447,6 +447,9 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
 
     /* the rules, on the facts, without acting */
     plan_capture = capture;
+    /* an error in a check must not leave the session marked as running a
+     * migration */
+    volatile bool was_active = migration.active;
     PG_TRY();
     {
         if (!new_here) {
@@ -459,20 +462,20 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
                 (IsA(raw->stmt, DeleteStmt) &&
                  ((DeleteStmt *) raw->stmt)->whereClause == nullptr)) {
                 /* every row: as many as the table has */
-                bool was = migration.active;
                 pg::PolicyFacts size;
                 memset(&size, 0, sizeof(size));
                 if (OidIsValid(*relid))
                     table_facts(*relid, relation, &size);
                 migration.active = true;
                 check_large_dml(raw, size.rows);
-                migration.active = was;
+                migration.active = was_active;
             }
         }
     }
     PG_FINALLY();
     {
         plan_capture = nullptr;
+        migration.active = was_active;
     }
     PG_END_TRY();
     refine_effect(capture, p);
