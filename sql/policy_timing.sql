@@ -205,6 +205,11 @@ SELECT * FROM migrate_apply($m$
 ALTER TABLE orders ADD COLUMN seller_id int DEFAULT 1 REFERENCES accounts (id);
 $m$, 'fk-new-column-default');
 SELECT pt_strip(:'LAST_ERROR_MESSAGE') AS error;
+-- So does an identity or serial column: its rows get numbers at once.
+SELECT verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan('ALTER TABLE orders ADD COLUMN seller_no bigserial REFERENCES accounts (id);');
+SELECT verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan('ALTER TABLE orders ADD COLUMN seller_no bigint GENERATED ALWAYS AS IDENTITY REFERENCES accounts (id);');
 
 -- A table filled in the same transaction: its key's validation scans the
 -- copied rows while the existing accounts table is locked against writes.

@@ -368,19 +368,30 @@ static void new_table_size(Oid relid, double *rows, int64 *bytes)
 
 /* Does the column being added get a value in existing rows?  PostgreSQL
  * skips the validation of a foreign key on a column it adds without a
- * default (every value is NULL: transformAlterTableStmt). */
-static bool added_column_filled(const ColumnDef *def)
+ * default (every value is NULL: transformAlterTableStmt); a default, a
+ * generated or identity column, or a serial type fill them. */
+bool added_column_filled(const ColumnDef *def)
 {
-    if (def->raw_default != nullptr || def->generated)
+    if (def->raw_default != nullptr || def->generated || def->identity)
         return true;
+    if (def->typeName != nullptr && list_length(def->typeName->names) == 1 &&
+        def->typeName->pct_type == false) {
+        static const char *const serials[] = {"smallserial", "serial", "bigserial", "serial2",
+                                              "serial4", "serial8", nullptr};
+        const char *name = strVal(linitial(def->typeName->names));
+        for (int i = 0; serials[i]; i++)
+            if (strcmp(name, serials[i]) == 0)
+                return true;
+    }
     ListCell *lc;
     foreach (lc, def->constraints) {
         ConstrType t = ((Constraint *) lfirst(lc))->contype;
-        if (t == CONSTR_DEFAULT || t == CONSTR_GENERATED)
+        if (t == CONSTR_DEFAULT || t == CONSTR_GENERATED || t == CONSTR_IDENTITY)
             return true;
     }
     return false;
 }
+
 
 /* The CHECK expression as the user wrote it, from the statement's text. */
 static const char *check_text(const Constraint *con)
@@ -1389,6 +1400,30 @@ static void check_index(IndexStmt *stmt)
     enforce(&f);
 }
 
+/* The tables (plain or partitioned, not partitions: a partition is counted
+ * in its parent's facts) of schema nsp, by name, sorted: one order for the
+ * verdicts. */
+static List *schema_tables(Oid nsp)
+{
+    List *names = NIL;
+    Relation classrel = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(nsp));
+    SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+        if ((cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE) &&
+            !cls->relispartition)
+            names = lappend(names, pstrdup(NameStr(cls->relname)));
+    }
+    systable_endscan(scan);
+    table_close(classrel, AccessShareLock);
+    list_sort(names, compare_names);
+    return names;
+}
+
 /* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
  * locked (and so by migrate_plan too), by name; what else the drop takes
  * along is judged as it goes (check_dropped_relation). */
@@ -1400,23 +1435,7 @@ static void check_drop_schema_cascade(DropStmt *stmt)
         Oid nsp = get_namespace_oid(schema, true);
         if (!OidIsValid(nsp) || isAnyTempNamespace(nsp))
             continue;
-        List *names = NIL; /* "relname" of its tables, sorted: one order for the verdicts */
-        Relation classrel = table_open(RelationRelationId, AccessShareLock);
-        ScanKeyData key;
-        ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
-                    ObjectIdGetDatum(nsp));
-        SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
-        HeapTuple tup;
-        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
-            Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
-            /* a partition is counted in its parent's facts */
-            if ((cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE) &&
-                !cls->relispartition)
-                names = lappend(names, pstrdup(NameStr(cls->relname)));
-        }
-        systable_endscan(scan);
-        table_close(classrel, AccessShareLock);
-        list_sort(names, compare_names);
+        List *names = schema_tables(nsp);
         const char *via = psprintf("DROP SCHEMA %s CASCADE", quote_identifier(schema));
         ListCell *nc;
         foreach (nc, names) {
@@ -1543,22 +1562,7 @@ static void check_schema_rename(RenameStmt *stmt)
         return; /* the statement reports it */
     const char *via = psprintf("ALTER SCHEMA %s RENAME TO %s", quote_identifier(stmt->subname),
                                quote_identifier(stmt->newname));
-    /* the tables of the schema, found in pg_class by namespace */
-    List *tables = NIL;
-    Relation classrel = table_open(RelationRelationId, AccessShareLock);
-    ScanKeyData key;
-    ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
-                ObjectIdGetDatum(nsp));
-    SysScanDesc scan = systable_beginscan(classrel, InvalidOid, false, nullptr, 1, &key);
-    HeapTuple tup;
-    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
-        Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
-        if (cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE)
-            tables = lappend(tables, pstrdup(NameStr(cls->relname)));
-    }
-    systable_endscan(scan);
-    table_close(classrel, AccessShareLock);
-    list_sort(tables, compare_names); /* one order for the verdicts */
+    List *tables = schema_tables(nsp);
     ListCell *lc;
     foreach (lc, tables) {
         const char *name = (const char *) lfirst(lc);

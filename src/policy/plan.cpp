@@ -108,21 +108,6 @@ bool is_serial(TypeName *tn)
            strcmp(name, "serial8") == 0 || strcmp(name, "serial2") == 0;
 }
 
-/* Does an added column get values in existing rows (so that a foreign key
- * on it is validated)?  As transformAlterTableStmt decides. */
-bool new_column_filled(const ColumnDef *def)
-{
-    if (def->raw_default != nullptr || def->generated)
-        return true;
-    ListCell *lc;
-    foreach (lc, def->constraints) {
-        ConstrType t = ((Constraint *) lfirst(lc))->contype;
-        if (t == CONSTR_DEFAULT || t == CONSTR_GENERATED)
-            return true;
-    }
-    return false;
-}
-
 void add_referenced_lock(StringInfo out, const Constraint *con)
 {
     if (con->contype != CONSTR_FOREIGN || con->pktable == nullptr)
@@ -187,7 +172,7 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                     else if (con->contype == CONSTR_DEFAULT && con->raw_expr &&
                              default_is_volatile(con->raw_expr))
                         rewrite = true;
-                    else if (con->contype == CONSTR_FOREIGN && !new_column_filled(def))
+                    else if (con->contype == CONSTR_FOREIGN && !added_column_filled(def))
                         raise(&p->effect, kMetadata); /* all NULL: no validation scan */
                     else if (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN ||
                              con->contype == CONSTR_NOTNULL)

@@ -94,6 +94,10 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
  * else *rebuilt lists the Oids of the indexes rebuilt.  *known is false when
  * it cannot be told here (the statement fails on its own). */
 bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *known);
+/* Does a column ADD COLUMN adds get values in existing rows (a default, a
+ * generated, identity or serial column)?  If not, PostgreSQL skips the
+ * validation of a foreign key on it (facts.cpp). */
+bool added_column_filled(const ColumnDef *def);
 /* Drops judged by what really goes (facts.cpp): note_ddl_statement at each
  * ddl_command_start (its command tag, static); check_dropped_relation for
  * every table (attnum 0) or column PostgreSQL is about to delete;
