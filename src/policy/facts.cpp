@@ -117,6 +117,10 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
         if (!found)
             break;
         total += st.st_size;
+        /* a segment short of full size is the last one: no stat() for the
+         * next (most relations have one segment) */
+        if (st.st_size < (off_t) RELSEG_SIZE * BLCKSZ)
+            break;
     }
     pfree(path);
     return total;
@@ -133,19 +137,22 @@ static int64 relid_main_fork_bytes(Oid relid)
     return b;
 }
 
-/* Bytes of a table's indexes (main forks), read off pg_index without locks. */
+/* Bytes of a table's indexes (main forks).  The index list comes from the
+ * relation cache (built once, kept until an invalidation), not from a scan of
+ * pg_index: this runs for most DDL statements of every session.  No lock is
+ * taken; a list one invalidation old only changes an estimate. */
 static int64 index_bytes(Oid relid)
 {
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return 0;
+    List *indexes = RelationGetIndexList(rel);
+    RelationClose(rel);
     int64 total = 0;
-    Relation indrel = table_open(IndexRelationId, AccessShareLock);
-    ScanKeyData key;
-    ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-    SysScanDesc scan = systable_beginscan(indrel, IndexIndrelidIndexId, true, nullptr, 1, &key);
-    HeapTuple tup;
-    while (HeapTupleIsValid(tup = systable_getnext(scan)))
-        total += relid_main_fork_bytes(((Form_pg_index) GETSTRUCT(tup))->indexrelid);
-    systable_endscan(scan);
-    table_close(indrel, AccessShareLock);
+    ListCell *lc;
+    foreach (lc, indexes)
+        total += relid_main_fork_bytes(lfirst_oid(lc));
+    list_free(indexes);
     return total;
 }
 
