@@ -118,6 +118,10 @@ void check_large_dml(RawStmt *raw, double rows);
  * check of the rows changed so far in this transaction */
 void install_dml_hooks(void);
 void check_changed_rows(void);
+/* Start counting again from zero, as a new transaction would (migrate_test:
+ * each of its phases, and each step of a phase, is a transaction of its own
+ * in a real apply or rollback). */
+void forget_changed_rows(void);
 /* timing.cpp: verdicts decided at the end of the migration (of the
  * transaction outside one): foreign-key-missing-index; columns the
  * migration added (renaming them breaks nothing) */

@@ -664,16 +664,31 @@ void end_enum_commit(void)
     enum_commit.saved = nullptr;
 }
 
+/* Run one phase (up, down, up again) of the test, judged as migrate_apply
+ * (or migrate_rollback) judges it: rows changed are counted per transaction
+ * the real run would use (the phase, and a statement that runs in a
+ * transaction of its own), after each statement; the verdicts that belong to
+ * the end of a migration (foreign-key-missing-index) come after its last
+ * statement. */
 void run_script(const char *sql)
 {
     List *trees = runner::parse_script(sql, "script");
+    /* nothing of an earlier phase counts toward this one */
+    policy::forget_changed_rows();
+    policy::forget_migration_checks();
     ListCell *lc;
     foreach (lc, trees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         char *text = statement_text(sql, raw);
+        bool own_transaction = runner::classify_statement(raw) == core::TxClass::OwnTransaction;
+        if (own_transaction)
+            policy::forget_changed_rows();
         policy::migration.statement = text;
         if (SPI_execute(text, false, 0) < 0)
             elog(ERROR, "could not run: %s", text);
+        policy::check_large_dml(raw, (double) SPI_processed);
+        if (own_transaction)
+            policy::forget_changed_rows();
         if (enum_commit.active && IsA(raw->stmt, AlterEnumStmt) &&
             ((AlterEnumStmt *) raw->stmt)->newVal != nullptr &&
             ((AlterEnumStmt *) raw->stmt)->oldVal == nullptr) {
@@ -687,6 +702,7 @@ void run_script(const char *sql)
         }
     }
     policy::migration.statement = nullptr;
+    policy::finish_migration_checks();
 }
 
 /* Parse one section of the script under test (syntax errors point into it)
