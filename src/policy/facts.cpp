@@ -640,30 +640,168 @@ static bool bound_is_literal(List *exprs)
     return true;
 }
 
+/* The bound of a new partition of parent as a qual in the parent's attnos
+ * (NIL: it cannot be told here; the statement reports what is wrong). */
+static List *new_partition_qual(Relation prel, PartitionBoundSpec *spec, bool *known)
+{
+    volatile bool ok = false;
+    List *volatile qual = NIL;
+    MemoryContext cxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        ParseState *pstate = make_parsestate(nullptr);
+        PartitionBoundSpec *bound = transformPartitionBound(pstate, prel, spec);
+        qual = get_qual_from_partbound(prel, bound);
+        free_parsestate(pstate);
+        ok = true;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+        ok = false;
+    }
+    PG_END_TRY();
+    *known = ok;
+    return qual;
+}
+
+/* A new partition of parent (ATTACH PARTITION, CREATE TABLE ... PARTITION
+ * OF): PostgreSQL takes ACCESS EXCLUSIVE on the parent's default partition
+ * and scans it for rows of the new bound, unless the default's constraints
+ * exclude the bound; a partitioned default has each of its leaf partitions
+ * scanned unless that leaf's constraints exclude it
+ * (check_default_partition_contents).  The default partition exists
+ * already whether or not the new partition is new: judge its scan, with the
+ * rows and bytes of the leaves scanned.  via: how the statement is named in
+ * the verdict (NULL: ATTACH PARTITION). */
+static void check_default_partition_scan(Oid parent, const char *parent_name,
+                                         PartitionBoundSpec *spec, const char *part_name,
+                                         const char *via)
+{
+    if (spec == nullptr || spec->is_default)
+        return;
+    Oid default_part = get_default_partition_oid(parent);
+    if (!OidIsValid(default_part))
+        return;
+    bool literal = bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
+                   bound_is_literal(spec->upperdatums);
+    /* the leaves scanned (all of them when the bound is not known here:
+     * nothing of the user's is evaluated) */
+    List *scanned = NIL;
+    char *condition = nullptr;
+    bool excluded = false;
+    Relation prel = RelationIdGetRelation(parent);
+    Relation drel = RelationIdGetRelation(default_part);
+    if (!RelationIsValid(prel) || !RelationIsValid(drel)) {
+        if (RelationIsValid(drel))
+            RelationClose(drel);
+        if (RelationIsValid(prel))
+            RelationClose(prel);
+        return;
+    }
+    bool known = false;
+    List *bound_qual = literal ? new_partition_qual(prel, spec, &known) : NIL;
+    if (literal && !known) {
+        RelationClose(drel);
+        RelationClose(prel);
+        return; /* the statement reports what is wrong */
+    }
+    List *dq = NIL;
+    if (known && bound_qual != NIL) {
+        dq = get_proposed_default_constraint(bound_qual);
+        dq = map_partition_varattnos(dq, 1, drel, prel);
+        excluded = PartConstraintImpliedByRelConstraint(drel, dq);
+        List *ctx = deparse_context_for(RelationGetRelationName(drel), default_part);
+        List *bq = map_partition_varattnos(list_make1(make_ands_explicit(list_copy(bound_qual))),
+                                           1, drel, prel);
+        condition = deparse_expression((Node *) linitial(bq), ctx, false, false);
+    }
+    if (!excluded) {
+        List *all = drel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+                        ? find_all_inheritors(default_part, NoLock, nullptr)
+                        : list_make1_oid(default_part);
+        ListCell *lc;
+        foreach (lc, all) {
+            Oid leaf = lfirst_oid(lc);
+            if (get_rel_relkind(leaf) != RELKIND_RELATION)
+                continue; /* only leaves hold rows */
+            if (leaf != default_part && dq != NIL) {
+                Relation lrel = RelationIdGetRelation(leaf);
+                if (!RelationIsValid(lrel))
+                    continue;
+                /* (as PostgreSQL does: the default's constraint, tested on
+                 * the leaf's constraints) */
+                bool leaf_excluded = PartConstraintImpliedByRelConstraint(lrel, dq);
+                RelationClose(lrel);
+                if (leaf_excluded)
+                    continue;
+            }
+            scanned = lappend_oid(scanned, leaf);
+        }
+    }
+    RelationClose(drel);
+    RelationClose(prel);
+
+    pg::PolicyFacts d;
+    init_facts(&d, kAttachPartition);
+    d.default_partition = true;
+    d.bound_proven = scanned == NIL;
+    d.expression = condition;
+    d.partition = part_name;
+    d.parent = parent_name;
+    d.via = via;
+    table_facts(default_part, nullptr, &d);
+    if (!d.created_in_transaction && scanned != NIL &&
+        !(list_length(scanned) == 1 && linitial_oid(scanned) == default_part)) {
+        /* a partitioned default: the leaves scanned, not those excluded */
+        double rows = 0;
+        int64 bytes = 0;
+        ListCell *lc;
+        foreach (lc, scanned) {
+            HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+            if (!HeapTupleIsValid(tup))
+                continue;
+            double r;
+            int64 b;
+            relation_size((Form_pg_class) GETSTRUCT(tup), lfirst_oid(lc), &r, &b);
+            rows += r;
+            bytes += b;
+            ReleaseSysCache(tup);
+        }
+        d.rows = rows;
+        d.bytes = bytes;
+    }
+    enforce(&d);
+}
+
 /* ATTACH PARTITION: PostgreSQL scans the table being attached (ACCESS
  * EXCLUSIVE) unless its validated constraints imply the partition bound,
  * and the parent's default partition unless its constraints exclude the
- * new bound.  Judge each scan. */
+ * new bound (check_default_partition_scan).  Judge each scan.  The table
+ * attached may be new (or, for migrate_plan, made by an earlier statement
+ * of the script): the default partition is judged all the same. */
 static void check_attach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
 {
-    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
-    if (!OidIsValid(part) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
+    if (get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
         return;
+    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
     const char *part_name = written(cmd->name);
     PartitionBoundSpec *spec = cmd->bound;
+    if (!OidIsValid(part)) {
+        check_default_partition_scan(parent, parent_name, spec, part_name, nullptr);
+        return;
+    }
     bool literal = spec != nullptr &&
                    (spec->is_default ||
                     (bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
                      bound_is_literal(spec->upperdatums)));
 
-    volatile bool proven = false, default_excluded = false, known = false;
+    volatile bool proven = false, known = false;
     char *volatile condition = nullptr;
-    char *volatile default_condition = nullptr;
-    Oid default_part = get_default_partition_oid(parent);
     if (literal) {
         Relation prel = RelationIdGetRelation(parent);
         Relation arel = RelationIdGetRelation(part);
-        Relation drel = OidIsValid(default_part) ? RelationIdGetRelation(default_part) : nullptr;
         MemoryContext cxt = CurrentMemoryContext;
         PG_TRY();
         {
@@ -683,14 +821,6 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
                     List *ctx = deparse_context_for(RelationGetRelationName(arel), part);
                     condition = deparse_expression((Node *) linitial(mapped), ctx, false, false);
                 }
-                if (drel != nullptr && RelationIsValid(drel) && !spec->is_default) {
-                    List *dq = get_proposed_default_constraint(bound_qual);
-                    dq = map_partition_varattnos(dq, 1, drel, prel);
-                    default_excluded = PartConstraintImpliedByRelConstraint(drel, dq);
-                    List *ctx = deparse_context_for(RelationGetRelationName(drel), default_part);
-                    List *bq = map_partition_varattnos(list_make1(make_ands_explicit(list_copy(bound_qual))), 1, drel, prel);
-                    default_condition = deparse_expression((Node *) linitial(bq), ctx, false, false);
-                }
                 known = true;
                 free_parsestate(pstate);
             }
@@ -702,8 +832,6 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
             known = false; /* the statement reports what is wrong */
         }
         PG_END_TRY();
-        if (drel)
-            RelationClose(drel);
         if (RelationIsValid(arel))
             RelationClose(arel);
         if (RelationIsValid(prel))
@@ -721,17 +849,27 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     f.parent = parent_name;
     table_facts(part, part_name, &f);
     enforce(&f);
-    if (OidIsValid(default_part) && !spec->is_default) {
-        pg::PolicyFacts d;
-        init_facts(&d, kAttachPartition);
-        d.default_partition = true;
-        d.bound_proven = default_excluded;
-        d.expression = default_condition;
-        d.partition = part_name;
-        d.parent = parent_name;
-        table_facts(default_part, nullptr, &d);
-        enforce(&d);
-    }
+    check_default_partition_scan(parent, parent_name, spec, part_name, nullptr);
+}
+
+/* CREATE TABLE ... PARTITION OF parent FOR VALUES ...: the new table is
+ * nobody's yet, but the parent's default partition is scanned as for ATTACH
+ * PARTITION. */
+static void check_create_partition(CreateStmt *stmt)
+{
+    if (stmt->partbound == nullptr || list_length(stmt->inhRelations) != 1)
+        return;
+    RangeVar *parent_rv = (RangeVar *) linitial(stmt->inhRelations);
+    Oid parent = RangeVarGetRelid(parent_rv, NoLock, true);
+    if (!OidIsValid(parent) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
+        return; /* the statement reports it */
+    /* IF NOT EXISTS of a table that exists creates nothing */
+    if (stmt->if_not_exists && OidIsValid(RangeVarGetRelid(stmt->relation, NoLock, true)))
+        return;
+    const char *part = written(stmt->relation);
+    const char *parent_name = written(parent_rv);
+    check_default_partition_scan(parent, parent_name, stmt->partbound, part,
+                                 psprintf("CREATE TABLE %s PARTITION OF %s", part, parent_name));
 }
 
 static void check_detach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
@@ -1662,6 +1800,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_AlterObjectSchemaStmt:
             check_set_schema((AlterObjectSchemaStmt *) parsetree);
+            break;
+        case T_CreateStmt:
+            check_create_partition((CreateStmt *) parsetree);
             break;
         case T_DropOwnedStmt:
             check_drop_owned((DropOwnedStmt *) parsetree);

@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "catalog/partition.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -147,6 +148,51 @@ const char *referenced_locks(Node *stmt)
         }
         foreach (lc, ((CreateStmt *) stmt)->constraints)
             add_referenced_lock(&out, (Constraint *) lfirst(lc));
+    }
+    return out.data;
+}
+
+/* A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION): the
+ * locks it takes beyond the table shown, "" when none.  CREATE TABLE takes
+ * ACCESS EXCLUSIVE on the parent; both take ACCESS EXCLUSIVE on the
+ * parent's default partition (scanned unless its constraints exclude the new
+ * bound: see the rules' facts). */
+const char *partition_locks(Node *stmt)
+{
+    RangeVar *parent_rv = nullptr;
+    PartitionBoundSpec *bound = nullptr;
+    if (IsA(stmt, CreateStmt) && ((CreateStmt *) stmt)->partbound != nullptr &&
+        list_length(((CreateStmt *) stmt)->inhRelations) == 1) {
+        parent_rv = (RangeVar *) linitial(((CreateStmt *) stmt)->inhRelations);
+        bound = ((CreateStmt *) stmt)->partbound;
+    } else if (IsA(stmt, AlterTableStmt)) {
+        ListCell *lc;
+        foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+            AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd)) {
+                parent_rv = ((AlterTableStmt *) stmt)->relation;
+                bound = ((PartitionCmd *) cmd->def)->bound;
+            }
+        }
+    }
+    if (parent_rv == nullptr || bound == nullptr)
+        return "";
+    StringInfoData out;
+    initStringInfo(&out);
+    if (IsA(stmt, CreateStmt))
+        appendStringInfo(&out, "; ACCESS EXCLUSIVE on %s",
+                         parent_rv->schemaname
+                             ? quote_qualified_identifier(parent_rv->schemaname, parent_rv->relname)
+                             : quote_identifier(parent_rv->relname));
+    Oid parent = RangeVarGetRelid(parent_rv, NoLock, true);
+    if (!bound->is_default && OidIsValid(parent) &&
+        get_rel_relkind(parent) == RELKIND_PARTITIONED_TABLE) {
+        Oid default_part = get_default_partition_oid(parent);
+        if (OidIsValid(default_part))
+            appendStringInfo(&out, "; ACCESS EXCLUSIVE on %s (default partition)",
+                             quote_qualified_identifier(
+                                 get_namespace_name(get_rel_namespace(default_part)),
+                                 get_rel_name(default_part)));
     }
     return out.data;
 }
@@ -403,7 +449,10 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
         pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
         if (f->action == (int) core::Action::AttachPartition && !f->bound_proven) {
             raise(&p->effect, kFullScan);
-            p->lock = AccessExclusiveLock;
+            /* (the default partition's lock is shown on its own:
+             * partition_locks) */
+            if (!f->default_partition)
+                p->lock = AccessExclusiveLock;
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
             raise(&p->effect, kFullScan);
         }
@@ -618,10 +667,11 @@ SM_ENTRY(migrate_plan)
             values[3] = CStringGetTextDatum(relation);
         else
             nulls[3] = true;
-        values[4] = CStringGetTextDatum(psprintf("%s%s",
+        values[4] = CStringGetTextDatum(psprintf("%s%s%s",
                                                  new_here ? "none (created by this migration)"
                                                           : lock_name(p.lock),
-                                                 referenced_locks(raw->stmt)));
+                                                 referenced_locks(raw->stmt),
+                                                 new_here ? "" : partition_locks(raw->stmt)));
         values[5] = Float8GetDatum(facts.rows);
         values[6] = Int64GetDatum(facts.bytes);
         nulls[5] = nulls[6] = !(OidIsValid(relid) || capture.facts != NIL);
