@@ -5,6 +5,7 @@
  * weaker lock first would turn two concurrent ALTERs into a deadlock.
  */
 #include "policy.hpp"
+#include "pg/subxact.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -13,6 +14,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "parser/parse_type.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "pgstat.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -47,6 +49,21 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_depend.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_shdepend.h"
+#include "catalog/pg_authid.h"
+#include "utils/hsearch.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_ts_config.h"
+#include "commands/extension.h"
+#include "commands/proclang.h"
+#include "parser/parse_func.h"
+#include "parser/parse_oper.h"
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
@@ -1406,6 +1423,8 @@ void check_dropped_relation(Oid relid, int attnum)
     MemoryContextSwitchTo(old);
 }
 
+static void predict_reached_drops(List *originals, bool cascade, List *judged, const char *via);
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -1495,6 +1514,16 @@ static void check_alter_table(AlterTableStmt *stmt)
                 enforce(&f);
                 if (!f.created_in_transaction && !f.temporary)
                     remember_judged_drop(relid, cmd->name);
+                /* what goes with it (a generated column computed from it,
+                 * ...): predicted; judged as it goes when it runs */
+                if (plan_capture != nullptr) {
+                    ObjectAddress *col = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                    col->classId = RelationRelationId;
+                    col->objectId = relid;
+                    col->objectSubId = get_attnum(relid, cmd->name);
+                    predict_reached_drops(list_make1(col), cmd->behavior == DROP_CASCADE, NIL,
+                                          "ALTER TABLE");
+                }
                 break;
             case AT_SetTableSpace: {
                 /* moving to where it already is copies nothing */
@@ -1562,11 +1591,415 @@ static List *schema_tables(Oid nsp)
     return names;
 }
 
+/*
+ * What a drop reaches through dependencies, predicted without dropping
+ * anything: for migrate_plan and for the check of a migration that commits in
+ * several steps before its first step (refuse_before_first_step).  When the
+ * statement runs, the object access hook judges every table and column as
+ * PostgreSQL deletes it (check_dropped_relation); a prediction must find the
+ * same ones before anything is committed.
+ *
+ * PostgreSQL has no public way to compute a deletion without doing it
+ * (findDependentObjects is static), and doing it in a subtransaction that is
+ * rolled back would take ACCESS EXCLUSIVE on every table reached -- waiting
+ * behind the application, and blocking it, to answer a question.  So the
+ * walk below follows pg_depend the way findDependentObjects does, reading
+ * the catalog only (no lock on any object): from each object that goes,
+ *  - to the objects that depend on it: AUTO, INTERNAL, EXTENSION (members),
+ *    AUTO_EXTENSION and partition dependencies always, NORMAL ones under
+ *    CASCADE (under RESTRICT a NORMAL dependent makes the statement fail:
+ *    nothing goes);
+ *  - to the object it is INTERNAL or EXTENSION part of, which PostgreSQL
+ *    drops instead (a generated column's expression takes its column along,
+ *    an extension member takes its extension); an object named by the
+ *    statement that is part of another is refused by PostgreSQL.
+ * Tables and columns reached are judged as the hook judges them, unless the
+ * statement's own checks judged them already (judged: relation oids) or they
+ * are counted in a parent reached too (a partition, an inheritance child:
+ * the parent's facts count their rows).
+ */
+struct Reach {
+    HTAB *seen;     /* ObjectAddress -> ObjectAddress */
+    List *work;     /* of ObjectAddress * */
+    List *tables;   /* oids of tables (plain or partitioned) reached whole */
+    List *columns;  /* of ObjectAddress * (a column of a table) */
+    List *originals;
+    bool cascade;
+    bool fails;     /* the statement fails instead: nothing goes */
+};
+
+static void reach_push(Reach *r, Oid classid, Oid objid, int32 subid)
+{
+    ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+    a->classId = classid;
+    a->objectId = objid;
+    a->objectSubId = subid;
+    r->work = lappend(r->work, a);
+}
+
+static bool address_in(List *list, const ObjectAddress *a)
+{
+    ListCell *lc;
+    foreach (lc, list) {
+        const ObjectAddress *b = (const ObjectAddress *) lfirst(lc);
+        if (b->classId == a->classId && b->objectId == a->objectId &&
+            (b->objectSubId == 0 || b->objectSubId == a->objectSubId))
+            return true;
+    }
+    return false;
+}
+
+/* The pg_depend rows of obj as the dependent (owners: true) or as the
+ * referenced object, through the catalog's indexes. */
+static SysScanDesc depend_scan(Relation dep, const ObjectAddress *obj, bool owners)
+{
+    ScanKeyData key[3];
+    ScanKeyInit(&key[0], owners ? Anum_pg_depend_classid : Anum_pg_depend_refclassid,
+                BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(obj->classId));
+    ScanKeyInit(&key[1], owners ? Anum_pg_depend_objid : Anum_pg_depend_refobjid,
+                BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(obj->objectId));
+    ScanKeyInit(&key[2], owners ? Anum_pg_depend_objsubid : Anum_pg_depend_refobjsubid,
+                BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(obj->objectSubId));
+    return systable_beginscan(dep, owners ? DependDependerIndexId : DependReferenceIndexId, true,
+                              nullptr, obj->objectSubId != 0 ? 3 : 2, key);
+}
+
+static void reach_walk(Reach *r)
+{
+    Relation dep = table_open(DependRelationId, AccessShareLock);
+    ListCell *lc;
+    /* a named object that is part of another is refused by PostgreSQL,
+     * unless that other object is named too */
+    foreach (lc, r->originals) {
+        const ObjectAddress *a = (const ObjectAddress *) lfirst(lc);
+        bool part_of_other = false;
+        SysScanDesc scan = depend_scan(dep, a, true);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            if (d->deptype != DEPENDENCY_INTERNAL && d->deptype != DEPENDENCY_EXTENSION)
+                continue;
+            ObjectAddress owner = {d->refclassid, d->refobjid, d->refobjsubid};
+            part_of_other |= !address_in(r->originals, &owner);
+        }
+        systable_endscan(scan);
+        if (part_of_other) {
+            r->fails = true;
+            table_close(dep, AccessShareLock);
+            return;
+        }
+        reach_push(r, a->classId, a->objectId, a->objectSubId);
+    }
+    while (r->work != NIL && !r->fails) {
+        ObjectAddress a = *(ObjectAddress *) linitial(r->work);
+        r->work = list_delete_first(r->work);
+        bool found;
+        (void) hash_search(r->seen, &a, HASH_ENTER, &found);
+        if (found)
+            continue;
+        if (a.classId == RelationRelationId) {
+            char kind = get_rel_relkind(a.objectId);
+            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
+                if (a.objectSubId == 0)
+                    r->tables = lappend_oid(r->tables, a.objectId);
+                else if (a.objectSubId > 0) {
+                    ObjectAddress *c = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                    *c = a;
+                    r->columns = lappend(r->columns, c);
+                }
+            }
+        }
+        /* the object it is part of goes instead (with everything else) */
+        SysScanDesc scan = depend_scan(dep, &a, true);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            if (d->deptype == DEPENDENCY_INTERNAL || d->deptype == DEPENDENCY_EXTENSION)
+                reach_push(r, d->refclassid, d->refobjid, d->refobjsubid);
+        }
+        systable_endscan(scan);
+        /* what depends on it */
+        scan = depend_scan(dep, &a, false);
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            switch (d->deptype) {
+                case DEPENDENCY_NORMAL:
+                    if (!r->cascade) {
+                        /* unless it goes anyway by another path, PostgreSQL
+                         * refuses: assume it does */
+                        r->fails = true;
+                        break;
+                    }
+                    reach_push(r, d->classid, d->objid, d->objsubid);
+                    break;
+                case DEPENDENCY_AUTO:
+                case DEPENDENCY_INTERNAL:
+                case DEPENDENCY_PARTITION_PRI:
+                case DEPENDENCY_PARTITION_SEC:
+                case DEPENDENCY_EXTENSION:
+                case DEPENDENCY_AUTO_EXTENSION:
+                    reach_push(r, d->classid, d->objid, d->objsubid);
+                    break;
+                default:
+                    break;
+            }
+        }
+        systable_endscan(scan);
+    }
+    table_close(dep, AccessShareLock);
+}
+
+/* The tables relid inherits from, all levels up (partitions included). */
+static List *ancestors_of(Oid relid)
+{
+    List *result = NIL;
+    List *todo = list_make1_oid(relid);
+    Relation inh = table_open(InheritsRelationId, AccessShareLock);
+    while (todo != NIL) {
+        Oid child = linitial_oid(todo);
+        todo = list_delete_first(todo);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(child));
+        SysScanDesc scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, nullptr, 1, &key);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Oid parent = ((Form_pg_inherits) GETSTRUCT(tup))->inhparent;
+            if (!list_member_oid(result, parent)) {
+                result = lappend_oid(result, parent);
+                todo = lappend_oid(todo, parent);
+            }
+        }
+        systable_endscan(scan);
+    }
+    table_close(inh, AccessShareLock);
+    return result;
+}
+
+static bool any_member(List *oids, List *set)
+{
+    ListCell *lc;
+    foreach (lc, oids)
+        if (list_member_oid(set, lfirst_oid(lc)))
+            return true;
+    return false;
+}
+
+struct ReachedDrop {
+    char *name; /* first: compare_names sorts these (table, then column) */
+    Oid relid;
+    AttrNumber attnum;
+};
+
+/* Judge what dropping originals (ObjectAddress *) reaches, beyond what the
+ * statement's own checks judged (judged: relation oids, their inheritors
+ * included).  Only when predicting (migrate_plan, the precheck): when the
+ * statement runs, the object access hook judges each as it goes. */
+static void predict_reached_drops(List *originals, bool cascade, List *judged, const char *via)
+{
+    if (plan_capture == nullptr || originals == NIL)
+        return;
+    Reach r;
+    memset(&r, 0, sizeof(r));
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.keysize = sizeof(ObjectAddress);
+    ctl.entrysize = sizeof(ObjectAddress);
+    ctl.hcxt = CurrentMemoryContext;
+    r.seen = hash_create("safe_migrate reached objects", 256, &ctl,
+                         HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    r.originals = originals;
+    r.cascade = cascade;
+    reach_walk(&r);
+    hash_destroy(r.seen);
+    if (r.fails)
+        return;
+
+    List *covered = list_concat(list_copy(judged), r.tables);
+    List *found = NIL; /* of ReachedDrop *, sorted by name */
+    ListCell *lc;
+    foreach (lc, r.tables) {
+        Oid relid = lfirst_oid(lc);
+        ObjectAddress whole = {RelationRelationId, relid, 0};
+        if (list_member_oid(judged, relid) || address_in(originals, &whole))
+            continue;
+        /* counted in its parent's facts */
+        if (any_member(ancestors_of(relid), covered))
+            continue;
+        if (OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+            continue; /* an extension's own tables go with it */
+        ReachedDrop *d = (ReachedDrop *) palloc(sizeof(ReachedDrop));
+        d->name = qualified_name(relid);
+        d->relid = relid;
+        d->attnum = 0;
+        found = lappend(found, d);
+    }
+    foreach (lc, r.columns) {
+        const ObjectAddress *c = (const ObjectAddress *) lfirst(lc);
+        if (address_in(originals, c) || list_member_oid(covered, c->objectId))
+            continue;
+        List *up = ancestors_of(c->objectId);
+        if (any_member(up, covered))
+            continue;
+        char *column = get_attname(c->objectId, (AttrNumber) c->objectSubId, true);
+        if (column == nullptr)
+            continue;
+        /* counted in a parent's column that goes too */
+        bool in_parent = false;
+        ListCell *ac, *cc;
+        foreach (ac, up) {
+            AttrNumber patt = get_attnum(lfirst_oid(ac), column);
+            foreach (cc, r.columns) {
+                const ObjectAddress *o = (const ObjectAddress *) lfirst(cc);
+                in_parent |= o->objectId == lfirst_oid(ac) && o->objectSubId == patt;
+            }
+        }
+        if (in_parent || OidIsValid(getExtensionOfObject(RelationRelationId, c->objectId)))
+            continue;
+        ReachedDrop *d = (ReachedDrop *) palloc(sizeof(ReachedDrop));
+        d->name = psprintf("%s.%s", qualified_name(c->objectId), quote_identifier(column));
+        d->relid = c->objectId;
+        d->attnum = (AttrNumber) c->objectSubId;
+        found = lappend(found, d);
+    }
+    list_sort(found, [](const ListCell *a, const ListCell *b) {
+        return strcmp(((ReachedDrop *) lfirst(a))->name, ((ReachedDrop *) lfirst(b))->name);
+    });
+    foreach (lc, found) {
+        ReachedDrop *d = (ReachedDrop *) lfirst(lc);
+        pg::PolicyFacts f;
+        if (d->attnum == 0) {
+            init_facts(&f, kDropTable);
+        } else {
+            init_facts(&f, kDropColumn);
+            f.column = quote_identifier(get_attname(d->relid, d->attnum, false));
+        }
+        f.via = via;
+        table_facts(d->relid, nullptr, &f);
+        enforce(&f);
+    }
+}
+
+/* The objects a DROP names, found without locking anything: relations by
+ * their RangeVar, other objects by the lookups PostgreSQL's own name
+ * resolution uses (get_object_address would lock each object, and a lock
+ * held by the caller of migrate_apply on what the runner drops would never
+ * be granted to the runner).  In a subtransaction: a name that does not
+ * resolve, or resolves ambiguously, is the statement's error to report, not
+ * ours.  Kinds whose drops reach no table column (operator classes, casts,
+ * servers, ...) are left out. */
+static Oid lookup_dropped(ObjectType type, Node *object)
+{
+    switch (type) {
+        case OBJECT_SCHEMA:
+            return get_namespace_oid(strVal(object), true);
+        case OBJECT_EXTENSION:
+            return get_extension_oid(strVal(object), true);
+        case OBJECT_LANGUAGE:
+            return get_language_oid(strVal(object), true);
+        case OBJECT_TYPE:
+        case OBJECT_DOMAIN: {
+            Oid typid = LookupTypeNameOid(nullptr, castNode(TypeName, object), true);
+            if (type == OBJECT_DOMAIN && OidIsValid(typid) && get_typtype(typid) != TYPTYPE_DOMAIN)
+                return InvalidOid; /* PostgreSQL reports it */
+            return typid;
+        }
+        case OBJECT_FUNCTION:
+        case OBJECT_PROCEDURE:
+        case OBJECT_ROUTINE:
+        case OBJECT_AGGREGATE:
+            return LookupFuncWithArgs(type, castNode(ObjectWithArgs, object), true);
+        case OBJECT_OPERATOR:
+            return LookupOperWithArgs(castNode(ObjectWithArgs, object), true);
+        case OBJECT_COLLATION:
+            return get_collation_oid(castNode(List, object), true);
+        case OBJECT_TSCONFIGURATION:
+            return get_ts_config_oid(castNode(List, object), true);
+        default:
+            return InvalidOid;
+    }
+}
+
+static Oid catalog_of(ObjectType type)
+{
+    switch (type) {
+        case OBJECT_SCHEMA: return NamespaceRelationId;
+        case OBJECT_EXTENSION: return ExtensionRelationId;
+        case OBJECT_LANGUAGE: return LanguageRelationId;
+        case OBJECT_TYPE:
+        case OBJECT_DOMAIN: return TypeRelationId;
+        case OBJECT_FUNCTION:
+        case OBJECT_PROCEDURE:
+        case OBJECT_ROUTINE:
+        case OBJECT_AGGREGATE: return ProcedureRelationId;
+        case OBJECT_OPERATOR: return OperatorRelationId;
+        case OBJECT_COLLATION: return CollationRelationId;
+        case OBJECT_TSCONFIGURATION: return TSConfigRelationId;
+        default: return InvalidOid;
+    }
+}
+
+static List *drop_originals(DropStmt *stmt)
+{
+    List *result = NIL;
+    ListCell *lc;
+    switch (stmt->removeType) {
+        case OBJECT_TABLE:
+        case OBJECT_VIEW:
+        case OBJECT_MATVIEW:
+        case OBJECT_FOREIGN_TABLE:
+        case OBJECT_SEQUENCE:
+        case OBJECT_INDEX:
+            foreach (lc, stmt->objects) {
+                RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+                Oid relid = RangeVarGetRelid(rv, NoLock, true);
+                if (!OidIsValid(relid))
+                    continue;
+                ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                a->classId = RelationRelationId;
+                a->objectId = relid;
+                a->objectSubId = 0;
+                result = lappend(result, a);
+            }
+            return result;
+        default:
+            break;
+    }
+    Oid classid = catalog_of(stmt->removeType);
+    if (!OidIsValid(classid))
+        return NIL;
+    foreach (lc, stmt->objects) {
+        Node *object = (Node *) lfirst(lc);
+        ObjectType type = stmt->removeType;
+        Oid found = InvalidOid;
+        Oid *out = &found;
+        ErrorData *failed = pg::in_subtransaction([out, type, object]() {
+            *out = lookup_dropped(type, object);
+        });
+        if (failed != nullptr || !OidIsValid(found))
+            continue;
+        ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+        a->classId = classid;
+        a->objectId = found;
+        a->objectSubId = 0;
+        result = lappend(result, a);
+    }
+    return result;
+}
+
+/* A table and the tables that inherit from it (its rows are counted in its
+ * facts). */
+static List *with_inheritors(List *judged, Oid relid)
+{
+    return list_concat_unique_oid(judged, find_all_inheritors(relid, NoLock, nullptr));
+}
+
 /* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
  * locked (and so by migrate_plan too), by name; what else the drop takes
  * along is judged as it goes (check_dropped_relation). */
-static void check_drop_schema_cascade(DropStmt *stmt)
+static List *check_drop_schema_cascade(DropStmt *stmt)
 {
+    List *judged = NIL; /* tables judged here, with their inheritors */
     ListCell *lc;
     foreach (lc, stmt->objects) {
         const char *schema = strVal(lfirst(lc));
@@ -1587,8 +2020,10 @@ static void check_drop_schema_cascade(DropStmt *stmt)
             enforce(&f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(relid, nullptr);
+            judged = with_inheritors(judged, relid);
         }
     }
+    return judged;
 }
 
 /* DROP OWNED BY r: every table r owns in this database goes.  Judged before
@@ -1598,6 +2033,33 @@ struct NamedTable {
     char *name; /* first: compare_names sorts these */
     Oid relid;
 };
+
+/* The objects role owns in this database (what DROP OWNED drops). */
+static List *owned_objects(Oid role)
+{
+    List *result = NIL;
+    Relation sd = table_open(SharedDependRelationId, AccessShareLock);
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(AuthIdRelationId));
+    ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(role));
+    SysScanDesc scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, nullptr, 2, key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_shdepend d = (Form_pg_shdepend) GETSTRUCT(tup);
+        if (d->deptype != SHARED_DEPENDENCY_OWNER || d->dbid != MyDatabaseId)
+            continue;
+        ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+        a->classId = d->classid;
+        a->objectId = d->objid;
+        a->objectSubId = d->objsubid;
+        result = lappend(result, a);
+    }
+    systable_endscan(scan);
+    table_close(sd, AccessShareLock);
+    return result;
+}
 
 static void check_drop_owned(DropOwnedStmt *stmt)
 {
@@ -1630,6 +2092,7 @@ static void check_drop_owned(DropOwnedStmt *stmt)
         list_sort(tables, [](const ListCell *a, const ListCell *b) {
             return strcmp(((NamedTable *) lfirst(a))->name, ((NamedTable *) lfirst(b))->name);
         });
+        List *judged = NIL; /* tables judged here, with their inheritors */
         const char *via = psprintf("DROP OWNED BY %s",
                                    quote_identifier(GetUserNameFromId(role, false)));
         ListCell *nc;
@@ -1644,18 +2107,35 @@ static void check_drop_owned(DropOwnedStmt *stmt)
             enforce(&f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(t->relid, nullptr);
+            judged = with_inheritors(judged, t->relid);
         }
+        /* what else goes with the objects it owns here (a column of
+         * another role's table of its type, ...) */
+        if (plan_capture != nullptr)
+            predict_reached_drops(owned_objects(role), stmt->behavior == DROP_CASCADE, judged,
+                                  "DROP OWNED");
     }
 }
 
 static void check_drop(DropStmt *stmt)
 {
-    if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE) {
-        check_drop_schema_cascade(stmt);
+    bool cascade = stmt->behavior == DROP_CASCADE;
+    const char *via = GetCommandTagName(CreateCommandTag((Node *) stmt));
+    if (stmt->removeType == OBJECT_SCHEMA && cascade) {
+        List *judged = check_drop_schema_cascade(stmt);
+        if (plan_capture != nullptr)
+            predict_reached_drops(drop_originals(stmt), cascade, judged, via);
         return;
     }
-    if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
+    if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX) {
+        /* DROP DOMAIN / TYPE / FUNCTION / EXTENSION / VIEW ...: the tables
+         * and columns it reaches (predicted; judged as they go when it
+         * runs) */
+        if (plan_capture != nullptr)
+            predict_reached_drops(drop_originals(stmt), cascade, NIL, via);
         return;
+    }
+    List *judged = NIL; /* tables judged here, with their inheritors */
     ListCell *lc;
     foreach (lc, stmt->objects) {
         RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
@@ -1671,6 +2151,7 @@ static void check_drop(DropStmt *stmt)
             table_facts(relid, written(rv), &f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(relid, nullptr);
+            judged = with_inheritors(judged, relid);
         } else {
             Oid table = IndexGetRelation(relid, true);
             if (!OidIsValid(table))
@@ -1682,6 +2163,10 @@ static void check_drop(DropStmt *stmt)
         }
         enforce(&f);
     }
+    /* what goes with them: inheritance children, columns of their row
+     * type, ... */
+    if (plan_capture != nullptr)
+        predict_reached_drops(drop_originals(stmt), cascade, judged, via);
 }
 
 /* Is it a table (plain or partitioned), whatever the statement called it? */
