@@ -1624,6 +1624,7 @@ struct Reach {
     List *tables;   /* oids of tables (plain or partitioned) reached whole */
     List *columns;  /* of ObjectAddress * (a column of a table) */
     List *originals;
+    List *normal;   /* RESTRICT: reached through a NORMAL dependency */
     bool cascade;
     bool fails;     /* the statement fails instead: nothing goes */
 };
@@ -1725,9 +1726,14 @@ static void reach_walk(Reach *r)
             switch (d->deptype) {
                 case DEPENDENCY_NORMAL:
                     if (!r->cascade) {
-                        /* unless it goes anyway by another path, PostgreSQL
-                         * refuses: assume it does */
-                        r->fails = true;
+                        /* under RESTRICT PostgreSQL refuses the statement
+                         * unless the object goes anyway by another path
+                         * (reportDependentObjects): settled after the walk */
+                        ObjectAddress *o = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                        o->classId = d->classid;
+                        o->objectId = d->objid;
+                        o->objectSubId = d->objsubid;
+                        r->normal = lappend(r->normal, o);
                         break;
                     }
                     reach_push(r, d->classid, d->objid, d->objsubid);
@@ -1747,6 +1753,16 @@ static void reach_walk(Reach *r)
         systable_endscan(scan);
     }
     table_close(dep, AccessShareLock);
+    ListCell *nc;
+    foreach (nc, r->normal) {
+        ObjectAddress *o = (ObjectAddress *) lfirst(nc);
+        ObjectAddress whole = {o->classId, o->objectId, 0};
+        bool found_part, found_whole;
+        (void) hash_search(r->seen, o, HASH_FIND, &found_part);
+        (void) hash_search(r->seen, &whole, HASH_FIND, &found_whole);
+        if (!found_part && !found_whole)
+            r->fails = true;
+    }
 }
 
 /* The tables relid inherits from, all levels up (partitions included). */
