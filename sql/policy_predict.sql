@@ -246,12 +246,29 @@ SELECT * FROM migrate_apply($$
 CREATE INDEX CONCURRENTLY small_id ON small (id);
 DROP FUNCTION twice(int) CASCADE;
 $$, 'pr_004');
+-- what an earlier statement of the script did counts: a table made to
+-- inherit from a parent the script creates goes with that parent
+SELECT * FROM migrate_apply($$
+CREATE INDEX CONCURRENTLY small_id ON small (id);
+CREATE TABLE ledger_base (id int);
+ALTER TABLE ledger INHERIT ledger_base;
+DROP TABLE ledger_base CASCADE;
+$$, 'pr_005');
+SELECT statement, jsonb_path_query_array(rules, '$[*].message') AS messages
+  FROM migrate_plan($$
+CREATE TABLE ledger_base (id int);
+ALTER TABLE ledger INHERIT ledger_base;
+TRUNCATE ledger_base;
+TRUNCATE ONLY ledger_base;
+ALTER TABLE ledger NO INHERIT ledger_base;
+DROP TABLE ledger_base CASCADE;
+$$);
 SELECT to_regclass('pr.small_id') AS step_1_index;
 -- what the drop reaches is new or small: the migration applies
 SELECT status FROM migrate_apply($$
 CREATE INDEX CONCURRENTLY small_id ON small (id);
 DROP VIEW small_view CASCADE;
-$$, 'pr_005');
+$$, 'pr_006');
 
 RESET ROLE;
 -- cleanup: these drops are what the policy refuses

@@ -1896,6 +1896,18 @@ static void predict_reached_drops(List *originals, bool cascade, List *judged, c
     }
 }
 
+void judge_reached_table(Oid relid, bool truncate, const char *via)
+{
+    char kind = get_rel_relkind(relid);
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, truncate ? kTruncate : kDropTable);
+    f.via = via;
+    table_facts(relid, nullptr, &f);
+    enforce(&f);
+}
+
 /* The objects a DROP names, found without locking anything: relations by
  * their RangeVar, other objects by the lookups PostgreSQL's own name
  * resolution uses (get_object_address would lock each object, and a lock

@@ -464,8 +464,93 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
  * statement (their names as written); *new_here is set when the statement
  * works on one of them: nobody else can see such a table yet, so no rule
  * applies. */
+/* ALTER TABLE child INHERIT parent, where the script made the parent: the
+ * catalogs do not know the child yet, but a later DROP TABLE parent CASCADE
+ * drops it and TRUNCATE parent empties it. */
+struct ScriptInherit {
+    const char *parent; /* as written */
+    Oid child;
+};
+
+void note_script_inherit(Node *stmt, Oid relid, List *created, List **inherits)
+{
+    if (!IsA(stmt, AlterTableStmt) || !OidIsValid(relid))
+        return;
+    ListCell *lc;
+    foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if ((cmd->subtype != AT_AddInherit && cmd->subtype != AT_DropInherit) || cmd->def == nullptr ||
+            !IsA(cmd->def, RangeVar))
+            continue;
+        RangeVar *parent = (RangeVar *) cmd->def;
+        if (OidIsValid(RangeVarGetRelid(parent, NoLock, true)))
+            continue; /* an existing parent: the catalogs tell */
+        const char *name = parent->schemaname
+                               ? quote_qualified_identifier(parent->schemaname, parent->relname)
+                               : quote_identifier(parent->relname);
+        bool made = false;
+        ListCell *cc;
+        foreach (cc, created)
+            made |= strcmp((const char *) lfirst(cc), name) == 0;
+        if (!made)
+            continue;
+        if (cmd->subtype == AT_DropInherit) {
+            List *kept = NIL;
+            foreach (cc, *inherits) {
+                ScriptInherit *i = (ScriptInherit *) lfirst(cc);
+                if (!(i->child == relid && strcmp(i->parent, name) == 0))
+                    kept = lappend(kept, i);
+            }
+            *inherits = kept;
+            continue;
+        }
+        ScriptInherit *i = (ScriptInherit *) palloc(sizeof(ScriptInherit));
+        i->parent = name;
+        i->child = relid;
+        *inherits = lappend(*inherits, i);
+    }
+}
+
+/* DROP TABLE p CASCADE, TRUNCATE p, of a parent the script made: judge the
+ * existing tables the script made inherit from it. */
+void judge_script_children(Node *stmt, List *inherits)
+{
+    if (inherits == NIL)
+        return;
+    List *names = NIL;
+    bool truncate = false;
+    if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_TABLE &&
+        ((DropStmt *) stmt)->behavior == DROP_CASCADE) {
+        ListCell *lc;
+        foreach (lc, ((DropStmt *) stmt)->objects)
+            names = lappend(names, makeRangeVarFromNameList((List *) lfirst(lc)));
+    } else if (IsA(stmt, TruncateStmt)) {
+        truncate = true;
+        ListCell *lc;
+        foreach (lc, ((TruncateStmt *) stmt)->relations)
+            if (((RangeVar *) lfirst(lc))->inh)
+                names = lappend(names, lfirst(lc));
+    }
+    ListCell *lc;
+    foreach (lc, names) {
+        RangeVar *rv = (RangeVar *) lfirst(lc);
+        if (OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+            continue;
+        const char *name = rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
+                                          : quote_identifier(rv->relname);
+        ListCell *ic;
+        foreach (ic, inherits) {
+            ScriptInherit *i = (ScriptInherit *) lfirst(ic);
+            if (strcmp(i->parent, name) == 0)
+                judge_reached_table(i->child, truncate,
+                                    truncate ? psprintf("TRUNCATE %s", name) : "DROP TABLE");
+        }
+    }
+}
+
 void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan *p,
-                    const char **relation_out, bool *new_here_out, PlanCapture *capture)
+                    const char **relation_out, bool *new_here_out, PlanCapture *capture,
+                    List **inherits)
 {
     *relid = InvalidOid;
     describe(raw->stmt, relid, p);
@@ -486,6 +571,9 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
     volatile bool was_active = migration.active;
     PG_TRY();
     {
+        /* (the parent is new: the statement is, the children are not) */
+        judge_script_children(raw->stmt, *inherits);
+        note_script_inherit(raw->stmt, *relid, *created, inherits);
         if (!new_here) {
             check_parsetree(raw->stmt);
             check_utility(raw->stmt);
@@ -553,6 +641,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
     if (policy_mode != 2)
         return; /* nothing is refused: warnings come as the statements run */
     List *created = NIL;
+    List *inherits = NIL; /* of ScriptInherit * */
     int number = 0;
     ListCell *lc;
     foreach (lc, trees) {
@@ -563,7 +652,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
         const char *relation;
         bool new_here;
         PlanCapture capture = {NIL, NIL};
-        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
         if (number < first_checked)
             continue; /* its step rolls back as a whole if it is refused */
         ListCell *vc;
@@ -610,6 +699,7 @@ SM_ENTRY(migrate_plan)
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
     List *created = NIL; /* tables the script creates before using them */
+    List *inherits = NIL; /* of ScriptInherit *: existing tables made to inherit from them */
     int number = 0;
     ListCell *lc;
     foreach (lc, trees) {
@@ -623,7 +713,7 @@ SM_ENTRY(migrate_plan)
         const char *relation = nullptr;
         bool new_here = false;
         PlanCapture capture = {NIL, NIL};
-        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
 
         pg::PolicyFacts facts;
         memset(&facts, 0, sizeof(facts));
