@@ -459,11 +459,6 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
     }
 }
 
-/* Describe one statement of a script and collect the rules' verdicts on it
- * without acting.  *created lists the tables the script created before this
- * statement (their names as written); *new_here is set when the statement
- * works on one of them: nobody else can see such a table yet, so no rule
- * applies. */
 /* ALTER TABLE child INHERIT parent, where the script made the parent: the
  * catalogs do not know the child yet, but a later DROP TABLE parent CASCADE
  * drops it and TRUNCATE parent empties it. */
@@ -548,6 +543,12 @@ void judge_script_children(Node *stmt, List *inherits)
     }
 }
 
+/* Describe one statement of a script and collect the rules' verdicts on it
+ * without acting.  *created lists the tables the script created before this
+ * statement (their names as written); *new_here is set when the statement
+ * works on one of them: nobody else can see such a table yet, so no rule
+ * applies.  *inherits: existing tables the script made inherit from a table
+ * it created (note_script_inherit). */
 void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan *p,
                     const char **relation_out, bool *new_here_out, PlanCapture *capture,
                     List **inherits)
