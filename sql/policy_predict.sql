@@ -77,6 +77,13 @@ ALTER TABLE orders ATTACH PARTITION orders_4 FOR VALUES FROM (30001) TO (40001);
 CREATE TABLE trips_1 PARTITION OF trips FOR VALUES FROM (1) TO (10001);
 CREATE TABLE trips_rest_2 PARTITION OF trips_rest FOR VALUES IN (2);
 $$);
+-- a migration in two steps whose step 2 makes such a partition: refused
+-- before step 1
+SELECT * FROM migrate_apply($$
+CREATE INDEX CONCURRENTLY orders_1_id ON orders_1 (id);
+CREATE TABLE orders_x PARTITION OF orders FOR VALUES FROM (20001) TO (30001);
+$$, 'pr_000');
+SELECT to_regclass('pr.orders_1_id') AS step_1_index;
 
 -- ---------------------------------------------------------------------------
 -- 2. migrate_test judges each phase (up, down, up again) as migrate_apply
