@@ -126,6 +126,16 @@ UPDATE accounts SET v = 2 WHERE id > 2400;
 -- migrate:down
 SELECT 1;
 $$) WHERE step = 'up';
+-- ... unless the section is wrapped in BEGIN; ... COMMIT;: one transaction
+SELECT step, ok FROM migrate_test($$
+BEGIN;
+UPDATE accounts SET v = 3 WHERE id <= 600;
+ALTER TYPE account_state ADD VALUE 'dormant';
+UPDATE accounts SET v = 3 WHERE id > 2400;
+COMMIT;
+-- migrate:down
+SELECT 1;
+$$) WHERE step = 'up';
 -- verdicts made at the end of the migration: a foreign key without an index
 -- is reported after the phase (once for up, once for up again) ...
 SELECT step, ok FROM migrate_test($$
