@@ -154,12 +154,14 @@ const char *referenced_locks(Node *stmt)
 
 /* A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION): the
  * locks it takes beyond the table shown, "" when none.  CREATE TABLE takes
- * ACCESS EXCLUSIVE on the parent; both take ACCESS EXCLUSIVE on the
- * parent's default partition (scanned unless its constraints exclude the new
- * bound: see the rules' facts). */
+ * ACCESS EXCLUSIVE on the parent, ATTACH PARTITION SHARE UPDATE EXCLUSIVE on
+ * it (the table shown) and ACCESS EXCLUSIVE on the table attached; both take
+ * ACCESS EXCLUSIVE on the parent's default partition (scanned unless its
+ * constraints exclude the new bound: see the rules' facts). */
 const char *partition_locks(Node *stmt)
 {
     RangeVar *parent_rv = nullptr;
+    RangeVar *attached = nullptr;
     PartitionBoundSpec *bound = nullptr;
     if (IsA(stmt, CreateStmt) && ((CreateStmt *) stmt)->partbound != nullptr &&
         list_length(((CreateStmt *) stmt)->inhRelations) == 1) {
@@ -171,6 +173,7 @@ const char *partition_locks(Node *stmt)
             AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
             if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd)) {
                 parent_rv = ((AlterTableStmt *) stmt)->relation;
+                attached = ((PartitionCmd *) cmd->def)->name;
                 bound = ((PartitionCmd *) cmd->def)->bound;
             }
         }
@@ -179,11 +182,12 @@ const char *partition_locks(Node *stmt)
         return "";
     StringInfoData out;
     initStringInfo(&out);
-    if (IsA(stmt, CreateStmt))
+    RangeVar *locked = IsA(stmt, CreateStmt) ? parent_rv : attached;
+    if (locked != nullptr)
         appendStringInfo(&out, "; ACCESS EXCLUSIVE on %s",
-                         parent_rv->schemaname
-                             ? quote_qualified_identifier(parent_rv->schemaname, parent_rv->relname)
-                             : quote_identifier(parent_rv->relname));
+                         locked->schemaname
+                             ? quote_qualified_identifier(locked->schemaname, locked->relname)
+                             : quote_identifier(locked->relname));
     Oid parent = RangeVarGetRelid(parent_rv, NoLock, true);
     if (!bound->is_default && OidIsValid(parent) &&
         get_rel_relkind(parent) == RELKIND_PARTITIONED_TABLE) {
@@ -448,11 +452,9 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
     foreach (lc, capture->facts) {
         pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
         if (f->action == (int) core::Action::AttachPartition && !f->bound_proven) {
+            /* (the locks on the table attached and on the default
+             * partition are shown on their own: partition_locks) */
             raise(&p->effect, kFullScan);
-            /* (the default partition's lock is shown on its own:
-             * partition_locks) */
-            if (!f->default_partition)
-                p->lock = AccessExclusiveLock;
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
             raise(&p->effect, kFullScan);
         }
