@@ -183,18 +183,23 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::AttachPartition && !f.bound_proven; },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
-         if (f.default_partition)
+         if (f.default_partition) {
+             /* ATTACH PARTITION, or CREATE TABLE ... PARTITION OF (via) */
+             std::string statement =
+                 f.via.empty() ? "ATTACH PARTITION " + or_default(f.partition, "<partition>") : f.via;
+             std::string verb = f.via.empty() ? "ATTACH PARTITION" : "CREATE TABLE ... PARTITION OF";
              return Explanation{
                  head("attach-partition-scan",
-                      "ATTACH PARTITION " + or_default(f.partition, "<partition>") +
-                          " scans the default partition " + on_table(f)),
-                 lock_detail("ATTACH PARTITION", LockMode::AccessExclusive, t,
+                      statement + " scans the default partition " + on_table(f)),
+                 lock_detail(verb, LockMode::AccessExclusive, t,
                              "while it checks that no row of the default partition belongs to the new one"),
                  "Prove it first without blocking: ALTER TABLE " + t + " ADD CONSTRAINT " +
                      derived(bare(t) + "_bound") + " CHECK (NOT (" +
                      or_default(f.expression, "<the new partition's bound>") + ")) NOT VALID; ALTER TABLE " +
-                     t + " VALIDATE CONSTRAINT " + derived(bare(t) + "_bound") +
-                     "; then ATTACH PARTITION, which no longer scans " + t + "."};
+                     t + " VALIDATE CONSTRAINT " + derived(bare(t) + "_bound") + "; then " + verb +
+                     ", which no longer scans " + t + " (a default partition cannot be detached "
+                     "CONCURRENTLY, and attaching it back scans it too)."};
+         }
          std::string c = derived(bare(t) + "_bound");
          return Explanation{
              head("attach-partition-scan", "ATTACH PARTITION scans " + on_table(f)),

@@ -133,6 +133,13 @@ void install_dml_hooks(void)
     RegisterXactCallback(forget_at_end, nullptr);
 }
 
+void forget_changed_rows(void)
+{
+    /* (in TopTransactionContext: freed with the transaction) */
+    changed = NIL;
+    reported = NIL;
+}
+
 void check_changed_rows(void)
 {
     if (!migration.active || changed == NIL || !IsTransactionState())

@@ -5,6 +5,7 @@
  * weaker lock first would turn two concurrent ALTERs into a deadlock.
  */
 #include "policy.hpp"
+#include "pg/subxact.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -13,6 +14,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "parser/parse_type.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "pgstat.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -47,6 +49,21 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_depend.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_shdepend.h"
+#include "catalog/pg_authid.h"
+#include "utils/hsearch.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_ts_config.h"
+#include "commands/extension.h"
+#include "commands/proclang.h"
+#include "parser/parse_func.h"
+#include "parser/parse_oper.h"
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_type.h"
 #include "commands/tablecmds.h"
@@ -647,30 +664,168 @@ static bool bound_is_literal(List *exprs)
     return true;
 }
 
+/* The bound of a new partition of parent as a qual in the parent's attnos
+ * (NIL: it cannot be told here; the statement reports what is wrong). */
+static List *new_partition_qual(Relation prel, PartitionBoundSpec *spec, bool *known)
+{
+    volatile bool ok = false;
+    List *volatile qual = NIL;
+    MemoryContext cxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        ParseState *pstate = make_parsestate(nullptr);
+        PartitionBoundSpec *bound = transformPartitionBound(pstate, prel, spec);
+        qual = get_qual_from_partbound(prel, bound);
+        free_parsestate(pstate);
+        ok = true;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+        ok = false;
+    }
+    PG_END_TRY();
+    *known = ok;
+    return qual;
+}
+
+/* A new partition of parent (ATTACH PARTITION, CREATE TABLE ... PARTITION
+ * OF): PostgreSQL takes ACCESS EXCLUSIVE on the parent's default partition
+ * and scans it for rows of the new bound, unless the default's constraints
+ * exclude the bound; a partitioned default has each of its leaf partitions
+ * scanned unless that leaf's constraints exclude it
+ * (check_default_partition_contents).  The default partition exists
+ * already whether or not the new partition is new: judge its scan, with the
+ * rows and bytes of the leaves scanned.  via: how the statement is named in
+ * the verdict (NULL: ATTACH PARTITION). */
+static void check_default_partition_scan(Oid parent, const char *parent_name,
+                                         PartitionBoundSpec *spec, const char *part_name,
+                                         const char *via)
+{
+    if (spec == nullptr || spec->is_default)
+        return;
+    Oid default_part = get_default_partition_oid(parent);
+    if (!OidIsValid(default_part))
+        return;
+    bool literal = bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
+                   bound_is_literal(spec->upperdatums);
+    /* the leaves scanned (all of them when the bound is not known here:
+     * nothing of the user's is evaluated) */
+    List *scanned = NIL;
+    char *condition = nullptr;
+    bool excluded = false;
+    Relation prel = RelationIdGetRelation(parent);
+    Relation drel = RelationIdGetRelation(default_part);
+    if (!RelationIsValid(prel) || !RelationIsValid(drel)) {
+        if (RelationIsValid(drel))
+            RelationClose(drel);
+        if (RelationIsValid(prel))
+            RelationClose(prel);
+        return;
+    }
+    bool known = false;
+    List *bound_qual = literal ? new_partition_qual(prel, spec, &known) : NIL;
+    if (literal && !known) {
+        RelationClose(drel);
+        RelationClose(prel);
+        return; /* the statement reports what is wrong */
+    }
+    List *dq = NIL;
+    if (known && bound_qual != NIL) {
+        dq = get_proposed_default_constraint(bound_qual);
+        dq = map_partition_varattnos(dq, 1, drel, prel);
+        excluded = PartConstraintImpliedByRelConstraint(drel, dq);
+        List *ctx = deparse_context_for(RelationGetRelationName(drel), default_part);
+        List *bq = map_partition_varattnos(list_make1(make_ands_explicit(list_copy(bound_qual))),
+                                           1, drel, prel);
+        condition = deparse_expression((Node *) linitial(bq), ctx, false, false);
+    }
+    if (!excluded) {
+        List *all = drel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE
+                        ? find_all_inheritors(default_part, NoLock, nullptr)
+                        : list_make1_oid(default_part);
+        ListCell *lc;
+        foreach (lc, all) {
+            Oid leaf = lfirst_oid(lc);
+            if (get_rel_relkind(leaf) != RELKIND_RELATION)
+                continue; /* only leaves hold rows */
+            if (leaf != default_part && dq != NIL) {
+                Relation lrel = RelationIdGetRelation(leaf);
+                if (!RelationIsValid(lrel))
+                    continue;
+                /* (as PostgreSQL does: the default's constraint, tested on
+                 * the leaf's constraints) */
+                bool leaf_excluded = PartConstraintImpliedByRelConstraint(lrel, dq);
+                RelationClose(lrel);
+                if (leaf_excluded)
+                    continue;
+            }
+            scanned = lappend_oid(scanned, leaf);
+        }
+    }
+    RelationClose(drel);
+    RelationClose(prel);
+
+    pg::PolicyFacts d;
+    init_facts(&d, kAttachPartition);
+    d.default_partition = true;
+    d.bound_proven = scanned == NIL;
+    d.expression = condition;
+    d.partition = part_name;
+    d.parent = parent_name;
+    d.via = via;
+    table_facts(default_part, nullptr, &d);
+    if (!d.created_in_transaction && scanned != NIL &&
+        !(list_length(scanned) == 1 && linitial_oid(scanned) == default_part)) {
+        /* a partitioned default: the leaves scanned, not those excluded */
+        double rows = 0;
+        int64 bytes = 0;
+        ListCell *lc;
+        foreach (lc, scanned) {
+            HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+            if (!HeapTupleIsValid(tup))
+                continue;
+            double r;
+            int64 b;
+            relation_size((Form_pg_class) GETSTRUCT(tup), lfirst_oid(lc), &r, &b);
+            rows += r;
+            bytes += b;
+            ReleaseSysCache(tup);
+        }
+        d.rows = rows;
+        d.bytes = bytes;
+    }
+    enforce(&d);
+}
+
 /* ATTACH PARTITION: PostgreSQL scans the table being attached (ACCESS
  * EXCLUSIVE) unless its validated constraints imply the partition bound,
  * and the parent's default partition unless its constraints exclude the
- * new bound.  Judge each scan. */
+ * new bound (check_default_partition_scan).  Judge each scan.  The table
+ * attached may be new (or, for migrate_plan, made by an earlier statement
+ * of the script): the default partition is judged all the same. */
 static void check_attach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
 {
-    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
-    if (!OidIsValid(part) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
+    if (get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
         return;
+    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
     const char *part_name = written(cmd->name);
     PartitionBoundSpec *spec = cmd->bound;
+    if (!OidIsValid(part)) {
+        check_default_partition_scan(parent, parent_name, spec, part_name, nullptr);
+        return;
+    }
     bool literal = spec != nullptr &&
                    (spec->is_default ||
                     (bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
                      bound_is_literal(spec->upperdatums)));
 
-    volatile bool proven = false, default_excluded = false, known = false;
+    volatile bool proven = false, known = false;
     char *volatile condition = nullptr;
-    char *volatile default_condition = nullptr;
-    Oid default_part = get_default_partition_oid(parent);
     if (literal) {
         Relation prel = RelationIdGetRelation(parent);
         Relation arel = RelationIdGetRelation(part);
-        Relation drel = OidIsValid(default_part) ? RelationIdGetRelation(default_part) : nullptr;
         MemoryContext cxt = CurrentMemoryContext;
         PG_TRY();
         {
@@ -690,14 +845,6 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
                     List *ctx = deparse_context_for(RelationGetRelationName(arel), part);
                     condition = deparse_expression((Node *) linitial(mapped), ctx, false, false);
                 }
-                if (drel != nullptr && RelationIsValid(drel) && !spec->is_default) {
-                    List *dq = get_proposed_default_constraint(bound_qual);
-                    dq = map_partition_varattnos(dq, 1, drel, prel);
-                    default_excluded = PartConstraintImpliedByRelConstraint(drel, dq);
-                    List *ctx = deparse_context_for(RelationGetRelationName(drel), default_part);
-                    List *bq = map_partition_varattnos(list_make1(make_ands_explicit(list_copy(bound_qual))), 1, drel, prel);
-                    default_condition = deparse_expression((Node *) linitial(bq), ctx, false, false);
-                }
                 known = true;
                 free_parsestate(pstate);
             }
@@ -709,8 +856,6 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
             known = false; /* the statement reports what is wrong */
         }
         PG_END_TRY();
-        if (drel)
-            RelationClose(drel);
         if (RelationIsValid(arel))
             RelationClose(arel);
         if (RelationIsValid(prel))
@@ -728,17 +873,27 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     f.parent = parent_name;
     table_facts(part, part_name, &f);
     enforce(&f);
-    if (OidIsValid(default_part) && !spec->is_default) {
-        pg::PolicyFacts d;
-        init_facts(&d, kAttachPartition);
-        d.default_partition = true;
-        d.bound_proven = default_excluded;
-        d.expression = default_condition;
-        d.partition = part_name;
-        d.parent = parent_name;
-        table_facts(default_part, nullptr, &d);
-        enforce(&d);
-    }
+    check_default_partition_scan(parent, parent_name, spec, part_name, nullptr);
+}
+
+/* CREATE TABLE ... PARTITION OF parent FOR VALUES ...: the new table is
+ * nobody's yet, but the parent's default partition is scanned as for ATTACH
+ * PARTITION. */
+static void check_create_partition(CreateStmt *stmt)
+{
+    if (stmt->partbound == nullptr || list_length(stmt->inhRelations) != 1)
+        return;
+    RangeVar *parent_rv = (RangeVar *) linitial(stmt->inhRelations);
+    Oid parent = RangeVarGetRelid(parent_rv, NoLock, true);
+    if (!OidIsValid(parent) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
+        return; /* the statement reports it */
+    /* IF NOT EXISTS of a table that exists creates nothing */
+    if (stmt->if_not_exists && OidIsValid(RangeVarGetRelid(stmt->relation, NoLock, true)))
+        return;
+    const char *part = written(stmt->relation);
+    const char *parent_name = written(parent_rv);
+    check_default_partition_scan(parent, parent_name, stmt->partbound, part,
+                                 psprintf("CREATE TABLE %s PARTITION OF %s", part, parent_name));
 }
 
 static void check_detach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
@@ -1275,6 +1430,8 @@ void check_dropped_relation(Oid relid, int attnum)
     MemoryContextSwitchTo(old);
 }
 
+static void predict_reached_drops(List *originals, bool cascade, List *judged, const char *via);
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -1364,6 +1521,16 @@ static void check_alter_table(AlterTableStmt *stmt)
                 enforce(&f);
                 if (!f.created_in_transaction && !f.temporary)
                     remember_judged_drop(relid, cmd->name);
+                /* what goes with it (a generated column computed from it,
+                 * ...): predicted; judged as it goes when it runs */
+                if (plan_capture != nullptr) {
+                    ObjectAddress *col = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                    col->classId = RelationRelationId;
+                    col->objectId = relid;
+                    col->objectSubId = get_attnum(relid, cmd->name);
+                    predict_reached_drops(list_make1(col), cmd->behavior == DROP_CASCADE, NIL,
+                                          "ALTER TABLE");
+                }
                 break;
             case AT_SetTableSpace: {
                 /* moving to where it already is copies nothing */
@@ -1431,11 +1598,443 @@ static List *schema_tables(Oid nsp)
     return names;
 }
 
+/*
+ * What a drop reaches through dependencies, predicted without dropping
+ * anything: for migrate_plan and for the check of a migration that commits in
+ * several steps before its first step (refuse_before_first_step).  When the
+ * statement runs, the object access hook judges every table and column as
+ * PostgreSQL deletes it (check_dropped_relation); a prediction must find the
+ * same ones before anything is committed.
+ *
+ * PostgreSQL has no public way to compute a deletion without doing it
+ * (findDependentObjects is static), and doing it in a subtransaction that is
+ * rolled back would take ACCESS EXCLUSIVE on every table reached -- waiting
+ * behind the application, and blocking it, to answer a question.  So the
+ * walk below follows pg_depend the way findDependentObjects does, reading
+ * the catalog only (no lock on any object): from each object that goes,
+ *  - to the objects that depend on it: AUTO, INTERNAL, EXTENSION (members),
+ *    AUTO_EXTENSION and partition dependencies always, NORMAL ones under
+ *    CASCADE (under RESTRICT a NORMAL dependent makes the statement fail:
+ *    nothing goes);
+ *  - to the object it is INTERNAL or EXTENSION part of, which PostgreSQL
+ *    drops instead (a generated column's expression takes its column along,
+ *    an extension member takes its extension); an object named by the
+ *    statement that is part of another is refused by PostgreSQL.
+ * Tables and columns reached are judged as the hook judges them, unless the
+ * statement's own checks judged them already (judged: relation oids) or they
+ * are counted in a parent reached too (a partition, an inheritance child:
+ * the parent's facts count their rows).
+ */
+struct Reach {
+    HTAB *seen;     /* ObjectAddress -> ObjectAddress */
+    List *work;     /* of ObjectAddress * */
+    List *tables;   /* oids of tables (plain or partitioned) reached whole */
+    List *columns;  /* of ObjectAddress * (a column of a table) */
+    List *originals;
+    List *normal;   /* RESTRICT: reached through a NORMAL dependency */
+    bool cascade;
+    bool fails;     /* the statement fails instead: nothing goes */
+};
+
+static void reach_push(Reach *r, Oid classid, Oid objid, int32 subid)
+{
+    ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+    a->classId = classid;
+    a->objectId = objid;
+    a->objectSubId = subid;
+    r->work = lappend(r->work, a);
+}
+
+static bool address_in(List *list, const ObjectAddress *a)
+{
+    ListCell *lc;
+    foreach (lc, list) {
+        const ObjectAddress *b = (const ObjectAddress *) lfirst(lc);
+        if (b->classId == a->classId && b->objectId == a->objectId &&
+            (b->objectSubId == 0 || b->objectSubId == a->objectSubId))
+            return true;
+    }
+    return false;
+}
+
+/* The pg_depend rows of obj as the dependent (owners: true) or as the
+ * referenced object, through the catalog's indexes. */
+static SysScanDesc depend_scan(Relation dep, const ObjectAddress *obj, bool owners)
+{
+    ScanKeyData key[3];
+    ScanKeyInit(&key[0], owners ? Anum_pg_depend_classid : Anum_pg_depend_refclassid,
+                BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(obj->classId));
+    ScanKeyInit(&key[1], owners ? Anum_pg_depend_objid : Anum_pg_depend_refobjid,
+                BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(obj->objectId));
+    ScanKeyInit(&key[2], owners ? Anum_pg_depend_objsubid : Anum_pg_depend_refobjsubid,
+                BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(obj->objectSubId));
+    return systable_beginscan(dep, owners ? DependDependerIndexId : DependReferenceIndexId, true,
+                              nullptr, obj->objectSubId != 0 ? 3 : 2, key);
+}
+
+static void reach_walk(Reach *r)
+{
+    Relation dep = table_open(DependRelationId, AccessShareLock);
+    ListCell *lc;
+    /* a named object that is part of another is refused by PostgreSQL,
+     * unless that other object is named too */
+    foreach (lc, r->originals) {
+        const ObjectAddress *a = (const ObjectAddress *) lfirst(lc);
+        bool part_of_other = false;
+        SysScanDesc scan = depend_scan(dep, a, true);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            if (d->deptype != DEPENDENCY_INTERNAL && d->deptype != DEPENDENCY_EXTENSION)
+                continue;
+            ObjectAddress owner = {d->refclassid, d->refobjid, d->refobjsubid};
+            part_of_other |= !address_in(r->originals, &owner);
+        }
+        systable_endscan(scan);
+        if (part_of_other) {
+            r->fails = true;
+            table_close(dep, AccessShareLock);
+            return;
+        }
+        reach_push(r, a->classId, a->objectId, a->objectSubId);
+    }
+    while (r->work != NIL && !r->fails) {
+        ObjectAddress a = *(ObjectAddress *) linitial(r->work);
+        r->work = list_delete_first(r->work);
+        bool found;
+        (void) hash_search(r->seen, &a, HASH_ENTER, &found);
+        if (found)
+            continue;
+        if (a.classId == RelationRelationId) {
+            char kind = get_rel_relkind(a.objectId);
+            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
+                if (a.objectSubId == 0)
+                    r->tables = lappend_oid(r->tables, a.objectId);
+                else if (a.objectSubId > 0) {
+                    ObjectAddress *c = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                    *c = a;
+                    r->columns = lappend(r->columns, c);
+                }
+            }
+        }
+        /* the object it is part of goes instead (with everything else) */
+        SysScanDesc scan = depend_scan(dep, &a, true);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            if (d->deptype == DEPENDENCY_INTERNAL || d->deptype == DEPENDENCY_EXTENSION)
+                reach_push(r, d->refclassid, d->refobjid, d->refobjsubid);
+        }
+        systable_endscan(scan);
+        /* what depends on it */
+        scan = depend_scan(dep, &a, false);
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+            switch (d->deptype) {
+                case DEPENDENCY_NORMAL:
+                    if (!r->cascade) {
+                        /* under RESTRICT PostgreSQL refuses the statement
+                         * unless the object goes anyway by another path
+                         * (reportDependentObjects): settled after the walk */
+                        ObjectAddress *o = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                        o->classId = d->classid;
+                        o->objectId = d->objid;
+                        o->objectSubId = d->objsubid;
+                        r->normal = lappend(r->normal, o);
+                        break;
+                    }
+                    reach_push(r, d->classid, d->objid, d->objsubid);
+                    break;
+                case DEPENDENCY_AUTO:
+                case DEPENDENCY_INTERNAL:
+                case DEPENDENCY_PARTITION_PRI:
+                case DEPENDENCY_PARTITION_SEC:
+                case DEPENDENCY_EXTENSION:
+                case DEPENDENCY_AUTO_EXTENSION:
+                    reach_push(r, d->classid, d->objid, d->objsubid);
+                    break;
+                default:
+                    break;
+            }
+        }
+        systable_endscan(scan);
+    }
+    table_close(dep, AccessShareLock);
+    ListCell *nc;
+    foreach (nc, r->normal) {
+        ObjectAddress *o = (ObjectAddress *) lfirst(nc);
+        ObjectAddress whole = {o->classId, o->objectId, 0};
+        bool found_part, found_whole;
+        (void) hash_search(r->seen, o, HASH_FIND, &found_part);
+        (void) hash_search(r->seen, &whole, HASH_FIND, &found_whole);
+        if (!found_part && !found_whole)
+            r->fails = true;
+    }
+}
+
+/* The tables relid inherits from, all levels up (partitions included). */
+static List *ancestors_of(Oid relid)
+{
+    List *result = NIL;
+    List *todo = list_make1_oid(relid);
+    Relation inh = table_open(InheritsRelationId, AccessShareLock);
+    while (todo != NIL) {
+        Oid child = linitial_oid(todo);
+        todo = list_delete_first(todo);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(child));
+        SysScanDesc scan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, nullptr, 1, &key);
+        HeapTuple tup;
+        while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+            Oid parent = ((Form_pg_inherits) GETSTRUCT(tup))->inhparent;
+            if (!list_member_oid(result, parent)) {
+                result = lappend_oid(result, parent);
+                todo = lappend_oid(todo, parent);
+            }
+        }
+        systable_endscan(scan);
+    }
+    table_close(inh, AccessShareLock);
+    return result;
+}
+
+static bool any_member(List *oids, List *set)
+{
+    ListCell *lc;
+    foreach (lc, oids)
+        if (list_member_oid(set, lfirst_oid(lc)))
+            return true;
+    return false;
+}
+
+struct ReachedDrop {
+    char *name; /* first: compare_names sorts these (table, then column) */
+    Oid relid;
+    AttrNumber attnum;
+};
+
+/* Judge what dropping originals (ObjectAddress *) reaches, beyond what the
+ * statement's own checks judged (judged: relation oids, their inheritors
+ * included).  Only when predicting (migrate_plan, the precheck): when the
+ * statement runs, the object access hook judges each as it goes. */
+static void predict_reached_drops(List *originals, bool cascade, List *judged, const char *via)
+{
+    if (plan_capture == nullptr || originals == NIL)
+        return;
+    Reach r;
+    memset(&r, 0, sizeof(r));
+    HASHCTL ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.keysize = sizeof(ObjectAddress);
+    ctl.entrysize = sizeof(ObjectAddress);
+    ctl.hcxt = CurrentMemoryContext;
+    r.seen = hash_create("safe_migrate reached objects", 256, &ctl,
+                         HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+    r.originals = originals;
+    r.cascade = cascade;
+    reach_walk(&r);
+    hash_destroy(r.seen);
+    if (r.fails)
+        return;
+
+    List *covered = list_concat(list_copy(judged), r.tables);
+    List *found = NIL; /* of ReachedDrop *, sorted by name */
+    ListCell *lc;
+    foreach (lc, r.tables) {
+        Oid relid = lfirst_oid(lc);
+        ObjectAddress whole = {RelationRelationId, relid, 0};
+        if (list_member_oid(judged, relid) || address_in(originals, &whole))
+            continue;
+        /* counted in its parent's facts */
+        if (any_member(ancestors_of(relid), covered))
+            continue;
+        if (OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
+            continue; /* an extension's own tables go with it */
+        ReachedDrop *d = (ReachedDrop *) palloc(sizeof(ReachedDrop));
+        d->name = qualified_name(relid);
+        d->relid = relid;
+        d->attnum = 0;
+        found = lappend(found, d);
+    }
+    foreach (lc, r.columns) {
+        const ObjectAddress *c = (const ObjectAddress *) lfirst(lc);
+        if (address_in(originals, c) || list_member_oid(covered, c->objectId))
+            continue;
+        List *up = ancestors_of(c->objectId);
+        if (any_member(up, covered))
+            continue;
+        char *column = get_attname(c->objectId, (AttrNumber) c->objectSubId, true);
+        if (column == nullptr)
+            continue;
+        /* counted in a parent's column that goes too */
+        bool in_parent = false;
+        ListCell *ac, *cc;
+        foreach (ac, up) {
+            AttrNumber patt = get_attnum(lfirst_oid(ac), column);
+            foreach (cc, r.columns) {
+                const ObjectAddress *o = (const ObjectAddress *) lfirst(cc);
+                in_parent |= o->objectId == lfirst_oid(ac) && o->objectSubId == patt;
+            }
+        }
+        if (in_parent || OidIsValid(getExtensionOfObject(RelationRelationId, c->objectId)))
+            continue;
+        ReachedDrop *d = (ReachedDrop *) palloc(sizeof(ReachedDrop));
+        d->name = psprintf("%s.%s", qualified_name(c->objectId), quote_identifier(column));
+        d->relid = c->objectId;
+        d->attnum = (AttrNumber) c->objectSubId;
+        found = lappend(found, d);
+    }
+    list_sort(found, [](const ListCell *a, const ListCell *b) {
+        return strcmp(((ReachedDrop *) lfirst(a))->name, ((ReachedDrop *) lfirst(b))->name);
+    });
+    foreach (lc, found) {
+        ReachedDrop *d = (ReachedDrop *) lfirst(lc);
+        pg::PolicyFacts f;
+        if (d->attnum == 0) {
+            init_facts(&f, kDropTable);
+        } else {
+            init_facts(&f, kDropColumn);
+            f.column = quote_identifier(get_attname(d->relid, d->attnum, false));
+        }
+        f.via = via;
+        table_facts(d->relid, nullptr, &f);
+        enforce(&f);
+    }
+}
+
+void judge_reached_table(Oid relid, bool truncate, const char *via)
+{
+    char kind = get_rel_relkind(relid);
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, truncate ? kTruncate : kDropTable);
+    f.via = via;
+    table_facts(relid, nullptr, &f);
+    enforce(&f);
+}
+
+/* The objects a DROP names, found without locking anything: relations by
+ * their RangeVar, other objects by the lookups PostgreSQL's own name
+ * resolution uses (get_object_address would lock each object, and a lock
+ * held by the caller of migrate_apply on what the runner drops would never
+ * be granted to the runner).  In a subtransaction: a name that does not
+ * resolve, or resolves ambiguously, is the statement's error to report, not
+ * ours.  Kinds whose drops reach no table column (operator classes, casts,
+ * servers, ...) are left out. */
+static Oid lookup_dropped(ObjectType type, Node *object)
+{
+    switch (type) {
+        case OBJECT_SCHEMA:
+            return get_namespace_oid(strVal(object), true);
+        case OBJECT_EXTENSION:
+            return get_extension_oid(strVal(object), true);
+        case OBJECT_LANGUAGE:
+            return get_language_oid(strVal(object), true);
+        case OBJECT_TYPE:
+        case OBJECT_DOMAIN: {
+            Oid typid = LookupTypeNameOid(nullptr, castNode(TypeName, object), true);
+            if (type == OBJECT_DOMAIN && OidIsValid(typid) && get_typtype(typid) != TYPTYPE_DOMAIN)
+                return InvalidOid; /* PostgreSQL reports it */
+            return typid;
+        }
+        case OBJECT_FUNCTION:
+        case OBJECT_PROCEDURE:
+        case OBJECT_ROUTINE:
+        case OBJECT_AGGREGATE:
+            return LookupFuncWithArgs(type, castNode(ObjectWithArgs, object), true);
+        case OBJECT_OPERATOR:
+            return LookupOperWithArgs(castNode(ObjectWithArgs, object), true);
+        case OBJECT_COLLATION:
+            return get_collation_oid(castNode(List, object), true);
+        case OBJECT_TSCONFIGURATION:
+            return get_ts_config_oid(castNode(List, object), true);
+        default:
+            return InvalidOid;
+    }
+}
+
+static Oid catalog_of(ObjectType type)
+{
+    switch (type) {
+        case OBJECT_SCHEMA: return NamespaceRelationId;
+        case OBJECT_EXTENSION: return ExtensionRelationId;
+        case OBJECT_LANGUAGE: return LanguageRelationId;
+        case OBJECT_TYPE:
+        case OBJECT_DOMAIN: return TypeRelationId;
+        case OBJECT_FUNCTION:
+        case OBJECT_PROCEDURE:
+        case OBJECT_ROUTINE:
+        case OBJECT_AGGREGATE: return ProcedureRelationId;
+        case OBJECT_OPERATOR: return OperatorRelationId;
+        case OBJECT_COLLATION: return CollationRelationId;
+        case OBJECT_TSCONFIGURATION: return TSConfigRelationId;
+        default: return InvalidOid;
+    }
+}
+
+static List *drop_originals(DropStmt *stmt)
+{
+    List *result = NIL;
+    ListCell *lc;
+    switch (stmt->removeType) {
+        case OBJECT_TABLE:
+        case OBJECT_VIEW:
+        case OBJECT_MATVIEW:
+        case OBJECT_FOREIGN_TABLE:
+        case OBJECT_SEQUENCE:
+        case OBJECT_INDEX:
+            foreach (lc, stmt->objects) {
+                RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+                Oid relid = RangeVarGetRelid(rv, NoLock, true);
+                if (!OidIsValid(relid))
+                    continue;
+                ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+                a->classId = RelationRelationId;
+                a->objectId = relid;
+                a->objectSubId = 0;
+                result = lappend(result, a);
+            }
+            return result;
+        default:
+            break;
+    }
+    Oid classid = catalog_of(stmt->removeType);
+    if (!OidIsValid(classid))
+        return NIL;
+    foreach (lc, stmt->objects) {
+        Node *object = (Node *) lfirst(lc);
+        ObjectType type = stmt->removeType;
+        Oid found = InvalidOid;
+        Oid *out = &found;
+        ErrorData *failed = pg::in_subtransaction([out, type, object]() {
+            *out = lookup_dropped(type, object);
+        });
+        if (failed != nullptr || !OidIsValid(found))
+            continue;
+        ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+        a->classId = classid;
+        a->objectId = found;
+        a->objectSubId = 0;
+        result = lappend(result, a);
+    }
+    return result;
+}
+
+/* A table and the tables that inherit from it (its rows are counted in its
+ * facts). */
+static List *with_inheritors(List *judged, Oid relid)
+{
+    return list_concat_unique_oid(judged, find_all_inheritors(relid, NoLock, nullptr));
+}
+
 /* DROP SCHEMA s CASCADE: every table of s goes.  Judged before anything is
  * locked (and so by migrate_plan too), by name; what else the drop takes
  * along is judged as it goes (check_dropped_relation). */
-static void check_drop_schema_cascade(DropStmt *stmt)
+static List *check_drop_schema_cascade(DropStmt *stmt)
 {
+    List *judged = NIL; /* tables judged here, with their inheritors */
     ListCell *lc;
     foreach (lc, stmt->objects) {
         const char *schema = strVal(lfirst(lc));
@@ -1456,8 +2055,10 @@ static void check_drop_schema_cascade(DropStmt *stmt)
             enforce(&f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(relid, nullptr);
+            judged = with_inheritors(judged, relid);
         }
     }
+    return judged;
 }
 
 /* DROP OWNED BY r: every table r owns in this database goes.  Judged before
@@ -1467,6 +2068,33 @@ struct NamedTable {
     char *name; /* first: compare_names sorts these */
     Oid relid;
 };
+
+/* The objects role owns in this database (what DROP OWNED drops). */
+static List *owned_objects(Oid role)
+{
+    List *result = NIL;
+    Relation sd = table_open(SharedDependRelationId, AccessShareLock);
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_shdepend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(AuthIdRelationId));
+    ScanKeyInit(&key[1], Anum_pg_shdepend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(role));
+    SysScanDesc scan = systable_beginscan(sd, SharedDependReferenceIndexId, true, nullptr, 2, key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_shdepend d = (Form_pg_shdepend) GETSTRUCT(tup);
+        if (d->deptype != SHARED_DEPENDENCY_OWNER || d->dbid != MyDatabaseId)
+            continue;
+        ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+        a->classId = d->classid;
+        a->objectId = d->objid;
+        a->objectSubId = d->objsubid;
+        result = lappend(result, a);
+    }
+    systable_endscan(scan);
+    table_close(sd, AccessShareLock);
+    return result;
+}
 
 static void check_drop_owned(DropOwnedStmt *stmt)
 {
@@ -1499,6 +2127,7 @@ static void check_drop_owned(DropOwnedStmt *stmt)
         list_sort(tables, [](const ListCell *a, const ListCell *b) {
             return strcmp(((NamedTable *) lfirst(a))->name, ((NamedTable *) lfirst(b))->name);
         });
+        List *judged = NIL; /* tables judged here, with their inheritors */
         const char *via = psprintf("DROP OWNED BY %s",
                                    quote_identifier(GetUserNameFromId(role, false)));
         ListCell *nc;
@@ -1513,18 +2142,35 @@ static void check_drop_owned(DropOwnedStmt *stmt)
             enforce(&f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(t->relid, nullptr);
+            judged = with_inheritors(judged, t->relid);
         }
+        /* what else goes with the objects it owns here (a column of
+         * another role's table of its type, ...) */
+        if (plan_capture != nullptr)
+            predict_reached_drops(owned_objects(role), stmt->behavior == DROP_CASCADE, judged,
+                                  "DROP OWNED");
     }
 }
 
 static void check_drop(DropStmt *stmt)
 {
-    if (stmt->removeType == OBJECT_SCHEMA && stmt->behavior == DROP_CASCADE) {
-        check_drop_schema_cascade(stmt);
+    bool cascade = stmt->behavior == DROP_CASCADE;
+    const char *via = GetCommandTagName(CreateCommandTag((Node *) stmt));
+    if (stmt->removeType == OBJECT_SCHEMA && cascade) {
+        List *judged = check_drop_schema_cascade(stmt);
+        if (plan_capture != nullptr)
+            predict_reached_drops(drop_originals(stmt), cascade, judged, via);
         return;
     }
-    if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX)
+    if (stmt->removeType != OBJECT_TABLE && stmt->removeType != OBJECT_INDEX) {
+        /* DROP DOMAIN / TYPE / FUNCTION / EXTENSION / VIEW ...: the tables
+         * and columns it reaches (predicted; judged as they go when it
+         * runs) */
+        if (plan_capture != nullptr)
+            predict_reached_drops(drop_originals(stmt), cascade, NIL, via);
         return;
+    }
+    List *judged = NIL; /* tables judged here, with their inheritors */
     ListCell *lc;
     foreach (lc, stmt->objects) {
         RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
@@ -1540,6 +2186,7 @@ static void check_drop(DropStmt *stmt)
             table_facts(relid, written(rv), &f);
             if (!f.created_in_transaction && !f.temporary)
                 remember_judged_drop(relid, nullptr);
+            judged = with_inheritors(judged, relid);
         } else {
             Oid table = IndexGetRelation(relid, true);
             if (!OidIsValid(table))
@@ -1551,6 +2198,10 @@ static void check_drop(DropStmt *stmt)
         }
         enforce(&f);
     }
+    /* what goes with them: inheritance children, columns of their row
+     * type, ... */
+    if (plan_capture != nullptr)
+        predict_reached_drops(drop_originals(stmt), cascade, judged, via);
 }
 
 /* Is it a table (plain or partitioned), whatever the statement called it? */
@@ -1669,6 +2320,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_AlterObjectSchemaStmt:
             check_set_schema((AlterObjectSchemaStmt *) parsetree);
+            break;
+        case T_CreateStmt:
+            check_create_partition((CreateStmt *) parsetree);
             break;
         case T_DropOwnedStmt:
             check_drop_owned((DropOwnedStmt *) parsetree);

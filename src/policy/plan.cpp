@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "catalog/partition.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -147,6 +148,55 @@ const char *referenced_locks(Node *stmt)
         }
         foreach (lc, ((CreateStmt *) stmt)->constraints)
             add_referenced_lock(&out, (Constraint *) lfirst(lc));
+    }
+    return out.data;
+}
+
+/* A new partition (CREATE TABLE ... PARTITION OF, ATTACH PARTITION): the
+ * locks it takes beyond the table shown, "" when none.  CREATE TABLE takes
+ * ACCESS EXCLUSIVE on the parent, ATTACH PARTITION SHARE UPDATE EXCLUSIVE on
+ * it (the table shown) and ACCESS EXCLUSIVE on the table attached; both take
+ * ACCESS EXCLUSIVE on the parent's default partition (scanned unless its
+ * constraints exclude the new bound: see the rules' facts). */
+const char *partition_locks(Node *stmt)
+{
+    RangeVar *parent_rv = nullptr;
+    RangeVar *attached = nullptr;
+    PartitionBoundSpec *bound = nullptr;
+    if (IsA(stmt, CreateStmt) && ((CreateStmt *) stmt)->partbound != nullptr &&
+        list_length(((CreateStmt *) stmt)->inhRelations) == 1) {
+        parent_rv = (RangeVar *) linitial(((CreateStmt *) stmt)->inhRelations);
+        bound = ((CreateStmt *) stmt)->partbound;
+    } else if (IsA(stmt, AlterTableStmt)) {
+        ListCell *lc;
+        foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+            AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AttachPartition && cmd->def && IsA(cmd->def, PartitionCmd)) {
+                parent_rv = ((AlterTableStmt *) stmt)->relation;
+                attached = ((PartitionCmd *) cmd->def)->name;
+                bound = ((PartitionCmd *) cmd->def)->bound;
+            }
+        }
+    }
+    if (parent_rv == nullptr || bound == nullptr)
+        return "";
+    StringInfoData out;
+    initStringInfo(&out);
+    RangeVar *locked = IsA(stmt, CreateStmt) ? parent_rv : attached;
+    if (locked != nullptr)
+        appendStringInfo(&out, "; ACCESS EXCLUSIVE on %s",
+                         locked->schemaname
+                             ? quote_qualified_identifier(locked->schemaname, locked->relname)
+                             : quote_identifier(locked->relname));
+    Oid parent = RangeVarGetRelid(parent_rv, NoLock, true);
+    if (!bound->is_default && OidIsValid(parent) &&
+        get_rel_relkind(parent) == RELKIND_PARTITIONED_TABLE) {
+        Oid default_part = get_default_partition_oid(parent);
+        if (OidIsValid(default_part))
+            appendStringInfo(&out, "; ACCESS EXCLUSIVE on %s (default partition)",
+                             quote_qualified_identifier(
+                                 get_namespace_name(get_rel_namespace(default_part)),
+                                 get_rel_name(default_part)));
     }
     return out.data;
 }
@@ -402,10 +452,95 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
     foreach (lc, capture->facts) {
         pg::PolicyFacts *f = (pg::PolicyFacts *) lfirst(lc);
         if (f->action == (int) core::Action::AttachPartition && !f->bound_proven) {
+            /* (the locks on the table attached and on the default
+             * partition are shown on their own: partition_locks) */
             raise(&p->effect, kFullScan);
-            p->lock = AccessExclusiveLock;
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
             raise(&p->effect, kFullScan);
+        }
+    }
+}
+
+/* ALTER TABLE child INHERIT parent, where the script made the parent: the
+ * catalogs do not know the child yet, but a later DROP TABLE parent CASCADE
+ * drops it and TRUNCATE parent empties it. */
+struct ScriptInherit {
+    const char *parent; /* as written */
+    Oid child;
+};
+
+void note_script_inherit(Node *stmt, Oid relid, List *created, List **inherits)
+{
+    if (!IsA(stmt, AlterTableStmt) || !OidIsValid(relid))
+        return;
+    ListCell *lc;
+    foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if ((cmd->subtype != AT_AddInherit && cmd->subtype != AT_DropInherit) || cmd->def == nullptr ||
+            !IsA(cmd->def, RangeVar))
+            continue;
+        RangeVar *parent = (RangeVar *) cmd->def;
+        if (OidIsValid(RangeVarGetRelid(parent, NoLock, true)))
+            continue; /* an existing parent: the catalogs tell */
+        const char *name = parent->schemaname
+                               ? quote_qualified_identifier(parent->schemaname, parent->relname)
+                               : quote_identifier(parent->relname);
+        bool made = false;
+        ListCell *cc;
+        foreach (cc, created)
+            made |= strcmp((const char *) lfirst(cc), name) == 0;
+        if (!made)
+            continue;
+        if (cmd->subtype == AT_DropInherit) {
+            List *kept = NIL;
+            foreach (cc, *inherits) {
+                ScriptInherit *i = (ScriptInherit *) lfirst(cc);
+                if (!(i->child == relid && strcmp(i->parent, name) == 0))
+                    kept = lappend(kept, i);
+            }
+            *inherits = kept;
+            continue;
+        }
+        ScriptInherit *i = (ScriptInherit *) palloc(sizeof(ScriptInherit));
+        i->parent = name;
+        i->child = relid;
+        *inherits = lappend(*inherits, i);
+    }
+}
+
+/* DROP TABLE p CASCADE, TRUNCATE p, of a parent the script made: judge the
+ * existing tables the script made inherit from it. */
+void judge_script_children(Node *stmt, List *inherits)
+{
+    if (inherits == NIL)
+        return;
+    List *names = NIL;
+    bool truncate = false;
+    if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_TABLE &&
+        ((DropStmt *) stmt)->behavior == DROP_CASCADE) {
+        ListCell *lc;
+        foreach (lc, ((DropStmt *) stmt)->objects)
+            names = lappend(names, makeRangeVarFromNameList((List *) lfirst(lc)));
+    } else if (IsA(stmt, TruncateStmt)) {
+        truncate = true;
+        ListCell *lc;
+        foreach (lc, ((TruncateStmt *) stmt)->relations)
+            if (((RangeVar *) lfirst(lc))->inh)
+                names = lappend(names, lfirst(lc));
+    }
+    ListCell *lc;
+    foreach (lc, names) {
+        RangeVar *rv = (RangeVar *) lfirst(lc);
+        if (OidIsValid(RangeVarGetRelid(rv, NoLock, true)))
+            continue;
+        const char *name = rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
+                                          : quote_identifier(rv->relname);
+        ListCell *ic;
+        foreach (ic, inherits) {
+            ScriptInherit *i = (ScriptInherit *) lfirst(ic);
+            if (strcmp(i->parent, name) == 0)
+                judge_reached_table(i->child, truncate,
+                                    truncate ? psprintf("TRUNCATE %s", name) : "DROP TABLE");
         }
     }
 }
@@ -414,9 +549,11 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
  * without acting.  *created lists the tables the script created before this
  * statement (their names as written); *new_here is set when the statement
  * works on one of them: nobody else can see such a table yet, so no rule
- * applies. */
+ * applies.  *inherits: existing tables the script made inherit from a table
+ * it created (note_script_inherit). */
 void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan *p,
-                    const char **relation_out, bool *new_here_out, PlanCapture *capture)
+                    const char **relation_out, bool *new_here_out, PlanCapture *capture,
+                    List **inherits)
 {
     *relid = InvalidOid;
     describe(raw->stmt, relid, p);
@@ -437,6 +574,9 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
     volatile bool was_active = migration.active;
     PG_TRY();
     {
+        /* (the parent is new: the statement is, the children are not) */
+        judge_script_children(raw->stmt, *inherits);
+        note_script_inherit(raw->stmt, *relid, *created, inherits);
         if (!new_here) {
             check_parsetree(raw->stmt);
             check_utility(raw->stmt);
@@ -504,6 +644,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
     if (policy_mode != 2)
         return; /* nothing is refused: warnings come as the statements run */
     List *created = NIL;
+    List *inherits = NIL; /* of ScriptInherit * */
     int number = 0;
     ListCell *lc;
     foreach (lc, trees) {
@@ -514,7 +655,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
         const char *relation;
         bool new_here;
         PlanCapture capture = {NIL, NIL};
-        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
         if (number < first_checked)
             continue; /* its step rolls back as a whole if it is refused */
         ListCell *vc;
@@ -561,6 +702,7 @@ SM_ENTRY(migrate_plan)
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
     List *created = NIL; /* tables the script creates before using them */
+    List *inherits = NIL; /* of ScriptInherit *: existing tables made to inherit from them */
     int number = 0;
     ListCell *lc;
     foreach (lc, trees) {
@@ -574,7 +716,7 @@ SM_ENTRY(migrate_plan)
         const char *relation = nullptr;
         bool new_here = false;
         PlanCapture capture = {NIL, NIL};
-        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
 
         pg::PolicyFacts facts;
         memset(&facts, 0, sizeof(facts));
@@ -618,10 +760,11 @@ SM_ENTRY(migrate_plan)
             values[3] = CStringGetTextDatum(relation);
         else
             nulls[3] = true;
-        values[4] = CStringGetTextDatum(psprintf("%s%s",
+        values[4] = CStringGetTextDatum(psprintf("%s%s%s",
                                                  new_here ? "none (created by this migration)"
                                                           : lock_name(p.lock),
-                                                 referenced_locks(raw->stmt)));
+                                                 referenced_locks(raw->stmt),
+                                                 new_here ? "" : partition_locks(raw->stmt)));
         values[5] = Float8GetDatum(facts.rows);
         values[6] = Int64GetDatum(facts.bytes);
         nulls[5] = nulls[6] = !(OidIsValid(relid) || capture.facts != NIL);

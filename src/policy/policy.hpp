@@ -104,6 +104,10 @@ bool added_column_filled(const ColumnDef *def);
  * remember_judged_drop for what a statement named and was judged on. */
 void note_ddl_statement(const char *tag);
 void check_dropped_relation(Oid relid, int attnum);
+/* migrate_plan and the precheck: an existing table a statement drops or
+ * empties through what an earlier statement of the script did (it inherits
+ * from a parent the script made) */
+void judge_reached_table(Oid relid, bool truncate, const char *via);
 void remember_judged_drop(Oid relid, const char *column);
 /* Columns that went without their table are judged when the deletions are
  * done (sql_drop, or the end of the utility statement); forgotten when a
@@ -118,6 +122,10 @@ void check_large_dml(RawStmt *raw, double rows);
  * check of the rows changed so far in this transaction */
 void install_dml_hooks(void);
 void check_changed_rows(void);
+/* Start counting again from zero, as a new transaction would (migrate_test:
+ * each of its phases, and each step of a phase, is a transaction of its own
+ * in a real apply or rollback). */
+void forget_changed_rows(void);
 /* timing.cpp: verdicts decided at the end of the migration (of the
  * transaction outside one): foreign-key-missing-index; columns the
  * migration added (renaming them breaks nothing) */

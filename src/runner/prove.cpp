@@ -664,16 +664,32 @@ void end_enum_commit(void)
     enum_commit.saved = nullptr;
 }
 
-void run_script(const char *sql)
+/* Run one phase (up, down, up again) of the test, judged as migrate_apply
+ * (or migrate_rollback) judges it: rows changed are counted per transaction
+ * the real run would use (the phase, and a statement that runs in a
+ * transaction of its own unless the section was wrapped in BEGIN; ...
+ * COMMIT;), after each statement; the verdicts that belong to the end of a
+ * migration (foreign-key-missing-index) come after its last statement. */
+void run_script(const char *sql, bool one_transaction)
 {
     List *trees = runner::parse_script(sql, "script");
+    /* nothing of an earlier phase counts toward this one */
+    policy::forget_changed_rows();
+    policy::forget_migration_checks();
     ListCell *lc;
     foreach (lc, trees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         char *text = statement_text(sql, raw);
+        bool own_transaction = !one_transaction && runner::classify_statement(raw) ==
+                                                          core::TxClass::OwnTransaction;
+        if (own_transaction)
+            policy::forget_changed_rows();
         policy::migration.statement = text;
         if (SPI_execute(text, false, 0) < 0)
             elog(ERROR, "could not run: %s", text);
+        policy::check_large_dml(raw, (double) SPI_processed);
+        if (own_transaction)
+            policy::forget_changed_rows();
         if (enum_commit.active && IsA(raw->stmt, AlterEnumStmt) &&
             ((AlterEnumStmt *) raw->stmt)->newVal != nullptr &&
             ((AlterEnumStmt *) raw->stmt)->oldVal == nullptr) {
@@ -687,6 +703,7 @@ void run_script(const char *sql)
         }
     }
     policy::migration.statement = nullptr;
+    policy::finish_migration_checks();
 }
 
 /* Parse one section of the script under test (syntax errors point into it)
@@ -726,15 +743,15 @@ void check_testable(const char *sql, const char *what)
  * The down and up-again steps really run after the up committed: what the
  * earlier steps created is judged by the policy as existing, not as new
  * (a rollback that drops a table the up created meets ban-drop-table). */
-char *try_script(const char *sql)
+char *try_script(const char *sql, bool one_transaction)
 {
-    ErrorData *failure = pg::in_subtransaction([sql]() {
+    ErrorData *failure = pg::in_subtransaction([sql, one_transaction]() {
         policy::new_objects_from = GetCurrentSubTransactionId();
         /* a real rollback or re-apply runs in another session: without the
          * temporary objects of this one (the up's, the caller's); dropped
          * here, they come back with the test's rollback */
         ResetTempTableNamespace();
-        run_script(sql);
+        run_script(sql, one_transaction);
     });
     policy::new_objects_from = InvalidSubTransactionId;
     return failure ? failure->message : nullptr;
@@ -809,7 +826,7 @@ SM_ENTRY(migrate_test)
         List *before = runner::fingerprint();
         runner::NameResolution *at_apply =
             prepared.down ? nullptr : runner::capture_name_resolution();
-        runner::run_script(prepared.up);
+        runner::run_script(prepared.up, prepared.up_wrapped);
         List *after_up = runner::fingerprint();
         if (down == nullptr) {
             const char *why = nullptr;
@@ -843,14 +860,16 @@ SM_ENTRY(migrate_test)
                 policy::begin_migration("migrate_test", m, all_rules, all_reasons);
             }
         }
-        char *down_failed = runner::try_script(down);
+        /* (a derived down script is not wrapped) */
+        char *down_failed = runner::try_script(down, down == prepared.down && prepared.down_wrapped);
         List *after_down = runner::fingerprint();
         if (derived_allows) {
             policy::end_migration();
             policy::begin_migration("migrate_test", prepared.n_allows, prepared.allow_rules,
                                     prepared.allow_reasons);
         }
-        char *up_again_failed = down_failed ? nullptr : runner::try_script(prepared.up);
+        char *up_again_failed =
+            down_failed ? nullptr : runner::try_script(prepared.up, prepared.up_wrapped);
         List *after_up_again = runner::fingerprint();
 
         MemoryContext old = MemoryContextSwitchTo(cxt);
