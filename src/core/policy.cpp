@@ -496,6 +496,25 @@ const Rule kRules[] = {
                  ", in a migration step of its own (it cannot run in a transaction block): ALTER TABLE " +
                  t + " DETACH PARTITION " + part + " CONCURRENTLY;"};
      }},
+    {"require-concurrent-refresh", Level::Error, true,
+     "REFRESH MATERIALIZED VIEW without CONCURRENTLY on a large materialized view",
+     [](const StatementFacts& f) { return f.action == Action::RefreshMatview && !f.concurrently; },
+     [](const StatementFacts& f) {
+         const std::string& v = f.table.name;
+         std::string refresh = "REFRESH MATERIALIZED VIEW CONCURRENTLY " + v + ";";
+         return Explanation{
+             head("require-concurrent-refresh",
+                  "REFRESH MATERIALIZED VIEW without CONCURRENTLY on materialized view " + v + " (" +
+                      format_rows(f.table.rows) + " rows, " + format_bytes(f.table.bytes) + ")"),
+             lock_detail("REFRESH MATERIALIZED VIEW", LockMode::AccessExclusive, v,
+                         "while it runs the view's query and replaces every row"),
+             f.index.empty()
+                 ? "Give it a unique index (on columns that identify a row), in a migration step of its "
+                   "own: CREATE UNIQUE INDEX CONCURRENTLY " + derived(bare(v) + "_key") + " ON " + v +
+                       " (<columns>); then refresh it without blocking reads: " + refresh
+                 : "Refresh it without blocking reads (it uses the unique index " + f.index + "): " +
+                       refresh};
+     }},
     {"require-concurrent-reindex", Level::Error, true,
      "REINDEX without CONCURRENTLY on a large table",
      [](const StatementFacts& f) { return f.action == Action::Reindex && !f.concurrently; },

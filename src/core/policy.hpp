@@ -64,7 +64,9 @@ enum class Action {
     AttachPartition,     /* ALTER TABLE ... ATTACH PARTITION: the table scanned for the bound */
     DetachPartition,     /* ALTER TABLE ... DETACH PARTITION */
     IndexRebuild,        /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
-    DropDatabase         /* DROP DATABASE (table.name: the database) */
+    DropDatabase,        /* DROP DATABASE (table.name: the database) */
+    RefreshMatview       /* REFRESH MATERIALIZED VIEW (table: the view; index: a unique
+                          * index CONCURRENTLY could use, if it has one) */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */

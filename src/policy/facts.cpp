@@ -93,7 +93,8 @@ enum : core_action {
     kAttachPartition,
     kDetachPartition,
     kIndexRebuild,
-    kDropDatabase
+    kDropDatabase,
+    kRefreshMatview
 };
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
@@ -173,7 +174,7 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
     *bytes = b + extra;
 }
 
-void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
+void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach reach)
 {
     f->table = written_name;
 
@@ -197,12 +198,15 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
                                               NameStr(cls->relname));
     f->temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
     f->partitioned = cls->relkind == RELKIND_PARTITIONED_TABLE;
-    bool has_children = cls->relhassubclass;
+    /* the partitions or children the statement reaches count with it */
+    bool has_children = cls->relhassubclass &&
+                        (reach == Reach::All ||
+                         (reach == Reach::Partitions && cls->relkind == RELKIND_PARTITIONED_TABLE));
     relation_size(cls, relid, &f->rows, &f->bytes);
     ReleaseSysCache(tup);
 
     /* A statement on a parent works on its partitions or children too:
-     * count them all (found without locking them). */
+     * count those it reaches (found without locking them). */
     if (has_children) {
         List *all = find_all_inheritors(relid, NoLock, nullptr);
         ListCell *lc;
@@ -430,7 +434,8 @@ static const char *check_text(const Constraint *con)
 }
 
 static void check_constraint(Oid relid, const char *table, const char *column,
-                             const Constraint *con, const ColumnDef *newcol = nullptr)
+                             const Constraint *con, const ColumnDef *newcol = nullptr,
+                             bool only = false)
 {
     pg::PolicyFacts f;
     Oid confrelid = InvalidOid;
@@ -485,7 +490,12 @@ static void check_constraint(Oid relid, const char *table, const char *column,
             return;
     }
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
-    table_facts(relid, table, &f);
+    /* a CHECK is checked on the inheritance children too (unless ONLY or NO
+     * INHERIT); keys and unique indexes only on the table and its partitions */
+    table_facts(relid, table, &f,
+                con->contype != CONSTR_CHECK ? Reach::Partitions
+                : only || con->is_no_inherit ? Reach::Self
+                                             : Reach::All);
     bool new_table = f.created_in_transaction || f.temporary;
     if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
         !f.not_valid) {
@@ -552,7 +562,7 @@ static Oid fk_referenced_table(Oid relid, const char *conname)
 /* VALIDATE CONSTRAINT: scanning is harmless only if no lock this transaction
  * already holds on the table (or, for a foreign key, on the referenced
  * table) blocks reads or writes. */
-static void check_validate(Oid relid, const char *table, const char *conname)
+static void check_validate(Oid relid, const char *table, const char *conname, bool only)
 {
     pg::PolicyFacts f;
     init_facts(&f, kValidateConstraint);
@@ -571,7 +581,12 @@ static void check_validate(Oid relid, const char *table, const char *conname)
             }
         }
     }
-    table_facts(relid, table, &f);
+    /* a CHECK is validated on the inheritance children too (unless ONLY), a
+     * foreign key on the table and its partitions */
+    table_facts(relid, table, &f,
+                only ? Reach::Self
+                : OidIsValid(fk_referenced_table(relid, conname)) ? Reach::Partitions
+                                                                   : Reach::All);
     enforce(&f);
 }
 
@@ -1164,7 +1179,9 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
         init_facts(&f, action);
         f.concurrently = concurrently;
         f.sweep = what;
-        table_facts(lfirst_oid(lc), nullptr, &f);
+        /* every table it processes is a target of its own (partitions and
+         * inheritance children included): count each once */
+        table_facts(lfirst_oid(lc), nullptr, &f, Reach::Self);
         enforce(&f);
     }
 }
@@ -1276,6 +1293,9 @@ static void check_alter_table(AlterTableStmt *stmt)
     if (!OidIsValid(relid))
         return; /* the statement reports it */
     const char *table = written(stmt->relation);
+    /* ALTER TABLE ONLY: the inheritance children are left alone */
+    bool only = !stmt->relation->inh;
+    Reach reach = only ? Reach::Self : Reach::All;
     ListCell *lc;
     foreach (lc, stmt->cmds) {
         AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -1298,19 +1318,20 @@ static void check_alter_table(AlterTableStmt *stmt)
                 }
                 if (def->is_not_null)
                     f.not_null = true;
-                table_facts(relid, table, &f);
+                table_facts(relid, table, &f, reach);
                 enforce(&f);
                 /* (ADD COLUMN IF NOT EXISTS of a column that exists adds nothing) */
                 if (!f.created_in_transaction && !f.temporary &&
                     get_attnum(relid, def->colname) == InvalidAttrNumber)
                     note_added_column(relid, def->colname);
                 foreach (cc, def->constraints)
-                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def);
+                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def, only);
                 break;
             }
             case AT_AddConstraint:
                 if (cmd->def && IsA(cmd->def, Constraint)) {
-                    check_constraint(relid, table, nullptr, (Constraint *) cmd->def);
+                    check_constraint(relid, table, nullptr, (Constraint *) cmd->def, nullptr,
+                                     only);
                     check_primary_key_using_index(relid, table, (Constraint *) cmd->def);
                 }
                 break;
@@ -1332,7 +1353,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                 init_facts(&f, kSetNotNull);
                 f.column = quote_identifier(cmd->name);
                 f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
-                table_facts(relid, table, &f);
+                table_facts(relid, table, &f, reach);
                 enforce(&f);
                 break;
             }
@@ -1341,7 +1362,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     break; /* PostgreSQL reports it */
                 /* the scan is cheap on locks only if nothing before it in
                  * this transaction took a lock that blocks reads or writes */
-                check_validate(relid, table, cmd->name);
+                check_validate(relid, table, cmd->name, only);
                 break;
             case AT_DropColumn:
                 /* IF EXISTS of a column that does not: nothing dropped;
@@ -1353,7 +1374,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     break;
                 init_facts(&f, kDropColumn);
                 f.column = quote_identifier(cmd->name);
-                table_facts(relid, table, &f);
+                table_facts(relid, table, &f, reach);
                 enforce(&f);
                 if (!f.created_in_transaction && !f.temporary)
                     remember_judged_drop(relid, cmd->name);
@@ -1369,7 +1390,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                 if (target == current)
                     break;
                 init_facts(&f, kSetTablespace);
-                table_facts(relid, table, &f);
+                /* never recurses: a partitioned table only changes the
+                 * default of its future partitions */
+                table_facts(relid, table, &f, Reach::Self);
                 enforce(&f);
                 break;
             }
@@ -1396,7 +1419,10 @@ static void check_index(IndexStmt *stmt)
         cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
     }
     string_list(cols, &f);
-    table_facts(relid, written(stmt->relation), &f);
+    /* an index is built on a partitioned table's partitions (not with ON
+     * ONLY, which builds nothing), never on an inheritance parent's children */
+    table_facts(relid, written(stmt->relation), &f,
+                stmt->relation->inh ? Reach::Partitions : Reach::Self);
     enforce(&f);
 }
 
@@ -1540,7 +1566,9 @@ static void check_drop(DropStmt *stmt)
             init_facts(&f, kDropIndex);
             f.index = written(rv);
             f.concurrently = stmt->concurrent;
-            table_facts(table, nullptr, &f);
+            /* a partitioned index goes with its partitions' indexes; an
+             * inheritance parent's index is its own */
+            table_facts(table, nullptr, &f, Reach::Partitions);
         }
         enforce(&f);
     }
@@ -1642,6 +1670,55 @@ static void check_rename(RenameStmt *stmt)
     enforce(&f);
 }
 
+/* A unique index REFRESH MATERIALIZED VIEW CONCURRENTLY can use (valid,
+ * immediate, on plain columns, without WHERE: PostgreSQL's own test), or NULL. */
+static const char *refresh_key_index(Oid relid)
+{
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return nullptr;
+    List *indexes = RelationGetIndexList(rel);
+    RelationClose(rel);
+    const char *found = nullptr;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Oid index = lfirst_oid(lc);
+        HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+        if (!HeapTupleIsValid(it))
+            continue;
+        Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+        bool usable = idx->indisunique && idx->indimmediate && idx->indisvalid &&
+                      heap_attisnull(it, Anum_pg_index_indpred, nullptr) && idx->indnkeyatts > 0;
+        for (int i = 0; usable && i < idx->indnkeyatts; i++)
+            usable = idx->indkey.values[i] > 0;
+        ReleaseSysCache(it);
+        if (usable) {
+            found = quote_identifier(get_rel_name(index));
+            break;
+        }
+    }
+    list_free(indexes);
+    return found;
+}
+
+/* REFRESH MATERIALIZED VIEW without CONCURRENTLY holds ACCESS EXCLUSIVE on
+ * the view while its query runs: reads wait.  WITH NO DATA only empties it. */
+static void check_refresh(RefreshMatViewStmt *stmt)
+{
+    if (stmt->concurrent || stmt->skipData)
+        return;
+    Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_MATVIEW)
+        return; /* PostgreSQL reports it */
+    pg::PolicyFacts f;
+    init_facts(&f, kRefreshMatview);
+    f.concurrently = stmt->concurrent;
+    table_facts(relid, written(stmt->relation), &f, Reach::Self);
+    if (!f.created_in_transaction && !f.temporary)
+        f.index = refresh_key_index(relid);
+    enforce(&f);
+}
+
 void check_parsetree(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -1665,6 +1742,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_DropOwnedStmt:
             check_drop_owned((DropOwnedStmt *) parsetree);
+            break;
+        case T_RefreshMatViewStmt:
+            check_refresh((RefreshMatViewStmt *) parsetree);
             break;
         default:
             break;
@@ -1706,7 +1786,9 @@ static void check_relation_by_rangevar(RangeVar *rv, core_action action, bool co
     init_facts(&f, action);
     f.concurrently = concurrently;
     f.index = index;
-    table_facts(relid, written(rv), &f);
+    /* VACUUM, CLUSTER and REINDEX process a partitioned table's partitions,
+     * not an inheritance parent's children */
+    table_facts(relid, written(rv), &f, Reach::Partitions);
     enforce(&f);
 }
 
@@ -1734,7 +1816,7 @@ static void check_truncate(TruncateStmt *stmt)
                          written(rv));
         pg::PolicyFacts f;
         init_facts(&f, kTruncate);
-        table_facts(relid, written(rv), &f);
+        table_facts(relid, written(rv), &f, rv->inh ? Reach::All : Reach::Self);
         enforce(&f);
         truncated = lappend_oid(truncated, relid);
         if (!rv->inh)
@@ -1901,7 +1983,7 @@ void check_utility(Node *parsetree)
                 init_facts(&f, kReindex);
                 f.concurrently = concurrently;
                 f.index = written(stmt->relation);
-                table_facts(table, nullptr, &f);
+                table_facts(table, nullptr, &f, Reach::Partitions);
                 enforce(&f);
             }
             break;

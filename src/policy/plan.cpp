@@ -370,6 +370,15 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             p->relation = ((CreateStmt *) stmt)->relation;
             p->effect = kMetadata;
             break;
+        case T_RefreshMatViewStmt: {
+            /* a new heap filled by the view's query, swapped in (WITH NO
+             * DATA: emptied); CONCURRENTLY diffs it in under EXCLUSIVE */
+            RefreshMatViewStmt *s = (RefreshMatViewStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = s->concurrent ? ExclusiveLock : AccessExclusiveLock;
+            p->effect = s->concurrent ? kDataChange : s->skipData ? kMetadata : kRewrite;
+            break;
+        }
         default:
             p->effect = kNone;
             break;
@@ -382,6 +391,11 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             if (OidIsValid(table))
                 *relid_out = table;
         }
+        /* CREATE INDEX ON ONLY a partitioned table builds nothing (an
+         * invalid index the partitions' indexes are attached to later) */
+        if (IsA(stmt, IndexStmt) && !p->relation->inh && OidIsValid(*relid_out) &&
+            get_rel_relkind(*relid_out) == RELKIND_PARTITIONED_TABLE)
+            p->effect = kMetadata;
     }
 }
 

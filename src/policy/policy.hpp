@@ -75,8 +75,16 @@ extern PlanCapture *plan_capture;
  * override. */
 void enforce(const pg::PolicyFacts *facts);
 
+/* Which partitions / inheritance children a statement reaches, and so count
+ * in the table's rows and bytes: All (ALTER TABLE, TRUNCATE, DROP: they
+ * recurse into both), Partitions (CREATE INDEX, VACUUM, CLUSTER, REINDEX,
+ * foreign keys and unique constraints: a partitioned table's partitions, but
+ * not the children of an inheritance parent), Self (ONLY, SET TABLESPACE). */
+enum class Reach { All, Partitions, Self };
+
 /* Facts of a table, without taking any lock. */
-void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts);
+void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
+                 Reach reach = Reach::All);
 
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
