@@ -376,6 +376,14 @@ std::vector<RuleCase> make_cases()
                          {"ALTER TABLE public.users DETACH PARTITION public.users_2020 CONCURRENTLY;"},
                          {}});
     }
+    {  // REFRESH MATERIALIZED VIEW public.users (a matview without a unique index)
+        auto f = on_users(Action::RefreshMatview);
+        cases.push_back({"require-concurrent-refresh", Level::Error, true, f, true,
+                         LockMode::AccessExclusive,
+                         {"CREATE UNIQUE INDEX CONCURRENTLY users_key ON public.users (<columns>);",
+                          "REFRESH MATERIALIZED VIEW CONCURRENTLY public.users;"},
+                         {}});
+    }
     {  // VACUUM FULL public.users
         auto f = on_users(Action::VacuumFull);
         cases.push_back({"vacuum-full", Level::Error, true, f, true, LockMode::AccessExclusive,
@@ -1335,6 +1343,7 @@ TEST(Registry, ContainsTheDocumentedRules)
         "renaming-table",
         "require-concurrent-index-creation",
         "require-concurrent-index-deletion",
+        "require-concurrent-refresh",
         "require-concurrent-reindex",
         "set-tablespace",
         "setting-not-null-field",
@@ -1526,6 +1535,30 @@ TEST(ScanDoors, DomainConstraintNotValidIsFine)
     ASSERT_EQ(v.size(), 1u);
     EXPECT_CONTAINS(v[0].message, "ALTER DOMAIN public.qty VALIDATE CONSTRAINT qty_positive");
     EXPECT_CONTAINS(v[0].hint, "-- safe_migrate:allow ban-alter-domain-with-add-constraint");
+}
+
+TEST(RequireConcurrentRefresh, ConcurrentlyAndSmallViewsAreFine)
+{
+    auto f = on_users(Action::RefreshMatview);
+    f.concurrently = true;
+    EXPECT_TRUE(eval(f).empty());
+    f.concurrently = false;
+    f.table = small_table();
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(RequireConcurrentRefresh, HintUsesTheUniqueIndexItHas)
+{
+    auto f = on_users(Action::RefreshMatview);
+    f.index = "users_id";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].rule, "require-concurrent-refresh");
+    EXPECT_CONTAINS(v[0].message, "materialized view public.users");
+    EXPECT_CONTAINS(v[0].detail, "ACCESS EXCLUSIVE");
+    EXPECT_CONTAINS(v[0].hint, "unique index users_id");
+    EXPECT_CONTAINS(v[0].hint, "REFRESH MATERIALIZED VIEW CONCURRENTLY public.users;");
+    EXPECT_EQ(v[0].hint.find("CREATE UNIQUE INDEX"), std::string::npos);
 }
 
 TEST(ScanDoors, DetachConcurrentlyIsFine)
