@@ -1285,6 +1285,24 @@ void check_dropped_relation(Oid relid, int attnum)
     MemoryContextSwitchTo(old);
 }
 
+/* Is the column already NOT NULL on relid and (recurse) on every partition
+ * or inheritance child?  SET NOT NULL then checks nothing. */
+bool column_not_null(Oid relid, const char *column, bool recurse)
+{
+    List *rels = recurse ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
+    ListCell *lc;
+    foreach (lc, rels) {
+        HeapTuple at = SearchSysCacheAttName(lfirst_oid(lc), column);
+        if (!HeapTupleIsValid(at))
+            return false;
+        bool notnull = ((Form_pg_attribute) GETSTRUCT(at))->attnotnull;
+        ReleaseSysCache(at);
+        if (!notnull)
+            return false;
+    }
+    return true;
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -1350,6 +1368,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                 AttrNumber att = get_attnum(relid, cmd->name);
                 if (att == InvalidAttrNumber)
                     break; /* PostgreSQL reports it */
+                /* already NOT NULL on every table it reaches: nothing to check */
+                if (column_not_null(relid, cmd->name, !only))
+                    break;
                 init_facts(&f, kSetNotNull);
                 f.column = quote_identifier(cmd->name);
                 f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
@@ -1407,6 +1428,11 @@ static void check_index(IndexStmt *stmt)
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
     char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
+        return;
+    /* IF NOT EXISTS of a name already taken in the table's schema: PostgreSQL
+     * skips it with a notice and builds nothing */
+    if (stmt->if_not_exists && stmt->idxname &&
+        OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
         return;
     pg::PolicyFacts f;
     init_facts(&f, kCreateIndex);

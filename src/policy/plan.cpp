@@ -16,6 +16,11 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/tablespace.h"
+#include "access/tableam.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "catalog/pg_am.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -151,6 +156,17 @@ const char *referenced_locks(Node *stmt)
     return out.data;
 }
 
+/* The table access method of relid (pg_class.relam), or InvalidOid. */
+static Oid rel_access_method(Oid relid)
+{
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return InvalidOid;
+    Oid am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+    ReleaseSysCache(tup);
+    return am;
+}
+
 void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
 {
     p->relation = stmt->relation;
@@ -180,6 +196,17 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                     else if (con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE)
                         raise(&p->effect, kIndexBuild);
                 }
+                /* a domain with constraints: every row gets the (checked)
+                 * default, NULL included, by a rewrite */
+                if (def->typeName) {
+                    Type t = LookupTypeName(nullptr, def->typeName, nullptr, true);
+                    if (t != nullptr) {
+                        Oid typid = typeTypeId(t);
+                        ReleaseSysCache(t);
+                        if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid))
+                            rewrite = true;
+                    }
+                }
                 if (rewrite) {
                     raise(&p->effect, kRewrite);
                     p->rewrite_reasons |= 0x02;
@@ -208,17 +235,44 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 raise(&p->effect, kMetadata);
                 break;
             case AT_SetLogged:
-            case AT_SetUnLogged:
+            case AT_SetUnLogged: {
+                /* to the persistence it already has: nothing to do */
+                char want = cmd->subtype == AT_SetLogged ? RELPERSISTENCE_PERMANENT
+                                                         : RELPERSISTENCE_UNLOGGED;
+                if (OidIsValid(relid) && get_rel_persistence(relid) == want) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kRewrite);
                 p->rewrite_reasons |= 0x01;
                 break;
-            case AT_SetAccessMethod:
+            }
+            case AT_SetAccessMethod: {
+                /* to the access method it already has: nothing to do */
+                Oid am = cmd->name ? get_table_am_oid(cmd->name, true) : InvalidOid;
+                if (OidIsValid(relid) && OidIsValid(am) && rel_access_method(relid) == am) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kRewrite);
                 p->rewrite_reasons |= 0x08;
                 break;
-            case AT_SetTableSpace:
+            }
+            case AT_SetTableSpace: {
+                /* where it already is, or a partitioned table (no storage:
+                 * only the default of future partitions) */
+                Oid target = get_tablespace_oid(cmd->name, true);
+                Oid current = OidIsValid(relid) ? get_rel_tablespace(relid) : InvalidOid;
+                if (!OidIsValid(current))
+                    current = MyDatabaseTableSpace;
+                if (OidIsValid(relid) &&
+                    (target == current || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kCopy);
                 break;
+            }
             case AT_AddConstraint: {
                 Constraint *con = (Constraint *) cmd->def;
                 if ((con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN) &&
@@ -232,9 +286,15 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 break;
             }
             case AT_ValidateConstraint:
-            case AT_SetNotNull:
-                /* SET NOT NULL proven by a CHECK scans nothing; the rule says so */
                 raise(&p->effect, kFullScan);
+                break;
+            case AT_SetNotNull:
+                /* SET NOT NULL proven by a CHECK scans nothing (the rule says
+                 * so); on a column already NOT NULL it does nothing */
+                if (OidIsValid(relid) && column_not_null(relid, cmd->name, stmt->relation->inh))
+                    raise(&p->effect, kMetadata);
+                else
+                    raise(&p->effect, kFullScan);
                 break;
             default:
                 raise(&p->effect, kMetadata);
@@ -370,6 +430,15 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             p->relation = ((CreateStmt *) stmt)->relation;
             p->effect = kMetadata;
             break;
+        case T_CreateTrigStmt: {
+            /* a catalog change under SHARE ROW EXCLUSIVE (blocks writes
+             * for a moment, not reads) */
+            CreateTrigStmt *s = (CreateTrigStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = ShareRowExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        }
         case T_RefreshMatViewStmt: {
             /* a new heap filled by the view's query, swapped in (WITH NO
              * DATA: emptied); CONCURRENTLY diffs it in under EXCLUSIVE */

@@ -86,6 +86,10 @@ enum class Reach { All, Partitions, Self };
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
                  Reach reach = Reach::All);
 
+/* Is the column already NOT NULL on relid and, with recurse, on every
+ * partition or inheritance child (SET NOT NULL then checks nothing)? */
+bool column_not_null(Oid relid, const char *column, bool recurse);
+
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
