@@ -127,6 +127,13 @@ struct StatementFacts {
      * "TRUNCATE public.parent"); empty when it names the table itself. */
     std::string via;
     bool cascade = false;        /* Truncate: reached through a foreign key (CASCADE) */
+    /* TableRewrite by ADD COLUMN (column, column_type): what makes PostgreSQL
+     * write every row: "identity", "serial", "generated", "domain" (a domain
+     * with constraints; expression: its base type), "volatile default" */
+    std::string added_kind;
+    bool exclusion = false;      /* AddUniqueOrPrimary: EXCLUDE (no USING INDEX form exists) */
+    bool primary_key = false;    /* AddUniqueOrPrimary: PRIMARY KEY; not_null: its columns
+                                  * are NOT NULL already */
 };
 
 struct Thresholds {

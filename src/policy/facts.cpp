@@ -478,12 +478,31 @@ static void check_constraint(Oid relid, const char *table, const char *column,
         case CONSTR_EXCLUSION:
             init_facts(&f, kAddUniqueOrPrimary);
             f.using_index = con->indexname != nullptr;
-            if (con->keys != NIL)
+            f.exclusion = con->contype == CONSTR_EXCLUSION;
+            f.primary_key = con->contype == CONSTR_PRIMARY;
+            if (con->contype == CONSTR_EXCLUSION) {
+                /* (element, operator) pairs: the elements' columns */
+                List *cols = NIL;
+                ListCell *ec;
+                foreach (ec, con->exclusions) {
+                    IndexElem *e = (IndexElem *) linitial((List *) lfirst(ec));
+                    cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
+                }
+                string_list(cols, &f);
+            } else if (con->keys != NIL)
                 string_list(con->keys, &f);
             else if (column) {
                 f.n_columns = 1;
                 f.columns = (const char **) palloc(sizeof(char *));
                 f.columns[0] = column;
+            }
+            if (f.primary_key) {
+                /* are its columns NOT NULL already (else PRIMARY KEY USING
+                 * INDEX would scan for NULLs)? */
+                f.not_null = newcol == nullptr || newcol->is_not_null;
+                ListCell *kc;
+                foreach (kc, con->keys)
+                    f.not_null &= column_not_null(relid, strVal(lfirst(kc)), false);
             }
             break;
         default:
@@ -1777,6 +1796,66 @@ void check_parsetree(Node *parsetree)
     }
 }
 
+/* Why an added column makes PostgreSQL write every row, for the hint: an
+ * identity, a serial, a stored generated column, a domain with constraints
+ * (expression: its base type), a volatile default.  Leaves f alone for a
+ * column that does not (a constant default next to the one that does). */
+static void added_column_rewrite(ColumnDef *def, pg::PolicyFacts *f)
+{
+    if (def == nullptr || !IsA(def, ColumnDef))
+        return;
+    const char *kind = nullptr;
+    const char *type = def->typeName ? type_text(def->typeName) : nullptr;
+    const char *base = nullptr;
+    if (def->identity)
+        kind = "identity";
+    else if (def->generated == ATTRIBUTE_GENERATED_STORED)
+        kind = "generated";
+    ListCell *cc;
+    foreach (cc, def->constraints) {
+        Constraint *con = (Constraint *) lfirst(cc);
+        if (kind)
+            break;
+        if (con->contype == CONSTR_IDENTITY)
+            kind = "identity";
+        else if (con->contype == CONSTR_GENERATED)
+            kind = "generated";
+    }
+    if (kind == nullptr && is_serial(def->typeName)) {
+        kind = "serial";
+        const char *name = strVal(linitial(def->typeName->names));
+        type = strncmp(name, "big", 3) == 0 || strcmp(name, "serial8") == 0     ? "bigint"
+               : strncmp(name, "small", 5) == 0 || strcmp(name, "serial2") == 0 ? "smallint"
+                                                                                 : "integer";
+    }
+    if (kind == nullptr && def->typeName) {
+        Type t = LookupTypeName(nullptr, def->typeName, nullptr, true);
+        if (t != nullptr) {
+            Oid typid = typeTypeId(t);
+            ReleaseSysCache(t);
+            if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid)) {
+                kind = "domain";
+                base = format_type_be(getBaseType(typid));
+            }
+        }
+    }
+    if (kind == nullptr) {
+        Node *raw = def->raw_default;
+        foreach (cc, def->constraints) {
+            Constraint *con = (Constraint *) lfirst(cc);
+            if (con->contype == CONSTR_DEFAULT && con->raw_expr)
+                raw = con->raw_expr;
+        }
+        if (raw == nullptr || !default_is_volatile(raw))
+            return;
+        kind = "volatile default";
+    }
+    f->added_kind = kind;
+    f->column = quote_identifier(def->colname);
+    f->column_type = type;
+    f->expression = base;
+}
+
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
 {
     pg::PolicyFacts f;
@@ -1789,6 +1868,8 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
         ListCell *lc;
         foreach (lc, stmt->cmds) {
             AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AddColumn && (reasons & 0x02) && f.added_kind == nullptr)
+                added_column_rewrite((ColumnDef *) cmd->def, &f);
             if (cmd->subtype == AT_AlterColumnType && (reasons & 0x04)) {
                 f.type_change = true;
                 f.column = quote_identifier(cmd->name);

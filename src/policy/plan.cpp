@@ -81,6 +81,9 @@ void raise(Effect *e, Effect to)
         *e = to;
 }
 
+}  // namespace
+
+
 /* Is an added column's default volatile (so every row gets its own value)? */
 bool default_is_volatile(Node *raw_default)
 {
@@ -112,6 +115,8 @@ bool is_serial(TypeName *tn)
            strcmp(name, "smallserial") == 0 || strcmp(name, "serial4") == 0 ||
            strcmp(name, "serial8") == 0 || strcmp(name, "serial2") == 0;
 }
+
+namespace {
 
 void add_referenced_lock(StringInfo out, const Constraint *con)
 {

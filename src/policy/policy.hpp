@@ -86,6 +86,12 @@ enum class Reach { All, Partitions, Self };
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
                  Reach reach = Reach::All);
 
+/* Does a column default (raw, as parsed) call a volatile function?  True
+ * when it cannot be told (plan.cpp). */
+bool default_is_volatile(Node *raw_default);
+/* serial, bigserial, smallserial (serial2/4/8), as written unqualified. */
+bool is_serial(TypeName *tn);
+
 /* Is the column already NOT NULL on relid and, with recurse, on every
  * partition or inheritance child (SET NOT NULL then checks nothing)? */
 bool column_not_null(Oid relid, const char *column, bool recurse);
