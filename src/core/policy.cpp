@@ -302,6 +302,32 @@ const Rule kRules[] = {
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
          std::string col = or_default(f.column, "<column>");
+         if (f.action == Action::IndexRebuild && f.index.empty()) {
+             /* the heap kept, but CHECK constraints on the column re-added
+              * and re-checked with a full scan */
+             bool several = f.constraint.find(", ") != std::string::npos;
+             std::string c = or_default(f.constraint, "<constraint>");
+             std::string type = or_default(f.column_type, "<new type>");
+             return Explanation{
+                 head("changing-column-type",
+                      "ALTER COLUMN " + col + " TYPE re-checks " +
+                          (several ? "constraints " : "constraint ") + c + " on every row of " +
+                          on_table(f)),
+                 lock_detail("The statement keeps the table's rows but", LockMode::AccessExclusive, t,
+                             "while it scans every row to re-check the CHECK constraints on " + col),
+                 several
+                     ? "In one statement, drop each of them, change the type and add each back NOT "
+                       "VALID (ALTER TABLE " + t + " DROP CONSTRAINT <name>, ..., ALTER COLUMN " + col +
+                           " TYPE " + type +
+                           ", ADD CONSTRAINT <name> <its definition> NOT VALID, ...;), then in a later "
+                           "transaction validate each without blocking writes: ALTER TABLE " + t +
+                           " VALIDATE CONSTRAINT <name>;"
+                     : "In one statement, drop it, change the type and add it back NOT VALID, then "
+                       "validate it in a later transaction without blocking writes: ALTER TABLE " + t +
+                           " DROP CONSTRAINT " + c + ", ALTER COLUMN " + col + " TYPE " + type +
+                           ", ADD CONSTRAINT " + c + " " + or_default(f.expression, "CHECK (<its check>)") +
+                           " NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c + ";"};
+         }
          if (f.action == Action::IndexRebuild)
              return Explanation{
                  head("changing-column-type",

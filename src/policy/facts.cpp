@@ -35,6 +35,8 @@ extern "C" {
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -1009,20 +1011,91 @@ static bool was_judged(Oid relid, const char *column)
 
 /* ALTER COLUMN TYPE without a heap rewrite (the rewrite has its own event):
  * judge the indexes it rebuilds under ACCESS EXCLUSIVE. */
-static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
+/* The validated CHECK constraints of relid on column att that ALTER COLUMN
+ * TYPE re-adds and so re-checks with a full scan, even when it keeps the
+ * heap; those the same statement drops are left out.  Names in *names
+ * ("a, b"), the first one's definition in *first_def; returns how many. */
+static int rechecked_constraints(Oid relid, AttrNumber att, AlterTableStmt *stmt, char **names,
+                                 char **first_def)
+{
+    StringInfoData buf;
+    initStringInfo(&buf);
+    *first_def = nullptr;
+    int n = 0;
+    Relation conrel = table_open(ConstraintRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+        if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
+            continue;
+        bool isnull;
+        Datum d = heap_getattr(tup, Anum_pg_constraint_conkey, RelationGetDescr(conrel), &isnull);
+        if (isnull)
+            continue;
+        ArrayType *arr = DatumGetArrayTypeP(d);
+        int nkeys = ARR_DIMS(arr)[0];
+        int16 *keys = (int16 *) ARR_DATA_PTR(arr);
+        bool uses = false;
+        for (int i = 0; i < nkeys; i++)
+            uses |= keys[i] == att;
+        if (!uses)
+            continue;
+        bool dropped = false;
+        ListCell *lc;
+        foreach (lc, stmt->cmds) {
+            AlterTableCmd *other = (AlterTableCmd *) lfirst(lc);
+            dropped |= other->subtype == AT_DropConstraint && other->name &&
+                       strcmp(other->name, NameStr(con->conname)) == 0;
+        }
+        if (dropped)
+            continue;
+        appendStringInfo(&buf, "%s%s", n ? ", " : "", quote_identifier(NameStr(con->conname)));
+        if (n == 0)
+            *first_def = TextDatumGetCString(
+                DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(con->oid)));
+        n++;
+    }
+    systable_endscan(scan);
+    table_close(conrel, AccessShareLock);
+    *names = buf.data;
+    return n;
+}
+
+static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, AlterTableStmt *stmt)
 {
     List *rebuilt;
     bool known;
-    if (column_type_change(relid, cmd, &rebuilt, &known) || !known || rebuilt == NIL)
+    if (column_type_change(relid, cmd, &rebuilt, &known) || !known)
+        return;
+    /* the heap is kept: indexes rebuilt, CHECK constraints re-checked */
+    AttrNumber att = get_attnum(relid, cmd->name);
+    char *checks = nullptr;
+    char *first_def = nullptr;
+    int n_checks = att != InvalidAttrNumber ? rechecked_constraints(relid, att, stmt, &checks, &first_def)
+                                            : 0;
+    if (rebuilt == NIL && n_checks == 0)
         return;
     pg::PolicyFacts f;
     init_facts(&f, kIndexRebuild);
     f.column = quote_identifier(cmd->name);
     ColumnDef *def = (ColumnDef *) cmd->def;
     f.column_type = type_text(def->typeName);
-    table_facts(relid, table, &f);
+    table_facts(relid, table, &f, stmt->relation->inh ? Reach::All : Reach::Self);
     if (f.created_in_transaction)
         return;
+    if (n_checks > 0) {
+        /* every row is read: the table's own size counts */
+        f.constraint = checks;
+        f.expression = first_def;
+    }
+    if (rebuilt == NIL) {
+        enforce(&f);
+        return;
+    }
     StringInfoData names;
     initStringInfo(&names);
     int64 bytes = 0;
@@ -1035,7 +1108,8 @@ static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
         bytes += relid_main_fork_bytes(idx);
     }
     f.index = names.data;
-    f.bytes = bytes;
+    if (n_checks == 0)
+        f.bytes = bytes;
     enforce(&f);
 }
 
@@ -1381,7 +1455,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     check_detach_partition(relid, table, (PartitionCmd *) cmd->def);
                 break;
             case AT_AlterColumnType:
-                check_column_type(relid, table, cmd);
+                check_column_type(relid, table, cmd, stmt);
                 break;
             case AT_SetNotNull: {
                 AttrNumber att = get_attnum(relid, cmd->name);

@@ -494,6 +494,9 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
             p->lock = AccessExclusiveLock;
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
             raise(&p->effect, kFullScan);
+        } else if (f->action == (int) core::Action::IndexRebuild && f->constraint != nullptr) {
+            /* the heap kept, CHECK constraints on the column re-checked */
+            raise(&p->effect, kFullScan);
         }
     }
 }

@@ -1653,6 +1653,30 @@ TEST(ScanDoors, IndexRebuildIsJudgedOnTheIndexes)
     EXPECT_TRUE(eval(f).empty());
 }
 
+TEST(ScanDoors, TypeChangeKeepingTheHeapRechecksConstraints)
+{
+    auto f = on_users(Action::IndexRebuild);
+    f.column = "note";
+    f.column_type = "character varying(40)";
+    f.constraint = "users_note_check";
+    f.expression = "CHECK (note <> '')";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].rule, "changing-column-type");
+    EXPECT_CONTAINS(v[0].message, "re-checks constraint users_note_check on every row");
+    EXPECT_CONTAINS(v[0].hint, "ALTER TABLE public.users DROP CONSTRAINT users_note_check, ALTER COLUMN "
+                               "note TYPE character varying(40), ADD CONSTRAINT users_note_check "
+                               "CHECK (note <> '') NOT VALID;");
+    EXPECT_CONTAINS(v[0].hint, "VALIDATE CONSTRAINT users_note_check;");
+    f.constraint = "users_note_check, users_note_len";
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "constraints users_note_check, users_note_len");
+    EXPECT_CONTAINS(v[0].hint, "<its definition>");
+    f.table = small_table();
+    EXPECT_TRUE(eval(f).empty());
+}
+
 TEST(ScanDoors, ValidateUnderAnyWriteBlockingLock)
 {
     auto f = on_users(Action::ValidateConstraint);
