@@ -66,6 +66,10 @@ INSERT INTO pt SELECT g, g FROM generate_series(1, 5000) g;
 CREATE TABLE loose (id int, at int) WITH (autovacuum_enabled = false);
 INSERT INTO loose SELECT g, 10000 + g FROM generate_series(1, 5000) g;
 CREATE TABLE loose_empty (id int, at int);
+CREATE TABLE loose2 (id int, at int) WITH (autovacuum_enabled = false);
+INSERT INTO loose2 SELECT g, 20000 + g FROM generate_series(1, 5000) g;
+CREATE TABLE loose3 (id int, at int) WITH (autovacuum_enabled = false);
+INSERT INTO loose3 SELECT g, 30000 + g FROM generate_series(1, 5000) g;
 CREATE TABLE pd (id int, at int) PARTITION BY RANGE (at);
 CREATE TABLE pd_1 PARTITION OF pd FOR VALUES FROM (1) TO (100);
 CREATE TABLE pd_def PARTITION OF pd DEFAULT;
@@ -78,7 +82,7 @@ CREATE VIEW v_small AS SELECT id, v FROM small;
 CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER big_noop BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION noop();
 COMMIT;
-ANALYZE big, small, ref, big_u, mv, mv_nokey, pt_1, loose, pd_1, pd_def, inh_parent, inh_child;
+ANALYZE big, small, ref, big_u, mv, mv_nokey, pt_1, loose, loose2, loose3, pd_1, pd_def, inh_parent, inh_child;
 \set VERBOSITY terse
 
 -- ===========================================================================
@@ -395,7 +399,7 @@ BEGIN; SELECT zap_def(); ROLLBACK;
 CREATE FUNCTION trunc_trig() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN TRUNCATE scen.ref CASCADE; RETURN NULL; END$$;
 BEGIN; CREATE TRIGGER small_trunc AFTER UPDATE ON small FOR EACH STATEMENT EXECUTE FUNCTION trunc_trig();
 UPDATE small SET v = v WHERE id = 1; ROLLBACK;
--- [D13] an event trigger cannot be created by a non-superuser: PostgreSQL's own error
+-- [D13] an event trigger cannot be created by a non-superuser: PostgreSQL's own error.  REFUSED
 CREATE FUNCTION evt() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
 CREATE EVENT TRIGGER scen_evt ON ddl_command_start EXECUTE FUNCTION evt();
 -- [D14] a view's INSTEAD OF trigger that drops a table.  BLOCK ban-drop-table
@@ -437,7 +441,7 @@ SELECT status FROM migrate_apply($$WITH d AS (UPDATE scen.big SET a = a RETURNIN
 -- [D27] MERGE ... DELETE.  BLOCK large-unbatched-dml
 SELECT status FROM migrate_apply($$MERGE INTO scen.big b USING scen.ref r ON b.id = r.id WHEN MATCHED THEN DELETE;$$, 'scen-d27');
 -- [D28] INSERT ... ON CONFLICT DO UPDATE of every row.  BLOCK large-unbatched-dml
-SELECT status FROM migrate_apply($$INSERT INTO scen.big (id, a, c, nn, q) SELECT id, id, id, id, id FROM scen.ref
+SELECT status FROM migrate_apply($$INSERT INTO scen.big SELECT * FROM scen.big
     ON CONFLICT (id) DO UPDATE SET a = excluded.a;$$, 'scen-d28');
 -- [D29] UPDATE in a DO block.  BLOCK large-unbatched-dml
 SELECT status FROM migrate_apply($$DO $d$BEGIN UPDATE scen.big SET a = a; END$d$;$$, 'scen-d29');
@@ -446,7 +450,7 @@ CREATE FUNCTION touch_big() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN UPDATE s
 CREATE TRIGGER small_touch AFTER UPDATE ON small FOR EACH STATEMENT EXECUTE FUNCTION touch_big();
 SELECT status FROM migrate_apply($$UPDATE scen.small SET v = v WHERE id = 1;$$, 'scen-d30');
 DROP TRIGGER small_touch ON small;
--- [D31] COPY needs a client: refused in a migration before it runs
+-- [D31] COPY needs a client: refused in a migration before it runs.  REFUSED
 SELECT status FROM migrate_apply($$COPY (DELETE FROM scen.big RETURNING id) TO STDOUT;$$, 'scen-d31');
 -- [D32] exactly the threshold (1000 rows): "more than" is not reached.  OK
 SELECT status FROM migrate_apply($$UPDATE scen.big SET a = a WHERE id <= 1000;$$, 'scen-d32');
@@ -519,7 +523,7 @@ ALTER TABLE scen.big ALTER COLUMN c SET NOT NULL;$$, 'scen-m02');
 -- [M03] in the runner, a large UPDATE.  BLOCK large-unbatched-dml
 SELECT status FROM migrate_apply($$CREATE INDEX CONCURRENTLY big_m03 ON scen.big (b);
 UPDATE scen.big SET a = a;$$, 'scen-m03');
--- [M04] an allow line from a role that may not override: refused before anything runs
+-- [M04] an allow line from a role that may not override: refused before anything runs.  REFUSED
 SELECT status FROM migrate_apply($$-- safe_migrate:allow ban-drop-table cleanup
 DROP TABLE scen.small;$$, 'scen-m04');
 -- [M05] a safe migration: column, new table with its key and index.  OK
@@ -540,7 +544,29 @@ CREATE INDEX CONCURRENTLY big_m08 ON scen.big (q);
 ALTER TABLE scen.big VALIDATE CONSTRAINT big_q_nn;
 ALTER TABLE scen.big ALTER COLUMN q SET NOT NULL;$$, 'scen-m08');
 SELECT attnotnull AS q_not_null FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'q';
--- [M09] an admin's allow line is honoured (and recorded in the history)
+-- [M10] ATTACH PARTITION after a CHECK proving the bound was validated by
+-- an earlier step: no scan when it runs, so not refused beforehand.  OK
+SELECT status FROM migrate_apply($$ALTER TABLE scen.loose2 ADD CONSTRAINT loose2_bound
+    CHECK (at IS NOT NULL AND at >= 20001 AND at < 30001) NOT VALID;
+CREATE INDEX CONCURRENTLY loose2_id ON scen.loose2 (id);
+ALTER TABLE scen.loose2 VALIDATE CONSTRAINT loose2_bound;
+ALTER TABLE scen.pt ATTACH PARTITION scen.loose2 FOR VALUES FROM (20001) TO (30001);$$, 'scen-m10');
+-- [M11] ... a CHECK that does not prove the bound: still judged when the
+-- ATTACH runs (the earlier steps stay committed).  BLOCK attach-partition-scan
+SELECT status FROM migrate_apply($$ALTER TABLE scen.loose3 ADD CONSTRAINT loose3_pos CHECK (id > 0) NOT VALID;
+CREATE INDEX CONCURRENTLY loose3_id ON scen.loose3 (id);
+ALTER TABLE scen.loose3 VALIDATE CONSTRAINT loose3_pos;
+ALTER TABLE scen.pt ATTACH PARTITION scen.loose3 FOR VALUES FROM (30001) TO (40001);$$, 'scen-m11');
+SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'loose3'::regclass;
+-- [M12] migrate_plan of a multi-step script: SET NOT NULL proven by the
+-- CHECK an earlier step validates is metadata only.  OK
+SELECT statement, command, lock_mode, effect, verdict FROM migrate_plan($$
+ALTER TABLE scen.big ADD CONSTRAINT big_c_nn2 CHECK (c IS NOT NULL) NOT VALID;
+CREATE INDEX CONCURRENTLY big_m12 ON scen.big (c);
+ALTER TABLE scen.big VALIDATE CONSTRAINT big_c_nn2;
+ALTER TABLE scen.big ALTER COLUMN c SET NOT NULL;
+ALTER TABLE scen.big ALTER COLUMN d SET NOT NULL;$$);
+-- [M09] an admin's allow line is honoured (and recorded in the history).  OK
 RESET ROLE;
 SELECT status FROM migrate_apply($$-- safe_migrate:allow ban-drop-table empty since March
 DROP TABLE scen.empty_t;$$, 'scen-m09');
@@ -551,23 +577,23 @@ SET ROLE scen_owner;
 -- ===========================================================================
 -- 7. Messages and hints that lead somewhere (full text).
 \set VERBOSITY default
--- [H01] identity: a sequence, the backfill, NOT NULL proven, then identity
+-- [H01] identity: a sequence, the backfill, NOT NULL proven, then identity.  BLOCK table-rewrite
 BEGIN; ALTER TABLE big ADD COLUMN x int GENERATED ALWAYS AS IDENTITY; ROLLBACK;
--- [H02] serial
+-- [H02] serial.  BLOCK table-rewrite
 BEGIN; ALTER TABLE big ADD COLUMN x bigserial; ROLLBACK;
--- [H03] stored generated column
+-- [H03] stored generated column.  BLOCK table-rewrite
 BEGIN; ALTER TABLE big ADD COLUMN x int GENERATED ALWAYS AS (a * 2) STORED; ROLLBACK;
--- [H04] a domain with constraints
+-- [H04] a domain with constraints.  BLOCK table-rewrite
 BEGIN; ALTER TABLE big ADD COLUMN x checked_int; ROLLBACK;
--- [H05] a volatile default: the column named
+-- [H05] a volatile default: the column named.  BLOCK table-rewrite
 BEGIN; ALTER TABLE big ADD COLUMN x float8 DEFAULT random(); ROLLBACK;
--- [H06] PRIMARY KEY on a nullable column: prove NOT NULL before USING INDEX
+-- [H06] PRIMARY KEY on a nullable column: prove NOT NULL before USING INDEX.  BLOCK disallowed-unique-constraint
 BEGIN; ALTER TABLE big_u ADD PRIMARY KEY (id); ROLLBACK;
--- [H07] EXCLUDE has no USING INDEX form
+-- [H07] EXCLUDE has no USING INDEX form.  BLOCK disallowed-unique-constraint
 BEGIN; ALTER TABLE big ADD CONSTRAINT big_ex EXCLUDE USING btree (id WITH =); ROLLBACK;
--- [H08] a CHECK re-checked by a type change that keeps the heap
+-- [H08] a CHECK re-checked by a type change that keeps the heap.  BLOCK changing-column-type
 BEGIN; ALTER TABLE big ALTER COLUMN note TYPE varchar(20); ROLLBACK;
--- [H09] REFRESH with and without a unique index
+-- [H09] REFRESH with and without a unique index.  BLOCK require-concurrent-refresh
 BEGIN; REFRESH MATERIALIZED VIEW mv; ROLLBACK;
 BEGIN; REFRESH MATERIALIZED VIEW mv_nokey; ROLLBACK;
 \set VERBOSITY terse
@@ -636,10 +662,11 @@ SELECT label, scen_truth(stmt, tbl::regclass) AS postgres_does
     ('S17 REFERENCES on a new column', 'ALTER TABLE big ADD COLUMN x int REFERENCES ref (id)', 'scen.big'),
     ('S20 FK on parent (child)', 'ALTER TABLE inh_parent ADD FOREIGN KEY (id) REFERENCES ref (id)', 'scen.inh_child'),
     ('S45 index on parent (child)', 'CREATE INDEX ON inh_parent (a)', 'scen.inh_child'),
-    ('S53 VACUUM FULL parent (child)', 'CLUSTER inh_parent USING inh_parent_id', 'scen.inh_child')
+    ('S54 CLUSTER parent (child)', 'CLUSTER inh_parent USING inh_parent_id', 'scen.inh_child')
   ) AS t(label, stmt, tbl);
 
 -- Leave nothing behind.
+SET client_min_messages = warning;
 SET safe_migrate.policy = off;
 DROP SCHEMA scen, scen_moved CASCADE;
 DROP FUNCTION scen_truth(text, regclass);

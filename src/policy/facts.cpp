@@ -302,6 +302,139 @@ static bool not_null_proven(Oid relid, AttrNumber attnum)
     return proven;
 }
 
+/* ---- a script judged before it runs (migrate_plan, the pre-check of a
+ * multi-step migration): what its earlier statements establish ---- */
+
+/* A CHECK constraint the script adds or validates: on relid, "col IS NOT
+ * NULL" for column notnull_att (0: another check), valid once a statement
+ * before the judged one validated it. */
+struct ScriptCheck {
+    Oid relid;
+    char *name;
+    AttrNumber notnull_att;
+    bool valid;
+};
+static List *script_checks = NIL; /* of ScriptCheck *, in the plan's context */
+
+void plan_script_begin(void)
+{
+    script_checks = NIL;
+}
+
+/* The column a raw CHECK expression "col IS NOT NULL" tests, or 0. */
+static AttrNumber raw_not_null_column(Oid relid, Node *expr)
+{
+    if (expr == nullptr || !IsA(expr, NullTest))
+        return 0;
+    NullTest *nt = (NullTest *) expr;
+    if (nt->nulltesttype != IS_NOT_NULL || nt->arg == nullptr || !IsA(nt->arg, ColumnRef))
+        return 0;
+    ColumnRef *cr = (ColumnRef *) nt->arg;
+    Node *last = (Node *) llast(cr->fields);
+    if (!IsA(last, String))
+        return 0;
+    AttrNumber att = get_attnum(relid, strVal(last));
+    return att == InvalidAttrNumber ? 0 : att;
+}
+
+static ScriptCheck *script_check(Oid relid, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->name && name && strcmp(c->name, name) == 0)
+            return c;
+    }
+    return nullptr;
+}
+
+/* Note what a statement of the script establishes for the ones after it. */
+void plan_script_after(Node *stmt)
+{
+    if (!IsA(stmt, AlterTableStmt) || ((AlterTableStmt *) stmt)->objtype != OBJECT_TABLE)
+        return;
+    AlterTableStmt *at = (AlterTableStmt *) stmt;
+    Oid relid = RangeVarGetRelid(at->relation, NoLock, true);
+    if (!OidIsValid(relid))
+        return;
+    ListCell *lc;
+    foreach (lc, at->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+            ((Constraint *) cmd->def)->contype == CONSTR_CHECK) {
+            Constraint *con = (Constraint *) cmd->def;
+            ScriptCheck *c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+            c->relid = relid;
+            c->name = con->conname ? pstrdup(con->conname) : nullptr;
+            c->notnull_att = raw_not_null_column(relid, con->raw_expr);
+            c->valid = !con->skip_validation;
+            script_checks = lappend(script_checks, c);
+        } else if (cmd->subtype == AT_ValidateConstraint && cmd->name) {
+            ScriptCheck *c = script_check(relid, cmd->name);
+            if (c == nullptr) {
+                /* one an earlier migration added NOT VALID: its expression
+                 * from the catalog */
+                Oid conoid = get_relation_constraint_oid(relid, cmd->name, true);
+                if (!OidIsValid(conoid))
+                    continue;
+                HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+                if (!HeapTupleIsValid(tup))
+                    continue;
+                AttrNumber att = 0;
+                bool isnull;
+                Datum bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+                if (!isnull && ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_CHECK) {
+                    Node *expr = (Node *) stringToNode(TextDatumGetCString(bin));
+                    if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
+                        !((NullTest *) expr)->argisrow && IsA(((NullTest *) expr)->arg, Var))
+                        att = ((Var *) ((NullTest *) expr)->arg)->varattno;
+                }
+                ReleaseSysCache(tup);
+                c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+                c->relid = relid;
+                c->name = pstrdup(cmd->name);
+                c->notnull_att = att;
+                script_checks = lappend(script_checks, c);
+            }
+            c->valid = true;
+        } else if (cmd->subtype == AT_DropConstraint && cmd->name) {
+            ScriptCheck *c = script_check(relid, cmd->name);
+            if (c)
+                script_checks = list_delete_ptr(script_checks, c);
+        }
+    }
+}
+
+/* Did an earlier statement of the script judged now validate a CHECK (col
+ * IS NOT NULL) on relid? */
+static bool script_proves_not_null(Oid relid, AttrNumber att)
+{
+    if (plan_capture == nullptr)
+        return false;
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->notnull_att == att && c->valid)
+            return true;
+    }
+    return false;
+}
+
+/* Did an earlier statement of the script judged now validate a CHECK on
+ * relid (whose implication the catalog cannot show yet)? */
+static bool script_validated_check(Oid relid)
+{
+    if (plan_capture == nullptr)
+        return false;
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->valid)
+            return true;
+    }
+    return false;
+}
+
 /* Does an index of the table start with exactly these columns (any order)? */
 static bool columns_indexed(Oid relid, List *names)
 {
@@ -649,7 +782,7 @@ static void check_primary_key_using_index(Oid relid, const char *table, const Co
         init_facts(&f, kSetNotNull);
         f.column = quote_identifier(name);
         f.using_index = true;
-        f.not_null_proven = not_null_proven(relid, atts[i]);
+        f.not_null_proven = not_null_proven(relid, atts[i]) || script_proves_not_null(relid, atts[i]);
         table_facts(relid, table, &f);
         enforce(&f);
     }
@@ -749,6 +882,13 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     }
     /* (a bound that is not all literals is taken as unproven: nothing of
      * the user's is evaluated here) */
+    /* judged before the script runs, after an earlier step validated a
+     * CHECK on the table: only the catalog then can tell whether it proves
+     * the bound, so the statement is judged when it runs */
+    if (!proven && script_validated_check(part))
+        proven = true;
+    if (!default_excluded && OidIsValid(default_part) && script_validated_check(default_part))
+        default_excluded = true;
     pg::PolicyFacts f;
     init_facts(&f, kAttachPartition);
     f.bound_proven = proven;
@@ -1466,7 +1606,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     break;
                 init_facts(&f, kSetNotNull);
                 f.column = quote_identifier(cmd->name);
-                f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
+                f.not_null_proven = not_null_proven(relid, att) || script_proves_not_null(relid, att);
                 table_facts(relid, table, &f, reach);
                 enforce(&f);
                 break;

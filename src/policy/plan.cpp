@@ -294,12 +294,10 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 raise(&p->effect, kFullScan);
                 break;
             case AT_SetNotNull:
-                /* SET NOT NULL proven by a CHECK scans nothing (the rule says
-                 * so); on a column already NOT NULL it does nothing */
-                if (OidIsValid(relid) && column_not_null(relid, cmd->name, stmt->relation->inh))
-                    raise(&p->effect, kMetadata);
-                else
-                    raise(&p->effect, kFullScan);
+                /* a scan unless a validated CHECK proves it (by the catalog or
+                 * an earlier step of the script): settled from the rule's
+                 * facts (refine_effect); on a column already NOT NULL nothing */
+                raise(&p->effect, kMetadata);
                 break;
             default:
                 raise(&p->effect, kMetadata);
@@ -594,6 +592,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
 {
     if (policy_mode != 2)
         return; /* nothing is refused: warnings come as the statements run */
+    plan_script_begin();
     List *created = NIL;
     int number = 0;
     ListCell *lc;
@@ -606,6 +605,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
         bool new_here;
         PlanCapture capture = {NIL, NIL};
         statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        plan_script_after(raw->stmt);
         if (number < first_checked)
             continue; /* its step rolls back as a whole if it is refused */
         ListCell *vc;
@@ -651,6 +651,7 @@ SM_ENTRY(migrate_plan)
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
+    plan_script_begin();
     List *created = NIL; /* tables the script creates before using them */
     int number = 0;
     ListCell *lc;
@@ -666,6 +667,7 @@ SM_ENTRY(migrate_plan)
         bool new_here = false;
         PlanCapture capture = {NIL, NIL};
         statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture);
+        plan_script_after(raw->stmt);
 
         pg::PolicyFacts facts;
         memset(&facts, 0, sizeof(facts));

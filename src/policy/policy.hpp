@@ -96,6 +96,13 @@ bool is_serial(TypeName *tn);
  * partition or inheritance child (SET NOT NULL then checks nothing)? */
 bool column_not_null(Oid relid, const char *column, bool recurse);
 
+/* A script judged before it runs (migrate_plan, the pre-check of a
+ * multi-step migration): forget the last one, then after judging each
+ * statement note what it establishes for the later ones (a CHECK (col IS
+ * NOT NULL) validated by an earlier step proves a later SET NOT NULL). */
+void plan_script_begin(void);
+void plan_script_after(Node *stmt);
+
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
