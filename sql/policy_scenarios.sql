@@ -510,6 +510,34 @@ ALTER TABLE np ATTACH PARTITION loose FOR VALUES FROM (10001) TO (20001); ROLLBA
 BEGIN; CREATE MATERIALIZED VIEW mv3 AS SELECT * FROM big; REFRESH MATERIALIZED VIEW mv3; ROLLBACK;
 -- [T11] a partition of pt (no default partition) created.  OK
 BEGIN; CREATE TABLE pt_2 PARTITION OF pt FOR VALUES FROM (10001) TO (20001); ROLLBACK;
+-- A new parent with an existing table attached (proven bound, no scan) or
+-- inheriting from it: what the statement does to the existing table counts.
+-- [T12] CREATE INDEX on the new partitioned table builds on loose.  BLOCK require-concurrent-index-creation
+BEGIN; CREATE TABLE np (id int, at int) PARTITION BY RANGE (at);
+ALTER TABLE np ATTACH PARTITION loose FOR VALUES FROM (10001) TO (20001);
+CREATE INDEX np_id ON np (id); ROLLBACK;
+-- [T13] ... CREATE INDEX ON ONLY it: nothing built.  OK
+BEGIN; CREATE TABLE np (id int, at int) PARTITION BY RANGE (at);
+ALTER TABLE np ATTACH PARTITION loose FOR VALUES FROM (10001) TO (20001);
+CREATE INDEX np_id ON ONLY np (id); ROLLBACK;
+-- [T14] SET NOT NULL on it scans loose.  BLOCK setting-not-null-field
+BEGIN; CREATE TABLE np (id int, at int) PARTITION BY RANGE (at);
+ALTER TABLE np ATTACH PARTITION loose FOR VALUES FROM (10001) TO (20001);
+ALTER TABLE np ALTER COLUMN id SET NOT NULL; ROLLBACK;
+-- [T15] ADD UNIQUE on it builds an index on loose.  BLOCK disallowed-unique-constraint
+BEGIN; CREATE TABLE np (id int, at int) PARTITION BY RANGE (at);
+ALTER TABLE np ATTACH PARTITION loose FOR VALUES FROM (10001) TO (20001);
+ALTER TABLE np ADD UNIQUE (id, at); ROLLBACK;
+-- [T16] a new inheritance parent of loose: ADD CHECK scans loose.  BLOCK constraint-missing-not-valid
+BEGIN; CREATE TABLE ni (id int, at int); ALTER TABLE loose INHERIT ni;
+ALTER TABLE ni ADD CHECK (id > 0); ROLLBACK;
+-- [T17] ... RENAME COLUMN on it renames loose's column.  BLOCK renaming-column
+BEGIN; CREATE TABLE ni (id int, at int); ALTER TABLE loose INHERIT ni;
+ALTER TABLE ni RENAME COLUMN at TO at2; ROLLBACK;
+-- [T18] ... a new child of a new parent: everything exempt.  OK
+BEGIN; CREATE TABLE ni (id int, at int); CREATE TABLE ni_c () INHERITS (ni);
+INSERT INTO ni_c SELECT g, g FROM generate_series(1, 5000) g;
+ALTER TABLE ni ADD CHECK (id > 0); CREATE INDEX ni_c_id ON ni_c (id); ALTER TABLE ni RENAME COLUMN at TO at2; ROLLBACK;
 
 -- ===========================================================================
 -- 6. Migrations: both paths, and allow lines of a role that may not override.

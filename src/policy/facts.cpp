@@ -230,6 +230,55 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
 
 }
 
+/* A table this transaction created is exempt, but not what a statement on
+ * it does to the existing partitions or inheritance children it reaches
+ * (attached or inherited a moment ago): then the facts are theirs, as if
+ * the statement named them (CREATE INDEX, SET NOT NULL, ADD CHECK on a new
+ * parent build or scan on existing tables). */
+static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
+{
+    if (!f->created_in_transaction || f->temporary || reach == Reach::Self)
+        return;
+    if (reach == Reach::Partitions && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+        return;
+    if (!has_subclass(relid))
+        return;
+    List *all = find_all_inheritors(relid, NoLock, nullptr);
+    double rows = 0;
+    int64 bytes = 0;
+    bool any = false;
+    ListCell *lc;
+    foreach (lc, all) {
+        Oid child = lfirst_oid(lc);
+        if (child == relid)
+            continue;
+        Relation rel = RelationIdGetRelation(child);
+        if (!RelationIsValid(rel))
+            continue;
+        bool created = rel->rd_createSubid != InvalidSubTransactionId &&
+                       rel->rd_createSubid >= new_objects_from;
+        bool temp = rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP;
+        RelationClose(rel);
+        if (created || temp)
+            continue;
+        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        double r;
+        int64 b;
+        relation_size((Form_pg_class) GETSTRUCT(ct), child, &r, &b);
+        ReleaseSysCache(ct);
+        rows += r;
+        bytes += b;
+        any = true;
+    }
+    if (!any)
+        return;
+    f->created_in_transaction = false;
+    f->rows = rows;
+    f->bytes = bytes;
+}
+
 /* A type as the user would write it: "integer", "character varying(100)". */
 static const char *type_text(TypeName *tn)
 {
@@ -646,10 +695,11 @@ static void check_constraint(Oid relid, const char *table, const char *column,
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
     /* a CHECK is checked on the inheritance children too (unless ONLY or NO
      * INHERIT); keys and unique indexes only on the table and its partitions */
-    table_facts(relid, table, &f,
-                con->contype != CONSTR_CHECK ? Reach::Partitions
-                : only || con->is_no_inherit ? Reach::Self
-                                             : Reach::All);
+    Reach reach = con->contype != CONSTR_CHECK ? Reach::Partitions
+                  : only || con->is_no_inherit ? Reach::Self
+                                               : Reach::All;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
     bool new_table = f.created_in_transaction || f.temporary;
     if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
         !f.not_valid) {
@@ -737,10 +787,11 @@ static void check_validate(Oid relid, const char *table, const char *conname, bo
     }
     /* a CHECK is validated on the inheritance children too (unless ONLY), a
      * foreign key on the table and its partitions */
-    table_facts(relid, table, &f,
-                only ? Reach::Self
-                : OidIsValid(fk_referenced_table(relid, conname)) ? Reach::Partitions
-                                                                   : Reach::All);
+    Reach reach = only ? Reach::Self
+                  : OidIsValid(fk_referenced_table(relid, conname)) ? Reach::Partitions
+                                                                     : Reach::All;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
     enforce(&f);
 }
 
@@ -1224,7 +1275,9 @@ static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, 
     f.column = quote_identifier(cmd->name);
     ColumnDef *def = (ColumnDef *) cmd->def;
     f.column_type = type_text(def->typeName);
-    table_facts(relid, table, &f, stmt->relation->inh ? Reach::All : Reach::Self);
+    Reach reach = stmt->relation->inh ? Reach::All : Reach::Self;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
     if (f.created_in_transaction)
         return;
     if (n_checks > 0) {
@@ -1570,6 +1623,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                 if (def->is_not_null)
                     f.not_null = true;
                 table_facts(relid, table, &f, reach);
+                reach_existing_children(relid, reach, &f);
                 enforce(&f);
                 /* (ADD COLUMN IF NOT EXISTS of a column that exists adds nothing) */
                 if (!f.created_in_transaction && !f.temporary &&
@@ -1608,6 +1662,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                 f.column = quote_identifier(cmd->name);
                 f.not_null_proven = not_null_proven(relid, att) || script_proves_not_null(relid, att);
                 table_facts(relid, table, &f, reach);
+                reach_existing_children(relid, reach, &f);
                 enforce(&f);
                 break;
             }
@@ -1680,8 +1735,9 @@ static void check_index(IndexStmt *stmt)
     string_list(cols, &f);
     /* an index is built on a partitioned table's partitions (not with ON
      * ONLY, which builds nothing), never on an inheritance parent's children */
-    table_facts(relid, written(stmt->relation), &f,
-                stmt->relation->inh ? Reach::Partitions : Reach::Self);
+    Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
+    table_facts(relid, written(stmt->relation), &f, reach);
+    reach_existing_children(relid, reach, &f);
     enforce(&f);
 }
 
@@ -1926,6 +1982,9 @@ static void check_rename(RenameStmt *stmt)
     if (column)
         f.column = quote_identifier(stmt->subname);
     table_facts(relid, written(stmt->relation), &f);
+    /* a column renamed on a new parent is renamed on its existing children */
+    if (column)
+        reach_existing_children(relid, stmt->relation->inh ? Reach::All : Reach::Self, &f);
     enforce(&f);
 }
 
