@@ -74,6 +74,10 @@ CREATE TABLE pd (id int, at int) PARTITION BY RANGE (at);
 CREATE TABLE pd_1 PARTITION OF pd FOR VALUES FROM (1) TO (100);
 CREATE TABLE pd_def PARTITION OF pd DEFAULT;
 INSERT INTO pd SELECT g, 20000 + g FROM generate_series(1, 5000) g;
+CREATE TABLE gq (id int NOT NULL, at int NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE gq_1 PARTITION OF gq FOR VALUES FROM (1) TO (3001);
+CREATE TABLE gq_2 PARTITION OF gq FOR VALUES FROM (3001) TO (6001);
+INSERT INTO gq SELECT g, g FROM generate_series(1, 5000) g;
 CREATE TABLE inh_parent (id int, a int);
 CREATE INDEX inh_parent_id ON inh_parent (id);
 CREATE TABLE inh_child () INHERITS (inh_parent);
@@ -82,7 +86,7 @@ CREATE VIEW v_small AS SELECT id, v FROM small;
 CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER big_noop BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION noop();
 COMMIT;
-ANALYZE big, small, ref, big_u, mv, mv_nokey, pt_1, loose, loose2, loose3, pd_1, pd_def, inh_parent, inh_child;
+ANALYZE big, small, ref, big_u, mv, mv_nokey, pt_1, gq_1, gq_2, loose, loose2, loose3, pd_1, pd_def, inh_parent, inh_child;
 \set VERBOSITY terse
 
 -- ===========================================================================
@@ -330,6 +334,37 @@ CLUSTER inh_parent USING inh_parent_id;
 VACUUM FULL pt;
 -- [S56] DETACH PARTITION: ACCESS EXCLUSIVE on pt.  BLOCK require-concurrent-partition-detach
 BEGIN; ALTER TABLE pt DETACH PARTITION pt_1; ROLLBACK;
+
+-- A partitioned table gets a key or index by attaching what each partition
+-- already has: PostgreSQL then builds / checks nothing.
+-- [S57] FOREIGN KEY on a partitioned table: every partition checked.  BLOCK adding-foreign-key-constraint
+BEGIN; ALTER TABLE gq ADD CONSTRAINT gq_ref FOREIGN KEY (id) REFERENCES ref (id); ROLLBACK;
+-- [S58] ... NOT VALID: PostgreSQL 15 does not support it on a partitioned table.  REFUSED
+BEGIN; ALTER TABLE gq ADD CONSTRAINT gq_ref FOREIGN KEY (id) REFERENCES ref (id) NOT VALID; ROLLBACK;
+-- [S59] PRIMARY KEY on a partitioned table: built on every partition.  BLOCK disallowed-unique-constraint
+BEGIN; ALTER TABLE gq ADD PRIMARY KEY (id, at); ROLLBACK;
+-- [S60] one partition prepared (a PRIMARY KEY from an index built
+-- CONCURRENTLY, a validated key): the other is still built on.  BLOCK disallowed-unique-constraint
+CREATE UNIQUE INDEX CONCURRENTLY gq_1_key ON gq_1 (id, at);
+ALTER TABLE gq_1 ADD CONSTRAINT gq_1_key PRIMARY KEY USING INDEX gq_1_key;
+ALTER TABLE gq_1 ADD CONSTRAINT gq_1_ref FOREIGN KEY (id) REFERENCES ref (id) NOT VALID;
+ALTER TABLE gq_1 VALIDATE CONSTRAINT gq_1_ref;
+BEGIN; ALTER TABLE gq ADD PRIMARY KEY (id, at); ROLLBACK;
+-- [S61] the other with a bare unique index: a constraint attaches only a
+-- partition's constraint, so its index is built anew.  BLOCK disallowed-unique-constraint
+CREATE UNIQUE INDEX CONCURRENTLY gq_2_key ON gq_2 (id, at);
+BEGIN; ALTER TABLE gq ADD PRIMARY KEY (id, at); ROLLBACK;
+-- [S62] every partition has its PRIMARY KEY: the parent's attaches them.  OK
+ALTER TABLE gq_2 ADD CONSTRAINT gq_2_key PRIMARY KEY USING INDEX gq_2_key;
+ALTER TABLE gq_2 ADD CONSTRAINT gq_2_ref FOREIGN KEY (id) REFERENCES ref (id) NOT VALID;
+ALTER TABLE gq_2 VALIDATE CONSTRAINT gq_2_ref;
+BEGIN; ALTER TABLE gq ADD PRIMARY KEY (id, at); ROLLBACK;
+-- [S63] ... FOREIGN KEY attaches their validated keys.  OK
+BEGIN; ALTER TABLE gq ADD CONSTRAINT gq_ref FOREIGN KEY (id) REFERENCES ref (id); ROLLBACK;
+-- [S64] ... CREATE UNIQUE INDEX with the same columns attaches their indexes.  OK
+BEGIN; CREATE UNIQUE INDEX gq_key ON gq (id, at); ROLLBACK;
+-- [S65] ... an index the partitions do not have is built.  BLOCK require-concurrent-index-creation
+BEGIN; CREATE INDEX gq_at ON gq (at); ROLLBACK;
 
 -- ===========================================================================
 -- 3. Locks that are brief, or taken on purpose.
@@ -690,6 +725,11 @@ SELECT label, scen_truth(stmt, tbl::regclass) AS postgres_does
     ('S17 REFERENCES on a new column', 'ALTER TABLE big ADD COLUMN x int REFERENCES ref (id)', 'scen.big'),
     ('S20 FK on parent (child)', 'ALTER TABLE inh_parent ADD FOREIGN KEY (id) REFERENCES ref (id)', 'scen.inh_child'),
     ('S45 index on parent (child)', 'CREATE INDEX ON inh_parent (a)', 'scen.inh_child'),
+    ('S62 PRIMARY KEY attaching (gq_2)', 'ALTER TABLE gq ADD PRIMARY KEY (id, at)', 'scen.gq_2'),
+    ('S63 FOREIGN KEY attaching (gq_2)', 'ALTER TABLE gq ADD FOREIGN KEY (id) REFERENCES ref (id)', 'scen.gq_2'),
+    ('S64 UNIQUE INDEX attaching (gq_2)', 'CREATE UNIQUE INDEX ON gq (id, at)', 'scen.gq_2'),
+    ('S65 index built (gq_2)', 'CREATE INDEX ON gq (at)', 'scen.gq_2'),
+    ('S15 FOREIGN KEY checked (big)', 'ALTER TABLE big ADD FOREIGN KEY (c) REFERENCES ref (id)', 'scen.big'),
     ('S54 CLUSTER parent (child)', 'CLUSTER inh_parent USING inh_parent_id', 'scen.inh_child')
   ) AS t(label, stmt, tbl);
 

@@ -166,6 +166,21 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
+         if (f.table.partitioned)
+             return Explanation{
+                 head("adding-foreign-key-constraint",
+                      "FOREIGN KEY without NOT VALID on partitioned " + on_table(f)),
+                 lock_detail("Adding it", LockMode::ShareRowExclusive, t + " and " +
+                                                                           or_default(f.referenced_table,
+                                                                                      "the referenced table"),
+                             "while every row of its partitions is checked"),
+                 "PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table: add it to "
+                 "each partition NOT VALID and validate it there (ALTER TABLE <partition> ADD "
+                 "CONSTRAINT " + c + " FOREIGN KEY (" + join(f.columns) + ") REFERENCES " +
+                     or_default(f.referenced_table, "<table>") +
+                     " NOT VALID; ALTER TABLE <partition> VALIDATE CONSTRAINT " + c +
+                     ";), then add it to " + t +
+                     ": PostgreSQL attaches the partitions' validated keys without checking a row."};
          return Explanation{
              head("adding-foreign-key-constraint",
                   "FOREIGN KEY without NOT VALID on " + on_table(f)),
@@ -400,6 +415,27 @@ const Rule kRules[] = {
                      derived(bare(t) + "_" + join(f.columns, "_") + "_key") + " ON " + t + " (" +
                      join(f.columns) + "); otherwise add it in a maintenance window with "
                      "-- safe_migrate:allow disallowed-unique-constraint <reason>"};
+         if (f.table.partitioned) {
+             std::string c = or_default(f.constraint, derived(bare(t) + "_" + join(f.columns, "_") +
+                                                                (f.primary_key ? "_pkey" : "_key")));
+             std::string kind = f.primary_key ? "PRIMARY KEY" : "UNIQUE";
+             return Explanation{
+                 head("disallowed-unique-constraint",
+                      kind + " building its index on partitioned " + on_table(f)),
+                 lock_detail("Adding it", LockMode::AccessExclusive, t,
+                             "while the index is built on every partition"),
+                 std::string(f.primary_key && !f.not_null
+                                 ? "Make the key columns NOT NULL without a scan first (CHECK ... NOT "
+                                   "VALID, VALIDATE, SET NOT NULL); then g"
+                                 : "G") +
+                     "ive each partition the constraint from a unique index built without blocking "
+                     "writes (CREATE UNIQUE INDEX CONCURRENTLY <partition index> ON <partition> (" +
+                     join(f.columns) + "); ALTER TABLE <partition> ADD CONSTRAINT <partition index> " +
+                     kind + " USING INDEX <partition index>;), " +
+                     "then add it: ALTER TABLE " + t + " ADD CONSTRAINT " + c + " " + kind + " (" +
+                     join(f.columns) + "); PostgreSQL attaches the partitions' constraints instead of "
+                     "building their indexes."};
+         }
          if (f.primary_key) {
              std::string c = or_default(f.constraint, derived(bare(t) + "_pkey"));
              std::string prove;

@@ -20,6 +20,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/dependency.h"
@@ -277,6 +278,123 @@ static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
     f->created_in_transaction = false;
     f->rows = rows;
     f->bytes = bytes;
+}
+
+/* The leaf partitions of a partitioned table that PostgreSQL still has to
+ * build an index on (or validate a foreign key on): it attaches a
+ * partition's own equivalent index instead of building one (same key
+ * columns in order, uniqueness and access method, valid, no WHERE, no
+ * expressions), and a partition's own validated foreign key with the same
+ * columns and referenced table instead of checking its rows.  Their rows
+ * and bytes replace *rows / *bytes.  colnames: plain column names (String);
+ * confrelid valid: a foreign key, else an index. */
+static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am, Oid confrelid,
+                                char constraint_type, double *rows, int64 *bytes)
+{
+    int n = list_length(colnames);
+    if (n == 0 || n > INDEX_MAX_KEYS)
+        return;
+    double total_rows = 0;
+    int64 total_bytes = 0;
+    List *all = find_all_inheritors(parent, NoLock, nullptr);
+    ListCell *lc;
+    foreach (lc, all) {
+        Oid part = lfirst_oid(lc);
+        if (get_rel_relkind(part) != RELKIND_RELATION)
+            continue;
+        AttrNumber atts[INDEX_MAX_KEYS];
+        int i = 0;
+        bool columns_found = true;
+        ListCell *cc;
+        foreach (cc, colnames) {
+            atts[i] = get_attnum(part, strVal(lfirst(cc)));
+            columns_found &= atts[i] != InvalidAttrNumber;
+            i++;
+        }
+        bool covered = false;
+        if (columns_found && OidIsValid(confrelid)) {
+            Relation conrel = table_open(ConstraintRelationId, AccessShareLock);
+            ScanKeyData key;
+            ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+                        ObjectIdGetDatum(part));
+            SysScanDesc scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+                                                  nullptr, 1, &key);
+            HeapTuple tup;
+            while (!covered && HeapTupleIsValid(tup = systable_getnext(scan))) {
+                Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+                if (con->contype != CONSTRAINT_FOREIGN || con->confrelid != confrelid ||
+                    !con->convalidated)
+                    continue;
+                bool isnull;
+                Datum d = heap_getattr(tup, Anum_pg_constraint_conkey, RelationGetDescr(conrel), &isnull);
+                if (isnull)
+                    continue;
+                ArrayType *arr = DatumGetArrayTypeP(d);
+                int16 *keys = (int16 *) ARR_DATA_PTR(arr);
+                bool same = ARR_DIMS(arr)[0] == n;
+                for (int k = 0; same && k < n; k++)
+                    same = keys[k] == atts[k];
+                covered = same;
+            }
+            systable_endscan(scan);
+            table_close(conrel, AccessShareLock);
+        } else if (columns_found) {
+            Relation rel = RelationIdGetRelation(part);
+            List *indexes = RelationIsValid(rel) ? RelationGetIndexList(rel) : NIL;
+            if (RelationIsValid(rel))
+                RelationClose(rel);
+            ListCell *ic;
+            foreach (ic, indexes) {
+                Oid index = lfirst_oid(ic);
+                HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+                if (!HeapTupleIsValid(it))
+                    continue;
+                Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+                bool same = idx->indisvalid && idx->indisunique == unique && idx->indnkeyatts == n &&
+                            heap_attisnull(it, Anum_pg_index_indpred, nullptr) &&
+                            heap_attisnull(it, Anum_pg_index_indexprs, nullptr);
+                for (int k = 0; same && k < n; k++)
+                    same = idx->indkey.values[k] == atts[k];
+                ReleaseSysCache(it);
+                if (same) {
+                    HeapTuple rt = SearchSysCache1(RELOID, ObjectIdGetDatum(index));
+                    if (HeapTupleIsValid(rt)) {
+                        same = ((Form_pg_class) GETSTRUCT(rt))->relam == am;
+                        ReleaseSysCache(rt);
+                    }
+                }
+                /* a constraint attaches only an index that backs the same
+                 * kind of constraint of the partition's own */
+                if (same && constraint_type != 0) {
+                    Oid conoid = get_index_constraint(index);
+                    same = false;
+                    HeapTuple ct = OidIsValid(conoid) ? SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid))
+                                                      : nullptr;
+                    if (ct != nullptr && HeapTupleIsValid(ct)) {
+                        same = ((Form_pg_constraint) GETSTRUCT(ct))->contype == constraint_type;
+                        ReleaseSysCache(ct);
+                    }
+                }
+                if (same) {
+                    covered = true;
+                    break;
+                }
+            }
+        }
+        if (covered)
+            continue;
+        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(part));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        double r;
+        int64 b;
+        relation_size((Form_pg_class) GETSTRUCT(ct), part, &r, &b);
+        ReleaseSysCache(ct);
+        total_rows += r;
+        total_bytes += b;
+    }
+    *rows = total_rows;
+    *bytes = total_bytes;
 }
 
 /* A type as the user would write it: "integer", "character varying(100)". */
@@ -700,6 +818,20 @@ static void check_constraint(Oid relid, const char *table, const char *column,
                                                : Reach::All;
     table_facts(relid, table, &f, reach);
     reach_existing_children(relid, reach, &f);
+    /* on a partitioned table: the partitions with an equivalent unique index
+     * or validated foreign key of their own get it attached, not built or
+     * checked */
+    if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !f.using_index) {
+        if (con->contype == CONSTR_FOREIGN && con->fk_attrs != NIL)
+            partitions_to_build(relid, con->fk_attrs, false, InvalidOid, confrelid, 0, &f.rows,
+                                &f.bytes);
+        else if ((con->contype == CONSTR_UNIQUE || (con->contype == CONSTR_PRIMARY && f.not_null)) &&
+                 con->keys != NIL &&
+                 con->including == NIL && (con->access_method == nullptr || strcmp(con->access_method, "btree") == 0))
+            partitions_to_build(relid, con->keys, true, BTREE_AM_OID, InvalidOid,
+                                con->contype == CONSTR_PRIMARY ? CONSTRAINT_PRIMARY : CONSTRAINT_UNIQUE,
+                                &f.rows, &f.bytes);
+    }
     bool new_table = f.created_in_transaction || f.temporary;
     if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
         !f.not_valid) {
@@ -1738,6 +1870,21 @@ static void check_index(IndexStmt *stmt)
     Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
     table_facts(relid, written(stmt->relation), &f, reach);
     reach_existing_children(relid, reach, &f);
+    /* on a partitioned table: only the partitions without an equivalent
+     * index of their own are built on (the others' are attached) */
+    if (kind == RELKIND_PARTITIONED_TABLE && stmt->relation->inh && stmt->whereClause == nullptr &&
+        !stmt->concurrent) {
+        bool plain = true;
+        foreach (lc, stmt->indexParams) {
+            IndexElem *e = (IndexElem *) lfirst(lc);
+            plain &= e->name != nullptr && e->expr == nullptr && e->opclass == NIL &&
+                     e->collation == NIL && e->ordering == SORTBY_DEFAULT &&
+                     e->nulls_ordering == SORTBY_NULLS_DEFAULT;
+        }
+        Oid am = get_index_am_oid(stmt->accessMethod ? stmt->accessMethod : "btree", true);
+        if (plain && stmt->indexIncludingParams == NIL && OidIsValid(am))
+            partitions_to_build(relid, cols, stmt->unique, am, InvalidOid, 0, &f.rows, &f.bytes);
+    }
     enforce(&f);
 }
 

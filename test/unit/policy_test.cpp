@@ -850,6 +850,34 @@ TEST(DisallowedUniqueConstraint, PrimaryKeyHintProvesNullableColumnsFirst)
     EXPECT_EQ(vs[0].hint.find("IS NOT NULL"), std::string::npos);
 }
 
+TEST(DisallowedUniqueConstraint, PartitionedTableAttachesPartitionIndexes)
+{
+    auto f = case_of("disallowed-unique-constraint").facts;
+    f.table.partitioned = true;
+    f.constraint.clear();
+    f.columns = {"id", "at"};
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "partitioned table");
+    EXPECT_CONTAINS(vs[0].hint, "CREATE UNIQUE INDEX CONCURRENTLY <partition index> ON <partition> (id, at);");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE <partition> ADD CONSTRAINT <partition index> UNIQUE USING INDEX");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.users ADD CONSTRAINT users_id_at_key UNIQUE (id, at);");
+    /* USING INDEX is not supported on a partitioned table itself */
+    EXPECT_EQ(vs[0].hint.find("ALTER TABLE public.users ADD CONSTRAINT users_id_at_key UNIQUE USING"),
+              std::string::npos);
+}
+
+TEST(AddingForeignKeyConstraint, PartitionedTableValidatesPerPartition)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.table.partitioned = true;
+    auto vs = eval(f);
+    ASSERT_FALSE(vs.empty());
+    EXPECT_CONTAINS(vs[0].hint, "cannot add a NOT VALID foreign key to a partitioned table");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE <partition> VALIDATE CONSTRAINT");
+    EXPECT_EQ(vs[0].hint.find("ALTER TABLE public.users ADD CONSTRAINT"), std::string::npos);
+}
+
 TEST(RequireConcurrentIndexCreation, ConcurrentlyIsFine)
 {
     auto f = case_of("require-concurrent-index-creation").facts;
