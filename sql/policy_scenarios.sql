@@ -629,6 +629,24 @@ CREATE INDEX CONCURRENTLY big_m12 ON scen.big (c);
 ALTER TABLE scen.big VALIDATE CONSTRAINT big_c_nn2;
 ALTER TABLE scen.big ALTER COLUMN c SET NOT NULL;
 ALTER TABLE scen.big ALTER COLUMN d SET NOT NULL;$$);
+-- [M13] a table the migration created in an earlier runner step (committed
+-- since, no application uses it): filled, indexed, constrained.  OK
+SELECT status FROM migrate_apply($$CREATE TABLE scen.m13 (id int, a int);
+CREATE INDEX CONCURRENTLY big_m13 ON scen.big (a);
+INSERT INTO scen.m13 SELECT g, g FROM generate_series(1, 5000) g;
+CREATE INDEX m13_id ON scen.m13 (id);
+ALTER TABLE scen.m13 ALTER COLUMN a SET NOT NULL;
+ALTER TABLE scen.m13 RENAME COLUMN a TO b;$$, 'scen-m13');
+-- [M14] ... and dropped again by the migration that made it.  OK
+SELECT status FROM migrate_apply($$CREATE TABLE scen.m14 AS SELECT id FROM scen.big;
+CREATE INDEX CONCURRENTLY big_m14 ON scen.big (a);
+DROP TABLE scen.m14;$$, 'scen-m14');
+-- [M15] CREATE TABLE IF NOT EXISTS of an existing table does not make it new.  BLOCK ban-drop-table
+SELECT status FROM migrate_apply($$CREATE TABLE IF NOT EXISTS scen.small (id int);
+CREATE INDEX CONCURRENTLY big_m15 ON scen.big (a);
+DROP TABLE scen.small;$$, 'scen-m15');
+-- [M16] a later migration: m13 exists, and applications may use it.  BLOCK require-concurrent-index-creation
+SELECT status FROM migrate_apply($$CREATE INDEX m13_b ON scen.m13 (b);$$, 'scen-m16');
 -- [M09] an admin's allow line is honoured (and recorded in the history).  OK
 RESET ROLE;
 SELECT status FROM migrate_apply($$-- safe_migrate:allow ban-drop-table empty since March

@@ -201,6 +201,10 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
                                               NameStr(cls->relname));
     f->temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
     f->partitioned = cls->relkind == RELKIND_PARTITIONED_TABLE;
+    /* created by an earlier step of the running migration (committed since):
+     * no application uses it yet */
+    if (!f->created_in_transaction && is_created_table(cls->relnamespace, NameStr(cls->relname)))
+        f->created_in_transaction = true;
     /* the partitions or children the statement reaches count with it */
     bool has_children = cls->relhassubclass &&
                         (reach == Reach::All ||
@@ -2184,6 +2188,23 @@ static void check_refresh(RefreshMatViewStmt *stmt)
     enforce(&f);
 }
 
+/* A table a migration is about to create: remembered by name (not one that
+ * exists already: IF NOT EXISTS skips it; not a temporary one) */
+static void note_created_rv(RangeVar *rv)
+{
+    if (!migration.active || rv == nullptr || rv->relpersistence == RELPERSISTENCE_TEMP)
+        return;
+    Oid nsp = rv->schemaname ? get_namespace_oid(rv->schemaname, true) : RangeVarGetCreationNamespace(rv);
+    if (!OidIsValid(nsp) || isAnyTempNamespace(nsp) || OidIsValid(get_relname_relid(rv->relname, nsp)))
+        return;
+    note_created_table(nsp, rv->relname);
+}
+
+static void note_created(CreateStmt *stmt)
+{
+    note_created_rv(stmt->relation);
+}
+
 void check_parsetree(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -2210,6 +2231,13 @@ void check_parsetree(Node *parsetree)
             break;
         case T_RefreshMatViewStmt:
             check_refresh((RefreshMatViewStmt *) parsetree);
+            break;
+        case T_CreateStmt:
+            note_created((CreateStmt *) parsetree);
+            break;
+        case T_CreateTableAsStmt:
+            if (((CreateTableAsStmt *) parsetree)->into)
+                note_created_rv(((CreateTableAsStmt *) parsetree)->into->rel);
             break;
         default:
             break;

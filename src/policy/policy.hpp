@@ -151,6 +151,11 @@ void defer_foreign_key_index(Oid relid, Oid confrelid, List *column_names, const
 void finish_migration_checks(void); /* both paths, after the last statement */
 void forget_migration_checks(void); /* end_migration */
 void note_added_column(Oid relid, const char *name);
+/* A table the running migration creates (schema, name), and whether a
+ * table is one: exempt like a new table in the migration's later steps
+ * (runner steps commit one by one); forgotten when the migration ends. */
+void note_created_table(Oid nsp, const char *name);
+bool is_created_table(Oid nsp, const char *name);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
 bool is_added_column(Oid relid, const char *name);
 /* facts.cpp: for timing.cpp */
