@@ -58,6 +58,7 @@ struct AddedColumn {
 /* A table a migration created (by name: it is created after its
  * ddl_command_start), exempt like a new table in its later steps too */
 struct CreatedTable {
+    SubTransactionId subid; /* that created it (migrate_test: the up's are not new to the down) */
     Oid nsp;
     char *name;
 };
@@ -353,6 +354,7 @@ void note_created_table(Oid nsp, const char *name)
         return;
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
     CreatedTable *t = (CreatedTable *) palloc(sizeof(CreatedTable));
+    t->subid = GetCurrentSubTransactionId();
     t->nsp = nsp;
     t->name = pstrdup(name);
     created_tables = lappend(created_tables, t);
@@ -366,7 +368,7 @@ bool is_created_table(Oid nsp, const char *name)
     ListCell *lc;
     foreach (lc, created_tables) {
         CreatedTable *t = (CreatedTable *) lfirst(lc);
-        if (t->nsp == nsp && strcmp(t->name, name) == 0)
+        if (t->nsp == nsp && t->subid >= new_objects_from && strcmp(t->name, name) == 0)
             return true;
     }
     return false;
