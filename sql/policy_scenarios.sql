@@ -365,6 +365,16 @@ BEGIN; ALTER TABLE gq ADD CONSTRAINT gq_ref FOREIGN KEY (id) REFERENCES ref (id)
 BEGIN; CREATE UNIQUE INDEX gq_key ON gq (id, at); ROLLBACK;
 -- [S65] ... an index the partitions do not have is built.  BLOCK require-concurrent-index-creation
 BEGIN; CREATE INDEX gq_at ON gq (at); ROLLBACK;
+-- [S66] SET NOT NULL proven by a validated CHECK that implies it without
+-- spelling it alone (PostgreSQL's own implication test): no scan.  OK
+ALTER TABLE big ADD CONSTRAINT big_d_range CHECK (d IS NOT NULL AND d < 100000) NOT VALID;
+ALTER TABLE big VALIDATE CONSTRAINT big_d_range;
+BEGIN; ALTER TABLE big ALTER COLUMN d SET NOT NULL; ROLLBACK;
+-- [S67] a CHECK with a strict operator does not prove it (a CHECK passes
+-- on NULL): scan.  BLOCK setting-not-null-field
+ALTER TABLE big ADD CONSTRAINT big_m_calm CHECK (m <> 'angry') NOT VALID;
+ALTER TABLE big VALIDATE CONSTRAINT big_m_calm;
+BEGIN; ALTER TABLE big ALTER COLUMN m SET NOT NULL; ROLLBACK;
 
 -- ===========================================================================
 -- 3. Locks that are brief, or taken on purpose.
@@ -736,6 +746,8 @@ SELECT label, scen_truth(stmt, tbl::regclass) AS postgres_does
     ('S01 SET NOT NULL', 'ALTER TABLE big ALTER COLUMN c SET NOT NULL', 'scen.big'),
     ('S02 SET NOT NULL proven', 'ALTER TABLE big ALTER COLUMN a SET NOT NULL', 'scen.big'),
     ('S04 SET NOT NULL already', 'ALTER TABLE big ALTER COLUMN nn SET NOT NULL', 'scen.big'),
+    ('S66 SET NOT NULL implied', 'ALTER TABLE big ALTER COLUMN d SET NOT NULL', 'scen.big'),
+    ('S67 SET NOT NULL, strict CHECK', 'ALTER TABLE big ALTER COLUMN m SET NOT NULL', 'scen.big'),
     ('S07 ONLY parent SET NOT NULL (child)', 'ALTER TABLE ONLY inh_parent ALTER COLUMN a SET NOT NULL', 'scen.inh_child'),
     ('S06 parent SET NOT NULL (child)', 'ALTER TABLE inh_parent ALTER COLUMN a SET NOT NULL', 'scen.inh_child'),
     ('S12 CHECK on a new column', 'ALTER TABLE big ADD COLUMN x int CHECK (x > 0)', 'scen.big'),

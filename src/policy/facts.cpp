@@ -470,6 +470,24 @@ static bool not_null_proven(Oid relid, AttrNumber attnum)
     }
     systable_endscan(scan);
     table_close(conrel, AccessShareLock);
+    if (proven)
+        return true;
+    /* any other set of validated CHECKs PostgreSQL's own test finds to imply
+     * it (CHECK (col IS NOT NULL AND col < 100)): NotNullImpliedByRelConstraints */
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return false;
+    if (attnum > 0 && attnum <= RelationGetDescr(rel)->natts && rel->rd_att->constr &&
+        rel->rd_att->constr->num_check > 0) {
+        Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+        NullTest *nt = makeNode(NullTest);
+        nt->arg = (Expr *) makeVar(1, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+        nt->nulltesttype = IS_NOT_NULL;
+        nt->argisrow = false;
+        nt->location = -1;
+        proven = PartConstraintImpliedByRelConstraint(rel, list_make1(nt));
+    }
+    RelationClose(rel);
     return proven;
 }
 
