@@ -37,6 +37,12 @@ BEGIN
                 WHEN s1 > s0 THEN 'scan' ELSE 'none' END;
 END $$;
 
+-- a foreign data wrapper without a handler: foreign tables can be defined
+-- (not read); it holds no data of ours
+CREATE FOREIGN DATA WRAPPER scen_fdw;
+CREATE SERVER scen_srv FOREIGN DATA WRAPPER scen_fdw;
+GRANT USAGE ON FOREIGN SERVER scen_srv TO scen_owner;
+
 SET ROLE scen_owner;
 SET search_path = scen, public;
 BEGIN;   -- created in one transaction, committed: existing tables from here on
@@ -83,6 +89,7 @@ CREATE INDEX inh_parent_id ON inh_parent (id);
 CREATE TABLE inh_child () INHERITS (inh_parent);
 INSERT INTO inh_child SELECT g, g FROM generate_series(1, 5000) g;
 CREATE VIEW v_small AS SELECT id, v FROM small;
+CREATE FOREIGN TABLE ft (id int, a int) SERVER scen_srv;
 CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER big_noop BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION noop();
 COMMIT;
@@ -365,6 +372,11 @@ BEGIN; ALTER TABLE gq ADD CONSTRAINT gq_ref FOREIGN KEY (id) REFERENCES ref (id)
 BEGIN; CREATE UNIQUE INDEX gq_key ON gq (id, at); ROLLBACK;
 -- [S65] ... an index the partitions do not have is built.  BLOCK require-concurrent-index-creation
 BEGIN; CREATE INDEX gq_at ON gq (at); ROLLBACK;
+-- [S68] ATTACH to a parent whose DEFAULT partition has a validated CHECK
+-- excluding the new bound: the default partition is not scanned.  OK
+ALTER TABLE pd_def ADD CONSTRAINT pd_def_high CHECK (at IS NOT NULL AND at >= 20000) NOT VALID;
+ALTER TABLE pd_def VALIDATE CONSTRAINT pd_def_high;
+BEGIN; ALTER TABLE pd ATTACH PARTITION loose_empty FOR VALUES FROM (100) TO (200); ROLLBACK;
 -- [S66] SET NOT NULL proven by a validated CHECK that implies it without
 -- spelling it alone (PostgreSQL's own implication test): no scan.  OK
 ALTER TABLE big ADD CONSTRAINT big_b_set CHECK (b IS NOT NULL AND b <> '') NOT VALID;
@@ -411,6 +423,17 @@ GRANT SELECT ON big TO PUBLIC; ALTER TABLE big REPLICA IDENTITY FULL;
 ALTER TABLE big RENAME CONSTRAINT big_a_pos TO big_a_positive; ALTER TABLE big DROP CONSTRAINT big_a_positive;
 ALTER TABLE big ALTER COLUMN nn DROP NOT NULL, ALTER COLUMN a DROP DEFAULT;
 ALTER TABLE big CLUSTER ON big_pkey; ALTER INDEX big_ts RENAME TO big_ts_idx; ROLLBACK;
+
+-- [L13] a foreign table holds no rows here: a volatile default, a type
+-- change, SET NOT NULL and a CHECK (not verified by PostgreSQL) are catalog
+-- only.  OK
+BEGIN; ALTER FOREIGN TABLE ft ADD COLUMN x float8 DEFAULT random();
+ALTER FOREIGN TABLE ft ALTER COLUMN a TYPE bigint; ALTER FOREIGN TABLE ft ALTER COLUMN id SET NOT NULL;
+ALTER FOREIGN TABLE ft ADD CONSTRAINT ft_pos CHECK (a > 0); ROLLBACK;
+-- [L14] a foreign table as a partition of a large partitioned table: its
+-- own size is none, the other partitions count.  BLOCK setting-not-null-field
+BEGIN; CREATE FOREIGN TABLE pt_ft PARTITION OF pt FOR VALUES FROM (40001) TO (50001) SERVER scen_srv;
+ALTER TABLE pt ALTER COLUMN at SET NOT NULL; ROLLBACK;
 
 -- ===========================================================================
 -- 4. Data loss, through every door.
@@ -467,8 +490,8 @@ BEGIN; TRUNCATE ref CASCADE; ROLLBACK;
 -- [D21] DROP of an existing table with no rows: applications may use it.  BLOCK ban-drop-table
 CREATE TABLE empty_t (id int);
 BEGIN; DROP TABLE empty_t; ROLLBACK;
--- [D22] views, materialized views, sequences hold no data of their own.  OK
-BEGIN; DROP VIEW v_small; DROP MATERIALIZED VIEW mv_small; DROP SEQUENCE seq; ROLLBACK;
+-- [D22] views, materialized views, sequences, foreign tables hold no data of their own.  OK
+BEGIN; DROP VIEW v_small; DROP MATERIALIZED VIEW mv_small; DROP SEQUENCE seq; DROP FOREIGN TABLE ft; ROLLBACK;
 -- [D23] DROP COLUMN of a column the same transaction added.  OK
 BEGIN; ALTER TABLE big ADD COLUMN x int; ALTER TABLE big RENAME COLUMN x TO y;
 ALTER TABLE big DROP COLUMN y; ROLLBACK;
@@ -514,6 +537,16 @@ SELECT status FROM migrate_apply($$CALL scen.batches();$$, 'scen-d34');
 -- [D35] a big INSERT into a new table: nobody waits on it.  OK
 SELECT status FROM migrate_apply($$CREATE TABLE scen.big_copy AS SELECT * FROM scen.big;
 INSERT INTO scen.big_copy SELECT * FROM scen.big;$$, 'scen-d35');
+
+-- [D36] INSERT ... ON CONFLICT DO NOTHING of every row: nothing changed.  OK
+SELECT status FROM migrate_apply($$INSERT INTO scen.big SELECT * FROM scen.big ON CONFLICT (id) DO NOTHING;$$, 'scen-d36');
+-- [D37] every row of a temporary table, and of a table the migration
+-- created and filled: nobody else sees them.  OK
+SELECT status FROM migrate_apply($$CREATE TEMP TABLE d37 AS SELECT * FROM scen.big;
+UPDATE d37 SET a = a;
+CREATE TABLE scen.d37 AS SELECT * FROM scen.big;
+UPDATE scen.d37 SET a = a;
+DELETE FROM scen.d37;$$, 'scen-d37');
 
 -- ===========================================================================
 -- 5. Temporary tables (exempt) and tables created in the same transaction
@@ -768,5 +801,7 @@ SET client_min_messages = warning;
 SET safe_migrate.policy = off;
 DROP SCHEMA scen, scen_moved CASCADE;
 DROP FUNCTION scen_truth(text, regclass);
+DROP SERVER scen_srv;
+DROP FOREIGN DATA WRAPPER scen_fdw;
 DROP ROLE scen_owner;
 RESET safe_migrate.policy;
