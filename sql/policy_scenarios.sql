@@ -174,6 +174,9 @@ BEGIN; ALTER TABLE big ADD COLUMN x int[] DEFAULT '{}'; ROLLBACK;
 CLUSTER big USING big_pkey;
 -- [R36] CLUSTER of a small table.  OK
 CLUSTER small USING small_pkey;
+-- [R49] CLUSTER without an index to use: PostgreSQL's own error.  REFUSED
+CLUSTER big;
+CLUSTER big USING no_such_index;
 -- [R37] VACUUM FULL: rewrite.  BLOCK vacuum-full
 VACUUM FULL big;
 -- [R38] VACUUM (FULL, ANALYZE) spelled with options.  BLOCK vacuum-full

@@ -2483,6 +2483,27 @@ static void check_drop_database(DropdbStmt *stmt)
 
 /* Statements event triggers do not see (TRUNCATE, VACUUM, CLUSTER, REINDEX,
  * DROP DATABASE in PostgreSQL 15), checked from the ProcessUtility hook. */
+/* Has the table an index marked by ALTER TABLE ... CLUSTER ON? */
+static bool has_clustered_index(Oid relid)
+{
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return false;
+    List *indexes = RelationGetIndexList(rel);
+    RelationClose(rel);
+    bool found = false;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(it))
+            continue;
+        found |= ((Form_pg_index) GETSTRUCT(it))->indisclustered;
+        ReleaseSysCache(it);
+    }
+    list_free(indexes);
+    return found;
+}
+
 void check_utility(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -2516,9 +2537,20 @@ void check_utility(Node *parsetree)
         }
         case T_ClusterStmt: {
             ClusterStmt *stmt = (ClusterStmt *) parsetree;
-            if (stmt->relation)
+            if (stmt->relation) {
+                /* without an index it can use (USING a missing one, or none
+                 * marked CLUSTER ON) PostgreSQL refuses it: its own error */
+                Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+                if (!OidIsValid(relid))
+                    break;
+                if (stmt->indexname) {
+                    if (!OidIsValid(get_relname_relid(stmt->indexname, get_rel_namespace(relid))))
+                        break;
+                } else if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
+                           !has_clustered_index(relid))
+                    break;
                 check_relation_by_rangevar(stmt->relation, kCluster, false, nullptr);
-            else
+            } else
                 check_sweep(Sweep::Cluster, InvalidOid, false, nullptr);
             break;
         }
