@@ -702,6 +702,28 @@ SELECT o->>'rule' AS rule FROM safe_migrate.history, jsonb_array_elements(overri
 SET ROLE scen_owner;
 
 -- ===========================================================================
+-- 6b. Statements PostgreSQL refuses or skips by their names alone: its own
+-- words, not a rule.
+-- [E01] ADD COLUMN of a column that exists.  REFUSED by PostgreSQL
+BEGIN; ALTER TABLE big ADD COLUMN nn int NOT NULL; ROLLBACK;
+-- [E02] ... with IF NOT EXISTS: skipped, nothing added.  OK
+BEGIN; ALTER TABLE big ADD COLUMN IF NOT EXISTS nn int NOT NULL; ALTER TABLE big ADD COLUMN IF NOT EXISTS nn serial; ROLLBACK;
+-- [E03] CREATE INDEX with the name of an existing relation.  REFUSED by PostgreSQL
+BEGIN; CREATE INDEX big_ts ON big (a); ROLLBACK;
+-- [E04] ADD CONSTRAINT named like an existing constraint.  REFUSED by PostgreSQL
+BEGIN; ALTER TABLE big ADD CONSTRAINT big_a_pos CHECK (a > 1); ROLLBACK;
+-- [E05] keys, index columns and checks naming a column that does not exist.  REFUSED by PostgreSQL
+BEGIN; ALTER TABLE big ADD UNIQUE (nope); ROLLBACK;
+BEGIN; ALTER TABLE big ADD FOREIGN KEY (nope) REFERENCES ref (id); ROLLBACK;
+BEGIN; ALTER TABLE big ADD CONSTRAINT c CHECK (nope > 0); ROLLBACK;
+BEGIN; CREATE INDEX big_nope ON big (nope); ROLLBACK;
+-- [E06] ... but a column the same statement adds is there.  BLOCK disallowed-unique-constraint
+BEGIN; ALTER TABLE big ADD COLUMN e06 int, ADD CONSTRAINT big_e06_key UNIQUE (e06); ROLLBACK;
+-- [E07] RENAME to a name that is taken.  REFUSED by PostgreSQL
+BEGIN; ALTER TABLE big RENAME COLUMN a TO c; ROLLBACK;
+BEGIN; ALTER TABLE big RENAME TO small; ROLLBACK;
+
+-- ===========================================================================
 -- 7. Messages and hints that lead somewhere (full text).
 \set VERBOSITY default
 -- [H01] identity: a sequence, the backfill, NOT NULL proven, then identity.  BLOCK table-rewrite

@@ -1725,6 +1725,69 @@ void check_dropped_relation(Oid relid, int attnum)
     MemoryContextSwitchTo(old);
 }
 
+/* Is the column a column of relid, or one the same ALTER TABLE adds? */
+static bool column_known(Oid relid, const char *name, AlterTableStmt *stmt)
+{
+    if (get_attnum(relid, name) != InvalidAttrNumber)
+        return true;
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef) &&
+            strcmp(((ColumnDef *) cmd->def)->colname, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct ColumnRefCheck {
+    Oid relid;
+    AlterTableStmt *stmt;
+    bool unknown;
+};
+
+/* Does a raw CHECK expression name a column that is not there? */
+static bool unknown_column_walker(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    ColumnRefCheck *c = (ColumnRefCheck *) context;
+    if (IsA(node, ColumnRef)) {
+        ColumnRef *cr = (ColumnRef *) node;
+        Node *last = (Node *) llast(cr->fields);
+        if (list_length(cr->fields) == 1 && IsA(last, String) &&
+            !column_known(c->relid, strVal(last), c->stmt))
+            c->unknown = true;
+        return false;
+    }
+    return raw_expression_tree_walker(node, (bool (*)()) (void (*)(void)) unknown_column_walker, context);
+}
+
+/* Would PostgreSQL refuse ADD CONSTRAINT by its names alone (a constraint
+ * or, for one with an index, a relation of that name exists; a key column
+ * that does not)?  Then its own error says so, not a rule. */
+static bool constraint_fails_by_name(Oid relid, Constraint *con, AlterTableStmt *stmt)
+{
+    if (con->conname &&
+        (OidIsValid(get_relation_constraint_oid(relid, con->conname, true)) ||
+         ((con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE ||
+           con->contype == CONSTR_EXCLUSION) && con->indexname == nullptr &&
+          OidIsValid(get_relname_relid(con->conname, get_rel_namespace(relid))))))
+        return true;
+    List *keys = con->contype == CONSTR_FOREIGN ? con->fk_attrs : con->keys;
+    ListCell *lc;
+    foreach (lc, keys)
+        if (!column_known(relid, strVal(lfirst(lc)), stmt))
+            return true;
+    if (con->contype == CONSTR_CHECK && con->raw_expr) {
+        ColumnRefCheck c = {relid, stmt, false};
+        unknown_column_walker(con->raw_expr, &c);
+        if (c.unknown)
+            return true;
+    }
+    return false;
+}
+
 /* Is the column already NOT NULL on relid and (recurse) on every partition
  * or inheritance child?  SET NOT NULL then checks nothing. */
 bool column_not_null(Oid relid, const char *column, bool recurse)
@@ -1761,6 +1824,10 @@ static void check_alter_table(AlterTableStmt *stmt)
         switch (cmd->subtype) {
             case AT_AddColumn: {
                 ColumnDef *def = (ColumnDef *) cmd->def;
+                /* a column that exists: IF NOT EXISTS adds nothing, without
+                 * it PostgreSQL reports it */
+                if (get_attnum(relid, def->colname) != InvalidAttrNumber)
+                    break;
                 init_facts(&f, kAddColumn);
                 f.column = quote_identifier(def->colname);
                 f.column_type = def->typeName ? type_text(def->typeName) : nullptr;
@@ -1784,11 +1851,13 @@ static void check_alter_table(AlterTableStmt *stmt)
                     get_attnum(relid, def->colname) == InvalidAttrNumber)
                     note_added_column(relid, def->colname);
                 foreach (cc, def->constraints)
-                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def, only);
+                    if (!constraint_fails_by_name(relid, (Constraint *) lfirst(cc), stmt))
+                        check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def, only);
                 break;
             }
             case AT_AddConstraint:
-                if (cmd->def && IsA(cmd->def, Constraint)) {
+                if (cmd->def && IsA(cmd->def, Constraint) &&
+                    !constraint_fails_by_name(relid, (Constraint *) cmd->def, stmt)) {
                     check_constraint(relid, table, nullptr, (Constraint *) cmd->def, nullptr,
                                      only);
                     check_primary_key_using_index(relid, table, (Constraint *) cmd->def);
@@ -1871,11 +1940,19 @@ static void check_index(IndexStmt *stmt)
     char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
         return;
-    /* IF NOT EXISTS of a name already taken in the table's schema: PostgreSQL
-     * skips it with a notice and builds nothing */
-    if (stmt->if_not_exists && stmt->idxname &&
-        OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+    /* a name already taken in the table's schema: IF NOT EXISTS skips it
+     * with a notice and builds nothing, without it PostgreSQL reports it;
+     * likewise a column that does not exist */
+    if (stmt->idxname && OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
         return;
+    {
+        ListCell *pc;
+        foreach (pc, stmt->indexParams) {
+            IndexElem *e = (IndexElem *) lfirst(pc);
+            if (e->name && get_attnum(relid, e->name) == InvalidAttrNumber)
+                return;
+        }
+    }
     pg::PolicyFacts f;
     init_facts(&f, kCreateIndex);
     f.concurrently = stmt->concurrent;
@@ -2144,6 +2221,12 @@ static void check_rename(RenameStmt *stmt)
     if (!OidIsValid(relid) || !is_table_kind(relid))
         return;
     if (column && renamed_column_is_new(relid, stmt->subname, stmt->newname))
+        return;
+    /* to a name already taken: PostgreSQL reports it (a column of the
+     * table; a relation of the schema) */
+    if (column && get_attnum(relid, stmt->newname) != InvalidAttrNumber)
+        return;
+    if (!column && OidIsValid(get_relname_relid(stmt->newname, get_rel_namespace(relid))))
         return;
     pg::PolicyFacts f;
     init_facts(&f, table ? kRenameTable : kRenameColumn);
