@@ -182,6 +182,11 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
         switch (cmd->subtype) {
             case AT_AddColumn: {
                 ColumnDef *def = (ColumnDef *) cmd->def;
+                /* a column that exists: skipped (IF NOT EXISTS) or refused */
+                if (OidIsValid(relid) && get_attnum(relid, def->colname) != InvalidAttrNumber) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 bool rewrite = def->identity || def->generated == ATTRIBUTE_GENERATED_STORED ||
                                is_serial(def->typeName);
                 ListCell *cc;
