@@ -719,6 +719,10 @@ BEGIN; ALTER TABLE big ADD CONSTRAINT c CHECK (nope > 0); ROLLBACK;
 BEGIN; CREATE INDEX big_nope ON big (nope); ROLLBACK;
 -- [E06] ... but a column the same statement adds is there.  BLOCK disallowed-unique-constraint
 BEGIN; ALTER TABLE big ADD COLUMN e06 int, ADD CONSTRAINT big_e06_key UNIQUE (e06); ROLLBACK;
+-- [E08] DETACH of a table that is not a partition of it, ATTACH of one that
+-- already is a partition.  REFUSED by PostgreSQL
+BEGIN; ALTER TABLE pt DETACH PARTITION small; ROLLBACK;
+BEGIN; ALTER TABLE pd ATTACH PARTITION pt_1 FOR VALUES FROM (500) TO (600); ROLLBACK;
 -- [E07] RENAME to a name that is taken.  REFUSED by PostgreSQL
 BEGIN; ALTER TABLE big RENAME COLUMN a TO c; ROLLBACK;
 BEGIN; ALTER TABLE big RENAME TO small; ROLLBACK;

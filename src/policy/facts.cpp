@@ -1023,6 +1023,8 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
     if (!OidIsValid(part) || get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
         return;
+    if (get_rel_relispartition(part))
+        return; /* already a partition: PostgreSQL says so */
     const char *part_name = written(cmd->name);
     PartitionBoundSpec *spec = cmd->bound;
     bool literal = spec != nullptr &&
@@ -1117,6 +1119,10 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
 
 static void check_detach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
 {
+    /* not a partition of this table: PostgreSQL says so */
+    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
+    if (!OidIsValid(part) || !get_rel_relispartition(part) || get_partition_parent(part, true) != parent)
+        return;
     pg::PolicyFacts f;
     init_facts(&f, kDetachPartition);
     f.concurrently = cmd->concurrent;
