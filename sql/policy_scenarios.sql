@@ -549,7 +549,8 @@ SELECT status FROM migrate_apply($$CREATE TEMP TABLE d37 AS SELECT * FROM scen.b
 UPDATE d37 SET a = a;
 CREATE TABLE scen.d37 AS SELECT * FROM scen.big;
 UPDATE scen.d37 SET a = a;
-DELETE FROM scen.d37;$$, 'scen-d37');
+DELETE FROM scen.d37;
+DROP TABLE d37;$$, 'scen-d37');
 
 -- ===========================================================================
 -- 5. Temporary tables (exempt) and tables created in the same transaction

@@ -293,11 +293,39 @@ static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
  * and bytes replace *rows / *bytes.  colnames: plain column names (String);
  * confrelid valid: a foreign key, else an index. */
 static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am, Oid confrelid,
-                                char constraint_type, double *rows, int64 *bytes)
+                                char constraint_type, List *pk_attrs, double *rows, int64 *bytes)
 {
     int n = list_length(colnames);
     if (n == 0 || n > INDEX_MAX_KEYS)
         return;
+    /* a foreign key: the referenced columns too (named, or the primary key) */
+    AttrNumber pk[INDEX_MAX_KEYS];
+    if (OidIsValid(confrelid)) {
+        if (pk_attrs != NIL) {
+            if (list_length(pk_attrs) != n)
+                return;
+            int k = 0;
+            ListCell *pc;
+            foreach (pc, pk_attrs)
+                pk[k++] = get_attnum(confrelid, strVal(lfirst(pc)));
+        } else {
+            Relation ref = RelationIdGetRelation(confrelid);
+            Oid pkindex = RelationIsValid(ref) ? RelationGetPrimaryKeyIndex(ref) : InvalidOid;
+            if (RelationIsValid(ref))
+                RelationClose(ref);
+            HeapTuple it = OidIsValid(pkindex) ? SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex))
+                                               : nullptr;
+            if (it == nullptr || !HeapTupleIsValid(it))
+                return;
+            Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+            bool fits = idx->indnkeyatts == n;
+            for (int k = 0; fits && k < n; k++)
+                pk[k] = idx->indkey.values[k];
+            ReleaseSysCache(it);
+            if (!fits)
+                return;
+        }
+    }
     double total_rows = 0;
     int64 total_bytes = 0;
     List *all = find_all_inheritors(parent, NoLock, nullptr);
@@ -338,6 +366,15 @@ static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am,
                 bool same = ARR_DIMS(arr)[0] == n;
                 for (int k = 0; same && k < n; k++)
                     same = keys[k] == atts[k];
+                Datum fd = heap_getattr(tup, Anum_pg_constraint_confkey, RelationGetDescr(conrel), &isnull);
+                if (same && !isnull) {
+                    ArrayType *farr = DatumGetArrayTypeP(fd);
+                    int16 *fkeys = (int16 *) ARR_DATA_PTR(farr);
+                    same = ARR_DIMS(farr)[0] == n;
+                    for (int k = 0; same && k < n; k++)
+                        same = fkeys[k] == pk[k];
+                } else
+                    same = false;
                 covered = same;
             }
             systable_endscan(scan);
@@ -845,14 +882,14 @@ static void check_constraint(Oid relid, const char *table, const char *column,
      * checked */
     if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !f.using_index) {
         if (con->contype == CONSTR_FOREIGN && con->fk_attrs != NIL)
-            partitions_to_build(relid, con->fk_attrs, false, InvalidOid, confrelid, 0, &f.rows,
-                                &f.bytes);
+            partitions_to_build(relid, con->fk_attrs, false, InvalidOid, confrelid, 0, con->pk_attrs,
+                                &f.rows, &f.bytes);
         else if ((con->contype == CONSTR_UNIQUE || (con->contype == CONSTR_PRIMARY && f.not_null)) &&
                  con->keys != NIL &&
                  con->including == NIL && (con->access_method == nullptr || strcmp(con->access_method, "btree") == 0))
             partitions_to_build(relid, con->keys, true, BTREE_AM_OID, InvalidOid,
                                 con->contype == CONSTR_PRIMARY ? CONSTRAINT_PRIMARY : CONSTRAINT_UNIQUE,
-                                &f.rows, &f.bytes);
+                                NIL, &f.rows, &f.bytes);
     }
     bool new_table = f.created_in_transaction || f.temporary;
     if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
@@ -1988,7 +2025,7 @@ static void check_index(IndexStmt *stmt)
         }
         Oid am = get_index_am_oid(stmt->accessMethod ? stmt->accessMethod : "btree", true);
         if (plain && stmt->indexIncludingParams == NIL && OidIsValid(am))
-            partitions_to_build(relid, cols, stmt->unique, am, InvalidOid, 0, &f.rows, &f.bytes);
+            partitions_to_build(relid, cols, stmt->unique, am, InvalidOid, 0, NIL, &f.rows, &f.bytes);
     }
     enforce(&f);
 }
