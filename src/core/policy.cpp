@@ -166,6 +166,21 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
+         if (f.table.partitioned)
+             return Explanation{
+                 head("adding-foreign-key-constraint",
+                      "FOREIGN KEY without NOT VALID on partitioned " + on_table(f)),
+                 lock_detail("Adding it", LockMode::ShareRowExclusive, t + " and " +
+                                                                           or_default(f.referenced_table,
+                                                                                      "the referenced table"),
+                             "while every row of its partitions is checked"),
+                 "PostgreSQL 15 cannot add a NOT VALID foreign key to a partitioned table: add it to "
+                 "each partition NOT VALID and validate it there (ALTER TABLE <partition> ADD "
+                 "CONSTRAINT " + c + " FOREIGN KEY (" + join(f.columns) + ") REFERENCES " +
+                     or_default(f.referenced_table, "<table>") +
+                     " NOT VALID; ALTER TABLE <partition> VALIDATE CONSTRAINT " + c +
+                     ";), then add it to " + t +
+                     ": PostgreSQL attaches the partitions' validated keys without checking a row."};
          return Explanation{
              head("adding-foreign-key-constraint",
                   "FOREIGN KEY without NOT VALID on " + on_table(f)),
@@ -307,6 +322,32 @@ const Rule kRules[] = {
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
          std::string col = or_default(f.column, "<column>");
+         if (f.action == Action::IndexRebuild && f.index.empty()) {
+             /* the heap kept, but CHECK constraints on the column re-added
+              * and re-checked with a full scan */
+             bool several = f.constraint.find(", ") != std::string::npos;
+             std::string c = or_default(f.constraint, "<constraint>");
+             std::string type = or_default(f.column_type, "<new type>");
+             return Explanation{
+                 head("changing-column-type",
+                      "ALTER COLUMN " + col + " TYPE re-checks " +
+                          (several ? "constraints " : "constraint ") + c + " on every row of " +
+                          on_table(f)),
+                 lock_detail("The statement keeps the table's rows but", LockMode::AccessExclusive, t,
+                             "while it scans every row to re-check the CHECK constraints on " + col),
+                 several
+                     ? "In one statement, drop each of them, change the type and add each back NOT "
+                       "VALID (ALTER TABLE " + t + " DROP CONSTRAINT <name>, ..., ALTER COLUMN " + col +
+                           " TYPE " + type +
+                           ", ADD CONSTRAINT <name> <its definition> NOT VALID, ...;), then in a later "
+                           "transaction validate each without blocking writes: ALTER TABLE " + t +
+                           " VALIDATE CONSTRAINT <name>;"
+                     : "In one statement, drop it, change the type and add it back NOT VALID, then "
+                       "validate it in a later transaction without blocking writes: ALTER TABLE " + t +
+                           " DROP CONSTRAINT " + c + ", ALTER COLUMN " + col + " TYPE " + type +
+                           ", ADD CONSTRAINT " + c + " " + or_default(f.expression, "CHECK (<its check>)") +
+                           " NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c + ";"};
+         }
          if (f.action == Action::IndexRebuild)
              return Explanation{
                  head("changing-column-type",
@@ -367,6 +408,59 @@ const Rule kRules[] = {
      },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
+         if (f.exclusion)
+             return Explanation{
+                 head("disallowed-unique-constraint",
+                      "EXCLUDE constraint building its index on " + on_table(f)),
+                 lock_detail("Adding it", LockMode::AccessExclusive, t,
+                             "while the index is built and every row checked"),
+                 "PostgreSQL cannot make an exclusion constraint from an index built "
+                 "CONCURRENTLY; when every operator is =, a unique index does the same job: "
+                 "CREATE UNIQUE INDEX CONCURRENTLY " +
+                     derived(bare(t) + "_" + join(f.columns, "_") + "_key") + " ON " + t + " (" +
+                     join(f.columns) + "); otherwise add it in a maintenance window with "
+                     "-- safe_migrate:allow disallowed-unique-constraint <reason>"};
+         if (f.table.partitioned) {
+             std::string c = or_default(f.constraint, derived(bare(t) + "_" + join(f.columns, "_") +
+                                                                (f.primary_key ? "_pkey" : "_key")));
+             std::string kind = f.primary_key ? "PRIMARY KEY" : "UNIQUE";
+             return Explanation{
+                 head("disallowed-unique-constraint",
+                      kind + " building its index on partitioned " + on_table(f)),
+                 lock_detail("Adding it", LockMode::AccessExclusive, t,
+                             "while the index is built on every partition"),
+                 std::string(f.primary_key && !f.not_null
+                                 ? "Make the key columns NOT NULL without a scan first (CHECK ... NOT "
+                                   "VALID, VALIDATE, SET NOT NULL); then g"
+                                 : "G") +
+                     "ive each partition the constraint from a unique index built without blocking "
+                     "writes (CREATE UNIQUE INDEX CONCURRENTLY <partition index> ON <partition> (" +
+                     join(f.columns) + "); ALTER TABLE <partition> ADD CONSTRAINT <partition index> " +
+                     kind + " USING INDEX <partition index>;), " +
+                     "then add it: ALTER TABLE " + t + " ADD CONSTRAINT " + c + " " + kind + " (" +
+                     join(f.columns) + "); PostgreSQL attaches the partitions' constraints instead of "
+                     "building their indexes."};
+         }
+         if (f.primary_key) {
+             std::string c = or_default(f.constraint, derived(bare(t) + "_pkey"));
+             std::string prove;
+             if (!f.not_null)
+                 for (const auto& col : f.columns) {
+                     std::string n = derived(bare(t) + "_" + bare(col) + "_not_null");
+                     prove += "ALTER TABLE " + t + " ADD CONSTRAINT " + n + " CHECK (" + col +
+                              " IS NOT NULL) NOT VALID; ALTER TABLE " + t +
+                              " VALIDATE CONSTRAINT " + n + "; ";
+                 }
+             return Explanation{
+                 head("disallowed-unique-constraint",
+                      "PRIMARY KEY building its index on " + on_table(f)),
+                 lock_detail("Adding it", LockMode::AccessExclusive, t, "while the index is built"),
+                 "Build the index first without blocking writes, " +
+                     std::string(f.not_null ? "" : "prove its columns NOT NULL without a scan under the lock, ") +
+                     "then attach it: CREATE UNIQUE INDEX CONCURRENTLY " + c + " ON " + t + " (" +
+                     join(f.columns) + "); " + prove + "ALTER TABLE " + t + " ADD CONSTRAINT " + c +
+                     " PRIMARY KEY USING INDEX " + c + ";"};
+         }
          std::string c = or_default(f.constraint, derived(bare(t) + "_" + join(f.columns, "_") + "_key"));
          return Explanation{
              head("disallowed-unique-constraint",
@@ -374,8 +468,7 @@ const Rule kRules[] = {
              lock_detail("Adding it", LockMode::AccessExclusive, t, "while the index is built"),
              "Build the index first without blocking writes, then attach it: CREATE UNIQUE "
              "INDEX CONCURRENTLY " + c + " ON " + t + " (" + join(f.columns) +
-                 "); ALTER TABLE " + t + " ADD CONSTRAINT " + c + " UNIQUE USING INDEX " + c +
-                 "; (PRIMARY KEY USING INDEX for a primary key)"};
+                 "); ALTER TABLE " + t + " ADD CONSTRAINT " + c + " UNIQUE USING INDEX " + c + ";"};
      }},
     {"foreign-key-missing-index", Level::Warn, false,
      "FOREIGN KEY whose referencing columns no index starts with",
@@ -501,6 +594,25 @@ const Rule kRules[] = {
                  ", in a migration step of its own (it cannot run in a transaction block): ALTER TABLE " +
                  t + " DETACH PARTITION " + part + " CONCURRENTLY;"};
      }},
+    {"require-concurrent-refresh", Level::Error, true,
+     "REFRESH MATERIALIZED VIEW without CONCURRENTLY on a large materialized view",
+     [](const StatementFacts& f) { return f.action == Action::RefreshMatview && !f.concurrently; },
+     [](const StatementFacts& f) {
+         const std::string& v = f.table.name;
+         std::string refresh = "REFRESH MATERIALIZED VIEW CONCURRENTLY " + v + ";";
+         return Explanation{
+             head("require-concurrent-refresh",
+                  "REFRESH MATERIALIZED VIEW without CONCURRENTLY on materialized view " + v + " (" +
+                      format_rows(f.table.rows) + " rows, " + format_bytes(f.table.bytes) + ")"),
+             lock_detail("REFRESH MATERIALIZED VIEW", LockMode::AccessExclusive, v,
+                         "while it runs the view's query and replaces every row"),
+             f.index.empty()
+                 ? "Give it a unique index (on columns that identify a row), in a migration step of its "
+                   "own: CREATE UNIQUE INDEX CONCURRENTLY " + derived(bare(v) + "_key") + " ON " + v +
+                       " (<columns>); then refresh it without blocking reads: " + refresh
+                 : "Refresh it without blocking reads (it uses the unique index " + f.index + "): " +
+                       refresh};
+     }},
     {"require-concurrent-reindex", Level::Error, true,
      "REINDEX without CONCURRENTLY on a large table",
      [](const StatementFacts& f) { return f.action == Action::Reindex && !f.concurrently; },
@@ -559,13 +671,60 @@ const Rule kRules[] = {
          std::string why;
          std::string hint;
          if (f.rewrite_reasons & rewrite_reason::kDefaultValue) {
-             why = "to fill a new column's volatile default (or identity / serial values)";
+             const std::string& t = f.table.name;
              std::string col = or_default(f.column, "<column>");
-             hint = "Add the column without a default, set the default afterwards "
-                    "(ALTER TABLE " + f.table.name + " ALTER COLUMN " + col +
-                    " SET DEFAULT ...), "
-                    "and fill the existing rows in batches: " +
-                    backfill_steps(f.table.name, col + " = <value>", col + " IS NULL");
+             std::string type = or_default(f.column_type, "<type>");
+             std::string seq = derived(bare(t) + "_" + bare(col) + "_seq");
+             std::string nextval = "nextval('" + seq + "')";
+             if (f.added_kind == "identity") {
+                 why = "to give each row an identity value";
+                 hint = "Add it as a plain column with a sequence, fill it in batches, then make "
+                        "it an identity (no rewrite on a NOT NULL column): ALTER TABLE " + t +
+                        " ADD COLUMN " + col + " " + type + "; CREATE SEQUENCE " + seq +
+                        "; ALTER TABLE " + t + " ALTER COLUMN " + col + " SET DEFAULT " + nextval +
+                        "; " + backfill_steps(t, col + " = " + nextval, col + " IS NULL") +
+                        " then " + not_null_sequence(f, col) + " ALTER TABLE " + t +
+                        " ALTER COLUMN " + col + " DROP DEFAULT; ALTER TABLE " + t + " ALTER COLUMN " + col +
+                        " ADD GENERATED BY DEFAULT AS IDENTITY (START WITH <max(" + col +
+                        ") + 1>); DROP SEQUENCE " + seq + ";";
+             } else if (f.added_kind == "serial") {
+                 why = "to give each row a value of the new sequence";
+                 hint = "Add it as a plain column, give it the sequence as its default "
+                        "afterwards, and fill the existing rows in batches: ALTER TABLE " + t +
+                        " ADD COLUMN " + col + " " + type + "; CREATE SEQUENCE " + seq +
+                        " OWNED BY " + t + "." + col + "; ALTER TABLE " + t + " ALTER COLUMN " +
+                        col + " SET DEFAULT " + nextval + "; " +
+                        backfill_steps(t, col + " = " + nextval, col + " IS NULL") + " then " +
+                        not_null_sequence(f, col);
+             } else if (f.added_kind == "generated") {
+                 why = "to compute the stored generated column";
+                 hint = "PostgreSQL 15 cannot add a stored generated column, or turn a column "
+                        "into one, without a rewrite: add a plain column kept current by a "
+                        "trigger and fill it in batches (ALTER TABLE " + t + " ADD COLUMN " + col +
+                        " " + type + "; " +
+                        backfill_steps(t, col + " = <its expression>", col + " IS NULL") +
+                        "), or add it in a maintenance window with -- safe_migrate:allow "
+                        "table-rewrite <reason>";
+             } else if (f.added_kind == "domain") {
+                 why = "to check each value against the constraints of domain " + type;
+                 hint = "Add the column with the domain's base type (" +
+                        or_default(f.expression, "<base type>") +
+                        ") and its check as a table constraint added NOT VALID and validated "
+                        "later: ALTER TABLE " + t + " ADD COLUMN " + col + " " +
+                        or_default(f.expression, "<base type>") + "; ALTER TABLE " + t +
+                        " ADD CONSTRAINT " + derived(bare(t) + "_" + bare(col) + "_check") +
+                        " CHECK (<the domain's check on " + col + ">) NOT VALID; ALTER TABLE " + t +
+                        " VALIDATE CONSTRAINT " + derived(bare(t) + "_" + bare(col) + "_check") +
+                        ";";
+             } else {
+                 why = "to fill a new column's volatile default";
+                 hint = "Add the column without a default, set the default afterwards "
+                        "(ALTER TABLE " + t + " ADD COLUMN " + col + " " + type +
+                        "; ALTER TABLE " + t + " ALTER COLUMN " + col +
+                        " SET DEFAULT <the default>;), "
+                        "and fill the existing rows in batches: " +
+                        backfill_steps(t, col + " = <the default>", col + " IS NULL");
+             }
          } else if (f.rewrite_reasons & rewrite_reason::kPersistence) {
              why = "to change it between LOGGED and UNLOGGED";
              hint = "There is no online way to change persistence: copy into a new table in "
@@ -583,7 +742,11 @@ const Rule kRules[] = {
                     "), then swap.";
          }
          return Explanation{
-             head("table-rewrite", "statement rewrites " + on_table(f)),
+             head("table-rewrite", ((f.rewrite_reasons & rewrite_reason::kDefaultValue) &&
+                                            !f.column.empty()
+                                        ? "ADD COLUMN " + f.column + " rewrites "
+                                        : std::string("statement rewrites ")) +
+                                       on_table(f)),
              lock_detail("The rewrite", LockMode::AccessExclusive, f.table.name,
                          "while it copies every row" + (why.empty() ? "" : " " + why)),
              hint};

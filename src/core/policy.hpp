@@ -64,7 +64,9 @@ enum class Action {
     AttachPartition,     /* ALTER TABLE ... ATTACH PARTITION: the table scanned for the bound */
     DetachPartition,     /* ALTER TABLE ... DETACH PARTITION */
     IndexRebuild,        /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
-    DropDatabase         /* DROP DATABASE (table.name: the database) */
+    DropDatabase,        /* DROP DATABASE (table.name: the database) */
+    RefreshMatview       /* REFRESH MATERIALIZED VIEW (table: the view; index: a unique
+                          * index CONCURRENTLY could use, if it has one) */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */
@@ -125,6 +127,13 @@ struct StatementFacts {
      * "TRUNCATE public.parent"); empty when it names the table itself. */
     std::string via;
     bool cascade = false;        /* Truncate: reached through a foreign key (CASCADE) */
+    /* TableRewrite by ADD COLUMN (column, column_type): what makes PostgreSQL
+     * write every row: "identity", "serial", "generated", "domain" (a domain
+     * with constraints; expression: its base type), "volatile default" */
+    std::string added_kind;
+    bool exclusion = false;      /* AddUniqueOrPrimary: EXCLUDE (no USING INDEX form exists) */
+    bool primary_key = false;    /* AddUniqueOrPrimary: PRIMARY KEY; not_null: its columns
+                                  * are NOT NULL already */
 };
 
 struct Thresholds {

@@ -287,6 +287,9 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         f.sweep = str(in->sweep);
         f.via = str(in->via);
         f.cascade = in->cascade;
+        f.added_kind = str(in->added_kind);
+        f.exclusion = in->exclusion;
+        f.primary_key = in->primary_key;
 
         core::Thresholds t;
         t.large_table_rows = large_rows;

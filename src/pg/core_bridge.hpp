@@ -102,6 +102,11 @@ struct PolicyFacts {
     const char *sweep;
     const char *via;        /* how the statement reaches the table, or NULL */
     bool cascade;           /* TRUNCATE reached it through a foreign key */
+    const char *added_kind; /* TableRewrite of ADD COLUMN: "identity", "serial", "generated",
+                             * "domain", "volatile default"; or NULL */
+    bool exclusion;         /* AddUniqueOrPrimary: an EXCLUDE constraint */
+    bool primary_key;       /* AddUniqueOrPrimary: a PRIMARY KEY (not_null: its columns are
+                             * NOT NULL already) */
 };
 
 struct PolicyVerdict {

@@ -22,6 +22,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/dependency.h"
@@ -37,6 +38,8 @@ extern "C" {
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/varlena.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -110,7 +113,8 @@ enum : core_action {
     kAttachPartition,
     kDetachPartition,
     kIndexRebuild,
-    kDropDatabase
+    kDropDatabase,
+    kRefreshMatview
 };
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
@@ -197,7 +201,7 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
     *bytes = b + extra;
 }
 
-void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
+void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach reach)
 {
     f->table = written_name;
 
@@ -221,12 +225,19 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
                                               NameStr(cls->relname));
     f->temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
     f->partitioned = cls->relkind == RELKIND_PARTITIONED_TABLE;
-    bool has_children = cls->relhassubclass;
+    /* created by an earlier step of the running migration (committed since):
+     * no application uses it yet */
+    if (!f->created_in_transaction && is_created_table(cls->relnamespace, NameStr(cls->relname)))
+        f->created_in_transaction = true;
+    /* the partitions or children the statement reaches count with it */
+    bool has_children = cls->relhassubclass &&
+                        (reach == Reach::All ||
+                         (reach == Reach::Partitions && cls->relkind == RELKIND_PARTITIONED_TABLE));
     relation_size(cls, relid, &f->rows, &f->bytes);
     ReleaseSysCache(tup);
 
     /* A statement on a parent works on its partitions or children too:
-     * count them all (found without locking them). */
+     * count those it reaches (found without locking them). */
     if (has_children) {
         List *all = find_all_inheritors(relid, NoLock, nullptr);
         ListCell *lc;
@@ -246,6 +257,209 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f)
         }
     }
 
+}
+
+/* A table this transaction created is exempt, but not what a statement on
+ * it does to the existing partitions or inheritance children it reaches
+ * (attached or inherited a moment ago): then the facts are theirs, as if
+ * the statement named them (CREATE INDEX, SET NOT NULL, ADD CHECK on a new
+ * parent build or scan on existing tables). */
+static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
+{
+    if (!f->created_in_transaction || f->temporary || reach == Reach::Self)
+        return;
+    if (reach == Reach::Partitions && get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+        return;
+    if (!has_subclass(relid))
+        return;
+    List *all = find_all_inheritors(relid, NoLock, nullptr);
+    double rows = 0;
+    int64 bytes = 0;
+    bool any = false;
+    ListCell *lc;
+    foreach (lc, all) {
+        Oid child = lfirst_oid(lc);
+        if (child == relid)
+            continue;
+        Relation rel = RelationIdGetRelation(child);
+        if (!RelationIsValid(rel))
+            continue;
+        bool created = rel->rd_createSubid != InvalidSubTransactionId &&
+                       rel->rd_createSubid >= new_objects_from;
+        bool temp = rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP;
+        RelationClose(rel);
+        if (created || temp)
+            continue;
+        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        double r;
+        int64 b;
+        relation_size((Form_pg_class) GETSTRUCT(ct), child, &r, &b);
+        ReleaseSysCache(ct);
+        rows += r;
+        bytes += b;
+        any = true;
+    }
+    if (!any)
+        return;
+    f->created_in_transaction = false;
+    f->rows = rows;
+    f->bytes = bytes;
+}
+
+/* The leaf partitions of a partitioned table that PostgreSQL still has to
+ * build an index on (or validate a foreign key on): it attaches a
+ * partition's own equivalent index instead of building one (same key
+ * columns in order, uniqueness and access method, valid, no WHERE, no
+ * expressions), and a partition's own validated foreign key with the same
+ * columns and referenced table instead of checking its rows.  Their rows
+ * and bytes replace *rows / *bytes.  colnames: plain column names (String);
+ * confrelid valid: a foreign key, else an index. */
+static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am, Oid confrelid,
+                                char constraint_type, List *pk_attrs, double *rows, int64 *bytes)
+{
+    int n = list_length(colnames);
+    if (n == 0 || n > INDEX_MAX_KEYS)
+        return;
+    /* a foreign key: the referenced columns too (named, or the primary key) */
+    AttrNumber pk[INDEX_MAX_KEYS];
+    if (OidIsValid(confrelid)) {
+        if (pk_attrs != NIL) {
+            if (list_length(pk_attrs) != n)
+                return;
+            int k = 0;
+            ListCell *pc;
+            foreach (pc, pk_attrs)
+                pk[k++] = get_attnum(confrelid, strVal(lfirst(pc)));
+        } else {
+            Relation ref = RelationIdGetRelation(confrelid);
+            Oid pkindex = RelationIsValid(ref) ? RelationGetPrimaryKeyIndex(ref) : InvalidOid;
+            if (RelationIsValid(ref))
+                RelationClose(ref);
+            HeapTuple it = OidIsValid(pkindex) ? SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex))
+                                               : nullptr;
+            if (it == nullptr || !HeapTupleIsValid(it))
+                return;
+            Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+            bool fits = idx->indnkeyatts == n;
+            for (int k = 0; fits && k < n; k++)
+                pk[k] = idx->indkey.values[k];
+            ReleaseSysCache(it);
+            if (!fits)
+                return;
+        }
+    }
+    double total_rows = 0;
+    int64 total_bytes = 0;
+    List *all = find_all_inheritors(parent, NoLock, nullptr);
+    ListCell *lc;
+    foreach (lc, all) {
+        Oid part = lfirst_oid(lc);
+        if (get_rel_relkind(part) != RELKIND_RELATION)
+            continue;
+        AttrNumber atts[INDEX_MAX_KEYS];
+        int i = 0;
+        bool columns_found = true;
+        ListCell *cc;
+        foreach (cc, colnames) {
+            atts[i] = get_attnum(part, strVal(lfirst(cc)));
+            columns_found &= atts[i] != InvalidAttrNumber;
+            i++;
+        }
+        bool covered = false;
+        if (columns_found && OidIsValid(confrelid)) {
+            Relation conrel = table_open(ConstraintRelationId, AccessShareLock);
+            ScanKeyData key;
+            ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+                        ObjectIdGetDatum(part));
+            SysScanDesc scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+                                                  nullptr, 1, &key);
+            HeapTuple tup;
+            while (!covered && HeapTupleIsValid(tup = systable_getnext(scan))) {
+                Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+                if (con->contype != CONSTRAINT_FOREIGN || con->confrelid != confrelid ||
+                    !con->convalidated)
+                    continue;
+                bool isnull;
+                Datum d = heap_getattr(tup, Anum_pg_constraint_conkey, RelationGetDescr(conrel), &isnull);
+                if (isnull)
+                    continue;
+                ArrayType *arr = DatumGetArrayTypeP(d);
+                int16 *keys = (int16 *) ARR_DATA_PTR(arr);
+                bool same = ARR_DIMS(arr)[0] == n;
+                for (int k = 0; same && k < n; k++)
+                    same = keys[k] == atts[k];
+                Datum fd = heap_getattr(tup, Anum_pg_constraint_confkey, RelationGetDescr(conrel), &isnull);
+                if (same && !isnull) {
+                    ArrayType *farr = DatumGetArrayTypeP(fd);
+                    int16 *fkeys = (int16 *) ARR_DATA_PTR(farr);
+                    same = ARR_DIMS(farr)[0] == n;
+                    for (int k = 0; same && k < n; k++)
+                        same = fkeys[k] == pk[k];
+                } else
+                    same = false;
+                covered = same;
+            }
+            systable_endscan(scan);
+            table_close(conrel, AccessShareLock);
+        } else if (columns_found) {
+            Relation rel = RelationIdGetRelation(part);
+            List *indexes = RelationIsValid(rel) ? RelationGetIndexList(rel) : NIL;
+            if (RelationIsValid(rel))
+                RelationClose(rel);
+            ListCell *ic;
+            foreach (ic, indexes) {
+                Oid index = lfirst_oid(ic);
+                HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+                if (!HeapTupleIsValid(it))
+                    continue;
+                Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+                bool same = idx->indisvalid && idx->indisunique == unique && idx->indnkeyatts == n &&
+                            heap_attisnull(it, Anum_pg_index_indpred, nullptr) &&
+                            heap_attisnull(it, Anum_pg_index_indexprs, nullptr);
+                for (int k = 0; same && k < n; k++)
+                    same = idx->indkey.values[k] == atts[k];
+                ReleaseSysCache(it);
+                if (same) {
+                    HeapTuple rt = SearchSysCache1(RELOID, ObjectIdGetDatum(index));
+                    if (HeapTupleIsValid(rt)) {
+                        same = ((Form_pg_class) GETSTRUCT(rt))->relam == am;
+                        ReleaseSysCache(rt);
+                    }
+                }
+                /* a constraint attaches only an index that backs the same
+                 * kind of constraint of the partition's own */
+                if (same && constraint_type != 0) {
+                    Oid conoid = get_index_constraint(index);
+                    same = false;
+                    HeapTuple ct = OidIsValid(conoid) ? SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid))
+                                                      : nullptr;
+                    if (ct != nullptr && HeapTupleIsValid(ct)) {
+                        same = ((Form_pg_constraint) GETSTRUCT(ct))->contype == constraint_type;
+                        ReleaseSysCache(ct);
+                    }
+                }
+                if (same) {
+                    covered = true;
+                    break;
+                }
+            }
+        }
+        if (covered)
+            continue;
+        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(part));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        double r;
+        int64 b;
+        relation_size((Form_pg_class) GETSTRUCT(ct), part, &r, &b);
+        ReleaseSysCache(ct);
+        total_rows += r;
+        total_bytes += b;
+    }
+    *rows = total_rows;
+    *bytes = total_bytes;
 }
 
 /* A type as the user would write it: "integer", "character varying(100)". */
@@ -317,7 +531,158 @@ static bool not_null_proven(Oid relid, AttrNumber attnum)
     }
     systable_endscan(scan);
     table_close(conrel, AccessShareLock);
+    if (proven)
+        return true;
+    /* any other set of validated CHECKs PostgreSQL's own test finds to imply
+     * it (CHECK (col IS NOT NULL AND col < 100)): NotNullImpliedByRelConstraints */
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return false;
+    if (attnum > 0 && attnum <= RelationGetDescr(rel)->natts && rel->rd_att->constr &&
+        rel->rd_att->constr->num_check > 0) {
+        Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+        NullTest *nt = makeNode(NullTest);
+        nt->arg = (Expr *) makeVar(1, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+        nt->nulltesttype = IS_NOT_NULL;
+        nt->argisrow = false;
+        nt->location = -1;
+        proven = PartConstraintImpliedByRelConstraint(rel, list_make1(nt));
+    }
+    RelationClose(rel);
     return proven;
+}
+
+/* ---- a script judged before it runs (migrate_plan, the pre-check of a
+ * multi-step migration): what its earlier statements establish ---- */
+
+/* A CHECK constraint the script adds or validates: on relid, "col IS NOT
+ * NULL" for column notnull_att (0: another check), valid once a statement
+ * before the judged one validated it. */
+struct ScriptCheck {
+    Oid relid;
+    char *name;
+    AttrNumber notnull_att;
+    bool valid;
+};
+static List *script_checks = NIL; /* of ScriptCheck *, in the plan's context */
+
+void plan_script_begin(void)
+{
+    script_checks = NIL;
+}
+
+/* The column a raw CHECK expression "col IS NOT NULL" tests, or 0. */
+static AttrNumber raw_not_null_column(Oid relid, Node *expr)
+{
+    if (expr == nullptr || !IsA(expr, NullTest))
+        return 0;
+    NullTest *nt = (NullTest *) expr;
+    if (nt->nulltesttype != IS_NOT_NULL || nt->arg == nullptr || !IsA(nt->arg, ColumnRef))
+        return 0;
+    ColumnRef *cr = (ColumnRef *) nt->arg;
+    Node *last = (Node *) llast(cr->fields);
+    if (!IsA(last, String))
+        return 0;
+    AttrNumber att = get_attnum(relid, strVal(last));
+    return att == InvalidAttrNumber ? 0 : att;
+}
+
+static ScriptCheck *script_check(Oid relid, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->name && name && strcmp(c->name, name) == 0)
+            return c;
+    }
+    return nullptr;
+}
+
+/* Note what a statement of the script establishes for the ones after it. */
+void plan_script_after(Node *stmt)
+{
+    if (!IsA(stmt, AlterTableStmt) || ((AlterTableStmt *) stmt)->objtype != OBJECT_TABLE)
+        return;
+    AlterTableStmt *at = (AlterTableStmt *) stmt;
+    Oid relid = RangeVarGetRelid(at->relation, NoLock, true);
+    if (!OidIsValid(relid))
+        return;
+    ListCell *lc;
+    foreach (lc, at->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+            ((Constraint *) cmd->def)->contype == CONSTR_CHECK) {
+            Constraint *con = (Constraint *) cmd->def;
+            ScriptCheck *c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+            c->relid = relid;
+            c->name = con->conname ? pstrdup(con->conname) : nullptr;
+            c->notnull_att = raw_not_null_column(relid, con->raw_expr);
+            c->valid = !con->skip_validation;
+            script_checks = lappend(script_checks, c);
+        } else if (cmd->subtype == AT_ValidateConstraint && cmd->name) {
+            ScriptCheck *c = script_check(relid, cmd->name);
+            if (c == nullptr) {
+                /* one an earlier migration added NOT VALID: its expression
+                 * from the catalog */
+                Oid conoid = get_relation_constraint_oid(relid, cmd->name, true);
+                if (!OidIsValid(conoid))
+                    continue;
+                HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+                if (!HeapTupleIsValid(tup))
+                    continue;
+                AttrNumber att = 0;
+                bool isnull;
+                Datum bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+                if (!isnull && ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_CHECK) {
+                    Node *expr = (Node *) stringToNode(TextDatumGetCString(bin));
+                    if (IsA(expr, NullTest) && ((NullTest *) expr)->nulltesttype == IS_NOT_NULL &&
+                        !((NullTest *) expr)->argisrow && IsA(((NullTest *) expr)->arg, Var))
+                        att = ((Var *) ((NullTest *) expr)->arg)->varattno;
+                }
+                ReleaseSysCache(tup);
+                c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+                c->relid = relid;
+                c->name = pstrdup(cmd->name);
+                c->notnull_att = att;
+                script_checks = lappend(script_checks, c);
+            }
+            c->valid = true;
+        } else if (cmd->subtype == AT_DropConstraint && cmd->name) {
+            ScriptCheck *c = script_check(relid, cmd->name);
+            if (c)
+                script_checks = list_delete_ptr(script_checks, c);
+        }
+    }
+}
+
+/* Did an earlier statement of the script judged now validate a CHECK (col
+ * IS NOT NULL) on relid? */
+static bool script_proves_not_null(Oid relid, AttrNumber att)
+{
+    if (plan_capture == nullptr)
+        return false;
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->notnull_att == att && c->valid)
+            return true;
+    }
+    return false;
+}
+
+/* Did an earlier statement of the script judged now validate a CHECK on
+ * relid (whose implication the catalog cannot show yet)? */
+static bool script_validated_check(Oid relid)
+{
+    if (plan_capture == nullptr)
+        return false;
+    ListCell *lc;
+    foreach (lc, script_checks) {
+        ScriptCheck *c = (ScriptCheck *) lfirst(lc);
+        if (c->relid == relid && c->valid)
+            return true;
+    }
+    return false;
 }
 
 /* Does an index of the table start with exactly these columns (any order)? */
@@ -454,7 +819,8 @@ static const char *check_text(const Constraint *con)
 }
 
 static void check_constraint(Oid relid, const char *table, const char *column,
-                             const Constraint *con, const ColumnDef *newcol = nullptr)
+                             const Constraint *con, const ColumnDef *newcol = nullptr,
+                             bool only = false)
 {
     pg::PolicyFacts f;
     Oid confrelid = InvalidOid;
@@ -497,19 +863,58 @@ static void check_constraint(Oid relid, const char *table, const char *column,
         case CONSTR_EXCLUSION:
             init_facts(&f, kAddUniqueOrPrimary);
             f.using_index = con->indexname != nullptr;
-            if (con->keys != NIL)
+            f.exclusion = con->contype == CONSTR_EXCLUSION;
+            f.primary_key = con->contype == CONSTR_PRIMARY;
+            if (con->contype == CONSTR_EXCLUSION) {
+                /* (element, operator) pairs: the elements' columns */
+                List *cols = NIL;
+                ListCell *ec;
+                foreach (ec, con->exclusions) {
+                    IndexElem *e = (IndexElem *) linitial((List *) lfirst(ec));
+                    cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
+                }
+                string_list(cols, &f);
+            } else if (con->keys != NIL)
                 string_list(con->keys, &f);
             else if (column) {
                 f.n_columns = 1;
                 f.columns = (const char **) palloc(sizeof(char *));
                 f.columns[0] = column;
             }
+            if (f.primary_key) {
+                /* are its columns NOT NULL already (else PRIMARY KEY USING
+                 * INDEX would scan for NULLs)? */
+                f.not_null = newcol == nullptr || newcol->is_not_null;
+                ListCell *kc;
+                foreach (kc, con->keys)
+                    f.not_null &= column_not_null(relid, strVal(lfirst(kc)), false);
+            }
             break;
         default:
             return;
     }
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
-    table_facts(relid, table, &f);
+    /* a CHECK is checked on the inheritance children too (unless ONLY or NO
+     * INHERIT); keys and unique indexes only on the table and its partitions */
+    Reach reach = con->contype != CONSTR_CHECK ? Reach::Partitions
+                  : only || con->is_no_inherit ? Reach::Self
+                                               : Reach::All;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
+    /* on a partitioned table: the partitions with an equivalent unique index
+     * or validated foreign key of their own get it attached, not built or
+     * checked */
+    if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !f.using_index) {
+        if (con->contype == CONSTR_FOREIGN && con->fk_attrs != NIL)
+            partitions_to_build(relid, con->fk_attrs, false, InvalidOid, confrelid, 0, con->pk_attrs,
+                                &f.rows, &f.bytes);
+        else if ((con->contype == CONSTR_UNIQUE || (con->contype == CONSTR_PRIMARY && f.not_null)) &&
+                 con->keys != NIL &&
+                 con->including == NIL && (con->access_method == nullptr || strcmp(con->access_method, "btree") == 0))
+            partitions_to_build(relid, con->keys, true, BTREE_AM_OID, InvalidOid,
+                                con->contype == CONSTR_PRIMARY ? CONSTRAINT_PRIMARY : CONSTRAINT_UNIQUE,
+                                NIL, &f.rows, &f.bytes);
+    }
     bool new_table = f.created_in_transaction || f.temporary;
     if (con->contype == CONSTR_FOREIGN && f.created_in_transaction && !f.temporary &&
         !f.not_valid) {
@@ -576,7 +981,7 @@ static Oid fk_referenced_table(Oid relid, const char *conname)
 /* VALIDATE CONSTRAINT: scanning is harmless only if no lock this transaction
  * already holds on the table (or, for a foreign key, on the referenced
  * table) blocks reads or writes. */
-static void check_validate(Oid relid, const char *table, const char *conname)
+static void check_validate(Oid relid, const char *table, const char *conname, bool only)
 {
     pg::PolicyFacts f;
     init_facts(&f, kValidateConstraint);
@@ -595,7 +1000,13 @@ static void check_validate(Oid relid, const char *table, const char *conname)
             }
         }
     }
-    table_facts(relid, table, &f);
+    /* a CHECK is validated on the inheritance children too (unless ONLY), a
+     * foreign key on the table and its partitions */
+    Reach reach = only ? Reach::Self
+                  : OidIsValid(fk_referenced_table(relid, conname)) ? Reach::Partitions
+                                                                     : Reach::All;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
     enforce(&f);
 }
 
@@ -637,7 +1048,7 @@ static void check_primary_key_using_index(Oid relid, const char *table, const Co
         init_facts(&f, kSetNotNull);
         f.column = quote_identifier(name);
         f.using_index = true;
-        f.not_null_proven = not_null_proven(relid, atts[i]);
+        f.not_null_proven = not_null_proven(relid, atts[i]) || script_proves_not_null(relid, atts[i]);
         table_facts(relid, table, &f);
         enforce(&f);
     }
@@ -707,6 +1118,11 @@ static void check_default_partition_scan(Oid parent, const char *parent_name,
         return;
     Oid default_part = get_default_partition_oid(parent);
     if (!OidIsValid(default_part))
+        return;
+    /* judged before the script runs, after an earlier step validated a
+     * CHECK on the default partition: only the catalog then can tell
+     * whether it excludes the bound, so the statement is judged when it runs */
+    if (script_validated_check(default_part))
         return;
     bool literal = bound_is_literal(spec->listdatums) && bound_is_literal(spec->lowerdatums) &&
                    bound_is_literal(spec->upperdatums);
@@ -810,6 +1226,8 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     if (get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
         return;
     Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
+    if (OidIsValid(part) && get_rel_relispartition(part))
+        return; /* already a partition: PostgreSQL says so */
     const char *part_name = written(cmd->name);
     PartitionBoundSpec *spec = cmd->bound;
     if (!OidIsValid(part)) {
@@ -865,6 +1283,11 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     }
     /* (a bound that is not all literals is taken as unproven: nothing of
      * the user's is evaluated here) */
+    /* judged before the script runs, after an earlier step validated a
+     * CHECK on the table: only the catalog then can tell whether it proves
+     * the bound, so the statement is judged when it runs */
+    if (!proven && script_validated_check(part))
+        proven = true;
     pg::PolicyFacts f;
     init_facts(&f, kAttachPartition);
     f.bound_proven = proven;
@@ -898,6 +1321,10 @@ static void check_create_partition(CreateStmt *stmt)
 
 static void check_detach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
 {
+    /* not a partition of this table: PostgreSQL says so */
+    Oid part = RangeVarGetRelid(cmd->name, NoLock, true);
+    if (!OidIsValid(part) || !get_rel_relispartition(part) || get_partition_parent(part, true) != parent)
+        return;
     pg::PolicyFacts f;
     init_facts(&f, kDetachPartition);
     f.concurrently = cmd->concurrent;
@@ -1137,20 +1564,93 @@ static bool was_judged(Oid relid, const char *column)
 
 /* ALTER COLUMN TYPE without a heap rewrite (the rewrite has its own event):
  * judge the indexes it rebuilds under ACCESS EXCLUSIVE. */
-static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
+/* The validated CHECK constraints of relid on column att that ALTER COLUMN
+ * TYPE re-adds and so re-checks with a full scan, even when it keeps the
+ * heap; those the same statement drops are left out.  Names in *names
+ * ("a, b"), the first one's definition in *first_def; returns how many. */
+static int rechecked_constraints(Oid relid, AttrNumber att, AlterTableStmt *stmt, char **names,
+                                 char **first_def)
+{
+    StringInfoData buf;
+    initStringInfo(&buf);
+    *first_def = nullptr;
+    int n = 0;
+    Relation conrel = table_open(ConstraintRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+        if (con->contype != CONSTRAINT_CHECK || !con->convalidated)
+            continue;
+        bool isnull;
+        Datum d = heap_getattr(tup, Anum_pg_constraint_conkey, RelationGetDescr(conrel), &isnull);
+        if (isnull)
+            continue;
+        ArrayType *arr = DatumGetArrayTypeP(d);
+        int nkeys = ARR_DIMS(arr)[0];
+        int16 *keys = (int16 *) ARR_DATA_PTR(arr);
+        bool uses = false;
+        for (int i = 0; i < nkeys; i++)
+            uses |= keys[i] == att;
+        if (!uses)
+            continue;
+        bool dropped = false;
+        ListCell *lc;
+        foreach (lc, stmt->cmds) {
+            AlterTableCmd *other = (AlterTableCmd *) lfirst(lc);
+            dropped |= other->subtype == AT_DropConstraint && other->name &&
+                       strcmp(other->name, NameStr(con->conname)) == 0;
+        }
+        if (dropped)
+            continue;
+        appendStringInfo(&buf, "%s%s", n ? ", " : "", quote_identifier(NameStr(con->conname)));
+        if (n == 0)
+            *first_def = TextDatumGetCString(
+                DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(con->oid)));
+        n++;
+    }
+    systable_endscan(scan);
+    table_close(conrel, AccessShareLock);
+    *names = buf.data;
+    return n;
+}
+
+static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, AlterTableStmt *stmt)
 {
     List *rebuilt;
     bool known;
-    if (column_type_change(relid, cmd, &rebuilt, &known) || !known || rebuilt == NIL)
+    if (column_type_change(relid, cmd, &rebuilt, &known) || !known)
+        return;
+    /* the heap is kept: indexes rebuilt, CHECK constraints re-checked */
+    AttrNumber att = get_attnum(relid, cmd->name);
+    char *checks = nullptr;
+    char *first_def = nullptr;
+    int n_checks = att != InvalidAttrNumber ? rechecked_constraints(relid, att, stmt, &checks, &first_def)
+                                            : 0;
+    if (rebuilt == NIL && n_checks == 0)
         return;
     pg::PolicyFacts f;
     init_facts(&f, kIndexRebuild);
     f.column = quote_identifier(cmd->name);
     ColumnDef *def = (ColumnDef *) cmd->def;
     f.column_type = type_text(def->typeName);
-    table_facts(relid, table, &f);
+    Reach reach = stmt->relation->inh ? Reach::All : Reach::Self;
+    table_facts(relid, table, &f, reach);
+    reach_existing_children(relid, reach, &f);
     if (f.created_in_transaction)
         return;
+    if (n_checks > 0) {
+        /* every row is read: the table's own size counts */
+        f.constraint = checks;
+        f.expression = first_def;
+    }
+    if (rebuilt == NIL) {
+        enforce(&f);
+        return;
+    }
     StringInfoData names;
     initStringInfo(&names);
     int64 bytes = 0;
@@ -1163,7 +1663,8 @@ static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd)
         bytes += relid_main_fork_bytes(idx);
     }
     f.index = names.data;
-    f.bytes = bytes;
+    if (n_checks == 0)
+        f.bytes = bytes;
     enforce(&f);
 }
 
@@ -1326,7 +1827,9 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
         init_facts(&f, action);
         f.concurrently = concurrently;
         f.sweep = what;
-        table_facts(lfirst_oid(lc), nullptr, &f);
+        /* every table it processes is a target of its own (partitions and
+         * inheritance children included): count each once */
+        table_facts(lfirst_oid(lc), nullptr, &f, Reach::Self);
         enforce(&f);
     }
 }
@@ -1432,6 +1935,87 @@ void check_dropped_relation(Oid relid, int attnum)
 
 static void predict_reached_drops(List *originals, bool cascade, List *judged, const char *via);
 
+/* Is the column a column of relid, or one the same ALTER TABLE adds? */
+static bool column_known(Oid relid, const char *name, AlterTableStmt *stmt)
+{
+    if (get_attnum(relid, name) != InvalidAttrNumber)
+        return true;
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef) &&
+            strcmp(((ColumnDef *) cmd->def)->colname, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct ColumnRefCheck {
+    Oid relid;
+    AlterTableStmt *stmt;
+    bool unknown;
+};
+
+/* Does a raw CHECK expression name a column that is not there? */
+static bool unknown_column_walker(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    ColumnRefCheck *c = (ColumnRefCheck *) context;
+    if (IsA(node, ColumnRef)) {
+        ColumnRef *cr = (ColumnRef *) node;
+        Node *last = (Node *) llast(cr->fields);
+        if (list_length(cr->fields) == 1 && IsA(last, String) &&
+            !column_known(c->relid, strVal(last), c->stmt))
+            c->unknown = true;
+        return false;
+    }
+    return raw_expression_tree_walker(node, (bool (*)()) (void (*)(void)) unknown_column_walker, context);
+}
+
+/* Would PostgreSQL refuse ADD CONSTRAINT by its names alone (a constraint
+ * or, for one with an index, a relation of that name exists; a key column
+ * that does not)?  Then its own error says so, not a rule. */
+static bool constraint_fails_by_name(Oid relid, Constraint *con, AlterTableStmt *stmt)
+{
+    if (con->conname &&
+        (OidIsValid(get_relation_constraint_oid(relid, con->conname, true)) ||
+         ((con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE ||
+           con->contype == CONSTR_EXCLUSION) && con->indexname == nullptr &&
+          OidIsValid(get_relname_relid(con->conname, get_rel_namespace(relid))))))
+        return true;
+    List *keys = con->contype == CONSTR_FOREIGN ? con->fk_attrs : con->keys;
+    ListCell *lc;
+    foreach (lc, keys)
+        if (!column_known(relid, strVal(lfirst(lc)), stmt))
+            return true;
+    if (con->contype == CONSTR_CHECK && con->raw_expr) {
+        ColumnRefCheck c = {relid, stmt, false};
+        unknown_column_walker(con->raw_expr, &c);
+        if (c.unknown)
+            return true;
+    }
+    return false;
+}
+
+/* Is the column already NOT NULL on relid and (recurse) on every partition
+ * or inheritance child?  SET NOT NULL then checks nothing. */
+bool column_not_null(Oid relid, const char *column, bool recurse)
+{
+    List *rels = recurse ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
+    ListCell *lc;
+    foreach (lc, rels) {
+        HeapTuple at = SearchSysCacheAttName(lfirst_oid(lc), column);
+        if (!HeapTupleIsValid(at))
+            return false;
+        bool notnull = ((Form_pg_attribute) GETSTRUCT(at))->attnotnull;
+        ReleaseSysCache(at);
+        if (!notnull)
+            return false;
+    }
+    return true;
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
@@ -1440,6 +2024,9 @@ static void check_alter_table(AlterTableStmt *stmt)
     if (!OidIsValid(relid))
         return; /* the statement reports it */
     const char *table = written(stmt->relation);
+    /* ALTER TABLE ONLY: the inheritance children are left alone */
+    bool only = !stmt->relation->inh;
+    Reach reach = only ? Reach::Self : Reach::All;
     ListCell *lc;
     foreach (lc, stmt->cmds) {
         AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
@@ -1447,6 +2034,10 @@ static void check_alter_table(AlterTableStmt *stmt)
         switch (cmd->subtype) {
             case AT_AddColumn: {
                 ColumnDef *def = (ColumnDef *) cmd->def;
+                /* a column that exists: IF NOT EXISTS adds nothing, without
+                 * it PostgreSQL reports it */
+                if (get_attnum(relid, def->colname) != InvalidAttrNumber)
+                    break;
                 init_facts(&f, kAddColumn);
                 f.column = quote_identifier(def->colname);
                 f.column_type = def->typeName ? type_text(def->typeName) : nullptr;
@@ -1462,19 +2053,23 @@ static void check_alter_table(AlterTableStmt *stmt)
                 }
                 if (def->is_not_null)
                     f.not_null = true;
-                table_facts(relid, table, &f);
+                table_facts(relid, table, &f, reach);
+                reach_existing_children(relid, reach, &f);
                 enforce(&f);
                 /* (ADD COLUMN IF NOT EXISTS of a column that exists adds nothing) */
                 if (!f.created_in_transaction && !f.temporary &&
                     get_attnum(relid, def->colname) == InvalidAttrNumber)
                     note_added_column(relid, def->colname);
                 foreach (cc, def->constraints)
-                    check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def);
+                    if (!constraint_fails_by_name(relid, (Constraint *) lfirst(cc), stmt))
+                        check_constraint(relid, table, f.column, (Constraint *) lfirst(cc), def, only);
                 break;
             }
             case AT_AddConstraint:
-                if (cmd->def && IsA(cmd->def, Constraint)) {
-                    check_constraint(relid, table, nullptr, (Constraint *) cmd->def);
+                if (cmd->def && IsA(cmd->def, Constraint) &&
+                    !constraint_fails_by_name(relid, (Constraint *) cmd->def, stmt)) {
+                    check_constraint(relid, table, nullptr, (Constraint *) cmd->def, nullptr,
+                                     only);
                     check_primary_key_using_index(relid, table, (Constraint *) cmd->def);
                 }
                 break;
@@ -1487,16 +2082,20 @@ static void check_alter_table(AlterTableStmt *stmt)
                     check_detach_partition(relid, table, (PartitionCmd *) cmd->def);
                 break;
             case AT_AlterColumnType:
-                check_column_type(relid, table, cmd);
+                check_column_type(relid, table, cmd, stmt);
                 break;
             case AT_SetNotNull: {
                 AttrNumber att = get_attnum(relid, cmd->name);
                 if (att == InvalidAttrNumber)
                     break; /* PostgreSQL reports it */
+                /* already NOT NULL on every table it reaches: nothing to check */
+                if (column_not_null(relid, cmd->name, !only))
+                    break;
                 init_facts(&f, kSetNotNull);
                 f.column = quote_identifier(cmd->name);
-                f.not_null_proven = att != InvalidAttrNumber && not_null_proven(relid, att);
-                table_facts(relid, table, &f);
+                f.not_null_proven = not_null_proven(relid, att) || script_proves_not_null(relid, att);
+                table_facts(relid, table, &f, reach);
+                reach_existing_children(relid, reach, &f);
                 enforce(&f);
                 break;
             }
@@ -1505,7 +2104,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     break; /* PostgreSQL reports it */
                 /* the scan is cheap on locks only if nothing before it in
                  * this transaction took a lock that blocks reads or writes */
-                check_validate(relid, table, cmd->name);
+                check_validate(relid, table, cmd->name, only);
                 break;
             case AT_DropColumn:
                 /* IF EXISTS of a column that does not: nothing dropped;
@@ -1517,7 +2116,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     break;
                 init_facts(&f, kDropColumn);
                 f.column = quote_identifier(cmd->name);
-                table_facts(relid, table, &f);
+                table_facts(relid, table, &f, reach);
                 enforce(&f);
                 if (!f.created_in_transaction && !f.temporary)
                     remember_judged_drop(relid, cmd->name);
@@ -1543,7 +2142,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                 if (target == current)
                     break;
                 init_facts(&f, kSetTablespace);
-                table_facts(relid, table, &f);
+                /* never recurses: a partitioned table only changes the
+                 * default of its future partitions */
+                table_facts(relid, table, &f, Reach::Self);
                 enforce(&f);
                 break;
             }
@@ -1559,6 +2160,19 @@ static void check_index(IndexStmt *stmt)
     char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
         return;
+    /* a name already taken in the table's schema: IF NOT EXISTS skips it
+     * with a notice and builds nothing, without it PostgreSQL reports it;
+     * likewise a column that does not exist */
+    if (stmt->idxname && OidIsValid(get_relname_relid(stmt->idxname, get_rel_namespace(relid))))
+        return;
+    {
+        ListCell *pc;
+        foreach (pc, stmt->indexParams) {
+            IndexElem *e = (IndexElem *) lfirst(pc);
+            if (e->name && get_attnum(relid, e->name) == InvalidAttrNumber)
+                return;
+        }
+    }
     pg::PolicyFacts f;
     init_facts(&f, kCreateIndex);
     f.concurrently = stmt->concurrent;
@@ -1570,7 +2184,26 @@ static void check_index(IndexStmt *stmt)
         cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
     }
     string_list(cols, &f);
-    table_facts(relid, written(stmt->relation), &f);
+    /* an index is built on a partitioned table's partitions (not with ON
+     * ONLY, which builds nothing), never on an inheritance parent's children */
+    Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
+    table_facts(relid, written(stmt->relation), &f, reach);
+    reach_existing_children(relid, reach, &f);
+    /* on a partitioned table: only the partitions without an equivalent
+     * index of their own are built on (the others' are attached) */
+    if (kind == RELKIND_PARTITIONED_TABLE && stmt->relation->inh && stmt->whereClause == nullptr &&
+        !stmt->concurrent) {
+        bool plain = true;
+        foreach (lc, stmt->indexParams) {
+            IndexElem *e = (IndexElem *) lfirst(lc);
+            plain &= e->name != nullptr && e->expr == nullptr && e->opclass == NIL &&
+                     e->collation == NIL && e->ordering == SORTBY_DEFAULT &&
+                     e->nulls_ordering == SORTBY_NULLS_DEFAULT;
+        }
+        Oid am = get_index_am_oid(stmt->accessMethod ? stmt->accessMethod : "btree", true);
+        if (plain && stmt->indexIncludingParams == NIL && OidIsValid(am))
+            partitions_to_build(relid, cols, stmt->unique, am, InvalidOid, 0, NIL, &f.rows, &f.bytes);
+    }
     enforce(&f);
 }
 
@@ -1625,7 +2258,7 @@ static List *schema_tables(Oid nsp)
  * are counted in a parent reached too (a partition, an inheritance child:
  * the parent's facts count their rows).
  */
-struct Reach {
+struct DropReach {
     HTAB *seen;     /* ObjectAddress -> ObjectAddress */
     List *work;     /* of ObjectAddress * */
     List *tables;   /* oids of tables (plain or partitioned) reached whole */
@@ -1636,7 +2269,7 @@ struct Reach {
     bool fails;     /* the statement fails instead: nothing goes */
 };
 
-static void reach_push(Reach *r, Oid classid, Oid objid, int32 subid)
+static void reach_push(DropReach *r, Oid classid, Oid objid, int32 subid)
 {
     ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
     a->classId = classid;
@@ -1672,7 +2305,7 @@ static SysScanDesc depend_scan(Relation dep, const ObjectAddress *obj, bool owne
                               nullptr, obj->objectSubId != 0 ? 3 : 2, key);
 }
 
-static void reach_walk(Reach *r)
+static void reach_walk(DropReach *r)
 {
     Relation dep = table_open(DependRelationId, AccessShareLock);
     ListCell *lc;
@@ -1822,7 +2455,7 @@ static void predict_reached_drops(List *originals, bool cascade, List *judged, c
 {
     if (plan_capture == nullptr || originals == NIL)
         return;
-    Reach r;
+    DropReach r;
     memset(&r, 0, sizeof(r));
     HASHCTL ctl;
     memset(&ctl, 0, sizeof(ctl));
@@ -2194,7 +2827,9 @@ static void check_drop(DropStmt *stmt)
             init_facts(&f, kDropIndex);
             f.index = written(rv);
             f.concurrently = stmt->concurrent;
-            table_facts(table, nullptr, &f);
+            /* a partitioned index goes with its partitions' indexes; an
+             * inheritance parent's index is its own */
+            table_facts(table, nullptr, &f, Reach::Partitions);
         }
         enforce(&f);
     }
@@ -2291,13 +2926,88 @@ static void check_rename(RenameStmt *stmt)
         return;
     if (column && renamed_column_is_new(relid, stmt->subname, stmt->newname))
         return;
+    /* to a name already taken: PostgreSQL reports it (a column of the
+     * table; a relation of the schema) */
+    if (column && get_attnum(relid, stmt->newname) != InvalidAttrNumber)
+        return;
+    if (!column && OidIsValid(get_relname_relid(stmt->newname, get_rel_namespace(relid))))
+        return;
     pg::PolicyFacts f;
     init_facts(&f, table ? kRenameTable : kRenameColumn);
     f.new_name = quote_identifier(stmt->newname);
     if (column)
         f.column = quote_identifier(stmt->subname);
     table_facts(relid, written(stmt->relation), &f);
+    /* a column renamed on a new parent is renamed on its existing children */
+    if (column)
+        reach_existing_children(relid, stmt->relation->inh ? Reach::All : Reach::Self, &f);
     enforce(&f);
+}
+
+/* A unique index REFRESH MATERIALIZED VIEW CONCURRENTLY can use (valid,
+ * immediate, on plain columns, without WHERE: PostgreSQL's own test), or NULL. */
+static const char *refresh_key_index(Oid relid)
+{
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return nullptr;
+    List *indexes = RelationGetIndexList(rel);
+    RelationClose(rel);
+    const char *found = nullptr;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Oid index = lfirst_oid(lc);
+        HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index));
+        if (!HeapTupleIsValid(it))
+            continue;
+        Form_pg_index idx = (Form_pg_index) GETSTRUCT(it);
+        bool usable = idx->indisunique && idx->indimmediate && idx->indisvalid &&
+                      heap_attisnull(it, Anum_pg_index_indpred, nullptr) && idx->indnkeyatts > 0;
+        for (int i = 0; usable && i < idx->indnkeyatts; i++)
+            usable = idx->indkey.values[i] > 0;
+        ReleaseSysCache(it);
+        if (usable) {
+            found = quote_identifier(get_rel_name(index));
+            break;
+        }
+    }
+    list_free(indexes);
+    return found;
+}
+
+/* REFRESH MATERIALIZED VIEW without CONCURRENTLY holds ACCESS EXCLUSIVE on
+ * the view while its query runs: reads wait.  WITH NO DATA only empties it. */
+static void check_refresh(RefreshMatViewStmt *stmt)
+{
+    if (stmt->concurrent || stmt->skipData)
+        return;
+    Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_MATVIEW)
+        return; /* PostgreSQL reports it */
+    pg::PolicyFacts f;
+    init_facts(&f, kRefreshMatview);
+    f.concurrently = stmt->concurrent;
+    table_facts(relid, written(stmt->relation), &f, Reach::Self);
+    if (!f.created_in_transaction && !f.temporary)
+        f.index = refresh_key_index(relid);
+    enforce(&f);
+}
+
+/* A table a migration is about to create: remembered by name (not one that
+ * exists already: IF NOT EXISTS skips it; not a temporary one) */
+static void note_created_rv(RangeVar *rv)
+{
+    if (!migration.active || rv == nullptr || rv->relpersistence == RELPERSISTENCE_TEMP)
+        return;
+    Oid nsp = rv->schemaname ? get_namespace_oid(rv->schemaname, true) : RangeVarGetCreationNamespace(rv);
+    if (!OidIsValid(nsp) || isAnyTempNamespace(nsp) || OidIsValid(get_relname_relid(rv->relname, nsp)))
+        return;
+    note_created_table(nsp, rv->relname);
+}
+
+static void note_created(CreateStmt *stmt)
+{
+    note_created_rv(stmt->relation);
 }
 
 void check_parsetree(Node *parsetree)
@@ -2323,13 +3033,81 @@ void check_parsetree(Node *parsetree)
             break;
         case T_CreateStmt:
             check_create_partition((CreateStmt *) parsetree);
+            note_created((CreateStmt *) parsetree);
             break;
         case T_DropOwnedStmt:
             check_drop_owned((DropOwnedStmt *) parsetree);
             break;
+        case T_RefreshMatViewStmt:
+            check_refresh((RefreshMatViewStmt *) parsetree);
+            break;
+        case T_CreateTableAsStmt:
+            if (((CreateTableAsStmt *) parsetree)->into)
+                note_created_rv(((CreateTableAsStmt *) parsetree)->into->rel);
+            break;
         default:
             break;
     }
+}
+
+/* Why an added column makes PostgreSQL write every row, for the hint: an
+ * identity, a serial, a stored generated column, a domain with constraints
+ * (expression: its base type), a volatile default.  Leaves f alone for a
+ * column that does not (a constant default next to the one that does). */
+static void added_column_rewrite(ColumnDef *def, pg::PolicyFacts *f)
+{
+    if (def == nullptr || !IsA(def, ColumnDef))
+        return;
+    const char *kind = nullptr;
+    const char *type = def->typeName ? type_text(def->typeName) : nullptr;
+    const char *base = nullptr;
+    if (def->identity)
+        kind = "identity";
+    else if (def->generated == ATTRIBUTE_GENERATED_STORED)
+        kind = "generated";
+    ListCell *cc;
+    foreach (cc, def->constraints) {
+        Constraint *con = (Constraint *) lfirst(cc);
+        if (kind)
+            break;
+        if (con->contype == CONSTR_IDENTITY)
+            kind = "identity";
+        else if (con->contype == CONSTR_GENERATED)
+            kind = "generated";
+    }
+    if (kind == nullptr && is_serial(def->typeName)) {
+        kind = "serial";
+        const char *name = strVal(linitial(def->typeName->names));
+        type = strncmp(name, "big", 3) == 0 || strcmp(name, "serial8") == 0     ? "bigint"
+               : strncmp(name, "small", 5) == 0 || strcmp(name, "serial2") == 0 ? "smallint"
+                                                                                 : "integer";
+    }
+    if (kind == nullptr && def->typeName) {
+        Type t = LookupTypeName(nullptr, def->typeName, nullptr, true);
+        if (t != nullptr) {
+            Oid typid = typeTypeId(t);
+            ReleaseSysCache(t);
+            if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid)) {
+                kind = "domain";
+                base = format_type_be(getBaseType(typid));
+            }
+        }
+    }
+    if (kind == nullptr) {
+        Node *raw = def->raw_default;
+        foreach (cc, def->constraints) {
+            Constraint *con = (Constraint *) lfirst(cc);
+            if (con->contype == CONSTR_DEFAULT && con->raw_expr)
+                raw = con->raw_expr;
+        }
+        if (raw == nullptr || !default_is_volatile(raw))
+            return;
+        kind = "volatile default";
+    }
+    f->added_kind = kind;
+    f->column = quote_identifier(def->colname);
+    f->column_type = type;
+    f->expression = base;
 }
 
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
@@ -2344,6 +3122,8 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
         ListCell *lc;
         foreach (lc, stmt->cmds) {
             AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AddColumn && (reasons & 0x02) && f.added_kind == nullptr)
+                added_column_rewrite((ColumnDef *) cmd->def, &f);
             if (cmd->subtype == AT_AlterColumnType && (reasons & 0x04)) {
                 f.type_change = true;
                 f.column = quote_identifier(cmd->name);
@@ -2367,7 +3147,9 @@ static void check_relation_by_rangevar(RangeVar *rv, core_action action, bool co
     init_facts(&f, action);
     f.concurrently = concurrently;
     f.index = index;
-    table_facts(relid, written(rv), &f);
+    /* VACUUM, CLUSTER and REINDEX process a partitioned table's partitions,
+     * not an inheritance parent's children */
+    table_facts(relid, written(rv), &f, Reach::Partitions);
     enforce(&f);
 }
 
@@ -2395,7 +3177,7 @@ static void check_truncate(TruncateStmt *stmt)
                          written(rv));
         pg::PolicyFacts f;
         init_facts(&f, kTruncate);
-        table_facts(relid, written(rv), &f);
+        table_facts(relid, written(rv), &f, rv->inh ? Reach::All : Reach::Self);
         enforce(&f);
         truncated = lappend_oid(truncated, relid);
         if (!rv->inh)
@@ -2489,6 +3271,27 @@ static void check_drop_database(DropdbStmt *stmt)
 
 /* Statements event triggers do not see (TRUNCATE, VACUUM, CLUSTER, REINDEX,
  * DROP DATABASE in PostgreSQL 15), checked from the ProcessUtility hook. */
+/* Has the table an index marked by ALTER TABLE ... CLUSTER ON? */
+static bool has_clustered_index(Oid relid)
+{
+    Relation rel = RelationIdGetRelation(relid);
+    if (!RelationIsValid(rel))
+        return false;
+    List *indexes = RelationGetIndexList(rel);
+    RelationClose(rel);
+    bool found = false;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        HeapTuple it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(it))
+            continue;
+        found |= ((Form_pg_index) GETSTRUCT(it))->indisclustered;
+        ReleaseSysCache(it);
+    }
+    list_free(indexes);
+    return found;
+}
+
 void check_utility(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -2522,9 +3325,20 @@ void check_utility(Node *parsetree)
         }
         case T_ClusterStmt: {
             ClusterStmt *stmt = (ClusterStmt *) parsetree;
-            if (stmt->relation)
+            if (stmt->relation) {
+                /* without an index it can use (USING a missing one, or none
+                 * marked CLUSTER ON) PostgreSQL refuses it: its own error */
+                Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+                if (!OidIsValid(relid))
+                    break;
+                if (stmt->indexname) {
+                    if (!OidIsValid(get_relname_relid(stmt->indexname, get_rel_namespace(relid))))
+                        break;
+                } else if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE &&
+                           !has_clustered_index(relid))
+                    break;
                 check_relation_by_rangevar(stmt->relation, kCluster, false, nullptr);
-            else
+            } else
                 check_sweep(Sweep::Cluster, InvalidOid, false, nullptr);
             break;
         }
@@ -2562,7 +3376,7 @@ void check_utility(Node *parsetree)
                 init_facts(&f, kReindex);
                 f.concurrently = concurrently;
                 f.index = written(stmt->relation);
-                table_facts(table, nullptr, &f);
+                table_facts(table, nullptr, &f, Reach::Partitions);
                 enforce(&f);
             }
             break;

@@ -17,6 +17,11 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "catalog/partition.h"
+#include "commands/tablespace.h"
+#include "access/tableam.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "catalog/pg_am.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -77,6 +82,9 @@ void raise(Effect *e, Effect to)
         *e = to;
 }
 
+}  // namespace
+
+
 /* Is an added column's default volatile (so every row gets its own value)? */
 bool default_is_volatile(Node *raw_default)
 {
@@ -108,6 +116,8 @@ bool is_serial(TypeName *tn)
            strcmp(name, "smallserial") == 0 || strcmp(name, "serial4") == 0 ||
            strcmp(name, "serial8") == 0 || strcmp(name, "serial2") == 0;
 }
+
+namespace {
 
 void add_referenced_lock(StringInfo out, const Constraint *con)
 {
@@ -201,6 +211,17 @@ const char *partition_locks(Node *stmt)
     return out.data;
 }
 
+/* The table access method of relid (pg_class.relam), or InvalidOid. */
+static Oid rel_access_method(Oid relid)
+{
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return InvalidOid;
+    Oid am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+    ReleaseSysCache(tup);
+    return am;
+}
+
 void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
 {
     p->relation = stmt->relation;
@@ -211,6 +232,11 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
         switch (cmd->subtype) {
             case AT_AddColumn: {
                 ColumnDef *def = (ColumnDef *) cmd->def;
+                /* a column that exists: skipped (IF NOT EXISTS) or refused */
+                if (OidIsValid(relid) && get_attnum(relid, def->colname) != InvalidAttrNumber) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 bool rewrite = def->identity || def->generated == ATTRIBUTE_GENERATED_STORED ||
                                is_serial(def->typeName);
                 ListCell *cc;
@@ -229,6 +255,17 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                         raise(&p->effect, kFullScan);
                     else if (con->contype == CONSTR_PRIMARY || con->contype == CONSTR_UNIQUE)
                         raise(&p->effect, kIndexBuild);
+                }
+                /* a domain with constraints: every row gets the (checked)
+                 * default, NULL included, by a rewrite */
+                if (def->typeName) {
+                    Type t = LookupTypeName(nullptr, def->typeName, nullptr, true);
+                    if (t != nullptr) {
+                        Oid typid = typeTypeId(t);
+                        ReleaseSysCache(t);
+                        if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid))
+                            rewrite = true;
+                    }
                 }
                 if (rewrite) {
                     raise(&p->effect, kRewrite);
@@ -258,17 +295,44 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 raise(&p->effect, kMetadata);
                 break;
             case AT_SetLogged:
-            case AT_SetUnLogged:
+            case AT_SetUnLogged: {
+                /* to the persistence it already has: nothing to do */
+                char want = cmd->subtype == AT_SetLogged ? RELPERSISTENCE_PERMANENT
+                                                         : RELPERSISTENCE_UNLOGGED;
+                if (OidIsValid(relid) && get_rel_persistence(relid) == want) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kRewrite);
                 p->rewrite_reasons |= 0x01;
                 break;
-            case AT_SetAccessMethod:
+            }
+            case AT_SetAccessMethod: {
+                /* to the access method it already has: nothing to do */
+                Oid am = cmd->name ? get_table_am_oid(cmd->name, true) : InvalidOid;
+                if (OidIsValid(relid) && OidIsValid(am) && rel_access_method(relid) == am) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kRewrite);
                 p->rewrite_reasons |= 0x08;
                 break;
-            case AT_SetTableSpace:
+            }
+            case AT_SetTableSpace: {
+                /* where it already is, or a partitioned table (no storage:
+                 * only the default of future partitions) */
+                Oid target = get_tablespace_oid(cmd->name, true);
+                Oid current = OidIsValid(relid) ? get_rel_tablespace(relid) : InvalidOid;
+                if (!OidIsValid(current))
+                    current = MyDatabaseTableSpace;
+                if (OidIsValid(relid) &&
+                    (target == current || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)) {
+                    raise(&p->effect, kMetadata);
+                    break;
+                }
                 raise(&p->effect, kCopy);
                 break;
+            }
             case AT_AddConstraint: {
                 Constraint *con = (Constraint *) cmd->def;
                 if ((con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN) &&
@@ -282,9 +346,13 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 break;
             }
             case AT_ValidateConstraint:
-            case AT_SetNotNull:
-                /* SET NOT NULL proven by a CHECK scans nothing; the rule says so */
                 raise(&p->effect, kFullScan);
+                break;
+            case AT_SetNotNull:
+                /* a scan unless a validated CHECK proves it (by the catalog or
+                 * an earlier step of the script): settled from the rule's
+                 * facts (refine_effect); on a column already NOT NULL nothing */
+                raise(&p->effect, kMetadata);
                 break;
             default:
                 raise(&p->effect, kMetadata);
@@ -420,6 +488,24 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             p->relation = ((CreateStmt *) stmt)->relation;
             p->effect = kMetadata;
             break;
+        case T_CreateTrigStmt: {
+            /* a catalog change under SHARE ROW EXCLUSIVE (blocks writes
+             * for a moment, not reads) */
+            CreateTrigStmt *s = (CreateTrigStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = ShareRowExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        }
+        case T_RefreshMatViewStmt: {
+            /* a new heap filled by the view's query, swapped in (WITH NO
+             * DATA: emptied); CONCURRENTLY diffs it in under EXCLUSIVE */
+            RefreshMatViewStmt *s = (RefreshMatViewStmt *) stmt;
+            p->relation = s->relation;
+            p->lock = s->concurrent ? ExclusiveLock : AccessExclusiveLock;
+            p->effect = s->concurrent ? kDataChange : s->skipData ? kMetadata : kRewrite;
+            break;
+        }
         default:
             p->effect = kNone;
             break;
@@ -432,6 +518,11 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             if (OidIsValid(table))
                 *relid_out = table;
         }
+        /* CREATE INDEX ON ONLY a partitioned table builds nothing (an
+         * invalid index the partitions' indexes are attached to later) */
+        if (IsA(stmt, IndexStmt) && !p->relation->inh && OidIsValid(*relid_out) &&
+            get_rel_relkind(*relid_out) == RELKIND_PARTITIONED_TABLE)
+            p->effect = kMetadata;
     }
 }
 
@@ -456,6 +547,9 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
              * partition are shown on their own: partition_locks) */
             raise(&p->effect, kFullScan);
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
+            raise(&p->effect, kFullScan);
+        } else if (f->action == (int) core::Action::IndexRebuild && f->constraint != nullptr) {
+            /* the heap kept, CHECK constraints on the column re-checked */
             raise(&p->effect, kFullScan);
         }
     }
@@ -643,6 +737,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
 {
     if (policy_mode != 2)
         return; /* nothing is refused: warnings come as the statements run */
+    plan_script_begin();
     List *created = NIL;
     List *inherits = NIL; /* of ScriptInherit * */
     int number = 0;
@@ -656,6 +751,7 @@ void refuse_before_first_step(const char *script, List *trees, int first_checked
         bool new_here;
         PlanCapture capture = {NIL, NIL};
         statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
+        plan_script_after(raw->stmt);
         if (number < first_checked)
             continue; /* its step rolls back as a whole if it is refused */
         ListCell *vc;
@@ -701,6 +797,7 @@ SM_ENTRY(migrate_plan)
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
+    plan_script_begin();
     List *created = NIL; /* tables the script creates before using them */
     List *inherits = NIL; /* of ScriptInherit *: existing tables made to inherit from them */
     int number = 0;
@@ -717,6 +814,7 @@ SM_ENTRY(migrate_plan)
         bool new_here = false;
         PlanCapture capture = {NIL, NIL};
         statement_verdicts(raw, &created, &relid, &p, &relation, &new_here, &capture, &inherits);
+        plan_script_after(raw->stmt);
 
         pg::PolicyFacts facts;
         memset(&facts, 0, sizeof(facts));

@@ -75,8 +75,33 @@ extern PlanCapture *plan_capture;
  * override. */
 void enforce(const pg::PolicyFacts *facts);
 
+/* Which partitions / inheritance children a statement reaches, and so count
+ * in the table's rows and bytes: All (ALTER TABLE, TRUNCATE, DROP: they
+ * recurse into both), Partitions (CREATE INDEX, VACUUM, CLUSTER, REINDEX,
+ * foreign keys and unique constraints: a partitioned table's partitions, but
+ * not the children of an inheritance parent), Self (ONLY, SET TABLESPACE). */
+enum class Reach { All, Partitions, Self };
+
 /* Facts of a table, without taking any lock. */
-void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts);
+void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
+                 Reach reach = Reach::All);
+
+/* Does a column default (raw, as parsed) call a volatile function?  True
+ * when it cannot be told (plan.cpp). */
+bool default_is_volatile(Node *raw_default);
+/* serial, bigserial, smallserial (serial2/4/8), as written unqualified. */
+bool is_serial(TypeName *tn);
+
+/* Is the column already NOT NULL on relid and, with recurse, on every
+ * partition or inheritance child (SET NOT NULL then checks nothing)? */
+bool column_not_null(Oid relid, const char *column, bool recurse);
+
+/* A script judged before it runs (migrate_plan, the pre-check of a
+ * multi-step migration): forget the last one, then after judging each
+ * statement note what it establishes for the later ones (a CHECK (col IS
+ * NOT NULL) validated by an earlier step proves a later SET NOT NULL). */
+void plan_script_begin(void);
+void plan_script_after(Node *stmt);
 
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
@@ -134,6 +159,11 @@ void defer_foreign_key_index(Oid relid, Oid confrelid, List *column_names, const
 void finish_migration_checks(void); /* both paths, after the last statement */
 void forget_migration_checks(void); /* end_migration */
 void note_added_column(Oid relid, const char *name);
+/* A table the running migration creates (schema, name), and whether a
+ * table is one: exempt like a new table in the migration's later steps
+ * (runner steps commit one by one); forgotten when the migration ends. */
+void note_created_table(Oid nsp, const char *name);
+bool is_created_table(Oid nsp, const char *name);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
 bool is_added_column(Oid relid, const char *name);
 /* facts.cpp: for timing.cpp */

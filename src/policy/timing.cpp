@@ -55,6 +55,15 @@ struct AddedColumn {
     char *name;
 };
 
+/* A table a migration created (by name: it is created after its
+ * ddl_command_start), exempt like a new table in its later steps too */
+struct CreatedTable {
+    SubTransactionId subid; /* that created it (migrate_test: the up's are not new to the down) */
+    Oid nsp;
+    char *name;
+};
+
+List *created_tables = NIL; /* of CreatedTable *, TopMemoryContext, in a migration */
 List *pending_fks = NIL;   /* of PendingForeignKey *, TopMemoryContext */
 List *added_columns = NIL; /* of AddedColumn *, TopMemoryContext */
 bool callback_registered = false;
@@ -71,6 +80,16 @@ void free_fk(PendingForeignKey *p)
 /* Keep the entries of the other kind (in a migration or not). */
 void forget(bool in_migration)
 {
+    if (in_migration) {
+        ListCell *cc;
+        foreach (cc, created_tables) {
+            CreatedTable *t = (CreatedTable *) lfirst(cc);
+            pfree(t->name);
+            pfree(t);
+        }
+        list_free(created_tables);
+        created_tables = NIL;
+    }
     if (pending_fks == NIL && added_columns == NIL)
         return;
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -325,6 +344,32 @@ bool renames_added_column(Oid relid, const char *name, const char *new_name)
             a->name = renamed;
             return true;
         }
+    }
+    return false;
+}
+
+void note_created_table(Oid nsp, const char *name)
+{
+    if (!migration.active)
+        return;
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    CreatedTable *t = (CreatedTable *) palloc(sizeof(CreatedTable));
+    t->subid = GetCurrentSubTransactionId();
+    t->nsp = nsp;
+    t->name = pstrdup(name);
+    created_tables = lappend(created_tables, t);
+    MemoryContextSwitchTo(old);
+}
+
+bool is_created_table(Oid nsp, const char *name)
+{
+    if (!migration.active)
+        return false;
+    ListCell *lc;
+    foreach (lc, created_tables) {
+        CreatedTable *t = (CreatedTable *) lfirst(lc);
+        if (t->nsp == nsp && t->subid >= new_objects_from && strcmp(t->name, name) == 0)
+            return true;
     }
     return false;
 }

@@ -339,6 +339,8 @@ std::vector<RuleCase> make_cases()
         auto f = on_users(Action::TableRewrite);
         f.rewrite_reasons = sm::rewrite_reason::kDefaultValue;
         f.column = "created_at";
+        f.column_type = "timestamp with time zone";
+        f.added_kind = "volatile default";
         cases.push_back({"table-rewrite", Level::Error, true, f, true, LockMode::AccessExclusive,
                          {"ALTER TABLE public.users ALTER COLUMN created_at SET DEFAULT",
                           "in batches"},
@@ -374,6 +376,14 @@ std::vector<RuleCase> make_cases()
         cases.push_back({"require-concurrent-partition-detach", Level::Error, true, f, true,
                          LockMode::AccessExclusive,
                          {"ALTER TABLE public.users DETACH PARTITION public.users_2020 CONCURRENTLY;"},
+                         {}});
+    }
+    {  // REFRESH MATERIALIZED VIEW public.users (a matview without a unique index)
+        auto f = on_users(Action::RefreshMatview);
+        cases.push_back({"require-concurrent-refresh", Level::Error, true, f, true,
+                         LockMode::AccessExclusive,
+                         {"CREATE UNIQUE INDEX CONCURRENTLY users_key ON public.users (<columns>);",
+                          "REFRESH MATERIALIZED VIEW CONCURRENTLY public.users;"},
                          {}});
     }
     {  // VACUUM FULL public.users
@@ -807,6 +817,67 @@ TEST(DisallowedUniqueConstraint, DerivesNameFromColumns)
     EXPECT_CONTAINS(vs[0].hint, "UNIQUE USING INDEX users_tenant_id_email_key;");
 }
 
+TEST(DisallowedUniqueConstraint, ExclusionHasNoUsingIndexForm)
+{
+    auto f = case_of("disallowed-unique-constraint").facts;
+    f.exclusion = true;
+    f.columns = {"room"};
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "EXCLUDE constraint");
+    EXPECT_EQ(vs[0].hint.find("USING INDEX"), std::string::npos);
+    EXPECT_CONTAINS(vs[0].hint, "-- safe_migrate:allow disallowed-unique-constraint");
+}
+
+TEST(DisallowedUniqueConstraint, PrimaryKeyHintProvesNullableColumnsFirst)
+{
+    auto f = case_of("disallowed-unique-constraint").facts;
+    f.primary_key = true;
+    f.constraint.clear();
+    f.columns = {"id"};
+    f.not_null = false;
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "PRIMARY KEY");
+    EXPECT_CONTAINS(vs[0].hint, "CREATE UNIQUE INDEX CONCURRENTLY users_pkey ON public.users (id);");
+    EXPECT_CONTAINS(vs[0].hint, "CHECK (id IS NOT NULL) NOT VALID; ALTER TABLE public.users "
+                                "VALIDATE CONSTRAINT users_id_not_null;");
+    EXPECT_CONTAINS(vs[0].hint, "ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_pkey;");
+    EXPECT_LT(vs[0].hint.find("VALIDATE"), vs[0].hint.find("PRIMARY KEY USING INDEX"));
+    f.not_null = true;
+    vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_EQ(vs[0].hint.find("IS NOT NULL"), std::string::npos);
+}
+
+TEST(DisallowedUniqueConstraint, PartitionedTableAttachesPartitionIndexes)
+{
+    auto f = case_of("disallowed-unique-constraint").facts;
+    f.table.partitioned = true;
+    f.constraint.clear();
+    f.columns = {"id", "at"};
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "partitioned table");
+    EXPECT_CONTAINS(vs[0].hint, "CREATE UNIQUE INDEX CONCURRENTLY <partition index> ON <partition> (id, at);");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE <partition> ADD CONSTRAINT <partition index> UNIQUE USING INDEX");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.users ADD CONSTRAINT users_id_at_key UNIQUE (id, at);");
+    /* USING INDEX is not supported on a partitioned table itself */
+    EXPECT_EQ(vs[0].hint.find("ALTER TABLE public.users ADD CONSTRAINT users_id_at_key UNIQUE USING"),
+              std::string::npos);
+}
+
+TEST(AddingForeignKeyConstraint, PartitionedTableValidatesPerPartition)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.table.partitioned = true;
+    auto vs = eval(f);
+    ASSERT_FALSE(vs.empty());
+    EXPECT_CONTAINS(vs[0].hint, "cannot add a NOT VALID foreign key to a partitioned table");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE <partition> VALIDATE CONSTRAINT");
+    EXPECT_EQ(vs[0].hint.find("ALTER TABLE public.users ADD CONSTRAINT"), std::string::npos);
+}
+
 TEST(RequireConcurrentIndexCreation, ConcurrentlyIsFine)
 {
     auto f = case_of("require-concurrent-index-creation").facts;
@@ -975,6 +1046,38 @@ TEST(TableRewrite, TypeChangeIsChangingColumnType)
     auto f = case_of("table-rewrite").facts;
     f.type_change = true;
     EXPECT_EQ(names_of(eval(f)), std::vector<std::string>{"changing-column-type"});
+}
+
+TEST(TableRewrite, AddedColumnHintPerKind)
+{
+    auto f = case_of("table-rewrite").facts;
+    f.rewrite_reasons = sm::rewrite_reason::kDefaultValue;
+    f.column = "n";
+    f.column_type = "integer";
+    auto one = [&](const char* kind) {
+        f.added_kind = kind;
+        auto vs = eval(f);
+        EXPECT_EQ(vs.size(), 1u);
+        return vs.empty() ? Verdict{} : vs[0];
+    };
+    Verdict identity = one("identity");
+    EXPECT_CONTAINS(identity.message, "ADD COLUMN n rewrites table public.users");
+    EXPECT_CONTAINS(identity.hint, "migrate_backfill('public.users', $$n = nextval('users_n_seq')$$");
+    EXPECT_CONTAINS(identity.hint, "ADD GENERATED BY DEFAULT AS IDENTITY");
+    Verdict serial = one("serial");
+    EXPECT_CONTAINS(serial.hint, "CREATE SEQUENCE users_n_seq OWNED BY public.users.n;");
+    EXPECT_EQ(serial.hint.find("IDENTITY"), std::string::npos);
+    Verdict generated = one("generated");
+    EXPECT_CONTAINS(generated.hint, "-- safe_migrate:allow table-rewrite");
+    f.expression = "integer";
+    Verdict domain = one("domain");
+    EXPECT_CONTAINS(domain.hint, "ALTER TABLE public.users ADD COLUMN n integer;");
+    EXPECT_CONTAINS(domain.hint, "NOT VALID");
+    f.expression.clear();
+    Verdict dflt = one("volatile default");
+    EXPECT_CONTAINS(dflt.hint, "SET DEFAULT <the default>");
+    std::set<std::string> distinct{identity.hint, serial.hint, generated.hint, domain.hint, dflt.hint};
+    EXPECT_EQ(distinct.size(), 5u);
 }
 
 TEST(TableRewrite, HintPerRewriteReason)
@@ -1335,6 +1438,7 @@ TEST(Registry, ContainsTheDocumentedRules)
         "renaming-table",
         "require-concurrent-index-creation",
         "require-concurrent-index-deletion",
+        "require-concurrent-refresh",
         "require-concurrent-reindex",
         "set-tablespace",
         "setting-not-null-field",
@@ -1528,6 +1632,30 @@ TEST(ScanDoors, DomainConstraintNotValidIsFine)
     EXPECT_CONTAINS(v[0].hint, "-- safe_migrate:allow ban-alter-domain-with-add-constraint");
 }
 
+TEST(RequireConcurrentRefresh, ConcurrentlyAndSmallViewsAreFine)
+{
+    auto f = on_users(Action::RefreshMatview);
+    f.concurrently = true;
+    EXPECT_TRUE(eval(f).empty());
+    f.concurrently = false;
+    f.table = small_table();
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(RequireConcurrentRefresh, HintUsesTheUniqueIndexItHas)
+{
+    auto f = on_users(Action::RefreshMatview);
+    f.index = "users_id";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].rule, "require-concurrent-refresh");
+    EXPECT_CONTAINS(v[0].message, "materialized view public.users");
+    EXPECT_CONTAINS(v[0].detail, "ACCESS EXCLUSIVE");
+    EXPECT_CONTAINS(v[0].hint, "unique index users_id");
+    EXPECT_CONTAINS(v[0].hint, "REFRESH MATERIALIZED VIEW CONCURRENTLY public.users;");
+    EXPECT_EQ(v[0].hint.find("CREATE UNIQUE INDEX"), std::string::npos);
+}
+
 TEST(ScanDoors, DetachConcurrentlyIsFine)
 {
     auto f = on_users(Action::DetachPartition);
@@ -1549,6 +1677,30 @@ TEST(ScanDoors, IndexRebuildIsJudgedOnTheIndexes)
     EXPECT_CONTAINS(v[0].detail, "ACCESS EXCLUSIVE");
     EXPECT_CONTAINS(v[0].hint, "migrate_backfill(");
     /* small indexes of a small table: exempt like any size-dependent rule */
+    f.table = small_table();
+    EXPECT_TRUE(eval(f).empty());
+}
+
+TEST(ScanDoors, TypeChangeKeepingTheHeapRechecksConstraints)
+{
+    auto f = on_users(Action::IndexRebuild);
+    f.column = "note";
+    f.column_type = "character varying(40)";
+    f.constraint = "users_note_check";
+    f.expression = "CHECK (note <> '')";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].rule, "changing-column-type");
+    EXPECT_CONTAINS(v[0].message, "re-checks constraint users_note_check on every row");
+    EXPECT_CONTAINS(v[0].hint, "ALTER TABLE public.users DROP CONSTRAINT users_note_check, ALTER COLUMN "
+                               "note TYPE character varying(40), ADD CONSTRAINT users_note_check "
+                               "CHECK (note <> '') NOT VALID;");
+    EXPECT_CONTAINS(v[0].hint, "VALIDATE CONSTRAINT users_note_check;");
+    f.constraint = "users_note_check, users_note_len";
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "constraints users_note_check, users_note_len");
+    EXPECT_CONTAINS(v[0].hint, "<its definition>");
     f.table = small_table();
     EXPECT_TRUE(eval(f).empty());
 }
