@@ -11,6 +11,7 @@ extern "C" {
 #include "backfill/backfill.hpp"
 #include "policy/policy.hpp"
 #include "runner/runner.hpp"
+#include "runner/lockwait.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -82,10 +83,13 @@ void _PG_init(void)
         &policy::ddl_log_retention_min, 30 * 24 * 60, -1, INT_MAX / 60, PGC_SUSET, GUC_UNIT_MIN,
         nullptr, nullptr, nullptr);
 
+    runner::define_lock_wait_settings();
     policy::define_settings();
     policy::install_hooks();
-    if (process_shared_preload_libraries_in_progress)
+    if (process_shared_preload_libraries_in_progress) {
         backfill::register_launcher();
+        runner::request_lock_wait_shmem();
+    }
 
     MarkGUCPrefixReserved("safe_migrate");
 }
