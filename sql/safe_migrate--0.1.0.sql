@@ -561,7 +561,9 @@ CREATE FUNCTION safe_migrate.lock_waits_raw(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'safe_migrate_lock_waits'
 LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION safe_migrate.lock_waits_raw() FROM PUBLIC;
+-- (it masks the blocker's query itself: functions in a view run with the
+-- reader's rights)
+GRANT EXECUTE ON FUNCTION safe_migrate.lock_waits_raw() TO PUBLIC;
 
 CREATE VIEW safe_migrate.lock_waits WITH (security_barrier) AS
 SELECT w.version, w.pid, r.rolname AS role, w.relation, w.wanted_mode, w.state,
@@ -569,12 +571,7 @@ SELECT w.version, w.pid, r.rolname AS role, w.relation, w.wanted_mode, w.state,
        w.attempts, w.blocker_pid, b.rolname AS blocker_role,
        w.blocker_application, w.blocker_state,
        pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) w.blocker_xact_start AS blocker_xact_age,
-       CASE WHEN coalesce(b.oid IS NOT NULL AND pg_catalog.pg_has_role(b.oid, 'USAGE'), false)
-                 OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
-                 OR pg_catalog.pg_has_role('safe_migrate_admin', 'MEMBER')
-                 OR coalesce((SELECT s.rolsuper FROM pg_catalog.pg_roles s
-                               WHERE s.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false)
-            THEN w.blocker_query END AS blocker_query,
+       w.blocker_query,
        w.blocker_since
   FROM safe_migrate.lock_waits_raw() w
   LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) w.role

@@ -431,10 +431,13 @@ ErrorData *deadline_error(LockWait *w)
     char *message;
     char *detail;
     if (w->blocker_pid != 0) {
+        if (w->blocker_holder)
+            w->blocker_text = describe_holder((const Holder *) w->blocker_holder,
+                                              GetCurrentTimestamp(), GetUserId());
         message = psprintf("migration \"%s\" could not lock table %s: session %d held a "
                            "conflicting lock for all of safe_migrate.lock_wait_deadline",
                            w->version, table, w->blocker_pid);
-        detail = psprintf("It waited %.1f s outside the lock queue for %s on %s; the blocker: %s.",
+        detail = psprintf("It waited %.1f s outside the lock queue for %s on %s. Blocker: %s",
                           (double) waited / 1000.0, mode, table, w->blocker_text);
     } else {
         message = psprintf("migration \"%s\" could not lock table %s within "
@@ -679,14 +682,16 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
             if (w->blocker_text)
                 pfree(w->blocker_text);
             w->blocker_text = describe_holder(longest, now, GetUserId());
+            if (w->blocker_holder == nullptr)
+                w->blocker_holder = palloc(sizeof(Holder));
             MemoryContextSwitchTo(old);
             ereport(NOTICE,
                     (errmsg("migration \"%s\" waits for %s to end before it locks table %s",
                             w->version, psprintf("session %d", longest->pid),
                             w->names[longest_target]),
-                     errdetail("The blocker: %s. The migration needs %s and waits outside the "
-                               "lock queue: queries on the table are not held up meanwhile.",
-                               w->blocker_text, mode_name(w->modes[longest_target])),
+                     errdetail("It needs %s and waits outside the lock queue: queries on the "
+                               "table are not held up meanwhile. Blocker: %s",
+                               mode_name(w->modes[longest_target]), w->blocker_text),
                      errhint("See safe_migrate.lock_waits; the migration gives up after "
                              "safe_migrate.lock_wait_deadline.")));
             publish(w, longest);
@@ -696,6 +701,8 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
                                                            w->version, longest->pid,
                                                            w->names[longest_target]));
         }
+        /* the latest look at it (its state and query change) */
+        *(Holder *) w->blocker_holder = *longest;
         maybe_cancel_autovacuum(w, longest, now);
         (void) maybe_cancel(w, longest, now);
         if (TimestampDifferenceMilliseconds(w->started, now) >= lock_wait_deadline_ms) {
@@ -809,6 +816,9 @@ Datum safe_migrate_lock_waits(PG_FUNCTION_ARGS)
                 nulls[c] = true;
         if (s->blocker_xact_start == 0)
             nulls[13] = true;
+        /* the blocker's query: as pg_stat_activity shows it, and to admins */
+        if (s->blocker_pid != 0 && !may_see_query(GetUserId(), s->blocker_role))
+            nulls[14] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

@@ -68,6 +68,7 @@ struct LockWait {
     bool cancelled_blocker;
     char *blocker_text; /* its description, for the error at the deadline */
     int blocker_target; /* index of the target it blocks */
+    void *blocker_holder; /* what we saw of it last (lockwait.cpp) */
     List *cancellations; /* char *: what was cancelled, for the history */
 };
 
