@@ -35,6 +35,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 }
@@ -48,8 +49,9 @@ int lock_wait_cancel_after_ms = -1;
 
 namespace {
 
-/* how often a migration waiting outside the queue looks again */
-constexpr int kPollMs = 10;
+/* how often a migration waiting for a holder looks again (who blocks, its
+ * state, the deadline, a cancellation) */
+constexpr int kSliceMs = 100;
 /* how much of a blocker's query is kept and shown */
 constexpr int kQueryChars = 256;
 
@@ -149,6 +151,7 @@ void publish(const LockWait *w, const Holder *h);
 struct Holder {
     int pid;
     Oid role;
+    int backend; /* with lxid: its virtual transaction */
     uint32 lxid;
     bool autovacuum;
     bool wraparound;
@@ -217,6 +220,7 @@ int conflicting_holders(Oid relid, int mode, Holder *holders, int max, bool *sta
         memset(h, 0, sizeof(*h));
         h->pid = proc->pid;
         h->role = proc->roleId;
+        h->backend = vxids[i].backendId;
         h->lxid = vxids[i].localTransactionId;
         h->autovacuum = (proc->statusFlags & PROC_IS_AUTOVACUUM) != 0;
         h->wraparound = (proc->statusFlags & PROC_VACUUM_FOR_WRAPAROUND) != 0;
@@ -403,6 +407,78 @@ void maybe_cancel_autovacuum(LockWait *w, const Holder *h, TimestampTz now)
     (void) kill(h->pid, SIGINT);
 }
 
+void drop_xmin(const LockWait *w)
+{
+    if (IsTransactionState())
+        InvalidateCatalogSnapshot();
+    if (w->withdraw_xmin || !IsTransactionState())
+        MyProc->xmin = InvalidTransactionId;
+}
+
+/* Wait up to ms for the holder's transaction to end, in the lock manager:
+ * on its virtual transaction lock, where nobody else queues (CREATE INDEX
+ * CONCURRENTLY waits there too).  Holds no lock of the table meanwhile;
+ * pg_locks and pg_blocking_pids() show who waits for whom, the deadlock
+ * detector sees the wait, and an autovacuum holder is cancelled after
+ * deadlock_timeout as for any lock request it blocks (unless it prevents
+ * wraparound).  Runs in a (sub)transaction of its own, whose lock_timeout is
+ * the slice. */
+void wait_for_holder(const LockWait *w, const Holder *h, int ms)
+{
+    VirtualTransactionId vxid;
+    vxid.backendId = h->backend;
+    vxid.localTransactionId = h->lxid;
+    if (!VirtualTransactionIdIsValid(vxid) || h->backend == InvalidBackendId) {
+        /* a prepared transaction: look again later */
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        return;
+    }
+    bool own = !IsTransactionState();
+    MemoryContext cxt = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    if (own)
+        StartTransactionCommand();
+    else
+        BeginInternalSubTransaction(nullptr);
+    MemoryContextSwitchTo(cxt);
+    ErrorData *volatile failure = nullptr;
+    PG_TRY();
+    {
+        (void) set_config_option("lock_timeout", psprintf("%d", ms), PGC_USERSET, PGC_S_SESSION,
+                                 GUC_ACTION_LOCAL, true, 0, false);
+        (void) VirtualXactLock(vxid, true);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        failure = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    /* end it either way: its lock_timeout and any lock state go with it */
+    if (own) {
+        if (failure)
+            AbortCurrentTransaction();
+        else
+            CommitTransactionCommand();
+    } else {
+        if (failure)
+            RollbackAndReleaseCurrentSubTransaction();
+        else
+            ReleaseCurrentSubTransaction();
+        CurrentResourceOwner = owner;
+    }
+    MemoryContextSwitchTo(cxt);
+    drop_xmin(w);
+    /* the slice is over (a lock timeout): look again; anything else (a
+     * cancel, a deadlock) is the migration's error */
+    if (failure && failure->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+        ReThrowError(failure);
+}
+
 ErrorData *as_error(int sqlstate, const char *message, const char *detail, const char *hint)
 {
     MemoryContext cxt = CurrentMemoryContext;
@@ -458,14 +534,6 @@ ErrorData *deadline_error(LockWait *w)
                                "safe_migrate.lock_wait_max_stall or "
                                "safe_migrate.lock_wait_deadline.");
     return as_error(ERRCODE_LOCK_NOT_AVAILABLE, message, detail, hint);
-}
-
-void drop_xmin(const LockWait *w)
-{
-    if (IsTransactionState())
-        InvalidateCatalogSnapshot();
-    if (w->withdraw_xmin || !IsTransactionState())
-        MyProc->xmin = InvalidTransactionId;
 }
 
 /* ---------------- the view ---------------- */
@@ -711,10 +779,11 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
         }
         /* nothing of ours keeps an xmin while we wait */
         drop_xmin(w);
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMs,
-                         PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
+        /* until it ends, or the next look (its state, a cancellation, the
+         * deadline) */
+        long left = lock_wait_deadline_ms - TimestampDifferenceMilliseconds(w->started, now);
+        int slice = (int) Max(1, Min(left, (long) kSliceMs));
+        wait_for_holder(w, longest, slice);
     }
     MemoryContextDelete(poll_cxt);
     return result;
