@@ -340,9 +340,12 @@ char *maybe_cancel(LockWait *w, const Holder *h, TimestampTz now)
     w->cancelled_blocker = true; /* judged once per blocker */
     const char *refusal = nullptr;
     bool super_blocker = false, super_me = false;
+    char *who = nullptr;
+    /* catalog lookups: a runner waits between its transactions */
     with_transaction([&]() {
         super_blocker = superuser_arg(h->role);
         super_me = superuser_arg(GetUserId());
+        who = role_name(h->role);
     });
     if (!h->client || h->autovacuum)
         refusal = "it is not a client session";
@@ -372,8 +375,7 @@ char *maybe_cancel(LockWait *w, const Holder *h, TimestampTz now)
         return nullptr;
     char *what = psprintf("lock wait: %s session %d (role %s, application \"%s\", %s for %.1f s, "
                           "read-only) blocking %s on %s",
-                          terminate ? "terminated" : "cancelled the query of", h->pid,
-                          GetUserNameFromId(h->role, true) ? GetUserNameFromId(h->role, true) : "?",
+                          terminate ? "terminated" : "cancelled the query of", h->pid, who,
                           h->app, state_name(h->state),
                           (double) holder_age_ms(h, now) / 1000.0,
                           mode_name(w->modes[w->blocker_target]), w->names[w->blocker_target]);

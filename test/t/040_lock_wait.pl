@@ -306,6 +306,21 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 		'lw-4c: the blocker is gone');
 	eval { $r->quit; };
 
+	# the same in a runner (a script with CREATE INDEX CONCURRENTLY): its
+	# checks run between its transactions
+	($r, $r_pid) = blocker('reader2');
+	($rc, $o, $e) = $node->psql(
+		'postgres',
+		"SET safe_migrate.lock_wait_cancel_after = '500ms';\n"
+		  . "SELECT status FROM migrate_apply('ALTER TABLE t ADD COLUMN c7 text; "
+		  . "CREATE INDEX CONCURRENTLY t_v7 ON t (v);', 'lw-4e');");
+	is($rc, 0, 'lw-4e (runner): the migration went through') or diag($e);
+	like( $node->safe_psql('postgres',
+			"SELECT array_to_string(warnings, ';') FROM safe_migrate.history WHERE version = 'lw-4e'"),
+		qr/lock wait: terminated session $r_pid \(role alice, application "reader2"/,
+		'lw-4e (runner): the termination is recorded in the history');
+	eval { $r->quit; };
+
 	# an active read-only query: cancelled (its session stays)
 	my $q = $node->background_psql('postgres',
 		extra_params => [ '-U', 'alice' ], on_error_stop => 0);
