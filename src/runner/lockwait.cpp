@@ -101,6 +101,9 @@ LWLock *shared_lock = nullptr;
 shmem_request_hook_type prev_shmem_request = nullptr;
 shmem_startup_hook_type prev_shmem_startup = nullptr;
 int my_slot = -1;
+/* claimed in a transaction (the caller's backend): its abort ends the wait;
+ * a runner waits between its transactions, and its wait slices abort */
+bool slot_in_transaction = false;
 bool cleanup_registered = false;
 
 void request_shmem(void)
@@ -139,7 +142,7 @@ void release_slot_at_exit(int, Datum) { release_slot(); }
 
 void release_slot_at_xact_end(XactEvent event, void *)
 {
-    if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+    if ((event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) && slot_in_transaction)
         release_slot();
 }
 
@@ -256,14 +259,19 @@ bool is_long_lived(const Holder *h, TimestampTz now)
 template <typename Fn>
 void with_transaction(Fn fn)
 {
+    /* what fn allocates lives in the caller's context, not the
+     * transaction's (freed at its commit) */
+    MemoryContext cxt = CurrentMemoryContext;
     bool own = !IsTransactionState();
     if (own)
         StartTransactionCommand();
+    MemoryContextSwitchTo(cxt);
     fn();
     if (own)
         CommitTransactionCommand();
     else
         InvalidateCatalogSnapshot();
+    MemoryContextSwitchTo(cxt);
 }
 
 /* May role see the query of a session of owner (pg_stat_activity's rule,
@@ -562,6 +570,7 @@ void claim_slot(const LockWait *w)
         strlcpy(s->version, w->version, sizeof(s->version));
         s->since = w->started;
         my_slot = i;
+        slot_in_transaction = IsTransactionState();
         break;
     }
     LWLockRelease(shared_lock);
