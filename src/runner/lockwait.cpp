@@ -746,8 +746,10 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
         MemoryContextSwitchTo(old);
         if (longest == nullptr) {
             /* only short-lived holders, or none: ask for the locks */
-            if (reported_wait)
+            if (reported_wait) {
                 publish(w, nullptr);
+                w->published_pid = 0;
+            }
             break;
         }
         if (longest->pid != w->blocker_pid || longest->lxid != w->blocker_lxid) {
@@ -764,6 +766,15 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
             if (w->blocker_holder == nullptr)
                 w->blocker_holder = palloc(sizeof(Holder));
             MemoryContextSwitchTo(old);
+        }
+        /* a NOTICE when the blocker changes, at most one a second (a stream
+         * of long-ish transactions would flood the client; the view always
+         * has the current one) */
+        if ((longest->pid != w->noticed_pid || longest->lxid != w->noticed_lxid) &&
+            (w->noticed_at == 0 || TimestampDifferenceMilliseconds(w->noticed_at, now) >= 1000)) {
+            w->noticed_pid = longest->pid;
+            w->noticed_lxid = longest->lxid;
+            w->noticed_at = now;
             ereport(NOTICE,
                     (errmsg("migration \"%s\" waits for %s to end before it locks table %s",
                             w->version, psprintf("session %d", longest->pid),
@@ -773,12 +784,22 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
                                mode_name(w->modes[longest_target]), w->blocker_text),
                      errhint("See safe_migrate.lock_waits; the migration gives up after "
                              "safe_migrate.lock_wait_deadline.")));
+        }
+        if (longest->pid != w->published_pid || longest->lxid != w->published_lxid ||
+            (int) longest->state != w->published_state) {
+            w->published_pid = longest->pid;
+            w->published_lxid = longest->lxid;
+            w->published_state = (int) longest->state;
             publish(w, longest);
             reported_wait = true;
-            pgstat_report_activity(STATE_RUNNING, psprintf("safe_migrate: migration \"%s\" waits for "
-                                                           "session %d before locking %s",
-                                                           w->version, longest->pid,
-                                                           w->names[longest_target]));
+            /* a runner's pg_stat_activity says what it does (the caller's
+             * keeps its own query) */
+            if (!IsTransactionState())
+                pgstat_report_activity(STATE_RUNNING,
+                                       psprintf("safe_migrate: migration \"%s\" waits for "
+                                                "session %d before locking %s",
+                                                w->version, longest->pid,
+                                                w->names[longest_target]));
         }
         /* the latest look at it (its state and query change) */
         *(Holder *) w->blocker_holder = *longest;
@@ -809,8 +830,10 @@ ErrorData *lock_wait_after_timeout(LockWait *w, ErrorData *timeout)
         w->blocker_pid = 0; /* no single blocker: short ones in a row */
         return deadline_error(w);
     }
-    if (my_slot >= 0 || w->timeouts >= 3)
+    if (my_slot >= 0 || w->timeouts >= 3) {
         publish(w, nullptr);
+        w->published_pid = 0;
+    }
     /* a short pause, longer after each timeout in a row (a holder we do not
      * see, a stream of overlapping transactions), at most 1 s */
     int pause = w->timeouts <= 1 ? 1 : Min(1000, lock_wait_max_stall_ms * (1 << Min(w->timeouts - 1, 10)) / 4);

@@ -69,6 +69,12 @@ struct LockWait {
     char *blocker_text; /* its description, for the error at the deadline */
     int blocker_target; /* index of the target it blocks */
     void *blocker_holder; /* what we saw of it last (lockwait.cpp) */
+    int noticed_pid;      /* the blocker the last NOTICE named, and when */
+    uint32 noticed_lxid;
+    TimestampTz noticed_at;
+    int published_pid;    /* the blocker safe_migrate.lock_waits shows */
+    uint32 published_lxid;
+    int published_state;
     List *cancellations; /* char *: what was cancelled, for the history */
 };
 
