@@ -284,6 +284,8 @@ bool may_see_query(Oid role, Oid owner)
 
 char *role_name(Oid role)
 {
+    if (!OidIsValid(role))
+        return pstrdup("(none)"); /* autovacuum and other background processes */
     char *name = GetUserNameFromId(role, true);
     return name ? name : psprintf("(role %u)", role);
 }

@@ -367,5 +367,36 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 	$long->quit;
 }
 
+# ---------------------------------------------------------------------------
+# 6. An autovacuum holds the table (a slow one): it yields after
+#    deadlock_timeout, as it would to a lock request in the queue.
+# ---------------------------------------------------------------------------
+{
+	$node->safe_psql(
+		'postgres', q{
+		ALTER SYSTEM SET autovacuum = on;
+		ALTER SYSTEM SET autovacuum_naptime = '1s';
+		ALTER SYSTEM SET deadlock_timeout = '300ms';
+		SELECT pg_reload_conf();
+		CREATE TABLE av (id int, pad text)
+		  WITH (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0,
+		        autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+		INSERT INTO av SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g;
+		DELETE FROM av WHERE id % 2 = 0;
+	});
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+			  . "AND query LIKE '%av%'"),
+		'lw-6: an autovacuum works on av');
+	my ($rc, $o, $e) = $node->psql('postgres',
+		"SELECT status FROM migrate_apply('ALTER TABLE av ADD COLUMN note text;', 'lw-6');");
+	is($rc, 0, 'lw-6: the migration went through') or diag($e);
+	like($e, qr/waits for session \d+ to end before it locks table public\.av.*\n.*application "", autovacuum\b/,
+		'lw-6: it waited for the autovacuum');
+	ok( $node->log_contains(qr/sending cancel to blocking autovacuum PID/),
+		'lw-6: the autovacuum was asked to yield');
+	$node->safe_psql('postgres', 'ALTER SYSTEM RESET ALL; SELECT pg_reload_conf();');
+}
+
 $node->stop;
 done_testing();
