@@ -673,10 +673,27 @@ SM_ENTRY(migrate_plan)
         values[7] = CStringGetTextDatum(effect_name(p.effect));
         values[8] = CStringGetTextDatum(worst == 2 ? "blocked" : worst == 1 ? "warning" : "ok");
         values[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rules.data));
-        /* who holds a lock this statement would wait for, now */
-        char *blockers = new_here ? nullptr : runner::describe_lock_blockers(relid, p.lock);
-        values[10] = blockers ? CStringGetTextDatum(blockers) : (Datum) 0;
-        nulls[10] = blockers == nullptr;
+        /* who holds, now, a lock that one of this statement's locks (on its
+         * table, on the tables its foreign keys reference) would wait for */
+        StringInfoData blockers;
+        initStringInfo(&blockers);
+        if (!new_here) {
+            List *lock_relids = NIL, *lock_modes = NIL;
+            statement_locks(raw->stmt, &lock_relids, &lock_modes);
+            ListCell *rc, *mc;
+            forboth (rc, lock_relids, mc, lock_modes) {
+                char *who = runner::describe_lock_blockers(lfirst_oid(rc), lfirst_int(mc));
+                if (who == nullptr)
+                    continue;
+                if (blockers.len > 0)
+                    appendStringInfoString(&blockers, "; ");
+                if (list_length(lock_relids) > 1)
+                    appendStringInfo(&blockers, "on %s: ", quote_identifier(get_rel_name(lfirst_oid(rc))));
+                appendStringInfoString(&blockers, who);
+            }
+        }
+        values[10] = blockers.len > 0 ? CStringGetTextDatum(blockers.data) : (Datum) 0;
+        nulls[10] = blockers.len == 0;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

@@ -280,6 +280,13 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 
 	# a session that wrote: never cancelled
 	my ($w, $w_pid) = blocker('writer', 'UPDATE t SET v = v WHERE id = 500');
+	# (migrate_plan: a foreign key to t needs SHARE ROW EXCLUSIVE on t, which
+	# the writer's ROW EXCLUSIVE holds off; a reader would not)
+	like(
+		$node->safe_psql('postgres',
+			"SELECT blockers FROM migrate_plan('CREATE TABLE t_child (id int REFERENCES t (id));')"),
+		qr/^session $w_pid \(role alice, application "writer", idle in transaction/,
+		'lw-4a: migrate_plan shows the blocker of a referenced table');
 	($rc, $o, $e) = $try->('lw-4a', 'c4', '2s');
 	isnt($rc, 0, 'lw-4a: a writer is not cancelled: the deadline passes');
 	like($e, qr/does not cancel session $w_pid: it has written/, 'lw-4a: says why');
