@@ -135,6 +135,12 @@ one_run() {
 # -R measured from the scheduled start)
 latency() { awk '$3 ~ /^[0-9]+$/ { print $3 }' "$@" | bench_percentiles; }
 rel() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
+# max_at T0 FILES...: when (s since T0, by its end) the slowest transaction ended
+max_at() {
+    local t0=$1; shift
+    awk -v t0="$t0" '$3 ~ /^[0-9]+$/ && $3 > m { m = $3; at = $5 + $6 / 1e6 - t0 }
+        END { printf "%.1f", at }' "$@"
+}
 
 for i in 0 1 2 3; do one_run "$i"; done
 declare -a N P50 P99 MAX
@@ -204,13 +210,17 @@ echo "safe_migrate lock-wait benchmark: ADD COLUMN (nullable) on $ROWS rows whil
 echo "PostgreSQL $(sql -c 'SHOW server_version'), $(nproc) CPUs; load: pgbench -R $RATE -c $CLIENTS -j $JOBS," \
      "${DURATION}s, point UPDATE + SELECT; reader at ${READER_AT}s, migration at $((READER_AT + 1))s"
 echo
-printf '  %-12s %8s %9s %9s %10s %24s\n' "run" "txns" "p50 ms" "p99 ms" "max ms" "migration end - reader end"
+printf '  %-12s %8s %9s %9s %10s %9s %24s %12s\n' "run" "txns" "p50 ms" "p99 ms" "max ms" "max at s" \
+    "migration end - reader end" "reader end s"
 for i in 0 1 2 3; do
     end="-"
     [[ -n "${MIG_TO[$i]:-}" ]] && end="$(rel "${MIG_TO[$i]}" "${READER_END[$i]}") s"
-    printf '  %-12s %8s %9s %9s %10s %24s\n' "$((i + 1)). ${RUN_NAMES[$i]}" "${N[$i]}" "${P50[$i]}" \
-        "${P99[$i]}" "${MAX[$i]}" "$end"
+    printf '  %-12s %8s %9s %9s %10s %9s %24s %12s\n' "$((i + 1)). ${RUN_NAMES[$i]}" "${N[$i]}" "${P50[$i]}" \
+        "${P99[$i]}" "${MAX[$i]}" "$(max_at "${LOAD_T0[$i]}" "$OUT/${RUN_NAMES[$i]}".[0-9]*)" "$end" \
+        "$(rel "${READER_END[$i]}" "${LOAD_T0[$i]}" | tr -d +)"
 done
+echo "  (max at / reader end: seconds since the load started; on a busy machine a max far from the"
+echo "   reader's end is noise, not the migration: compare run 1)"
 for i in 2 3; do
     echo "  run $((i + 1)) migration: $(tr '\n' ' ' <"$OUT/${RUN_NAMES[$i]}.migration")"
 done
