@@ -46,6 +46,7 @@ int lock_strategy = kLockStrategyWait;
 int lock_wait_max_stall_ms = 20;
 int lock_wait_deadline_ms = 10 * 60 * 1000;
 int lock_wait_cancel_after_ms = -1;
+int lock_wait_caller_pid = 0;
 
 namespace {
 
@@ -746,6 +747,23 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
             }
         }
         MemoryContextSwitchTo(old);
+        if (longest != nullptr && lock_wait_caller_pid != 0 && longest->pid == lock_wait_caller_pid) {
+            /* the query that called migrate_apply holds it (SELECT
+             * migrate_apply(...) FROM t, or a function that read t first) */
+            result = as_error(
+                ERRCODE_LOCK_NOT_AVAILABLE,
+                psprintf("migration \"%s\" could not lock table %s: the session that called "
+                         "the migration holds a conflicting lock on it",
+                         w->version, w->names[longest_target]),
+                psprintf("The migration runs in a background runner and needs %s on %s; the "
+                         "calling session (pid %d) keeps its lock until its statement ends, "
+                         "which waits for the migration.",
+                         mode_name(w->modes[longest_target]), w->names[longest_target],
+                         longest->pid),
+                "Call migrate_apply or migrate_rollback in a statement of its own that reads "
+                "no table of the migration.");
+            break;
+        }
         if (longest == nullptr) {
             /* only short-lived holders, or none: ask for the locks */
             if (reported_wait) {

@@ -78,6 +78,11 @@ struct LockWait {
     List *cancellations; /* char *: what was cancelled, for the history */
 };
 
+/* In a runner: the backend that called migrate_apply/_rollback and waits
+ * for us (0 elsewhere).  A lock it holds would never be released while we
+ * wait: that is an error at once, not a wait until the deadline. */
+extern int lock_wait_caller_pid;
+
 /* Look at the unit's statements (catalog lookups: needs a transaction; no
  * lock is taken).  Everything kept lives in cxt. */
 void lock_wait_prepare(LockWait *w, RawStmt **stmts, int n, MemoryContext cxt,

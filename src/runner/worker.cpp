@@ -1432,6 +1432,7 @@ extern "C" void safe_migrate_runner_main(Datum arg)
                         errmsg("could not map the safe_migrate request segment")));
     shared_base = (char *) dsm_segment_address(seg);
     request = (SharedRequest *) shared_base;
+    lock_wait_caller_pid = request->caller_pid;
     shm_mq *mq = (shm_mq *) (shared_base + request->mq_off);
     shm_mq_set_sender(mq, MyProc);
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);

@@ -405,5 +405,25 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 	$node->safe_psql('postgres', 'ALTER SYSTEM RESET ALL; SELECT pg_reload_conf();');
 }
 
+# ---------------------------------------------------------------------------
+# 7. A runner whose own caller holds the lock it needs (the query calling
+#    migrate_rollback reads the table): an error at once, not a wait until
+#    the deadline.
+# ---------------------------------------------------------------------------
+{
+	$node->safe_psql('postgres',
+		"SELECT status FROM migrate_apply(\$\$-- migrate:up\nCREATE INDEX t_v_lw7 ON t (v);\n"
+		  . "-- migrate:down\nDROP INDEX t_v_lw7;\$\$, 'lw-7')");
+	my $t0 = time;
+	my ($rc, $o, $e) = $node->psql('postgres',
+		"\\set VERBOSITY verbose\nSELECT r.status FROM t, migrate_rollback('lw-6') r LIMIT 1;");
+	my $took = time - $t0;
+	isnt($rc, 0, 'lw-7: the rollback fails');
+	like($e,
+		qr/ERROR:  55P03: migration "lw-7" could not lock table public\.t: the session that called the migration holds a conflicting lock on it/,
+		'lw-7: it says why');
+	ok($took < 5, sprintf('lw-7: at once (%.3f s), not at the deadline', $took));
+}
+
 $node->stop;
 done_testing();
