@@ -39,7 +39,7 @@ endif
 REGRESS = boundary apply rollback privileges policy backfill verify prove policy_scans policy_doors policy_timing policy_predict policy_scenarios
 REGRESS_OPTS = --load-extension=plpgsql
 # isolation specs (test/isolation/specs, test/isolation/expected)
-ISOLATION = concurrent_apply lock_queue
+ISOLATION = concurrent_apply lock_queue lock_wait
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 # TAP tests (PostgreSQL::Test::Cluster)
 TAP_TESTS = 1

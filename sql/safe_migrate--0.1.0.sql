@@ -365,7 +365,7 @@ CREATE FUNCTION migrate_plan(
     script text,
     OUT statement integer, OUT sql text, OUT command text, OUT relation text,
     OUT lock_mode text, OUT rows float8, OUT bytes bigint, OUT effect text,
-    OUT verdict text, OUT rules jsonb)
+    OUT verdict text, OUT rules jsonb, OUT blockers text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'migrate_plan'
 LANGUAGE C VOLATILE;
@@ -544,6 +544,42 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'safe_migrate_boundary_selftest'
 LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION safe_migrate.boundary_selftest(text) FROM PUBLIC;
+
+-- Migrations waiting for their locks (safe_migrate.lock_strategy = 'wait'),
+-- one row per waiting backend (caller or runner) of this database: the
+-- table, the lock it wants, and the session it waits for.  Readable by
+-- everybody; the blocker's query only as pg_stat_activity shows it (members
+-- of the blocker's role and of pg_read_all_stats) and to safe_migrate's
+-- admins (superusers, members of safe_migrate_admin).  Kept in shared
+-- memory: empty unless safe_migrate is in shared_preload_libraries.
+CREATE FUNCTION safe_migrate.lock_waits_raw(
+    OUT version text, OUT pid integer, OUT role oid, OUT relid oid, OUT relation text,
+    OUT wanted_mode text, OUT state text, OUT since timestamptz, OUT attempts integer,
+    OUT blocker_pid integer, OUT blocker_role oid, OUT blocker_application text,
+    OUT blocker_state text, OUT blocker_xact_start timestamptz, OUT blocker_query text,
+    OUT blocker_since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'safe_migrate_lock_waits'
+LANGUAGE C VOLATILE;
+-- (it masks the blocker's query itself: functions in a view run with the
+-- reader's rights)
+GRANT EXECUTE ON FUNCTION safe_migrate.lock_waits_raw() TO PUBLIC;
+
+CREATE VIEW safe_migrate.lock_waits WITH (security_barrier) AS
+SELECT w.version, w.pid, r.rolname AS role, w.relation, w.wanted_mode, w.state,
+       w.since, pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) w.since AS waiting,
+       w.attempts, w.blocker_pid, b.rolname AS blocker_role,
+       w.blocker_application, w.blocker_state,
+       pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) w.blocker_xact_start AS blocker_xact_age,
+       w.blocker_query,
+       w.blocker_since
+  FROM safe_migrate.lock_waits_raw() w
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) w.role
+  LEFT JOIN pg_catalog.pg_roles b ON b.oid OPERATOR(pg_catalog.=) w.blocker_role;
+GRANT SELECT ON safe_migrate.lock_waits TO PUBLIC;
+
+-- Cancelling the sessions that block a migration is for admins.
+GRANT SET ON PARAMETER safe_migrate.lock_wait_cancel_after TO safe_migrate_admin;
 
 -- ---------------------------------------------------------------------
 -- Qualified names

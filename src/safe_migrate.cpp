@@ -11,6 +11,7 @@ extern "C" {
 #include "backfill/backfill.hpp"
 #include "policy/policy.hpp"
 #include "runner/runner.hpp"
+#include "runner/lockwait.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -36,9 +37,12 @@ void _PG_init(void)
 
     DefineCustomIntVariable(
         "safe_migrate.lock_timeout",
-        "Lock timeout applied to every statement of a migration.",
+        "Lock timeout of a migration's statements whose locks the application does not "
+        "need, and of every statement with safe_migrate.lock_strategy = retry.",
         "A statement that cannot get its lock within this time is rolled back and retried "
-        "with backoff, so that it never sits in the lock queue blocking other sessions.",
+        "with backoff (safe_migrate.lock_retries).  Locks that conflict with the "
+        "application's queries (SHARE and stronger) use safe_migrate.lock_wait_max_stall "
+        "instead, unless lock_strategy is retry.",
         &runner::lock_timeout_ms, 2000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
         nullptr);
     DefineCustomIntVariable(
@@ -82,10 +86,13 @@ void _PG_init(void)
         &policy::ddl_log_retention_min, 30 * 24 * 60, -1, INT_MAX / 60, PGC_SUSET, GUC_UNIT_MIN,
         nullptr, nullptr, nullptr);
 
+    runner::define_lock_wait_settings();
     policy::define_settings();
     policy::install_hooks();
-    if (process_shared_preload_libraries_in_progress)
+    if (process_shared_preload_libraries_in_progress) {
         backfill::register_launcher();
+        runner::request_lock_wait_shmem();
+    }
 
     MarkGUCPrefixReserved("safe_migrate");
 }

@@ -9,6 +9,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "runner/classify.hpp"
+#include "runner/lockwait.hpp"
 #include "core/policy.hpp"
 
 extern "C" {
@@ -732,6 +733,49 @@ void sum_reached_tables(List *all_facts, pg::PolicyFacts *out)
 
 }  // namespace
 
+void statement_locks(Node *stmt, List **relids, List **modes)
+{
+    Oid relid = InvalidOid;
+    StatementPlan p;
+    describe(stmt, &relid, &p);
+    if (OidIsValid(relid) && p.lock != NoLock) {
+        *relids = lappend_oid(*relids, relid);
+        *modes = lappend_int(*modes, p.lock);
+    }
+    /* the tables its foreign keys reference: SHARE ROW EXCLUSIVE each */
+    List *cons = NIL;
+    ListCell *lc, *cc;
+    if (IsA(stmt, AlterTableStmt)) {
+        foreach (lc, ((AlterTableStmt *) stmt)->cmds) {
+            AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint))
+                cons = lappend(cons, cmd->def);
+            else if (cmd->subtype == AT_AddColumn && cmd->def && IsA(cmd->def, ColumnDef))
+                cons = list_concat(cons, ((ColumnDef *) cmd->def)->constraints);
+        }
+    } else if (IsA(stmt, CreateStmt)) {
+        foreach (lc, ((CreateStmt *) stmt)->tableElts) {
+            Node *elt = (Node *) lfirst(lc);
+            if (IsA(elt, ColumnDef))
+                cons = list_concat(cons, ((ColumnDef *) elt)->constraints);
+            else if (IsA(elt, Constraint))
+                cons = lappend(cons, elt);
+        }
+        cons = list_concat(cons, ((CreateStmt *) stmt)->constraints);
+    }
+    foreach (cc, cons) {
+        Constraint *con = (Constraint *) lfirst(cc);
+        if (con == nullptr || !IsA(con, Constraint) || con->contype != CONSTR_FOREIGN ||
+            con->pktable == nullptr)
+            continue;
+        Oid pk = RangeVarGetRelid(con->pktable, NoLock, true);
+        if (OidIsValid(pk)) {
+            *relids = lappend_oid(*relids, pk);
+            *modes = lappend_int(*modes, ShareRowExclusiveLock);
+        }
+    }
+}
+
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
                               int n_allows, char **allow_rules)
 {
@@ -849,8 +893,9 @@ SM_ENTRY(migrate_plan)
         }
         appendStringInfoChar(&rules, ']');
 
-        Datum values[10];
-        bool nulls[10] = {false, false, false, false, false, false, false, false, false, false};
+        Datum values[11];
+        bool nulls[11] = {false, false, false, false, false, false, false, false, false, false,
+                          false};
         values[0] = Int32GetDatum(number);
         values[1] = CStringGetTextDatum(runner::statement_text(prepared.up, raw));
         values[2] = CStringGetTextDatum(GetCommandTagName(CreateCommandTag(raw->stmt)));
@@ -869,6 +914,27 @@ SM_ENTRY(migrate_plan)
         values[7] = CStringGetTextDatum(effect_name(p.effect));
         values[8] = CStringGetTextDatum(worst == 2 ? "blocked" : worst == 1 ? "warning" : "ok");
         values[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rules.data));
+        /* who holds, now, a lock that one of this statement's locks (on its
+         * table, on the tables its foreign keys reference) would wait for */
+        StringInfoData blockers;
+        initStringInfo(&blockers);
+        if (!new_here) {
+            List *lock_relids = NIL, *lock_modes = NIL;
+            statement_locks(raw->stmt, &lock_relids, &lock_modes);
+            ListCell *rc, *mc;
+            forboth (rc, lock_relids, mc, lock_modes) {
+                char *who = runner::describe_lock_blockers(lfirst_oid(rc), lfirst_int(mc));
+                if (who == nullptr)
+                    continue;
+                if (blockers.len > 0)
+                    appendStringInfoString(&blockers, "; ");
+                if (list_length(lock_relids) > 1)
+                    appendStringInfo(&blockers, "on %s: ", quote_identifier(get_rel_name(lfirst_oid(rc))));
+                appendStringInfoString(&blockers, who);
+            }
+        }
+        values[10] = blockers.len > 0 ? CStringGetTextDatum(blockers.data) : (Datum) 0;
+        nulls[10] = blockers.len == 0;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

@@ -115,6 +115,13 @@ void check_utility(Node *parsetree);
 void refuse_before_first_step(const char *script, List *trees, int first_checked, int n_steps,
                               int n_allows, char **allow_rules);
 
+/* The locks a statement takes on existing tables, as migrate_plan reports
+ * them (plan.cpp): appends each table's Oid to *relids and its LOCKMODE to
+ * *modes (the statement's own table, then the tables its foreign keys
+ * reference).  Names resolve with the current search_path, without locking;
+ * tables that do not exist (yet) are left out.  Needs a transaction. */
+void statement_locks(Node *stmt, List **relids, List **modes);
+
 /* What ALTER COLUMN TYPE does (facts.cpp): true when the heap is rewritten;
  * else *rebuilt lists the Oids of the indexes rebuilt.  *known is false when
  * it cannot be told here (the statement fails on its own). */

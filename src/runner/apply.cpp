@@ -13,6 +13,7 @@
 #include "runner.hpp"
 #include "classify.hpp"
 #include "derive.hpp"
+#include "lockwait.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
@@ -531,12 +532,30 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                             prepared->allow_reasons);
     /* the deadline of the statement calling migrate_apply, if any */
     TimestampTz outer_deadline = outer_statement_deadline();
+    /* the locks that conflict with the application (lockwait.hpp): all the
+     * statements run in one subtransaction, the unit that a lock timeout
+     * rolls back; waits happen outside it, holding none of its locks and,
+     * when the caller's snapshot is disposable, no xmin */
+    LockWait lw;
+    RawStmt **raw = (RawStmt **) palloc(sizeof(RawStmt *) * (n + 1));
+    for (int i = 0; i < n; i++)
+        raw[i] = list_nth_node(RawStmt, trees, i);
+    lock_wait_prepare(&lw, raw, n, caller_cxt, disposable);
+    MemoryContextSwitchTo(caller_cxt);
+    int step_lock_timeout = lock_wait_timeout(&lw, lock_timeout_ms);
+    bool gave_up_waiting = false;
     for (;;) {
         int *current_ptr = &current;
+        failure = lock_wait_outside_queue(&lw);
+        MemoryContextSwitchTo(caller_cxt);
+        if (failure != nullptr) {
+            gave_up_waiting = true;
+            break;
+        }
         pg::collect_warnings(TopTransactionContext);
         failure = pg::in_subtransaction([&]() {
             int nest = NewGUCNestLevel();
-            set_step_settings(lock_timeout_ms, parallel_maintenance_workers, GUC_ACTION_SAVE);
+            set_step_settings(step_lock_timeout, parallel_maintenance_workers, GUC_ACTION_SAVE);
             for (int i = 0; i < n; i++) {
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
@@ -561,6 +580,18 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         pg::stop_collecting_warnings();
         if (failure == nullptr)
             break;
+        if (lw.active && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
+            /* the short lock_timeout: look at the holders again */
+            ErrorData *given_up = lock_wait_after_timeout(&lw, failure);
+            MemoryContextSwitchTo(caller_cxt);
+            if (given_up == nullptr) {
+                retries++;
+                continue;
+            }
+            failure = given_up;
+            gave_up_waiting = true;
+            break;
+        }
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
             attempt++;
             retries++;
@@ -575,12 +606,13 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         break;
     }
 
+    lock_wait_done(&lw);
     char *overrides = policy::overrides_json();
     policy::end_migration();
     if (failure) {
         SPI_finish();
         MemoryContextSwitchTo(caller_cxt);
-        if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+        if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && !gave_up_waiting)
             failure->hint = psprintf(
                 "The statement waited %d ms for its lock %d times. Find the blocking session "
                 "with pg_blocking_pids(), or raise safe_migrate.lock_retries or "
@@ -597,8 +629,11 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     const char *down =
         prepared->down ? prepared->down : derive_down_script(prepared->up, at_apply, &why);
     MemoryContextSwitchTo(caller_cxt);
+    /* the blockers cancelled while waiting (outside the subtransaction
+     * whose warnings are collected) come first */
     ResultRow *row = make_row(prepared->version, "applied", n, retries, started,
-                              prepared->checksum, pg::collected_warnings());
+                              prepared->checksum,
+                              list_concat(list_copy(lw.cancellations), pg::collected_warnings()));
 
     /* record it, in the migration's own transaction */
     pg::elevate(&e);

@@ -26,6 +26,7 @@
  * frame that can ereport; the pure core is reached through core_bridge.
  */
 #include "runner.hpp"
+#include "lockwait.hpp"
 #include "classify.hpp"
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
@@ -761,16 +762,51 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
         bool in_block = plan.kind[s] != static_cast<int>(core::TxClass::NonTransactional);
         bool leaves_invalid = count == 1 && may_leave_invalid_index(stmts[first]);
         int attempt = 0;
+        /* the step's locks that conflict with the application (lockwait.hpp) */
+        LockWait lw;
+        memset(&lw, 0, sizeof(lw));
+        bool lw_prepared = false;
 
         for (;;) {
             volatile int current = first;
             ErrorData *volatile failure = nullptr;
             List *invalid_before = NIL;
             bool ran = false;
+            bool gave_up_waiting = false;
 
+            if (!lw_prepared) {
+                lw_prepared = true;
+                PG_TRY();
+                {
+                    StartTransactionCommand();
+                    lock_wait_prepare(&lw, &stmts[first], count, migration_cxt, false);
+                    CommitTransactionCommand();
+                }
+                PG_CATCH();
+                {
+                    MemoryContextSwitchTo(migration_cxt);
+                    failure = CopyErrorData();
+                    FlushErrorState();
+                    AbortCurrentTransaction();
+                }
+                PG_END_TRY();
+                MemoryContextSwitchTo(migration_cxt);
+            }
+            /* wait outside the lock queue, in no transaction, while a
+             * long-lived session holds a conflicting lock */
+            if (failure == nullptr && lw.active) {
+                failure = lock_wait_outside_queue(&lw);
+                gave_up_waiting = failure != nullptr;
+                MemoryContextSwitchTo(migration_cxt);
+            }
             /* what an earlier, interrupted run of this build left */
-            if (leaves_invalid)
+            if (failure == nullptr && leaves_invalid)
                 failure = clean_interrupted_builds(stmts[first]);
+            /* a statement that leaves the step (VACUUM, ...) runs with the
+             * step's lock_timeout too: restored after it */
+            char *saved_lock_timeout =
+                lw.active && !in_block ? pstrdup(GetConfigOption("lock_timeout", false, false))
+                                       : nullptr;
             if (failure == nullptr) {
                 invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
                 ran = true;
@@ -779,6 +815,12 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                     StartTransactionCommand();
                     if (in_block)
                         BeginImplicitTransactionBlock();
+                    if (lw.active)
+                        (void) set_config_option("lock_timeout",
+                                                 psprintf("%d", lock_wait_timeout(&lw, 0)),
+                                                 PGC_USERSET, PGC_S_SESSION,
+                                                 in_block ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+                                                 true, 0, false);
                     for (int i = first; i < first + count; i++) {
                         current = i;
                         arm_statement_timeout(0);
@@ -808,8 +850,12 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                 PG_END_TRY();
             }
             MemoryContextSwitchTo(migration_cxt);
+            if (saved_lock_timeout)
+                (void) set_config_option("lock_timeout", saved_lock_timeout, PGC_USERSET,
+                                         PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
 
             if (failure == nullptr) {
+                lock_wait_done(&lw);
                 out.statements_done += count;
                 out.steps_done++;
                 break;
@@ -824,7 +870,20 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                                               : problem;
                 }
             }
-            if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < request->lock_retries) {
+            if (lw.active && !gave_up_waiting && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
+                /* the short lock_timeout: look at the holders again */
+                ErrorData *given_up = lock_wait_after_timeout(&lw, failure);
+                MemoryContextSwitchTo(migration_cxt);
+                if (given_up == nullptr) {
+                    out.lock_retries++;
+                    continue;
+                }
+                failure = given_up;
+                gave_up_waiting = true;
+            }
+            lock_wait_done(&lw);
+            if (!lw.active && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+                attempt < request->lock_retries) {
                 attempt++;
                 out.lock_retries++;
                 int delay = pg::lock_retry_delay_ms(attempt, request->lock_retry_delay_ms);
@@ -836,7 +895,7 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                 pg::sleep_ms(delay);
                 continue;
             }
-            if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+            if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && !gave_up_waiting)
                 failure->hint = psprintf(
                     "The statement waited %d ms for its lock %d times. Find the blocking session "
                     "with pg_blocking_pids(), or raise safe_migrate.lock_retries or "
@@ -1373,6 +1432,7 @@ extern "C" void safe_migrate_runner_main(Datum arg)
                         errmsg("could not map the safe_migrate request segment")));
     shared_base = (char *) dsm_segment_address(seg);
     request = (SharedRequest *) shared_base;
+    lock_wait_caller_pid = request->caller_pid;
     shm_mq *mq = (shm_mq *) (shared_base + request->mq_off);
     shm_mq_set_sender(mq, MyProc);
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);

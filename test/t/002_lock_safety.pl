@@ -16,7 +16,8 @@
 # the lock queue until L commits (>= 4 s, see $hold_seconds) and every reader
 # of t would queue behind it for that long.  With lock_timeout = 200ms a
 # reader waits at most ~200 ms per attempt of M, so the bound of 2 s is
-# generous.  The control sub-test shows that a plain ALTER TABLE (no lock
+# generous.  (safe_migrate.lock_strategy = retry: the default strategy,
+# waiting outside the lock queue, is tested in 040_lock_wait.pl.)  The control sub-test shows that a plain ALTER TABLE (no lock
 # timeout) does block a reader for longer than that bound, so the main
 # assertion can fail.
 use strict;
@@ -136,6 +137,7 @@ my ($mig_out, $mig_err);
 my $mig_start = time;
 my $migration = start_psql(
 	\$mig_out, \$mig_err,
+	'SET safe_migrate.lock_strategy = retry',    # the behaviour tested here
 	"SET safe_migrate.lock_timeout = '200ms'",
 	'SET safe_migrate.lock_retries = 100',
 	"SELECT status || '|' || lock_retries FROM migrate_apply("
