@@ -81,7 +81,8 @@ sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # safe_migrate is created where it belongs: pgbench -i TRUNCATEs and adds
 # primary keys to tables of an earlier transaction, which the policy refuses.
 DBS=(plain guarded)
-(( PROFILE )) && DBS+=(guarded_nolog)
+# each variant its own database: MODE=together runs them at the same time
+(( PROFILE )) && DBS+=(guarded_off guarded_nolog guarded_nolog_off)
 for db in "${DBS[@]}"; do
     log "creating database $db: pgbench -i -s $SCALE, bench/policy/setup.sql"
     sql -d postgres -c "CREATE DATABASE $db"
@@ -95,9 +96,11 @@ for db in "${DBS[@]}"; do
 done
 if (( PROFILE )); then
     # The two triggers that write safe_migrate.ddl_log, switched off.
-    sql -d guarded_nolog \
-        -c "ALTER EVENT TRIGGER safe_migrate_ddl_command_end DISABLE" \
-        -c "ALTER EVENT TRIGGER safe_migrate_sql_drop DISABLE"
+    for db in guarded_nolog guarded_nolog_off; do
+        sql -d "$db" \
+            -c "ALTER EVENT TRIGGER safe_migrate_ddl_command_end DISABLE" \
+            -c "ALTER EVENT TRIGGER safe_migrate_sql_drop DISABLE"
+    done
 fi
 n="$(sql -d guarded -c "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'safe_migrate%' AND evtenabled <> 'D'")"
 [[ "$n" == 4 ]] || die "expected 4 enabled safe_migrate event triggers in database guarded, found $n"
@@ -110,9 +113,9 @@ ddl_log_rows() { sql -d "$1" -c "SELECT count(*) FROM safe_migrate.ddl_log"; }
 # A variant is "label|database|workload|extra PGOPTIONS".
 VARIANTS_DDL=("plain|plain|ddl|" "guarded|guarded|ddl|")
 if (( PROFILE )); then
-    VARIANTS_DDL+=("guarded, policy=off|guarded|ddl|-c safe_migrate.policy=off"
+    VARIANTS_DDL+=("guarded, policy=off|guarded_off|ddl|-c safe_migrate.policy=off"
                    "guarded, no log|guarded_nolog|ddl|"
-                   "guarded, no log, policy=off|guarded_nolog|ddl|-c safe_migrate.policy=off")
+                   "guarded, no log, policy=off|guarded_nolog_off|ddl|-c safe_migrate.policy=off")
 fi
 VARIANTS_TPCB=("plain|plain|tpcb|" "guarded|guarded|tpcb|")
 
