@@ -284,8 +284,10 @@ GRANT SET ON PARAMETER safe_migrate.ddl_log_retention TO safe_migrate_admin;
 -- objects (temporary ones are nobody else's business and are not logged).
 -- The text of a statement is kept once, however many objects it touches
 -- (a DO block creating 300 tables is one statement), and at most
--- safe_migrate.ddl_log_max_statement_bytes of it.  The triggers write these
--- tables directly (no SPI, no executor), so they have no index, no serial
+-- safe_migrate.ddl_log_max_statement_bytes of it.  The extension's hooks
+-- collect a transaction's DDL and write it to these tables when the
+-- transaction commits, directly (no SPI, no executor), so they have no
+-- index, no serial
 -- id (a sequence would change the session's lastval() behind every DDL
 -- statement) and no foreign key: a statement is identified by the
 -- transaction that ran it and its number in that transaction.
@@ -309,7 +311,7 @@ CREATE TABLE safe_migrate.ddl_objects (
     in_extension      boolean NOT NULL DEFAULT false
 );
 -- When the log was last trimmed to safe_migrate.ddl_log_retention: the
--- trigger that logs a statement trims it when this is older than ten
+-- session that writes to the log trims it when this is older than ten
 -- minutes (each session looks at most once a minute).
 CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz NOT NULL);
 INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
@@ -381,21 +383,9 @@ GRANT EXECUTE ON FUNCTION safe_migrate.rules() TO PUBLIC;
 
 CREATE FUNCTION safe_migrate.on_ddl_command_start() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'safe_migrate_ddl_command_start' LANGUAGE C;
-CREATE FUNCTION safe_migrate.on_table_rewrite() RETURNS event_trigger
-AS 'MODULE_PATHNAME', 'safe_migrate_table_rewrite' LANGUAGE C;
-CREATE FUNCTION safe_migrate.on_sql_drop() RETURNS event_trigger
-AS 'MODULE_PATHNAME', 'safe_migrate_sql_drop' LANGUAGE C;
-CREATE FUNCTION safe_migrate.on_ddl_command_end() RETURNS event_trigger
-AS 'MODULE_PATHNAME', 'safe_migrate_ddl_command_end' LANGUAGE C;
 
 CREATE EVENT TRIGGER safe_migrate_ddl_command_start ON ddl_command_start
     EXECUTE FUNCTION safe_migrate.on_ddl_command_start();
-CREATE EVENT TRIGGER safe_migrate_table_rewrite ON table_rewrite
-    EXECUTE FUNCTION safe_migrate.on_table_rewrite();
-CREATE EVENT TRIGGER safe_migrate_sql_drop ON sql_drop
-    EXECUTE FUNCTION safe_migrate.on_sql_drop();
-CREATE EVENT TRIGGER safe_migrate_ddl_command_end ON ddl_command_end
-    EXECUTE FUNCTION safe_migrate.on_ddl_command_end();
 
 -- ---------------------------------------------------------------------
 -- Throttled backfills (need shared_preload_libraries = 'safe_migrate')

@@ -24,6 +24,16 @@ void define_settings(void);
 void install_hooks(void);
 /* Allow lines cover no code of other roles (enforce.cpp); from install_hooks. */
 void install_scope_hooks(void);
+/* safe_migrate.ddl_log (ddllog.cpp): a frame per utility statement, opened
+ * by the ProcessUtility hook (false: this statement gets none) and closed
+ * when it is done or failed; objects from the object access hook. */
+bool ddl_log_begin(Node *parsetree, int context);
+void ddl_log_end(void);
+void ddl_log_abandon(void);
+void ddl_log_object(int access, Oid classId, Oid objectId, int subId, void *arg);
+void install_ddl_log_hooks(void);
+/* The utility statement running now (innermost), or nullptr. */
+Node *ddl_log_current_statement(void);
 
 /* A `-- safe_migrate:allow <rule> <reason>` directive being honoured. */
 struct Allowance {
@@ -142,7 +152,7 @@ void check_dropped_relation(Oid relid, int attnum);
 void judge_reached_table(Oid relid, bool truncate, const char *via);
 void remember_judged_drop(Oid relid, const char *column);
 /* Columns that went without their table are judged when the deletions are
- * done (sql_drop, or the end of the utility statement); forgotten when a
+ * done (at the end of the utility statement); forgotten when a
  * subtransaction aborts. */
 void flush_dropped_columns(void);
 void forget_dropped_columns(void);

@@ -1,15 +1,22 @@
 /*
  * triggers.cpp — where the policy meets PostgreSQL: the event trigger
- * functions (ddl_command_start, table_rewrite, sql_drop, ddl_command_end),
- * the ProcessUtility hook for the statements event triggers do not see,
- * and safe_migrate.ddl_log.
+ * function (ddl_command_start), the ProcessUtility hook for the statements
+ * event triggers do not see, and the object access hook (drops, rewrites);
+ * the DDL log rides on the same hooks (ddllog.cpp).
  */
 #include "policy.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/stratnum.h"
+#include "catalog/pg_class.h"
+#include "catalog/indexing.h"
+#include "parser/parse_type.h"
+#include "utils/typcache.h"
+#include "utils/syscache.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -76,10 +83,91 @@ bool active_here(void)
 /* Every table and column PostgreSQL deletes, whatever statement deletes it
  * (see check_dropped_relation).  PostgreSQL's own housekeeping (transient
  * heaps of a rewrite, a session's temporary schema) is internal. */
+/*
+ * A table about to be rewritten by ALTER TABLE.  PostgreSQL copies a table
+ * into a new heap it creates for the purpose (make_new_heap: an internal
+ * relation whose pg_class.relrewrite names the table), after locking and
+ * before copying a row: the moment the table_rewrite event trigger fires.
+ * Seen here without that trigger, whose mere existence makes PostgreSQL
+ * collect a description of every object every DROP deletes.  Only a
+ * rewrite by ALTER TABLE (or ALTER TYPE of a composite type with typed
+ * tables) is judged here; VACUUM FULL, CLUSTER and REFRESH MATERIALIZED
+ * VIEW make such heaps too and are judged before they start.
+ */
+Oid rewritten_table(Oid newrel)
+{
+    Relation pg_class_rel = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(newrel));
+    /* the new row is not visible to MVCC snapshots until the command
+     * counter moves: read it as the command itself sees it */
+    SysScanDesc scan = systable_beginscan(pg_class_rel, ClassOidIndexId, true, SnapshotSelf, 1,
+                                          &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid table = HeapTupleIsValid(tuple) ? ((Form_pg_class) GETSTRUCT(tuple))->relrewrite
+                                        : InvalidOid;
+    systable_endscan(scan);
+    table_close(pg_class_rel, AccessShareLock);
+    return table;
+}
+
+/* A domain with constraints: a column of it added gets every row checked
+ * (by a rewrite), NULLs included. */
+bool constrained_domain(TypeName *name)
+{
+    if (name == nullptr)
+        return false;
+    Type t = LookupTypeName(nullptr, name, nullptr, true);
+    if (t == nullptr)
+        return false;
+    Oid typid = typeTypeId(t);
+    ReleaseSysCache(t);
+    return get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid);
+}
+
+/* Why ALTER TABLE rewrites (the table_rewrite event's reason bits), from its
+ * subcommands: called only when it does rewrite. */
+int rewrite_reasons(AlterTableStmt *stmt)
+{
+    int reasons = 0;
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        switch (cmd->subtype) {
+            case AT_SetLogged:
+            case AT_SetUnLogged: reasons |= 0x01; break;
+            case AT_AddColumn:
+            case AT_AddColumnRecurse:
+                if (cmd->def && IsA(cmd->def, ColumnDef) &&
+                    (added_column_filled((ColumnDef *) cmd->def) ||
+                     constrained_domain(((ColumnDef *) cmd->def)->typeName)))
+                    reasons |= 0x02;
+                break;
+            case AT_AlterColumnType: reasons |= 0x04; break;
+            case AT_SetAccessMethod: reasons |= 0x08; break;
+            default: break;
+        }
+    }
+    return reasons != 0 ? reasons : 0x04;
+}
+
 void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
     if (prev_object_access)
         prev_object_access(access, classId, objectId, subId, arg);
+    ddl_log_object(access, classId, objectId, subId, arg);
+    if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0 &&
+        arg != nullptr && ((ObjectAccessPostCreate *) arg)->is_internal && policy_mode != 0 &&
+        !creating_extension) {
+        Node *stmt = ddl_log_current_statement();
+        if (stmt != nullptr && IsA(stmt, AlterTableStmt)) {
+            Oid table = rewritten_table(objectId);
+            if (OidIsValid(table) && active_here())
+                check_table_rewrite(table, rewrite_reasons((AlterTableStmt *) stmt), stmt);
+        }
+        return;
+    }
     if (access != OAT_DROP || classId != RelationRelationId || policy_mode == 0 ||
         creating_extension)
         return;
@@ -91,6 +179,18 @@ void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int su
         return;
     if (active_here())
         check_dropped_relation(objectId, subId);
+}
+
+void run_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
+                 ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *query_env,
+                 DestReceiver *dest, QueryCompletion *qc)
+{
+    if (prev_process_utility)
+        prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env,
+                             dest, qc);
+    else
+        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
+                                dest, qc);
 }
 
 void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
@@ -110,15 +210,25 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
         default:
             break;
     }
-    if (prev_process_utility)
-        prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env,
-                             dest, qc);
-    else
-        standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env,
-                                dest, qc);
-    /* columns a drop took along without their table (normally judged at
-     * sql_drop already) */
-    flush_dropped_columns();
+    /* the DDL log's frame for this statement (ddllog.cpp) */
+    if (!ddl_log_begin(parsetree, context)) {
+        run_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+        flush_dropped_columns();
+        return;
+    }
+    PG_TRY();
+    {
+        run_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+        /* columns a drop took along without their table */
+        flush_dropped_columns();
+    }
+    PG_CATCH();
+    {
+        ddl_log_abandon();
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    ddl_log_end();
 }
 
 void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubid,
@@ -126,444 +236,6 @@ void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubi
 {
     if (event == SUBXACT_EVENT_ABORT_SUB)
         forget_dropped_columns();
-}
-
-/*
- * The DDL log (safe_migrate.ddl_statements, safe_migrate.ddl_objects; the
- * view safe_migrate.ddl_log joins them) is written directly, heap tuples
- * without SPI or the executor: this runs for every DDL statement of every
- * session, and the per-statement executor setup of an INSERT ... SELECT was
- * most of safe_migrate's cost on DDL-heavy workloads.  The tables have no
- * index, trigger or policy to honour; the session's role is recorded, not
- * used.
- *
- * What is kept: one ddl_statements row per top-level statement (its text,
- * cut to safe_migrate.ddl_log_max_statement_bytes, written when its first
- * permanent object is logged) and one ddl_objects row per permanent object.
- * Temporary objects are not logged at all.  A statement is identified by
- * its top-level transaction (xid8) and its number in that transaction.
- */
-
-/* Run one of PostgreSQL's event-trigger SRFs in materialize mode. */
-Tuplestorestate *call_srf(Oid fn, TupleDesc *desc, ExprContext *econtext)
-{
-    FmgrInfo flinfo;
-    fmgr_info(fn, &flinfo);
-    ReturnSetInfo rsinfo;
-    memset(&rsinfo, 0, sizeof(rsinfo));
-    rsinfo.type = T_ReturnSetInfo;
-    rsinfo.econtext = econtext;
-    rsinfo.allowedModes = (int) (SFRM_ValuePerCall | SFRM_Materialize);
-    rsinfo.returnMode = SFRM_ValuePerCall;
-    LOCAL_FCINFO(fcinfo, 0);
-    InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, nullptr, (Node *) &rsinfo);
-    (void) FunctionCallInvoke(fcinfo);
-    if (rsinfo.returnMode != SFRM_Materialize)
-        elog(ERROR, "event trigger function did not materialize its result");
-    *desc = rsinfo.setDesc;
-    return rsinfo.setResult;
-}
-
-struct LogRelations {
-    Oid statements;
-    Oid objects;
-    Oid trimmed;
-};
-
-bool log_relations(LogRelations *r)
-{
-    Oid nsp = get_namespace_oid("safe_migrate", true);
-    if (!OidIsValid(nsp))
-        return false;
-    r->statements = get_relname_relid("ddl_statements", nsp);
-    r->objects = get_relname_relid("ddl_objects", nsp);
-    r->trimmed = get_relname_relid("ddl_log_trimmed", nsp);
-    return OidIsValid(r->statements) && OidIsValid(r->objects) && OidIsValid(r->trimmed);
-}
-
-/* The columns, in order. */
-enum { kStXid, kStSeq, kStLoggedAt, kStText, kStBytes, kStManaged, kStVersion, kStCols };
-enum { kObLoggedAt, kObXid, kObSeq, kObRole, kObTag, kObType, kObIdentity, kObInExtension, kObCols };
-
-/*
- * The statement this transaction logged last, so that the objects of one
- * statement share its row.  Valid only in the transaction `xid` (its
- * strings live in that transaction's memory) and only while the
- * subtransaction that wrote the row has not been rolled back.
- */
-struct LoggedStatement {
-    bool valid;
-    FullTransactionId xid;
-    SubTransactionId subxid; /* that wrote the row */
-    int32 seq;
-    size_t bytes;            /* length of the whole text */
-    char *kept;              /* the text kept (nullptr: none) */
-    size_t kept_len;
-    bool managed;
-    char *version;
-};
-LoggedStatement last_statement = {false, {0}, InvalidSubTransactionId, 0, 0, nullptr, 0, false, nullptr};
-/* statement numbers: the last one used in transaction seq_xid */
-FullTransactionId seq_xid = {0};
-int32 seq_counter = 0;
-
-void forget_statement_on_abort(SubXactEvent event, SubTransactionId mySubid,
-                               SubTransactionId parentSubid, void *arg)
-{
-    /* the row was written in mySubid or in one of its children (which have
-     * larger ids): it is gone */
-    if (event == SUBXACT_EVENT_ABORT_SUB && last_statement.valid &&
-        last_statement.subxid >= mySubid)
-        last_statement.valid = false;
-}
-
-bool same_text(const char *a, const char *b)
-{
-    return (a == nullptr && b == nullptr) || (a != nullptr && b != nullptr && strcmp(a, b) == 0);
-}
-
-/*
- * The (xid, seq) of the statement `text` in ddl_statements, writing its row
- * unless this transaction already did.  What is compared is what is kept:
- * two statements that agree on it share one row (same text, same length,
- * same migration).
- */
-void statement_key(Oid statements_rel, const char *text, FullTransactionId *xid, int32 *seq)
-{
-    size_t bytes = text ? strlen(text) : 0;
-    size_t kept_len = 0;
-    if (text != nullptr && ddl_log_max_statement_bytes > 0) {
-        kept_len = Min(bytes, (size_t) ddl_log_max_statement_bytes);
-        if (kept_len < bytes) /* cut at a character boundary */
-            kept_len = pg_mbcliplen(text, (int) bytes, (int) kept_len);
-    }
-    bool keep = text != nullptr && ddl_log_max_statement_bytes > 0;
-
-    FullTransactionId current = GetTopFullTransactionIdIfAny();
-    LoggedStatement *l = &last_statement;
-    if (l->valid && FullTransactionIdIsValid(current) && FullTransactionIdEquals(l->xid, current) &&
-        l->bytes == bytes && l->managed == migration.active &&
-        same_text(l->version, migration.version) && (l->kept != nullptr) == keep &&
-        l->kept_len == kept_len && (kept_len == 0 || memcmp(l->kept, text, kept_len) == 0)) {
-        *xid = l->xid;
-        *seq = l->seq;
-        return;
-    }
-
-    current = GetTopFullTransactionId(); /* we are about to write anyway */
-    if (!FullTransactionIdEquals(seq_xid, current)) {
-        seq_xid = current;
-        seq_counter = 0;
-    }
-    seq_counter++;
-
-    Datum values[kStCols];
-    bool nulls[kStCols] = {false};
-    values[kStXid] = FullTransactionIdGetDatum(current);
-    values[kStSeq] = Int32GetDatum(seq_counter);
-    values[kStLoggedAt] = TimestampTzGetDatum(GetCurrentTimestamp());
-    if (keep)
-        values[kStText] = PointerGetDatum(cstring_to_text_with_len(text, (int) kept_len));
-    else
-        nulls[kStText] = true;
-    values[kStBytes] = Int32GetDatum((int32) Min(bytes, (size_t) PG_INT32_MAX));
-    values[kStManaged] = BoolGetDatum(migration.active);
-    if (migration.version)
-        values[kStVersion] = CStringGetTextDatum(migration.version);
-    else
-        nulls[kStVersion] = true;
-    Relation rel = table_open(statements_rel, RowExclusiveLock);
-    HeapTuple tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-    simple_heap_insert(rel, tuple);
-    heap_freetuple(tuple);
-    table_close(rel, NoLock);
-
-    /* the previous statement's copies, if this transaction made them */
-    if (FullTransactionIdEquals(l->xid, current)) {
-        if (l->kept)
-            pfree(l->kept);
-        if (l->version)
-            pfree(l->version);
-    }
-    l->kept = l->version = nullptr;
-    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-    l->valid = true;
-    l->xid = current;
-    l->subxid = GetCurrentSubTransactionId();
-    l->seq = seq_counter;
-    l->bytes = bytes;
-    l->kept = keep ? pnstrdup(text, kept_len) : nullptr;
-    l->kept_len = kept_len;
-    l->managed = migration.active;
-    l->version = migration.version ? pstrdup(migration.version) : nullptr;
-    MemoryContextSwitchTo(old);
-    *xid = current;
-    *seq = seq_counter;
-}
-
-/* The relation a trigger, rule, policy or column default belongs to. */
-Oid owning_relation(Oid classid, Oid objid)
-{
-    AttrNumber relcol;
-    switch (classid) {
-        case TriggerRelationId: relcol = Anum_pg_trigger_tgrelid; break;
-        case RewriteRelationId: relcol = Anum_pg_rewrite_ev_class; break;
-        case PolicyRelationId: relcol = Anum_pg_policy_polrelid; break;
-        case AttrDefaultRelationId: relcol = Anum_pg_attrdef_adrelid; break;
-        case ConstraintRelationId: relcol = Anum_pg_constraint_conrelid; break;
-        default: return InvalidOid;
-    }
-    Relation catalog = table_open(classid, AccessShareLock);
-    HeapTuple tuple = get_catalog_object_by_oid(catalog, get_object_attnum_oid(classid), objid);
-    Oid relid = InvalidOid;
-    if (HeapTupleIsValid(tuple)) {
-        bool isnull;
-        Datum d = heap_getattr(tuple, relcol, RelationGetDescr(catalog), &isnull);
-        if (!isnull)
-            relid = DatumGetObjectId(d);
-    }
-    table_close(catalog, AccessShareLock);
-    return relid;
-}
-
-/* Is this existing object temporary (in a temporary schema, or part of a
- * temporary table)? */
-bool object_is_temporary(Oid classid, Oid objid)
-{
-    if (classid == RelationRelationId)
-        return get_rel_persistence(objid) == RELPERSISTENCE_TEMP;
-    Oid relid = owning_relation(classid, objid);
-    if (OidIsValid(relid))
-        return get_rel_persistence(relid) == RELPERSISTENCE_TEMP;
-    if (!is_objectclass_supported(classid))
-        return false;
-    ObjectAddress address = {classid, objid, 0};
-    Oid nsp = get_object_namespace(&address);
-    return OidIsValid(nsp) && isAnyTempNamespace(nsp);
-}
-
-/* Is a dropped object temporary?  is_temporary says so for what is in a
- * temporary schema and for most parts of a temporary table (triggers,
- * policies, defaults, constraints), not for a rule (PostgreSQL 15).  What
- * belongs to a table names the table's schema first in address_names:
- * pg_temp, or pg_temp_N for another session's. */
-bool dropped_is_temporary(TupleTableSlot *slot)
-{
-    bool isnull;
-    Datum is_temporary = slot_getattr(slot, 6, &isnull);
-    if (!isnull && DatumGetBool(is_temporary))
-        return true;
-    Datum names = slot_getattr(slot, 11, &isnull);
-    if (isnull)
-        return false;
-    Datum *elems;
-    bool *elem_nulls;
-    int n;
-    deconstruct_array(DatumGetArrayTypeP(names), TEXTOID, -1, false, TYPALIGN_INT, &elems,
-                      &elem_nulls, &n);
-    if (n < 2 || elem_nulls[0])
-        return false;
-    char *first = TextDatumGetCString(elems[0]);
-    if (strcmp(first, "pg_temp") == 0)
-        return true;
-    return strncmp(first, "pg_temp_", 8) == 0 && first[8] != '\0' &&
-           strspn(first + 8, "0123456789") == strlen(first + 8);
-}
-
-/* ---------- retention ---------- */
-
-constexpr int64 kTrimEveryUs = 10 * 60 * USECS_PER_SEC;   /* the log is trimmed this often */
-constexpr int64 kTrimCheckEveryUs = 60 * USECS_PER_SEC;   /* a session looks this often */
-constexpr int64 kTrimMaxRows = 10000;                     /* per table and trim */
-TimestampTz next_trim_check = 0;
-
-/* Delete up to `limit` rows older than `cutoff` (column `col`), skipping
- * rows someone else is deleting; returns the number deleted. */
-int64 delete_older(Oid relid, AttrNumber col, TimestampTz cutoff, int64 limit)
-{
-    Relation rel = table_open(relid, RowExclusiveLock);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
-    int64 deleted = 0;
-    HeapTuple tuple;
-    while (deleted < limit && (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
-        bool isnull;
-        Datum at = heap_getattr(tuple, col, RelationGetDescr(rel), &isnull);
-        if (isnull || DatumGetTimestampTz(at) >= cutoff)
-            continue;
-        TM_FailureData tmfd;
-        if (heap_delete(rel, &tuple->t_self, GetCurrentCommandId(true), InvalidSnapshot,
-                        false /* do not wait */, &tmfd, false) == TM_Ok)
-            deleted++;
-    }
-    table_endscan(scan);
-    UnregisterSnapshot(snapshot);
-    table_close(rel, NoLock);
-    return deleted;
-}
-
-TimestampTz read_trimmed_at(Relation rel, Snapshot snapshot, ItemPointerData *tid)
-{
-    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
-    HeapTuple tuple = heap_getnext(scan, ForwardScanDirection);
-    TimestampTz at = DT_NOBEGIN;
-    ItemPointerSetInvalid(tid);
-    if (tuple != nullptr) {
-        bool isnull;
-        Datum d = heap_getattr(tuple, 1, RelationGetDescr(rel), &isnull);
-        if (!isnull)
-            at = DatumGetTimestampTz(d);
-        *tid = tuple->t_self;
-    }
-    table_endscan(scan);
-    return at;
-}
-
-/*
- * Trim the log to safe_migrate.ddl_log_retention.  Unless `now_please`, only
- * when the last trim is ten minutes old.  One session at a time: the others
- * skip it rather than wait (a conditional lock on ddl_log_trimmed, held to
- * the end of the transaction, which also records the trim).  Returns the
- * rows deleted, or -1 when it did not run.
- */
-int64 trim_log(const LogRelations *r, bool now_please)
-{
-    if (ddl_log_retention_min <= 0)
-        return -1;
-    TimestampTz now = GetCurrentTimestamp();
-    Relation trimmed = table_open(r->trimmed, AccessShareLock);
-    ItemPointerData tid;
-    if (!now_please) {
-        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-        TimestampTz at = read_trimmed_at(trimmed, snapshot, &tid);
-        UnregisterSnapshot(snapshot);
-        if (at > now - kTrimEveryUs) {
-            table_close(trimmed, AccessShareLock);
-            return -1;
-        }
-    }
-    if (!ConditionalLockRelationOid(r->trimmed, ExclusiveLock)) {
-        table_close(trimmed, AccessShareLock);
-        return -1;
-    }
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
-    TimestampTz at = read_trimmed_at(trimmed, snapshot, &tid);
-    UnregisterSnapshot(snapshot);
-    if (!now_please && at > now - kTrimEveryUs) {
-        UnlockRelationOid(r->trimmed, ExclusiveLock);
-        table_close(trimmed, AccessShareLock);
-        return -1;
-    }
-    TimestampTz cutoff = now - (int64) ddl_log_retention_min * 60 * USECS_PER_SEC;
-    int64 objects = delete_older(r->objects, kObLoggedAt + 1, cutoff, kTrimMaxRows);
-    int64 statements = delete_older(r->statements, kStLoggedAt + 1, cutoff, kTrimMaxRows);
-    /* all done: record it; else the next look (a minute later) goes on */
-    if (objects < kTrimMaxRows && statements < kTrimMaxRows && ItemPointerIsValid(&tid)) {
-        Datum values[1] = {TimestampTzGetDatum(now)};
-        bool nulls[1] = {false};
-        HeapTuple tuple = heap_form_tuple(RelationGetDescr(trimmed), values, nulls);
-        simple_heap_update(trimmed, &tid, tuple);
-        heap_freetuple(tuple);
-    }
-    /* the lock stays until the end of the transaction */
-    table_close(trimmed, NoLock);
-    return objects + statements;
-}
-
-void maybe_trim_log(const LogRelations *r)
-{
-    if (ddl_log_retention_min <= 0)
-        return;
-    TimestampTz now = GetCurrentTimestamp();
-    if (now < next_trim_check)
-        return;
-    next_trim_check = now + kTrimCheckEveryUs;
-    (void) trim_log(r, false);
-}
-
-/* Log the objects the SRF returns; columns of interest by position. */
-void log_objects(Oid srf, int classid_col, int objid_col, int tag_col, int type_col,
-                 int identity_col, int in_extension_col, int original_col, bool dropped,
-                 const char *fixed_tag)
-{
-    /* extension scripts are not the database's own DDL; and DROP EXTENSION
-     * safe_migrate drops the log before its own triggers */
-    if (creating_extension)
-        return;
-    LogRelations r;
-    if (!log_relations(&r))
-        return;
-
-    const char *text = migration.statement ? migration.statement : debug_query_string;
-    NameData role;
-    namestrcpy(&role, GetUserNameFromId(GetUserId(), false));
-
-    ExprContext *econtext = CreateStandaloneExprContext();
-    TupleDesc desc;
-    Tuplestorestate *store = call_srf(srf, &desc, econtext);
-    bool logged = false;
-    if (store != nullptr) {
-        Relation rel = nullptr;
-        FullTransactionId xid = {0};
-        int32 seq = 0;
-        TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-        while (tuplestore_gettupleslot(store, true, false, slot)) {
-            bool isnull;
-            if (original_col > 0) {
-                Datum original = slot_getattr(slot, original_col, &isnull);
-                if (isnull || !DatumGetBool(original))
-                    continue;
-            }
-            if (dropped) {
-                if (dropped_is_temporary(slot))
-                    continue;
-            } else {
-                bool n1, n2;
-                Datum classid = slot_getattr(slot, classid_col, &n1);
-                Datum objid = slot_getattr(slot, objid_col, &n2);
-                if (!n1 && !n2 &&
-                    object_is_temporary(DatumGetObjectId(classid), DatumGetObjectId(objid)))
-                    continue;
-            }
-            if (rel == nullptr) {
-                statement_key(r.statements, text, &xid, &seq);
-                rel = table_open(r.objects, RowExclusiveLock);
-            }
-            Datum values[kObCols];
-            bool nulls[kObCols] = {false};
-            values[kObLoggedAt] = TimestampTzGetDatum(GetCurrentTimestamp());
-            values[kObXid] = FullTransactionIdGetDatum(xid);
-            values[kObSeq] = Int32GetDatum(seq);
-            values[kObRole] = NameGetDatum(&role);
-            if (fixed_tag)
-                values[kObTag] = CStringGetTextDatum(fixed_tag);
-            else {
-                values[kObTag] = slot_getattr(slot, tag_col, &isnull);
-                if (isnull)
-                    values[kObTag] = CStringGetTextDatum("");
-            }
-            values[kObType] = slot_getattr(slot, type_col, &nulls[kObType]);
-            values[kObIdentity] = slot_getattr(slot, identity_col, &nulls[kObIdentity]);
-            if (in_extension_col > 0) {
-                values[kObInExtension] = slot_getattr(slot, in_extension_col, &isnull);
-                if (isnull)
-                    values[kObInExtension] = BoolGetDatum(false);
-            } else
-                values[kObInExtension] = BoolGetDatum(false);
-            HeapTuple tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-            simple_heap_insert(rel, tuple);
-            heap_freetuple(tuple);
-            logged = true;
-        }
-        ExecDropSingleTupleTableSlot(slot);
-        tuplestore_end(store);
-        if (rel != nullptr)
-            table_close(rel, NoLock);
-    }
-    FreeExprContext(econtext, true);
-    /* whoever writes to the log keeps it trimmed */
-    if (logged)
-        maybe_trim_log(&r);
 }
 
 }  // namespace
@@ -575,7 +247,7 @@ void install_hooks(void)
     prev_object_access = object_access_hook;
     object_access_hook = sm_object_access;
     install_scope_hooks();
-    RegisterSubXactCallback(forget_statement_on_abort, nullptr);
+    install_ddl_log_hooks();
     RegisterSubXactCallback(forget_dropped_columns_on_abort, nullptr);
     install_dml_hooks();
 }
@@ -591,69 +263,6 @@ SM_ENTRY(safe_migrate_ddl_command_start)
     if (policy_mode != 0 && !creating_extension)
         check_parsetree(trig->parsetree);
     PG_RETURN_VOID();
-}
-
-SM_ENTRY(safe_migrate_table_rewrite)
-{
-    EventTriggerData *trig = trigger_data(fcinfo);
-    if (policy_mode != 0 && !creating_extension) {
-        Oid relid = DatumGetObjectId(OidFunctionCall0(F_PG_EVENT_TRIGGER_TABLE_REWRITE_OID));
-        int reason = DatumGetInt32(OidFunctionCall0(F_PG_EVENT_TRIGGER_TABLE_REWRITE_REASON));
-        check_table_rewrite(relid, reason, trig->parsetree);
-    }
-    PG_RETURN_VOID();
-}
-
-SM_ENTRY(safe_migrate_ddl_command_end)
-{
-    (void) trigger_data(fcinfo);
-    /* pg_event_trigger_ddl_commands(): classid 1, objid 2, command_tag 4,
-     * object_type 5, object_identity 7, in_extension 8 */
-    log_objects(F_PG_EVENT_TRIGGER_DDL_COMMANDS, 1, 2, 4, 5, 7, 8, 0, false, nullptr);
-    PG_RETURN_VOID();
-}
-
-SM_ENTRY(safe_migrate_sql_drop)
-{
-    EventTriggerData *trig = trigger_data(fcinfo);
-    /* the deletions are done: judge the columns that went without their table */
-    flush_dropped_columns();
-    /* pg_event_trigger_dropped_objects(): original 4, is_temporary 6,
-     * object_type 7, object_identity 10, address_names 11 */
-    log_objects(F_PG_EVENT_TRIGGER_DROPPED_OBJECTS, 0, 0, 0, 7, 10, 0, 4, true,
-                GetCommandTagName(trig->tag));
-    PG_RETURN_VOID();
-}
-
-/* safe_migrate.ddl_log_trim(): trim the log to the retention now. */
-SM_ENTRY(safe_migrate_ddl_log_trim)
-{
-    if (!may_override(GetUserId()))
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("permission denied to trim safe_migrate.ddl_log"),
-                        errdetail("Only superusers and members of safe_migrate_admin may.")));
-    if (RecoveryInProgress())
-        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-                        errmsg("cannot trim safe_migrate.ddl_log during recovery"),
-                        errhint("Trim it on the primary; the standby follows.")));
-    LogRelations r;
-    if (!log_relations(&r))
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("safe_migrate.ddl_log is missing")));
-    if (ddl_log_retention_min <= 0)
-        PG_RETURN_INT64(0);
-    int64 deleted = 0;
-    for (;;) {
-        int64 n = trim_log(&r, true);
-        if (n < 0)
-            ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-                            errmsg("safe_migrate.ddl_log is being trimmed by another session")));
-        deleted += n;
-        if (n < kTrimMaxRows)
-            break;
-        CommandCounterIncrement();
-    }
-    PG_RETURN_INT64(deleted);
 }
 
 /* safe_migrate.rules(): the rule registry, as the core has it. */

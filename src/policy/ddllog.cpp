@@ -1,0 +1,1166 @@
+/*
+ * ddllog.cpp — safe_migrate.ddl_log: every DDL statement of every session,
+ * written without event triggers.
+ *
+ * Event triggers were the first way (ddl_command_end with
+ * pg_event_trigger_ddl_commands(), sql_drop with
+ * pg_event_trigger_dropped_objects()); measured on a DDL-heavy workload they
+ * were most of the extension's cost: each invocation makes PostgreSQL bump
+ * the command counter, build the SRF's result descriptor from pg_proc and a
+ * tuplestore, and, while such a trigger exists, collect an identity for every
+ * object any DROP deletes.  Here the facts come from the hooks the extension
+ * installs anyway:
+ *
+ *  - the ProcessUtility hook opens a frame for each utility statement (its
+ *    command tag) and closes it when the statement is done; sub-statements
+ *    PostgreSQL runs for a statement (the index of a PRIMARY KEY in CREATE
+ *    TABLE, the sequence of a serial column) are frames of their own whose
+ *    objects join their parent's with their own tag;
+ *  - the object access hook adds to the innermost frame every object that
+ *    is created (OAT_POST_CREATE), altered (OAT_POST_ALTER) or dropped
+ *    (OAT_DROP) other than PostgreSQL's internal housekeeping; a dropped
+ *    object's type and identity are read right then, while it still exists;
+ *  - when a statement completes, its objects are folded (a column is its
+ *    table; a constraint, default, trigger, rule, policy, index, TOAST table,
+ *    row type or array type that belongs to another object of the statement
+ *    is that object), named, and kept in the transaction's memory;
+ *  - at PRE_COMMIT (or PRE_PREPARE) the kept statements are written, one
+ *    ddl_statements row per statement text and one ddl_objects row per
+ *    object, heap tuples directly (the tables have no index, trigger or
+ *    policy to honour).  A rolled-back subtransaction takes its statements
+ *    with it; an aborted transaction writes nothing.  So the log shows a
+ *    transaction's DDL once it commits.
+ *
+ * Temporary objects, shared objects (databases, roles, tablespaces, which
+ * the log of one database does not describe), event triggers, and what an
+ * extension script creates are not logged, as before.
+ */
+#include "policy.hpp"
+#include "pg/guard.hpp"
+#include "pg/privileged.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/dependency.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_cast.h"
+#include "catalog/pg_transform.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_conversion.h"
+#include "catalog/pg_default_acl.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_largeobject.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_publication.h"
+#include "catalog/pg_publication_namespace.h"
+#include "catalog/pg_publication_rel.h"
+#include "catalog/pg_statistic_ext.h"
+#include "catalog/pg_transform.h"
+#include "catalog/pg_ts_config.h"
+#include "catalog/pg_ts_dict.h"
+#include "catalog/pg_ts_parser.h"
+#include "catalog/pg_ts_template.h"
+#include "catalog/pg_user_mapping.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "access/stratnum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+}
+
+namespace safe_migrate::policy {
+
+/* settings of the log (defined with the others in safe_migrate.cpp) */
+extern int ddl_log_max_statement_bytes;
+extern int ddl_log_retention_min;
+
+namespace {
+
+/* ---------- the log's tables ---------- */
+
+struct LogRelations {
+    Oid statements;
+    Oid objects;
+    Oid trimmed;
+};
+
+bool log_relations(LogRelations *r)
+{
+    Oid nsp = get_namespace_oid("safe_migrate", true);
+    if (!OidIsValid(nsp))
+        return false;
+    r->statements = get_relname_relid("ddl_statements", nsp);
+    r->objects = get_relname_relid("ddl_objects", nsp);
+    r->trimmed = get_relname_relid("ddl_log_trimmed", nsp);
+    return OidIsValid(r->statements) && OidIsValid(r->objects) && OidIsValid(r->trimmed);
+}
+
+/* The columns, in order. */
+enum { kStXid, kStSeq, kStLoggedAt, kStText, kStBytes, kStManaged, kStVersion, kStCols };
+enum { kObLoggedAt, kObXid, kObSeq, kObRole, kObTag, kObType, kObIdentity, kObInExtension, kObCols };
+
+/* ---------- what a statement touched ---------- */
+
+enum class Touch : char { Created, Altered, Dropped };
+
+struct LogObject {
+    ObjectAddress address;   /* a column folded into its table when named */
+    Touch touch;
+    const char *tag;         /* static: the (sub-)statement's command tag */
+    ObjectAddress owner;     /* what it is part of (InvalidOid: nothing) */
+    char *type;              /* of a dropped object: read when it went */
+    char *identity;
+    bool skip;               /* temporary, or not to be logged */
+    bool named;              /* a line as it is (GRANT: no object) */
+};
+
+/* A utility statement in progress.  Frames and their objects live in
+ * frame_context, which survives the transactions CREATE INDEX CONCURRENTLY
+ * and procedures commit in the middle of a statement. */
+struct Frame {
+    Frame *parent;
+    const char *tag;
+    bool complete;           /* a statement of its own, not a sub-statement */
+    bool renames;            /* may change identities (rename, SET SCHEMA) */
+    Node *parsetree;         /* valid while the statement runs */
+    List *objects;           /* of LogObject * */
+};
+
+MemoryContext frame_context = nullptr;
+Frame *top_frame = nullptr;
+int frame_depth = 0;
+
+/* A completed statement, kept until its transaction commits. */
+struct LogEntry {
+    TimestampTz at;
+    SubTransactionId subxid;
+    char *kept;              /* the text kept (nullptr: none) */
+    size_t kept_len;
+    size_t bytes;            /* length of the whole text */
+    bool managed;
+    char *version;
+    NameData role;
+    List *objects;           /* of LogObject * (named, none skipped) */
+};
+
+List *pending = NIL;         /* of LogEntry *, in TopTransactionContext */
+LocalTransactionId pending_lxid = InvalidLocalTransactionId;
+bool log_gone = false;       /* this transaction dropped the log itself */
+LocalTransactionId log_gone_lxid = InvalidLocalTransactionId;
+
+List *current_pending(void)
+{
+    return pending_lxid == MyProc->lxid ? pending : NIL;
+}
+
+/* The kinds of objects the log names: the database's own objects that
+ * PostgreSQL can describe.  Not shared objects (databases, roles,
+ * tablespaces, settings of roles and databases: the log of one database
+ * does not describe them), nor event triggers (as before: event triggers
+ * never fired for them). */
+bool logged_class(Oid classid)
+{
+    switch (classid) {
+        case RelationRelationId:
+        case ProcedureRelationId:
+        case TypeRelationId:
+        case CastRelationId:
+        case CollationRelationId:
+        case ConstraintRelationId:
+        case ConversionRelationId:
+        case AttrDefaultRelationId:
+        case LanguageRelationId:
+        case LargeObjectRelationId:
+        case OperatorRelationId:
+        case OperatorClassRelationId:
+        case OperatorFamilyRelationId:
+        case AccessMethodRelationId:
+        case AccessMethodOperatorRelationId:
+        case AccessMethodProcedureRelationId:
+        case RewriteRelationId:
+        case TriggerRelationId:
+        case NamespaceRelationId:
+        case StatisticExtRelationId:
+        case TSParserRelationId:
+        case TSDictionaryRelationId:
+        case TSTemplateRelationId:
+        case TSConfigRelationId:
+        case ForeignDataWrapperRelationId:
+        case ForeignServerRelationId:
+        case UserMappingRelationId:
+        case DefaultAclRelationId:
+        case ExtensionRelationId:
+        case PolicyRelationId:
+        case PublicationRelationId:
+        case PublicationNamespaceRelationId:
+        case PublicationRelRelationId:
+        case TransformRelationId:
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* Statements that never create, alter or drop an object themselves (what
+ * they run, a DO block's or a procedure's DDL, opens frames of its own). */
+bool frameless(Node *parsetree)
+{
+    switch (nodeTag(parsetree)) {
+        case T_TransactionStmt:
+        case T_VariableSetStmt:
+        case T_VariableShowStmt:
+        case T_ExplainStmt:
+        case T_CopyStmt:
+        case T_PrepareStmt:
+        case T_ExecuteStmt:
+        case T_DeallocateStmt:
+        case T_NotifyStmt:
+        case T_ListenStmt:
+        case T_UnlistenStmt:
+        case T_LoadStmt:
+        case T_CheckPointStmt:
+        case T_DiscardStmt:
+        case T_LockStmt:
+        case T_FetchStmt:
+        case T_ClosePortalStmt:
+        case T_DeclareCursorStmt:
+        case T_CallStmt:
+        case T_DoStmt:
+        case T_VacuumStmt:
+        case T_ClusterStmt:
+        case T_ConstraintsSetStmt:
+        case T_TruncateStmt:
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* The relation a trigger, rule, policy, column default or constraint
+ * belongs to (InvalidOid: none, or not one of those).  Read by an index scan
+ * on the catalog's oid index (not every one of these catalogs has an oid
+ * syscache, nor an entry in PostgreSQL's object property table). */
+Oid owning_relation(Oid classid, Oid objid)
+{
+    AttrNumber relcol, oidcol;
+    Oid index;
+    switch (classid) {
+        case TriggerRelationId:
+            relcol = Anum_pg_trigger_tgrelid; oidcol = Anum_pg_trigger_oid;
+            index = TriggerOidIndexId; break;
+        case RewriteRelationId:
+            relcol = Anum_pg_rewrite_ev_class; oidcol = Anum_pg_rewrite_oid;
+            index = RewriteOidIndexId; break;
+        case PolicyRelationId:
+            relcol = Anum_pg_policy_polrelid; oidcol = Anum_pg_policy_oid;
+            index = PolicyOidIndexId; break;
+        case AttrDefaultRelationId:
+            relcol = Anum_pg_attrdef_adrelid; oidcol = Anum_pg_attrdef_oid;
+            index = AttrDefaultOidIndexId; break;
+        default: return InvalidOid;
+    }
+    Relation catalog = table_open(classid, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, oidcol, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(objid));
+    SysScanDesc scan = systable_beginscan(catalog, index, true, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid relid = InvalidOid;
+    if (HeapTupleIsValid(tuple)) {
+        bool isnull;
+        Datum d = heap_getattr(tuple, relcol, RelationGetDescr(catalog), &isnull);
+        if (!isnull)
+            relid = DatumGetObjectId(d);
+    }
+    systable_endscan(scan);
+    table_close(catalog, AccessShareLock);
+    return relid;
+}
+
+/* Does the object exist, as this command sees the catalogs? */
+bool object_visible(const ObjectAddress *a)
+{
+    if (a->classId == RelationRelationId)
+        return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(a->objectId));
+    if (a->classId == TypeRelationId)
+        return SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(a->objectId));
+    if (a->classId == ProcedureRelationId)
+        return SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(a->objectId));
+    if (a->classId == ConstraintRelationId)
+        return SearchSysCacheExists1(CONSTROID, ObjectIdGetDatum(a->objectId));
+    if (a->classId == NamespaceRelationId)
+        return SearchSysCacheExists1(NAMESPACEOID, ObjectIdGetDatum(a->objectId));
+    if (a->classId == TriggerRelationId || a->classId == RewriteRelationId ||
+        a->classId == PolicyRelationId || a->classId == AttrDefaultRelationId)
+        return OidIsValid(owning_relation(a->classId, a->objectId));
+    if (is_objectclass_supported(a->classId)) {
+        int cache = get_object_catcache_oid(a->classId);
+        if (cache >= 0)
+            return SearchSysCacheExists1(cache, ObjectIdGetDatum(a->objectId));
+        Relation catalog = table_open(a->classId, AccessShareLock);
+        HeapTuple t = get_catalog_object_by_oid(catalog, get_object_attnum_oid(a->classId),
+                                                a->objectId);
+        table_close(catalog, AccessShareLock);
+        return HeapTupleIsValid(t);
+    }
+    return true; /* no way to tell: let the naming functions try */
+}
+
+/* Is this existing object temporary (in a temporary schema, or part of a
+ * temporary table)? */
+bool object_is_temporary(Oid classid, Oid objid, Oid owner_rel)
+{
+    if (classid == RelationRelationId)
+        return get_rel_persistence(objid) == RELPERSISTENCE_TEMP;
+    if (classid == NamespaceRelationId)
+        return isAnyTempNamespace(objid); /* a session's pg_temp_N and its TOAST twin */
+    if (OidIsValid(owner_rel))
+        return get_rel_persistence(owner_rel) == RELPERSISTENCE_TEMP;
+    if (!is_objectclass_supported(classid))
+        return false;
+    ObjectAddress address = {classid, objid, 0};
+    Oid nsp = get_object_namespace(&address);
+    return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+}
+
+/*
+ * What an object is part of, when that makes it not worth a line of its own
+ * next to its owner: a column, index, TOAST table, constraint, default,
+ * trigger, rule or policy is its table's; a row type is its relation's; an
+ * array type its element type's; a domain constraint its domain's.  Also
+ * says when the object is never logged (TOAST, a row type, an implicit array
+ * type: PostgreSQL's own companions).  The object must still exist.
+ */
+ObjectAddress owner_of(const ObjectAddress *a, bool *never)
+{
+    ObjectAddress none = {InvalidOid, InvalidOid, 0};
+    *never = false;
+    if (a->classId == RelationRelationId) {
+        if (a->objectSubId != 0)
+            return ObjectAddress{RelationRelationId, a->objectId, 0};
+        char kind = get_rel_relkind(a->objectId);
+        if (kind == RELKIND_TOASTVALUE) {
+            *never = true;
+            return none;
+        }
+        if (kind == RELKIND_INDEX || kind == RELKIND_PARTITIONED_INDEX) {
+            Oid table = IndexGetRelation(a->objectId, true);
+            if (OidIsValid(table))
+                return ObjectAddress{RelationRelationId, table, 0};
+        }
+        return none;
+    }
+    if (a->classId == TypeRelationId) {
+        HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return none;
+        Form_pg_type t = (Form_pg_type) GETSTRUCT(tup);
+        bool rowtype = OidIsValid(t->typrelid) &&
+                       get_rel_relkind(t->typrelid) != RELKIND_COMPOSITE_TYPE;
+        Oid elem = t->typelem;
+        bool array = OidIsValid(elem) && IsTrueArrayType(t);
+        ReleaseSysCache(tup);
+        if (rowtype || (array && get_array_type(elem) == a->objectId)) {
+            *never = true; /* created, altered and dropped with its owner */
+            return none;
+        }
+        return none;
+    }
+    if (a->classId == ConstraintRelationId) {
+        HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return none;
+        Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+        ObjectAddress o = none;
+        if (OidIsValid(c->conrelid))
+            o = ObjectAddress{RelationRelationId, c->conrelid, 0};
+        else if (OidIsValid(c->contypid))
+            o = ObjectAddress{TypeRelationId, c->contypid, 0};
+        ReleaseSysCache(tup);
+        return o;
+    }
+    Oid rel = owning_relation(a->classId, a->objectId);
+    if (OidIsValid(rel))
+        return ObjectAddress{RelationRelationId, rel, 0};
+    return none;
+}
+
+bool type_exists(Oid type)
+{
+    return !OidIsValid(type) || SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(type));
+}
+
+/*
+ * Can a dropped object be named right now?  PostgreSQL drops the objects of
+ * one DROP one by one, calling the hook before each: by then a function's,
+ * operator's or cast's types may be gone already (a base type and its
+ * input/output functions depend on each other, so either may go first), and
+ * naming it would fail.  Members of an extension are not logged (the
+ * extension's line says it); the others are named only when their types
+ * are all still there (else they are left out: the object they went with,
+ * dropped by the same statement, has its own line).
+ */
+bool nameable_while_dropping(const ObjectAddress *a)
+{
+    Oid classid = a->classId;
+    if (classid != ProcedureRelationId && classid != OperatorRelationId &&
+        classid != CastRelationId && classid != TransformRelationId &&
+        classid != TypeRelationId && classid != AccessMethodOperatorRelationId &&
+        classid != AccessMethodProcedureRelationId && classid != OperatorClassRelationId &&
+        classid != OperatorFamilyRelationId && classid != ConversionRelationId &&
+        classid != CollationRelationId && classid != LanguageRelationId &&
+        classid != TSParserRelationId && classid != TSDictionaryRelationId &&
+        classid != TSTemplateRelationId && classid != TSConfigRelationId)
+        return true;
+    if (OidIsValid(getExtensionOfObject(classid, a->objectId)))
+        return false;
+    bool ok = true;
+    if (classid == ProcedureRelationId) {
+        HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return false;
+        Form_pg_proc p = (Form_pg_proc) GETSTRUCT(tup);
+        ok = type_exists(p->prorettype);
+        for (int i = 0; ok && i < p->pronargs; i++)
+            ok = type_exists(p->proargtypes.values[i]);
+        ReleaseSysCache(tup);
+    } else if (classid == OperatorRelationId) {
+        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return false;
+        Form_pg_operator o = (Form_pg_operator) GETSTRUCT(tup);
+        ok = type_exists(o->oprleft) && type_exists(o->oprright);
+        ReleaseSysCache(tup);
+    } else if (classid == TypeRelationId) {
+        HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return false;
+        Form_pg_type t = (Form_pg_type) GETSTRUCT(tup);
+        ok = type_exists(t->typelem);
+        ReleaseSysCache(tup);
+    } else if (classid == CastRelationId) {
+        Relation catalog = table_open(CastRelationId, AccessShareLock);
+        HeapTuple tup = get_catalog_object_by_oid(catalog, Anum_pg_cast_oid, a->objectId);
+        if (HeapTupleIsValid(tup)) {
+            Form_pg_cast c = (Form_pg_cast) GETSTRUCT(tup);
+            ok = type_exists(c->castsource) && type_exists(c->casttarget);
+        } else
+            ok = false;
+        table_close(catalog, AccessShareLock);
+    } else if (classid == TransformRelationId) {
+        HeapTuple tup = SearchSysCache1(TRFOID, ObjectIdGetDatum(a->objectId));
+        if (!HeapTupleIsValid(tup))
+            return false;
+        ok = type_exists(((Form_pg_transform) GETSTRUCT(tup))->trftype);
+        ReleaseSysCache(tup);
+    } else if (classid != ConversionRelationId && classid != CollationRelationId &&
+               classid != LanguageRelationId && classid != OperatorClassRelationId &&
+               classid != OperatorFamilyRelationId && classid != TSParserRelationId &&
+               classid != TSDictionaryRelationId && classid != TSTemplateRelationId &&
+               classid != TSConfigRelationId) {
+        /* operator family members: named after types that may be gone;
+         * their family has a line of its own */
+        ok = false;
+    }
+    return ok;
+}
+
+bool same_object(const ObjectAddress *a, const ObjectAddress *b)
+{
+    return a->classId == b->classId && a->objectId == b->objectId &&
+           a->objectSubId == b->objectSubId;
+}
+
+/* ---------- frames ---------- */
+
+void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+    Touch touch;
+    switch (access) {
+        case OAT_POST_CREATE:
+            if (arg && ((ObjectAccessPostCreate *) arg)->is_internal)
+                return;
+            touch = Touch::Created;
+            break;
+        case OAT_POST_ALTER:
+            if (arg && ((ObjectAccessPostAlter *) arg)->is_internal)
+                return;
+            touch = Touch::Altered;
+            break;
+        case OAT_DROP:
+            if (arg && (((ObjectAccessDrop *) arg)->dropflags & PERFORM_DELETION_INTERNAL) != 0)
+                return;
+            touch = Touch::Dropped;
+            break;
+        default:
+            return;
+    }
+    if (creating_extension || !logged_class(classId))
+        return;
+    /* a column default's hooks name (its table, the column) */
+    if (classId == AttrDefaultRelationId && subId != 0)
+        classId = RelationRelationId;
+    else if (classId != RelationRelationId)
+        subId = 0;
+
+    MemoryContext old = MemoryContextSwitchTo(frame_context);
+    LogObject *o = (LogObject *) palloc0(sizeof(LogObject));
+    o->address = ObjectAddress{classId, objectId, subId};
+    o->touch = touch;
+    o->tag = top_frame->tag;
+    if (touch == Touch::Dropped) {
+        /* the last moment it can be named */
+        bool never = false;
+        o->owner = owner_of(&o->address, &never);
+        if (never ||
+            object_is_temporary(classId, objectId,
+                                o->owner.classId == RelationRelationId ? o->owner.objectId
+                                                                       : InvalidOid))
+            o->skip = true;
+        else if (!nameable_while_dropping(&o->address))
+            o->skip = true;
+        else {
+            o->type = getObjectTypeDescription(&o->address, true);
+            o->identity = getObjectIdentity(&o->address, true);
+            if (o->type == nullptr)
+                o->skip = true;
+        }
+        /* DROP EXTENSION safe_migrate, or someone dropping the log itself:
+         * nothing of this transaction can be written any more */
+        if (classId == RelationRelationId && subId == 0 && !o->skip && o->identity &&
+            (strcmp(o->identity, "safe_migrate.ddl_statements") == 0 ||
+             strcmp(o->identity, "safe_migrate.ddl_objects") == 0)) {
+            log_gone = true;
+            log_gone_lxid = MyProc->lxid;
+        }
+    }
+    top_frame->objects = lappend(top_frame->objects, o);
+    MemoryContextSwitchTo(old);
+}
+
+/* Is `a` (or what it folds into) among the frame's objects with this touch? */
+bool in_frame(List *objects, const ObjectAddress *a, bool dropped_only)
+{
+    ListCell *lc;
+    foreach (lc, objects) {
+        LogObject *o = (LogObject *) lfirst(lc);
+        if (dropped_only && o->touch != Touch::Dropped)
+            continue;
+        ObjectAddress x = o->address;
+        if (x.classId == RelationRelationId)
+            x.objectSubId = 0;
+        if (same_object(&x, a))
+            return true;
+    }
+    return false;
+}
+
+const char *grant_object_type(ObjectType t)
+{
+    switch (t) {
+        case OBJECT_TABLE: return "TABLE";
+        case OBJECT_SEQUENCE: return "SEQUENCE";
+        case OBJECT_FUNCTION: return "FUNCTION";
+        case OBJECT_PROCEDURE: return "PROCEDURE";
+        case OBJECT_ROUTINE: return "ROUTINE";
+        case OBJECT_SCHEMA: return "SCHEMA";
+        case OBJECT_TYPE: return "TYPE";
+        case OBJECT_DOMAIN: return "DOMAIN";
+        case OBJECT_LANGUAGE: return "LANGUAGE";
+        case OBJECT_LARGEOBJECT: return "LARGE OBJECT";
+        case OBJECT_FDW: return "FOREIGN DATA WRAPPER";
+        case OBJECT_FOREIGN_SERVER: return "FOREIGN SERVER";
+        case OBJECT_FOREIGN_TABLE: return "FOREIGN TABLE";
+        default: return nullptr; /* databases, tablespaces, settings: shared */
+    }
+}
+
+/*
+ * Statements that change an object without PostgreSQL calling the object
+ * access hook for it: COMMENT, SECURITY LABEL and REFRESH MATERIALIZED VIEW
+ * name their object; GRANT and REVOKE get one line without an identity
+ * (as pg_event_trigger_ddl_commands() reports them).  The object is looked
+ * up again the way the command did, under the lock the command holds.
+ */
+void statement_target(Frame *f)
+{
+    Node *stmt = f->parsetree;
+    ObjectAddress address = {InvalidOid, InvalidOid, 0};
+    if (IsA(stmt, CommentStmt) || IsA(stmt, SecLabelStmt)) {
+        ObjectType type = IsA(stmt, CommentStmt) ? ((CommentStmt *) stmt)->objtype
+                                                 : ((SecLabelStmt *) stmt)->objtype;
+        Node *object = IsA(stmt, CommentStmt) ? ((CommentStmt *) stmt)->object
+                                              : ((SecLabelStmt *) stmt)->object;
+        if (type == OBJECT_DATABASE || type == OBJECT_ROLE || type == OBJECT_TABLESPACE ||
+            type == OBJECT_SUBSCRIPTION || type == OBJECT_EVENT_TRIGGER)
+            return;
+        Relation rel = nullptr;
+        address = get_object_address(type, object, &rel, ShareUpdateExclusiveLock, true);
+        if (rel != nullptr)
+            relation_close(rel, NoLock);
+    } else if (IsA(stmt, RefreshMatViewStmt)) {
+        Oid relid = RangeVarGetRelid(((RefreshMatViewStmt *) stmt)->relation, NoLock, true);
+        address = ObjectAddress{RelationRelationId, relid, 0};
+    } else if (IsA(stmt, GrantStmt)) {
+        GrantStmt *g = (GrantStmt *) stmt;
+        const char *type = grant_object_type(g->objtype);
+        if (type == nullptr)
+            return;
+        MemoryContext old = MemoryContextSwitchTo(frame_context);
+        LogObject *o = (LogObject *) palloc0(sizeof(LogObject));
+        o->address = ObjectAddress{InvalidOid, InvalidOid, 0};
+        o->touch = Touch::Altered;
+        o->tag = f->tag;
+        o->type = pstrdup(type);
+        o->identity = nullptr;
+        o->named = true;
+        f->objects = lappend(f->objects, o);
+        MemoryContextSwitchTo(old);
+        return;
+    }
+    if (!OidIsValid(address.objectId) || !logged_class(address.classId))
+        return;
+    MemoryContext old = MemoryContextSwitchTo(frame_context);
+    LogObject *o = (LogObject *) palloc0(sizeof(LogObject));
+    o->address = address;
+    o->touch = Touch::Altered;
+    o->tag = f->tag;
+    f->objects = lappend(f->objects, o);
+    MemoryContextSwitchTo(old);
+}
+
+/*
+ * A statement is done: name what it created or altered (a dropped object
+ * was named when it went), drop the parts whose owner is listed too, and
+ * keep the rest for the commit.
+ */
+void finish_statement(Frame *f)
+{
+    if (creating_extension)
+        return;
+    if (f->objects == NIL)
+        statement_target(f);
+    if (f->objects == NIL)
+        return;
+    if (log_gone && log_gone_lxid == MyProc->lxid)
+        return;
+
+    /* A rename or a move changes identities: make it visible first.  A new
+     * object is usually visible already (DDL increments the command
+     * counter as it goes); when one is not, increment it once. */
+    bool incremented = false;
+    if (f->renames) {
+        CommandCounterIncrement();
+        incremented = true;
+    }
+
+    List *kept = NIL;
+    ListCell *lc;
+    MemoryContext old = MemoryContextSwitchTo(frame_context);
+    foreach (lc, f->objects) {
+        LogObject *o = (LogObject *) lfirst(lc);
+        if (o->skip)
+            continue;
+        if (o->named) {
+            kept = lappend(kept, o);
+            continue;
+        }
+        if (o->touch == Touch::Dropped) {
+            /* a part of something this statement dropped goes with it */
+            if (OidIsValid(o->owner.classId) && in_frame(f->objects, &o->owner, true))
+                continue;
+            kept = lappend(kept, o);
+            continue;
+        }
+        /* created or altered: fold a column into its table, once */
+        ObjectAddress a = o->address;
+        if (a.classId == RelationRelationId)
+            a.objectSubId = 0;
+        bool seen = false;
+        ListCell *k;
+        foreach (k, kept) {
+            LogObject *x = (LogObject *) lfirst(k);
+            if (x->touch != Touch::Dropped && same_object(&x->address, &a)) {
+                seen = true;
+                break;
+            }
+        }
+        if (seen)
+            continue;
+        /* created and dropped again by the same statement: the drop says it */
+        if (in_frame(f->objects, &a, true))
+            continue;
+        if (!object_visible(&a)) {
+            if (incremented)
+                continue; /* gone again */
+            CommandCounterIncrement();
+            incremented = true;
+            if (!object_visible(&a))
+                continue;
+        }
+        bool never = false;
+        ObjectAddress owner = owner_of(&a, &never);
+        if (never)
+            continue;
+        if (OidIsValid(owner.classId)) {
+            /* a part of another object of this statement: the owner's line
+             * says it (an index has a line of its own when a statement of
+             * its own made it: the PRIMARY KEY of a CREATE TABLE) */
+            bool owner_here = false;
+            ListCell *m;
+            foreach (m, f->objects) {
+                LogObject *x = (LogObject *) lfirst(m);
+                ObjectAddress xa = x->address;
+                if (xa.classId == RelationRelationId)
+                    xa.objectSubId = 0;
+                if (x->touch != Touch::Dropped && same_object(&xa, &owner) &&
+                    (a.classId != RelationRelationId || x->tag == o->tag)) {
+                    owner_here = true;
+                    break;
+                }
+            }
+            if (owner_here)
+                continue;
+            /* what an ALTER did to a part (ADD CONSTRAINT, a default, an
+             * index of a constraint) is a line for the object it altered */
+            if (strncmp(o->tag, "ALTER ", 6) == 0 && object_visible(&owner)) {
+                bool folded_seen = false;
+                foreach (m, kept) {
+                    LogObject *x = (LogObject *) lfirst(m);
+                    if (x->touch != Touch::Dropped && same_object(&x->address, &owner)) {
+                        folded_seen = true;
+                        break;
+                    }
+                }
+                if (folded_seen)
+                    continue;
+                a = owner;
+                owner = owner_of(&a, &never);
+                if (never)
+                    continue;
+            }
+        }
+        char *type = getObjectTypeDescription(&a, true);
+        if (type == nullptr)
+            continue;
+        if (object_is_temporary(a.classId, a.objectId,
+                                owner.classId == RelationRelationId ? owner.objectId
+                                                                    : InvalidOid))
+            continue;
+        LogObject *n = (LogObject *) palloc0(sizeof(LogObject));
+        *n = *o;
+        n->address = a;
+        n->type = type;
+        n->identity = getObjectIdentity(&a, true);
+        kept = lappend(kept, n);
+    }
+    MemoryContextSwitchTo(old);
+    if (kept == NIL)
+        return;
+
+    /* keep it for the commit, in the transaction's memory */
+    old = MemoryContextSwitchTo(TopTransactionContext);
+    if (pending_lxid != MyProc->lxid) {
+        pending = NIL;
+        pending_lxid = MyProc->lxid;
+    }
+    LogEntry *e = (LogEntry *) palloc0(sizeof(LogEntry));
+    e->at = GetCurrentTimestamp();
+    e->subxid = GetCurrentSubTransactionId();
+    const char *text = migration.statement ? migration.statement : debug_query_string;
+    e->bytes = text ? strlen(text) : 0;
+    if (text != nullptr && ddl_log_max_statement_bytes > 0) {
+        size_t n = Min(e->bytes, (size_t) ddl_log_max_statement_bytes);
+        if (n < e->bytes) /* cut at a character boundary */
+            n = pg_mbcliplen(text, (int) e->bytes, (int) n);
+        e->kept = pnstrdup(text, n);
+        e->kept_len = n;
+    }
+    e->managed = migration.active;
+    e->version = migration.version ? pstrdup(migration.version) : nullptr;
+    namestrcpy(&e->role, GetUserNameFromId(GetUserId(), false));
+    foreach (lc, kept) {
+        LogObject *o = (LogObject *) lfirst(lc);
+        LogObject *c = (LogObject *) palloc(sizeof(LogObject));
+        *c = *o;
+        c->type = pstrdup(o->type);
+        c->identity = o->identity ? pstrdup(o->identity) : nullptr;
+        e->objects = lappend(e->objects, c);
+    }
+    pending = lappend(pending, e);
+    MemoryContextSwitchTo(old);
+}
+
+void pop_frame(bool completed)
+{
+    Frame *f = top_frame;
+    top_frame = f->parent;
+    frame_depth--;
+    if (completed) {
+        if (f->complete || top_frame == nullptr)
+            finish_statement(f);
+        else if (f->objects != NIL) {
+            /* a sub-statement's objects are its parent's, with their tag */
+            MemoryContext old = MemoryContextSwitchTo(frame_context);
+            top_frame->objects = list_concat(top_frame->objects, f->objects);
+            MemoryContextSwitchTo(old);
+        }
+    }
+    if (top_frame == nullptr)
+        MemoryContextReset(frame_context);
+}
+
+/* ---------- writing at commit ---------- */
+
+bool same_statement(const LogEntry *a, const LogEntry *b)
+{
+    return a->bytes == b->bytes && a->managed == b->managed && a->kept_len == b->kept_len &&
+           (a->kept == nullptr) == (b->kept == nullptr) &&
+           (a->kept == nullptr || memcmp(a->kept, b->kept, a->kept_len) == 0) &&
+           ((a->version == nullptr && b->version == nullptr) ||
+            (a->version && b->version && strcmp(a->version, b->version) == 0));
+}
+
+void maybe_trim_log(const LogRelations *r);
+
+void write_pending(void)
+{
+    List *entries = current_pending();
+    pending = NIL;
+    if (entries == NIL || (log_gone && log_gone_lxid == MyProc->lxid))
+        return;
+    LogRelations r;
+    if (!log_relations(&r))
+        return;
+    FullTransactionId xid = GetTopFullTransactionId();
+    Relation statements = table_open(r.statements, RowExclusiveLock);
+    Relation objects = table_open(r.objects, RowExclusiveLock);
+    const LogEntry *prev = nullptr;
+    int32 seq = 0;
+    TimestampTz last_at = 0;
+    ListCell *lc;
+    foreach (lc, entries) {
+        const LogEntry *e = (const LogEntry *) lfirst(lc);
+        /* one row per statement text: the statements of one query string
+         * (and the same migration) share it */
+        if (prev == nullptr || !same_statement(prev, e)) {
+            seq++;
+            Datum values[kStCols];
+            bool nulls[kStCols] = {false};
+            values[kStXid] = FullTransactionIdGetDatum(xid);
+            values[kStSeq] = Int32GetDatum(seq);
+            values[kStLoggedAt] = TimestampTzGetDatum(e->at);
+            if (e->kept)
+                values[kStText] = PointerGetDatum(cstring_to_text_with_len(e->kept, (int) e->kept_len));
+            else
+                nulls[kStText] = true;
+            values[kStBytes] = Int32GetDatum((int32) Min(e->bytes, (size_t) PG_INT32_MAX));
+            values[kStManaged] = BoolGetDatum(e->managed);
+            if (e->version)
+                values[kStVersion] = CStringGetTextDatum(e->version);
+            else
+                nulls[kStVersion] = true;
+            HeapTuple tuple = heap_form_tuple(RelationGetDescr(statements), values, nulls);
+            simple_heap_insert(statements, tuple);
+            heap_freetuple(tuple);
+        }
+        prev = e;
+        ListCell *oc;
+        foreach (oc, e->objects) {
+            const LogObject *o = (const LogObject *) lfirst(oc);
+            /* strictly increasing times keep the order of the statements */
+            TimestampTz at = e->at > last_at ? e->at : last_at + 1;
+            last_at = at;
+            Datum values[kObCols];
+            bool nulls[kObCols] = {false};
+            values[kObLoggedAt] = TimestampTzGetDatum(at);
+            values[kObXid] = FullTransactionIdGetDatum(xid);
+            values[kObSeq] = Int32GetDatum(seq);
+            values[kObRole] = NameGetDatum(&e->role);
+            values[kObTag] = CStringGetTextDatum(o->tag ? o->tag : "");
+            values[kObType] = CStringGetTextDatum(o->type);
+            if (o->identity)
+                values[kObIdentity] = CStringGetTextDatum(o->identity);
+            else
+                nulls[kObIdentity] = true;
+            values[kObInExtension] = BoolGetDatum(false);
+            HeapTuple tuple = heap_form_tuple(RelationGetDescr(objects), values, nulls);
+            simple_heap_insert(objects, tuple);
+            heap_freetuple(tuple);
+        }
+    }
+    table_close(objects, NoLock);
+    table_close(statements, NoLock);
+    /* whoever writes to the log keeps it trimmed */
+    maybe_trim_log(&r);
+}
+
+void at_xact_event(XactEvent event, void *arg)
+{
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PRE_PREPARE:
+            if (pending != NIL)
+                write_pending();
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_COMMIT:
+        case XACT_EVENT_PARALLEL_ABORT:
+            pending = NIL; /* its memory is gone with the transaction */
+            log_gone = false;
+            break;
+        default:
+            break;
+    }
+}
+
+void at_subxact_event(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
+                      void *arg)
+{
+    if (event != SUBXACT_EVENT_ABORT_SUB || current_pending() == NIL)
+        return;
+    /* statements of mySubid or of its children (larger ids) are undone */
+    List *keep = NIL;
+    ListCell *lc;
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    foreach (lc, pending) {
+        LogEntry *e = (LogEntry *) lfirst(lc);
+        if (e->subxid < mySubid)
+            keep = lappend(keep, e);
+    }
+    MemoryContextSwitchTo(old);
+    pending = keep;
+}
+
+/* ---------- retention ---------- */
+
+constexpr int64 kTrimEveryUs = 10 * 60 * USECS_PER_SEC;   /* the log is trimmed this often */
+constexpr int64 kTrimCheckEveryUs = 60 * USECS_PER_SEC;   /* a session looks this often */
+constexpr int64 kTrimMaxRows = 10000;                     /* per table and trim */
+TimestampTz next_trim_check = 0;
+
+/* Delete up to `limit` rows older than `cutoff` (column `col`), skipping
+ * rows someone else is deleting; returns the number deleted. */
+int64 delete_older(Oid relid, AttrNumber col, TimestampTz cutoff, int64 limit)
+{
+    Relation rel = table_open(relid, RowExclusiveLock);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+    int64 deleted = 0;
+    HeapTuple tuple;
+    while (deleted < limit && (tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        bool isnull;
+        Datum at = heap_getattr(tuple, col, RelationGetDescr(rel), &isnull);
+        if (isnull || DatumGetTimestampTz(at) >= cutoff)
+            continue;
+        TM_FailureData tmfd;
+        if (heap_delete(rel, &tuple->t_self, GetCurrentCommandId(true), InvalidSnapshot,
+                        false /* do not wait */, &tmfd, false) == TM_Ok)
+            deleted++;
+    }
+    table_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, NoLock);
+    return deleted;
+}
+
+TimestampTz read_trimmed_at(Relation rel, Snapshot snapshot, ItemPointerData *tid)
+{
+    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+    HeapTuple tuple = heap_getnext(scan, ForwardScanDirection);
+    TimestampTz at = DT_NOBEGIN;
+    ItemPointerSetInvalid(tid);
+    if (tuple != nullptr) {
+        bool isnull;
+        Datum d = heap_getattr(tuple, 1, RelationGetDescr(rel), &isnull);
+        if (!isnull)
+            at = DatumGetTimestampTz(d);
+        *tid = tuple->t_self;
+    }
+    table_endscan(scan);
+    return at;
+}
+
+/*
+ * Trim the log to safe_migrate.ddl_log_retention.  Unless `now_please`, only
+ * when the last trim is ten minutes old.  One session at a time: the others
+ * skip it rather than wait (a conditional lock on ddl_log_trimmed, held to
+ * the end of the transaction, which also records the trim).  Returns the
+ * rows deleted, or -1 when it did not run.
+ */
+int64 trim_log(const LogRelations *r, bool now_please)
+{
+    if (ddl_log_retention_min <= 0)
+        return -1;
+    TimestampTz now = GetCurrentTimestamp();
+    Relation trimmed = table_open(r->trimmed, AccessShareLock);
+    ItemPointerData tid;
+    if (!now_please) {
+        Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+        TimestampTz at = read_trimmed_at(trimmed, snapshot, &tid);
+        UnregisterSnapshot(snapshot);
+        if (at > now - kTrimEveryUs) {
+            table_close(trimmed, AccessShareLock);
+            return -1;
+        }
+    }
+    if (!ConditionalLockRelationOid(r->trimmed, ExclusiveLock)) {
+        table_close(trimmed, AccessShareLock);
+        return -1;
+    }
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TimestampTz at = read_trimmed_at(trimmed, snapshot, &tid);
+    UnregisterSnapshot(snapshot);
+    if (!now_please && at > now - kTrimEveryUs) {
+        UnlockRelationOid(r->trimmed, ExclusiveLock);
+        table_close(trimmed, AccessShareLock);
+        return -1;
+    }
+    TimestampTz cutoff = now - (int64) ddl_log_retention_min * 60 * USECS_PER_SEC;
+    int64 objects = delete_older(r->objects, kObLoggedAt + 1, cutoff, kTrimMaxRows);
+    int64 statements = delete_older(r->statements, kStLoggedAt + 1, cutoff, kTrimMaxRows);
+    /* all done: record it; else the next look (a minute later) goes on */
+    if (objects < kTrimMaxRows && statements < kTrimMaxRows && ItemPointerIsValid(&tid)) {
+        Datum values[1] = {TimestampTzGetDatum(now)};
+        bool nulls[1] = {false};
+        HeapTuple tuple = heap_form_tuple(RelationGetDescr(trimmed), values, nulls);
+        simple_heap_update(trimmed, &tid, tuple);
+        heap_freetuple(tuple);
+    }
+    /* the lock stays until the end of the transaction */
+    table_close(trimmed, NoLock);
+    return objects + statements;
+}
+
+void maybe_trim_log(const LogRelations *r)
+{
+    if (ddl_log_retention_min <= 0)
+        return;
+    TimestampTz now = GetCurrentTimestamp();
+    if (now < next_trim_check)
+        return;
+    next_trim_check = now + kTrimCheckEveryUs;
+    (void) trim_log(r, false);
+}
+
+}  // namespace
+
+/* ---------- the hooks' side ---------- */
+
+bool ddl_log_begin(Node *parsetree, int context_arg)
+{
+    if (frameless(parsetree))
+        return false;
+    if (frame_context == nullptr)
+        frame_context = AllocSetContextCreate(TopMemoryContext, "safe_migrate ddl_log frames",
+                                              ALLOCSET_SMALL_SIZES);
+    Frame *f = (Frame *) MemoryContextAllocZero(frame_context, sizeof(Frame));
+    f->parent = top_frame;
+    f->tag = GetCommandTagName(CreateCommandTag(parsetree));
+    f->complete = (ProcessUtilityContext) context_arg != PROCESS_UTILITY_SUBCOMMAND;
+    f->renames = IsA(parsetree, RenameStmt) || IsA(parsetree, AlterObjectSchemaStmt);
+    f->parsetree = parsetree;
+    top_frame = f;
+    frame_depth++;
+    return true;
+}
+
+void ddl_log_end(void)
+{
+    pop_frame(true);
+}
+
+void ddl_log_abandon(void)
+{
+    pop_frame(false);
+}
+
+void ddl_log_object(int access_arg, Oid classId, Oid objectId, int subId, void *arg)
+{
+    if (top_frame != nullptr)
+        collect((ObjectAccessType) access_arg, classId, objectId, subId, arg);
+}
+
+Node *ddl_log_current_statement(void)
+{
+    return top_frame != nullptr ? top_frame->parsetree : nullptr;
+}
+
+void install_ddl_log_hooks(void)
+{
+    RegisterXactCallback(at_xact_event, nullptr);
+    RegisterSubXactCallback(at_subxact_event, nullptr);
+}
+
+}  // namespace safe_migrate::policy
+
+using namespace safe_migrate::policy;
+
+/* safe_migrate.ddl_log_trim(): trim the log to the retention now. */
+SM_ENTRY(safe_migrate_ddl_log_trim)
+{
+    if (!may_override(GetUserId()))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied to trim safe_migrate.ddl_log"),
+                        errdetail("Only superusers and members of safe_migrate_admin may.")));
+    if (RecoveryInProgress())
+        ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                        errmsg("cannot trim safe_migrate.ddl_log during recovery"),
+                        errhint("Trim it on the primary; the standby follows.")));
+    LogRelations r;
+    if (!log_relations(&r))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("safe_migrate.ddl_log is missing")));
+    if (ddl_log_retention_min <= 0)
+        PG_RETURN_INT64(0);
+    int64 deleted = 0;
+    for (;;) {
+        int64 n = trim_log(&r, true);
+        if (n < 0)
+            ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+                            errmsg("safe_migrate.ddl_log is being trimmed by another session")));
+        deleted += n;
+        if (n < kTrimMaxRows)
+            break;
+        CommandCounterIncrement();
+    }
+    PG_RETURN_INT64(deleted);
+}
