@@ -149,6 +149,13 @@ struct LogObject {
     char *identity;
     bool skip;               /* temporary, or not to be logged */
     bool named;              /* a line as it is (GRANT: no object) */
+    /* a relation it created, as the relation cache had it right then (no
+     * catalog lookup needed to name it) */
+    char relkind;            /* '\0': not captured */
+    char relpersistence;
+    Oid relnamespace;
+    Oid indrelid;            /* an index's table */
+    char *relname;
 };
 
 /* A utility statement in progress.  Frames and their objects live in
@@ -375,13 +382,23 @@ ObjectAddress owner_of(const ObjectAddress *a, bool *never)
         if (a->objectSubId != 0)
             return ObjectAddress{RelationRelationId, a->objectId, 0};
         char kind = get_rel_relkind(a->objectId);
-        if (kind == RELKIND_TOASTVALUE) {
+        if (kind == RELKIND_TOASTVALUE || kind == RELKIND_COMPOSITE_TYPE) {
+            /* TOAST: PostgreSQL's own; a composite type's relation: the
+             * type's line says it */
             *never = true;
             return none;
         }
         if (kind == RELKIND_INDEX || kind == RELKIND_PARTITIONED_INDEX) {
             Oid table = IndexGetRelation(a->objectId, true);
             if (OidIsValid(table))
+                return ObjectAddress{RelationRelationId, table, 0};
+        }
+        if (kind == RELKIND_SEQUENCE) {
+            /* a serial or identity column's sequence belongs to its table */
+            Oid table;
+            int32 column;
+            if (sequenceIsOwned(a->objectId, DEPENDENCY_AUTO, &table, &column) ||
+                sequenceIsOwned(a->objectId, DEPENDENCY_INTERNAL, &table, &column))
                 return ObjectAddress{RelationRelationId, table, 0};
         }
         return none;
@@ -501,6 +518,46 @@ bool nameable_while_dropping(const ObjectAddress *a)
     return ok;
 }
 
+bool same_object(const ObjectAddress *a, const ObjectAddress *b);
+
+/* getObjectTypeDescription() of a relation, from its kind. */
+const char *relkind_type(char relkind)
+{
+    switch (relkind) {
+        case RELKIND_INDEX:
+        case RELKIND_PARTITIONED_INDEX: return "index";
+        case RELKIND_SEQUENCE: return "sequence";
+        case RELKIND_VIEW: return "view";
+        case RELKIND_MATVIEW: return "materialized view";
+        case RELKIND_FOREIGN_TABLE: return "foreign table";
+        default: return "table";
+    }
+}
+
+/* Is `a` among the frame's created or altered objects, by a (sub-)statement
+ * with this tag? */
+bool in_frame_as(List *objects, ObjectAddress a, const char *tag)
+{
+    ListCell *lc;
+    foreach (lc, objects) {
+        LogObject *x = (LogObject *) lfirst(lc);
+        ObjectAddress xa = x->address;
+        if (xa.classId == RelationRelationId)
+            xa.objectSubId = 0;
+        if (x->touch != Touch::Dropped && same_object(&xa, &a) && x->tag == tag)
+            return true;
+    }
+    return false;
+}
+
+/* Statements that make a relation (and with it its row type). */
+bool makes_relation(const char *tag)
+{
+    return strcmp(tag, "CREATE TABLE") == 0 || strcmp(tag, "CREATE VIEW") == 0 ||
+           strcmp(tag, "CREATE MATERIALIZED VIEW") == 0 || strcmp(tag, "CREATE TABLE AS") == 0 ||
+           strcmp(tag, "SELECT INTO") == 0 || strcmp(tag, "CREATE FOREIGN TABLE") == 0;
+}
+
 bool same_object(const ObjectAddress *a, const ObjectAddress *b)
 {
     return a->classId == b->classId && a->objectId == b->objectId &&
@@ -544,6 +601,22 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
     o->address = ObjectAddress{classId, objectId, subId};
     o->touch = touch;
     o->tag = top_frame->tag;
+    if (touch == Touch::Created && classId == RelationRelationId && subId == 0) {
+        /* just built in the relation cache: its name without a catalog
+         * lookup (which would miss the cold cache: most of the cost) */
+        Relation rel = RelationIdGetRelation(objectId);
+        if (RelationIsValid(rel)) {
+            o->relkind = rel->rd_rel->relkind;
+            o->relpersistence = rel->rd_rel->relpersistence;
+            o->relnamespace = rel->rd_rel->relnamespace;
+            o->relname = pstrdup(NameStr(rel->rd_rel->relname));
+            o->indrelid = rel->rd_index ? rel->rd_index->indrelid : InvalidOid;
+            RelationClose(rel);
+            if (o->relkind == RELKIND_INDEX || o->relkind == RELKIND_PARTITIONED_INDEX)
+                if (!OidIsValid(o->indrelid))
+                    o->relkind = '\0'; /* not complete yet: look it up later */
+        }
+    }
     if (touch == Touch::Dropped) {
         /* the last moment it can be named */
         bool never = false;
@@ -572,6 +645,18 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
     }
     top_frame->objects = lappend(top_frame->objects, o);
     MemoryContextSwitchTo(old);
+}
+
+/* Did this statement drop exactly `a` (a table, not one of its columns)? */
+bool dropped_here(List *objects, const ObjectAddress *a)
+{
+    ListCell *lc;
+    foreach (lc, objects) {
+        LogObject *o = (LogObject *) lfirst(lc);
+        if (o->touch == Touch::Dropped && same_object(&o->address, a))
+            return true;
+    }
+    return false;
 }
 
 /* Is `a` (or what it folds into) among the frame's objects with this touch? */
@@ -634,6 +719,10 @@ void statement_target(Frame *f)
         address = get_object_address(type, object, &rel, ShareUpdateExclusiveLock, true);
         if (rel != nullptr)
             relation_close(rel, NoLock);
+    } else if (IsA(stmt, AlterTableStmt)) {
+        /* a subcommand PostgreSQL calls no hook for (DETACH PARTITION, ...) */
+        Oid relid = RangeVarGetRelid(((AlterTableStmt *) stmt)->relation, NoLock, true);
+        address = ObjectAddress{RelationRelationId, relid, 0};
     } else if (IsA(stmt, RefreshMatViewStmt)) {
         Oid relid = RangeVarGetRelid(((RefreshMatViewStmt *) stmt)->relation, NoLock, true);
         address = ObjectAddress{RelationRelationId, relid, 0};
@@ -642,6 +731,21 @@ void statement_target(Frame *f)
         const char *type = grant_object_type(g->objtype);
         if (type == nullptr)
             return;
+        /* on temporary tables only: nobody else's business */
+        if (g->targtype == ACL_TARGET_OBJECT &&
+            (g->objtype == OBJECT_TABLE || g->objtype == OBJECT_SEQUENCE) && g->objects != NIL) {
+            bool all_temp = true;
+            ListCell *lc;
+            foreach (lc, g->objects) {
+                Oid relid = RangeVarGetRelid((RangeVar *) lfirst(lc), NoLock, true);
+                if (!OidIsValid(relid) || get_rel_persistence(relid) != RELPERSISTENCE_TEMP) {
+                    all_temp = false;
+                    break;
+                }
+            }
+            if (all_temp)
+                return;
+        }
         MemoryContext old = MemoryContextSwitchTo(frame_context);
         LogObject *o = (LogObject *) palloc0(sizeof(LogObject));
         o->address = ObjectAddress{InvalidOid, InvalidOid, 0};
@@ -703,7 +807,7 @@ void finish_statement(Frame *f)
         }
         if (o->touch == Touch::Dropped) {
             /* a part of something this statement dropped goes with it */
-            if (OidIsValid(o->owner.classId) && in_frame(f->objects, &o->owner, true))
+            if (OidIsValid(o->owner.classId) && dropped_here(f->objects, &o->owner))
                 continue;
             kept = lappend(kept, o);
             continue;
@@ -726,6 +830,36 @@ void finish_statement(Frame *f)
         /* created and dropped again by the same statement: the drop says it */
         if (in_frame(f->objects, &a, true))
             continue;
+        /* what these statements make besides their relation is its row type
+         * and its constraints, without a line of their own: known without
+         * a catalog lookup (a cold one costs as much as the rest) */
+        if (((a.classId == TypeRelationId || a.classId == RewriteRelationId) &&
+             makes_relation(o->tag)) ||
+            (a.classId == ConstraintRelationId &&
+             (makes_relation(o->tag) || strcmp(o->tag, "CREATE INDEX") == 0)))
+            continue;
+        bool by_alter = strncmp(o->tag, "ALTER ", 6) == 0;
+        if (o->relkind != '\0' && o->address.objectSubId == 0 && !by_alter) {
+            /* a relation this statement created, named from what the
+             * relation cache had (see collect) */
+            if (o->relkind == RELKIND_TOASTVALUE || o->relkind == RELKIND_COMPOSITE_TYPE ||
+                o->relpersistence == RELPERSISTENCE_TEMP)
+                continue;
+            bool index = o->relkind == RELKIND_INDEX || o->relkind == RELKIND_PARTITIONED_INDEX;
+            if (index && strcmp(o->tag, "CREATE INDEX") != 0 &&
+                in_frame_as(f->objects, ObjectAddress{RelationRelationId, o->indrelid, 0}, o->tag))
+                continue; /* the index of a constraint its table's statement made */
+            char *nsp = get_namespace_name(o->relnamespace);
+            if (nsp == nullptr)
+                continue;
+            LogObject *n = (LogObject *) palloc0(sizeof(LogObject));
+            *n = *o;
+            n->address = a;
+            n->type = pstrdup(relkind_type(o->relkind));
+            n->identity = quote_qualified_identifier(nsp, o->relname);
+            kept = lappend(kept, n);
+            continue;
+        }
         if (!object_visible(&a)) {
             if (incremented)
                 continue; /* gone again */
@@ -735,7 +869,10 @@ void finish_statement(Frame *f)
                 continue;
         }
         bool never = false;
-        ObjectAddress owner = owner_of(&a, &never);
+        /* an index CREATE INDEX made has its line, whoever owns it */
+        ObjectAddress owner = a.classId == RelationRelationId && strcmp(o->tag, "CREATE INDEX") == 0
+                                  ? ObjectAddress{InvalidOid, InvalidOid, 0}
+                                  : owner_of(&a, &never);
         if (never)
             continue;
         if (OidIsValid(owner.classId)) {
@@ -1087,7 +1224,11 @@ void maybe_trim_log(const LogRelations *r)
 
 bool ddl_log_begin(Node *parsetree, int context_arg)
 {
-    if (frameless(parsetree))
+    if (frameless(parsetree) || !IsTransactionState())
+        return false;
+    /* nothing to log in a database without the extension: its schema (a
+     * member of the extension) is the cheap sign, one syscache probe */
+    if (!OidIsValid(get_namespace_oid("safe_migrate", true)))
         return false;
     if (frame_context == nullptr)
         frame_context = AllocSetContextCreate(TopMemoryContext, "safe_migrate ddl_log frames",
