@@ -49,6 +49,7 @@ extern "C" {
 #include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_am.h"
@@ -167,6 +168,8 @@ struct Frame {
     bool complete;           /* a statement of its own, not a sub-statement */
     bool renames;            /* may change identities (rename, SET SCHEMA) */
     Node *parsetree;         /* valid while the statement runs */
+    bool drops_resolved;     /* DROP TABLE/INDEX/VIEW ...: named looked up */
+    List *named_drops;       /* of Oid: the relations it names */
     List *objects;           /* of LogObject * */
 };
 
@@ -566,6 +569,45 @@ bool same_object(const ObjectAddress *a, const ObjectAddress *b)
 
 /* ---------- frames ---------- */
 
+/*
+ * Is `owner` a relation the running DROP TABLE / INDEX / VIEW / ... names?
+ * Then what belongs to it (indexes, constraints, defaults, triggers, rules)
+ * goes with it and is not named at all: naming a dropped object costs
+ * catalog lookups, and these would not get a line.  The names are looked
+ * up once, without a lock (the DROP holds them already).
+ */
+bool part_of_named_drop(Frame *f, const ObjectAddress *owner)
+{
+    if (owner->classId != RelationRelationId || owner->objectSubId != 0 ||
+        !IsA(f->parsetree, DropStmt))
+        return false;
+    DropStmt *stmt = (DropStmt *) f->parsetree;
+    switch (stmt->removeType) {
+        case OBJECT_TABLE:
+        case OBJECT_VIEW:
+        case OBJECT_MATVIEW:
+        case OBJECT_FOREIGN_TABLE:
+        case OBJECT_SEQUENCE:
+        case OBJECT_INDEX:
+            break;
+        default:
+            return false;
+    }
+    if (!f->drops_resolved) {
+        f->drops_resolved = true;
+        MemoryContext old = MemoryContextSwitchTo(frame_context);
+        ListCell *lc;
+        foreach (lc, stmt->objects) {
+            RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+            Oid relid = RangeVarGetRelid(rv, NoLock, true);
+            if (OidIsValid(relid))
+                f->named_drops = lappend_oid(f->named_drops, relid);
+        }
+        MemoryContextSwitchTo(old);
+    }
+    return list_member_oid(f->named_drops, owner->objectId);
+}
+
 void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
     Touch touch;
@@ -621,7 +663,7 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
         /* the last moment it can be named */
         bool never = false;
         o->owner = owner_of(&o->address, &never);
-        if (never ||
+        if (never || part_of_named_drop(top_frame, &o->owner) ||
             object_is_temporary(classId, objectId,
                                 o->owner.classId == RelationRelationId ? o->owner.objectId
                                                                        : InvalidOid))
@@ -1006,6 +1048,13 @@ void write_pending(void)
     if (!log_relations(&r))
         return;
     FullTransactionId xid = GetTopFullTransactionId();
+    /* a long text goes to TOAST, which wants a snapshot; at commit the
+     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one) */
+    bool pushed = false;
+    if (!ActiveSnapshotSet()) {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        pushed = true;
+    }
     Relation statements = table_open(r.statements, RowExclusiveLock);
     Relation objects = table_open(r.objects, RowExclusiveLock);
     const LogEntry *prev = nullptr;
@@ -1066,6 +1115,8 @@ void write_pending(void)
     table_close(statements, NoLock);
     /* whoever writes to the log keeps it trimmed */
     maybe_trim_log(&r);
+    if (pushed)
+        PopActiveSnapshot();
 }
 
 void at_xact_event(XactEvent event, void *arg)
