@@ -138,7 +138,6 @@ int rewrite_reasons(AlterTableStmt *stmt)
             case AT_SetLogged:
             case AT_SetUnLogged: reasons |= 0x01; break;
             case AT_AddColumn:
-            case AT_AddColumnRecurse:
                 if (cmd->def && IsA(cmd->def, ColumnDef) &&
                     (added_column_filled((ColumnDef *) cmd->def) ||
                      constrained_domain(((ColumnDef *) cmd->def)->typeName)))
