@@ -102,6 +102,8 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type_d.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 }
@@ -122,6 +124,54 @@ struct LogRelations {
     Oid trimmed;
 };
 
+/* The columns, in order, and their types. */
+enum { kStXid, kStSeq, kStLoggedAt, kStText, kStBytes, kStManaged, kStVersion, kStCols };
+enum { kObLoggedAt, kObXid, kObSeq, kObRole, kObTag, kObType, kObIdentity, kObInExtension, kObCols };
+const Oid kStTypes[kStCols] = {XID8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT4OID, BOOLOID, TEXTOID};
+const Oid kObTypes[kObCols] = {TIMESTAMPTZOID, XID8OID, INT4OID, NAMEOID,
+                               TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+const Oid kTrTypes[1] = {TIMESTAMPTZOID};
+
+/* Relations found to have the log's exact shape, in this backend (a
+ * backend serves one database).  Re-checked when the name leads elsewhere
+ * (the extension dropped and created again). */
+Oid shaped[3] = {InvalidOid, InvalidOid, InvalidOid};
+
+/*
+ * Is relid one of the log's tables, as the extension made it?  The hooks
+ * write wherever the schema safe_migrate is, and anyone allowed to create
+ * schemas can make one (in a database without the extension): a table of
+ * another shape would have our values read as its columns' types.  So:
+ * owned by a superuser (no other role can make such a table), a plain
+ * table, and exactly these columns (checked once per backend).
+ */
+bool log_table(Oid relid, int which, const Oid *types, int n)
+{
+    if (!OidIsValid(relid))
+        return false;
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return false;
+    Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+    bool ok = c->relkind == RELKIND_RELATION && c->relnatts == n && superuser_arg(c->relowner);
+    ReleaseSysCache(tup);
+    if (!ok)
+        return false;
+    if (shaped[which] == relid)
+        return true;
+    for (int i = 0; ok && i < n; i++) {
+        HeapTuple att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(i + 1));
+        if (!HeapTupleIsValid(att))
+            return false;
+        Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(att);
+        ok = !a->attisdropped && a->atttypid == types[i];
+        ReleaseSysCache(att);
+    }
+    if (ok)
+        shaped[which] = relid;
+    return ok;
+}
+
 bool log_relations(LogRelations *r)
 {
     Oid nsp = get_namespace_oid("safe_migrate", true);
@@ -130,12 +180,11 @@ bool log_relations(LogRelations *r)
     r->statements = get_relname_relid("ddl_statements", nsp);
     r->objects = get_relname_relid("ddl_objects", nsp);
     r->trimmed = get_relname_relid("ddl_log_trimmed", nsp);
-    return OidIsValid(r->statements) && OidIsValid(r->objects) && OidIsValid(r->trimmed);
+    return log_table(r->statements, 0, kStTypes, kStCols) &&
+           log_table(r->objects, 1, kObTypes, kObCols) &&
+           log_table(r->trimmed, 2, kTrTypes, 1);
 }
 
-/* The columns, in order. */
-enum { kStXid, kStSeq, kStLoggedAt, kStText, kStBytes, kStManaged, kStVersion, kStCols };
-enum { kObLoggedAt, kObXid, kObSeq, kObRole, kObTag, kObType, kObIdentity, kObInExtension, kObCols };
 
 /* ---------- what a statement touched ---------- */
 

@@ -75,6 +75,36 @@ is($node->safe_psql('bare',
 		"SELECT count(*) FROM pg_namespace WHERE nspname = 'safe_migrate'"),
 	'0', 'and leaves no log there');
 
+# a plain role that may create schemas makes its own "safe_migrate" log in
+# a database without the extension: the hooks (in every backend) must not
+# write our rows into tables of its making, nor crash
+$node->safe_psql('bare', 'GRANT CREATE ON DATABASE bare TO app');
+($rc, $out, $err) = try_as_role($node, 'app', q{
+	CREATE SCHEMA safe_migrate;
+	CREATE TABLE safe_migrate.ddl_statements (x text);
+	CREATE TABLE safe_migrate.ddl_objects (x text, y text);
+	CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz);
+	INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
+	CREATE SCHEMA appx;
+	CREATE TABLE appx.victim (id int PRIMARY KEY);
+	ALTER TABLE appx.victim ADD COLUMN v text;
+	DROP TABLE appx.victim;
+	SELECT (SELECT count(*) FROM safe_migrate.ddl_statements) + (SELECT count(*) FROM safe_migrate.ddl_objects);
+}, db => 'bare');
+is($rc, 0, 'a fake log in a database without the extension: DDL runs') or diag($err);
+is($out, '0', 'and nothing is written into the fake tables');
+($rc, $out, $err) = try_as_role($node, 'app', q{
+	DROP TABLE safe_migrate.ddl_statements, safe_migrate.ddl_objects;
+	CREATE TABLE safe_migrate.ddl_statements (xid xid8, seq int, logged_at timestamptz, statement text,
+		statement_bytes int, managed boolean, migration_version text);
+	CREATE TABLE safe_migrate.ddl_objects (logged_at timestamptz, xid xid8, seq int, role_name name,
+		command_tag text, object_type text, object_identity text, in_extension boolean);
+	CREATE TABLE appx.victim2 (id int);
+	SELECT (SELECT count(*) FROM safe_migrate.ddl_statements) + (SELECT count(*) FROM safe_migrate.ddl_objects);
+}, db => 'bare');
+is($out, '0', 'nor into tables of the right shape that a plain role owns') or diag($err);
+ok($node->safe_psql('bare', 'SELECT 1') eq '1', 'the server is up');
+
 # a plain role: its DDL is logged, the log is not readable, and SET of the
 # log's settings is refused
 as_role($node, 'app', 'CREATE TABLE app.by_app (a int)');
