@@ -487,6 +487,18 @@ SET default_transaction_read_only = off;
 		[ 'a failing migration with a runner',
 		  "${scripts}CREATE INDEX CONCURRENTLY s4_idx ON app.k0 (id); SELECT 1/0;", 's4', 1 ],
 		[ 'a dry run', undef, 'plan', 0 ],
+		# what a script leaves in its session besides settings: its session
+		# ends with the migration on both paths
+		[ 'a plain migration that takes a session-level advisory lock',
+		  "CREATE TABLE app.s6 (id int); SELECT pg_advisory_lock(4301);", 's6', 0 ],
+		[ 'a failing plain migration that takes one',
+		  "SELECT pg_advisory_lock(4302); CREATE TABLE app.s7 (id int); SELECT 1/0;", 's7', 1 ],
+		[ 'a migration with a runner that takes one',
+		  "SELECT pg_advisory_lock(4303); CREATE INDEX CONCURRENTLY s8_idx ON app.k0 (id);", 's8', 0 ],
+		[ 'a migration that leaves a temporary table, a prepared statement and a cursor WITH HOLD',
+		  "CREATE TEMP TABLE s9_stage AS SELECT 1 AS x; PREPARE s9_p AS SELECT 1;
+		   DECLARE s9_c CURSOR WITH HOLD FOR SELECT 1; CREATE TABLE app.s9 AS SELECT x FROM s9_stage;",
+		  's9', 0 ],
 	);
 	for my $case (@cases)
 	{
@@ -499,6 +511,21 @@ SET default_transaction_read_only = off;
 		is(pgb('deployer', $state, 'solo'), $before,
 			"$name: the next client on server connection $pid sees the session as it was");
 	}
+	is(direct(q{SELECT count(*) FROM app.s9}), '1', 'the temporary table served its migration');
+	is( direct(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid BETWEEN 4301 AND 4303}),
+		'0', "no script's session-level advisory lock is held anywhere");
+
+	# a caller that holds advisory locks of its own keeps them
+	{
+		my $own = $node->background_psql('postgres');
+		$own->query_safe('SELECT pg_advisory_lock(4310)');
+		$own->query_safe(apply_sql('CREATE TABLE app.s10 (id int);', 's10'));
+		is( $own->query_safe(q{SELECT count(*) FROM pg_locks
+			   WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objid = 4310}),
+			'1', "a caller's own session-level advisory lock is left alone");
+		$own->quit;
+	}
+
 	my ($rc, $out, $err) = pgb_try('deployer',
 		apply_sql('ALTER TABLE app.k0 RENAME COLUMN k1 TO k1_renamed;', 's5'), 'solo');
 	isnt($rc, 0,
