@@ -449,18 +449,6 @@ void record_failure(const Request *req, TimestampTz started, ErrorData *failure,
  */
 bool release_session_locks_at_end = false;
 
-bool holds_advisory_locks(void)
-{
-    LockData *data = GetLockStatusData();
-    for (int i = 0; i < data->nelements; i++) {
-        const LockInstanceData *lock = &data->locks[i];
-        if (lock->pid == MyProcPid && lock->holdMask != 0 &&
-            lock->locktag.locktag_type == LOCKTAG_ADVISORY)
-            return true;
-    }
-    return false;
-}
-
 void release_script_session_locks(void)
 {
     if (release_session_locks_at_end)
@@ -474,7 +462,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     if (XactIsoLevel != XACT_READ_COMMITTED)
         return nullptr;
     /* before the migration lock (a transaction-level advisory lock) */
-    release_session_locks_at_end = !holds_advisory_locks();
+    release_session_locks_at_end = !session_holds_advisory_locks();
 
     LOCKTAG tag;
     migration_lock_tag(&tag);
@@ -756,6 +744,18 @@ char *text_arg(FunctionCallInfo fcinfo, int n)
 }
 
 }  // namespace
+
+bool session_holds_advisory_locks(void)
+{
+    LockData *data = GetLockStatusData();
+    for (int i = 0; i < data->nelements; i++) {
+        const LockInstanceData *lock = &data->locks[i];
+        if (lock->pid == MyProcPid && lock->holdMask != 0 &&
+            lock->locktag.locktag_type == LOCKTAG_ADVISORY)
+            return true;
+    }
+    return false;
+}
 
 void refuse_inside_migration(const char *fname)
 {

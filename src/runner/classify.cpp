@@ -111,7 +111,6 @@ bool keeps_session_state(const RawStmt *raw)
         case T_CreateFunctionStmt:
             return in_temp_schema(((const CreateFunctionStmt *) stmt)->funcname);
         case T_PrepareStmt:
-        case T_ListenStmt:
             return true;
         case T_DeclareCursorStmt:
             return (((const DeclareCursorStmt *) stmt)->options & CURSOR_OPT_HOLD) != 0;
@@ -126,6 +125,11 @@ TxClass classify_statement(const RawStmt *raw)
 
     switch (nodeTag(stmt)) {
         case T_TransactionStmt:
+            return TxClass::Forbidden;
+        case T_ListenStmt:
+            /* it would listen in a session that outlives the migration (the
+             * caller's) or ends with it (a runner, where PostgreSQL refuses
+             * it): either way for nobody */
             return TxClass::Forbidden;
         case T_CopyStmt: {
             const CopyStmt *copy = (const CopyStmt *) stmt;
@@ -214,6 +218,9 @@ List *parse_script(const char *sql, const char *what)
 
 const char *forbidden_reason(const RawStmt *raw)
 {
+    if (IsA(raw->stmt, ListenStmt))
+        return "LISTEN is not allowed in a migration (nobody would receive the notifications: the "
+               "migration's session is not the application's)";
     if (IsA(raw->stmt, TransactionStmt)) {
         const TransactionStmt *t = (const TransactionStmt *) raw->stmt;
         switch (t->kind) {

@@ -18,7 +18,8 @@ core::TxClass classify_statement(const RawStmt *stmt);
 
 /* True if the statement leaves state in its session that outlives the
  * transaction: a temporary table, view or sequence (or SELECT INTO TEMP),
- * a function in pg_temp, a prepared statement, a cursor WITH HOLD, LISTEN.
+ * a function in pg_temp, a prepared statement, a cursor WITH HOLD.  (LISTEN
+ * is Forbidden.)
  * A migration with one runs in a background runner, whose session ends
  * with the migration, instead of in the caller's session, where the state
  * would outlive the migration (and, behind a pooler, pass to the next

@@ -499,11 +499,23 @@ SET default_transaction_read_only = off;
 		  "CREATE TEMP TABLE s9_stage AS SELECT 1 AS x; PREPARE s9_p AS SELECT 1;
 		   DECLARE s9_c CURSOR WITH HOLD FOR SELECT 1; CREATE TABLE app.s9 AS SELECT x FROM s9_stage;",
 		  's9', 0 ],
+		# migrate_test rolls its scripts back, but PREPARE and session-level
+		# advisory locks are not transactional
+		[ 'migrate_test of a script that prepares a statement and takes an advisory lock',
+		  undef, 'test', 0, q{SELECT count(*) FROM migrate_test($$
+-- migrate:up
+CREATE TABLE app.mt (id int); PREPARE mt_p AS SELECT 1; SELECT pg_advisory_lock(4304);
+-- migrate:down
+DROP TABLE app.mt;
+$$)} ],
+		# LISTEN would listen for nobody (the caller's server connection or a
+		# runner): refused
+		[ 'a migration with LISTEN', "LISTEN s11; CREATE TABLE app.s11 (id int);", 's11', 1 ],
 	);
 	for my $case (@cases)
 	{
-		my ($name, $script, $version, $fails) = @$case;
-		my $sql = defined $script ? apply_sql($script, $version)
+		my ($name, $script, $version, $fails, $sql) = @$case;
+		$sql //= defined $script ? apply_sql($script, $version)
 		  : q{SELECT count(*) FROM migrate_plan($$SET lock_timeout = '7s'; ALTER TABLE app.k0 ADD COLUMN p int$$)};
 		my ($rc, $out, $err) = pgb_try('deployer', $sql, 'solo');
 		is($rc == 0 ? 0 : 1, $fails, "$name: " . ($fails ? 'fails' : 'succeeds'))
@@ -512,7 +524,9 @@ SET default_transaction_read_only = off;
 			"$name: the next client on server connection $pid sees the session as it was");
 	}
 	is(direct(q{SELECT count(*) FROM app.s9}), '1', 'the temporary table served its migration');
-	is( direct(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid BETWEEN 4301 AND 4303}),
+	like((pgb_try('deployer', apply_sql('LISTEN s11;', 's11')))[2],
+		qr/LISTEN is not allowed in a migration/, 'LISTEN is refused, saying why');
+	is( direct(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid BETWEEN 4301 AND 4304}),
 		'0', "no script's session-level advisory lock is held anywhere");
 
 	# a caller that holds advisory locks of its own keeps them
