@@ -318,6 +318,8 @@ DROP INDEX CONCURRENTLY app.base_e_idx;
 	$node->poll_query_until('postgres',
 		"SELECT status = 'paused' FROM safe_migrate.backfills WHERE id = $job")
 	  or die 'the backfill did not pause';
+	# a batch in flight when the status changed commits; then nothing
+	usleep(500_000);
 	my $done = direct("SELECT rows_done FROM safe_migrate.backfills WHERE id = $job");
 	sleep 1;
 	is(direct("SELECT rows_done FROM safe_migrate.backfills WHERE id = $job"),
