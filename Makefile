@@ -66,3 +66,19 @@ $(OBJS): .build-mode
 .PHONY: tapcheck
 tapcheck:
 	$(prove_installcheck)
+
+# Debian packages postgresql-MAJOR-safe-migrate (debian/, pg_buildext) into
+# build/deb; scripts/deb_test.sh installs and tests the one for 15.
+.PHONY: deb
+deb:
+	bash scripts/deb.sh
+
+# The PGXN archive: safe_migrate-VERSION.zip of the committed tree (git
+# archive HEAD), its files under safe_migrate-VERSION/.  The version is the
+# control file's default_version, which META.json repeats
+# (scripts/dist_test.sh checks both and the archive).
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/safe_migrate.control)
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ \
+	    -o $(abspath $(EXTENSION)-$(EXTVERSION).zip) HEAD

@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl g++ make cmake
           googletest libgtest-dev libbenchmark-dev libboost-dev
-          python3-alembic python3-psycopg2)
+          python3-alembic python3-psycopg2 pgbouncer)
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 missing=()
 for p in "${PACKAGES[@]}"; do

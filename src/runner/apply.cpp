@@ -113,6 +113,7 @@ struct ParsedPart {
     List *trees;          /* RawStmt list */
     bool needs_top_level; /* some statement cannot run in a transaction block */
     bool all_transactional;
+    bool session_state;   /* some statement leaves session state (keeps_session_state) */
     int n_steps;          /* transactions it runs in (core::plan_segments) */
     int first_step_statements;
 };
@@ -125,7 +126,7 @@ struct ParsedPart {
 ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
 {
     List *trees = parse_script(sql, what);
-    ParsedPart part = {trees, false, true, 0, 0};
+    ParsedPart part = {trees, false, true, false, 0, 0};
     int n = list_length(trees);
     if (n == 0)
         return part;
@@ -166,6 +167,8 @@ ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
             cls = core::TxClass::Transactional;
         }
         classes[i] = static_cast<int>(cls);
+        if (keeps_session_state(stmt))
+            part.session_state = true;
         if (cls == core::TxClass::NonTransactional)
             part.needs_top_level = true;
         if (cls != core::TxClass::Transactional)
@@ -431,11 +434,35 @@ void record_failure(const Request *req, TimestampTz started, ErrorData *failure,
                  errdetail("The migration's own error follows; its effects were rolled back.")));
 }
 
+/*
+ * Session-level advisory locks a script takes (pg_advisory_lock and the
+ * like) are held until its session ends: in a runner, when the migration
+ * ends; in the caller's session, for good -- and behind a pooler by the
+ * server connection the next client gets, for whom a migration that takes
+ * the same lock then waits forever.  A failed migration's subtransaction
+ * does not release them either.  So when the caller held no advisory lock
+ * as its migration started, the session-level ones held when it ends are
+ * the script's, and are released as the runner's exit would release them
+ * (pg_advisory_unlock_all; transaction-level ones, the migration lock among
+ * them, end with the transaction as before).  A caller that holds advisory
+ * locks of its own keeps them, and so keeps what the script took.
+ */
+bool release_session_locks_at_end = false;
+
+void release_script_session_locks(void)
+{
+    if (release_session_locks_at_end)
+        LockReleaseSession(USER_LOCKMETHOD);
+    release_session_locks_at_end = false;
+}
+
 ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared, List *trees,
                          bool disposable)
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
         return nullptr;
+    /* before the migration lock (a transaction-level advisory lock) */
+    release_session_locks_at_end = !session_holds_advisory_locks();
 
     LOCKTAG tag;
     migration_lock_tag(&tag);
@@ -607,6 +634,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     }
 
     lock_wait_done(&lw);
+    release_script_session_locks();
     char *overrides = policy::overrides_json();
     policy::end_migration();
     if (failure) {
@@ -717,6 +745,18 @@ char *text_arg(FunctionCallInfo fcinfo, int n)
 
 }  // namespace
 
+bool session_holds_advisory_locks(void)
+{
+    LockData *data = GetLockStatusData();
+    for (int i = 0; i < data->nelements; i++) {
+        const LockInstanceData *lock = &data->locks[i];
+        if (lock->pid == MyProcPid && lock->holdMask != 0 &&
+            lock->locktag.locktag_type == LOCKTAG_ADVISORY)
+            return true;
+    }
+    return false;
+}
+
 void refuse_inside_migration(const char *fname)
 {
     if (policy::migration.active)
@@ -780,14 +820,20 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                                     : "")));
 
     bool disposable = pg::caller_snapshot_is_disposable(fcinfo);
-    if (up.all_transactional) {
+    /* a script that leaves session state (a temporary table, a prepared
+     * statement, ...) runs in a runner, whose session ends with the
+     * migration: in the caller's session that state would outlive the
+     * migration, and behind a pooler reach the next client */
+    if (up.all_transactional && !up.session_state) {
         ResultRow *volatile row = nullptr;
         PG_TRY();
         {
             row = run_in_caller(&req, &prepared, up.trees, disposable);
+            release_script_session_locks();
         }
         PG_CATCH();
         {
+            release_script_session_locks();
             policy::end_migration();
             PG_RE_THROW();
         }

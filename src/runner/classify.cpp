@@ -7,6 +7,7 @@
 #include "classify.hpp"
 
 extern "C" {
+#include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
@@ -75,12 +76,60 @@ bool waits_for_backfill(const RawStmt *raw)
     return false;
 }
 
+namespace {
+
+bool temp_relation(const RangeVar *rel)
+{
+    return rel != nullptr && rel->relpersistence == RELPERSISTENCE_TEMP;
+}
+
+/* pg_temp.f(...): a function in the session's temporary schema */
+bool in_temp_schema(const List *qualified_name)
+{
+    return list_length(qualified_name) > 1 &&
+           strcmp(strVal(linitial(qualified_name)), "pg_temp") == 0;
+}
+
+}  // namespace
+
+bool keeps_session_state(const RawStmt *raw)
+{
+    const Node *stmt = raw->stmt;
+    switch (nodeTag(stmt)) {
+        case T_CreateStmt:
+            return temp_relation(((const CreateStmt *) stmt)->relation);
+        case T_CreateTableAsStmt:
+            return temp_relation(((const CreateTableAsStmt *) stmt)->into->rel);
+        case T_ViewStmt:
+            return temp_relation(((const ViewStmt *) stmt)->view);
+        case T_CreateSeqStmt:
+            return temp_relation(((const CreateSeqStmt *) stmt)->sequence);
+        case T_SelectStmt: {
+            const IntoClause *into = ((const SelectStmt *) stmt)->intoClause;
+            return into != nullptr && temp_relation(into->rel);
+        }
+        case T_CreateFunctionStmt:
+            return in_temp_schema(((const CreateFunctionStmt *) stmt)->funcname);
+        case T_PrepareStmt:
+            return true;
+        case T_DeclareCursorStmt:
+            return (((const DeclareCursorStmt *) stmt)->options & CURSOR_OPT_HOLD) != 0;
+        default:
+            return false;
+    }
+}
+
 TxClass classify_statement(const RawStmt *raw)
 {
     Node *stmt = raw->stmt;
 
     switch (nodeTag(stmt)) {
         case T_TransactionStmt:
+            return TxClass::Forbidden;
+        case T_ListenStmt:
+            /* it would listen in a session that outlives the migration (the
+             * caller's) or ends with it (a runner, where PostgreSQL refuses
+             * it): either way for nobody */
             return TxClass::Forbidden;
         case T_CopyStmt: {
             const CopyStmt *copy = (const CopyStmt *) stmt;
@@ -169,6 +218,9 @@ List *parse_script(const char *sql, const char *what)
 
 const char *forbidden_reason(const RawStmt *raw)
 {
+    if (IsA(raw->stmt, ListenStmt))
+        return "LISTEN is not allowed in a migration (nobody would receive the notifications: the "
+               "migration's session is not the application's)";
     if (IsA(raw->stmt, TransactionStmt)) {
         const TransactionStmt *t = (const TransactionStmt *) raw->stmt;
         switch (t->kind) {

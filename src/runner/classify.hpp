@@ -16,6 +16,16 @@ namespace safe_migrate::runner {
 /* How the statement may be grouped into transactions. */
 core::TxClass classify_statement(const RawStmt *stmt);
 
+/* True if the statement leaves state in its session that outlives the
+ * transaction: a temporary table, view or sequence (or SELECT INTO TEMP),
+ * a function in pg_temp, a prepared statement, a cursor WITH HOLD.  (LISTEN
+ * is Forbidden.)
+ * A migration with one runs in a background runner, whose session ends
+ * with the migration, instead of in the caller's session, where the state
+ * would outlive the migration (and, behind a pooler, pass to the next
+ * client of the server connection). */
+bool keeps_session_state(const RawStmt *stmt);
+
 /* True for a SELECT that calls migrate_backfill_wait (in its target list or
  * FROM clause): such a statement runs in a transaction of its own. */
 bool waits_for_backfill(const RawStmt *stmt);

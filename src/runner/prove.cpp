@@ -37,6 +37,8 @@ extern "C" {
 #include "utils/syscache.h"
 #include "nodes/makefuncs.h"
 #include "catalog/pg_attribute.h"
+#include "commands/prepare.h"
+#include "storage/lock.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
@@ -771,6 +773,40 @@ Datum text_array(List *items)
 using namespace safe_migrate;
 
 /* migrate_test(script) returns setof (step, ok, differences) */
+namespace {
+
+/* The names the script's PREPARE statements would create that no prepared
+ * statement of the session has now: PREPARE is not transactional, so a
+ * test's rollback leaves them behind. */
+List *new_prepared_names(const char *sql, List *names)
+{
+    if (sql == nullptr)
+        return names;
+    List *trees = safe_migrate::runner::parse_script(sql, "script");
+    ListCell *lc;
+    foreach (lc, trees) {
+        Node *stmt = lfirst_node(RawStmt, lc)->stmt;
+        if (IsA(stmt, PrepareStmt) &&
+            FetchPreparedStatement(((PrepareStmt *) stmt)->name, false) == nullptr)
+            names = lappend(names, pstrdup(((PrepareStmt *) stmt)->name));
+    }
+    return names;
+}
+
+/* What the test's rollback does not undo: prepared statements and
+ * session-level advisory locks its scripts made (see
+ * runner::session_holds_advisory_locks). */
+void forget_test_session_state(List *prepared_names, bool release_locks)
+{
+    ListCell *lc;
+    foreach (lc, prepared_names)
+        DropPreparedStatement((const char *) lfirst(lc), false);
+    if (release_locks)
+        LockReleaseSession(USER_LOCKMETHOD);
+}
+
+}  // namespace
+
 SM_ENTRY(migrate_test)
 {
     runner::refuse_inside_migration("migrate_test");
@@ -802,6 +838,9 @@ SM_ENTRY(migrate_test)
     MemoryContext cxt = CurrentMemoryContext;
     ResourceOwner owner = CurrentResourceOwner;
     List *volatile rows = NIL;
+    /* (a derived down script prepares nothing) */
+    List *prepared_names = new_prepared_names(prepared.up, new_prepared_names(down, NIL));
+    bool release_locks = !runner::session_holds_advisory_locks();
 
     BeginInternalSubTransaction(nullptr);
     MemoryContextSwitchTo(cxt);
@@ -909,6 +948,7 @@ SM_ENTRY(migrate_test)
         MemoryContextSwitchTo(cxt);
         CurrentResourceOwner = owner;
         runner::end_enum_commit();
+        forget_test_session_state(prepared_names, release_locks);
         edata->context = psprintf("migrate_test%s%s", edata->context ? "\n" : "",
                                   edata->context ? edata->context : "");
         ReThrowError(edata);
@@ -919,6 +959,7 @@ SM_ENTRY(migrate_test)
     MemoryContextSwitchTo(cxt);
     CurrentResourceOwner = owner;
     runner::end_enum_commit();
+    forget_test_session_state(prepared_names, release_locks);
 
     ListCell *rc;
     foreach (rc, rows) {

@@ -96,6 +96,12 @@ void set_step_settings(int lock_timeout, int parallel_workers, int action);
 constexpr int64 kMigrationLockKey = 0x5AFE3167;
 void migration_lock_tag(LOCKTAG *tag);
 
+/* Does this backend hold any advisory lock (session or transaction level)?
+ * Asked before a script runs in the caller's session: if not, every
+ * session-level advisory lock held afterwards is the script's, and is
+ * released (LockReleaseSession) as the end of a runner's session would. */
+bool session_holds_advisory_locks(void);
+
 /* ERROR if a migration runs in this session (migrate_apply, _rollback or
  * _test called from a migration's own statements). */
 void refuse_inside_migration(const char *fname);
