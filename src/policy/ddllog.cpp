@@ -98,6 +98,7 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "access/stratnum.h"
 #include "utils/lsyscache.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -172,17 +173,38 @@ bool log_table(Oid relid, int which, const Oid *types, int n)
     return ok;
 }
 
+/* The log's tables as last found (and checked) in this backend, until a
+ * relation cache invalidation touches one of them (dropped, renamed,
+ * altered: then they are looked up and checked again). */
+bool log_cached = false;
+LogRelations cached_log;
+
+void forget_log_relations(Datum arg, Oid relid)
+{
+    if (!OidIsValid(relid) || relid == cached_log.statements || relid == cached_log.objects ||
+        relid == cached_log.trimmed)
+        log_cached = false;
+}
+
 bool log_relations(LogRelations *r)
 {
+    if (log_cached) {
+        *r = cached_log;
+        return true;
+    }
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp))
         return false;
     r->statements = get_relname_relid("ddl_statements", nsp);
     r->objects = get_relname_relid("ddl_objects", nsp);
     r->trimmed = get_relname_relid("ddl_log_trimmed", nsp);
-    return log_table(r->statements, 0, kStTypes, kStCols) &&
-           log_table(r->objects, 1, kObTypes, kObCols) &&
-           log_table(r->trimmed, 2, kTrTypes, 1);
+    bool ok = log_table(r->statements, 0, kStTypes, kStCols) &&
+              log_table(r->objects, 1, kObTypes, kObCols) && log_table(r->trimmed, 2, kTrTypes, 1);
+    if (ok) {
+        cached_log = *r;
+        log_cached = true;
+    }
+    return ok;
 }
 
 
@@ -1367,6 +1389,7 @@ Node *ddl_log_current_statement(void)
 
 void install_ddl_log_hooks(void)
 {
+    CacheRegisterRelcacheCallback(forget_log_relations, (Datum) 0);
     RegisterXactCallback(at_xact_event, nullptr);
     RegisterSubXactCallback(at_subxact_event, nullptr);
 }
