@@ -33,6 +33,7 @@ void validate(const PacerConfig& c) {
     finite_at_least("latency_budget_ms", c.latency_budget_ms, 0, false);
     finite_at_least("busy_batch_ms", c.busy_batch_ms, 0, true);
     finite_at_least("idle_after_ms", c.idle_after_ms, 0, false);
+    finite_at_least("min_foreground_rate", c.min_foreground_rate, 0, false);
     fraction("min_duty", c.min_duty, true);
     fraction("initial_duty", c.initial_duty, true);
     if (c.initial_duty < c.min_duty)
@@ -46,6 +47,7 @@ void validate(const PacerConfig& c) {
     finite_at_least("quiet_ms", c.quiet_ms, 0, false);
     finite_at_least("baseline_interval_ms", c.baseline_interval_ms, 0, false);
     finite_at_least("probe_interval_ms", c.probe_interval_ms, 0, false);
+    finite_at_least("busy_probe_interval_ms", c.busy_probe_interval_ms, 0, false);
 }
 
 const char* held_by_name(HeldBy h) {
@@ -69,6 +71,7 @@ int Pacer::first_batch() const { return throttle_.first_batch(); }
 double Pacer::rate_rows_per_second() const { return throttle_.rate_rows_per_second(); }
 double Pacer::duty() const { return duty_; }
 bool Pacer::foreground_present() const { return present_; }
+double Pacer::foreground_rate() const { return fg_rate_; }
 double Pacer::probe_ms() const { return probe_; }
 double Pacer::baseline_ms() const { return baseline_; }
 double Pacer::excess_ms() const { return probe_ >= 0 && baseline_ >= 0 ? probe_ - baseline_ : 0; }
@@ -85,18 +88,24 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
 
     // Is the application there?
     const ForegroundSample& fg = obs.foreground;
+    const int seen = std::max(0, fg.started) + std::max(0, fg.active);
+    if (step > 0) {
+        const double w = 1 - std::exp(-step / 1000.0);
+        fg_rate_ += w * (seen * 1000.0 / step - fg_rate_);
+    }
+    if (seen > 0) last_foreground_ = now_;
     bool arrived = false;
-    if (fg.seen || fg.active > 0) {
-        if (!ever_foreground_ || !present_) {
+    if (!present_) {
+        if (seen > 0 && fg_rate_ >= c.min_foreground_rate) {
             // it arrives (or is there from the start): start gently, and
             // measure what the server is like without us
-            duty_ = std::min(duty_, c.initial_duty);
+            present_ = true;
             arrived = true;
+            duty_ = std::min(duty_, c.initial_duty);
         }
-        ever_foreground_ = true;
-        last_foreground_ = now_;
+    } else if (now_ - last_foreground_ >= c.idle_after_ms) {
+        present_ = false;
     }
-    present_ = ever_foreground_ && now_ - last_foreground_ < c.idle_after_ms;
 
     // The baseline: quiet probes only.
     const bool have_quiet = quiet_asked_ && std::isfinite(obs.quiet_probe_ms) && obs.quiet_probe_ms >= 0;
@@ -178,7 +187,9 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
     }
     quiet_asked_ = d.quiet_probe;
     prev_sleep_ = d.sleep_ms;
-    d.probe_next = present_ || now_ + d.sleep_ms - last_probe_at_ >= c.probe_interval_ms;
+    // the next batch ends at least its sleep from now
+    d.probe_next = now_ + d.sleep_ms - last_probe_at_ >=
+                   (present_ ? c.busy_probe_interval_ms : c.probe_interval_ms);
     return d;
 }
 

@@ -28,8 +28,12 @@
  *  - while application statements are seen (foreground present), batches
  *    are kept short (busy_batch_ms: a session that collides with a batch,
  *    on a row lock or behind its WAL, waits at most about that long);
- *  - when no application statement has been seen for idle_after_ms the
- *    job runs at full speed: duty 1, batches of target_batch_ms.
+ *  - the application is "present" once its statements are seen at
+ *    min_foreground_rate per second or more (sessions seen starting a
+ *    statement, or running one, per second of samples, smoothed over about
+ *    a second: a monitoring query once a second is not an application); it
+ *    is gone when no statement has been seen for idle_after_ms, and then
+ *    the job runs at full speed: duty 1, batches of target_batch_ms.
  *
  * Batch sizing (to the batch duration aimed at), rate caps and fixed
  * pauses are the Throttle's (throttle.hpp); the Pacer adds the sleep that
@@ -48,6 +52,8 @@ struct PacerConfig {
     double latency_budget_ms = 2.0;   // allowed foreground (probe) latency increase; 0 = no latency control
     double busy_batch_ms = 10;        // batch duration aimed at while the foreground is present
     double idle_after_ms = 500;       // no foreground statement for this long: idle, full speed
+    double min_foreground_rate = 3;   // application statements per second that make it present
+                                      // (a monitoring query once a second does not)
     double min_duty = 0.02;           // the job never runs less than this share of the time
     double initial_duty = 0.25;       // duty when the foreground is present from the start
     double duty_increase_per_s = 0.1; // additive increase per second within the budget
@@ -59,6 +65,7 @@ struct PacerConfig {
     double quiet_ms = 1000;           // quiet time before a baseline probe
     double baseline_interval_ms = 10000; // while the foreground is present, a quiet probe this often
     double probe_interval_ms = 1000;  // with the foreground absent, probe at most this often
+    double busy_probe_interval_ms = 100; // with it present, at most this often (a probe is an fsync)
 };
 
 // Throws ScriptError ("pacer: ...") for settings that make no sense.
@@ -77,7 +84,7 @@ const char* held_by_name(HeldBy);  // "foreground latency", ..., "" for Nothing
 
 // The application's sessions as seen at the end of a batch.
 struct ForegroundSample {
-    bool seen = false;    // application statements ran since the previous sample
+    int started = 0;      // application sessions that started a statement since the previous sample
     int active = 0;       // application sessions running a statement now
     int waiting_wal = 0;  // ... of which waiting on WAL (insert, write, flush)
     int waiting_io = 0;   // ... on buffers or data file I/O
@@ -113,6 +120,7 @@ public:
     double rate_rows_per_second() const;  // smoothed, sleeps included
     double duty() const;                  // share of the time spent in batches, (0, 1]
     bool foreground_present() const;
+    double foreground_rate() const;       // smoothed application statements seen per second
     double probe_ms() const;              // smoothed probe; < 0 before the first
     double baseline_ms() const;           // measured baseline; < 0 before the first quiet probe
     double excess_ms() const;             // probe_ms - baseline_ms (0 before a probe)
@@ -127,7 +135,7 @@ private:
     double now_ = 0;
     double prev_sleep_ = 0;
     double last_foreground_ = 0;
-    bool ever_foreground_ = false;
+    double fg_rate_ = 0;
     bool present_ = false;
     double duty_ = 1;
     double last_cut_ = -1e18;

@@ -84,7 +84,7 @@ SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms 
         o.duration_ms = dur;
         o.probe_ms = pr;
         o.quiet_probe_ms = qp;
-        o.foreground.seen = s.foreground(t);
+        o.foreground.started = s.foreground(t) ? 4 : 0;  // four clients
         o.foreground.active = s.foreground(t) ? 1 : 0;
         const sm::PaceDecision d = p.after_batch(o);
         r.steps.push_back({t, batch, dur, pr, excess, r.excess_area, d, p.duty()});
@@ -291,7 +291,7 @@ TEST(PacerTrace, CheckpointSpikeCutsOnceAndRecovers) {
         prev_duty = st.duty;
     }
     // the spike cut at once (the first probe of it, not after smoothing)...
-    EXPECT_LE(duty_after_spike, duty_before * 0.5 + 1e-9);
+    EXPECT_LE(duty_after_spike, duty_before * 0.55);  // (it grows a little between probes)
     // ... at most twice in 300 ms (cut_interval 250 ms: one event, not one per probe)
     EXPECT_LE(cuts_in_spike, 2);
     // the baseline did not jump with it
@@ -413,7 +413,7 @@ TEST(PacerSteps, BadObservationsDoNotThrow) {
     EXPECT_LT(p.probe_ms(), 0);  // no valid probe yet
     o.probe_ms = 2;
     o.duration_ms = 5;
-    o.foreground.seen = true;
+    o.foreground.started = 4;
     const auto d = p.after_batch(o);
     EXPECT_EQ(p.probe_ms(), 2);
     EXPECT_LT(p.baseline_ms(), 0);  // only quiet probes make the baseline
@@ -425,6 +425,42 @@ TEST(PacerSteps, BadObservationsDoNotThrow) {
     o.quiet_probe_ms = 1.5;  // still no baseline: it asked again
     p.after_batch(o);
     EXPECT_EQ(p.baseline_ms(), 1.5);
+}
+
+TEST(PacerTrace, ProbesAtMostTenTimesASecondUnderLoad) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 0.5;  // little impact: the job runs at full duty, many short batches
+    const SimRun r = simulate(p, s, 20000);
+    int probes = 0, batches = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms > 10000) {
+            probes += st.probe_ms >= 0;
+            batches++;
+        }
+    EXPECT_GT(batches, 300);       // about 100 batches a second ...
+    EXPECT_LE(probes, 10 * 10 + 2);  // ... but about 10 probes
+    EXPECT_GE(probes, 10 * 5);
+}
+
+TEST(PacerSteps, AMonitoringQueryIsNotAnApplication) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    // full-speed batches of 25 ms; one statement seen once a second
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 4800;
+    o.duration_ms = 25;
+    for (int i = 0; i < 400; ++i) {
+        o.foreground.started = i % 40 == 0 ? 1 : 0;
+        const auto d = p.after_batch(o);
+        EXPECT_FALSE(p.foreground_present()) << "step " << i;
+        EXPECT_EQ(d.sleep_ms, 0) << "step " << i;
+    }
+    EXPECT_LT(p.foreground_rate(), 3);
+    // a long report query, running at every sample, is foreground
+    o.foreground.started = 0;
+    o.foreground.active = 1;
+    for (int i = 0; i < 10; ++i) p.after_batch(o);
+    EXPECT_TRUE(p.foreground_present());
 }
 
 TEST(PacerSteps, QuietProbeNobodyAskedForIsIgnored) {
