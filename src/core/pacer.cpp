@@ -68,7 +68,7 @@ Pacer::Pacer(ThrottleConfig throttle, PacerConfig pacer)
 }
 
 int Pacer::first_batch() const { return throttle_.first_batch(); }
-double Pacer::rate_rows_per_second() const { return throttle_.rate_rows_per_second(); }
+double Pacer::rate_rows_per_second() const { return rate_; }
 double Pacer::duty() const { return duty_; }
 bool Pacer::foreground_present() const { return present_; }
 double Pacer::foreground_rate() const { return fg_rate_; }
@@ -85,6 +85,18 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
     const double duration = duration_known ? obs.duration_ms : 0.0;
     const double step = duration + prev_sleep_;
     now_ += step;
+
+    // The rate, from what really happened: the batch and the sleep before it.
+    if (step > 0 && duration_known) {
+        const double sample = std::max(0L, obs.rows) * 1000.0 / step;
+        if (!have_rate_) {
+            rate_ = sample;
+            have_rate_ = true;
+        } else {
+            const double w = 1 - std::exp(-step / 1000.0);
+            rate_ += w * (sample - rate_);
+        }
+    }
 
     // Is the application there?
     const ForegroundSample& fg = obs.foreground;

@@ -117,7 +117,9 @@ public:
     int first_batch() const;
     PaceDecision after_batch(const PaceObservation& obs);
 
-    double rate_rows_per_second() const;  // smoothed, sleeps included
+    // rows (keys) per second, every sleep included (the pacer's own too),
+    // smoothed over about a second of time
+    double rate_rows_per_second() const;
     double duty() const;                  // share of the time spent in batches, (0, 1]
     bool foreground_present() const;
     double foreground_rate() const;       // smoothed application statements seen per second
@@ -136,6 +138,8 @@ private:
     double prev_sleep_ = 0;
     double last_foreground_ = 0;
     double fg_rate_ = 0;
+    double rate_ = 0;
+    bool have_rate_ = false;
     bool present_ = false;
     double duty_ = 1;
     double last_cut_ = -1e18;

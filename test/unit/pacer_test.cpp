@@ -40,6 +40,7 @@ struct Trace {
     double area;         // integral of the job's excess up to t_ms (ms * ms)
     sm::PaceDecision d;
     double duty;
+    double rate;  // what the pacer reports
 };
 
 struct SimRun {
@@ -87,7 +88,7 @@ SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms 
         o.foreground.started = s.foreground(t) ? 4 : 0;  // four clients
         o.foreground.active = s.foreground(t) ? 1 : 0;
         const sm::PaceDecision d = p.after_batch(o);
-        r.steps.push_back({t, batch, dur, pr, excess, r.excess_area, d, p.duty()});
+        r.steps.push_back({t, batch, dur, pr, excess, r.excess_area, d, p.duty(), p.rate_rows_per_second()});
         r.rows += batch;
         batch = d.next_batch;
         sleep = d.sleep_ms;
@@ -220,6 +221,11 @@ TEST(PacerTrace, LoadStepSlowsDownAndIdleSpeedsUpAgain) {
     EXPECT_GT(idle_rate, 150000);
     // under load: well below full speed, but not stopped
     EXPECT_LT(busy_rate, 0.4 * idle_rate);
+    // the rate it reports is the real one, its own sleeps included
+    double reported = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms < 34000) reported = st.rate;
+    EXPECT_NEAR(reported, busy_rate, 0.5 * busy_rate);
     EXPECT_GT(busy_rate, 0.02 * idle_rate);
     // the application gone: full speed again
     EXPECT_GT(after_rate, 0.9 * idle_rate);
