@@ -529,6 +529,26 @@ bool transient(int sqlstate)
            sqlstate == ERRCODE_LOCK_NOT_AVAILABLE || sqlstate == ERRCODE_QUERY_CANCELED;
 }
 
+/* Sleeps at least this long are shown in the progress view before they
+ * begin (shorter ones with the next batch's progress). */
+constexpr double kShowDecisionAfterMs = 200;
+
+/* The pacing decision, in the progress view, in its own transaction. */
+void show_decision(const Job *job, const PacingDecision *d)
+{
+    Oid t[5] = {TEXTOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+    char n[6] = "     ";
+    Datum v[5];
+    v[0] = nullable_text(d->throttled_by, &n[0]);
+    v[1] = nullable_ms(d->foreground_ms, &n[1]);
+    v[2] = nullable_ms(d->baseline_ms, &n[2]);
+    v[3] = Float8GetDatum(d->duty);
+    v[4] = Float8GetDatum(d->rate);
+    mark(job->id,
+         "throttled_by = $2, foreground_latency_ms = $3, foreground_baseline_ms = $4, duty = $5, rate = $6",
+         5, t, v, n);
+}
+
 void run_job(Job *job)
 {
     Pacing *pacing;
@@ -632,6 +652,9 @@ void run_job(Job *job)
         if (outcome.waiters > 0)
             sleep += job->pacing.target_batch_ms;
         if (sleep > 0) {
+            /* a long sleep: show the decision now, not after the next batch */
+            if (sleep >= kShowDecisionAfterMs)
+                show_decision(job, &decision);
             pgstat_report_activity(STATE_IDLE, activity);
             if (!pause_for(job, (long) sleep))
                 return;
