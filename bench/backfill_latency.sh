@@ -22,7 +22,7 @@
 # Run as root with PostgreSQL 15 and safe_migrate installed.  Parameters:
 #   ROWS         rows in users                                (default 2000000)
 #   RUNS         baseline + migration pairs                   (default 5)
-#   DURATION     seconds of each load                         (default 150)
+#   DURATION     seconds of each load                         (default 180)
 #   RATE         pgbench target rate, transactions/s (-R)     (default 200)
 #   CLIENTS/JOBS pgbench clients / threads                    (default 4 / 2)
 #   START_DELAY  seconds into the load the backfill is submitted (default 5)
@@ -40,7 +40,7 @@ shopt -s inherit_errexit
 
 ROWS="${ROWS:-2000000}"
 RUNS="${RUNS:-5}"
-DURATION="${DURATION:-150}"
+DURATION="${DURATION:-180}"
 RATE="${RATE:-200}"
 CLIENTS="${CLIENTS:-4}"
 JOBS="${JOBS:-2}"
