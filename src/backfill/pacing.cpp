@@ -6,6 +6,7 @@
 
 #include "core/pacer.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <new>
 #include <type_traits>
