@@ -424,6 +424,15 @@ CREATE TABLE safe_migrate.backfill_jobs (
     last_error          text,
     last_sqlstate       text,
     waiting_for         text,
+    -- pacing on the application's latency (issue 16): the budget recorded at
+    -- submit time (safe_migrate.backfill_latency_budget), what holds the job
+    -- back now, the worker's tiny-commit probe (smoothed) and its quiet
+    -- baseline, and the share of the time it spends in batches
+    latency_budget_ms   float8 NOT NULL DEFAULT 2,
+    throttled_by        text,
+    foreground_latency_ms  float8,
+    foreground_baseline_ms float8,
+    duty                float8,
     submitted_at        timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz,
@@ -440,7 +449,11 @@ SELECT id, relation, status, rows_done, rows_examined, estimated_total, batches,
             THEN make_interval(secs => (estimated_total - rows_examined) / rate) END AS eta,
        last_key, retries, last_error, last_sqlstate, waiting_for,
        pg_catalog.pg_get_userbyid(owner) AS submitted_by,
-       submitted_at, started_at, finished_at, updated_at, set_clause, where_clause
+       submitted_at, started_at, finished_at, updated_at, set_clause, where_clause,
+       CASE WHEN status = 'running' THEN throttled_by END AS throttled_by,
+       round(foreground_latency_ms::numeric, 2) AS foreground_latency_ms,
+       round(foreground_baseline_ms::numeric, 2) AS foreground_baseline_ms,
+       round(duty::numeric, 3) AS duty, latency_budget_ms
   FROM safe_migrate.backfill_jobs
  WHERE pg_catalog.pg_has_role(owner, 'USAGE')
     OR pg_catalog.pg_has_role('safe_migrate_admin', 'USAGE');

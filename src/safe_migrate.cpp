@@ -87,6 +87,7 @@ void _PG_init(void)
         nullptr, nullptr, nullptr);
 
     runner::define_lock_wait_settings();
+    backfill::define_settings();
     policy::define_settings();
     policy::install_hooks();
     if (process_shared_preload_libraries_in_progress) {

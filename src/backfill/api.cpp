@@ -16,6 +16,7 @@
  * change the statement's structure.
  */
 #include "backfill.hpp"
+#include "backfill/pacing.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 #include "pg/snapshot.hpp"
@@ -740,10 +741,10 @@ SM_ENTRY(migrate_backfill)
     pg::Elevation e;
     SPI_connect();
     pg::elevate(&e);
-    Oid t[14] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
-                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID};
-    Datum v[14];
-    char nulls[15] = "              ";
+    Oid t[15] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID};
+    Datum v[15];
+    char nulls[16] = "               ";
     v[0] = ObjectIdGetDatum(relid);
     v[1] = CStringGetTextDatum(name);
     v[2] = CStringGetTextDatum(clauses.set_clause);
@@ -764,12 +765,14 @@ SM_ENTRY(migrate_backfill)
     else
         nulls[12] = 'n';
     v[13] = list_to_text_array(ops);
+    /* the latency budget in force for the submitter now */
+    v[14] = Float8GetDatum(latency_budget_ms);
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "
-            "pause_ms, max_replica_lag, estimated_total, key_operators) VALUES ($1, $2, $3, $4, "
-            "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-            14, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms) VALUES ($1, $2, "
+            "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+            15, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "could not record the backfill job");
     bool isnull;
     int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

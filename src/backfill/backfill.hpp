@@ -24,6 +24,9 @@ namespace safe_migrate::backfill {
 /* _PG_init, while shared_preload_libraries is being processed */
 void register_launcher(void);
 
+/* _PG_init, always: safe_migrate.backfill_latency_budget (pacing.hpp) */
+void define_settings(void);
+
 /* Is the launcher's shared memory there (i.e. was the library preloaded)? */
 bool available(void);
 

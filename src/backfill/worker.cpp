@@ -42,6 +42,7 @@
  * therefore counts keys examined, not rows updated.
  */
 #include "backfill.hpp"
+#include "backfill/pacing.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/privileged.hpp"
 
@@ -89,7 +90,7 @@ struct Job {
     char *op_after; /* OPERATOR(schema.>) of the key's index */
     char *op_upto;  /* ... <= */
     char *op_sort;  /* ... < */
-    pg::ThrottleSettings throttle;
+    PacingSettings pacing;
     int64 max_replica_lag;
 };
 
@@ -184,7 +185,7 @@ Job *load_job(void)
     SPI_execute_with_args(
         "SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
         "key_operators, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
-        "max_replica_lag, relid FROM safe_migrate.backfill_jobs "
+        "max_replica_lag, relid, latency_budget_ms FROM safe_migrate.backfill_jobs "
         "WHERE id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2 "
         "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[]) FOR UPDATE",
         2, t, v, nullptr, false, 1);
@@ -206,10 +207,11 @@ Job *load_job(void)
         job->op_after = ops[0];
         job->op_upto = ops[1];
         job->op_sort = ops[2];
-        job->throttle.initial_batch = DatumGetInt32(SPI_getbinval(tup, d, 9, &isnull));
-        job->throttle.target_batch_ms = DatumGetInt32(SPI_getbinval(tup, d, 10, &isnull));
-        job->throttle.max_rows_per_second = DatumGetInt32(SPI_getbinval(tup, d, 11, &isnull));
-        job->throttle.pause_ms = DatumGetInt32(SPI_getbinval(tup, d, 12, &isnull));
+        job->pacing.initial_batch = DatumGetInt32(SPI_getbinval(tup, d, 9, &isnull));
+        job->pacing.target_batch_ms = DatumGetInt32(SPI_getbinval(tup, d, 10, &isnull));
+        job->pacing.max_rows_per_second = DatumGetInt32(SPI_getbinval(tup, d, 11, &isnull));
+        job->pacing.pause_ms = DatumGetInt32(SPI_getbinval(tup, d, 12, &isnull));
+        job->pacing.latency_budget_ms = DatumGetFloat8(SPI_getbinval(tup, d, 15, &isnull));
         job->max_replica_lag = DatumGetInt64(SPI_getbinval(tup, d, 13, &isnull));
         /* the table is the one submitted (by OID), under its name of now:
          * a rename does not send the job to another table of the old name */
@@ -312,9 +314,11 @@ void set_job(int64 id, const char *assignments, int nargs, Oid *types, Datum *va
                      "UPDATE safe_migrate.backfill_jobs SET %s, updated_at = pg_catalog.clock_timestamp() "
                      "WHERE id OPERATOR(pg_catalog.=) $1",
                      assignments);
-    Oid t[8] = {INT8OID};
-    Datum v[8] = {Int64GetDatum(id)};
-    char n[9] = " ";
+    Oid t[12] = {INT8OID};
+    Datum v[12] = {Int64GetDatum(id)};
+    char n[13] = " ";
+    if (nargs > 11)
+        elog(ERROR, "set_job: too many parameters (%d)", nargs);
     for (int i = 0; i < nargs; i++) {
         t[i + 1] = types[i];
         v[i + 1] = values[i];
@@ -350,8 +354,22 @@ struct BatchOutcome {
     int waiters;
 };
 
-/* One batch, one transaction (see the file header). */
-BatchOutcome run_batch(Job *job, int batch_size, double rate)
+/* NULL or the text, as a datum of a nullable parameter */
+Datum nullable_text(const char *s, char *null)
+{
+    *null = s ? ' ' : 'n';
+    return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+Datum nullable_ms(double v, char *null)
+{
+    *null = v >= 0 ? ' ' : 'n';
+    return Float8GetDatum(v >= 0 ? v : 0);
+}
+
+/* One batch, one transaction (see the file header).  `shown` is the pacing
+ * decision the batch runs under, recorded with its progress. */
+BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDecision *shown)
 {
     BatchOutcome out = {BatchResult::Continue, 0, 0, 0};
     StartTransactionCommand();
@@ -468,16 +486,25 @@ BatchOutcome run_batch(Job *job, int batch_size, double rate)
                 true, 1);
     out.waiters = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+    /* the application's sessions, as this batch ends */
+    pacing_sample_foreground(pacing);
+
     /* 4. progress, in the batch's transaction */
-    Oid t4[5] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID, INT8OID};
-    Datum v4[5] = {to_text_array(new_last, nk), Int64GetDatum(out.rows), Int32GetDatum(batch_size),
-                   Float8GetDatum(rate), Int64GetDatum(out.keys)};
+    Oid t4[10] = {TEXTARRAYOID, INT8OID, INT4OID, FLOAT8OID, INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+    char n4[10] = "         ";
+    Datum v4[10] = {to_text_array(new_last, nk), Int64GetDatum(out.rows), Int32GetDatum(batch_size),
+                    Float8GetDatum(shown->rate), Int64GetDatum(out.keys)};
+    v4[5] = nullable_text(shown->throttled_by, &n4[5]);
+    v4[6] = nullable_ms(shown->foreground_ms, &n4[6]);
+    v4[7] = nullable_ms(shown->baseline_ms, &n4[7]);
+    v4[8] = Float8GetDatum(shown->duty);
     set_job(job->id,
             "last_key = $2, rows_done = rows_done OPERATOR(pg_catalog.+) $3, "
             "rows_examined = rows_examined OPERATOR(pg_catalog.+) $6, "
             "batches = batches OPERATOR(pg_catalog.+) 1, batch_size = $4, "
-            "rate = $5, last_error = NULL, last_sqlstate = NULL, waiting_for = NULL",
-            5, t4, v4, nullptr);
+            "rate = $5, last_error = NULL, last_sqlstate = NULL, waiting_for = NULL, "
+            "throttled_by = $7, foreground_latency_ms = $8, foreground_baseline_ms = $9, duty = $10",
+            9, t4, v4, n4);
     SPI_finish();
     PopActiveSnapshot();
     /* commit as the owner, restricted: whatever would still run at commit
@@ -502,18 +529,39 @@ bool transient(int sqlstate)
            sqlstate == ERRCODE_LOCK_NOT_AVAILABLE || sqlstate == ERRCODE_QUERY_CANCELED;
 }
 
+/* Sleeps at least this long are shown in the progress view before they
+ * begin (shorter ones with the next batch's progress). */
+constexpr double kShowDecisionAfterMs = 200;
+
+/* The pacing decision, in the progress view, in its own transaction. */
+void show_decision(const Job *job, const PacingDecision *d)
+{
+    Oid t[5] = {TEXTOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+    char n[6] = "     ";
+    Datum v[5];
+    v[0] = nullable_text(d->throttled_by, &n[0]);
+    v[1] = nullable_ms(d->foreground_ms, &n[1]);
+    v[2] = nullable_ms(d->baseline_ms, &n[2]);
+    v[3] = Float8GetDatum(d->duty);
+    v[4] = Float8GetDatum(d->rate);
+    mark(job->id,
+         "throttled_by = $2, foreground_latency_ms = $3, foreground_baseline_ms = $4, duty = $5, rate = $6",
+         5, t, v, n);
+}
+
 void run_job(Job *job)
 {
-    pg::ThrottleState *throttle;
-    const char *problem = pg::throttle_create(&job->throttle, &throttle);
+    Pacing *pacing;
+    const char *problem = pacing_create(&job->pacing, &pacing);
     if (problem) {
         Oid t[1] = {TEXTOID};
         Datum v[1] = {CStringGetTextDatum(problem)};
         mark(job->id, "status = 'failed', last_error = $2, finished_at = pg_catalog.clock_timestamp()", 1, t, v, nullptr);
         return;
     }
-    int batch = pg::throttle_first_batch(throttle);
-    double rate = 0;
+    PacingDecision decision;
+    pacing_initial(pacing, &decision);
+    int batch = decision.next_batch;
     int transient_failures = 0;
     char *activity = psprintf("%s %lld on %s", kJobCommand, (long long) job->id, job->relation);
 
@@ -528,12 +576,15 @@ void run_job(Job *job)
                 Oid t[1] = {TEXTOID};
                 Datum v[1] = {CStringGetTextDatum(
                     psprintf("a replica is %lld bytes behind", (long long) lag))};
-                mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
+                mark(job->id, "waiting_for = $2, throttled_by = 'replica lag'", 1, t, v, nullptr);
                 if (!pause_for(job, 500))
                     return;
                 continue;
             }
         }
+
+        /* the server without us, after the quiet time the pacer asked for */
+        double quiet_probe = decision.quiet_probe ? pacing_probe_ms() : -1;
 
         TimestampTz start = GetCurrentTimestamp();
         MemoryContext cxt = CurrentMemoryContext;
@@ -544,7 +595,7 @@ void run_job(Job *job)
             /* a batch waits this long for a lock, then steps back */
             (void) set_config_option("lock_timeout", "1000", PGC_SUSET, PGC_S_SESSION,
                                      GUC_ACTION_SET, true, 0, false);
-            outcome = run_batch(job, batch, rate);
+            outcome = run_batch(job, batch, pacing, &decision);
         }
         PG_CATCH();
         {
@@ -582,18 +633,28 @@ void run_job(Job *job)
             return;
 
         double ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
-        double sleep = 0;
+        /* what a commit of the application costs now, right after ours */
+        double probe = decision.probe_after ? pacing_probe_ms() : -1;
         int asked = batch;
-        pg::throttle_after(throttle, outcome.keys, batch, ms, outcome.waiters, &batch, &sleep, &rate);
+        PacingStep step = {outcome.keys, batch, ms, outcome.waiters, probe, quiet_probe};
+        pacing_after(pacing, &step, &decision);
+        batch = decision.next_batch;
+        double sleep = decision.sleep_ms;
         elog(DEBUG1, "safe_migrate backfill job %lld: batch of %d keys: %ld examined, %ld updated "
-                     "in %.1f ms, %d waiters; next %d keys after %.0f ms",
-             (long long) job->id, asked, outcome.keys, outcome.rows, ms, outcome.waiters, batch,
-             sleep);
+                     "in %.1f ms, %d waiters, probe %.2f ms (quiet %.2f, baseline %.2f), "
+                     "application %s (%d active, %d on WAL); next %d keys after %.0f ms, duty %.3f%s%s",
+             (long long) job->id, asked, outcome.keys, outcome.rows, ms, outcome.waiters, probe,
+             quiet_probe, decision.baseline_ms, decision.foreground_present ? "present" : "absent",
+             decision.fg_active, decision.fg_waiting_wal, batch, sleep, decision.duty,
+             decision.throttled_by ? ", held by " : "", decision.throttled_by ? decision.throttled_by : "");
         /* sessions waited on the batch's locks: besides the smaller next
          * batch, give them a batch's time to get through first */
         if (outcome.waiters > 0)
-            sleep += job->throttle.target_batch_ms;
+            sleep += job->pacing.target_batch_ms;
         if (sleep > 0) {
+            /* a long sleep: show the decision now, not after the next batch */
+            if (sleep >= kShowDecisionAfterMs)
+                show_decision(job, &decision);
             pgstat_report_activity(STATE_IDLE, activity);
             if (!pause_for(job, (long) sleep))
                 return;

@@ -57,6 +57,12 @@ double Throttle::rate_rows_per_second() const { return rate_; }
 
 const ThrottleConfig& Throttle::config() const { return config_; }
 
+void Throttle::set_target_batch_ms(double target_ms) {
+    if (!std::isfinite(target_ms) || target_ms <= 0)
+        bad("target_batch_ms must be a finite number greater than 0 (got " + num(target_ms) + ")");
+    config_.target_batch_ms = target_ms;
+}
+
 ThrottleDecision Throttle::after_batch(const BatchObservation& obs) {
     const ThrottleConfig& c = config_;
     const double growth = c.max_growth;

@@ -77,6 +77,10 @@ public:
     // sleep decided before that batch). 0 before any batch.
     double rate_rows_per_second() const;
     const ThrottleConfig& config() const;
+    // Change the batch duration the sizing aims at from the next batch on
+    // (the Pacer shortens batches while the application is active).  Throws
+    // ScriptError unless target_ms is a finite number > 0.
+    void set_target_batch_ms(double target_ms);
 
 private:
     ThrottleConfig config_;

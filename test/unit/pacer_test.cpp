@@ -1,0 +1,482 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "core/pacer.hpp"
+#include "test_util.hpp"
+
+namespace sm = safe_migrate::core;
+
+namespace {
+
+// A simulated server.  A batch of n keys takes n * per_row_ms + overhead_ms.
+// The job leaves pressure behind (WAL to flush, pages to write back): it
+// builds up while a batch runs and drains while the job sleeps, with time
+// constant tau_ms.  A probe (a tiny commit) costs base_ms + impact_ms *
+// pressure + extra(t) (a checkpoint, another load) + noise.
+struct Server {
+    double per_row_ms = 0.005;  // 200,000 rows/s at full speed
+    double overhead_ms = 1.0;
+    double base_ms = 1.0;
+    double impact_ms = 12.0;  // probe increase with the job running all the time
+    double tau_ms = 300.0;
+    double noise_sd = 0.0;
+    std::function<bool(double)> foreground = [](double) { return true; };
+    std::function<double(double)> extra = [](double) { return 0.0; };
+    unsigned seed = 1;
+};
+
+struct Trace {
+    double t_ms;         // when the batch ended
+    int batch;           // its size
+    double duration_ms;
+    double probe_ms;
+    double true_excess;  // probe increase the job caused (no noise), at the batch's end
+    double area;         // integral of the job's excess up to t_ms (ms * ms)
+    sm::PaceDecision d;
+    double duty;
+    double rate;  // what the pacer reports
+};
+
+struct SimRun {
+    std::vector<Trace> steps;
+    long rows = 0;
+    double elapsed_ms = 0;
+    double excess_area = 0;  // integral of impact * pressure over time (ms * ms)
+};
+
+// Runs the pacer against the server until `until_ms` of simulated time.
+SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms = 0) {
+    std::mt19937 rng(s.seed);
+    std::normal_distribution<double> noise(0.0, s.noise_sd > 0 ? s.noise_sd : 1.0);
+    auto probe_at = [&](double t, double pressure) {
+        double pr = s.base_ms + s.impact_ms * pressure + s.extra(t) + (s.noise_sd > 0 ? noise(rng) : 0.0);
+        return pr < 0.05 ? 0.05 : pr;
+    };
+    SimRun r;
+    double t = start_ms;
+    double pressure = 0;
+    int batch = p.first_batch();
+    double sleep = 0;
+    bool probe = true, quiet = false;
+    while (t < until_ms) {
+        // the sleep: pressure drains (its mean over the sleep, for the area)
+        const double p0 = pressure;
+        pressure *= std::exp(-sleep / s.tau_ms);
+        r.excess_area += s.impact_ms * (p0 - pressure) * s.tau_ms;
+        t += sleep;
+        const double qp = quiet ? probe_at(t, pressure) : -1;
+        // the batch: pressure builds up
+        const double dur = batch * s.per_row_ms + s.overhead_ms;
+        const double p1 = pressure;
+        pressure += (1 - pressure) * (1 - std::exp(-dur / s.tau_ms));
+        r.excess_area += s.impact_ms * (dur - (pressure - p1) * s.tau_ms);
+        t += dur;
+        const double excess = s.impact_ms * pressure;
+        const double pr = probe ? probe_at(t, pressure) : -1;
+        sm::PaceObservation o;
+        o.rows = batch;
+        o.batch_size = batch;
+        o.duration_ms = dur;
+        o.probe_ms = pr;
+        o.quiet_probe_ms = qp;
+        o.foreground.started = s.foreground(t) ? 4 : 0;  // four clients
+        o.foreground.active = s.foreground(t) ? 1 : 0;
+        const sm::PaceDecision d = p.after_batch(o);
+        r.steps.push_back({t, batch, dur, pr, excess, r.excess_area, d, p.duty(), p.rate_rows_per_second()});
+        r.rows += batch;
+        batch = d.next_batch;
+        sleep = d.sleep_ms;
+        probe = d.probe_next;
+        quiet = d.quiet_probe;
+    }
+    r.elapsed_ms = t - start_ms;
+    return r;
+}
+
+sm::ThrottleConfig throttle_defaults() {
+    sm::ThrottleConfig c;
+    c.initial_batch = 1000;
+    c.target_batch_ms = 25;
+    return c;
+}
+
+// the mean excess (probe increase) the job caused over [from_ms, to_ms]
+double mean_excess(const SimRun& r, double from_ms, double to_ms = 1e18) {
+    const Trace* first = nullptr;
+    const Trace* last = nullptr;
+    for (const auto& s : r.steps) {
+        if (s.t_ms >= from_ms && first == nullptr) first = &s;
+        if (s.t_ms <= to_ms) last = &s;
+    }
+    if (first == nullptr || last == nullptr || last->t_ms <= first->t_ms) return 0;
+    return (last->area - first->area) / (last->t_ms - first->t_ms);
+}
+
+// rows per second over steps ending in [from, to)
+double rate_between(const SimRun& r, double from_ms, double to_ms) {
+    long rows = 0;
+    double first = -1, last = -1;
+    for (const auto& s : r.steps)
+        if (s.t_ms >= from_ms && s.t_ms < to_ms) {
+            if (first < 0) first = s.t_ms;
+            last = s.t_ms;
+            rows += s.batch;
+        }
+    return last > first ? rows * 1000.0 / (last - first) : 0;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+
+TEST(PacerConfig, DefaultsAreValid) {
+    EXPECT_NO_THROW(sm::validate(sm::PacerConfig{}));
+    EXPECT_GT(sm::PacerConfig{}.latency_budget_ms, 0);
+}
+
+TEST(PacerConfig, RejectsNonsense) {
+    auto with = [](auto change) {
+        sm::PacerConfig c;
+        change(c);
+        return [c] { sm::validate(c); };
+    };
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.latency_budget_ms = -1; }), "latency_budget_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.latency_budget_ms = NAN; }), "latency_budget_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.busy_batch_ms = 0; }), "busy_batch_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.min_duty = 0; }), "min_duty"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.initial_duty = 0.01; }), "initial_duty"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.duty_cut = 1; }), "duty_cut"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.duty_increase_per_s = 0; }), "duty_increase_per_s"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.spike_factor = 0.5; }), "spike_factor"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.probe_alpha = 1.5; }), "probe_alpha"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_alpha = 0; }), "baseline_alpha"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.quiet_ms = -1; }), "quiet_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.idle_after_ms = INFINITY; }), "idle_after_ms"));
+}
+
+TEST(PacerConfig, ThrottleTargetCanChangeButNotToNonsense) {
+    sm::Throttle t(throttle_defaults());
+    t.set_target_batch_ms(5);
+    EXPECT_EQ(t.config().target_batch_ms, 5);
+    EXPECT_TRUE(ThrowsScriptError([&] { t.set_target_batch_ms(0); }, "target_batch_ms"));
+    EXPECT_TRUE(ThrowsScriptError([&] { t.set_target_batch_ms(NAN); }, "target_batch_ms"));
+}
+
+TEST(PacerConfig, HeldByNames) {
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::Nothing), "");
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::ForegroundLatency), "foreground latency");
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::LockWaiters), "lock waiters");
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::ForegroundActive), "foreground active");
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::RateCap), "rate cap");
+    EXPECT_STREQ(sm::held_by_name(sm::HeldBy::Pause), "pause");
+}
+
+// ---------------------------------------------------------------- idle server
+
+TEST(PacerTrace, IdleServerRunsAtFullSpeed) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.foreground = [](double) { return false; };
+    const SimRun r = simulate(p, s, 10000);
+    // after the batch size has grown: no sleep at all, nothing holds it back
+    for (size_t i = 10; i < r.steps.size(); ++i) {
+        EXPECT_EQ(r.steps[i].d.sleep_ms, 0) << "step " << i;
+        EXPECT_EQ(r.steps[i].d.held_by, sm::HeldBy::Nothing) << "step " << i;
+    }
+    EXPECT_EQ(p.duty(), 1);
+    EXPECT_FALSE(p.foreground_present());
+    // batches sized to the full 25 ms target: (25 - 1) / 0.005 = 4800 keys
+    EXPECT_NEAR(r.steps.back().batch, 4800, 500);
+    // >= 0.9 of the server's raw speed (200,000 rows/s) once grown
+    EXPECT_GT(rate_between(r, 1000, 10000), 0.9 * 200000 * 24.0 / 25.0);
+    // probes only about once a second when nobody is there
+    int probes = 0;
+    for (const auto& st : r.steps) probes += st.probe_ms >= 0;
+    EXPECT_LE(probes, 12);
+    EXPECT_GE(probes, 8);
+}
+
+// ---------------------------------------------------------------- load step
+
+TEST(PacerTrace, LoadStepSlowsDownAndIdleSpeedsUpAgain) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    // idle for 5 s, the application from 5 s to 35 s, idle again after
+    s.foreground = [](double t) { return t >= 5000 && t < 35000; };
+    const SimRun r = simulate(p, s, 45000);
+    if (getenv("PACER_TRACE"))
+        for (const auto& st : r.steps)
+            printf("%.0f batch %d dur %.1f probe %.2f excess %.2f duty %.3f sleep %.1f held %s base %.2f\n", st.t_ms, st.batch, st.duration_ms,
+                   st.probe_ms, st.true_excess, st.duty, st.d.sleep_ms, sm::held_by_name(st.d.held_by), 0.0);
+
+    const double idle_rate = rate_between(r, 1000, 5000);
+    const double busy_rate = rate_between(r, 15000, 35000);
+    const double after_rate = rate_between(r, 37000, 45000);
+    EXPECT_GT(idle_rate, 150000);
+    // under load: well below full speed, but not stopped
+    EXPECT_LT(busy_rate, 0.4 * idle_rate);
+    // the rate it reports is the real one, its own sleeps included
+    double reported = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms < 34000) reported = st.rate;
+    EXPECT_NEAR(reported, busy_rate, 0.5 * busy_rate);
+    EXPECT_GT(busy_rate, 0.02 * idle_rate);
+    // the application gone: full speed again
+    EXPECT_GT(after_rate, 0.9 * idle_rate);
+
+    // the excess the job caused stays around the budget (2 ms), far below
+    // the 12 ms it causes at full speed
+    EXPECT_LT(mean_excess(r, 15000, 35000), 2.5);
+    // and at full speed it would have been about 12 ms (the model is sane)
+    EXPECT_GT(mean_excess(r, 37000), 10.0);
+    // the foreground's latency is what held it back, and it said so
+    bool said_latency = false;
+    for (const auto& st : r.steps)
+        if (st.t_ms > 5000 && st.t_ms < 35000) {
+            said_latency |= st.d.held_by == sm::HeldBy::ForegroundLatency;
+            EXPECT_NE(st.d.held_by, sm::HeldBy::Nothing) << "at " << st.t_ms;
+        }
+    EXPECT_TRUE(said_latency);
+    // short batches while the application is there (10 ms: 1800 keys)
+    for (const auto& st : r.steps) {
+        if (st.t_ms > 8000 && st.t_ms < 35000) {
+            EXPECT_LE(st.duration_ms, 2 * 10.0 + 1) << "at " << st.t_ms;
+        }
+    }
+    EXPECT_EQ(r.steps.back().d.held_by, sm::HeldBy::Nothing);
+    EXPECT_EQ(p.duty(), 1);
+}
+
+TEST(PacerTrace, ApplicationFromTheStartStartsGently) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    const SimRun r = simulate(p, s, 20000);
+    ASSERT_FALSE(r.steps.empty());
+    // the very first decision already leaves room for the application
+    EXPECT_LE(r.steps.front().duty, sm::PacerConfig{}.initial_duty);
+    EXPECT_GT(r.steps.front().d.sleep_ms, 0);
+    EXPECT_LT(mean_excess(r, 5000), 3.0);
+}
+
+// The job's own pressure must not be learned as the server's normal: a
+// minute of steady load later it still holds the excess near the budget.
+TEST(PacerTrace, BaselineDoesNotLearnTheJobsOwnEffect) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 20;
+    const SimRun r = simulate(p, s, 120000);
+    EXPECT_LT(mean_excess(r, 60000), 3.0);
+    EXPECT_LT(p.baseline_ms(), s.base_ms + 1.0);
+}
+
+// ---------------------------------------------------------------- checkpoint spike
+
+TEST(PacerTrace, CheckpointSpikeCutsOnceAndRecovers) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 4;  // the job alone stays near the budget
+    // a checkpoint: +30 ms on the probe for 300 ms at t = 20 s
+    s.extra = [](double t) { return t >= 20000 && t < 20300 ? 30.0 : 0.0; };
+    const SimRun r = simulate(p, s, 40000);
+    double duty_before = 0, duty_after_spike = 1;
+    int cuts_in_spike = 0;
+    double prev_duty = -1;
+    for (const auto& st : r.steps) {
+        if (st.t_ms < 20000) duty_before = st.duty;
+        if (st.t_ms >= 20000 && st.t_ms < 20300) {
+            duty_after_spike = std::min(duty_after_spike, st.duty);
+            EXPECT_EQ(st.d.held_by, sm::HeldBy::ForegroundLatency) << "at " << st.t_ms;
+            if (prev_duty >= 0 && st.duty < prev_duty) cuts_in_spike++;
+        }
+        prev_duty = st.duty;
+    }
+    // the spike cut at once (the first probe of it, not after smoothing)...
+    EXPECT_LE(duty_after_spike, duty_before * 0.55);  // (it grows a little between probes)
+    // ... at most twice in 300 ms (cut_interval 250 ms: one event, not one per probe)
+    EXPECT_LE(cuts_in_spike, 2);
+    // the baseline did not jump with it
+    EXPECT_LT(p.baseline_ms(), s.base_ms + 1.0);
+    // and it grew back afterwards
+    EXPECT_GT(r.steps.back().duty, duty_after_spike);
+}
+
+// ---------------------------------------------------------------- noisy signal
+
+TEST(PacerTrace, NoiseAloneDoesNotStrangleTheJob) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 0;  // the job costs the application nothing here
+    s.noise_sd = 0.5;
+    s.base_ms = 2.0;
+    const SimRun r = simulate(p, s, 30000);
+    double sum = 0;
+    int n = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms > 10000) {
+            sum += st.duty;
+            n++;
+        }
+    EXPECT_GT(sum / n, 0.8);
+}
+
+TEST(PacerTrace, NoisyImpactStillHeldNearBudget) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.noise_sd = 1.0;
+    s.base_ms = 2.0;
+    s.seed = 7;
+    const SimRun r = simulate(p, s, 60000);
+    EXPECT_LT(mean_excess(r, 10000), 3.5);
+    EXPECT_GT(rate_between(r, 10000, 60000), 1000);
+}
+
+TEST(PacerTrace, Deterministic) {
+    Server s;
+    s.noise_sd = 1.0;
+    sm::Pacer a(throttle_defaults(), sm::PacerConfig{});
+    sm::Pacer b(throttle_defaults(), sm::PacerConfig{});
+    const SimRun ra = simulate(a, s, 10000), rb = simulate(b, s, 10000);
+    ASSERT_EQ(ra.steps.size(), rb.steps.size());
+    for (size_t i = 0; i < ra.steps.size(); ++i) {
+        EXPECT_EQ(ra.steps[i].d.next_batch, rb.steps[i].d.next_batch);
+        EXPECT_EQ(ra.steps[i].d.sleep_ms, rb.steps[i].d.sleep_ms);
+    }
+}
+
+// ---------------------------------------------------------------- other signals
+
+TEST(PacerSteps, LockWaitersCutTheDutyCycle) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 10;
+    o.probe_ms = 1;
+    const double before = p.duty();
+    o.lock_waiters = 2;
+    const auto d = p.after_batch(o);
+    EXPECT_EQ(d.held_by, sm::HeldBy::LockWaiters);
+    EXPECT_LT(p.duty(), before);
+    EXPECT_GT(d.sleep_ms, 0);
+    EXPECT_LT(d.next_batch, 1000);
+}
+
+TEST(PacerSteps, ZeroBudgetTurnsLatencyControlOff) {
+    sm::PacerConfig c;
+    c.latency_budget_ms = 0;
+    sm::Pacer p(throttle_defaults(), c);
+    Server s;
+    s.impact_ms = 50;
+    const SimRun r = simulate(p, s, 5000);
+    for (size_t i = 1; i < r.steps.size(); ++i) {
+        EXPECT_EQ(r.steps[i].d.sleep_ms, 0) << "step " << i;
+        EXPECT_EQ(r.steps[i].d.held_by, sm::HeldBy::Nothing);
+    }
+    EXPECT_GT(rate_between(r, 1000, 5000), 150000);
+}
+
+TEST(PacerSteps, RateCapIsNamed) {
+    sm::ThrottleConfig t = throttle_defaults();
+    t.max_rows_per_second = 1000;
+    t.max_batch = 1000;
+    sm::Pacer p(t, sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 10;
+    const auto d = p.after_batch(o);
+    EXPECT_EQ(d.held_by, sm::HeldBy::RateCap);
+    EXPECT_NEAR(d.sleep_ms, 990, 1e-9);
+}
+
+TEST(PacerSteps, PauseIsNamed) {
+    sm::ThrottleConfig t = throttle_defaults();
+    t.pause_ms = 500;
+    sm::Pacer p(t, sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 10;
+    const auto d = p.after_batch(o);
+    EXPECT_EQ(d.held_by, sm::HeldBy::Pause);
+    EXPECT_EQ(d.sleep_ms, 500);
+}
+
+TEST(PacerSteps, BadObservationsDoNotThrow) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = -5;
+    o.batch_size = 0;
+    o.duration_ms = NAN;
+    o.probe_ms = NAN;
+    EXPECT_NO_THROW(p.after_batch(o));
+    o.duration_ms = -3;
+    o.probe_ms = INFINITY;
+    EXPECT_NO_THROW(p.after_batch(o));
+    EXPECT_LT(p.probe_ms(), 0);  // no valid probe yet
+    o.probe_ms = 2;
+    o.duration_ms = 5;
+    o.foreground.started = 4;
+    const auto d = p.after_batch(o);
+    EXPECT_EQ(p.probe_ms(), 2);
+    EXPECT_LT(p.baseline_ms(), 0);  // only quiet probes make the baseline
+    ASSERT_TRUE(d.quiet_probe);     // the application arrived: measure the server without us
+    EXPECT_GE(d.sleep_ms, sm::PacerConfig{}.quiet_ms);
+    o.quiet_probe_ms = NAN;  // a bad quiet probe is ignored
+    p.after_batch(o);
+    EXPECT_LT(p.baseline_ms(), 0);
+    o.quiet_probe_ms = 1.5;  // still no baseline: it asked again
+    p.after_batch(o);
+    EXPECT_EQ(p.baseline_ms(), 1.5);
+}
+
+TEST(PacerTrace, ProbesAtMostTenTimesASecondUnderLoad) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 0.5;  // little impact: the job runs at full duty, many short batches
+    const SimRun r = simulate(p, s, 20000);
+    int probes = 0, batches = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms > 10000) {
+            probes += st.probe_ms >= 0;
+            batches++;
+        }
+    EXPECT_GT(batches, 300);       // about 100 batches a second ...
+    EXPECT_LE(probes, 10 * 10 + 2);  // ... but about 10 probes
+    EXPECT_GE(probes, 10 * 5);
+}
+
+TEST(PacerSteps, AMonitoringQueryIsNotAnApplication) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    // full-speed batches of 25 ms; one statement seen once a second
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 4800;
+    o.duration_ms = 25;
+    for (int i = 0; i < 400; ++i) {
+        o.foreground.started = i % 40 == 0 ? 1 : 0;
+        const auto d = p.after_batch(o);
+        EXPECT_FALSE(p.foreground_present()) << "step " << i;
+        EXPECT_EQ(d.sleep_ms, 0) << "step " << i;
+    }
+    EXPECT_LT(p.foreground_rate(), 3);
+    // a long report query, running at every sample, is foreground
+    o.foreground.started = 0;
+    o.foreground.active = 1;
+    for (int i = 0; i < 10; ++i) p.after_batch(o);
+    EXPECT_TRUE(p.foreground_present());
+}
+
+TEST(PacerSteps, QuietProbeNobodyAskedForIsIgnored) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.quiet_probe_ms = 3;  // no foreground: no quiet probe was asked for
+    const auto d = p.after_batch(o);
+    EXPECT_FALSE(d.quiet_probe);
+    p.after_batch(o);
+    EXPECT_LT(p.baseline_ms(), 0);
+}
