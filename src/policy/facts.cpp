@@ -5,6 +5,7 @@
  * weaker lock first would turn two concurrent ALTERs into a deadlock.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/subxact.hpp"
 
 extern "C" {
@@ -123,12 +124,11 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
 {
     if (cls->relfilenode == InvalidOid)
         return 0; /* partitioned table, view, ... */
-    RelFileNode node;
-    node.spcNode = OidIsValid(cls->reltablespace) ? cls->reltablespace : MyDatabaseTableSpace;
-    node.dbNode = cls->relisshared ? InvalidOid : MyDatabaseId;
-    node.relNode = cls->relfilenode;
-    BackendId backend = cls->relpersistence == RELPERSISTENCE_TEMP ? MyBackendId : InvalidBackendId;
-    char *path = relpathbackend(node, backend, MAIN_FORKNUM);
+    Oid spc = OidIsValid(cls->reltablespace) ? cls->reltablespace : MyDatabaseTableSpace;
+    Oid db = cls->relisshared ? InvalidOid : MyDatabaseId;
+    pg::compat::BackendNum backend = cls->relpersistence == RELPERSISTENCE_TEMP ? pg::compat::my_backend()
+                                                                                 : pg::compat::kInvalidBackend;
+    char *path = pg::compat::relation_main_path(spc, db, cls->relfilenode, backend);
     int64 total = 0;
     for (int segment = 0;; segment++) {
         char *file = segment == 0 ? pstrdup(path) : psprintf("%s.%d", path, segment);
@@ -334,7 +334,7 @@ static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am,
                 pk[k++] = get_attnum(confrelid, strVal(lfirst(pc)));
         } else {
             Relation ref = RelationIdGetRelation(confrelid);
-            Oid pkindex = RelationIsValid(ref) ? RelationGetPrimaryKeyIndex(ref) : InvalidOid;
+            Oid pkindex = RelationIsValid(ref) ? pg::compat::primary_key_index(ref) : InvalidOid;
             if (RelationIsValid(ref))
                 RelationClose(ref);
             HeapTuple it = OidIsValid(pkindex) ? SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex))
@@ -949,7 +949,7 @@ static LOCKMODE held_blocking_lock(Oid relid)
     LOCKTAG tag;
     SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
     for (LOCKMODE m = AccessExclusiveLock; m >= ShareLock; m--)
-        if (LockHeldByMe(&tag, m))
+        if (pg::compat::lock_held_by_me(&tag, m))
             return m;
     return NoLock;
 }
@@ -1519,13 +1519,13 @@ static const char *drop_via = nullptr;       /* command tag of the running DDL (
 
 static List *current_judged_drops(void)
 {
-    return judged_lxid == MyProc->lxid ? judged_drops : NIL;
+    return judged_lxid == pg::compat::my_lxid() ? judged_drops : NIL;
 }
 
 void note_ddl_statement(const char *tag)
 {
     judged_drops = NIL;
-    judged_lxid = MyProc->lxid;
+    judged_lxid = pg::compat::my_lxid();
     drop_via = tag;
 }
 
@@ -1533,9 +1533,9 @@ void remember_judged_drop(Oid relid, const char *column)
 {
     if (plan_capture != nullptr)
         return; /* migrate_plan runs nothing */
-    if (judged_lxid != MyProc->lxid) {
+    if (judged_lxid != pg::compat::my_lxid()) {
         judged_drops = NIL;
-        judged_lxid = MyProc->lxid;
+        judged_lxid = pg::compat::my_lxid();
     }
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
     List *all = find_all_inheritors(relid, NoLock, nullptr);
@@ -1761,10 +1761,10 @@ enum class Sweep { VacuumFull, Cluster, ReindexSchema, ReindexDatabase, ReindexS
 static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *what)
 {
     Oid user = GetUserId();
-    bool db_owner = pg_database_ownercheck(MyDatabaseId, user);
+    bool db_owner = pg::compat::database_owner(MyDatabaseId, user);
     if ((sweep == Sweep::ReindexDatabase || sweep == Sweep::ReindexSystem) && !db_owner)
         return; /* refused by PostgreSQL */
-    if (sweep == Sweep::ReindexSchema && !pg_namespace_ownercheck(nsp, user))
+    if (sweep == Sweep::ReindexSchema && !pg::compat::namespace_owner(nsp, user))
         return;
     List *targets = NIL;
     if (sweep == Sweep::Cluster) {
@@ -1774,7 +1774,7 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
         HeapTuple tup;
         while (HeapTupleIsValid(tup = systable_getnext(scan))) {
             Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
-            if (idx->indisclustered && pg_class_ownercheck(idx->indrelid, user))
+            if (idx->indisclustered && pg::compat::class_owner(idx->indrelid, user))
                 targets = list_append_unique_oid(targets, idx->indrelid);
         }
         systable_endscan(scan);
@@ -1792,13 +1792,13 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
                 continue;
             switch (sweep) {
                 case Sweep::VacuumFull:
-                    if (!(pg_class_ownercheck(relid, user) || (db_owner && !cls->relisshared)))
+                    if (!(pg::compat::class_owner(relid, user) || (db_owner && !cls->relisshared)))
                         continue;
                     break;
                 case Sweep::ReindexSchema:
                     if (cls->relnamespace != nsp)
                         continue;
-                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                    if (cls->relisshared && !pg::compat::class_owner(relid, user))
                         continue;
                     break;
                 case Sweep::ReindexDatabase:
@@ -1807,7 +1807,7 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
                         continue;
                     if (concurrently && IsCatalogRelationOid(relid))
                         continue; /* skipped by REINDEX DATABASE CONCURRENTLY */
-                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                    if (cls->relisshared && !pg::compat::class_owner(relid, user))
                         continue;
                     break;
                 default:
@@ -1847,7 +1847,7 @@ static LocalTransactionId pending_lxid = InvalidLocalTransactionId;
 
 static List *current_pending_columns(void)
 {
-    return pending_lxid == MyProc->lxid ? pending_columns : NIL;
+    return pending_lxid == pg::compat::my_lxid() ? pending_columns : NIL;
 }
 
 void forget_dropped_columns(void)
@@ -1905,7 +1905,7 @@ void check_dropped_relation(Oid relid, int attnum)
      * whole goes with the table) */
     if (was_judged(relid, column) || (column != nullptr && was_judged(relid, nullptr)))
         return;
-    const char *via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
+    const char *via = drop_via && judged_lxid == pg::compat::my_lxid() ? drop_via : "the statement";
     if (column == nullptr) {
         pg::PolicyFacts f;
         init_facts(&f, kDropTable);
@@ -1925,9 +1925,9 @@ void check_dropped_relation(Oid relid, int attnum)
         MemoryContextSwitchTo(old);
         return; /* exempt */
     }
-    if (pending_lxid != MyProc->lxid) {
+    if (pending_lxid != pg::compat::my_lxid()) {
         pending_columns = NIL;
-        pending_lxid = MyProc->lxid;
+        pending_lxid = pg::compat::my_lxid();
     }
     pending_columns = lappend(pending_columns, p);
     MemoryContextSwitchTo(old);
@@ -1970,7 +1970,7 @@ static bool unknown_column_walker(Node *node, void *context)
             c->unknown = true;
         return false;
     }
-    return raw_expression_tree_walker(node, (bool (*)()) (void (*)(void)) unknown_column_walker, context);
+    return raw_expression_tree_walker(node, SM_WALKER(unknown_column_walker), context);
 }
 
 /* Would PostgreSQL refuse ADD CONSTRAINT by its names alone (a constraint

@@ -5,6 +5,7 @@
  * and safe_migrate.ddl_log.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 
@@ -462,7 +463,7 @@ int64 trim_log(const LogRelations *r, bool now_please)
         Datum values[1] = {TimestampTzGetDatum(now)};
         bool nulls[1] = {false};
         HeapTuple tuple = heap_form_tuple(RelationGetDescr(trimmed), values, nulls);
-        simple_heap_update(trimmed, &tid, tuple);
+        pg::compat::heap_update_in_place(trimmed, &tid, tuple);
         heap_freetuple(tuple);
     }
     /* the lock stays until the end of the transaction */

@@ -8,6 +8,7 @@
  * the test (run_script).
  */
 #include "classify.hpp"
+#include "pg/compat.hpp"
 #include "runner.hpp"
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
@@ -529,7 +530,7 @@ void guard_write(Oid relid, const UpdateWrite *update)
         foreach (ic, indexes) {
             Relation idx = index_open(lfirst_oid(ic), RowExclusiveLock);
             bool index_new = table_new || made_in_test(idx->rd_createSubid) ||
-                             made_in_test(idx->rd_newRelfilenodeSubid);
+                             made_in_test(pg::compat::new_file_subid(idx));
             TupleDesc desc = RelationGetDescr(idx);
             for (int i = 0; !index_new && i < desc->natts; i++) {
                 Oid type = TupleDescAttr(desc, i)->atttypid;

@@ -26,6 +26,7 @@
  * frame that can ereport; the pure core is reached through core_bridge.
  */
 #include "runner.hpp"
+#include "pg/compat.hpp"
 #include "lockwait.hpp"
 #include "classify.hpp"
 #include "derive.hpp"
@@ -260,7 +261,7 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     DestReceiver *receiver = CreateDestReceiver(DestNone);
     QueryCompletion qc;
     InitializeQueryCompletion(&qc);
-    (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+    pg::compat::portal_run_all(portal, receiver, &qc);
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
     /* any statement may change rows (MERGE, a CTE, EXECUTE, DO, CALL, ...) */
@@ -951,7 +952,7 @@ void send_result(const char *version, const char *status, int statements, int re
 /* Send an error to the caller as the error it is, then end this worker.
  * The migration lock goes first, so that the caller's next migration does
  * not find it still held. */
-pg_attribute_noreturn() void fail(ErrorData *edata)
+SM_NORETURN void fail(ErrorData *edata)
 {
     AbortOutOfAnyTransaction();
     release_migration_lock();
