@@ -19,6 +19,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/heapam.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
 #include "common/relpath.h"
@@ -149,6 +150,41 @@ inline void heap_update_in_place(Relation rel, ItemPointer tid, HeapTuple tuple)
 #else
     simple_heap_update(rel, tid, tuple);
 #endif
+}
+
+// Is a column's NOT NULL (attnotnull) in force for every row?  Before 18
+// attnotnull says so.  On 18 a NOT NULL constraint added NOT VALID sets
+// attnotnull at once, before any existing row was checked: only its
+// validated constraint proves the column.
+inline bool not_null_validated(Oid relid, AttrNumber attnum, bool attnotnull)
+{
+#if PG_VERSION_NUM >= 180000
+    if (!attnotnull)
+        return false;
+    HeapTuple con = findNotNullConstraintAttnum(relid, attnum);
+    if (!HeapTupleIsValid(con))
+        return true; /* a system column or a catalog's own NOT NULL */
+    bool valid = ((Form_pg_constraint) GETSTRUCT(con))->convalidated;
+    heap_freetuple(con);
+    return valid;
+#else
+    (void) relid;
+    (void) attnum;
+    return attnotnull;
+#endif
+}
+
+// The column a NOT NULL constraint (pg_constraint contype 'n', 18) is
+// about; 0 for any other constraint (and always before 18).
+inline AttrNumber not_null_constraint_column(HeapTuple contup)
+{
+#if PG_VERSION_NUM >= 180000
+    if (((Form_pg_constraint) GETSTRUCT(contup))->contype == CONSTRAINT_NOTNULL)
+        return extractNotNullColumn(contup);
+#else
+    (void) contup;
+#endif
+    return 0;
 }
 
 // ---- ownership and privileges

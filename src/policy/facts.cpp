@@ -619,6 +619,17 @@ void plan_script_after(Node *stmt)
             c->notnull_att = raw_not_null_column(relid, con->raw_expr);
             c->valid = !con->skip_validation;
             script_checks = lappend(script_checks, c);
+        } else if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+                   ((Constraint *) cmd->def)->contype == CONSTR_NOTNULL &&
+                   ((Constraint *) cmd->def)->keys != NIL) {
+            /* 18: ADD CONSTRAINT c NOT NULL col [NOT VALID] */
+            Constraint *con = (Constraint *) cmd->def;
+            ScriptCheck *c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+            c->relid = relid;
+            c->name = con->conname ? pstrdup(con->conname) : nullptr;
+            c->notnull_att = get_attnum(relid, strVal(linitial(con->keys)));
+            c->valid = !con->skip_validation;
+            script_checks = lappend(script_checks, c);
         } else if (cmd->subtype == AT_ValidateConstraint && cmd->name) {
             ScriptCheck *c = script_check(relid, cmd->name);
             if (c == nullptr) {
@@ -639,6 +650,8 @@ void plan_script_after(Node *stmt)
                         !((NullTest *) expr)->argisrow && IsA(((NullTest *) expr)->arg, Var))
                         att = ((Var *) ((NullTest *) expr)->arg)->varattno;
                 }
+                if (att == 0)
+                    att = pg::compat::not_null_constraint_column(tup);
                 ReleaseSysCache(tup);
                 c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
                 c->relid = relid;
@@ -890,13 +903,31 @@ static void check_constraint(Oid relid, const char *table, const char *column,
                     f.not_null &= column_not_null(relid, strVal(lfirst(kc)), false);
             }
             break;
+        case CONSTR_NOTNULL: {
+            /* ADD CONSTRAINT c NOT NULL col [NOT VALID] (PostgreSQL 18; the
+             * column form of NOT NULL has no keys).  NOT VALID checks new
+             * rows only; otherwise every row is scanned under ACCESS
+             * EXCLUSIVE, exactly as SET NOT NULL does. */
+            if (con->keys == NIL || con->skip_validation)
+                return;
+            const char *col = strVal(linitial(con->keys));
+            AttrNumber att = get_attnum(relid, col);
+            if (att == InvalidAttrNumber)
+                return; /* PostgreSQL reports it */
+            if (column_not_null(relid, col, !only && !con->is_no_inherit))
+                return;
+            init_facts(&f, kSetNotNull);
+            f.column = quote_identifier(col);
+            f.not_null_proven = not_null_proven(relid, att) || script_proves_not_null(relid, att);
+            break;
+        }
         default:
             return;
     }
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
     /* a CHECK is checked on the inheritance children too (unless ONLY or NO
      * INHERIT); keys and unique indexes only on the table and its partitions */
-    Reach reach = con->contype != CONSTR_CHECK ? Reach::Partitions
+    Reach reach = con->contype != CONSTR_CHECK && con->contype != CONSTR_NOTNULL ? Reach::Partitions
                   : only || con->is_no_inherit ? Reach::Self
                                                : Reach::All;
     table_facts(relid, table, &f, reach);
@@ -1039,7 +1070,7 @@ static void check_primary_key_using_index(Oid relid, const char *table, const Co
         if (!HeapTupleIsValid(at))
             continue;
         Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(at);
-        bool nullable = !a->attnotnull;
+        bool nullable = !pg::compat::not_null_validated(relid, atts[i], a->attnotnull);
         char *name = pstrdup(NameStr(a->attname));
         ReleaseSysCache(at);
         if (!nullable)
@@ -2008,7 +2039,8 @@ bool column_not_null(Oid relid, const char *column, bool recurse)
         HeapTuple at = SearchSysCacheAttName(lfirst_oid(lc), column);
         if (!HeapTupleIsValid(at))
             return false;
-        bool notnull = ((Form_pg_attribute) GETSTRUCT(at))->attnotnull;
+        Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(at);
+        bool notnull = pg::compat::not_null_validated(lfirst_oid(lc), a->attnum, a->attnotnull);
         ReleaseSysCache(at);
         if (!notnull)
             return false;
