@@ -216,6 +216,29 @@ inline struct config_generic **guc_variables(int *count)
 }
 
 // ---- parse trees and portals
+// GENERATED ALWAYS AS (...) VIRTUAL (18; its default kind): no value is
+// stored, so adding one rewrites nothing.
+inline bool generated_virtual(const Constraint *con)
+{
+#if PG_VERSION_NUM >= 180000
+    return con->contype == CONSTR_GENERATED && con->generated_kind == ATTRIBUTE_GENERATED_VIRTUAL;
+#else
+    (void) con;
+    return false;
+#endif
+}
+
+// ALTER COLUMN ... SET EXPRESSION AS (...) (17).
+inline bool is_set_expression(AlterTableType t)
+{
+#if PG_VERSION_NUM >= 170000
+    return t == AT_SetExpression;
+#else
+    (void) t;
+    return false;
+#endif
+}
+
 inline bool update_has_returning(const UpdateStmt *upd)
 {
 #if PG_VERSION_NUM >= 180000
