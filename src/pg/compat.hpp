@@ -22,6 +22,7 @@ extern "C" {
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
+#include "commands/event_trigger.h"
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -185,6 +186,16 @@ inline AttrNumber not_null_constraint_column(HeapTuple contup)
     (void) contup;
 #endif
     return 0;
+}
+
+// Event triggers turned off by the event_triggers setting (17+; SUSET).
+inline bool event_triggers_disabled()
+{
+#if PG_VERSION_NUM >= 170000
+    return !event_triggers;
+#else
+    return false;
+#endif
 }
 
 // ---- ownership and privileges

@@ -109,6 +109,13 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
                 check_utility(parsetree);
             break;
         default:
+            /* event_triggers = off (17+): no ddl_command_start trigger
+             * fires; the statement is judged here the same way */
+            if (pg::compat::event_triggers_disabled() && context != PROCESS_UTILITY_SUBCOMMAND &&
+                policy_mode != 0 && !creating_extension && active_here()) {
+                note_ddl_statement(GetCommandTagName(CreateCommandTag(parsetree)));
+                check_parsetree(parsetree);
+            }
             break;
     }
     if (prev_process_utility)
