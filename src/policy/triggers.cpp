@@ -501,6 +501,12 @@ void log_objects(Oid srf, int classid_col, int objid_col, int tag_col, int type_
     LogRelations r;
     if (!log_relations(&r))
         return;
+    /* the log's tables are toastable: inserting needs a snapshot, which the
+     * last transaction of CREATE INDEX CONCURRENTLY (and the like) has not
+     * set when ddl_command_end fires */
+    bool pushed_snapshot = !ActiveSnapshotSet();
+    if (pushed_snapshot)
+        PushActiveSnapshot(GetTransactionSnapshot());
 
     const char *text = migration.statement ? migration.statement : debug_query_string;
     NameData role;
@@ -572,6 +578,8 @@ void log_objects(Oid srf, int classid_col, int objid_col, int tag_col, int type_
     /* whoever writes to the log keeps it trimmed */
     if (logged)
         maybe_trim_log(&r);
+    if (pushed_snapshot)
+        PopActiveSnapshot();
 }
 
 }  // namespace
