@@ -71,8 +71,9 @@ for suite in "ISOLATION=" "REGRESS="; do  # regress alone, then isolation alone
         PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres >>"$LOGS/installcheck.log" 2>&1
 done
 grep -E '^(test|not ok|ok) ' "$LOGS/installcheck.log"
-r_ok=$(grep -cE '^test .* \.\.\. ok' "$LOGS/installcheck.log")
-r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$LOGS/installcheck.log")
+# pg_regress 15 prints "test name ... ok"; 16 and later TAP-like "ok 1 - name"
+r_ok=$(grep -cE '^test .* \.\.\. ok|^ok [0-9]+ +- ' "$LOGS/installcheck.log")
+r_bad=$(grep -cE '^test .* \.\.\. FAILED|^not ok [0-9]+ +- ' "$LOGS/installcheck.log")
 for f in regression.diffs test/isolation/output_iso/regression.diffs; do
     [ -f "$WORK/src/$f" ] && cat "$WORK/src/$f" && cp "$WORK/src/$f" "$LOGS/$(echo "$f" | tr / _)"
 done
