@@ -194,12 +194,15 @@ bool walk_key(Relation rel, WalkKey *key)
 void reraise(MemoryContext cxt, const char *what)
 {
     MemoryContextSwitchTo(cxt);
+    /* what may live in ErrorContext (built in PG_CATCH): copied before
+     * FlushErrorState resets it */
+    char *context = pstrdup(what);
     ErrorData *ed = CopyErrorData();
     FlushErrorState();
     ed->cursorpos = 0;
     ed->internalpos = 0;
     ed->internalquery = nullptr;
-    ed->context = pstrdup(what);
+    ed->context = context;
     ThrowErrorData(ed);
 }
 

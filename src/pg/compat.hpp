@@ -27,6 +27,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -65,6 +66,13 @@ extern "C" {
 #define SM_PG_TRY_NESTED() PG_TRY()
 #define SM_PG_CATCH_NESTED() PG_CATCH()
 #define SM_PG_END_TRY_NESTED() PG_END_TRY()
+#endif
+
+// pg_collation's column of an ICU (or builtin) locale, for our SQL.
+#if PG_VERSION_NUM >= 170000
+#define SM_COLLATION_LOCALE "colllocale"
+#else
+#define SM_COLLATION_LOCALE "colliculocale"
 #endif
 
 namespace safe_migrate::pg::compat {
@@ -197,6 +205,10 @@ inline bool event_triggers_disabled()
     return false;
 #endif
 }
+
+// This transaction's pending statistics of a table, with the counts of each
+// live (sub)transaction level (trans); nullptr when it has none.
+PgStat_TableStatus *pending_tabstat(Oid relid);
 
 // ---- ownership and privileges
 #if PG_VERSION_NUM >= 160000

@@ -1286,8 +1286,10 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
                 if (qual == NIL)
                     proven = true;
                 else {
+                    /* as ATExecAttachPartition builds it (canonicalize_qual
+                     * takes no implicit-AND list: an assert-enabled server
+                     * traps) */
                     qual = (List *) eval_const_expressions(nullptr, (Node *) qual);
-                    qual = (List *) canonicalize_qual((Expr *) qual, true);
                     qual = list_make1(make_ands_explicit(qual));
                     List *mapped = map_partition_varattnos(qual, 1, arel, prel);
                     proven = PartConstraintImpliedByRelConstraint(arel, mapped);

@@ -245,7 +245,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  UNION ALL
  SELECT pg_catalog.format('collation %s provider %s collate %s ctype %s locale %s deterministic %s owner %s',
         co.oid::pg_catalog.regcollation, co.collprovider, coalesce(co.collcollate, '-'),
-        coalesce(co.collctype, '-'), coalesce(co.colliculocale, '-'), co.collisdeterministic,
+        coalesce(co.collctype, '-'), coalesce(co.)SQL" SM_COLLATION_LOCALE R"SQL(, '-'), co.collisdeterministic,
         pg_catalog.pg_get_userbyid(co.collowner))
    FROM pg_catalog.pg_collation co JOIN ns ON ns.oid = co.collnamespace
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_collation'::pg_catalog.regclass
