@@ -171,7 +171,8 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
-         if (f.table.partitioned)
+         /* 18 adds a NOT VALID foreign key to a partitioned table too */
+         if (f.table.partitioned && f.server_version < 180000)
              return Explanation{
                  head("adding-foreign-key-constraint",
                       "FOREIGN KEY without NOT VALID on partitioned " + on_table(f)),

@@ -1802,3 +1802,17 @@ TEST(ServerVersion, GeneratedColumnHintOffersVirtualOn18)
     EXPECT_CONTAINS(on18[0].hint, "VIRTUAL generated column");
     EXPECT_CONTAINS(on18[0].hint, "-- safe_migrate:allow table-rewrite");
 }
+
+TEST(ServerVersion, PartitionedForeignKeyNotValidOn18)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.table.partitioned = true;
+    auto before = eval(f);
+    ASSERT_EQ(before.size(), 1u);
+    EXPECT_CONTAINS(before[0].hint, "ALTER TABLE <partition> ADD CONSTRAINT");
+    f.server_version = 180000;
+    auto on18 = eval(f);
+    ASSERT_EQ(on18.size(), 1u);
+    EXPECT_EQ(on18[0].hint.find("<partition>"), std::string::npos);
+    EXPECT_CONTAINS(on18[0].hint, " NOT VALID; ALTER TABLE public.orders VALIDATE CONSTRAINT ");
+}
