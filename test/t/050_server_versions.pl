@@ -20,8 +20,9 @@
 #    and the DDL log records it.
 #  - 17+: with event_triggers = off the policy still judges DDL.
 #  - 17+: transaction_timeout set by the caller ends the caller's session in
-#    the middle of a migration run by a runner: the migration is not
-#    recorded as applied, its lock is released and the next one proceeds.
+#    the middle of a migration run by a runner: the runner stops, the
+#    migration is not recorded as applied, the statements after the timeout
+#    did not run, and the next migration proceeds.
 use strict;
 use warnings;
 
@@ -128,7 +129,7 @@ if ($version >= 180000)
 
 	# PRIMARY KEY USING INDEX on a column whose NOT NULL is not validated
 	$node->safe_psql('postgres',
-		'CREATE UNIQUE INDEX big_y ON big (y); ALTER TABLE big ADD CONSTRAINT big_y_not_null NOT NULL y NOT VALID'
+		'SET safe_migrate.policy = off; CREATE UNIQUE INDEX big_y ON big (y); RESET safe_migrate.policy; ALTER TABLE big ADD CONSTRAINT big_y_not_null NOT NULL y NOT VALID'
 	);
 	refused('ALTER TABLE big ADD CONSTRAINT big_pkey PRIMARY KEY USING INDEX big_y',
 		'setting-not-null-field', '18: PRIMARY KEY USING INDEX on a NOT VALID NOT NULL column');
@@ -175,6 +176,30 @@ if ($version >= 170000)
 	my $off = refused(
 		"SET event_triggers = off; ALTER TABLE big ALTER COLUMN y SET NOT NULL",
 		'setting-not-null-field', '17+: event_triggers = off');
+}
+
+# --- transaction_timeout (17+): the caller's limit ends its session in the
+# middle of a migration run by a runner; nothing is left behind
+if ($version >= 170000)
+{
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET transaction_timeout = '1s'; SELECT status FROM migrate_apply(\$m\$CREATE TABLE tt_a (id int); VACUUM big; SELECT pg_sleep(5); CREATE TABLE tt_b (id int);\$m\$, 'tt-1')"
+	);
+	isnt($rc, 0, '17+: transaction_timeout ends the call');
+	like($err, qr/transaction timeout/, '17+: ... as a transaction timeout') or diag $err;
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'"),
+		'17+: its runner is gone');
+	isnt($node->safe_psql('postgres',
+			"SELECT coalesce(string_agg(status, ','), 'none') FROM safe_migrate.history WHERE version = 'tt-1'"),
+		'applied', '17+: the migration is not recorded as applied');
+	is($node->safe_psql('postgres', "SELECT to_regclass('tt_b') IS NULL"),
+		't', '17+: the statements after the timeout did not run');
+	is( $node->safe_psql('postgres',
+			"SELECT status FROM migrate_apply('CREATE TABLE tt_c (id int);', 'tt-2')"),
+		'applied',
+		'17+: the next migration proceeds (no lock left behind)');
 }
 
 # --- REINDEX: judged once; on 17+ it fires event triggers and is logged
