@@ -80,12 +80,19 @@ for line in open(schedule):
 
 # Per-test status from pg_regress's output.
 status_re = re.compile(r'^\s*(?:test\s+)?(\S+)\s+\.\.\. (ok|FAILED|failed \(ignored\))')
+# pg_regress 16 and later: "ok 12   + name   34 ms", "not ok 13   - name ... # (ignored)"
+status_tap = re.compile(r'^(ok|not ok)\s+\d+\s+[-+]\s+(\S+)(.*)')
 status = {r: {} for r in runs}
 for r in runs:
     for line in open(os.path.join(res, r, "pg_regress.out"), errors="replace"):
         m = status_re.match(line)
         if m:
             status[r][m.group(1)] = {"ok": "ok", "FAILED": "FAILED"}.get(m.group(2), "failed-ign")
+            continue
+        m = status_tap.match(line)
+        if m:
+            status[r][m.group(2)] = ("ok" if m.group(1) == "ok"
+                                     else "failed-ign" if "(ignored)" in m.group(3) else "FAILED")
 
 def read(path):
     try:
