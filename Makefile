@@ -22,7 +22,8 @@ SHLIB_LINK = -lstdc++
 # with its stack instead, and sanitize.sh fails the run on any.
 # ASan errors are fatal (abort_on_error), as they should be.
 # The objects record the mode they were built in (.build-mode), so switching
-# SANITIZE rebuilds them instead of mixing instrumented and plain objects.
+# SANITIZE (or PG_CONFIG) rebuilds them instead of mixing instrumented and
+# plain objects (or objects of two server versions).
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
 SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-optimize-sibling-calls
@@ -30,7 +31,10 @@ PG_CXXFLAGS += $(SANITIZE_FLAGS) -g
 PG_LDFLAGS += $(SANITIZE_FLAGS)
 SHLIB_LINK += $(SANITIZE_FLAGS)
 endif
-BUILD_MODE := SANITIZE=$(SANITIZE)
+PG_CONFIG ?= pg_config
+# The server's headers too: objects built against another PostgreSQL
+# (scripts/test.sh PG_MAJOR=...) are stale.
+BUILD_MODE := SANITIZE=$(SANITIZE) PG=$(shell $(PG_CONFIG) --includedir-server)
 ifneq ($(BUILD_MODE),$(shell cat .build-mode 2>/dev/null))
 $(shell echo '$(BUILD_MODE)' > .build-mode)
 endif

@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # Run every safe_migrate test, as root on a Debian machine: GoogleTest (the
 # pure C++ core), pg_regress, isolation specs and TAP tests against real
-# PostgreSQL 15 servers.  Ends with one line counting passed and failed tests.
+# PostgreSQL servers.  Ends with the server's version() (a "SERVER:" line)
+# and one line counting passed and failed tests.
+#
+# Which server: Debian's PostgreSQL 15 packages by default;
+#   PG_MAJOR=17 or PG_MAJOR=18   an assert-enabled server of that version,
+#                                built once from Debian's source package by
+#                                scripts/pgbuild.sh (cached, see there);
+#   PG_MAJOR=15 PG_ASSERT=1      15 built the same way, with assertions;
+#   PG_CONFIG=...                any other installation (a relocated copy,
+#                                the sanitizer build).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PORT=${SAFE_MIGRATE_TEST_PORT:-54329}
-# Another installation (a relocated copy, a sanitizer build) via PG_CONFIG;
 # SAFE_MIGRATE_TAP narrows the TAP tests (e.g. 'test/t/02*.pl').
+PG_MAJOR=${PG_MAJOR:-}
+PG_ASSERT=${PG_ASSERT:-0}
+if [ -n "$PG_MAJOR" ] && { [ "$PG_MAJOR" != 15 ] || [ "$PG_ASSERT" = 1 ]; }; then
+    [ -z "${PG_CONFIG:-}" ] || { echo "RESULT: setup failed (PG_MAJOR and PG_CONFIG both set)"; exit 1; }
+    echo "== PostgreSQL $PG_MAJOR with assertions (scripts/pgbuild.sh)"
+    PG_CONFIG=$(bash "$ROOT/scripts/pgbuild.sh" "$PG_MAJOR" | tail -1)
+    [ -x "$PG_CONFIG" ] || { echo "RESULT: setup failed (could not build PostgreSQL $PG_MAJOR)"; exit 1; }
+fi
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 TAP_SET=${SAFE_MIGRATE_TAP:-test/t/*.pl}
 
@@ -44,6 +60,9 @@ cp -a "$ROOT/." "$WORK/src"
 rm -rf "$WORK/src/test/logs"
 chown -R postgres "$WORK"
 cluster_start "$WORK/cluster" "$PORT"
+SERVER_VERSION=$("$PGBIN/psql" -X -At -h "$WORK/cluster" -p "$PORT" -U postgres -d postgres \
+                  -c 'SELECT version()' 2>&1)
+echo "== server: $SERVER_VERSION"
 
 # 2. pg_regress and isolation specs against the cluster
 echo "== pg_regress and isolation"
@@ -52,8 +71,9 @@ for suite in "ISOLATION=" "REGRESS="; do  # regress alone, then isolation alone
         PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres >>"$LOGS/installcheck.log" 2>&1
 done
 grep -E '^(test|not ok|ok) ' "$LOGS/installcheck.log"
-r_ok=$(grep -cE '^test .* \.\.\. ok' "$LOGS/installcheck.log")
-r_bad=$(grep -cE '^test .* \.\.\. FAILED' "$LOGS/installcheck.log")
+# pg_regress 15 prints "test name ... ok"; 16 and later TAP-like "ok 1 - name"
+r_ok=$(grep -cE '^test .* \.\.\. ok|^ok [0-9]+ +- ' "$LOGS/installcheck.log")
+r_bad=$(grep -cE '^test .* \.\.\. FAILED|^not ok [0-9]+ +- ' "$LOGS/installcheck.log")
 for f in regression.diffs test/isolation/output_iso/regression.diffs; do
     [ -f "$WORK/src/$f" ] && cat "$WORK/src/$f" && cp "$WORK/src/$f" "$LOGS/$(echo "$f" | tr / _)"
 done
@@ -61,7 +81,7 @@ count regress+isolation "$r_ok" "$r_bad"
 
 # 3. the client examples (a dbmate folder with psql, Alembic, knex)
 echo "== examples"
-PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres bash "$WORK/src/examples/run.sh" \
+PATH="$PGBIN:$PATH" PGHOST="$WORK/cluster" PGPORT="$PORT" PGUSER=postgres bash "$WORK/src/examples/run.sh" \
     >"$LOGS/examples.log" 2>&1
 cat "$LOGS/examples.log"
 e_ok=$(grep -c '^ok ' "$LOGS/examples.log")
@@ -89,5 +109,6 @@ fi
     cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null
 count tap "$t_ok" $((t_all - t_ok))
 
+echo "SERVER: $SERVER_VERSION"
 echo "RESULT: passed=$passed failed=$failed (${summary[*]})"
 [ "$failed" -eq 0 ]

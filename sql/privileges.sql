@@ -44,7 +44,10 @@ SELECT version, status, sqlstate FROM safe_migrate.history WHERE version LIKE 'a
 -- members and admins only: to anybody else it is NULL.
 CREATE ROLE sm_carol;
 SET ROLE sm_alice;
+\set VERBOSITY terse
+-- (terse: PostgreSQL 16 and later add a DETAIL of their own)
 SELECT * FROM migrate_apply($$CREATE ROLE sm_leak PASSWORD 'alice-pw';$$, 'alice-7');
+\set VERBOSITY default
 SELECT failed_statement, script, error_message FROM safe_migrate.history WHERE version = 'alice-7';
 SET ROLE sm_carol;
 SELECT status, sqlstate, failed_statement, script, error_message, error_detail, warnings

@@ -32,6 +32,20 @@ PKG=postgresql-$PGMAJOR
 PGBIN=/usr/lib/postgresql/$PGMAJOR/bin
 PG_CONFIG=$PGBIN/pg_config
 PG_REGRESS=/usr/lib/postgresql/$PGMAJOR/lib/pgxs/src/test/regress/pg_regress
+# PG_MAJOR=17 or 18 (or 15 with PG_ASSERT=1): the assert-enabled server of
+# scripts/pgbuild.sh, with the regression tests of the very source it was
+# built from (its unpacked tree stays in the build cache).
+BUILT=0
+if [ -n "${PG_MAJOR:-}" ] && { [ "$PG_MAJOR" != 15 ] || [ "${PG_ASSERT:-0}" = 1 ]; }; then
+    BUILT=1
+    PGMAJOR=$PG_MAJOR
+    PKG=postgresql-$PGMAJOR
+    PG_CONFIG=$(bash "$(dirname "${BASH_SOURCE[0]}")/../pgbuild.sh" "$PGMAJOR" | tail -1)
+    [ -x "$PG_CONFIG" ] || { echo "regress_suite: ERROR: could not build PostgreSQL $PGMAJOR" >&2; exit 2; }
+    PGBIN=$("$PG_CONFIG" --bindir)
+    PG_REGRESS=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress
+    BUILT_PREFIX=$(dirname "$PGBIN")
+fi
 
 T0=$(date +%s)
 log() { printf '[regress_suite %4ds] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
@@ -66,12 +80,19 @@ for line in open(schedule):
 
 # Per-test status from pg_regress's output.
 status_re = re.compile(r'^\s*(?:test\s+)?(\S+)\s+\.\.\. (ok|FAILED|failed \(ignored\))')
+# pg_regress 16 and later: "ok 12   + name   34 ms", "not ok 13   - name ... # (ignored)"
+status_tap = re.compile(r'^(ok|not ok)\s+\d+\s+[-+]\s+(\S+)(.*)')
 status = {r: {} for r in runs}
 for r in runs:
     for line in open(os.path.join(res, r, "pg_regress.out"), errors="replace"):
         m = status_re.match(line)
         if m:
             status[r][m.group(1)] = {"ok": "ok", "FAILED": "FAILED"}.get(m.group(2), "failed-ign")
+            continue
+        m = status_tap.match(line)
+        if m:
+            status[r][m.group(2)] = ("ok" if m.group(1) == "ok"
+                                     else "failed-ign" if "(ignored)" in m.group(3) else "FAILED")
 
 def read(path):
     try:
@@ -242,8 +263,10 @@ command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
 command -v gcc >/dev/null || need_pkgs+=(gcc)
 command -v make >/dev/null || need_pkgs+=(make)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
-[ -x "$PG_REGRESS" ] && [ -x "$PG_CONFIG" ] || need_pkgs+=("postgresql-server-dev-$PGMAJOR")
-[ -x "$PGBIN/postgres" ] || need_pkgs+=("$PKG")
+if [ "$BUILT" = 0 ]; then
+    [ -x "$PG_REGRESS" ] && [ -x "$PG_CONFIG" ] || need_pkgs+=("postgresql-server-dev-$PGMAJOR")
+    [ -x "$PGBIN/postgres" ] || need_pkgs+=("$PKG")
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "installing ${need_pkgs[*]}"
     apt-get update -qq
@@ -255,7 +278,11 @@ SHAREDIR=$("$PG_CONFIG" --sharedir)
 if [ ! -f "$PKGLIBDIR/$EXTENSION.so" ] || [ ! -f "$SHAREDIR/extension/$EXTENSION.control" ]; then
     die "$EXTENSION is not installed (cd /work/main && make && make install)"
 fi
-SERVER_VERSION=$(dpkg-query -W -f='${Version}' "$PKG")
+if [ "$BUILT" = 1 ]; then
+    SERVER_VERSION=$(sed -n "s/^source=${PKG}_//p" "$BUILT_PREFIX/.safe_migrate-pgbuild")
+else
+    SERVER_VERSION=$(dpkg-query -W -f='${Version}' "$PKG")
+fi
 log "installed server: $PKG $SERVER_VERSION ($("$PGBIN/postgres" --version))"
 
 # ------------------------------------------------- 1. PostgreSQL's source
@@ -264,7 +291,11 @@ log "installed server: $PKG $SERVER_VERSION ($("$PGBIN/postgres" --version))"
 mkdir -p "$PGSRC_CACHE"
 pointer="$PGSRC_CACHE/source-for-$SERVER_VERSION"
 SRCTREE=""
-if [ -f "$pointer" ] && [ -f "$PGSRC_CACHE/$(cat "$pointer")/src/test/regress/parallel_schedule" ]; then
+if [ "$BUILT" = 1 ]; then
+    SRCTREE="$(dirname "$BUILT_PREFIX")/src/$PKG/tree"
+    [ -f "$SRCTREE/src/test/regress/parallel_schedule" ] || die "no source tree at $SRCTREE (rebuild: rm -rf $BUILT_PREFIX)"
+    log "using the build's source $SRCTREE"
+elif [ -f "$pointer" ] && [ -f "$PGSRC_CACHE/$(cat "$pointer")/src/test/regress/parallel_schedule" ]; then
     SRCTREE="$PGSRC_CACHE/$(cat "$pointer")"
     log "using cached source $SRCTREE"
 else
@@ -330,6 +361,7 @@ EOF
     SRCTREE="$PGSRC_CACHE/$tree"
 fi
 SOURCE_VERSION=${SRCTREE##*/"$PKG"-}
+[ "$BUILT" = 1 ] && SOURCE_VERSION=$SERVER_VERSION
 REGRESS_SRC="$SRCTREE/src/test/regress"
 SCHEDULE=${SCHEDULE:-$REGRESS_SRC/parallel_schedule}
 [ -f "$SCHEDULE" ] || die "no schedule $SCHEDULE"

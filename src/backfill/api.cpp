@@ -17,6 +17,7 @@
  */
 #include "backfill.hpp"
 #include "backfill/pacing.hpp"
+#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 #include "pg/snapshot.hpp"
@@ -130,7 +131,7 @@ bool walk_key(Relation rel, WalkKey *key)
 {
     memset(key, 0, sizeof(*key));
     List *indexes = RelationGetIndexList(rel);
-    Oid chosen = RelationGetPrimaryKeyIndex(rel);
+    Oid chosen = pg::compat::primary_key_index(rel);
     ListCell *lc;
     if (!OidIsValid(chosen)) {
         foreach (lc, indexes) {
@@ -194,12 +195,15 @@ bool walk_key(Relation rel, WalkKey *key)
 void reraise(MemoryContext cxt, const char *what)
 {
     MemoryContextSwitchTo(cxt);
+    /* what may live in ErrorContext (built in PG_CATCH): copied before
+     * FlushErrorState resets it */
+    char *context = pstrdup(what);
     ErrorData *ed = CopyErrorData();
     FlushErrorState();
     ed->cursorpos = 0;
     ed->internalpos = 0;
     ed->internalquery = nullptr;
-    ed->context = pstrdup(what);
+    ed->context = context;
     ThrowErrorData(ed);
 }
 
@@ -270,7 +274,7 @@ UpdateStmt *parse_set_clause(const char *relation, const char *set_clause)
         refuse_set_clause("It has a WHERE clause.");
     if (upd->fromClause)
         refuse_set_clause("It has a FROM clause.");
-    if (upd->returningList)
+    if (pg::compat::update_has_returning(upd))
         refuse_set_clause("It has a RETURNING clause.");
     if (upd->withClause)
         refuse_set_clause("It has a WITH clause.");
@@ -345,7 +349,7 @@ bool uses_temp_walker(Node *node, void *context)
     if (node == nullptr)
         return false;
     if (IsA(node, Query))
-        return query_tree_walker((Query *) node, (bool (*)()) (void (*)(void)) uses_temp_walker, context,
+        return query_tree_walker((Query *) node, SM_WALKER(uses_temp_walker), context,
                                  QTW_EXAMINE_RTES_BEFORE);
     if (IsA(node, RangeTblEntry)) {
         RangeTblEntry *rte = (RangeTblEntry *) node;
@@ -374,7 +378,7 @@ bool uses_temp_walker(Node *node, void *context)
         temp = in_temp_namespace(type_namespace(exprType(node)));
     if (temp)
         return true;
-    return expression_tree_walker(node, (bool (*)()) (void (*)(void)) uses_temp_walker, context);
+    return expression_tree_walker(node, SM_WALKER(uses_temp_walker), context);
 }
 
 struct Clauses {
@@ -554,7 +558,7 @@ void check_worker_can_connect(Oid role)
                  errdetail("A backfill runs in a background worker connected as the role that "
                            "submits it (the current role), with that role's rights and no more."),
                  errhint("Submit the backfill as a role with LOGIN that may update the table.")));
-    if (pg_database_aclcheck(MyDatabaseId, role, ACL_CONNECT) != ACLCHECK_OK)
+    if (pg::compat::database_acl(MyDatabaseId, role, ACL_CONNECT) != ACLCHECK_OK)
         ereport(ERROR,
                 (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                  errmsg("role \"%s\" may not connect to database \"%s\", so no backfill "

@@ -194,6 +194,9 @@ void serve(Oid db)
 
 void serve_all_databases(void)
 {
+    /* the list outlives the transaction: it is built in the caller's
+     * context (the transaction's dies at commit) */
+    MemoryContext outer = CurrentMemoryContext;
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     Relation rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -202,8 +205,11 @@ void serve_all_databases(void)
     List *dbs = NIL;
     while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
         Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-        if (db->datallowconn && !db->datistemplate)
+        if (db->datallowconn && !db->datistemplate) {
+            MemoryContext old = MemoryContextSwitchTo(outer);
             dbs = lappend_oid(dbs, db->oid);
+            MemoryContextSwitchTo(old);
+        }
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
@@ -212,6 +218,7 @@ void serve_all_databases(void)
     ListCell *lc;
     foreach (lc, dbs)
         serve(lfirst_oid(lc));
+    list_free(dbs);
 }
 
 /* A reported job: start its worker unless it has one. */

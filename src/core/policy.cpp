@@ -87,6 +87,11 @@ std::string not_null_sequence(const StatementFacts& f, const std::string& column
 {
     std::string c = derived(bare(f.table.name) + "_" + bare(column) + "_not_null");
     const std::string& t = f.table.name;
+    /* 18: a NOT NULL constraint of its own can be added NOT VALID (new rows
+     * are checked at once) and validated under SHARE UPDATE EXCLUSIVE */
+    if (f.server_version >= 180000)
+        return "ALTER TABLE " + t + " ADD CONSTRAINT " + c + " NOT NULL " + column +
+               " NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c + ";";
     return "ALTER TABLE " + t + " ADD CONSTRAINT " + c + " CHECK (" + column +
            " IS NOT NULL) NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c +
            "; ALTER TABLE " + t + " ALTER COLUMN " + column + " SET NOT NULL; ALTER TABLE " + t +
@@ -166,7 +171,8 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
-         if (f.table.partitioned)
+         /* 18 adds a NOT VALID foreign key to a partitioned table too */
+         if (f.table.partitioned && f.server_version < 180000)
              return Explanation{
                  head("adding-foreign-key-constraint",
                       "FOREIGN KEY without NOT VALID on partitioned " + on_table(f)),
@@ -698,8 +704,13 @@ const Rule kRules[] = {
                         not_null_sequence(f, col);
              } else if (f.added_kind == "generated") {
                  why = "to compute the stored generated column";
-                 hint = "PostgreSQL 15 cannot add a stored generated column, or turn a column "
-                        "into one, without a rewrite: add a plain column kept current by a "
+                 hint = std::string(f.server_version >= 180000
+                                        ? "Add it as a VIRTUAL generated column (PostgreSQL 18 "
+                                          "adds one without a rewrite: its values are computed "
+                                          "when read), or, to keep it stored, "
+                                        : "PostgreSQL cannot add a stored generated column, or "
+                                          "turn a column into one, without a rewrite: ") +
+                        "add a plain column kept current by a "
                         "trigger and fill it in batches (ALTER TABLE " + t + " ADD COLUMN " + col +
                         " " + type + "; " +
                         backfill_steps(t, col + " = <its expression>", col + " IS NULL") +

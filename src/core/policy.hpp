@@ -97,6 +97,10 @@ struct StatementFacts {
     std::string referenced_table;/* FOREIGN KEY ... REFERENCES */
     std::string expression;      /* CHECK expression as written, if known */
     std::vector<std::string> columns; /* index / constraint / FK columns */
+    /* PG_VERSION_NUM of the server the facts come from: hints name what that
+     * version offers (18: NOT NULL constraints added NOT VALID, virtual
+     * generated columns) */
+    int server_version = 150000;
     bool not_null = false;       /* ADD COLUMN ... NOT NULL */
     bool has_default = false;    /* ADD COLUMN ... DEFAULT (or identity/generated) */
     bool not_valid = false;      /* constraint added NOT VALID */

@@ -249,6 +249,7 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
     try {
         core::StatementFacts f;
         f.action = static_cast<core::Action>(in->action);
+        f.server_version = PG_VERSION_NUM;
         f.table.name = str(in->table);
         f.table.rows = in->rows;
         f.table.bytes = in->bytes;

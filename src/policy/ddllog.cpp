@@ -36,6 +36,7 @@
  * extension script creates are not logged, as before.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 
@@ -268,7 +269,7 @@ LocalTransactionId log_gone_lxid = InvalidLocalTransactionId;
 
 List *current_pending(void)
 {
-    return pending_lxid == MyProc->lxid ? pending : NIL;
+    return pending_lxid == pg::compat::my_lxid() ? pending : NIL;
 }
 
 /* The kinds of objects the log names: the database's own objects that
@@ -753,7 +754,7 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
             (strcmp(o->identity, "safe_migrate.ddl_statements") == 0 ||
              strcmp(o->identity, "safe_migrate.ddl_objects") == 0)) {
             log_gone = true;
-            log_gone_lxid = MyProc->lxid;
+            log_gone_lxid = pg::compat::my_lxid();
         }
     }
     top_frame->objects = lappend(top_frame->objects, o);
@@ -895,7 +896,7 @@ void finish_statement(Frame *f)
         statement_target(f);
     if (f->objects == NIL)
         return;
-    if (log_gone && log_gone_lxid == MyProc->lxid)
+    if (log_gone && log_gone_lxid == pg::compat::my_lxid())
         return;
 
     /* A rename or a move changes identities: make it visible first.  A new
@@ -1046,9 +1047,9 @@ void finish_statement(Frame *f)
 
     /* keep it for the commit, in the transaction's memory */
     old = MemoryContextSwitchTo(TopTransactionContext);
-    if (pending_lxid != MyProc->lxid) {
+    if (pending_lxid != pg::compat::my_lxid()) {
         pending = NIL;
-        pending_lxid = MyProc->lxid;
+        pending_lxid = pg::compat::my_lxid();
     }
     LogEntry *e = (LogEntry *) palloc0(sizeof(LogEntry));
     e->at = GetCurrentTimestamp();
@@ -1113,7 +1114,7 @@ void write_pending(void)
 {
     List *entries = current_pending();
     pending = NIL;
-    if (entries == NIL || (log_gone && log_gone_lxid == MyProc->lxid))
+    if (entries == NIL || (log_gone && log_gone_lxid == pg::compat::my_lxid()))
         return;
     LogRelations r;
     if (!log_relations(&r))
@@ -1321,7 +1322,7 @@ int64 trim_log(const LogRelations *r, bool now_please)
         Datum values[1] = {TimestampTzGetDatum(now)};
         bool nulls[1] = {false};
         HeapTuple tuple = heap_form_tuple(RelationGetDescr(trimmed), values, nulls);
-        simple_heap_update(trimmed, &tid, tuple);
+        pg::compat::heap_update_in_place(trimmed, &tid, tuple);
         heap_freetuple(tuple);
     }
     /* the lock stays until the end of the transaction */

@@ -22,6 +22,7 @@
  * Outside a migration the hook costs one test of a flag.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -55,7 +56,7 @@ void counters(Oid relid, int64 *updated, int64 *deleted)
 {
     *updated = 0;
     *deleted = 0;
-    PgStat_TableStatus *ts = find_tabstat_entry(relid);
+    PgStat_TableStatus *ts = pg::compat::pending_tabstat(relid);
     if (ts == nullptr)
         return;
     /* the transactional counts of the live (sub)transaction levels only:

@@ -5,6 +5,7 @@
  * weaker lock first would turn two concurrent ALTERs into a deadlock.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/subxact.hpp"
 
 extern "C" {
@@ -123,12 +124,11 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
 {
     if (cls->relfilenode == InvalidOid)
         return 0; /* partitioned table, view, ... */
-    RelFileNode node;
-    node.spcNode = OidIsValid(cls->reltablespace) ? cls->reltablespace : MyDatabaseTableSpace;
-    node.dbNode = cls->relisshared ? InvalidOid : MyDatabaseId;
-    node.relNode = cls->relfilenode;
-    BackendId backend = cls->relpersistence == RELPERSISTENCE_TEMP ? MyBackendId : InvalidBackendId;
-    char *path = relpathbackend(node, backend, MAIN_FORKNUM);
+    Oid spc = OidIsValid(cls->reltablespace) ? cls->reltablespace : MyDatabaseTableSpace;
+    Oid db = cls->relisshared ? InvalidOid : MyDatabaseId;
+    pg::compat::BackendNum backend = cls->relpersistence == RELPERSISTENCE_TEMP ? pg::compat::my_backend()
+                                                                                 : pg::compat::kInvalidBackend;
+    char *path = pg::compat::relation_main_path(spc, db, cls->relfilenode, backend);
     int64 total = 0;
     for (int segment = 0;; segment++) {
         char *file = segment == 0 ? pstrdup(path) : psprintf("%s.%d", path, segment);
@@ -334,7 +334,7 @@ static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am,
                 pk[k++] = get_attnum(confrelid, strVal(lfirst(pc)));
         } else {
             Relation ref = RelationIdGetRelation(confrelid);
-            Oid pkindex = RelationIsValid(ref) ? RelationGetPrimaryKeyIndex(ref) : InvalidOid;
+            Oid pkindex = RelationIsValid(ref) ? pg::compat::primary_key_index(ref) : InvalidOid;
             if (RelationIsValid(ref))
                 RelationClose(ref);
             HeapTuple it = OidIsValid(pkindex) ? SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex))
@@ -619,6 +619,17 @@ void plan_script_after(Node *stmt)
             c->notnull_att = raw_not_null_column(relid, con->raw_expr);
             c->valid = !con->skip_validation;
             script_checks = lappend(script_checks, c);
+        } else if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+                   ((Constraint *) cmd->def)->contype == CONSTR_NOTNULL &&
+                   ((Constraint *) cmd->def)->keys != NIL) {
+            /* 18: ADD CONSTRAINT c NOT NULL col [NOT VALID] */
+            Constraint *con = (Constraint *) cmd->def;
+            ScriptCheck *c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
+            c->relid = relid;
+            c->name = con->conname ? pstrdup(con->conname) : nullptr;
+            c->notnull_att = get_attnum(relid, strVal(linitial(con->keys)));
+            c->valid = !con->skip_validation;
+            script_checks = lappend(script_checks, c);
         } else if (cmd->subtype == AT_ValidateConstraint && cmd->name) {
             ScriptCheck *c = script_check(relid, cmd->name);
             if (c == nullptr) {
@@ -639,6 +650,8 @@ void plan_script_after(Node *stmt)
                         !((NullTest *) expr)->argisrow && IsA(((NullTest *) expr)->arg, Var))
                         att = ((Var *) ((NullTest *) expr)->arg)->varattno;
                 }
+                if (att == 0)
+                    att = pg::compat::not_null_constraint_column(tup);
                 ReleaseSysCache(tup);
                 c = (ScriptCheck *) palloc0(sizeof(ScriptCheck));
                 c->relid = relid;
@@ -890,13 +903,31 @@ static void check_constraint(Oid relid, const char *table, const char *column,
                     f.not_null &= column_not_null(relid, strVal(lfirst(kc)), false);
             }
             break;
+        case CONSTR_NOTNULL: {
+            /* ADD CONSTRAINT c NOT NULL col [NOT VALID] (PostgreSQL 18; the
+             * column form of NOT NULL has no keys).  NOT VALID checks new
+             * rows only; otherwise every row is scanned under ACCESS
+             * EXCLUSIVE, exactly as SET NOT NULL does. */
+            if (con->keys == NIL || con->skip_validation)
+                return;
+            const char *col = strVal(linitial(con->keys));
+            AttrNumber att = get_attnum(relid, col);
+            if (att == InvalidAttrNumber)
+                return; /* PostgreSQL reports it */
+            if (column_not_null(relid, col, !only && !con->is_no_inherit))
+                return;
+            init_facts(&f, kSetNotNull);
+            f.column = quote_identifier(col);
+            f.not_null_proven = not_null_proven(relid, att) || script_proves_not_null(relid, att);
+            break;
+        }
         default:
             return;
     }
     f.constraint = con->conname ? quote_identifier(con->conname) : nullptr;
     /* a CHECK is checked on the inheritance children too (unless ONLY or NO
      * INHERIT); keys and unique indexes only on the table and its partitions */
-    Reach reach = con->contype != CONSTR_CHECK ? Reach::Partitions
+    Reach reach = con->contype != CONSTR_CHECK && con->contype != CONSTR_NOTNULL ? Reach::Partitions
                   : only || con->is_no_inherit ? Reach::Self
                                                : Reach::All;
     table_facts(relid, table, &f, reach);
@@ -949,7 +980,7 @@ static LOCKMODE held_blocking_lock(Oid relid)
     LOCKTAG tag;
     SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
     for (LOCKMODE m = AccessExclusiveLock; m >= ShareLock; m--)
-        if (LockHeldByMe(&tag, m))
+        if (pg::compat::lock_held_by_me(&tag, m))
             return m;
     return NoLock;
 }
@@ -1039,7 +1070,7 @@ static void check_primary_key_using_index(Oid relid, const char *table, const Co
         if (!HeapTupleIsValid(at))
             continue;
         Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(at);
-        bool nullable = !a->attnotnull;
+        bool nullable = !pg::compat::not_null_validated(relid, atts[i], a->attnotnull);
         char *name = pstrdup(NameStr(a->attname));
         ReleaseSysCache(at);
         if (!nullable)
@@ -1255,8 +1286,10 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
                 if (qual == NIL)
                     proven = true;
                 else {
+                    /* as ATExecAttachPartition builds it (canonicalize_qual
+                     * takes no implicit-AND list: an assert-enabled server
+                     * traps) */
                     qual = (List *) eval_const_expressions(nullptr, (Node *) qual);
-                    qual = (List *) canonicalize_qual((Expr *) qual, true);
                     qual = list_make1(make_ands_explicit(qual));
                     List *mapped = map_partition_varattnos(qual, 1, arel, prel);
                     proven = PartConstraintImpliedByRelConstraint(arel, mapped);
@@ -1519,13 +1552,13 @@ static const char *drop_via = nullptr;       /* command tag of the running DDL (
 
 static List *current_judged_drops(void)
 {
-    return judged_lxid == MyProc->lxid ? judged_drops : NIL;
+    return judged_lxid == pg::compat::my_lxid() ? judged_drops : NIL;
 }
 
 void note_ddl_statement(const char *tag)
 {
     judged_drops = NIL;
-    judged_lxid = MyProc->lxid;
+    judged_lxid = pg::compat::my_lxid();
     drop_via = tag;
 }
 
@@ -1533,9 +1566,9 @@ void remember_judged_drop(Oid relid, const char *column)
 {
     if (plan_capture != nullptr)
         return; /* migrate_plan runs nothing */
-    if (judged_lxid != MyProc->lxid) {
+    if (judged_lxid != pg::compat::my_lxid()) {
         judged_drops = NIL;
-        judged_lxid = MyProc->lxid;
+        judged_lxid = pg::compat::my_lxid();
     }
     MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
     List *all = find_all_inheritors(relid, NoLock, nullptr);
@@ -1761,10 +1794,10 @@ enum class Sweep { VacuumFull, Cluster, ReindexSchema, ReindexDatabase, ReindexS
 static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *what)
 {
     Oid user = GetUserId();
-    bool db_owner = pg_database_ownercheck(MyDatabaseId, user);
+    bool db_owner = pg::compat::database_owner(MyDatabaseId, user);
     if ((sweep == Sweep::ReindexDatabase || sweep == Sweep::ReindexSystem) && !db_owner)
         return; /* refused by PostgreSQL */
-    if (sweep == Sweep::ReindexSchema && !pg_namespace_ownercheck(nsp, user))
+    if (sweep == Sweep::ReindexSchema && !pg::compat::namespace_owner(nsp, user))
         return;
     List *targets = NIL;
     if (sweep == Sweep::Cluster) {
@@ -1774,7 +1807,7 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
         HeapTuple tup;
         while (HeapTupleIsValid(tup = systable_getnext(scan))) {
             Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
-            if (idx->indisclustered && pg_class_ownercheck(idx->indrelid, user))
+            if (idx->indisclustered && pg::compat::class_owner(idx->indrelid, user))
                 targets = list_append_unique_oid(targets, idx->indrelid);
         }
         systable_endscan(scan);
@@ -1792,13 +1825,13 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
                 continue;
             switch (sweep) {
                 case Sweep::VacuumFull:
-                    if (!(pg_class_ownercheck(relid, user) || (db_owner && !cls->relisshared)))
+                    if (!(pg::compat::class_owner(relid, user) || (db_owner && !cls->relisshared)))
                         continue;
                     break;
                 case Sweep::ReindexSchema:
                     if (cls->relnamespace != nsp)
                         continue;
-                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                    if (cls->relisshared && !pg::compat::class_owner(relid, user))
                         continue;
                     break;
                 case Sweep::ReindexDatabase:
@@ -1807,7 +1840,7 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
                         continue;
                     if (concurrently && IsCatalogRelationOid(relid))
                         continue; /* skipped by REINDEX DATABASE CONCURRENTLY */
-                    if (cls->relisshared && !pg_class_ownercheck(relid, user))
+                    if (cls->relisshared && !pg::compat::class_owner(relid, user))
                         continue;
                     break;
                 default:
@@ -1847,7 +1880,7 @@ static LocalTransactionId pending_lxid = InvalidLocalTransactionId;
 
 static List *current_pending_columns(void)
 {
-    return pending_lxid == MyProc->lxid ? pending_columns : NIL;
+    return pending_lxid == pg::compat::my_lxid() ? pending_columns : NIL;
 }
 
 void forget_dropped_columns(void)
@@ -1905,7 +1938,7 @@ void check_dropped_relation(Oid relid, int attnum)
      * whole goes with the table) */
     if (was_judged(relid, column) || (column != nullptr && was_judged(relid, nullptr)))
         return;
-    const char *via = drop_via && judged_lxid == MyProc->lxid ? drop_via : "the statement";
+    const char *via = drop_via && judged_lxid == pg::compat::my_lxid() ? drop_via : "the statement";
     if (column == nullptr) {
         pg::PolicyFacts f;
         init_facts(&f, kDropTable);
@@ -1925,9 +1958,9 @@ void check_dropped_relation(Oid relid, int attnum)
         MemoryContextSwitchTo(old);
         return; /* exempt */
     }
-    if (pending_lxid != MyProc->lxid) {
+    if (pending_lxid != pg::compat::my_lxid()) {
         pending_columns = NIL;
-        pending_lxid = MyProc->lxid;
+        pending_lxid = pg::compat::my_lxid();
     }
     pending_columns = lappend(pending_columns, p);
     MemoryContextSwitchTo(old);
@@ -1970,7 +2003,7 @@ static bool unknown_column_walker(Node *node, void *context)
             c->unknown = true;
         return false;
     }
-    return raw_expression_tree_walker(node, (bool (*)()) (void (*)(void)) unknown_column_walker, context);
+    return raw_expression_tree_walker(node, SM_WALKER(unknown_column_walker), context);
 }
 
 /* Would PostgreSQL refuse ADD CONSTRAINT by its names alone (a constraint
@@ -2008,7 +2041,8 @@ bool column_not_null(Oid relid, const char *column, bool recurse)
         HeapTuple at = SearchSysCacheAttName(lfirst_oid(lc), column);
         if (!HeapTupleIsValid(at))
             return false;
-        bool notnull = ((Form_pg_attribute) GETSTRUCT(at))->attnotnull;
+        Form_pg_attribute a = (Form_pg_attribute) GETSTRUCT(at);
+        bool notnull = pg::compat::not_null_validated(lfirst_oid(lc), a->attnum, a->attnotnull);
         ReleaseSysCache(at);
         if (!notnull)
             return false;

@@ -6,6 +6,7 @@
  * and no lock is taken on any user table, so it never waits.
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "runner/classify.hpp"
@@ -244,7 +245,7 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 foreach (cc, def->constraints) {
                     Constraint *con = (Constraint *) lfirst(cc);
                     if (con->contype == CONSTR_IDENTITY ||
-                        con->contype == CONSTR_GENERATED)
+                        (con->contype == CONSTR_GENERATED && !pg::compat::generated_virtual(con)))
                         rewrite = true;
                     else if (con->contype == CONSTR_DEFAULT && con->raw_expr &&
                              default_is_volatile(con->raw_expr))
@@ -356,6 +357,16 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 raise(&p->effect, kMetadata);
                 break;
             default:
+                if (pg::compat::is_set_expression(cmd->subtype) && OidIsValid(relid) && cmd->name) {
+                    /* 17: a stored generated column is recomputed by a
+                     * rewrite; a virtual one (18) stores nothing */
+                    AttrNumber att = get_attnum(relid, cmd->name);
+                    if (att != InvalidAttrNumber && get_attgenerated(relid, att) == ATTRIBUTE_GENERATED_STORED) {
+                        raise(&p->effect, kRewrite);
+                        p->rewrite_reasons |= 0x04;
+                        break;
+                    }
+                }
                 raise(&p->effect, kMetadata);
                 break;
         }

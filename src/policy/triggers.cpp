@@ -5,6 +5,7 @@
  * the DDL log rides on the same hooks (ddllog.cpp).
  */
 #include "policy.hpp"
+#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 
@@ -207,6 +208,13 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
                 check_utility(parsetree);
             break;
         default:
+            /* event_triggers = off (17+): no ddl_command_start trigger
+             * fires; the statement is judged here the same way */
+            if (pg::compat::event_triggers_disabled() && context != PROCESS_UTILITY_SUBCOMMAND &&
+                policy_mode != 0 && !creating_extension && active_here()) {
+                note_ddl_statement(GetCommandTagName(CreateCommandTag(parsetree)));
+                check_parsetree(parsetree);
+            }
             break;
     }
     /* the DDL log's frame for this statement (ddllog.cpp) */

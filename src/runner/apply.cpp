@@ -14,6 +14,7 @@
 #include "classify.hpp"
 #include "derive.hpp"
 #include "lockwait.hpp"
+#include "pg/compat.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
@@ -300,7 +301,7 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
     List *rows = NIL;
 
     PG_ENSURE_ERROR_CLEANUP(stop_runner_at_exit, PointerGetDatum(handle));
-    PG_TRY();
+    SM_PG_TRY_NESTED();
     {
         if (give_up_xmin) {
             /* see the file header: nothing reads with our snapshot again */
@@ -334,7 +335,7 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
             /* other protocol messages (parameter status, ...) do not matter */
         }
     }
-    PG_CATCH();
+    SM_PG_CATCH_NESTED();
     {
         /* cancelled or failed while the runner works: stop it too.  A
          * cancel, not a termination, so that it rolls back its step, drops
@@ -348,7 +349,7 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
             TerminateBackgroundWorker(handle);
         PG_RE_THROW();
     }
-    PG_END_TRY();
+    SM_PG_END_TRY_NESTED();
     PG_END_ENSURE_ERROR_CLEANUP(stop_runner_at_exit, PointerGetDatum(handle));
 
     pid_t pid;

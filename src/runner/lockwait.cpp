@@ -5,6 +5,7 @@
  * a frame that calls PostgreSQL): errors are PostgreSQL errors.
  */
 #include "lockwait.hpp"
+#include "pg/compat.hpp"
 #include "pg/privileged.hpp"
 #include "policy/policy.hpp"
 
@@ -185,7 +186,7 @@ void read_status(Holder *h)
 {
     int n = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= n; i++) {
-        LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+        LocalPgBackendStatus *l = pg::compat::local_beentry(i);
         if (l == nullptr || l->backendStatus.st_procpid != h->pid)
             continue;
         PgBackendStatus *b = &l->backendStatus;
@@ -217,14 +218,14 @@ int conflicting_holders(Oid relid, int mode, Holder *holders, int max, bool *sta
     VirtualTransactionId *vxids = GetLockConflicts(&tag, mode, &count);
     int n = 0;
     for (int i = 0; i < count && VirtualTransactionIdIsValid(vxids[i]) && n < max; i++) {
-        PGPROC *proc = BackendIdGetProc(vxids[i].backendId);
+        PGPROC *proc = pg::compat::backend_proc(pg::compat::vxid_backend(vxids[i]));
         if (proc == nullptr || proc->pid == 0 || proc->pid == MyProcPid)
             continue;
         Holder *h = &holders[n];
         memset(h, 0, sizeof(*h));
         h->pid = proc->pid;
         h->role = proc->roleId;
-        h->backend = vxids[i].backendId;
+        h->backend = pg::compat::vxid_backend(vxids[i]);
         h->lxid = vxids[i].localTransactionId;
         h->autovacuum = (proc->statusFlags & PROC_IS_AUTOVACUUM) != 0;
         h->wraparound = (proc->statusFlags & PROC_VACUUM_FOR_WRAPAROUND) != 0;
@@ -380,7 +381,7 @@ char *maybe_cancel(LockWait *w, const Holder *h, TimestampTz now)
     bool terminate = h->state != STATE_RUNNING;
     /* the holder may have moved on since we looked: the same transaction? */
     PGPROC *proc = BackendPidGetProc(h->pid);
-    if (proc == nullptr || proc->lxid != h->lxid || TransactionIdIsValid(proc->xid))
+    if (proc == nullptr || pg::compat::proc_lxid(proc) != h->lxid || TransactionIdIsValid(proc->xid))
         return nullptr;
     if (kill(h->pid, terminate ? SIGTERM : SIGINT) != 0)
         return nullptr;
@@ -439,9 +440,9 @@ void drop_xmin(const LockWait *w)
 void wait_for_holder(const LockWait *w, const Holder *h, int ms)
 {
     VirtualTransactionId vxid;
-    vxid.backendId = h->backend;
+    pg::compat::set_vxid_backend(&vxid, h->backend);
     vxid.localTransactionId = h->lxid;
-    if (!VirtualTransactionIdIsValid(vxid) || h->backend == InvalidBackendId) {
+    if (!VirtualTransactionIdIsValid(vxid) || h->backend == pg::compat::kInvalidBackend) {
         /* a prepared transaction: look again later */
         (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms,
                          PG_WAIT_EXTENSION);

@@ -8,6 +8,7 @@
  * the test (run_script).
  */
 #include "classify.hpp"
+#include "pg/compat.hpp"
 #include "runner.hpp"
 #include "derive.hpp"
 #include "pg/core_bridge.hpp"
@@ -246,7 +247,7 @@ const char *kFingerprint = R"SQL(WITH ns AS (
  UNION ALL
  SELECT pg_catalog.format('collation %s provider %s collate %s ctype %s locale %s deterministic %s owner %s',
         co.oid::pg_catalog.regcollation, co.collprovider, coalesce(co.collcollate, '-'),
-        coalesce(co.collctype, '-'), coalesce(co.colliculocale, '-'), co.collisdeterministic,
+        coalesce(co.collctype, '-'), coalesce(co.)SQL" SM_COLLATION_LOCALE R"SQL(, '-'), co.collisdeterministic,
         pg_catalog.pg_get_userbyid(co.collowner))
    FROM pg_catalog.pg_collation co JOIN ns ON ns.oid = co.collnamespace
   WHERE NOT EXISTS (SELECT 1 FROM ext WHERE ext.classid = 'pg_catalog.pg_collation'::pg_catalog.regclass
@@ -531,7 +532,7 @@ void guard_write(Oid relid, const UpdateWrite *update)
         foreach (ic, indexes) {
             Relation idx = index_open(lfirst_oid(ic), RowExclusiveLock);
             bool index_new = table_new || made_in_test(idx->rd_createSubid) ||
-                             made_in_test(idx->rd_newRelfilenodeSubid);
+                             made_in_test(pg::compat::new_file_subid(idx));
             TupleDesc desc = RelationGetDescr(idx);
             for (int i = 0; !index_new && i < desc->natts; i++) {
                 Oid type = TupleDescAttr(desc, i)->atttypid;

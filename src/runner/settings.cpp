@@ -19,6 +19,7 @@
  * lock_timeout) and transaction-level pseudo settings.
  */
 #include "runner.hpp"
+#include "pg/compat.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -52,8 +53,8 @@ bool carried(const struct config_generic *conf)
 
 int capture_session_settings(StringInfo out)
 {
-    struct config_generic **vars = get_guc_variables();
-    int n = GetNumConfigOptions();
+    int n = 0;
+    struct config_generic **vars = pg::compat::guc_variables(&n);
     int count = 0;
     for (int i = 0; i < n; i++) {
         const struct config_generic *conf = vars[i];

@@ -26,6 +26,7 @@
  * frame that can ereport; the pure core is reached through core_bridge.
  */
 #include "runner.hpp"
+#include "pg/compat.hpp"
 #include "lockwait.hpp"
 #include "classify.hpp"
 #include "derive.hpp"
@@ -79,6 +80,38 @@ namespace {
 char *shared_base;
 SharedRequest *request;
 MemoryContext migration_cxt;
+/* Security-context flags (SECURITY_LOCAL_USERID_CHANGE, ...) the script's
+ * statements run under: the caller's, and a down script's restrictions.
+ * PostgreSQL allows no such flag outside a transaction (StartTransaction
+ * asserts it), so the session keeps only the user id; the flags are added
+ * inside each step's transaction (step_restrict) and leave with it: right
+ * after its commit (step_unrestrict; no transaction starts in between) or at
+ * abort (which restores the user and flags
+ * the transaction started with).  A statement that runs outside a
+ * transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...) commits
+ * inside: it runs without them, and it runs no SET ROLE of its own; user
+ * code it evaluates (index expressions) PostgreSQL restricts itself. */
+int script_sec_flags = 0;
+
+void step_restrict(bool in_block)
+{
+    if (!in_block || script_sec_flags == 0)
+        return;
+    Oid user;
+    int sec;
+    GetUserIdAndSecContext(&user, &sec);
+    SetUserIdAndSecContext(user, sec | script_sec_flags);
+}
+
+void step_unrestrict(bool in_block)
+{
+    if (!in_block || script_sec_flags == 0)
+        return;
+    Oid user;
+    int sec;
+    GetUserIdAndSecContext(&user, &sec);
+    SetUserIdAndSecContext(user, sec & ~script_sec_flags);
+}
 
 const char *shared_string(Size off) { return shared_base + off; }
 
@@ -260,7 +293,7 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
     DestReceiver *receiver = CreateDestReceiver(DestNone);
     QueryCompletion qc;
     InitializeQueryCompletion(&qc);
-    (void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+    pg::compat::portal_run_all(portal, receiver, &qc);
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
     /* any statement may change rows (MERGE, a CTE, EXECUTE, DO, CALL, ...) */
@@ -815,6 +848,7 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                     StartTransactionCommand();
                     if (in_block)
                         BeginImplicitTransactionBlock();
+                    step_restrict(in_block);
                     if (lw.active)
                         (void) set_config_option("lock_timeout",
                                                  psprintf("%d", lock_wait_timeout(&lw, 0)),
@@ -834,7 +868,10 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                                     out.statements_done + count);
                     if (in_block)
                         EndImplicitTransactionBlock();
+                    /* restricted still while the commit runs deferred
+                     * triggers (the script's code) */
                     CommitTransactionCommand();
+                    step_unrestrict(in_block);
                 }
                 PG_CATCH();
                 {
@@ -951,7 +988,7 @@ void send_result(const char *version, const char *status, int statements, int re
 /* Send an error to the caller as the error it is, then end this worker.
  * The migration lock goes first, so that the caller's next migration does
  * not find it still held. */
-pg_attribute_noreturn() void fail(ErrorData *edata)
+SM_NORETURN void fail(ErrorData *edata)
 {
     AbortOutOfAnyTransaction();
     release_migration_lock();
@@ -1386,9 +1423,11 @@ void do_rollback(void)
          * nor leave temporary objects or session state behind. */
         if (t->search_path)
             set_session_search_path(t->search_path);
-        SetUserIdAndSecContext(t->applier, runner_sec | SECURITY_LOCAL_USERID_CHANGE |
-                                               SECURITY_RESTRICTED_OPERATION);
+        SetUserIdAndSecContext(t->applier, runner_sec);
+        int saved_flags = script_sec_flags;
+        script_sec_flags |= SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION;
         RunOutcome outcome = execute_script(t->down);
+        script_sec_flags = saved_flags;
         SetUserIdAndSecContext(runner_user, runner_sec);
         if (t->search_path)
             set_session_search_path(shared_string(request->search_path_off));
@@ -1455,7 +1494,10 @@ extern "C" void safe_migrate_runner_main(Datum arg)
     SetConfigOption("lock_timeout", "0", PGC_USERSET, PGC_S_SESSION);
     CommitTransactionCommand();
     pgstat_report_appname("safe_migrate runner");
-    SetUserIdAndSecContext(request->current_user_id, request->sec_context);
+    /* the caller's user; its security-context flags go to each step
+     * (script_sec_flags: none is allowed outside a transaction) */
+    SetUserIdAndSecContext(request->current_user_id, 0);
+    script_sec_flags = request->sec_context;
     /* the caller's SET safe_migrate.policy, statement_timeout, ... (not for
      * RecordFailure, which runs nothing of the caller's) */
     if (request->mode != Mode::RecordFailure)

@@ -172,8 +172,15 @@ as('app', q{
 	# a domain named int8 is what the worker's own "::int8" would have
 	# picked up; PostgreSQL refuses types in pg_temp inside a restricted
 	# operation where it can (and the worker's SQL is qualified anyway)
-	isnt($log{'CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (app.escalate())'},
-		'ok', 'pg_temp: a domain named int8 cannot be planted in pg_temp');
+	# PostgreSQL refuses only temporary tables in a restricted operation
+	# (tablecmds.c); whether a domain can be created in pg_temp depends on
+	# whether the session's temporary schema exists already (it does on the
+	# assert-enabled builds of 15.18, 17.11 and 18.6, it did not with
+	# Debian's 15.20).  Either way it must change nothing: the assertions
+	# below (escalate() never ran as another role, the bookkeeping is right)
+	# are what the worker's qualified SQL guarantees.
+	note "pg_temp: CREATE DOMAIN pg_temp.int8 => "
+	  . $log{'CREATE DOMAIN pg_temp.int8 AS pg_catalog.int8 CHECK (app.escalate())'};
 	like($log{'SET ROLE postgres'},
 		qr/cannot set parameter "role" within security-(definer function|restricted operation)/,
 		'pg_temp: SET ROLE is refused');
@@ -212,9 +219,23 @@ as('app', q{
 	my $id = as('app', "SELECT migrate_backfill('app.trig', 'v = v + 1')");
 	is(as('app', "SELECT migrate_backfill_wait($id, '3 min')"), 'completed',
 		'deferred trigger: the job completes');
-	like( as('app', "SELECT DISTINCT result FROM app.log WHERE what = 'domain at commit'"),
-		qr/^cannot create .* within security-restricted operation$/,
-		'deferred trigger: it runs as a restricted operation too (nothing planted in pg_temp)');
+	as('app', q{CREATE OR REPLACE FUNCTION app.at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		BEGIN
+			CREATE TEMP TABLE planted (id int);
+			INSERT INTO app.log VALUES ('temp table at commit', 'ok');
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO app.log VALUES ('temp table at commit', SQLERRM);
+		END;
+		INSERT INTO app.log VALUES ('trigger as', session_user || '/' || current_user);
+		RETURN NULL;
+	END $$});
+	my $id2 = as('app', "SELECT migrate_backfill('app.trig', 'v = v + 1')");
+	is(as('app', "SELECT migrate_backfill_wait($id2, '3 min')"), 'completed',
+		'deferred trigger: the second job completes');
+	like( as('app', "SELECT DISTINCT result FROM app.log WHERE what = 'temp table at commit'"),
+		qr/^cannot create temporary table within security-restricted operation$/,
+		'deferred trigger: it runs as a restricted operation too (no temporary table)');
 	is(as('app', "SELECT DISTINCT result FROM app.log WHERE what = 'trigger as'"),
 		'app/app', 'deferred trigger: it ran as app, in a session of app');
 	nobody_escalated('deferred trigger');

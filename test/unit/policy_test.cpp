@@ -1756,3 +1756,63 @@ TEST(ScanDoors, ReindexWithoutATableNamesWhatWasTyped)
     f.sweep = "DATABASE db";
     EXPECT_TRUE(eval(f).empty());
 }
+
+// PostgreSQL 18 adds a NOT NULL constraint NOT VALID and validates it under
+// SHARE UPDATE EXCLUSIVE: the hints say so there, and keep the CHECK
+// sequence (which 15 and 17 need) elsewhere.
+TEST(ServerVersion, NotNullSequencePerVersion)
+{
+    auto f = case_of("setting-not-null-field").facts;
+    for (int version : {150000, 170000}) {
+        f.server_version = version;
+        auto vs = eval(f);
+        ASSERT_EQ(vs.size(), 1u);
+        EXPECT_CONTAINS(vs[0].hint, "CHECK (full_name IS NOT NULL) NOT VALID;");
+        EXPECT_CONTAINS(vs[0].hint, "ALTER COLUMN full_name SET NOT NULL;");
+    }
+    f.server_version = 180000;
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.users ADD CONSTRAINT users_full_name_not_null NOT NULL "
+                                "full_name NOT VALID; ALTER TABLE public.users VALIDATE CONSTRAINT "
+                                "users_full_name_not_null;");
+    EXPECT_EQ(vs[0].hint.find("CHECK ("), std::string::npos);
+    EXPECT_EQ(vs[0].hint.find("SET NOT NULL"), std::string::npos);
+    // the same sequence ends the hints that fill a new column first
+    auto add = case_of("adding-required-field").facts;
+    add.server_version = 180000;
+    auto va = eval(add);
+    ASSERT_EQ(va.size(), 1u);
+    EXPECT_CONTAINS(va[0].hint, "NOT NULL " + add.column + " NOT VALID;");
+}
+
+TEST(ServerVersion, GeneratedColumnHintOffersVirtualOn18)
+{
+    auto f = case_of("table-rewrite").facts;
+    f.rewrite_reasons = sm::rewrite_reason::kDefaultValue;
+    f.column = "n";
+    f.column_type = "integer";
+    f.added_kind = "generated";
+    auto before = eval(f);
+    ASSERT_EQ(before.size(), 1u);
+    EXPECT_EQ(before[0].hint.find("VIRTUAL"), std::string::npos);
+    f.server_version = 180000;
+    auto on18 = eval(f);
+    ASSERT_EQ(on18.size(), 1u);
+    EXPECT_CONTAINS(on18[0].hint, "VIRTUAL generated column");
+    EXPECT_CONTAINS(on18[0].hint, "-- safe_migrate:allow table-rewrite");
+}
+
+TEST(ServerVersion, PartitionedForeignKeyNotValidOn18)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.table.partitioned = true;
+    auto before = eval(f);
+    ASSERT_EQ(before.size(), 1u);
+    EXPECT_CONTAINS(before[0].hint, "ALTER TABLE <partition> ADD CONSTRAINT");
+    f.server_version = 180000;
+    auto on18 = eval(f);
+    ASSERT_EQ(on18.size(), 1u);
+    EXPECT_EQ(on18[0].hint.find("<partition>"), std::string::npos);
+    EXPECT_CONTAINS(on18[0].hint, " NOT VALID; ALTER TABLE public.orders VALIDATE CONSTRAINT ");
+}
