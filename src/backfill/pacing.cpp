@@ -3,6 +3,7 @@
  * core::Pacer.
  */
 #include "backfill/pacing.hpp"
+#include "pg/compat.hpp"
 
 #include "core/pacer.hpp"
 
@@ -172,7 +173,7 @@ void pacing_sample_foreground(Pacing *p)
     pgstat_clear_backend_activity_snapshot();
     int n = pgstat_fetch_stat_numbackends();
     for (int i = 1; i <= n; i++) {
-        LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+        LocalPgBackendStatus *local = pg::compat::local_beentry(i);
         if (local == nullptr)
             continue;
         PgBackendStatus *be = &local->backendStatus;
@@ -201,7 +202,7 @@ void pacing_sample_foreground(Pacing *p)
             s.oldest_ms = age;
         if (cls == PG_WAIT_LOCK)
             s.waiting_lock++;
-        else if (cls == PG_WAIT_BUFFER_PIN)
+        else if (cls == SM_PG_WAIT_BUFFERPIN)
             s.waiting_io++;
         else if (cls == PG_WAIT_IO || cls == PG_WAIT_LWLOCK) {
             const char *event = pgstat_get_wait_event(w);

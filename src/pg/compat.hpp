@@ -69,6 +69,13 @@ extern "C" {
 #endif
 
 // pg_collation's column of an ICU (or builtin) locale, for our SQL.
+// The wait event class of a buffer pin wait (renamed in 17).
+#if PG_VERSION_NUM >= 170000
+#define SM_PG_WAIT_BUFFERPIN PG_WAIT_BUFFERPIN
+#else
+#define SM_PG_WAIT_BUFFERPIN PG_WAIT_BUFFER_PIN
+#endif
+
 #if PG_VERSION_NUM >= 170000
 #define SM_COLLATION_LOCALE "colllocale"
 #else
