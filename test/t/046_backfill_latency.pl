@@ -38,7 +38,7 @@ $node->safe_psql(
 	CREATE TABLE i2 (LIKE i1 INCLUDING ALL);
 	INSERT INTO i2 SELECT * FROM i1;
 	CREATE TABLE big (id int PRIMARY KEY, a text NOT NULL, b text);
-	INSERT INTO big SELECT g, 'x' || g, NULL FROM generate_series(1, 300000) g;
+	INSERT INTO big SELECT g, 'x' || g, NULL FROM generate_series(1, 2000000) g;
 	CREATE TABLE fg (id int PRIMARY KEY, v int NOT NULL);
 	INSERT INTO fg SELECT g, 0 FROM generate_series(1, 1000) g;
 	VACUUM ANALYZE;
@@ -136,7 +136,7 @@ my ($total, $duty, $started, $finished) = split(
 	$node->safe_psql('postgres',
 		"SELECT rows_done, duty, extract(epoch FROM started_at), extract(epoch FROM finished_at)
 		   FROM safe_migrate.backfills WHERE id = $job"));
-is($total, '300000', 'the job completed every row');
+is($total, '2000000', 'the job completed every row');
 is($duty, '1.000', 'after the load: its last batches ran at duty 1');
 my $during_s = $load_end - $started;
 my $after_s = $finished - $load_end;
