@@ -837,6 +837,26 @@ void statement_target(Frame *f)
         /* a subcommand PostgreSQL calls no hook for (DETACH PARTITION, ...) */
         Oid relid = RangeVarGetRelid(((AlterTableStmt *) stmt)->relation, NoLock, true);
         address = ObjectAddress{RelationRelationId, relid, 0};
+    } else if (IsA(stmt, ReindexStmt)) {
+        /* what it names: an index, a table, a schema (a whole database: a
+         * line without an identity) */
+        ReindexStmt *r = (ReindexStmt *) stmt;
+        if (r->relation != nullptr)
+            address = ObjectAddress{RelationRelationId,
+                                    RangeVarGetRelid(r->relation, NoLock, true), 0};
+        else if (r->kind == REINDEX_OBJECT_SCHEMA && r->name != nullptr)
+            address = ObjectAddress{NamespaceRelationId, get_namespace_oid(r->name, true), 0};
+        else {
+            MemoryContext old = MemoryContextSwitchTo(frame_context);
+            LogObject *o = (LogObject *) palloc0(sizeof(LogObject));
+            o->touch = Touch::Altered;
+            o->tag = f->tag;
+            o->type = pstrdup("database");
+            o->named = true;
+            f->objects = lappend(f->objects, o);
+            MemoryContextSwitchTo(old);
+            return;
+        }
     } else if (IsA(stmt, RefreshMatViewStmt)) {
         Oid relid = RangeVarGetRelid(((RefreshMatViewStmt *) stmt)->relation, NoLock, true);
         address = ObjectAddress{RelationRelationId, relid, 0};
@@ -892,6 +912,10 @@ void finish_statement(Frame *f)
 {
     if (creating_extension)
         return;
+    /* REINDEX: the object it names, not the index copies CONCURRENTLY
+     * makes and drops on the way */
+    if (IsA(f->parsetree, ReindexStmt))
+        f->objects = NIL;
     if (f->objects == NIL)
         statement_target(f);
     if (f->objects == NIL)
