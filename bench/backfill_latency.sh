@@ -206,6 +206,11 @@ for run in $(seq 1 "$RUNS"); do
     if [[ "$(yn "$MP99 <= 1.5 * $BP99 && $MMAX < 50 && $ENDS < $DURATION")" == yes ]]; then ok=yes; MET=$((MET + 1)); fi
     printf '  %-4s %9s %9s %9s | %9s %9s %9s | %8s %8s | %10s %8s %5s %6s %s\n' "$run" "$BP50" "$BP99" "$BMAX" \
         "$MP50" "$MP99" "$MMAX" "$X" "$(yn "$MMAX < 50")" "$BF_S" "$ENDS" "$CKS" "$WALMB" "$ok" | tee -a "$RESULT"
+    # where it was felt: while the backfill ran, and after it (the aftermath)
+    read -r _ DP50 DP99 DMAX <<<"$(WIN_FROM="$ts" WIN_TO="$te" latency "$OUT/mig$run".[0-9]*)"
+    read -r _ AP50 AP99 AMAX <<<"$(WIN_FROM="$te" WIN_TO=9999999999 latency "$OUT/mig$run".[0-9]*)"
+    printf '  %-4s while the backfill ran: p50 %s p99 %s max %s;  after it: p50 %s p99 %s max %s\n' "" \
+        "$DP50" "$DP99" "$DMAX" "$AP50" "$AP99" "$AMAX" | tee -a "$RESULT"
     LAST_T0="$T0"; LAST_RUN="$run"; LAST_TS="$ts"; LAST_TE="$te"
 done
 {

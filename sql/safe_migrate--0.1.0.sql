@@ -381,6 +381,17 @@ AS 'MODULE_PATHNAME', 'safe_migrate_rules'
 LANGUAGE C STABLE STRICT;
 GRANT EXECUTE ON FUNCTION safe_migrate.rules() TO PUBLIC;
 
+-- The application's statement latencies as every client session records
+-- them (issue 16): what the backfill's pacing reads.  Aggregates over all
+-- sessions, for monitoring roles and safe_migrate_admin.
+CREATE FUNCTION safe_migrate.application_latency(
+    OUT bucket integer, OUT lower_ms float8, OUT upper_ms float8, OUT statements bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'safe_migrate_application_latency'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION safe_migrate.application_latency() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION safe_migrate.application_latency() TO pg_monitor, safe_migrate_admin;
+
 CREATE FUNCTION safe_migrate.on_ddl_command_start() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'safe_migrate_ddl_command_start' LANGUAGE C;
 
@@ -426,9 +437,10 @@ CREATE TABLE safe_migrate.backfill_jobs (
     waiting_for         text,
     -- pacing on the application's latency (issue 16): the budget recorded at
     -- submit time (safe_migrate.backfill_latency_budget), what holds the job
-    -- back now, the worker's tiny-commit probe (smoothed) and its quiet
-    -- baseline, and the share of the time it spends in batches
-    latency_budget_ms   float8 NOT NULL DEFAULT 2,
+    -- back now, the application's recent p99 statement latency and the same
+    -- while the worker kept quiet, and the share of the time it spends in
+    -- batches
+    latency_budget_ms   float8 NOT NULL DEFAULT 1,
     throttled_by        text,
     foreground_latency_ms  float8,
     foreground_baseline_ms float8,

@@ -9,6 +9,7 @@ extern "C" {
 }
 
 #include "backfill/backfill.hpp"
+#include "backfill/pacing.hpp"
 #include "policy/policy.hpp"
 #include "runner/runner.hpp"
 #include "runner/lockwait.hpp"
@@ -93,6 +94,7 @@ void _PG_init(void)
     if (process_shared_preload_libraries_in_progress) {
         backfill::register_launcher();
         runner::request_lock_wait_shmem();
+        backfill::request_latency_recording();
     }
 
     MarkGUCPrefixReserved("safe_migrate");

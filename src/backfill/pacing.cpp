@@ -4,6 +4,7 @@
  */
 #include "backfill/pacing.hpp"
 #include "pg/compat.hpp"
+#include "pg/guard.hpp"
 
 #include "core/pacer.hpp"
 
@@ -13,14 +14,14 @@
 #include <type_traits>
 
 extern "C" {
-#include "access/rmgr.h"
-#include "access/xlog.h"
-#include "access/xloginsert.h"
-#include "catalog/pg_control.h"
+#include "access/xact.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "portability/instr_time.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
 #include "storage/proc.h"
+#include "storage/shmem.h"
 #include "storage/procarray.h"
 #include "utils/backend_status.h"
 #include "utils/guc.h"
@@ -30,7 +31,7 @@ extern "C" {
 
 namespace safe_migrate::backfill {
 
-double latency_budget_ms = 2.0;
+double latency_budget_ms = 1.0;
 
 namespace {
 
@@ -39,12 +40,105 @@ static_assert(std::is_trivially_destructible_v<core::Pacer>,
 static_assert(std::is_trivially_destructible_v<core::ForegroundSample>,
               "a ForegroundSample lives in frames that call PostgreSQL");
 
+static_assert(std::is_trivially_destructible_v<core::LatencyCounts>,
+              "LatencyCounts live in frames that call PostgreSQL");
+
+/* ---- the application's latencies, recorded by every session ----
+ *
+ * One slot per PGPROC of a regular backend (the first MaxBackends of
+ * ProcGlobal->allProcs), written only by its own session: at the end of
+ * each transaction the latency of its last statement (from the statement's
+ * start, commit included) adds one to a bucket.  The counters only grow
+ * (wrapping at 2^32): a reader sums the slots and takes differences.  No
+ * lock: one slot has one writer, and a reader that sees a count a moment
+ * late only moves it to its next window. */
+struct LatencySlot {
+    pg_atomic_uint32 n[core::kLatencyBuckets];
+};
+
+LatencySlot *latency_slots = nullptr;
+int n_latency_slots = 0;
+bool not_application = false; /* this transaction ran safe_migrate's own functions */
+shmem_request_hook_type prev_shmem_request = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+
+Size latency_shmem_size(void) { return mul_size(MaxBackends, sizeof(LatencySlot)); }
+
+void request_latency_shmem(void)
+{
+    if (prev_shmem_request)
+        prev_shmem_request();
+    RequestAddinShmemSpace(MAXALIGN(latency_shmem_size()));
+}
+
+void startup_latency_shmem(void)
+{
+    if (prev_shmem_startup)
+        prev_shmem_startup();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found;
+    latency_slots = (LatencySlot *) ShmemInitStruct("safe_migrate application latency",
+                                                    latency_shmem_size(), &found);
+    if (!found)
+        for (int i = 0; i < MaxBackends; i++)
+            for (int b = 0; b < core::kLatencyBuckets; b++)
+                pg_atomic_init_u32(&latency_slots[i].n[b], 0);
+    n_latency_slots = MaxBackends;
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void record_latency(XactEvent event, void *)
+{
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+        return;
+    bool skip = not_application;
+    not_application = false;
+    if (skip || latency_slots == nullptr || MyProc == nullptr || MyBackendType != B_BACKEND)
+        return;
+    ptrdiff_t slot = MyProc - ProcGlobal->allProcs;
+    if (slot < 0 || slot >= n_latency_slots)
+        return;
+    TimestampTz start = GetCurrentStatementStartTimestamp();
+    TimestampTz now = GetCurrentTimestamp();
+    uint64 us = now > start ? (uint64) (now - start) : 0;
+    pg_atomic_uint32 *counter = &latency_slots[slot].n[core::latency_bucket(us)];
+    /* one writer: no atomic read-modify-write needed */
+    pg_atomic_write_u32(counter, pg_atomic_read_u32(counter) + 1);
+}
+
 }  // namespace
+
+/* The counters summed over every session; false without them. */
+bool read_latencies(core::LatencyCounts *out)
+{
+    *out = core::LatencyCounts{};
+    if (latency_slots == nullptr)
+        return false;
+    for (int i = 0; i < n_latency_slots; i++)
+        for (int b = 0; b < core::kLatencyBuckets; b++)
+            out->n[b] += pg_atomic_read_u32(&latency_slots[i].n[b]);
+    return true;
+}
+
+void latency_not_application(void) noexcept { not_application = true; }
+
+void request_latency_recording(void)
+{
+    prev_shmem_request = shmem_request_hook;
+    shmem_request_hook = request_latency_shmem;
+    prev_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = startup_latency_shmem;
+    RegisterXactCallback(record_latency, nullptr);
+}
 
 struct Pacing {
     alignas(core::Pacer) unsigned char storage[sizeof(core::Pacer)];
     core::ForegroundSample sample; /* the last look at the application */
     TimestampTz last_sample;       /* when (0: never) */
+    bool have_latencies;           /* the readings below are real */
+    core::LatencyCounts at_step;   /* the counters when the previous step ended */
+    core::LatencyCounts at_quiet;  /* ... when the measured part of a quiet sleep began */
+    core::LatencyCounts at_batch;  /* ... when this batch began (after the sleep) */
     core::Pacer *get() { return std::launder(reinterpret_cast<core::Pacer *>(storage)); }
     const core::Pacer *get() const { return std::launder(reinterpret_cast<const core::Pacer *>(storage)); }
 };
@@ -57,7 +151,7 @@ void fill(const Pacing *p, PacingDecision *out)
     const char *why = core::held_by_name(c->held_by());
     out->throttled_by = why[0] ? why : nullptr;
     out->rate = c->rate_rows_per_second();
-    out->foreground_ms = c->probe_ms();
+    out->foreground_ms = c->foreground_ms();
     out->baseline_ms = c->baseline_ms();
     out->duty = c->duty();
     out->foreground_present = c->foreground_present();
@@ -92,6 +186,16 @@ bool construct(Pacing *p, const PacingSettings *s, char *problem, size_t len) no
     return false;
 }
 
+/* one step's outcome, as the core wants it */
+struct PacingStep {
+    long keys;
+    int batch_size;
+    double duration_ms;
+    int lock_waiters;
+    bool have_latencies;
+    core::LatencyCounts at_end; /* the counters when the batch ended */
+};
+
 void step(Pacing *p, const PacingStep *s, PacingDecision *out) noexcept
 {
     try {
@@ -100,21 +204,24 @@ void step(Pacing *p, const PacingStep *s, PacingDecision *out) noexcept
         o.batch_size = s->batch_size;
         o.duration_ms = s->duration_ms;
         o.lock_waiters = s->lock_waiters;
-        o.probe_ms = s->probe_ms;
-        o.quiet_probe_ms = s->quiet_probe_ms;
         o.foreground = p->sample;
+        if (p->have_latencies && s->have_latencies) {
+            o.have_latency = true;
+            o.latency = core::LatencyCounts::between(p->at_step, s->at_end);
+            o.quiet_latency = core::LatencyCounts::between(p->at_quiet, p->at_batch);
+        }
         core::PaceDecision d = p->get()->after_batch(o);
         out->next_batch = d.next_batch;
         out->sleep_ms = d.sleep_ms;
-        out->probe_after = d.probe_next;
         out->quiet_probe = d.quiet_probe;
+        out->quiet_from_ms = d.quiet_from_ms;
     } catch (...) {
         /* cannot happen (after_batch does not throw on observations); be
          * careful anyway */
         out->next_batch = s->batch_size > 0 ? s->batch_size : 1;
         out->sleep_ms = 1000;
-        out->probe_after = true;
         out->quiet_probe = false;
+        out->quiet_from_ms = 0;
     }
 }
 
@@ -134,35 +241,40 @@ const char *pacing_create(const PacingSettings *settings, Pacing **out)
 
 int pacing_first_batch(const Pacing *p) { return p->get()->first_batch(); }
 
-void pacing_initial(const Pacing *p, PacingDecision *out)
+void pacing_initial(Pacing *p, PacingDecision *out)
 {
+    p->have_latencies = read_latencies(&p->at_step);
+    p->at_quiet = p->at_batch = p->at_step;
     out->next_batch = p->get()->first_batch();
     out->sleep_ms = 0;
-    out->probe_after = true;
     out->quiet_probe = false;
+    out->quiet_from_ms = 0;
     fill(p, out);
 }
 
-void pacing_after(Pacing *p, const PacingStep *s, PacingDecision *out)
+void pacing_quiet_begins(Pacing *p)
 {
-    step(p, s, out);
-    fill(p, out);
+    if (p->have_latencies)
+        (void) read_latencies(&p->at_quiet);
 }
 
-double pacing_probe_ms(void)
+void pacing_before_batch(Pacing *p)
 {
-    if (RecoveryInProgress())
-        return -1;
-    instr_time start, end;
-    char payload = 0;
-    INSTR_TIME_SET_CURRENT(start);
-    XLogBeginInsert();
-    XLogRegisterData(&payload, sizeof payload);
-    XLogRecPtr lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
-    XLogFlush(lsn);
-    INSTR_TIME_SET_CURRENT(end);
-    INSTR_TIME_SUBTRACT(end, start);
-    return INSTR_TIME_GET_MILLISEC(end);
+    if (p->have_latencies)
+        (void) read_latencies(&p->at_batch);
+}
+
+void pacing_after(Pacing *p, PacingDecision *out, long keys, int batch_size, double duration_ms,
+                  int lock_waiters)
+{
+    PacingStep s = {keys, batch_size, duration_ms, lock_waiters, false, {}};
+    if (p->have_latencies)
+        s.have_latencies = read_latencies(&s.at_end);
+    step(p, &s, out);
+    if (s.have_latencies) {
+        p->at_step = p->at_quiet = p->at_batch = s.at_end;
+    }
+    fill(p, out);
 }
 
 void pacing_sample_foreground(Pacing *p)
@@ -216,16 +328,50 @@ void pacing_sample_foreground(Pacing *p)
     p->last_sample = now;
 }
 
+}  // namespace safe_migrate::backfill
+
+/* safe_migrate.application_latency(): the counters every client session
+ * keeps (summed over all sessions since the server started, wrapping at
+ * 2^32 per session), one row per bucket that is not empty: what the
+ * backfill's pacing reads.  No rows without shared_preload_libraries. */
+SM_ENTRY(safe_migrate_application_latency)
+{
+    using namespace safe_migrate;
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    core::LatencyCounts counts;
+    if (!backfill::read_latencies(&counts))
+        return (Datum) 0;
+    for (int b = 0; b < core::kLatencyBuckets; b++) {
+        if (counts.n[b] == 0)
+            continue;
+        Datum values[4];
+        bool nulls[4] = {false, false, false, false};
+        values[0] = Int32GetDatum(b);
+        values[1] = Float8GetDatum(core::latency_bucket_lower_ms(b));
+        if (b == core::kLatencyBuckets - 1)
+            nulls[2] = true;
+        else
+            values[2] = Float8GetDatum(core::latency_bucket_upper_ms(b));
+        values[3] = Int64GetDatum((int64) counts.n[b]);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return (Datum) 0;
+}
+
+namespace safe_migrate::backfill {
+
 void define_settings(void)
 {
     DefineCustomRealVariable(
         "safe_migrate.backfill_latency_budget",
         "How much a backfill may add to the latency of the application's commits, in milliseconds.",
-        "The backfill's worker times a tiny commit of its own after its batches and, while the "
-        "application is active, slows down when that takes more than this over the server's "
-        "normal (measured while the worker keeps quiet); with nobody there it runs at full "
-        "speed.  Recorded with the job when it is submitted.  0 turns the latency control off.",
-        &latency_budget_ms, 2.0, 0.0, 10000.0, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+        "Every session records how long its statements take; while the application is active, "
+        "the backfill's worker slows down when their 95th percentile is more than this over "
+        "the server's normal (measured while the worker keeps quiet); with nobody there it "
+        "runs at full speed.  Recorded with the job when it is submitted.  0 turns the latency "
+        "control off.",
+        &latency_budget_ms, 1.0, 0.0, 10000.0, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace safe_migrate::backfill

@@ -8,29 +8,35 @@
  * schedules later) does, per batch:
  *
  *     Pacing *p;  pacing_create(&settings, &p);       (once; palloc'd)
+ *     pacing_initial(p, &d);
  *     loop:
- *       q = d.quiet_probe ? pacing_probe_ms() : -1;  (before the batch)
+ *       pacing_before_batch(p);                       (after the sleep)
  *       ... the batch, in its transaction, and at its end, still inside:
  *       pacing_sample_foreground(p);
  *       ... commit ...
- *       pr = d.probe_after ? pacing_probe_ms() : -1;
- *       pacing_after(p, &step, &d);                   (next size, sleep, why)
- *       sleep d.sleep_ms
+ *       pacing_after(p, &d, keys, size, ms, waiters); (next size, sleep, why)
+ *       sleep d.sleep_ms (a quiet one: d.quiet_from_ms, pacing_quiet_begins(p),
+ *                         the rest)
  *
  * The signals, each cheap and read in C (no SQL):
- *  - the probe: one tiny WAL record (XLOG_NOOP, replayed as nothing) and
- *    its flush, timed: what an application's commit costs right now.  It
- *    rises with the WAL the job writes, the write-back of the pages it
- *    dirtied, the checkpoint after it: the aftermath counts.  Measured
- *    (README, issue 16) it predicts the application's p99 best of the
- *    in-server signals;
+ *  - the application's latency: every client session (with the library in
+ *    shared_preload_libraries) adds, at the end of each transaction, the
+ *    latency of its last statement (from its start, commit included) to a
+ *    bucket counter of its own in shared memory; the pacer reads the sums
+ *    before and after each batch: the distribution of what the
+ *    application's statements took while the job slept and while it ran.
+ *    Transactions that ran safe_migrate's own functions (migrations, DDL
+ *    judged by the policy, waiting for a job) are not the application and
+ *    are not counted.  Measured (README, issue 16), this is what the
+ *    application feels; a tiny commit of the worker's own, timed after its
+ *    batch, was not (it found the WAL already flushed);
  *  - the application's sessions, from the backend status array and each
  *    PGPROC's wait_event_info (as pg_stat_activity reads them): client
  *    backends that started or are running a statement, and what those wait
  *    on (WAL, buffers or I/O, locks).  Sessions asleep (pg_sleep, an
  *    extension's wait such as migrate_backfill_wait) or idle do not count.
- * Only our own measurement (the probe) and the decision are shown to the
- * job's owner; the other sessions' details stay inside.
+ * Only aggregates and the decision are shown to the job's owner; no
+ * session's own statements or latencies are.
  *
  * Every function is C-callable and never throws: the core runs inside
  * noexcept wrappers, its objects live in palloc'd memory and need no
@@ -42,6 +48,8 @@ extern "C" {
 #include "postgres.h"
 #include "datatype/timestamp.h"
 }
+
+#include "core/latency.hpp"
 
 namespace safe_migrate::backfill {
 
@@ -58,24 +66,15 @@ struct PacingSettings {
 
 struct Pacing; /* opaque, palloc'd in the caller's context */
 
-struct PacingStep {
-    long keys;             /* the batch's work (keys examined) */
-    int batch_size;        /* the size asked for */
-    double duration_ms;    /* the batch, commit included */
-    int lock_waiters;      /* sessions waiting on the batch's locks at its end */
-    double probe_ms;       /* pacing_probe_ms() after the batch, or -1 */
-    double quiet_probe_ms; /* pacing_probe_ms() before it (asked by quiet_probe), or -1 */
-};
-
 struct PacingDecision {
     int next_batch;
     double sleep_ms;
-    bool probe_after;          /* time a probe after the next batch */
-    bool quiet_probe;          /* time one after the sleep, before the next batch */
+    bool quiet_probe;          /* the sleep is a quiet time (the baseline is measured in it) ... */
+    double quiet_from_ms;      /* ... from this far into it on: call pacing_quiet_begins() then */
     const char *throttled_by;  /* static text, NULL at full speed */
     double rate;               /* rows (keys) per second, smoothed, sleeps included */
-    double foreground_ms;      /* smoothed probe, < 0 before the first */
-    double baseline_ms;        /* the probe's quiet baseline, < 0 before the first */
+    double foreground_ms;      /* the application's recent latency (p95); < 0: not known */
+    double baseline_ms;        /* the same while the job kept quiet; < 0: not known */
     double duty;               /* share of the time spent in batches */
     bool foreground_present;
     /* the last sample of the application's sessions */
@@ -86,18 +85,28 @@ struct PacingDecision {
 const char *pacing_create(const PacingSettings *settings, Pacing **out);
 int pacing_first_batch(const Pacing *p);
 
-/* One tiny WAL record flushed, timed in ms; -1 during recovery.  Needs no
- * transaction. */
-double pacing_probe_ms(void);
-
 /* Look at the application's sessions now (at the end of a batch, inside
  * its transaction: the backend status snapshot is per transaction). */
 void pacing_sample_foreground(Pacing *p);
 
-/* The step's outcome in, the next step out (the decision before the first
- * step: pacing_initial()). */
-void pacing_after(Pacing *p, const PacingStep *step, PacingDecision *out);
-void pacing_initial(const Pacing *p, PacingDecision *out);
+/* Before the first batch; before each batch (after its sleep); after it. */
+void pacing_initial(Pacing *p, PacingDecision *out);
+void pacing_quiet_begins(Pacing *p);
+void pacing_before_batch(Pacing *p);
+void pacing_after(Pacing *p, PacingDecision *out, long keys, int batch_size, double duration_ms,
+                  int lock_waiters);
+
+/* _PG_init, in shared_preload_libraries: the latency counters in shared
+ * memory and the transaction callback that fills them. */
+void request_latency_recording(void);
+
+/* The latency counters summed over every session; false without them. */
+bool read_latencies(core::LatencyCounts *out);
+
+/* This transaction is safe_migrate's own work, not the application's: its
+ * statements' latency is not recorded (every SQL-callable function says
+ * so). */
+void latency_not_application(void) noexcept;
 
 /* GUCs (_PG_init) */
 void define_settings(void);

@@ -583,8 +583,8 @@ void run_job(Job *job)
             }
         }
 
-        /* the server without us, after the quiet time the pacer asked for */
-        double quiet_probe = decision.quiet_probe ? pacing_probe_ms() : -1;
+        /* the application's statements that ended while we slept */
+        pacing_before_batch(pacing);
 
         TimestampTz start = GetCurrentTimestamp();
         MemoryContext cxt = CurrentMemoryContext;
@@ -633,18 +633,15 @@ void run_job(Job *job)
             return;
 
         double ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
-        /* what a commit of the application costs now, right after ours */
-        double probe = decision.probe_after ? pacing_probe_ms() : -1;
         int asked = batch;
-        PacingStep step = {outcome.keys, batch, ms, outcome.waiters, probe, quiet_probe};
-        pacing_after(pacing, &step, &decision);
+        pacing_after(pacing, &decision, outcome.keys, batch, ms, outcome.waiters);
         batch = decision.next_batch;
         double sleep = decision.sleep_ms;
         elog(DEBUG1, "safe_migrate backfill job %lld: batch of %d keys: %ld examined, %ld updated "
-                     "in %.1f ms, %d waiters, probe %.2f ms (quiet %.2f, baseline %.2f), "
+                     "in %.1f ms, %d waiters, application p95 %.2f ms (quiet baseline %.2f), "
                      "application %s (%d active, %d on WAL); next %d keys after %.0f ms, duty %.3f%s%s",
-             (long long) job->id, asked, outcome.keys, outcome.rows, ms, outcome.waiters, probe,
-             quiet_probe, decision.baseline_ms, decision.foreground_present ? "present" : "absent",
+             (long long) job->id, asked, outcome.keys, outcome.rows, ms, outcome.waiters,
+             decision.foreground_ms, decision.baseline_ms, decision.foreground_present ? "present" : "absent",
              decision.fg_active, decision.fg_waiting_wal, batch, sleep, decision.duty,
              decision.throttled_by ? ", held by " : "", decision.throttled_by ? decision.throttled_by : "");
         /* sessions waited on the batch's locks: besides the smaller next
@@ -656,6 +653,15 @@ void run_job(Job *job)
             if (sleep >= kShowDecisionAfterMs)
                 show_decision(job, &decision);
             pgstat_report_activity(STATE_IDLE, activity);
+            /* a quiet time: the application's statements of its last part
+             * are the baseline */
+            if (decision.quiet_probe && decision.quiet_from_ms > 0 && decision.quiet_from_ms < sleep) {
+                if (!pause_for(job, (long) decision.quiet_from_ms))
+                    return;
+                sleep -= decision.quiet_from_ms;
+            }
+            if (decision.quiet_probe)
+                pacing_quiet_begins(pacing);
             if (!pause_for(job, (long) sleep))
                 return;
         }
@@ -681,6 +687,12 @@ extern "C" void safe_migrate_backfill_worker_main(Datum)
     /* a role's default_transaction_read_only must not keep the job from
      * recording its own progress */
     SetConfigOption("default_transaction_read_only", "off", PGC_USERSET, PGC_S_SESSION);
+    /* the pages the job writes out itself go to disk as it goes, paced
+     * with it, instead of waiting in the kernel's page cache to be written
+     * back all at once seconds after the job (measured: the application's
+     * commits then stalled behind that write-back for up to 65 ms, issue
+     * 16); 32 blocks = 256 kB, what checkpoint_flush_after does */
+    SetConfigOption("backend_flush_after", "32", PGC_USERSET, PGC_S_SESSION);
     if (RecoveryInProgress())
         proc_exit(0);
 

@@ -31,6 +31,10 @@ void fraction(const char* name, double v, bool one_included) {
 
 void validate(const PacerConfig& c) {
     finite_at_least("latency_budget_ms", c.latency_budget_ms, 0, false);
+    fraction("quantile", c.quantile, false);
+    finite_at_least("min_samples", c.min_samples, 0, false);
+    finite_at_least("recent_window_ms", c.recent_window_ms, 0, true);
+    fraction("baseline_keep", c.baseline_keep, false);
     finite_at_least("busy_batch_ms", c.busy_batch_ms, 0, true);
     finite_at_least("idle_after_ms", c.idle_after_ms, 0, false);
     finite_at_least("min_foreground_rate", c.min_foreground_rate, 0, false);
@@ -41,13 +45,11 @@ void validate(const PacerConfig& c) {
     finite_at_least("duty_increase_per_s", c.duty_increase_per_s, 0, true);
     fraction("duty_cut", c.duty_cut, false);
     finite_at_least("cut_interval_ms", c.cut_interval_ms, 0, false);
-    finite_at_least("spike_factor", c.spike_factor, 1, false);
-    fraction("probe_alpha", c.probe_alpha, true);
-    fraction("baseline_alpha", c.baseline_alpha, true);
     finite_at_least("quiet_ms", c.quiet_ms, 0, false);
+    finite_at_least("quiet_measure_ms", c.quiet_measure_ms, 0, true);
+    if (c.quiet_measure_ms > c.quiet_ms)
+        bad("quiet_measure_ms (" + num(c.quiet_measure_ms) + ") must not exceed quiet_ms (" + num(c.quiet_ms) + ")");
     finite_at_least("baseline_interval_ms", c.baseline_interval_ms, 0, false);
-    finite_at_least("probe_interval_ms", c.probe_interval_ms, 0, false);
-    finite_at_least("busy_probe_interval_ms", c.busy_probe_interval_ms, 0, false);
 }
 
 const char* held_by_name(HeldBy h) {
@@ -72,9 +74,17 @@ double Pacer::rate_rows_per_second() const { return rate_; }
 double Pacer::duty() const { return duty_; }
 bool Pacer::foreground_present() const { return present_; }
 double Pacer::foreground_rate() const { return fg_rate_; }
-double Pacer::probe_ms() const { return probe_; }
-double Pacer::baseline_ms() const { return baseline_; }
-double Pacer::excess_ms() const { return probe_ >= 0 && baseline_ >= 0 ? probe_ - baseline_ : 0; }
+double Pacer::foreground_ms() const {
+    return recent_.total() >= cfg_.min_samples && recent_.total() > 0 ? recent_.quantile_ms(cfg_.quantile) : -1;
+}
+double Pacer::baseline_ms() const {
+    return baseline_.total() >= cfg_.min_samples && baseline_.total() > 0 ? baseline_.quantile_ms(cfg_.quantile)
+                                                                           : -1;
+}
+double Pacer::excess_ms() const {
+    const double f = foreground_ms(), b = baseline_ms();
+    return f >= 0 && b >= 0 ? f - b : 0;
+}
 HeldBy Pacer::held_by() const { return held_; }
 double Pacer::elapsed_ms() const { return now_; }
 const PacerConfig& Pacer::config() const { return cfg_; }
@@ -119,30 +129,30 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
         present_ = false;
     }
 
-    // The baseline: quiet probes only.
-    const bool have_quiet = quiet_asked_ && std::isfinite(obs.quiet_probe_ms) && obs.quiet_probe_ms >= 0;
-    if (have_quiet) {
-        const double q = obs.quiet_probe_ms;
-        baseline_ = baseline_ < 0 ? q : (1 - c.baseline_alpha) * baseline_ + c.baseline_alpha * q;
-        last_quiet_at_ = now_;
+    // What the application felt: the statements that ended in this step
+    // (older ones fade), and apart, those of a quiet time we asked for.
+    if (step > 0) recent_.decay(std::exp(-step / c.recent_window_ms));
+    if (obs.have_latency) {
+        recent_.add(obs.latency);
+        if (quiet_asked_) {
+            if (obs.quiet_latency.total() > 0) {
+                baseline_.decay(c.baseline_keep);
+                baseline_.add(obs.quiet_latency);
+            }
+            last_quiet_at_ = now_;
+        }
     }
     quiet_asked_ = false;
-    // The probe after the batch: smoothed.
-    bool spike = false;
-    const bool have_probe = std::isfinite(obs.probe_ms) && obs.probe_ms >= 0;
-    if (have_probe) {
-        const double p = obs.probe_ms;
-        last_probe_at_ = now_;
-        probe_ = probe_ < 0 ? p : (1 - c.probe_alpha) * probe_ + c.probe_alpha * p;
-        spike = c.latency_budget_ms > 0 && baseline_ >= 0 && p > baseline_ + c.spike_factor * c.latency_budget_ms;
-    }
+    const bool judged = foreground_ms() >= 0 && baseline_ms() >= 0;
+    // a quiet time was measured and still too few statements ended in it
+    const bool sparse = last_quiet_at_ > -1e17 && baseline_ms() < 0;
 
     // The duty cycle.
     const bool control = c.latency_budget_ms > 0;
     HeldBy cut_by = HeldBy::Nothing;
     if (obs.lock_waiters > 0)
         cut_by = HeldBy::LockWaiters;
-    else if (control && present_ && (spike || excess_ms() > c.latency_budget_ms))
+    else if (control && present_ && judged && excess_ms() > c.latency_budget_ms)
         cut_by = HeldBy::ForegroundLatency;
     if (!present_ && cut_by != HeldBy::LockWaiters) {
         duty_ = 1;  // nobody is there: full speed
@@ -151,12 +161,16 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
         if (now_ - last_cut_ >= c.cut_interval_ms) {
             duty_ = std::max(c.min_duty, duty_ * c.duty_cut);
             last_cut_ = now_;
+            // judge what comes after the cut: one event is not punished
+            // again for as long as it stays in the recent window
+            if (cut_by == HeldBy::ForegroundLatency) recent_.clear();
         }
         reason_ = cut_by;
     } else if (!control) {
         duty_ = 1;
         reason_ = HeldBy::Nothing;
-    } else if (!arrived && excess_ms() <= c.latency_budget_ms) {
+    } else if (!arrived && (judged ? excess_ms() <= c.latency_budget_ms : sparse)) {
+        // within the budget, or an application too sparse to judge by: grow
         duty_ = std::min(1.0, duty_ + c.duty_increase_per_s * step / 1000.0);
         if (duty_ >= 1) reason_ = HeldBy::Nothing;
     }
@@ -186,22 +200,21 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
         held_ = HeldBy::Nothing;
     d.held_by = held_;
 
-    // A quiet probe: when the application arrives, when the baseline is
-    // old, or for free when the sleep is long enough anyway.
+    // A quiet time: when the application arrives, when the baseline is
+    // old or not enough to judge by, or for free when the sleep is long
+    // enough anyway.
     if (present_ && control) {
         const bool stale = now_ - last_quiet_at_ >= c.baseline_interval_ms;
-        if (arrived || stale || baseline_ < 0) {
+        if (arrived || stale) {
             d.sleep_ms = std::max(d.sleep_ms, c.quiet_ms);
             d.quiet_probe = true;
         } else if (d.sleep_ms >= c.quiet_ms) {
             d.quiet_probe = true;
         }
     }
+    if (d.quiet_probe) d.quiet_from_ms = std::max(0.0, d.sleep_ms - c.quiet_measure_ms);
     quiet_asked_ = d.quiet_probe;
     prev_sleep_ = d.sleep_ms;
-    // the next batch ends at least its sleep from now
-    d.probe_next = now_ + d.sleep_ms - last_probe_at_ >=
-                   (present_ ? c.busy_probe_interval_ms : c.probe_interval_ms);
     return d;
 }
 

@@ -3,27 +3,32 @@
  * any batched step run on the user's behalf) from being felt by the
  * application.
  *
- * What the application feels while a bulk job runs on a small server is,
- * measured (see the README, "Backfills the application cannot feel"), best
- * predicted by the latency of a tiny commit: one small WAL record and its
- * flush, the "probe".  It rises with the WAL the job writes, with the
- * write-back of the pages it dirtied, with the checkpoint after it: the
- * aftermath shows in it too.  The Pacer steers on that probe:
+ * It steers on what the application really feels: every session records
+ * the latency of its statements (from the statement's start to the end of
+ * its transaction, commit included) as counts in buckets (latency.hpp; the
+ * server keeps them in shared memory), and the pacer reads the
+ * distribution of the statements that ended in each step (the sleep before
+ * a batch and the batch).  Measured (README, "Backfills the application
+ * cannot feel"), a probe of the pacer's own (a tiny commit timed after its
+ * batch) missed what the application felt: its commit came after the
+ * batch's WAL was flushed, while the application's commits wait behind it.
  *
- *  - the probe's baseline (the server's normal) is measured, not guessed:
- *    while the application is there the pacer now and then stays quiet
- *    for quiet_ms (when the application arrives, then every
- *    baseline_interval_ms, and whenever its own sleep is that long anyway)
- *    and has a probe taken at the end of the quiet time, before the next
- *    batch; only such quiet probes move the baseline, so the job's own
- *    effect is never learned as normal, while a server that became slower
- *    for other reasons (another load, a slower disk) is;
- *  - excess = smoothed probe after batches - baseline; over
- *    latency_budget_ms (or one probe over baseline + spike_factor * budget:
- *    a checkpoint's spike) the duty cycle (the share of the time spent in
- *    batches) is halved, at most once per cut_interval_ms (one event is not
- *    punished twice); within the budget it grows back by
- *    duty_increase_per_s per second;
+ *  - recent: the distribution of the last ~recent_window_ms of steps; its
+ *    quantile q (0.99: what a user of the application notices is its
+ *    slowest requests) is "the foreground's latency";
+ *  - baseline: the same quantile, of statements that ended in the last
+ *    quiet_measure_ms of a time the job kept quiet for quiet_ms (when the
+ *    application arrives, then every baseline_interval_ms, and whenever its
+ *    own sleep is that long anyway);
+ *    only those move the baseline, so the job's own effect is never
+ *    learned as normal, while a server that became slower for other
+ *    reasons (another load, a slower disk) is;
+ *  - excess = recent - baseline; over latency_budget_ms the duty cycle (the
+ *    share of the time spent in batches) is halved, at most once per
+ *    cut_interval_ms (one event is not punished twice); within the budget
+ *    it grows back by duty_increase_per_s per second.  Without enough
+ *    statements to judge (min_samples, in either) it neither cuts nor
+ *    grows;
  *  - sessions waiting on the job's locks cut the duty cycle too;
  *  - while application statements are seen (foreground present), batches
  *    are kept short (busy_batch_ms: a session that collides with a batch,
@@ -44,12 +49,18 @@
  */
 #pragma once
 
+#include "latency.hpp"
 #include "throttle.hpp"
 
 namespace safe_migrate::core {
 
 struct PacerConfig {
-    double latency_budget_ms = 2.0;   // allowed foreground (probe) latency increase; 0 = no latency control
+    double latency_budget_ms = 1.0;   // allowed increase of the application's latency (at quantile);
+                                      // 0 = no latency control
+    double quantile = 0.99;           // which latency of the application is steered on
+    double min_samples = 50;          // statements needed (recent and baseline) to judge
+    double recent_window_ms = 1500;   // the recent distribution fades with this time constant
+    double baseline_keep = 0.5;       // share of the baseline kept when a new quiet window comes
     double busy_batch_ms = 10;        // batch duration aimed at while the foreground is present
     double idle_after_ms = 500;       // no foreground statement for this long: idle, full speed
     double min_foreground_rate = 3;   // application statements per second that make it present
@@ -59,13 +70,10 @@ struct PacerConfig {
     double duty_increase_per_s = 0.1; // additive increase per second within the budget
     double duty_cut = 0.5;            // multiplicative decrease
     double cut_interval_ms = 250;     // at most one cut per this long
-    double spike_factor = 4;          // one probe over baseline + this * budget cuts at once
-    double probe_alpha = 0.3;         // EWMA of the probes after batches
-    double baseline_alpha = 0.3;      // EWMA of the quiet probes (the baseline)
-    double quiet_ms = 1000;           // quiet time before a baseline probe
-    double baseline_interval_ms = 10000; // while the foreground is present, a quiet probe this often
-    double probe_interval_ms = 1000;  // with the foreground absent, probe at most this often
-    double busy_probe_interval_ms = 100; // with it present, at most this often (a probe is an fsync)
+    double quiet_ms = 1500;           // quiet time that measures the baseline ...
+    double quiet_measure_ms = 500;    // ... from the statements of its last this many ms (the
+                                      // job's own aftermath has faded by then)
+    double baseline_interval_ms = 10000; // while the foreground is present, a quiet time this often
 };
 
 // Throws ScriptError ("pacer: ...") for settings that make no sense.
@@ -74,7 +82,7 @@ void validate(const PacerConfig&);
 // What holds the job back right now.
 enum class HeldBy {
     Nothing,            // full speed
-    ForegroundLatency,  // the probe's excess over its baseline (or a spike) cut the duty cycle
+    ForegroundLatency,  // the application's latency over its baseline cut the duty cycle
     LockWaiters,        // sessions waited on the job's locks
     ForegroundActive,   // the application is active: short batches, duty still growing back
     RateCap,            // max_rows_per_second
@@ -97,9 +105,12 @@ struct PaceObservation {
     int batch_size = 0;       // the size asked for
     double duration_ms = 0;   // the batch, commit included
     int lock_waiters = 0;     // sessions found waiting on the batch's locks
-    double probe_ms = -1;     // the tiny commit after the batch; < 0 or NaN: not measured
-    double quiet_probe_ms = -1; // the tiny commit before the batch, after the quiet
-                              // sleep the previous decision asked for (quiet_probe); else < 0
+    bool have_latency = false; // the two below were measured
+    LatencyCounts latency;    // the application's statements that ended in this step
+                              // (the sleep before the batch and the batch)
+    LatencyCounts quiet_latency; // ... of which in the sleep before the batch from its
+                              // quiet_from_ms on, when the previous decision asked for a
+                              // quiet one (quiet_probe)
     ForegroundSample foreground;
 };
 
@@ -107,8 +118,8 @@ struct PaceDecision {
     int next_batch = 0;
     double sleep_ms = 0;
     HeldBy held_by = HeldBy::Nothing;
-    bool probe_next = true;   // measure the probe after the next batch
-    bool quiet_probe = false; // measure one after this sleep, before the next batch
+    bool quiet_probe = false; // this sleep is a quiet time: report its statements apart ...
+    double quiet_from_ms = 0; // ... those that end from this far into the sleep
 };
 
 class Pacer {
@@ -123,9 +134,9 @@ public:
     double duty() const;                  // share of the time spent in batches, (0, 1]
     bool foreground_present() const;
     double foreground_rate() const;       // smoothed application statements seen per second
-    double probe_ms() const;              // smoothed probe; < 0 before the first
-    double baseline_ms() const;           // measured baseline; < 0 before the first quiet probe
-    double excess_ms() const;             // probe_ms - baseline_ms (0 before a probe)
+    double foreground_ms() const;         // the application's recent latency (quantile); < 0: unknown
+    double baseline_ms() const;           // the same while the job kept quiet; < 0: unknown
+    double excess_ms() const;             // foreground_ms - baseline_ms (0 when either is unknown)
     HeldBy held_by() const;
     double elapsed_ms() const;            // time as the pacer knows it
     const PacerConfig& config() const;
@@ -143,11 +154,10 @@ private:
     bool present_ = false;
     double duty_ = 1;
     double last_cut_ = -1e18;
-    double last_probe_at_ = -1e18;
     double last_quiet_at_ = -1e18;
     bool quiet_asked_ = false;
-    double probe_ = -1;
-    double baseline_ = -1;
+    LatencyHistogram recent_;
+    LatencyHistogram baseline_;
     HeldBy held_ = HeldBy::Nothing;
     HeldBy reason_ = HeldBy::Nothing;  // why the duty cycle was last cut
 };

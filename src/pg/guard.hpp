@@ -33,6 +33,11 @@ extern "C" {
 #include <new>
 #include <utility>
 
+namespace safe_migrate::backfill {
+/* pacing.cpp: this transaction ran safe_migrate's own functions */
+void latency_not_application(void) noexcept;
+}  // namespace safe_migrate::backfill
+
 namespace safe_migrate::pg {
 
 /* A PostgreSQL error carried through C++ frames.  Owns a copy of the
@@ -148,6 +153,7 @@ bool run_guarded(Impl &&impl, CaughtError &caught) noexcept
     {                                                                               \
         safe_migrate::pg::CaughtError caught;                                      \
         Datum result = (Datum) 0;                                                   \
+        safe_migrate::backfill::latency_not_application();                         \
         if (safe_migrate::pg::run_guarded([&] { result = fname##_impl(fcinfo); }, \
                                           caught))                                  \
             return result;                                                          \

@@ -17,15 +17,19 @@ namespace {
 // A simulated server.  A batch of n keys takes n * per_row_ms + overhead_ms.
 // The job leaves pressure behind (WAL to flush, pages to write back): it
 // builds up while a batch runs and drains while the job sleeps, with time
-// constant tau_ms.  A probe (a tiny commit) costs base_ms + impact_ms *
-// pressure + extra(t) (a checkpoint, another load) + noise.
+// constant tau_ms.  The application runs fg_rate statements a second while
+// foreground(t); each takes base_ms + impact_ms * pressure + extra(t)
+// (a checkpoint, another load) + noise, plus batch_extra_ms if it ends
+// while a batch runs (what only the statements during a batch feel).
 struct Server {
     double per_row_ms = 0.005;  // 200,000 rows/s at full speed
     double overhead_ms = 1.0;
     double base_ms = 1.0;
-    double impact_ms = 12.0;  // probe increase with the job running all the time
+    double impact_ms = 12.0;  // latency increase with the job running all the time
+    double batch_extra_ms = 0.0;
     double tau_ms = 300.0;
     double noise_sd = 0.0;
+    double fg_rate = 200;
     std::function<bool(double)> foreground = [](double) { return true; };
     std::function<double(double)> extra = [](double) { return 0.0; };
     unsigned seed = 1;
@@ -35,8 +39,8 @@ struct Trace {
     double t_ms;         // when the batch ended
     int batch;           // its size
     double duration_ms;
-    double probe_ms;
-    double true_excess;  // probe increase the job caused (no noise), at the batch's end
+    double foreground_ms; // what the pacer says the application's latency is
+    double true_excess;  // latency increase the job caused (no noise), at the batch's end
     double area;         // integral of the job's excess up to t_ms (ms * ms)
     sm::PaceDecision d;
     double duty;
@@ -48,52 +52,76 @@ struct SimRun {
     long rows = 0;
     double elapsed_ms = 0;
     double excess_area = 0;  // integral of impact * pressure over time (ms * ms)
+    long slow = 0, statements = 0;  // statements over base + 3 ms, all statements
 };
 
 // Runs the pacer against the server until `until_ms` of simulated time.
 SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms = 0) {
     std::mt19937 rng(s.seed);
     std::normal_distribution<double> noise(0.0, s.noise_sd > 0 ? s.noise_sd : 1.0);
-    auto probe_at = [&](double t, double pressure) {
-        double pr = s.base_ms + s.impact_ms * pressure + s.extra(t) + (s.noise_sd > 0 ? noise(rng) : 0.0);
-        return pr < 0.05 ? 0.05 : pr;
-    };
     SimRun r;
+    double carry = 0;  // fractional statements owed
+    // the application's statements that end in [t0, t0 + len), pressure
+    // p(x) at x ms into the segment, added to counts
+    auto statements = [&](double t0, double len, const std::function<double(double)>& pressure_at,
+                          double extra_in_batch, sm::LatencyCounts& counts) {
+        if (!(len > 0)) return;
+        const double due = carry + (s.foreground(t0) ? s.fg_rate * len / 1000.0 : 0.0);
+        const int n = static_cast<int>(due);
+        carry = s.foreground(t0) ? due - n : 0;
+        for (int i = 0; i < n; ++i) {
+            const double x = (i + 0.5) * len / n;
+            double ms = s.base_ms + s.impact_ms * pressure_at(x) + s.extra(t0 + x) + extra_in_batch +
+                        (s.noise_sd > 0 ? noise(rng) : 0.0);
+            if (ms < 0.02) ms = 0.02;
+            counts.n[sm::latency_bucket(static_cast<std::uint64_t>(ms * 1000))]++;
+            r.statements++;
+            r.slow += ms > s.base_ms + 3;
+        }
+    };
     double t = start_ms;
     double pressure = 0;
     int batch = p.first_batch();
     double sleep = 0;
-    bool probe = true, quiet = false;
+    bool quiet = false;
+    double quiet_from = 0;
     while (t < until_ms) {
+        sm::PaceObservation o;
         // the sleep: pressure drains (its mean over the sleep, for the area)
         const double p0 = pressure;
+        // (a quiet time's statements reported apart from quiet_from on)
+        sm::LatencyCounts early;
+        const double from = quiet ? std::min(quiet_from, sleep) : sleep;
+        statements(t, from, [&](double x) { return p0 * std::exp(-x / s.tau_ms); }, 0, early);
+        statements(t + from, sleep - from, [&](double x) { return p0 * std::exp(-(from + x) / s.tau_ms); }, 0,
+                   o.quiet_latency);
         pressure *= std::exp(-sleep / s.tau_ms);
         r.excess_area += s.impact_ms * (p0 - pressure) * s.tau_ms;
         t += sleep;
-        const double qp = quiet ? probe_at(t, pressure) : -1;
         // the batch: pressure builds up
         const double dur = batch * s.per_row_ms + s.overhead_ms;
         const double p1 = pressure;
+        statements(t, dur, [&](double x) { return p1 + (1 - p1) * (1 - std::exp(-x / s.tau_ms)); },
+                   s.batch_extra_ms, o.latency);
         pressure += (1 - pressure) * (1 - std::exp(-dur / s.tau_ms));
         r.excess_area += s.impact_ms * (dur - (pressure - p1) * s.tau_ms);
         t += dur;
         const double excess = s.impact_ms * pressure;
-        const double pr = probe ? probe_at(t, pressure) : -1;
-        sm::PaceObservation o;
+        for (int b = 0; b < sm::kLatencyBuckets; ++b) o.latency.n[b] += o.quiet_latency.n[b] + early.n[b];
+        o.have_latency = true;
         o.rows = batch;
         o.batch_size = batch;
         o.duration_ms = dur;
-        o.probe_ms = pr;
-        o.quiet_probe_ms = qp;
         o.foreground.started = s.foreground(t) ? 4 : 0;  // four clients
         o.foreground.active = s.foreground(t) ? 1 : 0;
         const sm::PaceDecision d = p.after_batch(o);
-        r.steps.push_back({t, batch, dur, pr, excess, r.excess_area, d, p.duty(), p.rate_rows_per_second()});
+        r.steps.push_back({t, batch, dur, p.foreground_ms(), excess, r.excess_area, d, p.duty(),
+                           p.rate_rows_per_second()});
         r.rows += batch;
         batch = d.next_batch;
         sleep = d.sleep_ms;
-        probe = d.probe_next;
         quiet = d.quiet_probe;
+        quiet_from = d.quiet_from_ms;
     }
     r.elapsed_ms = t - start_ms;
     return r;
@@ -153,9 +181,10 @@ TEST(PacerConfig, RejectsNonsense) {
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.initial_duty = 0.01; }), "initial_duty"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.duty_cut = 1; }), "duty_cut"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.duty_increase_per_s = 0; }), "duty_increase_per_s"));
-    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.spike_factor = 0.5; }), "spike_factor"));
-    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.probe_alpha = 1.5; }), "probe_alpha"));
-    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_alpha = 0; }), "baseline_alpha"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.quantile = 1; }), "quantile"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.min_samples = -1; }), "min_samples"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.recent_window_ms = 0; }), "recent_window_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_keep = 0; }), "baseline_keep"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.quiet_ms = -1; }), "quiet_ms"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.idle_after_ms = INFINITY; }), "idle_after_ms"));
 }
@@ -195,11 +224,8 @@ TEST(PacerTrace, IdleServerRunsAtFullSpeed) {
     EXPECT_NEAR(r.steps.back().batch, 4800, 500);
     // >= 0.9 of the server's raw speed (200,000 rows/s) once grown
     EXPECT_GT(rate_between(r, 1000, 10000), 0.9 * 200000 * 24.0 / 25.0);
-    // probes only about once a second when nobody is there
-    int probes = 0;
-    for (const auto& st : r.steps) probes += st.probe_ms >= 0;
-    EXPECT_LE(probes, 12);
-    EXPECT_GE(probes, 8);
+    // no quiet time asked for: nobody to measure
+    for (const auto& st : r.steps) EXPECT_FALSE(st.d.quiet_probe);
 }
 
 // ---------------------------------------------------------------- load step
@@ -212,8 +238,9 @@ TEST(PacerTrace, LoadStepSlowsDownAndIdleSpeedsUpAgain) {
     const SimRun r = simulate(p, s, 45000);
     if (getenv("PACER_TRACE"))
         for (const auto& st : r.steps)
-            printf("%.0f batch %d dur %.1f probe %.2f excess %.2f duty %.3f sleep %.1f held %s base %.2f\n", st.t_ms, st.batch, st.duration_ms,
-                   st.probe_ms, st.true_excess, st.duty, st.d.sleep_ms, sm::held_by_name(st.d.held_by), 0.0);
+            printf("%.0f batch %d dur %.1f fg %.2f excess %.2f duty %.3f sleep %.1f held %s\n", st.t_ms, st.batch,
+                   st.duration_ms, st.foreground_ms, st.true_excess, st.duty, st.d.sleep_ms,
+                   sm::held_by_name(st.d.held_by));
 
     const double idle_rate = rate_between(r, 1000, 5000);
     const double busy_rate = rate_between(r, 15000, 35000);
@@ -281,29 +308,60 @@ TEST(PacerTrace, CheckpointSpikeCutsOnceAndRecovers) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
     Server s;
     s.impact_ms = 4;  // the job alone stays near the budget
-    // a checkpoint: +30 ms on the probe for 300 ms at t = 20 s
+    // a checkpoint: +30 ms on every statement for 300 ms at t = 20 s
     s.extra = [](double t) { return t >= 20000 && t < 20300 ? 30.0 : 0.0; };
     const SimRun r = simulate(p, s, 40000);
     double duty_before = 0, duty_after_spike = 1;
-    int cuts_in_spike = 0;
+    int cuts = 0;
+    bool said_latency = false;
     double prev_duty = -1;
     for (const auto& st : r.steps) {
         if (st.t_ms < 20000) duty_before = st.duty;
-        if (st.t_ms >= 20000 && st.t_ms < 20300) {
+        if (st.t_ms >= 20000 && st.t_ms < 21500) {
             duty_after_spike = std::min(duty_after_spike, st.duty);
-            EXPECT_EQ(st.d.held_by, sm::HeldBy::ForegroundLatency) << "at " << st.t_ms;
-            if (prev_duty >= 0 && st.duty < prev_duty) cuts_in_spike++;
+            said_latency |= st.d.held_by == sm::HeldBy::ForegroundLatency;
+            if (prev_duty >= 0 && st.duty < prev_duty - 1e-9) cuts++;
         }
         prev_duty = st.duty;
     }
-    // the spike cut at once (the first probe of it, not after smoothing)...
-    EXPECT_LE(duty_after_spike, duty_before * 0.55);  // (it grows a little between probes)
-    // ... at most twice in 300 ms (cut_interval 250 ms: one event, not one per probe)
-    EXPECT_LE(cuts_in_spike, 2);
+    // the spike cut ...
+    EXPECT_TRUE(said_latency);
+    EXPECT_LE(duty_after_spike, duty_before * 0.55);
+    // ... but one event is punished at most twice (it is judged anew after
+    // a cut, not for as long as it stays in the recent window)
+    EXPECT_GE(cuts, 1);
+    EXPECT_LE(cuts, 2);
     // the baseline did not jump with it
     EXPECT_LT(p.baseline_ms(), s.base_ms + 1.0);
     // and it grew back afterwards
     EXPECT_GT(r.steps.back().duty, duty_after_spike);
+}
+
+// What the probe of the first version missed (measured, issue 16): the
+// application suffers while a batch runs (its commits wait behind the
+// batch's WAL), and not at all once the batch has committed.  The
+// statements that end during batches say so.
+TEST(PacerTrace, HarmOnlyDuringBatchesIsSeen) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.impact_ms = 0;
+    s.batch_extra_ms = 8;  // +8 ms for whoever ends during a batch
+    const SimRun r = simulate(p, s, 30000);
+    bool said_latency = false;
+    for (const auto& st : r.steps) said_latency |= st.d.held_by == sm::HeldBy::ForegroundLatency;
+    EXPECT_TRUE(said_latency);
+    // held to a small share of the time: the 95th percentile stays near
+    // the baseline (at most about 5 % of statements end in a batch)
+    double sum = 0;
+    int n = 0;
+    for (const auto& st : r.steps)
+        if (st.t_ms > 10000) {
+            sum += st.duty;
+            n++;
+        }
+    EXPECT_LT(sum / n, 0.15);
+    EXPECT_LT(static_cast<double>(r.slow) / r.statements, 0.08);
+    EXPECT_GT(rate_between(r, 10000, 30000), 1000);  // not stopped
 }
 
 // ---------------------------------------------------------------- noisy signal
@@ -356,7 +414,6 @@ TEST(PacerSteps, LockWaitersCutTheDutyCycle) {
     sm::PaceObservation o;
     o.rows = o.batch_size = 1000;
     o.duration_ms = 10;
-    o.probe_ms = 1;
     const double before = p.duty();
     o.lock_waiters = 2;
     const auto d = p.after_batch(o);
@@ -411,42 +468,66 @@ TEST(PacerSteps, BadObservationsDoNotThrow) {
     o.rows = -5;
     o.batch_size = 0;
     o.duration_ms = NAN;
-    o.probe_ms = NAN;
     EXPECT_NO_THROW(p.after_batch(o));
     o.duration_ms = -3;
-    o.probe_ms = INFINITY;
+    o.have_latency = true;
+    o.latency.n[sm::kLatencyBuckets - 1] = 0xFFFFFFFFu;  // a wrapped difference
     EXPECT_NO_THROW(p.after_batch(o));
-    EXPECT_LT(p.probe_ms(), 0);  // no valid probe yet
-    o.probe_ms = 2;
-    o.duration_ms = 5;
-    o.foreground.started = 4;
-    const auto d = p.after_batch(o);
-    EXPECT_EQ(p.probe_ms(), 2);
-    EXPECT_LT(p.baseline_ms(), 0);  // only quiet probes make the baseline
-    ASSERT_TRUE(d.quiet_probe);     // the application arrived: measure the server without us
-    EXPECT_GE(d.sleep_ms, sm::PacerConfig{}.quiet_ms);
-    o.quiet_probe_ms = NAN;  // a bad quiet probe is ignored
-    p.after_batch(o);
-    EXPECT_LT(p.baseline_ms(), 0);
-    o.quiet_probe_ms = 1.5;  // still no baseline: it asked again
-    p.after_batch(o);
-    EXPECT_EQ(p.baseline_ms(), 1.5);
+    EXPECT_GE(p.foreground_ms(), 0);
+    EXPECT_LT(p.baseline_ms(), 0);  // only quiet times make the baseline
 }
 
-TEST(PacerTrace, ProbesAtMostTenTimesASecondUnderLoad) {
+TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    const int slow = sm::latency_bucket(9000), fast = sm::latency_bucket(1000);
+    o.latency.n[slow] = 50;
+    o.quiet_latency.n[fast] = 50;  // not asked for yet: ignored
+    const auto d = p.after_batch(o);
+    EXPECT_LT(p.baseline_ms(), 0);
+    EXPECT_GT(p.foreground_ms(), 7);
+    ASSERT_TRUE(d.quiet_probe);  // the application arrived: measure it without us
+    EXPECT_GE(d.sleep_ms, sm::PacerConfig{}.quiet_ms);
+    const double before = p.duty();
+    const auto d2 = p.after_batch(o);
+    EXPECT_GT(p.baseline_ms(), 0.9);
+    EXPECT_LT(p.baseline_ms(), 1.3);
+    // the statements of the steps were slow and the quiet ones were not:
+    // an excess far over the budget, a cut
+    EXPECT_EQ(d2.held_by, sm::HeldBy::ForegroundLatency);
+    EXPECT_LT(p.duty(), before);
+}
+
+TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    o.latency.n[sm::latency_bucket(50000)] = 3;  // three slow statements a step
+    o.quiet_latency.n[sm::latency_bucket(500)] = 3;
+    p.after_batch(o);
+    for (int i = 0; i < 5; ++i) {
+        const auto d = p.after_batch(o);
+        EXPECT_NE(d.held_by, sm::HeldBy::ForegroundLatency) << i;
+    }
+    EXPECT_LT(p.baseline_ms(), 0);
+}
+
+TEST(PacerTrace, SparseApplicationDoesNotHoldTheJobAtTheStartingDuty) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
     Server s;
-    s.impact_ms = 0.5;  // little impact: the job runs at full duty, many short batches
-    const SimRun r = simulate(p, s, 20000);
-    int probes = 0, batches = 0;
-    for (const auto& st : r.steps)
-        if (st.t_ms > 10000) {
-            probes += st.probe_ms >= 0;
-            batches++;
-        }
-    EXPECT_GT(batches, 300);       // about 100 batches a second ...
-    EXPECT_LE(probes, 10 * 10 + 2);  // ... but about 10 probes
-    EXPECT_GE(probes, 10 * 5);
+    s.fg_rate = 5;  // present, but too few statements to judge by
+    s.impact_ms = 1;
+    const SimRun r = simulate(p, s, 30000);
+    EXPECT_GT(r.steps.back().duty, 0.9);
 }
 
 TEST(PacerSteps, AMonitoringQueryIsNotAnApplication) {
@@ -469,14 +550,67 @@ TEST(PacerSteps, AMonitoringQueryIsNotAnApplication) {
     EXPECT_TRUE(p.foreground_present());
 }
 
-TEST(PacerSteps, QuietProbeNobodyAskedForIsIgnored) {
+TEST(PacerSteps, QuietTimeNobodyAskedForIsIgnored) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
     sm::PaceObservation o;
     o.rows = o.batch_size = 1000;
     o.duration_ms = 5;
-    o.quiet_probe_ms = 3;  // no foreground: no quiet probe was asked for
+    o.have_latency = true;
+    o.quiet_latency.n[sm::latency_bucket(3000)] = 100;  // no foreground: nothing was asked for
     const auto d = p.after_batch(o);
     EXPECT_FALSE(d.quiet_probe);
     p.after_batch(o);
     EXPECT_LT(p.baseline_ms(), 0);
+}
+
+// ---------------------------------------------------------------- latency buckets
+
+TEST(LatencyBuckets, EveryLatencyFallsInsideItsBucket) {
+    int prev = 0;
+    for (std::uint64_t us = 0; us < 3000000; us += 1 + us / 50) {
+        const int b = sm::latency_bucket(us);
+        ASSERT_GE(b, prev) << us;  // monotonic
+        prev = b;
+        if (b < sm::kLatencyBuckets - 1) {
+            EXPECT_LE(sm::latency_bucket_lower_ms(b), us / 1000.0) << us;
+            EXPECT_GT(sm::latency_bucket_upper_ms(b), us / 1000.0) << us;
+        } else {
+            EXPECT_GE(us / 1000.0, sm::latency_bucket_lower_ms(b));
+            EXPECT_GT(us, 750000u);
+        }
+    }
+    EXPECT_EQ(sm::latency_bucket(0), 0);
+    EXPECT_EQ(sm::latency_bucket(15), 0);
+    EXPECT_EQ(sm::latency_bucket(16), 1);
+    EXPECT_EQ(sm::latency_bucket(~0ULL), sm::kLatencyBuckets - 1);
+    // at most 25 % wide above 16 us
+    for (int b = 1; b < sm::kLatencyBuckets - 1; ++b)
+        EXPECT_LE(sm::latency_bucket_upper_ms(b) / sm::latency_bucket_lower_ms(b), 1.26) << b;
+}
+
+TEST(LatencyBuckets, QuantilesInterpolateAndFade) {
+    sm::LatencyHistogram h;
+    EXPECT_LT(h.quantile_ms(0.5), 0);
+    for (int ms = 1; ms <= 100; ++ms) h.add(sm::latency_bucket(ms * 1000), 1);
+    EXPECT_EQ(h.total(), 100);
+    EXPECT_NEAR(h.quantile_ms(0.5), 50, 6);
+    EXPECT_NEAR(h.quantile_ms(0.95), 95, 10);
+    h.decay(0.5);
+    EXPECT_EQ(h.total(), 50);
+    EXPECT_NEAR(h.quantile_ms(0.5), 50, 6);
+    h.add(sm::latency_bucket(200000), 50);  // as many new ones, all at 200 ms
+    EXPECT_GT(h.quantile_ms(0.6), 150);
+    h.clear();
+    EXPECT_EQ(h.total(), 0);
+}
+
+TEST(LatencyBuckets, DifferencesOfWrappingCounters) {
+    sm::LatencyCounts a, b;
+    a.n[3] = 0xFFFFFFF0u;
+    b.n[3] = 0x10u;  // wrapped around
+    b.n[5] = 7;
+    const sm::LatencyCounts d = sm::LatencyCounts::between(a, b);
+    EXPECT_EQ(d.n[3], 0x20u);
+    EXPECT_EQ(d.n[5], 7u);
+    EXPECT_EQ(d.total(), 0x27u);
 }
