@@ -74,15 +74,16 @@ double Pacer::rate_rows_per_second() const { return rate_; }
 double Pacer::duty() const { return duty_; }
 bool Pacer::foreground_present() const { return present_; }
 double Pacer::foreground_rate() const { return fg_rate_; }
-double Pacer::foreground_ms() const {
+double Pacer::recent_ms() const {
     return recent_.total() >= cfg_.min_samples && recent_.total() > 0 ? recent_.quantile_ms(cfg_.quantile) : -1;
 }
+double Pacer::foreground_ms() const { return shown_ms_; }
 double Pacer::baseline_ms() const {
     return baseline_.total() >= cfg_.min_samples && baseline_.total() > 0 ? baseline_.quantile_ms(cfg_.quantile)
                                                                            : -1;
 }
 double Pacer::excess_ms() const {
-    const double f = foreground_ms(), b = baseline_ms();
+    const double f = recent_ms(), b = baseline_ms();
     return f >= 0 && b >= 0 ? f - b : 0;
 }
 HeldBy Pacer::held_by() const { return held_; }
@@ -143,7 +144,9 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
         }
     }
     quiet_asked_ = false;
-    const bool judged = foreground_ms() >= 0 && baseline_ms() >= 0;
+    // what is shown stays the last value judged by (a cut starts a new window)
+    if (recent_ms() >= 0) shown_ms_ = recent_ms();
+    const bool judged = recent_ms() >= 0 && baseline_ms() >= 0;
     // a quiet time was measured and still too few statements ended in it
     const bool sparse = last_quiet_at_ > -1e17 && baseline_ms() < 0;
 

@@ -134,14 +134,15 @@ public:
     double duty() const;                  // share of the time spent in batches, (0, 1]
     bool foreground_present() const;
     double foreground_rate() const;       // smoothed application statements seen per second
-    double foreground_ms() const;         // the application's recent latency (quantile); < 0: unknown
+    double foreground_ms() const;         // the application's latency (quantile) last judged by; < 0: none yet
     double baseline_ms() const;           // the same while the job kept quiet; < 0: unknown
-    double excess_ms() const;             // foreground_ms - baseline_ms (0 when either is unknown)
+    double excess_ms() const;             // recent latency - baseline_ms (0 when either is unknown)
     HeldBy held_by() const;
     double elapsed_ms() const;            // time as the pacer knows it
     const PacerConfig& config() const;
 
 private:
+    double recent_ms() const;             // the recent window's quantile; < 0: too few statements
     Throttle throttle_;
     PacerConfig cfg_;
     double full_target_ms_;
@@ -157,6 +158,7 @@ private:
     double last_quiet_at_ = -1e18;
     bool quiet_asked_ = false;
     LatencyHistogram recent_;
+    double shown_ms_ = -1;
     LatencyHistogram baseline_;
     HeldBy held_ = HeldBy::Nothing;
     HeldBy reason_ = HeldBy::Nothing;  // why the duty cycle was last cut

@@ -501,6 +501,9 @@ TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
     // an excess far over the budget, a cut
     EXPECT_EQ(d2.held_by, sm::HeldBy::ForegroundLatency);
     EXPECT_LT(p.duty(), before);
+    // what a DBA sees is still the latency the cut was judged by (the next
+    // judgement waits for new statements)
+    EXPECT_GT(p.foreground_ms(), 7);
 }
 
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
