@@ -654,27 +654,12 @@ bool part_of_named_drop(Frame *f, const ObjectAddress *owner)
         !IsA(f->parsetree, DropStmt))
         return false;
     DropStmt *stmt = (DropStmt *) f->parsetree;
-    switch (stmt->removeType) {
-        case OBJECT_TABLE:
-        case OBJECT_VIEW:
-        case OBJECT_MATVIEW:
-        case OBJECT_FOREIGN_TABLE:
-        case OBJECT_SEQUENCE:
-        case OBJECT_INDEX:
-            break;
-        default:
-            return false;
-    }
+    if (!drop_of_relations(stmt->removeType))
+        return false;
     if (!f->drops_resolved) {
         f->drops_resolved = true;
         MemoryContext old = MemoryContextSwitchTo(frame_context);
-        ListCell *lc;
-        foreach (lc, stmt->objects) {
-            RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
-            Oid relid = RangeVarGetRelid(rv, NoLock, true);
-            if (OidIsValid(relid))
-                f->named_drops = lappend_oid(f->named_drops, relid);
-        }
+        f->named_drops = relations_a_drop_names(stmt);
         MemoryContextSwitchTo(old);
     }
     return list_member_oid(f->named_drops, owner->objectId);

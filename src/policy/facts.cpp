@@ -201,6 +201,19 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
     *bytes = b + extra;
 }
 
+/* relation_size() of a relation by OID; false (and 0, 0) when it is gone. */
+static bool relid_size(Oid relid, double *rows, int64 *bytes)
+{
+    *rows = 0;
+    *bytes = 0;
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return false;
+    relation_size((Form_pg_class) GETSTRUCT(tup), relid, rows, bytes);
+    ReleaseSysCache(tup);
+    return true;
+}
+
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach reach)
 {
     f->table = written_name;
@@ -245,15 +258,12 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
             Oid child = lfirst_oid(lc);
             if (child == relid)
                 continue;
-            HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
-            if (!HeapTupleIsValid(ct))
-                continue;
             double rows;
             int64 bytes;
-            relation_size((Form_pg_class) GETSTRUCT(ct), child, &rows, &bytes);
+            if (!relid_size(child, &rows, &bytes))
+                continue;
             f->rows += rows;
             f->bytes += bytes;
-            ReleaseSysCache(ct);
         }
     }
 
@@ -290,13 +300,10 @@ static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
         RelationClose(rel);
         if (created || temp)
             continue;
-        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
-        if (!HeapTupleIsValid(ct))
-            continue;
         double r;
         int64 b;
-        relation_size((Form_pg_class) GETSTRUCT(ct), child, &r, &b);
-        ReleaseSysCache(ct);
+        if (!relid_size(child, &r, &b))
+            continue;
         rows += r;
         bytes += b;
         any = true;
@@ -448,13 +455,10 @@ static void partitions_to_build(Oid parent, List *colnames, bool unique, Oid am,
         }
         if (covered)
             continue;
-        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(part));
-        if (!HeapTupleIsValid(ct))
-            continue;
         double r;
         int64 b;
-        relation_size((Form_pg_class) GETSTRUCT(ct), part, &r, &b);
-        ReleaseSysCache(ct);
+        if (!relid_size(part, &r, &b))
+            continue;
         total_rows += r;
         total_bytes += b;
     }
@@ -757,17 +761,6 @@ void check_foreign_key_index(Oid relid, const char *table, const char *reference
 
 /* Rows and bytes of a table created in this transaction (table_facts does
  * not look: every rule exempts it). */
-static void new_table_size(Oid relid, double *rows, int64 *bytes)
-{
-    *rows = 0;
-    *bytes = 0;
-    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-    if (!HeapTupleIsValid(tup))
-        return;
-    relation_size((Form_pg_class) GETSTRUCT(tup), relid, rows, bytes);
-    ReleaseSysCache(tup);
-}
-
 /* Does the column being added get a value in existing rows?  PostgreSQL
  * skips the validation of a foreign key on a column it adds without a
  * default (every value is NULL: transformAlterTableStmt); a default, a
@@ -962,7 +955,7 @@ static void check_constraint(Oid relid, const char *table, const char *column,
         }
         if (!ref_new && confrelid != relid) {
             f.created_in_transaction = false;
-            new_table_size(relid, &f.rows, &f.bytes);
+            relid_size(relid, &f.rows, &f.bytes);
         }
     }
     enforce(&f);
@@ -1230,15 +1223,12 @@ static void check_default_partition_scan(Oid parent, const char *parent_name,
         int64 bytes = 0;
         ListCell *lc;
         foreach (lc, scanned) {
-            HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
-            if (!HeapTupleIsValid(tup))
-                continue;
             double r;
             int64 b;
-            relation_size((Form_pg_class) GETSTRUCT(tup), lfirst_oid(lc), &r, &b);
+            if (!relid_size(lfirst_oid(lc), &r, &b))
+                continue;
             rows += r;
             bytes += b;
-            ReleaseSysCache(tup);
         }
         d.rows = rows;
         d.bytes = bytes;
@@ -2641,31 +2631,54 @@ static Oid catalog_of(ObjectType type)
     }
 }
 
-static List *drop_originals(DropStmt *stmt)
+/* DROP TABLE / VIEW / MATERIALIZED VIEW / FOREIGN TABLE / SEQUENCE / INDEX:
+ * a DROP whose names are relations. */
+bool drop_of_relations(ObjectType type)
 {
-    List *result = NIL;
-    ListCell *lc;
-    switch (stmt->removeType) {
+    switch (type) {
         case OBJECT_TABLE:
         case OBJECT_VIEW:
         case OBJECT_MATVIEW:
         case OBJECT_FOREIGN_TABLE:
         case OBJECT_SEQUENCE:
         case OBJECT_INDEX:
-            foreach (lc, stmt->objects) {
-                RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
-                Oid relid = RangeVarGetRelid(rv, NoLock, true);
-                if (!OidIsValid(relid))
-                    continue;
-                ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
-                a->classId = RelationRelationId;
-                a->objectId = relid;
-                a->objectSubId = 0;
-                result = lappend(result, a);
-            }
-            return result;
+            return true;
         default:
-            break;
+            return false;
+    }
+}
+
+/* The relations such a DROP names that exist (looked up without a lock:
+ * the DROP holds them, or is about to take them); NIL for other DROPs. */
+List *relations_a_drop_names(DropStmt *stmt)
+{
+    if (!drop_of_relations(stmt->removeType))
+        return NIL;
+    List *result = NIL;
+    ListCell *lc;
+    foreach (lc, stmt->objects) {
+        RangeVar *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+        Oid relid = RangeVarGetRelid(rv, NoLock, true);
+        if (OidIsValid(relid))
+            result = lappend_oid(result, relid);
+    }
+    return result;
+}
+
+static List *drop_originals(DropStmt *stmt)
+{
+    List *result = NIL;
+    ListCell *lc;
+    if (drop_of_relations(stmt->removeType)) {
+        List *relids = relations_a_drop_names(stmt);
+        foreach (lc, relids) {
+            ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));
+            a->classId = RelationRelationId;
+            a->objectId = lfirst_oid(lc);
+            a->objectSubId = 0;
+            result = lappend(result, a);
+        }
+        return result;
     }
     Oid classid = catalog_of(stmt->removeType);
     if (!OidIsValid(classid))

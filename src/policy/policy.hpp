@@ -181,6 +181,9 @@ void note_added_column(Oid relid, const char *name);
  * (runner steps commit one by one); forgotten when the migration ends. */
 void note_created_table(Oid nsp, const char *name);
 bool is_created_table(Oid nsp, const char *name);
+/* DROP TABLE / VIEW / ... / INDEX: its names are relations; those that exist */
+bool drop_of_relations(ObjectType type);
+List *relations_a_drop_names(DropStmt *stmt);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
 bool is_added_column(Oid relid, const char *name);
 /* facts.cpp: for timing.cpp */
