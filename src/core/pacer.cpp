@@ -79,6 +79,14 @@ double Pacer::recent_ms() const {
 }
 double Pacer::foreground_ms() const { return shown_ms_; }
 double Pacer::baseline_ms() const {
+    // the lowest of the last quiet windows that had enough statements: one
+    // outlier (the server's own stall) caught in a quiet window must not
+    // raise the normal and switch the control off for the windows after it
+    double best = -1;
+    for (int i = 0; i < kQuietWindows; ++i)
+        if (quiet_q_[i] >= 0 && (best < 0 || quiet_q_[i] < best)) best = quiet_q_[i];
+    if (best >= 0) return best;
+    // a sparse application: what the quiet windows gathered together
     return baseline_.total() >= cfg_.min_samples && baseline_.total() > 0 ? baseline_.quantile_ms(cfg_.quantile)
                                                                            : -1;
 }
@@ -139,6 +147,12 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
             if (obs.quiet_latency.total() > 0) {
                 baseline_.decay(c.baseline_keep);
                 baseline_.add(obs.quiet_latency);
+                LatencyHistogram window;
+                window.add(obs.quiet_latency);
+                if (window.total() >= c.min_samples / 2) {
+                    quiet_q_[quiet_next_] = window.quantile_ms(c.quantile);
+                    quiet_next_ = (quiet_next_ + 1) % kQuietWindows;
+                }
             }
             last_quiet_at_ = now_;
         }

@@ -19,7 +19,9 @@
  *  - baseline: the same quantile, of statements that ended in the last
  *    quiet_measure_ms of a time the job kept quiet for quiet_ms (when the
  *    application arrives, then every baseline_interval_ms, and whenever its
- *    own sleep is that long anyway);
+ *    own sleep is that long anyway): the lowest of the last three such
+ *    windows (one stall of the server caught in a quiet window does not
+ *    raise the normal), or for a sparse application all of them together;
  *    only those move the baseline, so the job's own effect is never
  *    learned as normal, while a server that became slower for other
  *    reasons (another load, a slower disk) is;
@@ -160,6 +162,9 @@ private:
     LatencyHistogram recent_;
     double shown_ms_ = -1;
     LatencyHistogram baseline_;
+    static constexpr int kQuietWindows = 3;
+    double quiet_q_[kQuietWindows] = {-1, -1, -1};  // the quantile of each of the last quiet windows
+    int quiet_next_ = 0;
     HeldBy held_ = HeldBy::Nothing;
     HeldBy reason_ = HeldBy::Nothing;  // why the duty cycle was last cut
 };

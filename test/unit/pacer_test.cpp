@@ -506,6 +506,40 @@ TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
     EXPECT_GT(p.foreground_ms(), 7);
 }
 
+// Seen in a TAP run: a stall of the server caught in the quiet window
+// raised the baseline over everything after it, and the job ran at full
+// speed under the load.  The lowest recent quiet window is the normal.
+TEST(PacerSteps, AStallInAQuietWindowDoesNotRaiseTheNormal) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    const int normal = sm::latency_bucket(1000), slow = sm::latency_bucket(4000), stall = sm::latency_bucket(60000);
+    o.latency.n[normal] = 100;
+    o.quiet_latency.n[normal] = 100;
+    auto d = p.after_batch(o);  // arrives: asks for a quiet time
+    ASSERT_TRUE(d.quiet_probe);
+    d = p.after_batch(o);       // a normal quiet window
+    const double normal_ms = p.baseline_ms();
+    EXPECT_LT(normal_ms, 1.3);
+    // the next quiet window catches a stall of the server (5 % at 60 ms)
+    for (int i = 0; i < 20000 && !d.quiet_probe; ++i) d = p.after_batch(o);
+    ASSERT_TRUE(d.quiet_probe);
+    o.quiet_latency.n[stall] = 5;
+    p.after_batch(o);
+    o.quiet_latency.n[stall] = 0;
+    EXPECT_EQ(p.baseline_ms(), normal_ms);
+    // and the job's own harm (statements at 4 ms) is still cut
+    o.quiet_latency = sm::LatencyCounts{};
+    o.latency.n[slow] = 20;
+    bool cut = false;
+    for (int i = 0; i < 20; ++i) cut |= p.after_batch(o).held_by == sm::HeldBy::ForegroundLatency;
+    EXPECT_TRUE(cut);
+}
+
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
     sm::PaceObservation o;
