@@ -26,6 +26,8 @@
 #   RATE         pgbench target rate, transactions/s (-R)     (default 200)
 #   CLIENTS/JOBS pgbench clients / threads                    (default 4 / 2)
 #   START_DELAY  seconds into the load the backfill is submitted (default 5)
+#   WARMUP       seconds of untimed load on the fresh table before each
+#                measured load (its first reads and plans; default 5)
 #   IDLE=0       skip part A;  LOADED=0 skip part B
 #   PORT         port of the throwaway cluster                (default 54740)
 #   OUT_DIR      where the results go          (default bench/backfill_latency)
@@ -45,6 +47,7 @@ RATE="${RATE:-200}"
 CLIENTS="${CLIENTS:-4}"
 JOBS="${JOBS:-2}"
 START_DELAY="${START_DELAY:-5}"
+WARMUP="${WARMUP:-5}"
 IDLE="${IDLE:-1}"
 LOADED="${LOADED:-1}"
 PORT="${PORT:-54740}"
@@ -64,6 +67,7 @@ source "$BENCH_DIR/lib.sh"
 
 for v in ROWS RUNS DURATION RATE CLIENTS JOBS; do posint "$v" "${!v}"; done
 [[ "$START_DELAY" =~ ^[0-9]+$ ]] || die "START_DELAY must be a whole number of seconds"
+[[ "$WARMUP" =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number of seconds"
 (( START_DELAY < DURATION )) || die "START_DELAY must be less than DURATION"
 [[ -z "$BUDGET" || "$BUDGET" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BUDGET must be a number of ms"
 bench_check_common pgbench
@@ -82,6 +86,13 @@ yn() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo no; fi; }
 fresh_users() {
     sql -v rows="$ROWS" -f "$USERS_SQL" >/dev/null
     sql -c "CHECKPOINT"
+}
+# untimed: the fresh table's first reads, the sessions' first plans (both
+# the baseline's and the migration's load start after it)
+warm_up() {
+    (( WARMUP > 0 )) || return 0
+    "$PGBENCH" -n -c "$CLIENTS" -j "$JOBS" -R "$RATE" -T "$WARMUP" -f "$LOAD_SQL" \
+        -D rows="$ROWS" --random-seed=2 bench >/dev/null 2>&1 || die "warm-up load failed"
 }
 check_filled() {
     local bad
@@ -167,12 +178,14 @@ MET=0
 for run in $(seq 1 "$RUNS"); do
     log "B$run: baseline, no migration"
     fresh_users
+    warm_up
     load "base$run"
     finish_load "base$run"
     read -r _ BP50 BP99 BMAX <<<"$(latency "$OUT/base$run".[0-9]*)"
 
     log "B$run: the same load, the default backfill after ${START_DELAY}s"
     fresh_users
+    warm_up
     read -r CK0 LSN0 <<<"$(sql -F ' ' -c "SELECT checkpoints_timed + checkpoints_req, pg_current_wal_lsn() FROM pg_stat_bgwriter")"
     T0="$(now)"
     load "mig$run"

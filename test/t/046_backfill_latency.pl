@@ -30,6 +30,9 @@ my $node = start_node('bf_latency');
 # behind the backfill's WAL: with the test clusters' fsync = off they would
 # cost nothing
 $node->append_conf('postgresql.conf', "fsync = on\n");
+# the background writer would clean some of the buffers the write-out check
+# below counts
+$node->append_conf('postgresql.conf', "bgwriter_lru_maxpages = 0\n");
 $node->restart;
 
 $node->safe_psql(
@@ -39,6 +42,9 @@ $node->safe_psql(
 	INSERT INTO i1 SELECT g, 'x' || g, NULL FROM generate_series(1, 200000) g;
 	CREATE TABLE i2 (LIKE i1 INCLUDING ALL);
 	INSERT INTO i2 SELECT * FROM i1;
+	ALTER TABLE i1 SET (autovacuum_enabled = off);
+	ALTER TABLE i2 SET (autovacuum_enabled = off);
+	CREATE EXTENSION pg_buffercache;
 	CREATE TABLE big (id int PRIMARY KEY, a text NOT NULL, b text);
 	INSERT INTO big SELECT g, 'x' || g, NULL FROM generate_series(1, 2000000) g;
 	CREATE TABLE fg (id int PRIMARY KEY, v int NOT NULL);
@@ -65,6 +71,24 @@ my $idle = $node->safe_psql('postgres',
 	  SELECT migrate_backfill_wait(:id) \g /dev/null
 	  SELECT :id});
 my $backfill_s = time - $t0;
+# The job writes out the pages it dirtied as it goes (and its last batch's
+# when it ends), so they do not wait in shared buffers for the application's
+# sessions to evict them into the kernel's page cache.  Counted before
+# anything reads i2 again (a read sets hint bits: dirty pages of its own).
+# The plain UPDATE's pages are still dirty (no checkpoint since, background
+# writer off): the count would see them.
+my $dirty = q{
+	SELECT count(*) FILTER (WHERE b.isdirty), count(*)
+	  FROM pg_buffercache b JOIN pg_class c ON b.relfilenode = pg_relation_filenode(c.oid)
+	 WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+	   AND c.oid IN (SELECT '%1$s'::regclass UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = '%1$s'::regclass)};
+my ($i1_dirty, $i1_buffers) = split /\|/, $node->safe_psql('postgres', sprintf($dirty, 'i1'));
+note("after the UPDATE: $i1_dirty of i1's $i1_buffers buffers dirty");
+cmp_ok($i1_dirty, '>', $i1_buffers / 2, 'a plain UPDATE leaves most of its pages dirty in shared buffers');
+ok($node->poll_query_until('postgres',
+		sprintf("SELECT d < greatest(t / 100, 5) FROM ($dirty) s(d, t)", 'i2')),
+	'the backfill wrote out the pages it dirtied')
+  or diag($node->safe_psql('postgres', sprintf($dirty, 'i2')));
 my $row = $node->safe_psql('postgres',
 	"SELECT status, duty, foreground_baseline_ms IS NULL, latency_budget_ms, rows_done
 	   FROM safe_migrate.backfills WHERE id = $idle");
