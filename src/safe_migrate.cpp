@@ -90,6 +90,7 @@ void _PG_init(void)
     runner::define_lock_wait_settings();
     backfill::define_settings();
     policy::define_settings();
+    pg::define_online_setting();
     policy::install_hooks();
     if (process_shared_preload_libraries_in_progress) {
         backfill::register_launcher();

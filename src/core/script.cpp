@@ -100,11 +100,22 @@ bool valid_rule(std::string_view rule) {
 
 // `rest` is the comment text after `--` and optional blanks, starting with a
 // case-insensitive `safe_migrate:` / `safe-migrate:`.
-void parse_directive(std::string_view rest, int line_no, std::vector<AllowDirective>& out) {
+void parse_directive(std::string_view rest, int line_no, ScriptSections& sections) {
+    std::vector<AllowDirective>& out = sections.allows;
     const std::string_view token = first_word(rest);
+    if (token == "safe_migrate:online") {
+        const std::string_view extra = trim(rest.substr(token.size()));
+        if (!extra.empty()) {
+            throw ScriptError("safe_migrate:online takes nothing after it (line " + line_ref(line_no) + ")");
+        }
+        if (!sections.online) sections.online_line = line_no;
+        sections.online = true;
+        return;
+    }
     if (token != "safe_migrate:allow") {
         throw ScriptError("unknown directive \"-- " + std::string(token) + "\" at line " + line_ref(line_no) +
-                          " (the only directive is \"-- safe_migrate:allow <rule> <reason>\")");
+                          " (the directives are \"-- safe_migrate:allow <rule> <reason>\" and "
+                          "\"-- safe_migrate:online\")");
     }
     const std::string_view after = ltrim(rest.substr(token.size()));
     const std::string_view rule = first_word(after);
@@ -123,7 +134,7 @@ void parse_directive(std::string_view rest, int line_no, std::vector<AllowDirect
     out.push_back(AllowDirective{std::string(rule), std::string(reason), line_no});
 }
 
-LineKind classify(std::string_view line, int line_no, std::vector<AllowDirective>& allows) {
+LineKind classify(std::string_view line, int line_no, ScriptSections& sections) {
     const std::string_view body = ltrim(line);
     if (body.empty()) return LineKind::Blank;
     if (body.substr(0, 2) != "--") return LineKind::Text;
@@ -139,7 +150,7 @@ LineKind classify(std::string_view line, int line_no, std::vector<AllowDirective
                           " (expected \"-- migrate:up\" or \"-- migrate:down\")");
     }
     if (istarts_with(rest, "safe_migrate:") || istarts_with(rest, "safe-migrate:")) {
-        parse_directive(rest, line_no, allows);
+        parse_directive(rest, line_no, sections);
     }
     return LineKind::Comment;
 }
@@ -163,7 +174,7 @@ ScriptSections split_sections(std::string_view script) {
     std::size_t pos = content_start;
     while (pos < script.size()) {
         const Line ln = line_at(script, pos);
-        const LineKind kind = classify(script.substr(ln.begin, ln.end - ln.begin), line_no, result.allows);
+        const LineKind kind = classify(script.substr(ln.begin, ln.end - ln.begin), line_no, result);
         switch (kind) {
             case LineKind::Text:
                 if (first_text_line == 0 && up_line == 0 && down_line == 0) first_text_line = line_no;

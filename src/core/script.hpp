@@ -23,10 +23,12 @@ struct ScriptSections {
     int up_first_line = 1;       // 1-based line in the original script where `up` starts
     int down_first_line = 0;     // 1-based line where `down` starts; 0 when no down marker
     std::vector<AllowDirective> allows;  // directives anywhere in the script, in order
+    bool online = false;         // a `-- safe_migrate:online` line (anywhere in the script)
+    int online_line = 0;         // its line (the first one), 0 when none
 };
 
 // Splits a migration script into its up and down parts (dbmate format) and
-// collects `-- safe_migrate:allow` directives. Purely line based: it never
+// collects `-- safe_migrate:allow` and `-- safe_migrate:online` directives. Purely line based: it never
 // splits SQL into statements. Throws ScriptError on malformed input.
 ScriptSections split_sections(std::string_view script);
 

@@ -80,6 +80,7 @@ const char *prepare_core(const char *script, const char *version, PreparedScript
         out->dbmate_format = sections.dbmate_format;
         out->up_first_line = sections.up_first_line;
         out->down_first_line = sections.down_first_line;
+        out->online = sections.online;
         out->n_allows = static_cast<int>(sections.allows.size());
         out->allow_rules = static_cast<char **>(alloc(sizeof(char *) * (sections.allows.size() + 1)));
         out->allow_reasons = static_cast<char **>(alloc(sizeof(char *) * (sections.allows.size() + 1)));
@@ -183,6 +184,15 @@ const char *prepare_script(const char *script, const char *version, PreparedScri
         return problem;
     out->up_wrapped = unwrap_section(out->up);
     out->down_wrapped = unwrap_section(out->down);
+    if (!out->online && online_setting && !out->up_wrapped)
+        out->online = true;
+    classify_online = out->online;
+    if (out->online) {
+        if (out->up_wrapped)
+            return "an online migration (\"-- safe_migrate:online\") runs in steps of its own: its "
+                   "up section cannot be wrapped in BEGIN; ... COMMIT;";
+        out->up = expand_online(out->up);
+    }
     return nullptr;
 }
 

@@ -11,6 +11,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "nodes/nodes.h"
 }
 
 namespace safe_migrate::pg {
@@ -31,6 +32,8 @@ struct PreparedScript {
     int n_allows;
     char **allow_rules;
     char **allow_reasons;
+    bool online;      /* "-- safe_migrate:online": `up` is the expanded script
+                       * (online.cpp), not the text as given */
 };
 
 /* Split sections, compute checksum, validate (trim) or derive the version,
@@ -40,6 +43,23 @@ struct PreparedScript {
  * transaction (raw parsing only); a syntax error leaves the section as it
  * is, for the caller's own parse to report. */
 const char *prepare_script(const char *script, const char *version, PreparedScript *out) noexcept;
+
+/* Online execution (online.cpp): the up section rewritten into the careful
+ * sequence; a copy of sql when it does not parse (the caller's parse
+ * reports that). */
+char *expand_online(const char *sql) noexcept;
+/* Whether the script last prepared is an online one: its VALIDATE
+ * CONSTRAINT statements run in transactions of their own
+ * (runner::classify_statement). */
+extern bool classify_online;
+/* safe_migrate.online: every migration of the session online (a script
+ * wrapped in its own BEGIN; ... COMMIT; excepted: it asked for one
+ * transaction) */
+extern bool online_setting;
+void define_online_setting(void);
+/* Is stmt (a top-level statement) one that online execution rewrites into
+ * its careful sequence?  (The policy's HINT then says so.) */
+bool online_handles(const ::Node *stmt);
 
 /* A version as migrate_apply records it (trimmed), palloc'd in *out; returns
  * NULL or an error message. */

@@ -324,8 +324,15 @@ void enforce(const pg::PolicyFacts *facts)
                                        ? GetUserNameFromId(foreign_owner[0], true)
                                        : "?"),
                          errhint("%s", v->hint)));
+            /* the sequence the hint writes out, online execution runs */
+            const char *hint = v->hint;
+            if (!facts->partitioned && pg::online_handles(ddl_log_current_statement()))
+                hint = psprintf("%s\nOr add the line \"-- safe_migrate:online\" to the migration "
+                                "(or SET safe_migrate.online = on) and migrate_apply runs that "
+                                "sequence for you.",
+                                v->hint);
             ereport(ERROR, (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
-                            errdetail("%s", v->detail), errhint("%s", v->hint)));
+                            errdetail("%s", v->detail), errhint("%s", hint)));
         }
         ereport(WARNING, (errcode(ERRCODE_SM_POLICY_VIOLATION), errmsg("%s", v->message),
                           errdetail("%s", v->detail), errhint("%s", v->hint)));

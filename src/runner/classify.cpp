@@ -5,6 +5,7 @@
  * PreventInTransactionBlock() calls of PostgreSQL 15's utility code.
  */
 #include "classify.hpp"
+#include "pg/core_bridge.hpp"
 
 extern "C" {
 #include "catalog/pg_class.h"
@@ -41,6 +42,15 @@ static bool alter_table_detaches_concurrently(const AlterTableStmt *stmt)
             return true;
     }
     return false;
+}
+
+static bool only_validates(const AlterTableStmt *stmt)
+{
+    ListCell *lc;
+    foreach (lc, stmt->cmds)
+        if (((AlterTableCmd *) lfirst(lc))->subtype != AT_ValidateConstraint)
+            return false;
+    return stmt->cmds != NIL;
 }
 
 static bool calls_backfill_wait(const Node *node)
@@ -157,8 +167,13 @@ TxClass classify_statement(const RawStmt *raw)
             return ((const ClusterStmt *) stmt)->relation == nullptr ? TxClass::NonTransactional
                                                                      : TxClass::Transactional;
         case T_AlterTableStmt:
-            return alter_table_detaches_concurrently((const AlterTableStmt *) stmt)
-                       ? TxClass::NonTransactional
+            if (alter_table_detaches_concurrently((const AlterTableStmt *) stmt))
+                return TxClass::NonTransactional;
+            /* online execution: a validation scan holds only SHARE UPDATE
+             * EXCLUSIVE, unless its transaction holds more (the ADD before
+             * it): alone, after the ADD committed */
+            return pg::classify_online && only_validates((const AlterTableStmt *) stmt)
+                       ? TxClass::OwnTransaction
                        : TxClass::Transactional;
         case T_AlterEnumStmt:
             /* ADD VALUE is allowed in a block, but the value is unusable

@@ -100,3 +100,24 @@ TEST(Directives, UnrelatedCommentsAreIgnored) {
     const auto r = sm::split_sections("-- safe migrate allow everything\n-- safe_migrate is great\n");
     EXPECT_TRUE(r.allows.empty());
 }
+
+TEST(Directives, OnlineAnywhere) {
+    const auto plain = sm::split_sections("ALTER TABLE t ADD COLUMN c int;\n");
+    EXPECT_FALSE(plain.online);
+    EXPECT_EQ(plain.online_line, 0);
+    const auto r = sm::split_sections("-- migrate:up\nSELECT 1;\n-- safe_migrate:online\nSELECT 2;\n"
+                                      "-- safe_migrate:online\n-- migrate:down\nSELECT 3;\n");
+    EXPECT_TRUE(r.online);
+    EXPECT_EQ(r.online_line, 3);  // the first one
+    EXPECT_TRUE(r.allows.empty());
+    EXPECT_TRUE(sm::split_sections("--safe_migrate:online   \nSELECT 1;\n").online);
+}
+
+TEST(Directives, OnlineTakesNothingAndTyposAreErrors) {
+    EXPECT_TRUE(ThrowsScriptError([] { sm::split_sections("-- safe_migrate:online please\n"); },
+                                  "safe_migrate:online takes nothing after it (line 1)"));
+    EXPECT_TRUE(ThrowsScriptError([] { sm::split_sections("-- safe_migrate:onlin\n"); },
+                                  "unknown directive \"-- safe_migrate:onlin\" at line 1"));
+    // a mention inside a statement is not a directive
+    EXPECT_FALSE(sm::split_sections("SELECT '-- safe_migrate:online';\n").online);
+}

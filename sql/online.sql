@@ -1,0 +1,87 @@
+-- Online execution (issue 13): a script with the line
+-- "-- safe_migrate:online" runs the careful sequence of what it writes
+-- naively.  Every table here counts as large (large_table_rows = 100), so
+-- the policy would refuse each naive statement.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS safe_migrate;
+SET safe_migrate.large_table_rows = 100;
+CREATE SCHEMA naive;
+CREATE SCHEMA onl;
+SELECT format($f$
+    CREATE TABLE %1$s.parent (id int PRIMARY KEY);
+    INSERT INTO %1$s.parent SELECT generate_series(1, 50);
+    CREATE TABLE %1$s.t (id int PRIMARY KEY, pid int, v text, n int, w int);
+    INSERT INTO %1$s.t SELECT g, g %% 50 + 1, 'v' || g, g, g FROM generate_series(1, 1000) g;
+    CREATE INDEX t_w ON %1$s.t (w);
+    ANALYZE %1$s.t, %1$s.parent;
+  $f$, s) FROM unnest(ARRAY['naive', 'onl']) s
+\gexec
+
+-- the script as a developer writes it
+\set script '-- safe_migrate:online\nCREATE INDEX t_v ON t (v);\nALTER TABLE t ADD FOREIGN KEY (pid) REFERENCES parent (id);\nALTER TABLE t ADD CHECK (n > 0);\nALTER TABLE t ADD CONSTRAINT w_small CHECK (w < 100000) -- a comment at the end\n;\nALTER TABLE t ALTER COLUMN v SET NOT NULL;\nDROP INDEX t_w;\nREINDEX TABLE t;\nCREATE TABLE fresh (id int PRIMARY KEY, a int);\nCREATE INDEX fresh_a ON fresh (a);\n'
+
+-- what will run: each step with its lock (the plan of the same script)
+SET search_path = onl, public;
+SELECT statement, sql, lock_mode, effect, verdict
+  FROM migrate_plan(replace(:'script', '\n', E'\n'));
+
+-- the naive script without online execution: refused, the hint says so
+SELECT migrate_apply(replace(replace(:'script', '-- safe_migrate:online', ''), '\n', E'\n'), '000');
+
+-- applied online
+SELECT version, status, statements FROM migrate_apply(replace(:'script', '\n', E'\n'), '001');
+SELECT s.step, s.first_statement, s.last_statement, s.commands
+  FROM safe_migrate.migration_steps s JOIN safe_migrate.migrations m ON m.id = s.migration_id
+ WHERE m.version = '001' ORDER BY s.step;
+
+-- the same script, naively, as PostgreSQL runs it (policy off)
+SET search_path = naive, public;
+SET safe_migrate.policy = off;
+SELECT replace(replace(:'script', '-- safe_migrate:online', ''), '\n', E'\n') AS naive_sql \gset
+:naive_sql
+RESET safe_migrate.policy;
+RESET search_path;
+
+-- the same schema both ways: constraints (validated), indexes (valid), columns
+-- (PostgreSQL 18's NOT NULL constraints, contype 'n', are left to attnotnull)
+SELECT conrelid::regclass::text AS rel, conname, pg_get_constraintdef(oid), convalidated
+  FROM pg_constraint WHERE connamespace = 'onl'::regnamespace AND contype <> 'n' ORDER BY 1, 2;
+CREATE FUNCTION pg_temp.schema_of(nsp text) RETURNS TABLE (kind text, item text) LANGUAGE sql AS $$
+  SELECT 'constraint', format('%s %s %s %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid), c.convalidated)
+    FROM pg_constraint c WHERE c.connamespace = nsp::regnamespace AND c.contype <> 'n'
+  UNION ALL
+  SELECT 'index', format('%s %s %s', i.indexrelid::regclass, pg_get_indexdef(i.indexrelid), i.indisvalid)
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = nsp::regnamespace
+  UNION ALL
+  SELECT 'column', format('%s.%s %s %s', a.attrelid::regclass, a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod))
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+   WHERE c.relnamespace = nsp::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+SELECT kind, count(*) AS items,
+       count(*) FILTER (WHERE replace(item, 'onl.', 'naive.') NOT IN (SELECT item FROM pg_temp.schema_of('naive'))) AS different
+  FROM pg_temp.schema_of('onl') GROUP BY kind ORDER BY kind;
+SELECT (SELECT count(*) FROM pg_temp.schema_of('onl')) = (SELECT count(*) FROM pg_temp.schema_of('naive')) AS same_count;
+-- nothing left behind
+SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
+SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;
+
+-- safe_migrate.online does the same for every migration of the session
+SET search_path = onl, public;
+SET safe_migrate.online = on;
+SELECT statement, sql FROM migrate_plan('CREATE INDEX t_n ON t (n); ALTER TABLE t ALTER COLUMN n SET NOT NULL;');
+-- ... but a script wrapped in BEGIN; ... COMMIT; asked for one transaction
+SELECT statement, sql FROM migrate_plan(E'BEGIN;\nCREATE INDEX t_n ON t (n);\nCOMMIT;');
+RESET safe_migrate.online;
+-- the directive and such a wrapper contradict each other
+SELECT migrate_plan(E'-- safe_migrate:online\nBEGIN;\nCREATE INDEX t_n ON t (n);\nCOMMIT;');
+SELECT migrate_plan(E'-- safe_migrate:online please\nCREATE INDEX t_n ON t (n);');
+
+-- what online execution does not make safe is refused before any step runs
+SELECT migrate_apply(E'-- safe_migrate:online\nCREATE INDEX t_n ON t (n);\nALTER TABLE t ALTER COLUMN n TYPE bigint;', '002');
+SELECT count(*) AS t_n_built FROM pg_class WHERE relname = 't_n';
+
+RESET search_path;
+RESET safe_migrate.large_table_rows;
+SET safe_migrate.policy = off;
+DROP SCHEMA naive, onl CASCADE;
+RESET safe_migrate.policy;
