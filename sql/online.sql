@@ -13,12 +13,14 @@ SELECT format($f$
     CREATE TABLE %1$s.t (id int PRIMARY KEY, pid int, v text, n int, w int);
     INSERT INTO %1$s.t SELECT g, g %% 50 + 1, 'v' || g, g, g FROM generate_series(1, 1000) g;
     CREATE INDEX t_w ON %1$s.t (w);
-    ANALYZE %1$s.t, %1$s.parent;
+    CREATE TABLE %1$s.k (a int, b int);
+    INSERT INTO %1$s.k SELECT g, g FROM generate_series(1, 1000) g;
+    ANALYZE %1$s.t, %1$s.parent, %1$s.k;
   $f$, s) FROM unnest(ARRAY['naive', 'onl']) s
 \gexec
 
 -- the script as a developer writes it
-\set script '-- safe_migrate:online\nCREATE INDEX t_v ON t (v);\nALTER TABLE t ADD FOREIGN KEY (pid) REFERENCES parent (id);\nALTER TABLE t ADD CHECK (n > 0);\nALTER TABLE t ADD CONSTRAINT w_small CHECK (w < 100000) -- a comment at the end\n;\nALTER TABLE t ALTER COLUMN v SET NOT NULL;\nDROP INDEX t_w;\nREINDEX TABLE t;\nCREATE TABLE fresh (id int PRIMARY KEY, a int);\nCREATE INDEX fresh_a ON fresh (a);\n'
+\set script '-- safe_migrate:online\nCREATE INDEX t_v ON t (v);\nALTER TABLE t ADD FOREIGN KEY (pid) REFERENCES parent (id);\nALTER TABLE t ADD CHECK (n > 0);\nALTER TABLE t ADD CONSTRAINT w_small CHECK (w < 100000) -- a comment at the end\n;\nALTER TABLE t ALTER COLUMN v SET NOT NULL;\nDROP INDEX t_w;\nREINDEX TABLE t;\nCREATE TABLE onl_fresh (id int PRIMARY KEY, a int);\nCREATE INDEX onl_fresh_a ON onl_fresh (a);\nALTER TABLE k ADD PRIMARY KEY (a);\nALTER TABLE k ADD UNIQUE (b);\nALTER TABLE k ADD COLUMN z text;\nUPDATE k SET z = a || \'-\' || b WHERE a % 2 = 0;\n'
 
 -- what will run: each step with its lock (the plan of the same script)
 SET search_path = onl, public;
@@ -61,6 +63,11 @@ SELECT kind, count(*) AS items,
        count(*) FILTER (WHERE replace(item, 'onl.', 'naive.') NOT IN (SELECT item FROM pg_temp.schema_of('naive'))) AS different
   FROM pg_temp.schema_of('onl') GROUP BY kind ORDER BY kind;
 SELECT (SELECT count(*) FROM pg_temp.schema_of('onl')) = (SELECT count(*) FROM pg_temp.schema_of('naive')) AS same_count;
+-- the same rows: the UPDATE ran as a backfill
+SELECT (SELECT count(*) FROM naive.k WHERE z = a || '-' || b) AS naive_filled,
+       (SELECT count(*) FROM onl.k WHERE z = a || '-' || b) AS online_filled,
+       (SELECT count(*) FROM onl.k WHERE z IS NOT NULL) AS online_any;
+SELECT status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.k';
 -- nothing left behind
 SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
 SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;

@@ -11,8 +11,8 @@
  * The rewriting is textual, guided by PostgreSQL's own parse tree: the
  * user's statement text is kept, with words inserted where the grammar
  * allows them, and new statements are written with the user's own names.
- * It reads nothing of the catalog but whether a table is partitioned, so
- * the same script gives the same steps (a resumed migration finds the
+ * It reads nothing of the catalog but whether a table is partitioned and
+ * an UPDATE's table's schema, so the same script gives the same steps (a resumed migration finds the
  * steps it recorded).  What it handles:
  *
  *   CREATE [UNIQUE] INDEX on a table the script did not create (and not
@@ -26,6 +26,16 @@
  *       -> the same with NOT VALID (an unnamed one gets the name
  *          PostgreSQL would give it), then ALTER TABLE t VALIDATE
  *          CONSTRAINT c in a transaction of its own
+ *   ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY / UNIQUE (cols) (alone)
+ *       -> CREATE UNIQUE INDEX CONCURRENTLY c ON t (cols); for a primary
+ *          key each column's SET NOT NULL as below; ALTER TABLE t ADD
+ *          CONSTRAINT c ... USING INDEX c (c: PostgreSQL's name when
+ *          unnamed)
+ *   UPDATE t SET ... [WHERE ...] (t an existing table, no FROM, RETURNING,
+ *   WITH or alias)
+ *       -> SELECT migrate_backfill('t', set, where): the throttled,
+ *          crash-safe backfill in key-ordered batches; then
+ *          SELECT migrate_backfill_wait(...) in a step of its own
  *   ALTER TABLE t ALTER COLUMN c SET NOT NULL (alone, t not created by the
  *   script)
  *       -> ADD CONSTRAINT ... CHECK (c IS NOT NULL) NOT VALID; VALIDATE it
@@ -47,6 +57,7 @@ extern "C" {
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -259,6 +270,102 @@ bool partitioned_table(const RangeVar *rv)
     return partitioned;
 }
 
+/* In an UPDATE's text s[begin, end) (no FROM, no RETURNING): where its SET
+ * list starts and where its WHERE keyword is (end when none), both at the
+ * statement's own level (not in parentheses). */
+bool update_clauses(const char *s, size_t begin, size_t end, size_t *set_from, size_t *where_at)
+{
+    char *text = pnstrdup(s + begin, end - begin);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+    core_YYSTYPE lval;
+    YYLTYPE lloc;
+    const int set_token = ScanKeywordTokens[ScanKeywordLookup("set", &ScanKeywords)];
+    const int where_token = ScanKeywordTokens[ScanKeywordLookup("where", &ScanKeywords)];
+    int depth = 0;
+    bool found_set = false;
+    *where_at = end;
+    for (;;) {
+        int tok = core_yylex(&lval, &lloc, scanner);
+        if (tok == 0)
+            break;
+        if (tok == '(' || tok == '[')
+            depth++;
+        else if (tok == ')' || tok == ']')
+            depth--;
+        else if (depth == 0 && !found_set && tok == set_token) {
+            found_set = true;
+            *set_from = begin + (size_t) lloc + 3;
+        } else if (depth == 0 && found_set && tok == where_token) {
+            *where_at = begin + (size_t) lloc;
+            break;
+        }
+    }
+    scanner_finish(scanner);
+    return found_set;
+}
+
+/* text as a dollar-quoted literal whose tag it does not contain */
+char *dollar_quoted(const char *text)
+{
+    char *tag = pstrdup("$sm$");
+    for (int i = 1; strstr(text, tag) != nullptr; i++)
+        tag = psprintf("$sm%d$", i);
+    return psprintf("%s%s%s", tag, text, tag);
+}
+
+/* The table rv names now, schema-qualified as the backfill records it
+ * (NULL when there is none: then nothing is rewritten). */
+char *qualified_table(const RangeVar *rv)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    bool own = !IsTransactionState();
+    if (own)
+        StartTransactionCommand();
+    Oid relid = RangeVarGetRelid(rv, NoLock, true);
+    char *name = nullptr;
+    if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION) {
+        char *nsp = get_namespace_name(get_rel_namespace(relid));
+        char *rel = get_rel_name(relid);
+        if (nsp != nullptr && rel != nullptr) {
+            MemoryContext old = MemoryContextSwitchTo(cxt);
+            name = pstrdup(quote_qualified_identifier(nsp, rel));
+            MemoryContextSwitchTo(old);
+        }
+    }
+    if (own)
+        CommitTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    return name;
+}
+
+/* SET NOT NULL without a scan under ACCESS EXCLUSIVE: a CHECK proves it
+ * first (added NOT VALID, validated in a transaction of its own), then is
+ * dropped. */
+void append_not_null(StringInfo out, const char *rel, const char *relname, const char *column)
+{
+    const char *col = quote_identifier(column);
+    const char *check = quote_identifier(makeObjectName(relname, column, "safe_migrate_not_null"));
+    appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n", rel,
+                     check, col);
+    appendStringInfo(out, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", rel, check);
+    appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", rel, col);
+    appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", rel, check);
+}
+
+/* ADD PRIMARY KEY / UNIQUE (columns) with nothing an index built apart
+ * would not carry over (INCLUDE, WITH, a tablespace, DEFERRABLE). */
+bool unique_by_index(const Constraint *c)
+{
+#if PG_VERSION_NUM >= 180000
+    if (c->without_overlaps)
+        return false;
+#endif
+    return (c->contype == CONSTR_PRIMARY || c->contype == CONSTR_UNIQUE) && c->indexname == nullptr &&
+           c->keys != NIL && c->including == NIL && c->options == NIL && c->indexspace == nullptr &&
+           !c->deferrable && !c->initdeferred;
+}
+
 /* Rewrite one statement s[begin, end) into out; false: keep it as it is. */
 bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt, List *created)
 {
@@ -302,6 +409,32 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         append_insert(out, s, begin, at, end, " CONCURRENTLY");
         return true;
     }
+    if (IsA(stmt, UpdateStmt)) {
+        /* many rows in one transaction -> the throttled backfill, waited
+         * for in a step of its own (it holds no snapshot meanwhile) */
+        UpdateStmt *u = (UpdateStmt *) stmt;
+        if (u->fromClause != NIL || pg::compat::update_has_returning(u) || u->withClause != nullptr ||
+            u->relation->alias != nullptr || created_here(created, u->relation) ||
+            (u->whereClause != nullptr && IsA(u->whereClause, CurrentOfExpr)))
+            return false;
+        size_t set_from = 0, where_at = 0;
+        if (!update_clauses(s, begin, end, &set_from, &where_at))
+            return false;
+        char *table = qualified_table(u->relation);
+        if (table == nullptr)
+            return false;
+        char *set_clause = pnstrdup(s + set_from, where_at - set_from);
+        char *where_clause = where_at < end ? pnstrdup(s + where_at + 5, end - where_at - 5) : nullptr;
+        const char *rel = quote_literal_cstr(table);
+        appendStringInfo(out, "SELECT migrate_backfill(%s, %s%s%s);\n", rel, dollar_quoted(set_clause),
+                         where_clause ? ", " : "", where_clause ? dollar_quoted(where_clause) : "");
+        /* the job the step before submitted: this user's latest on the table */
+        appendStringInfo(out,
+                         "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
+                         "WHERE relation = %s AND submitted_by = current_user;\n",
+                         rel);
+        return true;
+    }
     if (!IsA(stmt, AlterTableStmt))
         return false;
     AlterTableStmt *at = (AlterTableStmt *) stmt;
@@ -310,9 +443,11 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         return false;
     AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
     char *rel = relation_text(at->relation);
-    if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint)) {
+    if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+        (((Constraint *) cmd->def)->contype == CONSTR_FOREIGN ||
+         ((Constraint *) cmd->def)->contype == CONSTR_CHECK)) {
         Constraint *c = (Constraint *) cmd->def;
-        if ((c->contype != CONSTR_FOREIGN && c->contype != CONSTR_CHECK) || c->skip_validation ||
+        if (c->skip_validation ||
             c->location < 0 || (size_t) c->location < begin || (size_t) c->location >= end)
             return false;
 #if PG_VERSION_NUM < 180000
@@ -333,15 +468,40 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         appendStringInfo(out, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", rel, quote_identifier(name));
         return true;
     }
+    if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+        unique_by_index((Constraint *) cmd->def) && !partitioned_table(at->relation)) {
+        /* the unique index built concurrently, then the constraint on it
+         * (a primary key's columns proven NOT NULL first, without a scan
+         * under ACCESS EXCLUSIVE) */
+        Constraint *c = (Constraint *) cmd->def;
+        bool primary = c->contype == CONSTR_PRIMARY;
+        StringInfoData cols, joined;
+        initStringInfo(&cols);
+        initStringInfo(&joined);
+        ListCell *lc;
+        foreach (lc, c->keys) {
+            const char *col = strVal(lfirst(lc));
+            appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(col));
+            if (joined.len < NAMEDATALEN)
+                appendStringInfo(&joined, "%s%s", joined.len ? "_" : "", col);
+        }
+        const char *name = c->conname ? c->conname
+                                      : makeObjectName(at->relation->relname, primary ? nullptr : joined.data,
+                                                       primary ? "pkey" : "key");
+        RangeVar plain = *at->relation;
+        plain.inh = true;
+        appendStringInfo(out, "CREATE UNIQUE INDEX CONCURRENTLY %s ON %s (%s)%s;\n", quote_identifier(name),
+                         relation_text(&plain), cols.data,
+                         c->nulls_not_distinct ? " NULLS NOT DISTINCT" : "");
+        if (primary)
+            foreach (lc, c->keys)
+                append_not_null(out, rel, at->relation->relname, strVal(lfirst(lc)));
+        appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s %s USING INDEX %s;\n", rel,
+                         quote_identifier(name), primary ? "PRIMARY KEY" : "UNIQUE", quote_identifier(name));
+        return true;
+    }
     if (cmd->subtype == AT_SetNotNull && cmd->name != nullptr) {
-        const char *col = quote_identifier(cmd->name);
-        const char *check = quote_identifier(makeObjectName(at->relation->relname, cmd->name,
-                                                            "safe_migrate_not_null"));
-        appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n",
-                         rel, check, col);
-        appendStringInfo(out, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", rel, check);
-        appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", rel, col);
-        appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", rel, check);
+        append_not_null(out, rel, at->relation->relname, cmd->name);
         return true;
     }
     return false;
@@ -381,6 +541,8 @@ bool online_handles(const Node *stmt)
     if (cmd->subtype != AT_AddConstraint || cmd->def == nullptr || !IsA(cmd->def, Constraint))
         return false;
     const Constraint *c = (const Constraint *) cmd->def;
+    if (unique_by_index(c))
+        return true;
     return (c->contype == CONSTR_FOREIGN || c->contype == CONSTR_CHECK) && !c->skip_validation &&
            c->location >= 0;
 }
