@@ -13,6 +13,7 @@ SELECT format($f$
     CREATE TABLE %1$s.t (id int PRIMARY KEY, pid int, v text, n int, w int);
     INSERT INTO %1$s.t SELECT g, g %% 50 + 1, 'v' || g, g, g FROM generate_series(1, 1000) g;
     CREATE INDEX t_w ON %1$s.t (w);
+    CREATE TABLE %1$s.nokey (a int);
     CREATE TABLE %1$s.k (a int, b int);
     INSERT INTO %1$s.k SELECT g, g FROM generate_series(1, 1000) g;
     ANALYZE %1$s.t, %1$s.parent, %1$s.k;
@@ -79,10 +80,21 @@ SELECT statement, sql FROM migrate_plan('CREATE INDEX t_n ON t (n); ALTER TABLE 
 -- ... but a script wrapped in BEGIN; ... COMMIT; asked for one transaction
 SELECT statement, sql FROM migrate_plan(E'BEGIN;\nCREATE INDEX t_n ON t (n);\nCOMMIT;');
 RESET safe_migrate.online;
+-- an UPDATE runs as a backfill only when the backfill can walk the table by
+-- its primary key and leave the key alone: else it stays as written (and the
+-- policy judges it)
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE parent SET id = id + 100;\nUPDATE nokey SET a = 1;\nUPDATE t SET n = 2 FROM parent WHERE parent.id = t.pid;\nUPDATE t SET (n, w) = (1, 2) WHERE id < 5;');
 -- the directive and such a wrapper contradict each other
 SELECT migrate_plan(E'-- safe_migrate:online\nBEGIN;\nCREATE INDEX t_n ON t (n);\nCOMMIT;');
 SELECT migrate_plan(E'-- safe_migrate:online please\nCREATE INDEX t_n ON t (n);');
 
+-- waiting for a job in the transaction that submitted it would never end
+DO $$
+BEGIN
+  PERFORM migrate_backfill_wait(migrate_backfill('onl.k', 'b = b', 'a < 3'));
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+  RAISE WARNING '%', regexp_replace(SQLERRM, '[0-9]+', 'N');
+END $$;
 -- what online execution does not make safe is refused before any step runs
 SELECT migrate_apply(E'-- safe_migrate:online\nCREATE INDEX t_n ON t (n);\nALTER TABLE t ALTER COLUMN n TYPE bigint;', '002');
 SELECT count(*) AS t_n_built FROM pg_class WHERE relname = 't_n';

@@ -843,15 +843,30 @@ SM_ENTRY(migrate_backfill_wait)
         pg::elevate(&e);
         Oid t[1] = {INT8OID};
         Datum v[1] = {Int64GetDatum(id)};
-        SPI_execute_with_args("SELECT status, last_error FROM safe_migrate.backfill_jobs "
+        SPI_execute_with_args("SELECT status, last_error, xmin FROM safe_migrate.backfill_jobs "
                               "WHERE id OPERATOR(pg_catalog.=) $1",
                               1, t, v, nullptr, false, 1);
         char *status =
             MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
         char *error = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
         error = error ? MemoryContextStrdup(cxt, error) : nullptr;
+        bool isnull;
+        TransactionId xmin =
+            DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
         pg::unelevate(&e);
         SPI_finish();
+        /* submitted (or changed) by this very transaction: no worker can
+         * see it before it commits, and waiting here would never end */
+        if (!isnull && TransactionIdIsCurrentTransactionId(xmin))
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("backfill job %lld was submitted or changed by this transaction", (long long) id),
+                     errdetail("The backfill worker starts it when the transaction commits: waiting for it "
+                               "in the same transaction would never end."),
+                     errhint("Call migrate_backfill_wait(%lld) after the transaction that called "
+                             "migrate_backfill has committed (in a migration: in a later statement; "
+                             "safe_migrate runs a statement that waits in a transaction of its own).",
+                             (long long) id)));
         if (strcmp(status, "completed") == 0)
             PG_RETURN_TEXT_P(cstring_to_text(status));
         if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)

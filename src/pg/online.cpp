@@ -51,7 +51,12 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "utils/fmgroids.h"
 #include "commands/defrem.h"
 #include "lib/stringinfo.h"
 #include "nodes/nodeFuncs.h"
@@ -314,9 +319,44 @@ char *dollar_quoted(const char *text)
     return psprintf("%s%s%s", tag, text, tag);
 }
 
+/* Has the table a primary key (the key a backfill walks)?  Read from
+ * pg_index, without locking the table: the caller's transaction may be
+ * the one that hands the migration to a runner, which must not find it
+ * holding a lock there. */
+bool has_primary_key(Oid relid, List *targets)
+{
+    Relation index = table_open(IndexRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(index, IndexIndrelidIndexId, true, nullptr, 1, &key);
+    bool found = false;
+    bool key_assigned = false;
+    HeapTuple tup;
+    while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
+        if (!ix->indisprimary)
+            continue;
+        found = true;
+        /* a backfill walks the key: it may not assign it */
+        ListCell *lc;
+        foreach (lc, targets) {
+            ResTarget *t = (ResTarget *) lfirst(lc);
+            AttrNumber att = t->name ? get_attnum(relid, t->name) : InvalidAttrNumber;
+            for (int i = 0; i < ix->indnkeyatts; i++)
+                if (att != InvalidAttrNumber && ix->indkey.values[i] == att)
+                    key_assigned = true;
+        }
+    }
+    systable_endscan(scan);
+    table_close(index, AccessShareLock);
+    return found && !key_assigned;
+}
+
 /* The table rv names now, schema-qualified as the backfill records it
- * (NULL when there is none: then nothing is rewritten). */
-char *qualified_table(const RangeVar *rv)
+ * (NULL when there is none, or it has no primary key, or the UPDATE
+ * assigns a key column: then nothing is rewritten, and the policy judges
+ * the UPDATE as written). */
+char *qualified_table(const RangeVar *rv, List *targets, bool key_known)
 {
     MemoryContext cxt = CurrentMemoryContext;
     bool own = !IsTransactionState();
@@ -324,7 +364,8 @@ char *qualified_table(const RangeVar *rv)
         StartTransactionCommand();
     Oid relid = RangeVarGetRelid(rv, NoLock, true);
     char *name = nullptr;
-    if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION) {
+    if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION &&
+        (key_known || has_primary_key(relid, targets))) {
         char *nsp = get_namespace_name(get_rel_namespace(relid));
         char *rel = get_rel_name(relid);
         if (nsp != nullptr && rel != nullptr) {
@@ -367,7 +408,8 @@ bool unique_by_index(const Constraint *c)
 }
 
 /* Rewrite one statement s[begin, end) into out; false: keep it as it is. */
-bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt, List *created)
+bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt, List *created,
+             List *keys_added)
 {
     if (IsA(stmt, IndexStmt)) {
         IndexStmt *ix = (IndexStmt *) stmt;
@@ -420,7 +462,26 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         size_t set_from = 0, where_at = 0;
         if (!update_clauses(s, begin, end, &set_from, &where_at))
             return false;
-        char *table = qualified_table(u->relation);
+        /* a primary key the script adds before the UPDATE counts as there
+         * (so that the steps are the same when a resumed migration finds
+         * it added) */
+        const Constraint *added = nullptr;
+        ListCell *kc;
+        foreach (kc, keys_added) {
+            const AlterTableStmt *a = (const AlterTableStmt *) lfirst(kc);
+            if (same_relation(a->relation, u->relation))
+                added = (const Constraint *) linitial_node(AlterTableCmd, a->cmds)->def;
+        }
+        if (added != nullptr) {
+            ListCell *tc, *nc;
+            foreach (tc, u->targetList)
+                foreach (nc, added->keys)
+                    if (((ResTarget *) lfirst(tc))->name &&
+                        strcmp(((ResTarget *) lfirst(tc))->name, strVal(lfirst(nc))) == 0)
+                        return false;
+        }
+        char *table = qualified_table(u->relation, added != nullptr ? nullptr : u->targetList,
+                                      added != nullptr);
         if (table == nullptr)
             return false;
         char *set_clause = pnstrdup(s + set_from, where_at - set_from);
@@ -569,15 +630,24 @@ char *expand_online(const char *sql) noexcept
     StringInfoData out;
     initStringInfo(&out);
     List *created = NIL;
+    List *keys_added = NIL; /* ALTER TABLE ... ADD PRIMARY KEY statements */
     ListCell *lc;
     foreach (lc, trees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         size_t begin = (size_t) raw->stmt_location;
         size_t end = raw->stmt_len == 0 ? len : begin + (size_t) raw->stmt_len;
-        if (!rewrite(&out, sql, begin, end, raw->stmt, created))
+        if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added))
             append_statement(&out, sql + begin, end - begin);
         if (IsA(raw->stmt, CreateStmt))
             created = lappend(created, ((CreateStmt *) raw->stmt)->relation);
+        else if (IsA(raw->stmt, AlterTableStmt) &&
+                 list_length(((AlterTableStmt *) raw->stmt)->cmds) == 1) {
+            AlterTableCmd *cmd = linitial_node(AlterTableCmd, ((AlterTableStmt *) raw->stmt)->cmds);
+            if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+                ((Constraint *) cmd->def)->contype == CONSTR_PRIMARY &&
+                ((Constraint *) cmd->def)->keys != NIL)
+                keys_added = lappend(keys_added, raw->stmt);
+        }
         else if (IsA(raw->stmt, CreateTableAsStmt))
             created = lappend(created, ((CreateTableAsStmt *) raw->stmt)->into->rel);
     }
