@@ -866,7 +866,11 @@ SM_ENTRY(migrate_test)
         List *before = runner::fingerprint();
         runner::NameResolution *at_apply =
             prepared.down ? nullptr : runner::capture_name_resolution();
+        /* an online up section's VALIDATE steps (preparing the down
+         * section above reset what classification knows) */
+        pg::classify_online = prepared.online;
         runner::run_script(prepared.up, prepared.up_wrapped);
+        pg::classify_online = false;
         List *after_up = runner::fingerprint();
         if (down == nullptr) {
             const char *why = nullptr;
