@@ -84,6 +84,13 @@ RESET safe_migrate.online;
 -- its primary key and leave the key alone: else it stays as written (and the
 -- policy judges it)
 SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE parent SET id = id + 100;\nUPDATE nokey SET a = 1;\nUPDATE t SET n = 2 FROM parent WHERE parent.id = t.pid;\nUPDATE t SET (n, w) = (1, 2) WHERE id < 5;');
+-- PostgreSQL builds no index on a partitioned table concurrently, nor drops
+-- a partitioned index so: left as written (the policy's hint writes the
+-- per-partition sequence)
+CREATE TABLE onl.parted (id int, at int) PARTITION BY RANGE (at);
+CREATE TABLE onl.parted_1 PARTITION OF onl.parted FOR VALUES FROM (0) TO (100);
+CREATE INDEX parted_id ON onl.parted (id);
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nCREATE INDEX parted_at ON parted (at);\nDROP INDEX parted_id;\nDROP INDEX t_v;');
 -- the directive and such a wrapper contradict each other
 SELECT migrate_plan(E'-- safe_migrate:online\nBEGIN;\nCREATE INDEX t_n ON t (n);\nCOMMIT;');
 SELECT migrate_plan(E'-- safe_migrate:online please\nCREATE INDEX t_n ON t (n);');

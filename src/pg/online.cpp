@@ -256,23 +256,29 @@ void append_insert(StringInfo out, const char *s, size_t begin, size_t at, size_
     appendStringInfoString(out, ";\n");
 }
 
-/* Is rv a partitioned table now?  PostgreSQL builds no index on one
- * concurrently (its partitions' indexes are built one by one, which the
- * policy's hint writes out).  A catalog lookup, in a transaction of its own
- * when the caller has none (the runner prepares its script outside one). */
-bool partitioned_table(const RangeVar *rv)
+/* The kind of relation rv names now ('\0': none).  A catalog lookup, in a
+ * transaction of its own when the caller has none (the runner prepares its
+ * script outside one). */
+char relkind_of(const RangeVar *rv)
 {
     MemoryContext cxt = CurrentMemoryContext;
     bool own = !IsTransactionState();
-    bool partitioned = false;
     if (own)
         StartTransactionCommand();
     Oid relid = RangeVarGetRelid(rv, NoLock, true);
-    partitioned = OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
+    char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
     if (own)
         CommitTransactionCommand();
     MemoryContextSwitchTo(cxt);
-    return partitioned;
+    return kind;
+}
+
+/* PostgreSQL builds no index on a partitioned table concurrently (its
+ * partitions' indexes are built one by one, which the policy's hint writes
+ * out). */
+bool partitioned_table(const RangeVar *rv)
+{
+    return relkind_of(rv) == RELKIND_PARTITIONED_TABLE;
 }
 
 /* In an UPDATE's text s[begin, end) (no FROM, no RETURNING): where its SET
@@ -426,6 +432,10 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         DropStmt *d = (DropStmt *) stmt;
         if (d->removeType != OBJECT_INDEX || d->concurrent || d->behavior == DROP_CASCADE ||
             list_length(d->objects) != 1)
+            return false;
+        /* PostgreSQL drops no partitioned index concurrently */
+        RangeVar *index = makeRangeVarFromNameList((List *) linitial(d->objects));
+        if (relkind_of(index) == RELKIND_PARTITIONED_INDEX)
             return false;
         static const char *const words[] = {"drop", "index", nullptr};
         size_t at = after_words(s, begin, end, words);
