@@ -574,59 +574,58 @@ void show_decision(const Job *job, const PacingDecision *d)
  * nothing but the next one's work.  An error (the disk's) is logged and
  * ends the write-outs of this job, not the job: the checkpoint will meet it.
  */
+/* The relation, locked in ACCESS SHARE mode if that lock is free at once;
+ * NULL otherwise (or when it is gone). */
+Relation open_if_free(Oid relid)
+{
+    if (!ConditionalLockRelationOid(relid, AccessShareLock))
+        return nullptr;
+    Relation rel = try_relation_open(relid, NoLock);
+    if (rel == nullptr)
+        UnlockRelationOid(relid, AccessShareLock);
+    return rel;
+}
+
+/* rels + rel + those of rel's indexes open_if_free opens. */
+List *with_indexes(List *rels, Relation rel)
+{
+    rels = lappend(rels, rel);
+    List *indexes = RelationGetIndexList(rel);
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Relation index = open_if_free(lfirst_oid(lc));
+        if (index != nullptr)
+            rels = lappend(rels, index);
+    }
+    return rels;
+}
+
 void write_out_pages_now(const Job *job)
 {
     StartTransactionCommand();
-    if (ConditionalLockRelationOid(job->relid, AccessShareLock)) {
-        Relation rel = try_relation_open(job->relid, NoLock);
-        if (rel != nullptr) {
-            List *oids = RelationGetIndexList(rel);
-            Oid toast = rel->rd_rel->reltoastrelid;
-            if (OidIsValid(toast))
-                oids = lappend_oid(oids, toast);
-            List *rels = list_make1(rel);
-            ListCell *lc;
-            foreach (lc, oids) {
-                Oid oid = lfirst_oid(lc);
-                if (!ConditionalLockRelationOid(oid, AccessShareLock))
-                    continue;
-                Relation r = try_relation_open(oid, NoLock);
-                if (r == nullptr) {
-                    UnlockRelationOid(oid, AccessShareLock);
-                    continue;
-                }
-                rels = lappend(rels, r);
-                if (oid == toast) {
-                    List *tidx = RelationGetIndexList(r);
-                    ListCell *tc;
-                    foreach (tc, tidx) {
-                        Oid ti = lfirst_oid(tc);
-                        if (!ConditionalLockRelationOid(ti, AccessShareLock))
-                            continue;
-                        Relation t = try_relation_open(ti, NoLock);
-                        if (t != nullptr)
-                            rels = lappend(rels, t);
-                        else
-                            UnlockRelationOid(ti, AccessShareLock);
-                    }
-                }
-            }
-            int n = list_length(rels);
-            SMgrRelation *smgrs = (SMgrRelation *) palloc(sizeof(SMgrRelation) * n);
-            int i = 0;
-            foreach (lc, rels)
-                smgrs[i++] = RelationGetSmgr((Relation) lfirst(lc));
-            FlushRelationsAllBuffers(smgrs, n);
-            for (i = 0; i < n; i++) {
-                BlockNumber blocks = smgrnblocks(smgrs[i], MAIN_FORKNUM);
-                if (blocks > 0)
-                    smgrwriteback(smgrs[i], MAIN_FORKNUM, 0, blocks);
-            }
-            /* the locks go at commit */
-            foreach (lc, rels)
-                relation_close((Relation) lfirst(lc), NoLock);
-        } else
-            UnlockRelationOid(job->relid, AccessShareLock);
+    Relation rel = open_if_free(job->relid);
+    if (rel != nullptr) {
+        List *rels = with_indexes(NIL, rel);
+        if (OidIsValid(rel->rd_rel->reltoastrelid)) {
+            Relation toast = open_if_free(rel->rd_rel->reltoastrelid);
+            if (toast != nullptr)
+                rels = with_indexes(rels, toast);
+        }
+        int n = list_length(rels);
+        SMgrRelation *smgrs = (SMgrRelation *) palloc(sizeof(SMgrRelation) * n);
+        int i = 0;
+        ListCell *lc;
+        foreach (lc, rels)
+            smgrs[i++] = RelationGetSmgr((Relation) lfirst(lc));
+        FlushRelationsAllBuffers(smgrs, n);
+        for (i = 0; i < n; i++) {
+            BlockNumber blocks = smgrnblocks(smgrs[i], MAIN_FORKNUM);
+            if (blocks > 0)
+                smgrwriteback(smgrs[i], MAIN_FORKNUM, 0, blocks);
+        }
+        /* the locks go at commit */
+        foreach (lc, rels)
+            relation_close((Relation) lfirst(lc), NoLock);
     }
     CommitTransactionCommand();
 }

@@ -247,13 +247,19 @@ void append_statement(StringInfo out, const char *text, size_t len)
     appendStringInfoString(out, ";\n");
 }
 
-void append_insert(StringInfo out, const char *s, size_t begin, size_t at, size_t end,
-                   const char *insert)
+/* The statement s[begin, end) with " CONCURRENTLY" after its leading
+ * keywords `words` (after_words); false when they are not there. */
+bool insert_concurrently(StringInfo out, const char *s, size_t begin, size_t end,
+                         const char *const *words)
 {
+    size_t at = after_words(s, begin, end, words);
+    if (at == 0)
+        return false;
     appendBinaryStringInfo(out, s + begin, (int) (at - begin));
-    appendStringInfoString(out, insert);
+    appendStringInfoString(out, " CONCURRENTLY");
     appendBinaryStringInfo(out, s + at, (int) (end - at));
     appendStringInfoString(out, ";\n");
+    return true;
 }
 
 /* The kind of relation rv names now ('\0': none).  A catalog lookup, in a
@@ -422,11 +428,7 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         if (ix->concurrent || created_here(created, ix->relation) || partitioned_table(ix->relation))
             return false;
         static const char *const words[] = {"create", "?unique", "index", nullptr};
-        size_t at = after_words(s, begin, end, words);
-        if (at == 0)
-            return false;
-        append_insert(out, s, begin, at, end, " CONCURRENTLY");
-        return true;
+        return insert_concurrently(out, s, begin, end, words);
     }
     if (IsA(stmt, DropStmt)) {
         DropStmt *d = (DropStmt *) stmt;
@@ -438,11 +440,7 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         if (relkind_of(index) == RELKIND_PARTITIONED_INDEX)
             return false;
         static const char *const words[] = {"drop", "index", nullptr};
-        size_t at = after_words(s, begin, end, words);
-        if (at == 0)
-            return false;
-        append_insert(out, s, begin, at, end, " CONCURRENTLY");
-        return true;
+        return insert_concurrently(out, s, begin, end, words);
     }
     if (IsA(stmt, ReindexStmt)) {
         ReindexStmt *r = (ReindexStmt *) stmt;
@@ -454,12 +452,8 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
                 return false;
         static const char *const words_index[] = {"reindex", "(", "index", nullptr};
         static const char *const words_table[] = {"reindex", "(", "table", nullptr};
-        size_t at = after_words(s, begin, end,
-                                r->kind == REINDEX_OBJECT_INDEX ? words_index : words_table);
-        if (at == 0)
-            return false;
-        append_insert(out, s, begin, at, end, " CONCURRENTLY");
-        return true;
+        return insert_concurrently(out, s, begin, end,
+                                   r->kind == REINDEX_OBJECT_INDEX ? words_index : words_table);
     }
     if (IsA(stmt, UpdateStmt)) {
         /* many rows in one transaction -> the throttled backfill, waited
