@@ -187,10 +187,11 @@ my $rate_after = ($total - $rows_at_load_end) / $after_s;
 note(sprintf('rate under load %.0f rows/s (%d rows in %.1f s), after %.0f rows/s',
 	$rate_during, $rows_at_load_end, $during_s, $rate_after));
 cmp_ok($rows_at_load_end, '<', $total, 'the load ended before the job did');
-# the first version's probe missed this light load on an idle machine
-# (141k rows/s under it, 138k after, in CI); the application's own
-# statement latencies do not
-cmp_ok($rate_after, '>', 3 * $rate_during, 'without the load it runs at least 3x faster');
+# The rates are reported, not asserted: speed is the benchmark's business
+# (bench/backfill_latency.sh), and on a shared 2-CPU CI machine the rate
+# after the load swings with whatever else runs (98k rows/s once, 156k
+# another time). What the controller decided is asserted above from the
+# view: the duty was cut under the load and back at 1 after it.
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE b IS DISTINCT FROM a'),
 	'0', 'under load: every row filled');
 
