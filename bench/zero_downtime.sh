@@ -8,13 +8,16 @@
 #      VALIDATE, SET NOT NULL, CREATE INDEX CONCURRENTLY
 #      (bench/zero_downtime/careful.sql, policy off);
 #   4. safe_migrate: migrate_apply + migrate_backfill + migrate_apply
-#      (bench/zero_downtime/safe_migrate.sql, policy on).
+#      (bench/zero_downtime/safe_migrate.sql, policy on);
+#   5. online: run 2's naive script as one migrate_apply with the line
+#      "-- safe_migrate:online" (bench/zero_downtime/online.sql, policy on):
+#      safe_migrate runs the careful sequence itself.
 # Each run gets a fresh users table of ROWS rows; the pgbench load (point
 # UPDATE of note + point SELECT by id) runs DURATION seconds and the
 # migration starts START_DELAY seconds into it.  Prints the migration wall
 # time and the foreground p50/p99/max per run, over the whole load and over
 # the migration's own window (the baseline over run 4's), and draws the foreground
-# latency over time of runs 2-4 to bench/zero_downtime/latency.png from
+# latency over time of runs 2-5 to bench/zero_downtime/latency.png from
 # bench/zero_downtime/latency.dat (max latency per 100 ms per run).
 #
 # Run as root on Debian 12 with PostgreSQL 15, safe_migrate installed
@@ -56,8 +59,8 @@ ZD="$BENCH_DIR/zero_downtime"
 OUT_DIR="${OUT_DIR:-$ZD}"
 USERS_SQL="$ZD/users.sql"
 LOAD_SQL="$ZD/foreground.sql"
-RUN_NAMES=(baseline naive careful safe_migrate)
-RUN_SQL=("" "$ZD/naive.sql" "$ZD/careful.sql" "$ZD/safe_migrate.sql")
+RUN_NAMES=(baseline naive careful safe_migrate online)
+RUN_SQL=("" "$ZD/naive.sql" "$ZD/careful.sql" "$ZD/safe_migrate.sql" "$ZD/online.sql")
 
 source "$BENCH_DIR/lib.sh"
 
@@ -190,13 +193,13 @@ warm_up() {
 
 # ---------------------------------------------------------------- runs
 warm_up
-for i in 0 1 2 3; do one_run "$i"; done
+for i in 0 1 2 3 4; do one_run "$i"; done
 declare -a N P50 P99 MAX WN WP50 WP99 WMAX
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4; do
     read -r N[$i] P50[$i] P99[$i] MAX[$i] <<<"$(latency "$OUT/${RUN_NAMES[$i]}".[0-9]*)"
 done
 # while each migration ran; the baseline over run 4's window
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4; do
     w=$(( i == 0 ? 3 : i ))
     read -r WN[$i] WP50[$i] WP99[$i] WMAX[$i] <<<"$(latency_window "${LOAD_T0[$i]}" \
         "${MIG_FROM[$w]}" "${MIG_TO[$w]}" "$OUT/${RUN_NAMES[$i]}".[0-9]*)"
@@ -210,12 +213,12 @@ DAT="$OUT_DIR/latency.dat"
 {
     echo "# bench/zero_downtime.sh: ROWS=$ROWS DURATION=$DURATION RATE=$RATE CLIENTS=$CLIENTS START_DELAY=$START_DELAY"
     echo "# max foreground latency (ms, pgbench -l, incl. schedule lag) of the transactions that ended in each 100 ms slot"
-    for i in 1 2 3; do
+    for i in 1 2 3 4; do
         echo "# run $((i + 1)) ${RUN_NAMES[$i]}: migration from ${MIG_FROM[$i]} s to ${MIG_TO[$i]} s (wall ${WALL[$i]} s)"
     done
-    echo "# t_s baseline naive careful safe_migrate"
+    echo "# t_s baseline naive careful safe_migrate online"
     args=()
-    for i in 0 1 2 3; do
+    for i in 0 1 2 3 4; do
         args+=("run=$i" "t0=${LOAD_T0[$i]}" "$OUT/${RUN_NAMES[$i]}".[0-9]*)
     done
     awk '$3 ~ /^[0-9]+$/ {
@@ -227,7 +230,7 @@ DAT="$OUT_DIR/latency.dat"
         END {
             for (b = 0; b <= last; b++) {
                 printf "%.1f", b / 10
-                for (r = 0; r < 4; r++) {
+                for (r = 0; r < 5; r++) {
                     k = b SUBSEP r
                     if (k in m) printf " %.2f", m[k]; else printf " NaN"
                 }
@@ -238,8 +241,8 @@ DAT="$OUT_DIR/latency.dat"
 
 PNG="$OUT_DIR/latency.png"
 arrows=""
-colors=("" "#d62728" "#1f77b4" "#2ca02c")
-for i in 1 2 3; do
+colors=("" "#d62728" "#1f77b4" "#2ca02c" "#9467bd")
+for i in 1 2 3 4; do
     arrows+="set object rect from ${MIG_FROM[$i]}, graph $(( (i - 1) * 2 ))e-2 to ${MIG_TO[$i]}, graph $(( i * 2 - 1 ))e-2 fc rgb '${colors[$i]}' fs solid 0.7 noborder
 "
 done
@@ -257,7 +260,8 @@ set key top right
 $arrows
 plot '$DAT' using 1:3 with lines lw 1.5 lc rgb '${colors[1]}' title 'naive (one transaction)', \
      ''     using 1:4 with lines lw 1.5 lc rgb '${colors[2]}' title 'careful by hand', \
-     ''     using 1:5 with lines lw 1.5 lc rgb '${colors[3]}' title 'safe\_migrate'
+     ''     using 1:5 with lines lw 1.5 lc rgb '${colors[3]}' title 'safe\_migrate (three migrations by hand)', \
+     ''     using 1:6 with lines lw 1.5 lc rgb '${colors[4]}' title 'safe\_migrate:online (the naive script)'
 GP
 
 # ---------------------------------------------------------------- report
@@ -267,7 +271,7 @@ echo "PostgreSQL $(sql -c 'SHOW server_version'), $(nproc) CPUs; load: pgbench -
      "${DURATION}s, point UPDATE + SELECT by id; migration starts ${START_DELAY}s in"
 echo
 printf '  %-22s %14s %8s %10s %10s %10s\n' "run" "migration s" "txns" "p50 ms" "p99 ms" "max ms"
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4; do
     printf '  %-22s %14s %8s %10s %10s %10s\n' "$((i + 1)). ${RUN_NAMES[$i]}" "${WALL[$i]:--}" \
         "${N[$i]}" "${P50[$i]}" "${P99[$i]}" "${MAX[$i]}"
 done
@@ -275,7 +279,7 @@ echo "  (latency: pgbench -l per transaction over the whole load, with -R measur
 echo
 echo "  only the transactions under way while the run's migration ran (baseline: run 4's window):"
 printf '  %-22s %14s %8s %10s %10s %10s\n' "run" "window s" "txns" "p50 ms" "p99 ms" "max ms"
-for i in 0 1 2 3; do
+for i in 0 1 2 3 4; do
     w=$(( i == 0 ? 3 : i ))
     printf '  %-22s %14s %8s %10s %10s %10s\n' "$((i + 1)). ${RUN_NAMES[$i]}" \
         "${MIG_FROM[$w]}-${MIG_TO[$w]}" "${WN[$i]}" "${WP50[$i]}" "${WP99[$i]}" "${WMAX[$i]}"
@@ -286,3 +290,6 @@ yn() { if awk "BEGIN { exit !($1) }"; then echo yes; else echo no; fi; }
 echo "run 4 p99 within 2x of run 1: $(yn "${P99[3]} <= 2 * ${P99[0]}") (${P99[3]} ms vs ${P99[0]} ms)"
 echo "run 4 max under 50 ms: $(yn "${MAX[3]} < 50") (${MAX[3]} ms)"
 echo "run 4 wall time within 1.5x of run 2: $(yn "${WALL[3]} <= 1.5 * ${WALL[1]}") (${WALL[3]} s vs ${WALL[1]} s)"
+echo "run 5 (online) p99 within 2x of run 1: $(yn "${P99[4]} <= 2 * ${P99[0]}") (${P99[4]} ms vs ${P99[0]} ms)"
+echo "run 5 (online) max under 50 ms: $(yn "${MAX[4]} < 50") (${MAX[4]} ms)"
+echo "run 5 (online) wall time within 1.5x of run 2: $(yn "${WALL[4]} <= 1.5 * ${WALL[1]}") (${WALL[4]} s vs ${WALL[1]} s)"
