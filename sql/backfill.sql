@@ -142,3 +142,35 @@ DROP OWNED BY bf_carol;
 DROP ROLE bf_carol;
 DROP OWNED BY bf_nologin;
 DROP ROLE bf_nologin;
+
+-- Batched deletes (migrate_delete): the same walk by key, DELETE instead
+-- of UPDATE; every matching row gone, every other row kept.
+CREATE TABLE bf_events (id bigint PRIMARY KEY, kind text NOT NULL, payload text);
+INSERT INTO bf_events SELECT g, CASE WHEN g % 3 = 0 THEN 'debug' ELSE 'audit' END, 'p' || g
+  FROM generate_series(1, 12000) g;
+SELECT migrate_delete('bf_events', $$kind = 'debug'$$, batch_size => 700) AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT operation, status, rows_done, rows_examined, set_clause, where_clause
+  FROM safe_migrate.backfills WHERE id = :job;
+SELECT kind, count(*), min(id), max(id) FROM bf_events GROUP BY kind ORDER BY kind;
+-- No condition: every row, in batches.
+SELECT migrate_delete('bf_events', NULL, batch_size => 5000) AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT operation, rows_done, where_clause IS NULL AS every_row FROM safe_migrate.backfills WHERE id = :job;
+SELECT count(*) AS left_over FROM bf_events;
+-- The condition is one expression, checked as the submitter means it.
+SELECT migrate_delete('bf_events', 'true; DROP TABLE bf_users');
+SELECT migrate_delete('bf_events', 'id = 1) OR (true');
+SELECT migrate_delete('bf_events', 'no_such_column = 1');
+SELECT migrate_delete('bf_events', 'id IN (SELECT id FROM bf_events) ORDER BY 1');
+SELECT migrate_delete(NULL, 'true');
+CREATE FUNCTION pg_temp.bf_tempd(bigint) RETURNS bool LANGUAGE sql AS $$SELECT true$$;
+SELECT migrate_delete('bf_events', 'pg_temp.bf_tempd(id)');
+-- A role may delete in batches only what it may delete.
+CREATE ROLE bf_dave LOGIN;
+GRANT SELECT, UPDATE ON bf_events TO bf_dave;
+SET ROLE bf_dave;
+SELECT migrate_delete('bf_events', 'id > 0');
+RESET ROLE;
+DROP OWNED BY bf_dave;
+DROP ROLE bf_dave;

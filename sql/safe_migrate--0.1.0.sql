@@ -407,11 +407,14 @@ CREATE EVENT TRIGGER safe_migrate_ddl_command_start ON ddl_command_start
 -- change a row.  set_clause and where_clause hold the clauses as PostgreSQL
 -- deparsed them at submit time, every name the submitter's search_path
 -- resolved qualified; a job runs in a worker connected as its owner.
+-- operation: 'update' (migrate_backfill: UPDATE ... SET set_clause) or
+-- 'delete' (migrate_delete: DELETE, no set_clause), batch by batch.
 CREATE TABLE safe_migrate.backfill_jobs (
     id                  bigserial PRIMARY KEY,
     relid               oid NOT NULL,
     relation            text NOT NULL,
-    set_clause          text NOT NULL,
+    operation           text NOT NULL DEFAULT 'update' CHECK (operation IN ('update', 'delete')),
+    set_clause          text,
     where_clause        text,
     key_columns         text[] NOT NULL,
     key_types           text[] NOT NULL,
@@ -426,7 +429,7 @@ CREATE TABLE safe_migrate.backfill_jobs (
     max_rows_per_second integer NOT NULL,
     pause_ms            integer NOT NULL,
     max_replica_lag     bigint NOT NULL,
-    rows_done           bigint NOT NULL DEFAULT 0,   -- rows updated
+    rows_done           bigint NOT NULL DEFAULT 0,   -- rows updated (deleted)
     rows_examined       bigint NOT NULL DEFAULT 0,   -- keys read (batches are sized in keys)
     estimated_total     bigint,                      -- rows in the table when submitted
     batches             bigint NOT NULL DEFAULT 0,
@@ -448,7 +451,8 @@ CREATE TABLE safe_migrate.backfill_jobs (
     submitted_at        timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz,
-    updated_at          timestamptz
+    updated_at          timestamptz,
+    CHECK ((operation = 'update') = (set_clause IS NOT NULL))
 );
 REVOKE ALL ON safe_migrate.backfill_jobs FROM PUBLIC;
 
@@ -465,7 +469,7 @@ SELECT id, relation, status, rows_done, rows_examined, estimated_total, batches,
        CASE WHEN status = 'running' THEN throttled_by END AS throttled_by,
        round(foreground_latency_ms::numeric, 2) AS foreground_latency_ms,
        round(foreground_baseline_ms::numeric, 2) AS foreground_baseline_ms,
-       round(duty::numeric, 3) AS duty, latency_budget_ms
+       round(duty::numeric, 3) AS duty, latency_budget_ms, operation
   FROM safe_migrate.backfill_jobs
  WHERE pg_catalog.pg_has_role(owner, 'USAGE')
     OR pg_catalog.pg_has_role('safe_migrate_admin', 'USAGE');
@@ -485,6 +489,23 @@ AS 'MODULE_PATHNAME', 'migrate_backfill'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint) IS
 'queue UPDATE relation SET set_clause WHERE where_clause, run in throttled batches by primary key in the background';
+
+-- The same machinery for a large DELETE: the rows matching where_clause
+-- (every row when it is null) deleted in throttled batches by key, each
+-- committed on its own, by a background worker running as the submitter.
+CREATE FUNCTION migrate_delete(
+    relation regclass,
+    where_clause text,
+    batch_size integer DEFAULT 1000,
+    target_batch_ms integer DEFAULT 25,
+    max_rows_per_second integer DEFAULT 0,
+    pause_ms integer DEFAULT 0,
+    max_replica_lag bigint DEFAULT 16777216)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_delete'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION migrate_delete(regclass, text, integer, integer, integer, integer, bigint) IS
+'queue DELETE FROM relation WHERE where_clause, run in throttled batches by primary key in the background';
 
 CREATE FUNCTION migrate_backfill_pause(id bigint) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_backfill_pause' LANGUAGE C STRICT VOLATILE;

@@ -1,5 +1,9 @@
 /*
- * api.cpp — migrate_backfill() and its controls.
+ * api.cpp — migrate_backfill(), migrate_delete() and their controls.
+ *
+ * migrate_delete queues the same kind of job with no set clause: the worker
+ * deletes the matching rows batch by batch instead of updating them; every
+ * check below applies to it too (DELETE instead of UPDATE privilege).
  *
  * migrate_backfill checks everything it can while the submitter is there to
  * see the error: the table (a real, permanent table with a key to walk),
@@ -386,6 +390,50 @@ struct Clauses {
     char *where_clause; /* deparsed, qualified; NULL for none */
 };
 
+void refuse_temp_objects(Node *q, const char *relation)
+{
+    if (uses_temp_walker(q, nullptr))
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("the clauses of a backfill of %s use a temporary object", relation),
+                 errdetail("A backfill runs in a background worker, another session, which "
+                           "cannot see this session's temporary tables, types or functions."),
+                 errhint("Use permanent objects in the clauses.")));
+}
+
+/* migrate_delete's where clause: parsed as one expression, analyzed as the
+ * condition of "DELETE FROM rel" (as the submitter), deparsed qualified. */
+Clauses normalize_delete_clause(Relation rel, const char *relation, const char *where_clause)
+{
+    Clauses out;
+    out.set_clause = nullptr;
+    out.where_clause = nullptr;
+    if (where_clause == nullptr)
+        return out; /* every row */
+    List *stmts = parse_guarded(psprintf("DELETE FROM %s", relation),
+                                psprintf("the table of a batched delete of %s", relation));
+    if (list_length(stmts) != 1 || !IsA(linitial_node(RawStmt, stmts)->stmt, DeleteStmt))
+        elog(ERROR, "could not parse a DELETE of %s", relation);
+    DeleteStmt *del = (DeleteStmt *) linitial_node(RawStmt, stmts)->stmt;
+    del->whereClause = parse_where_clause(relation, where_clause);
+    RawStmt *raw = makeNode(RawStmt);
+    raw->stmt = (Node *) del;
+    raw->stmt_location = -1;
+    char *text = psprintf("DELETE FROM %s WHERE %s", relation, where_clause);
+    Query *q = analyze_guarded(raw, text, relation);
+    if (q->commandType != CMD_DELETE || q->hasAggs || q->hasWindowFuncs || q->hasTargetSRFs ||
+        q->hasModifyingCTE || q->cteList || list_length(q->rtable) != 1)
+        refuse_where_clause("It is not a plain condition on the table's rows.");
+    refuse_temp_objects((Node *) q, relation);
+    int nest = pg::pin_search_path();
+    List *context = deparse_context_for(RelationGetRelationName(rel), RelationGetRelid(rel));
+    out.where_clause = q->jointree->quals
+                           ? deparse_expression(q->jointree->quals, context, false, false)
+                           : nullptr;
+    pg::unpin_search_path(nest);
+    return out;
+}
+
 /* Parse, analyze (as the submitter, with the submitter's search_path),
  * check and deparse the clauses. */
 Clauses normalize_clauses(Relation rel, const char *relation, const char *set_clause,
@@ -403,13 +451,7 @@ Clauses normalize_clauses(Relation rel, const char *relation, const char *set_cl
     if (q->commandType != CMD_UPDATE || q->hasAggs || q->hasWindowFuncs || q->hasTargetSRFs ||
         q->hasModifyingCTE || q->cteList || list_length(q->rtable) != 1)
         refuse_set_clause("It is not a plain assignment list.");
-    if (uses_temp_walker((Node *) q, nullptr))
-        ereport(ERROR,
-                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                 errmsg("the clauses of a backfill of %s use a temporary object", relation),
-                 errdetail("A backfill runs in a background worker, another session, which "
-                           "cannot see this session's temporary tables, types or functions."),
-                 errhint("Use permanent objects in the clauses.")));
+    refuse_temp_objects((Node *) q, relation);
 
     /* deparse with only pg_catalog on the search_path: every other name
      * comes out qualified */
@@ -467,10 +509,16 @@ void check_batch_statements(const char *relation, const Clauses *c, const WalkKe
     }
     char *select = psprintf("SELECT %s FROM %s WHERE ROW(%s) %s ROW(%s) ORDER BY %s LIMIT 1",
                             keys.data, relation, keys.data, key->ops[0], params.data, order.data);
-    char *update = psprintf("UPDATE %s SET %s WHERE ROW(%s) %s ROW(%s)%s%s%s", relation,
-                            c->set_clause, keys.data, key->ops[1], params.data,
-                            c->where_clause ? " AND (" : "", c->where_clause ? c->where_clause : "",
-                            c->where_clause ? ")" : "");
+    /* set_clause null: a batched delete */
+    char *update = c->set_clause
+                       ? psprintf("UPDATE %s SET %s WHERE ROW(%s) %s ROW(%s)%s%s%s", relation,
+                                  c->set_clause, keys.data, key->ops[1], params.data,
+                                  c->where_clause ? " AND (" : "",
+                                  c->where_clause ? c->where_clause : "", c->where_clause ? ")" : "")
+                       : psprintf("DELETE FROM %s WHERE ROW(%s) %s ROW(%s)%s%s%s", relation,
+                                  keys.data, key->ops[1], params.data,
+                                  c->where_clause ? " AND (" : "",
+                                  c->where_clause ? c->where_clause : "", c->where_clause ? ")" : "");
     /* one statement, as built */
     if (list_length(raw_parser(update, RAW_PARSE_DEFAULT)) != 1)
         elog(ERROR, "the backfill statement of %s is not one statement", relation);
@@ -641,11 +689,67 @@ char *set_status(int64 id, const char *from, const char *to, const char *rule)
 using namespace safe_migrate;
 using namespace safe_migrate::backfill;
 
+namespace {
+
+/* What migrate_backfill and migrate_delete queue. */
+struct JobRequest {
+    Oid relid;
+    const char *set_clause; /* nullptr: a batched delete */
+    const char *where_clause;
+    int batch_size, target_ms, max_rate, pause_ms;
+    int64 max_lag;
+};
+
+int64 submit_job(const JobRequest *req);
+
+}  // namespace
+
 /* migrate_backfill(relation, set_clause, where_clause, batch_size,
  *                  target_batch_ms, max_rows_per_second, pause_ms,
  *                  max_replica_lag) returns bigint */
 SM_ENTRY(migrate_backfill)
 {
+    for (int i = 0; i < 2; i++)
+        if (PG_ARGISNULL(i))
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("%s must not be null", i == 0 ? "relation" : "set_clause")));
+    JobRequest req;
+    req.relid = PG_GETARG_OID(0);
+    req.set_clause = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    req.where_clause = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
+    req.batch_size = PG_ARGISNULL(3) ? 1000 : PG_GETARG_INT32(3);
+    req.target_ms = PG_ARGISNULL(4) ? 25 : PG_GETARG_INT32(4);
+    req.max_rate = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
+    req.pause_ms = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
+    req.max_lag = PG_ARGISNULL(7) ? 16 * 1024 * 1024 : PG_GETARG_INT64(7);
+    PG_RETURN_INT64(submit_job(&req));
+}
+
+/* migrate_delete(relation, where_clause, batch_size, target_batch_ms,
+ *                max_rows_per_second, pause_ms, max_replica_lag) returns
+ * bigint: the rows matching where_clause (all when it is null) deleted in
+ * batches by key, by the backfill machinery. */
+SM_ENTRY(migrate_delete)
+{
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("relation must not be null")));
+    JobRequest req;
+    req.relid = PG_GETARG_OID(0);
+    req.set_clause = nullptr;
+    req.where_clause = PG_ARGISNULL(1) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(1));
+    req.batch_size = PG_ARGISNULL(2) ? 1000 : PG_GETARG_INT32(2);
+    req.target_ms = PG_ARGISNULL(3) ? 25 : PG_GETARG_INT32(3);
+    req.max_rate = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
+    req.pause_ms = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
+    req.max_lag = PG_ARGISNULL(6) ? 16 * 1024 * 1024 : PG_GETARG_INT64(6);
+    PG_RETURN_INT64(submit_job(&req));
+}
+
+namespace {
+
+int64 submit_job(const JobRequest *req)
+{
+    bool deleting = req->set_clause == nullptr;
     if (!available())
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -654,27 +758,23 @@ SM_ENTRY(migrate_backfill)
                            "the server manages."),
                  errhint("Add safe_migrate to shared_preload_libraries in postgresql.conf and "
                          "restart the server.")));
-    refuse_on_standby("migrate_backfill");
-    for (int i = 0; i < 2; i++)
-        if (PG_ARGISNULL(i))
-            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                            errmsg("%s must not be null", i == 0 ? "relation" : "set_clause")));
-    Oid relid = PG_GETARG_OID(0);
-    char *set_clause = text_to_cstring(PG_GETARG_TEXT_PP(1));
-    char *where_clause = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
-    int batch_size = PG_ARGISNULL(3) ? 1000 : PG_GETARG_INT32(3);
-    int target_ms = PG_ARGISNULL(4) ? 25 : PG_GETARG_INT32(4);
-    int max_rate = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
-    int pause_ms = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
-    int64 max_lag = PG_ARGISNULL(7) ? 16 * 1024 * 1024 : PG_GETARG_INT64(7);
+    refuse_on_standby(deleting ? "migrate_delete" : "migrate_backfill");
+    Oid relid = req->relid;
+    const char *set_clause = req->set_clause;
+    const char *where_clause = req->where_clause;
+    int batch_size = req->batch_size;
+    int target_ms = req->target_ms;
+    int max_rate = req->max_rate;
+    int pause_ms = req->pause_ms;
+    int64 max_lag = req->max_lag;
     check_bound(kBatchSize, batch_size);
     check_bound(kTargetMs, target_ms);
     check_bound(kMaxRate, max_rate);
     check_bound(kPauseMs, pause_ms);
     check_bound(kMaxLag, max_lag);
 
-    /* the submitter must be able to do it: UPDATE on the table */
-    if (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
+    /* the submitter must be able to do it: UPDATE (DELETE) on the table */
+    if (pg_class_aclcheck(relid, GetUserId(), deleting ? ACL_DELETE : ACL_UPDATE) != ACLCHECK_OK)
         aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
     /* and the worker must be able to run as the submitter */
     check_worker_can_connect(GetUserId());
@@ -691,7 +791,8 @@ SM_ENTRY(migrate_backfill)
                  errmsg("cannot backfill temporary table \"%s\"", RelationGetRelationName(rel)),
                  errdetail("A backfill runs in a background worker, another session, which "
                            "cannot see this session's temporary tables."),
-                 errhint("Update a temporary table directly with UPDATE.")));
+                 errhint(deleting ? "Delete from a temporary table directly with DELETE."
+                                  : "Update a temporary table directly with UPDATE.")));
     WalkKey key;
     bool has_key = walk_key(rel, &key);
     if (!has_key) {
@@ -728,7 +829,8 @@ SM_ENTRY(migrate_backfill)
                  errhint("Backfill by a key whose column types compare with the same operators.")));
     /* the clauses: one assignment list, one expression, as the submitter
      * meant them (see the file header) */
-    Clauses clauses = normalize_clauses(rel, name, set_clause, where_clause, &key);
+    Clauses clauses = deleting ? normalize_delete_clause(rel, name, where_clause)
+                               : normalize_clauses(rel, name, set_clause, where_clause, &key);
     table_close(rel, AccessShareLock);
     check_batch_statements(name, &clauses, &key);
 
@@ -745,13 +847,16 @@ SM_ENTRY(migrate_backfill)
     pg::Elevation e;
     SPI_connect();
     pg::elevate(&e);
-    Oid t[15] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
-                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID};
-    Datum v[15];
-    char nulls[16] = "               ";
+    Oid t[16] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID, TEXTOID};
+    Datum v[16];
+    char nulls[17] = "                ";
     v[0] = ObjectIdGetDatum(relid);
     v[1] = CStringGetTextDatum(name);
-    v[2] = CStringGetTextDatum(clauses.set_clause);
+    if (clauses.set_clause)
+        v[2] = CStringGetTextDatum(clauses.set_clause);
+    else
+        nulls[2] = 'n';
     if (clauses.where_clause)
         v[3] = CStringGetTextDatum(clauses.where_clause);
     else
@@ -771,20 +876,23 @@ SM_ENTRY(migrate_backfill)
     v[13] = list_to_text_array(ops);
     /* the latency budget in force for the submitter now */
     v[14] = Float8GetDatum(latency_budget_ms);
+    v[15] = CStringGetTextDatum(deleting ? "delete" : "update");
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "
-            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms) VALUES ($1, $2, "
-            "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-            15, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms, operation) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+            16, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "could not record the backfill job");
     bool isnull;
     int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     pg::unelevate(&e);
     SPI_finish();
     wake_after_commit();
-    PG_RETURN_INT64(id);
+    return id;
 }
+
+}  // namespace
 
 SM_ENTRY(migrate_backfill_pause)
 {

@@ -88,7 +88,7 @@ struct Job {
     int64 id;
     Oid owner;
     char *relation;
-    char *set_clause;
+    char *set_clause; /* NULL: a batched delete (migrate_delete) */
     char *where_clause;
     int n_keys;
     char **key_columns;
@@ -464,7 +464,10 @@ BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDec
 
     StringInfoData upd;
     initStringInfo(&upd);
-    appendStringInfo(&upd, "UPDATE %s SET %s WHERE ", job->relation, job->set_clause);
+    if (job->set_clause)
+        appendStringInfo(&upd, "UPDATE %s SET %s WHERE ", job->relation, job->set_clause);
+    else
+        appendStringInfo(&upd, "DELETE FROM %s WHERE ", job->relation);
     int next_param = 1;
     if (last_key) {
         appendStringInfo(&upd, "%s %s %s AND ", keys, job->op_after, param_row(job, 1));
@@ -482,8 +485,8 @@ BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDec
         elog(ERROR, "the batch statement of backfill job %lld is not one statement",
              (long long) job->id);
     if (SPI_execute_with_args(upd.data, next_param - 1 + nk, types, values, nullptr, false, 0) !=
-        SPI_OK_UPDATE)
-        elog(ERROR, "could not update %s", job->relation);
+        (job->set_clause ? SPI_OK_UPDATE : SPI_OK_DELETE))
+        elog(ERROR, "could not %s %s", job->set_clause ? "update" : "delete from", job->relation);
     out.rows = (long) SPI_processed;
     owner_end(&oc);
 

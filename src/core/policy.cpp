@@ -123,6 +123,15 @@ std::string backfill_steps(const std::string& table, const std::string& set_clau
            "); then, in a later step, SELECT migrate_backfill_wait(<id it returned>, '1 hour');";
 }
 
+/* The same for a batched delete (migrate_delete); an empty condition:
+ * every row (NULL). */
+std::string delete_steps(const std::string& table, const std::string& where_clause)
+{
+    return "SELECT migrate_delete(" + sql_text(table, false) + ", " +
+           (where_clause.empty() ? std::string("NULL") : sql_text(where_clause, false)) +
+           "); then, in a later step, SELECT migrate_backfill_wait(<id it returned>, '1 hour');";
+}
+
 struct Explanation {
     std::string message, detail, hint;
 };
@@ -301,8 +310,9 @@ const Rule kRules[] = {
                                                 : f.via + " empties " + on_table(f)),
              lock_detail("TRUNCATE", LockMode::AccessExclusive, f.table.name,
                          "and deletes every row at once"),
-             "Delete the rows you mean in batches, or say why in the migration: "
-             "-- safe_migrate:allow ban-truncate <reason>"};
+             "Empty it in throttled batches instead (every row, each batch committed on its "
+             "own): " + delete_steps(f.table.name, "") +
+                 " Or say why in the migration: -- safe_migrate:allow ban-truncate <reason>"};
      }},
     {"ban-truncate-cascade", Level::Error, false,
      "TRUNCATE ... CASCADE that empties an existing table through a foreign key",
@@ -505,8 +515,8 @@ const Rule kRules[] = {
              "Every changed row stays locked against other writers until the migration "
              "commits, and the change reaches replicas as one burst of WAL.",
              f.is_delete
-                 ? "Delete in batches of a few thousand rows by key range, each committed on its "
-                   "own (a procedure with COMMIT, run by CALL in its own migration)."
+                 ? "Delete from " + t + " in batches, each committed on its own, with the "
+                   "throttled batched delete: " + delete_steps(t, "<your WHERE condition>")
                  : "Update " + t + " in batches, each committed on its own, with the throttled "
                    "backfill: " + backfill_steps(t, "<your SET list>", "<your WHERE condition>")};
      }},

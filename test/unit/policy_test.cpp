@@ -700,6 +700,27 @@ TEST(BanDropTable, AppliesToEmptyTablesToo)
     EXPECT_CONTAINS(vs[0].message, "(0 rows, 0 bytes)");
 }
 
+TEST(BanTruncate, HintEmptiesTheTableInThrottledBatches)
+{
+    auto vs = eval(case_of("ban-truncate").facts);
+    ASSERT_EQ(vs.size(), 1u);
+    // every row: a real NULL condition, not the string 'NULL' (which would
+    // be the condition NULL and delete nothing)
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_delete('public.users', NULL);");
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_backfill_wait(");
+}
+
+TEST(LargeUnbatchedDml, DeleteHintNamesTheBatchedDelete)
+{
+    auto f = case_of("large-unbatched-dml").facts;
+    f.is_delete = true;
+    auto vs = eval(f);
+    ASSERT_EQ(names_of(vs), std::vector<std::string>{"large-unbatched-dml"});
+    EXPECT_CONTAINS(vs[0].message, "DELETE of 1.5M rows");
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_delete('public.users', '<your WHERE condition>');");
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_backfill_wait(");
+}
+
 TEST(BanTruncate, DetailNamesAccessExclusive)
 {
     auto vs = eval(case_of("ban-truncate").facts);
@@ -1217,7 +1238,7 @@ TEST(LargeUnbatchedDml, DeleteAndUpdateHaveTheirOwnWords)
                                     "in one transaction");
     EXPECT_CONTAINS(del[0].message, "DELETE of 1.5M rows of table public.users");
     EXPECT_CONTAINS(upd[0].hint, "Update public.users in batches");
-    EXPECT_CONTAINS(del[0].hint, "Delete in batches");
+    EXPECT_CONTAINS(del[0].hint, "Delete from public.users in batches");
     EXPECT_NOT_CONTAINS(del[0].hint, "Update public.users");
     EXPECT_NE(upd[0].hint, del[0].hint);
     EXPECT_EQ(upd[0].detail, del[0].detail);
