@@ -130,6 +130,10 @@ ANALYZE onl.nk;
 SELECT migrate_apply(E'ALTER TABLE nk ADD COLUMN token uuid DEFAULT gen_random_uuid();', '003k');
 -- applied online
 SELECT version, status, statements FROM migrate_apply(replace(:'script2', '\n', E'\n'), '003');
+-- the column and its default for new rows commit together, with the job
+SELECT s.step, s.first_statement, s.last_statement, s.commands
+  FROM safe_migrate.migration_steps s JOIN safe_migrate.migrations m ON m.id = s.migration_id
+ WHERE m.version = '003' ORDER BY s.step;
 SELECT status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.u' ORDER BY id;
 -- the same script, naively (policy off)
 SET search_path = naive, public;
