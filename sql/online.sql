@@ -106,6 +106,81 @@ END $$;
 SELECT migrate_apply(E'-- safe_migrate:online\nCREATE INDEX t_n ON t (n);\nALTER TABLE t ALTER COLUMN n TYPE bigint;', '002');
 SELECT count(*) AS t_n_built FROM pg_class WHERE relname = 't_n';
 
+-- ADD COLUMN with a volatile default: PostgreSQL would rewrite the table to
+-- give every row its own value.  Online: the column added without it
+-- (metadata only), the default set for new rows, the existing rows filled by
+-- a backfill with the same expression (each row its own value), then NOT
+-- NULL proven by a check.  A STABLE default (now(): computed once and stored,
+-- no rewrite) stays as written.
+SELECT format($f$
+    CREATE TABLE %1$s.u (id int PRIMARY KEY, a int);
+    INSERT INTO %1$s.u SELECT g, g FROM generate_series(1, 1000) g;
+    ANALYZE %1$s.u;
+  $f$, s) FROM unnest(ARRAY['naive', 'onl']) s
+\gexec
+\set script2 '-- safe_migrate:online\nALTER TABLE u ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN seen timestamptz DEFAULT clock_timestamp();\nALTER TABLE u ADD COLUMN created timestamptz NOT NULL DEFAULT now();\nALTER TABLE u ADD COLUMN label text NOT NULL COLLATE "C" DEFAULT md5(random()::text) -- a comment\n;\n'
+SET search_path = onl, public;
+SELECT statement, sql, lock_mode, effect, verdict
+  FROM migrate_plan(replace(:'script2', '\n', E'\n'));
+-- naively: refused, and the hint offers online execution ...
+SELECT migrate_apply(E'ALTER TABLE u ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();', '003n');
+-- ... but not for a table it cannot backfill (no primary key)
+CREATE TABLE onl.nk AS SELECT g AS a FROM generate_series(1, 1000) g;
+ANALYZE onl.nk;
+SELECT migrate_apply(E'ALTER TABLE nk ADD COLUMN token uuid DEFAULT gen_random_uuid();', '003k');
+-- applied online
+SELECT version, status, statements FROM migrate_apply(replace(:'script2', '\n', E'\n'), '003');
+-- the column and its default for new rows commit together, with the job
+SELECT s.step, s.first_statement, s.last_statement, s.commands
+  FROM safe_migrate.migration_steps s JOIN safe_migrate.migrations m ON m.id = s.migration_id
+ WHERE m.version = '003' ORDER BY s.step;
+SELECT status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.u' ORDER BY id;
+-- the same script, naively (policy off)
+SET search_path = naive, public;
+SET safe_migrate.policy = off;
+SELECT replace(replace(:'script2', '-- safe_migrate:online', ''), '\n', E'\n') AS naive_sql \gset
+:naive_sql
+RESET safe_migrate.policy;
+RESET search_path;
+-- the same columns both ways: type, collation, NOT NULL, default (and no
+-- stored "missing" value online but for the STABLE default: naively the
+-- later rewrites clear created's)
+SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, co.collname, a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid) AS "default", a.atthasmissing,
+       (SELECT row(format_type(b.atttypid, b.atttypmod), b.attcollation, b.attnotnull,
+                   pg_get_expr(e.adbin, e.adrelid))
+          FROM pg_attribute b LEFT JOIN pg_attrdef e ON e.adrelid = b.attrelid AND e.adnum = b.attnum
+         WHERE b.attrelid = 'naive.u'::regclass AND b.attname = a.attname)
+       IS NOT DISTINCT FROM row(format_type(a.atttypid, a.atttypmod), a.attcollation, a.attnotnull,
+                                pg_get_expr(d.adbin, d.adrelid)) AS same_as_naive
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100
+ WHERE a.attrelid = 'onl.u'::regclass AND a.attnum > 0 ORDER BY a.attnum;
+-- every existing row its own value (gen_random_uuid, random: all distinct;
+-- clock_timestamp: not one value), now() one value for all
+SELECT 'naive' AS schema, count(*) AS rows, count(DISTINCT token) AS tokens, count(DISTINCT label) AS labels,
+       count(seen) AS seen, count(DISTINCT seen) > 1 AS seen_per_row, count(DISTINCT created) AS created_values
+  FROM naive.u
+UNION ALL
+SELECT 'onl', count(*), count(DISTINCT token), count(DISTINCT label), count(seen), count(DISTINCT seen) > 1,
+       count(DISTINCT created)
+  FROM onl.u;
+-- new rows get the default
+INSERT INTO onl.u (id, a) VALUES (1001, 1001)
+  RETURNING token IS NOT NULL AS token, seen IS NOT NULL AS seen, label IS NOT NULL AS label;
+-- nothing left behind
+SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
+-- left as written (the policy judges them): IF NOT EXISTS (whether the column
+-- is there decides what it does), a domain with a constraint (PostgreSQL
+-- rewrites the table to check it whatever the default), a constraint on the
+-- column, several subcommands, a table without a primary key, a constant
+-- default, a default calling a function the script defines (its volatility
+-- is not known before the script runs); a sequence the script creates is
+-- fine (nextval is volatile)
+CREATE DOMAIN onl.positive AS int CHECK (VALUE > 0);
+SET search_path = onl, public;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE u ADD COLUMN IF NOT EXISTS x uuid DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN y positive DEFAULT floor(random() * 10)::int + 1;\nALTER TABLE u ADD COLUMN z uuid UNIQUE DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN w uuid DEFAULT gen_random_uuid(), ADD COLUMN w2 int;\nALTER TABLE nk ADD COLUMN z uuid DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN c int NOT NULL DEFAULT 0;\nCREATE FUNCTION onl.one() RETURNS int LANGUAGE sql VOLATILE AS $$SELECT 1$$;\nALTER TABLE u ADD COLUMN o int DEFAULT one();\nCREATE SEQUENCE onl.u_seq;\nALTER TABLE u ADD COLUMN n bigint NOT NULL DEFAULT nextval(\'u_seq\');');
+
 RESET search_path;
 RESET safe_migrate.large_table_rows;
 SET safe_migrate.policy = off;

@@ -11,9 +11,10 @@
  * The rewriting is textual, guided by PostgreSQL's own parse tree: the
  * user's statement text is kept, with words inserted where the grammar
  * allows them, and new statements are written with the user's own names.
- * It reads nothing of the catalog but whether a table is partitioned and
- * an UPDATE's table's schema, so the same script gives the same steps (a resumed migration finds the
- * steps it recorded).  What it handles:
+ * It reads nothing of the catalog but whether a table is partitioned, an
+ * UPDATE's or ADD COLUMN's table's schema and key, and an added column's
+ * type and default, so the same script gives the same steps (a resumed
+ * migration finds the steps it recorded).  What it handles:
  *
  *   CREATE [UNIQUE] INDEX on a table the script did not create (and not
  *   partitioned)
@@ -41,12 +42,23 @@
  *       -> ADD CONSTRAINT ... CHECK (c IS NOT NULL) NOT VALID; VALIDATE it
  *          (own transaction); SET NOT NULL (no scan: the valid check proves
  *          it); DROP the check
+ *   ALTER TABLE t ADD COLUMN c type [COLLATE ..] DEFAULT <volatile> [NOT
+ *   NULL] (alone; t an existing plain table with a primary key and no
+ *   children; not IF NOT EXISTS; no other constraint on c; not a domain
+ *   with constraints; the default naming no function or type the script
+ *   defines)
+ *       -> ADD COLUMN c type (no rewrite); ALTER COLUMN c SET DEFAULT
+ *          <volatile> (new rows); the existing rows filled by the backfill
+ *          (SET c = <volatile> WHERE c IS NULL, each row its own value),
+ *          waited for in a step of its own; NOT NULL as below
  *
  * Everything else is left as written (the policy judges it as always).
  * PostgreSQL style: no C++ objects live across calls that may ereport.
  */
 #include "core_bridge.hpp"
 #include "compat.hpp"
+#include "subxact.hpp"
+#include "policy/policy.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -56,6 +68,7 @@ extern "C" {
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "utils/fmgroids.h"
 #include "commands/defrem.h"
 #include "lib/stringinfo.h"
@@ -419,9 +432,362 @@ bool unique_by_index(const Constraint *c)
            !c->deferrable && !c->initdeferred;
 }
 
+/* The primary key the script added to rv before this statement (the last
+ * ADD PRIMARY KEY of keys_added on it), or NULL. */
+const Constraint *key_added(List *keys_added, const RangeVar *rv)
+{
+    const Constraint *added = nullptr;
+    ListCell *kc;
+    foreach (kc, keys_added) {
+        const AlterTableStmt *a = (const AlterTableStmt *) lfirst(kc);
+        if (same_relation(a->relation, rv))
+            added = (const Constraint *) linitial_node(AlterTableCmd, a->cmds)->def;
+    }
+    return added;
+}
+
+/* ---- ADD COLUMN with a volatile default (item 6) ---- */
+
+/* ALTER TABLE t ADD COLUMN c type [COLLATE ...] DEFAULT <expr> [NOT NULL]:
+ * the column and the two clauses online execution takes apart. */
+struct AddedColumn {
+    ColumnDef *def;
+    Constraint *with_default; /* DEFAULT <expr> */
+    Constraint *not_null;     /* NOT NULL, or NULL */
+};
+
+/* Is stmt such an ADD COLUMN, with nothing the steps could not carry (an
+ * identity, a generated or serial column, a constraint other than NULL /
+ * NOT NULL / DEFAULT, IF NOT EXISTS, %TYPE, other subcommands)?  The
+ * statement's shape only: added_column_online asks the catalog. */
+bool added_column_shape(const Node *stmt, AddedColumn *out)
+{
+    if (stmt == nullptr || !IsA(stmt, AlterTableStmt))
+        return false;
+    const AlterTableStmt *at = (const AlterTableStmt *) stmt;
+    if (at->objtype != OBJECT_TABLE || list_length(at->cmds) != 1)
+        return false;
+    const AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
+    /* IF NOT EXISTS: whether the column is there decides what the statement
+     * does, and a resumed migration finds it there (added by its own first
+     * step): left as written */
+    if (cmd->subtype != AT_AddColumn || cmd->missing_ok || cmd->def == nullptr ||
+        !IsA(cmd->def, ColumnDef))
+        return false;
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    if (def->colname == nullptr || def->typeName == nullptr || def->typeName->pct_type ||
+        def->identity != '\0' || def->generated != '\0' || def->raw_default != nullptr ||
+        def->cooked_default != nullptr || def->fdwoptions != NIL || policy::is_serial(def->typeName))
+        return false;
+    Constraint *with_default = nullptr, *not_null = nullptr;
+    bool null = false;
+    ListCell *lc;
+    foreach (lc, def->constraints) {
+        Constraint *c = (Constraint *) lfirst(lc);
+        if (!IsA(c, Constraint) || c->location < 0)
+            return false;
+        if (c->contype == CONSTR_DEFAULT && with_default == nullptr && c->raw_expr != nullptr)
+            with_default = c;
+        else if (c->contype == CONSTR_NOTNULL && not_null == nullptr)
+            not_null = c;
+        else if (c->contype == CONSTR_NULL)
+            null = true;
+        else
+            return false;
+    }
+    if (with_default == nullptr || (null && not_null != nullptr))
+        return false;
+    out->def = def;
+    out->with_default = with_default;
+    out->not_null = not_null;
+    return true;
+}
+
+/* Does the default (or the column's type) name a function or type the
+ * script defines or changes before this statement?  Its volatility (or the
+ * type's constraints) is then not known when the script is expanded, and
+ * is known when a resumed migration expands it again: such a column is
+ * left as written, so that the steps are the same both times. */
+struct DefinedNames {
+    List *names; /* of char *: the last component of each defined name */
+    bool hit;
+};
+
+bool defined_name(List *names, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, names)
+        if (strcmp((const char *) lfirst(lc), name) == 0)
+            return true;
+    return false;
+}
+
+bool defined_names_walker(Node *node, void *context)
+{
+    if (node == nullptr)
+        return false;
+    DefinedNames *d = (DefinedNames *) context;
+    if (IsA(node, FuncCall)) {
+        List *name = ((FuncCall *) node)->funcname;
+        if (name != NIL && IsA(llast(name), String) && defined_name(d->names, strVal(llast(name))))
+            d->hit = true;
+    } else if (IsA(node, TypeCast)) {
+        TypeName *tn = ((TypeCast *) node)->typeName;
+        if (tn != nullptr && tn->names != NIL && IsA(llast(tn->names), String) &&
+            defined_name(d->names, strVal(llast(tn->names))))
+            d->hit = true;
+    }
+    if (d->hit)
+        return true;
+    return raw_expression_tree_walker(node, SM_WALKER(defined_names_walker), context);
+}
+
+bool uses_defined_names(const AddedColumn *col, List *names)
+{
+    if (names == NIL)
+        return false;
+    DefinedNames d = {names, false};
+    List *type = col->def->typeName->names;
+    if (type != NIL && IsA(llast(type), String) && defined_name(names, strVal(llast(type))))
+        return true;
+    (void) defined_names_walker(col->with_default->raw_expr, &d);
+    return d.hit;
+}
+
+/* What a statement defines that a later column's default or type may name
+ * (uses_defined_names): functions, types, domains, tables (row types). */
+List *note_defined(List *names, const Node *stmt)
+{
+    List *name = NIL;
+    switch (nodeTag(stmt)) {
+        case T_CreateFunctionStmt:
+            name = ((const CreateFunctionStmt *) stmt)->funcname;
+            break;
+        case T_AlterFunctionStmt:
+            name = ((const AlterFunctionStmt *) stmt)->func->objname;
+            break;
+        case T_DefineStmt:
+            if (((const DefineStmt *) stmt)->kind == OBJECT_TYPE)
+                name = ((const DefineStmt *) stmt)->defnames;
+            break;
+        case T_CreateDomainStmt:
+            name = ((const CreateDomainStmt *) stmt)->domainname;
+            break;
+        case T_AlterDomainStmt:
+            name = ((const AlterDomainStmt *) stmt)->typeName;
+            break;
+        case T_CreateEnumStmt:
+            name = ((const CreateEnumStmt *) stmt)->typeName;
+            break;
+        case T_CreateRangeStmt:
+            name = ((const CreateRangeStmt *) stmt)->typeName;
+            break;
+        case T_CompositeTypeStmt:
+            return lappend(names, ((const CompositeTypeStmt *) stmt)->typevar->relname);
+        case T_CreateStmt:
+            return lappend(names, ((const CreateStmt *) stmt)->relation->relname);
+        default:
+            break;
+    }
+    if (name != NIL && IsA(llast(name), String))
+        names = lappend(names, strVal(llast(name)));
+    return names;
+}
+
+/* Can the column be added online: the table a plain permanent one with no
+ * children (a backfill walks one table) and a primary key (the script's own
+ * when key_known), the column's type no domain with constraints (PostgreSQL
+ * rewrites the table to check those whatever the default), and the default
+ * volatile, or not to be told (as the policy, which then assumes a
+ * rewrite: a sequence the script creates for nextval)?  Sets *table to the
+ * table's schema-qualified name (as the backfill records it).  Catalog
+ * lookups, in a subtransaction (in a transaction of its own when the caller
+ * has none): any error means no. */
+bool added_column_online(const RangeVar *rv, const AddedColumn *col, bool key_known, char **table)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    bool own = !IsTransactionState();
+    if (own)
+        StartTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    char *name = nullptr;
+    char **name_ptr = &name;
+    ErrorData *failure = in_subtransaction([&]() {
+        Oid relid = RangeVarGetRelid(rv, NoLock, true);
+        if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+            get_rel_persistence(relid) == RELPERSISTENCE_TEMP || has_subclass(relid) ||
+            !(key_known || has_primary_key(relid, NIL)))
+            return;
+        bool found = false;
+        if (policy::constrained_domain(col->def->typeName, &found) || !found)
+            return;
+        if (policy::default_volatility(col->with_default->raw_expr) ==
+            policy::DefaultVolatility::NotVolatile)
+            return;
+        char *nsp = get_namespace_name(get_rel_namespace(relid));
+        char *rel = get_rel_name(relid);
+        if (nsp != nullptr && rel != nullptr) {
+            MemoryContext old = MemoryContextSwitchTo(cxt);
+            *name_ptr = pstrdup(quote_qualified_identifier(nsp, rel));
+            MemoryContextSwitchTo(old);
+        }
+    });
+    if (own)
+        CommitTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    if (failure != nullptr) {
+        FreeErrorData(failure);
+        return false;
+    }
+    *table = name;
+    return name != nullptr;
+}
+
+/* One token of a statement: its code and where it starts and stops in the
+ * script text. */
+struct Token {
+    int code;
+    size_t start;
+    size_t stop;
+};
+
+/* The tokens of s[begin, end), by PostgreSQL's scanner (the text parsed:
+ * it scans without error).  A token's end is where the scanner left its
+ * terminating NUL in its copy of the text (as PostgreSQL's parser finds a
+ * token's length when it looks ahead). */
+int scan_tokens(const char *s, size_t begin, size_t end, Token **out)
+{
+    char *text = pnstrdup(s + begin, end - begin);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+    int n = 0, room = 32;
+    Token *tokens = (Token *) palloc(sizeof(Token) * room);
+    for (;;) {
+        core_YYSTYPE lval;
+        YYLTYPE lloc;
+        int code = core_yylex(&lval, &lloc, scanner);
+        if (code == 0)
+            break;
+        if (n == room) {
+            room *= 2;
+            tokens = (Token *) repalloc(tokens, sizeof(Token) * room);
+        }
+        tokens[n].code = code;
+        tokens[n].start = begin + (size_t) lloc;
+        tokens[n].stop = begin + (size_t) lloc + strlen(extra.scanbuf + lloc);
+        n++;
+    }
+    scanner_finish(scanner);
+    *out = tokens;
+    return n;
+}
+
+/* Where the column definition's element (constraint or COLLATE) at `from`
+ * ends: where the next one starts, else the end of the statement's last
+ * token (stop). */
+size_t element_end(const ColumnDef *def, size_t from, size_t stop)
+{
+    size_t next = stop;
+    ListCell *lc;
+    foreach (lc, def->constraints) {
+        const Constraint *c = (const Constraint *) lfirst(lc);
+        if (c->location >= 0 && (size_t) c->location > from && (size_t) c->location < next)
+            next = (size_t) c->location;
+    }
+    if (def->collClause != nullptr && def->collClause->location >= 0 &&
+        (size_t) def->collClause->location > from && (size_t) def->collClause->location < next)
+        next = (size_t) def->collClause->location;
+    return next;
+}
+
+/* ALTER TABLE t ADD COLUMN c type DEFAULT <volatile> [NOT NULL] -> the column
+ * without the rewrite (no default, no NOT NULL: metadata only); the default
+ * for new rows; the existing rows filled with the same expression, each its
+ * own value, by the backfill (waited for in a step of its own); NOT NULL
+ * proven by a check (append_not_null).  The user's text is kept: the ADD
+ * COLUMN as written without its DEFAULT and NOT NULL clauses, the
+ * expression as written. */
+bool rewrite_add_column(StringInfo out, const char *s, size_t begin, size_t end,
+                        const AlterTableStmt *at, const AddedColumn *col, const char *table)
+{
+    Token *tokens;
+    int n = scan_tokens(s, begin, end, &tokens);
+    if (n == 0)
+        return false;
+    size_t stop = tokens[n - 1].stop;
+    const ColumnDef *def = col->def;
+    size_t d_from = (size_t) col->with_default->location;
+    size_t d_to = element_end(def, d_from, stop);
+    if (d_from < begin || d_to > stop)
+        return false;
+    /* the expression: the tokens after DEFAULT up to the next element */
+    const int default_token = ScanKeywordTokens[ScanKeywordLookup("default", &ScanKeywords)];
+    int first = -1, last = -1;
+    bool after_default = false;
+    for (int i = 0; i < n; i++) {
+        if (tokens[i].start < d_from || tokens[i].start >= d_to)
+            continue;
+        if (!after_default) {
+            after_default = tokens[i].code == default_token;
+            continue;
+        }
+        if (first < 0)
+            first = i;
+        last = i;
+    }
+    if (first < 0)
+        return false;
+    char *expr = pnstrdup(s + tokens[first].start, tokens[last].stop - tokens[first].start);
+    /* the ADD COLUMN without the DEFAULT and NOT NULL clauses */
+    size_t cut_from[2], cut_to[2];
+    int cuts = 0;
+    cut_from[cuts] = d_from;
+    cut_to[cuts++] = d_to;
+    if (col->not_null != nullptr) {
+        size_t nn_from = (size_t) col->not_null->location;
+        size_t nn_to = element_end(def, nn_from, stop);
+        if (nn_from < begin || nn_to > stop)
+            return false;
+        cut_from[cuts] = nn_from;
+        cut_to[cuts++] = nn_to;
+        if (nn_from < d_from) {
+            cut_from[1] = d_from;
+            cut_to[1] = d_to;
+            cut_from[0] = nn_from;
+            cut_to[0] = nn_to;
+        }
+    }
+    StringInfoData add;
+    initStringInfo(&add);
+    size_t at_pos = begin;
+    for (int i = 0; i < cuts; i++) {
+        appendBinaryStringInfo(&add, s + at_pos, (int) (cut_from[i] - at_pos));
+        at_pos = cut_to[i];
+    }
+    appendBinaryStringInfo(&add, s + at_pos, (int) (stop - at_pos));
+    while (add.len > 0 && isspace((unsigned char) add.data[add.len - 1]))
+        add.data[--add.len] = '\0';
+
+    const char *rel = relation_text(at->relation);
+    const char *column = quote_identifier(def->colname);
+    appendStringInfo(out, "%s;\n", add.data);
+    appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;\n", rel, column, expr);
+    const char *literal = quote_literal_cstr(table);
+    appendStringInfo(out, "SELECT migrate_backfill(%s, %s, %s);\n", literal,
+                     dollar_quoted(psprintf("%s = %s", column, expr)),
+                     dollar_quoted(psprintf("%s IS NULL", column)));
+    appendStringInfo(out,
+                     "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
+                     "WHERE relation = %s AND submitted_by = current_user;\n",
+                     literal);
+    if (col->not_null != nullptr)
+        append_not_null(out, rel, at->relation->relname, def->colname);
+    return true;
+}
+
 /* Rewrite one statement s[begin, end) into out; false: keep it as it is. */
 bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt, List *created,
-             List *keys_added)
+             List *keys_added, List *defined)
 {
     if (IsA(stmt, IndexStmt)) {
         IndexStmt *ix = (IndexStmt *) stmt;
@@ -469,13 +835,7 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         /* a primary key the script adds before the UPDATE counts as there
          * (so that the steps are the same when a resumed migration finds
          * it added) */
-        const Constraint *added = nullptr;
-        ListCell *kc;
-        foreach (kc, keys_added) {
-            const AlterTableStmt *a = (const AlterTableStmt *) lfirst(kc);
-            if (same_relation(a->relation, u->relation))
-                added = (const Constraint *) linitial_node(AlterTableCmd, a->cmds)->def;
-        }
+        const Constraint *added = key_added(keys_added, u->relation);
         if (added != nullptr) {
             ListCell *tc, *nc;
             foreach (tc, u->targetList)
@@ -508,6 +868,15 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         return false;
     AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
     char *rel = relation_text(at->relation);
+    AddedColumn col;
+    if (added_column_shape(stmt, &col)) {
+        char *table = nullptr;
+        if (uses_defined_names(&col, defined) ||
+            !added_column_online(at->relation, &col, key_added(keys_added, at->relation) != nullptr,
+                                 &table))
+            return false;
+        return rewrite_add_column(out, s, begin, end, at, &col, table);
+    }
     if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
         (((Constraint *) cmd->def)->contype == CONSTR_FOREIGN ||
          ((Constraint *) cmd->def)->contype == CONSTR_CHECK)) {
@@ -603,6 +972,12 @@ bool online_handles(const Node *stmt)
     const AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
     if (cmd->subtype == AT_SetNotNull)
         return cmd->name != nullptr;
+    AddedColumn col;
+    if (added_column_shape(stmt, &col)) {
+        /* as rewrite: the table, its key, the type and the default */
+        char *table = nullptr;
+        return added_column_online(at->relation, &col, false, &table);
+    }
     if (cmd->subtype != AT_AddConstraint || cmd->def == nullptr || !IsA(cmd->def, Constraint))
         return false;
     const Constraint *c = (const Constraint *) cmd->def;
@@ -635,13 +1010,15 @@ char *expand_online(const char *sql) noexcept
     initStringInfo(&out);
     List *created = NIL;
     List *keys_added = NIL; /* ALTER TABLE ... ADD PRIMARY KEY statements */
+    List *defined = NIL;    /* functions and types the script defines (note_defined) */
     ListCell *lc;
     foreach (lc, trees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         size_t begin = (size_t) raw->stmt_location;
         size_t end = raw->stmt_len == 0 ? len : begin + (size_t) raw->stmt_len;
-        if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added))
+        if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added, defined))
             append_statement(&out, sql + begin, end - begin);
+        defined = note_defined(defined, raw->stmt);
         if (IsA(raw->stmt, CreateStmt))
             created = lappend(created, ((CreateStmt *) raw->stmt)->relation);
         else if (IsA(raw->stmt, AlterTableStmt) &&

@@ -9,6 +9,7 @@
 #include "pg/compat.hpp"
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
+#include "pg/subxact.hpp"
 #include "runner/classify.hpp"
 #include "runner/lockwait.hpp"
 #include "core/policy.hpp"
@@ -87,26 +88,50 @@ void raise(Effect *e, Effect to)
 }  // namespace
 
 
+/* How an added column's default evaluates (policy.hpp).  Analyzed in a
+ * subtransaction: an expression that does not analyze (a function or
+ * sequence not there yet) leaves nothing behind (no cache reference held by
+ * the interrupted analysis). */
+DefaultVolatility default_volatility(Node *raw_default)
+{
+    DefaultVolatility result = DefaultVolatility::Unknown;
+    DefaultVolatility *result_ptr = &result;
+    ErrorData *failure = pg::in_subtransaction([&]() {
+        ParseState *pstate = make_parsestate(nullptr);
+        Node *expr = transformExpr(pstate, (Node *) copyObjectImpl(raw_default), EXPR_KIND_COLUMN_DEFAULT);
+        *result_ptr = contain_volatile_functions(expr) ? DefaultVolatility::Volatile
+                                                       : DefaultVolatility::NotVolatile;
+        free_parsestate(pstate);
+    });
+    if (failure != nullptr) {
+        FreeErrorData(failure);
+        return DefaultVolatility::Unknown;
+    }
+    return result;
+}
+
 /* Is an added column's default volatile (so every row gets its own value)? */
 bool default_is_volatile(Node *raw_default)
 {
-    volatile bool result = true;
-    MemoryContext cxt = CurrentMemoryContext;
-    PG_TRY();
-    {
-        ParseState *pstate = make_parsestate(nullptr);
-        Node *expr = transformExpr(pstate, (Node *) copyObjectImpl(raw_default), EXPR_KIND_COLUMN_DEFAULT);
-        result = contain_volatile_functions(expr);
-        free_parsestate(pstate);
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        FlushErrorState();
-        result = true; /* cannot tell: assume the worst */
-    }
-    PG_END_TRY();
-    return result;
+    /* cannot tell: assume the worst */
+    return default_volatility(raw_default) != DefaultVolatility::NotVolatile;
+}
+
+/* A domain with constraints (policy.hpp). */
+bool constrained_domain(TypeName *tn, bool *found)
+{
+    if (found != nullptr)
+        *found = false;
+    if (tn == nullptr)
+        return false;
+    Type t = LookupTypeName(nullptr, tn, nullptr, true);
+    if (t == nullptr)
+        return false;
+    if (found != nullptr)
+        *found = true;
+    Oid typid = typeTypeId(t);
+    ReleaseSysCache(t);
+    return get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid);
 }
 
 bool is_serial(TypeName *tn)
@@ -260,15 +285,8 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 }
                 /* a domain with constraints: every row gets the (checked)
                  * default, NULL included, by a rewrite */
-                if (def->typeName) {
-                    Type t = LookupTypeName(nullptr, def->typeName, nullptr, true);
-                    if (t != nullptr) {
-                        Oid typid = typeTypeId(t);
-                        ReleaseSysCache(t);
-                        if (get_typtype(typid) == TYPTYPE_DOMAIN && DomainHasConstraints(typid))
-                            rewrite = true;
-                    }
-                }
+                if (constrained_domain(def->typeName))
+                    rewrite = true;
                 if (rewrite) {
                     raise(&p->effect, kRewrite);
                     p->rewrite_reasons |= 0x02;

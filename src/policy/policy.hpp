@@ -96,9 +96,21 @@ enum class Reach { All, Partitions, Self };
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
                  Reach reach = Reach::All);
 
-/* Does a column default (raw, as parsed) call a volatile function?  True
- * when it cannot be told (plan.cpp). */
+/* How a column default (raw, as parsed) evaluates: calling a volatile
+ * function (PostgreSQL then computes it for every row, by a rewrite), not
+ * (computed once, stored as the "missing" value), or cannot be told (an
+ * object it names does not exist, or it does not analyze).  Analyzes the
+ * expression: call it in a transaction (plan.cpp). */
+enum class DefaultVolatility { NotVolatile, Volatile, Unknown };
+DefaultVolatility default_volatility(Node *raw_default);
+/* Does a column default call a volatile function?  True when it cannot be
+ * told (default_volatility: not NotVolatile). */
 bool default_is_volatile(Node *raw_default);
+/* Is tn a domain with constraints (adding a column of it makes PostgreSQL
+ * check every row, by a rewrite, whatever its default)?  *found (optional):
+ * whether the type exists.  Looks it up: call it in a transaction
+ * (plan.cpp). */
+bool constrained_domain(TypeName *tn, bool *found = nullptr);
 /* serial, bigserial, smallserial (serial2/4/8), as written unqualified. */
 bool is_serial(TypeName *tn);
 

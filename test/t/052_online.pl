@@ -11,6 +11,12 @@
 #  B. a crash (kill -9 of the runner) while the migration waits for its
 #     backfill: applied again, the migration continues after its last
 #     committed step (the job is not submitted twice) and completes.
+#  C. ADD COLUMN ... NOT NULL DEFAULT gen_random_uuid() written naively
+#     with "-- safe_migrate:online" on a table of 100k rows while the
+#     application inserts and updates rows: afterwards every row, old and
+#     new, has its own value, every inserted row and every update is there,
+#     the column is NOT NULL with its default, no helper constraint is left,
+#     and the existing rows were filled by one backfill job.
 use strict;
 use warnings;
 
@@ -124,6 +130,53 @@ check_result('b_users', 1000000, 'B');
 is( q1(
 		"SELECT count(*) FROM safe_migrate.backfills WHERE relation = 'public.b_users'"),
 	'1', 'B: the backfill job was not submitted again');
+
+# ---- C. a volatile default, NOT NULL, while the application inserts and updates
+q1(q{
+	SET safe_migrate.policy = off;
+	CREATE TABLE c_users (id bigint PRIMARY KEY, name text NOT NULL, hits int NOT NULL DEFAULT 0);
+	INSERT INTO c_users SELECT g, 'user' || g FROM generate_series(1, 100000) g;
+	CREATE SEQUENCE c_ids START 1000001;
+	VACUUM ANALYZE c_users;
+});
+my $fc = $node->basedir . '/fc.sql';
+open($fh, '>', $fc) or die;
+print $fh "\\set id random(1, 100000)\n"
+  . "UPDATE c_users SET hits = hits + 1 WHERE id = :id;\n"
+  . "INSERT INTO c_users (id, name) VALUES (nextval('c_ids'), 'new');\n";
+close($fh);
+($pb_out, $pb_err) = ('', '');
+$load = IPC::Run::start(
+	[ $pgbench, '-n', '-c', '2', '-j', '2', '-R', '100', '-T', '15', '-f', $fc, $node->connstr('postgres') ],
+	'>', \$pb_out, '2>', \$pb_err);
+sleep 1;
+my $script_c = <<'EOS';
+-- safe_migrate:online
+ALTER TABLE c_users ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();
+EOS
+($rc, $out, $err) =
+  $node->psql('postgres', "SELECT status FROM migrate_apply(\$m\$$script_c\$m\$, 'online-c')");
+is($out, 'applied', 'C: the online ADD COLUMN is applied while the application writes') or diag($err);
+$load->finish;
+($processed) = $pb_out =~ /number of transactions actually processed: (\d+)/;
+ok(defined $processed && $processed > 0, 'C: the application ran') or diag($pb_out . $pb_err);
+is( q1("SELECT count(*) FILTER (WHERE id <= 100000), count(*) FILTER (WHERE id > 100000), sum(hits) FROM c_users"),
+	"100000|$processed|$processed", "C: every row inserted and every update of the application is there");
+is( q1("SELECT count(*) FILTER (WHERE token IS NULL), count(DISTINCT token) = count(*) FROM c_users"),
+	'0|t', 'C: every row, old and new, has its own token');
+is( q1(
+		"SELECT a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+		  . "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+		  . "WHERE a.attrelid = 'c_users'::regclass AND a.attname = 'token'"),
+	't|gen_random_uuid()', 'C: token is NOT NULL, with its default');
+is(q1("SELECT count(*) FROM pg_constraint WHERE conrelid = 'c_users'::regclass AND contype = 'c'"),
+	'0', 'C: no helper constraint left');
+is( q1(
+		"SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FROM safe_migrate.backfills "
+		  . "WHERE relation = 'public.c_users'"),
+	'1|1', 'C: the existing rows were filled by one backfill job');
+is(q1("SELECT statements FROM safe_migrate.migrations WHERE version = 'online-c'"),
+	'8', 'C: the history counts the expanded script (8 statements)');
 
 $node->stop;
 done_testing();
