@@ -37,6 +37,10 @@
  *       -> SELECT migrate_backfill('t', set, where): the throttled,
  *          crash-safe backfill in key-ordered batches; then
  *          SELECT migrate_backfill_wait(...) in a step of its own
+ *   DELETE FROM t [WHERE ...] (t an existing table with a primary key, no
+ *   USING, RETURNING, WITH or alias)
+ *       -> SELECT migrate_delete('t', where): the same job deleting in
+ *          key-ordered batches; then the wait, in a step of its own
  *   ALTER TABLE t ALTER COLUMN c SET NOT NULL (alone, t not created by the
  *   script)
  *       -> ADD CONSTRAINT ... CHECK (c IS NOT NULL) NOT VALID; VALIDATE it
@@ -333,6 +337,65 @@ bool update_clauses(const char *s, size_t begin, size_t end, size_t *set_from, s
     }
     scanner_finish(scanner);
     return found_set;
+}
+
+/* Where a DELETE's WHERE keyword is in s[begin, end) (end when it has
+ * none), by PostgreSQL's scanner, outside parentheses. */
+size_t delete_where(const char *s, size_t begin, size_t end)
+{
+    char *text = pnstrdup(s + begin, end - begin);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+    core_YYSTYPE lval;
+    YYLTYPE lloc;
+    const int where_token = ScanKeywordTokens[ScanKeywordLookup("where", &ScanKeywords)];
+    int depth = 0;
+    size_t where_at = end;
+    for (;;) {
+        int tok = core_yylex(&lval, &lloc, scanner);
+        if (tok == 0)
+            break;
+        if (tok == '(' || tok == '[')
+            depth++;
+        else if (tok == ')' || tok == ']')
+            depth--;
+        else if (depth == 0 && tok == where_token) {
+            where_at = begin + (size_t) lloc;
+            break;
+        }
+    }
+    scanner_finish(scanner);
+    return where_at;
+}
+
+/* Is this UPDATE / DELETE of the shape the batched job can take over (one
+ * table named without an alias; no FROM / USING, RETURNING, WITH, WHERE
+ * CURRENT OF)?  Its table's key is the catalog's question. */
+bool batchable_dml_shape(const Node *stmt)
+{
+    if (IsA(stmt, UpdateStmt)) {
+        const UpdateStmt *u = (const UpdateStmt *) stmt;
+        return u->fromClause == NIL && !pg::compat::update_has_returning(u) &&
+               u->withClause == nullptr && u->relation->alias == nullptr &&
+               !(u->whereClause != nullptr && IsA(u->whereClause, CurrentOfExpr));
+    }
+    if (IsA(stmt, DeleteStmt)) {
+        const DeleteStmt *d = (const DeleteStmt *) stmt;
+        return d->usingClause == NIL && d->returningList == NIL && d->withClause == nullptr &&
+               d->relation->alias == nullptr &&
+               !(d->whereClause != nullptr && IsA(d->whereClause, CurrentOfExpr));
+    }
+    return false;
+}
+
+/* The statement that waits for the job the step before submitted: this
+ * user's latest on the table. */
+void append_job_wait(StringInfo out, const char *rel)
+{
+    appendStringInfo(out,
+                     "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
+                     "WHERE relation = %s AND submitted_by = current_user;\n",
+                     rel);
 }
 
 /* text as a dollar-quoted literal whose tag it does not contain */
@@ -825,9 +888,7 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         /* many rows in one transaction -> the throttled backfill, waited
          * for in a step of its own (it holds no snapshot meanwhile) */
         UpdateStmt *u = (UpdateStmt *) stmt;
-        if (u->fromClause != NIL || pg::compat::update_has_returning(u) || u->withClause != nullptr ||
-            u->relation->alias != nullptr || created_here(created, u->relation) ||
-            (u->whereClause != nullptr && IsA(u->whereClause, CurrentOfExpr)))
+        if (!batchable_dml_shape(stmt) || created_here(created, u->relation))
             return false;
         size_t set_from = 0, where_at = 0;
         if (!update_clauses(s, begin, end, &set_from, &where_at))
@@ -853,11 +914,24 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         const char *rel = quote_literal_cstr(table);
         appendStringInfo(out, "SELECT migrate_backfill(%s, %s%s%s);\n", rel, dollar_quoted(set_clause),
                          where_clause ? ", " : "", where_clause ? dollar_quoted(where_clause) : "");
-        /* the job the step before submitted: this user's latest on the table */
-        appendStringInfo(out,
-                         "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
-                         "WHERE relation = %s AND submitted_by = current_user;\n",
-                         rel);
+        append_job_wait(out, rel);
+        return true;
+    }
+    if (IsA(stmt, DeleteStmt)) {
+        /* many rows in one transaction -> the throttled batched delete,
+         * waited for in a step of its own */
+        DeleteStmt *d = (DeleteStmt *) stmt;
+        if (!batchable_dml_shape(stmt) || created_here(created, d->relation))
+            return false;
+        char *table = qualified_table(d->relation, NIL, key_added(keys_added, d->relation) != nullptr);
+        if (table == nullptr)
+            return false;
+        size_t where_at = delete_where(s, begin, end);
+        char *where_clause = where_at < end ? pnstrdup(s + where_at + 5, end - where_at - 5) : nullptr;
+        const char *rel = quote_literal_cstr(table);
+        appendStringInfo(out, "SELECT migrate_delete(%s, %s);\n", rel,
+                         where_clause ? dollar_quoted(where_clause) : "NULL");
+        append_job_wait(out, rel);
         return true;
     }
     if (!IsA(stmt, AlterTableStmt))
@@ -947,6 +1021,18 @@ bool online_handles(const Node *stmt)
 {
     if (stmt == nullptr)
         return false;
+    if (IsA(stmt, UpdateStmt) || IsA(stmt, DeleteStmt)) {
+        /* the batched job walks a primary key the UPDATE does not assign
+         * (in a transaction: the policy asks) */
+        if (!batchable_dml_shape(stmt))
+            return false;
+        const RangeVar *rv = IsA(stmt, UpdateStmt) ? ((const UpdateStmt *) stmt)->relation
+                                                   : ((const DeleteStmt *) stmt)->relation;
+        Oid relid = RangeVarGetRelid(rv, NoLock, true);
+        return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION &&
+               has_primary_key(relid, IsA(stmt, UpdateStmt) ? ((const UpdateStmt *) stmt)->targetList
+                                                            : NIL);
+    }
     if (IsA(stmt, IndexStmt))
         return !((const IndexStmt *) stmt)->concurrent;
     if (IsA(stmt, DropStmt)) {

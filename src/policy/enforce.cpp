@@ -326,7 +326,10 @@ void enforce(const pg::PolicyFacts *facts)
                          errhint("%s", v->hint)));
             /* the sequence the hint writes out, online execution runs */
             const char *hint = v->hint;
-            if (!facts->partitioned && pg::online_handles(ddl_log_current_statement()))
+            const Node *statement = ddl_log_current_statement();
+            if (statement == nullptr)
+                statement = current_dml_statement();
+            if (!facts->partitioned && pg::online_handles(statement))
                 hint = psprintf("%s\nOr add the line \"-- safe_migrate:online\" to the migration "
                                 "(or SET safe_migrate.online = on) and migrate_apply runs that "
                                 "sequence for you.",

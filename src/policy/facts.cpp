@@ -1844,6 +1844,10 @@ static void check_sweep(Sweep sweep, Oid nsp, bool concurrently, const char *wha
     core_action action = sweep == Sweep::VacuumFull ? kVacuumFull
                          : sweep == Sweep::Cluster  ? kCluster
                                                     : kReindex;
+    /* judged oldest first (by OID), not in pg_class's physical order: the
+     * same database gives the same refusal whatever space earlier drops
+     * left in pg_class */
+    list_sort(targets, list_oid_cmp);
     ListCell *lc;
     foreach (lc, targets) {
         pg::PolicyFacts f;
@@ -3433,6 +3437,14 @@ void check_utility(Node *parsetree)
     }
 }
 
+/* The UPDATE / DELETE the runner is judging, while check_large_dml runs,
+ * and the table it names; the table being reported now.  For the refusal's
+ * HINT: online execution may take the statement over, when the rows are
+ * its own table's (not a trigger's work elsewhere). */
+static Node *judged_dml = nullptr;
+static Oid judged_dml_relid = InvalidOid;
+static Oid reporting_relid = InvalidOid;
+
 void check_large_dml_on(Oid relid, double rows, bool is_delete)
 {
     pg::PolicyFacts f;
@@ -3440,14 +3452,47 @@ void check_large_dml_on(Oid relid, double rows, bool is_delete)
     f.rows_affected = rows;
     f.is_delete = is_delete;
     table_facts(relid, nullptr, &f);
+    reporting_relid = relid;
     enforce(&f);
+    reporting_relid = InvalidOid;
 }
+
+
+Node *current_dml_statement(void)
+{
+    return judged_dml != nullptr && OidIsValid(judged_dml_relid) &&
+                   reporting_relid == judged_dml_relid
+               ? judged_dml
+               : nullptr;
+}
+
+static void check_large_dml_now(RawStmt *raw, double rows);
 
 void check_large_dml(RawStmt *raw, double rows)
 {
     /* migrate_plan predicts from the statement and its estimate (plan.cpp) */
     if (!migration.active)
         return;
+    RangeVar *rv = IsA(raw->stmt, UpdateStmt)   ? ((UpdateStmt *) raw->stmt)->relation
+                   : IsA(raw->stmt, DeleteStmt) ? ((DeleteStmt *) raw->stmt)->relation
+                                                : nullptr;
+    judged_dml = raw->stmt;
+    judged_dml_relid = rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+    PG_TRY();
+    {
+        check_large_dml_now(raw, rows);
+    }
+    PG_FINALLY();
+    {
+        judged_dml = nullptr;
+        judged_dml_relid = InvalidOid;
+        reporting_relid = InvalidOid;
+    }
+    PG_END_TRY();
+}
+
+static void check_large_dml_now(RawStmt *raw, double rows)
+{
     /* what the executor changed, whatever the statement's spelling (dml.cpp);
      * without track_counts only the statement's own count is known */
     if (pgstat_track_counts && plan_capture == nullptr) {
@@ -3469,7 +3514,9 @@ void check_large_dml(RawStmt *raw, double rows)
     f.rows_affected = rows;
     f.is_delete = IsA(raw->stmt, DeleteStmt);
     table_facts(relid, written(rv), &f);
+    reporting_relid = relid;
     enforce(&f);
+    reporting_relid = InvalidOid;
 }
 
 }  // namespace safe_migrate::policy

@@ -172,6 +172,9 @@ void forget_dropped_columns(void);
 /* large-unbatched-dml: after each statement of a migration (`rows`: what the
  * statement reported; used only when track_counts is off) */
 void check_large_dml(RawStmt *raw, double rows);
+/* The UPDATE / DELETE check_large_dml is judging when the table reported
+ * is the one it names (else NULL): its refusal may offer online execution. */
+Node *current_dml_statement(void);
 /* dml.cpp: the executor hook noting the tables a migration changes, and the
  * check of the rows changed so far in this transaction */
 void install_dml_hooks(void);
