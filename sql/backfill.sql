@@ -172,5 +172,31 @@ GRANT SELECT, UPDATE ON bf_events TO bf_dave;
 SET ROLE bf_dave;
 SELECT migrate_delete('bf_events', 'id > 0');
 RESET ROLE;
+-- The job's worker holds the submitter's rights and no more: row-level
+-- security applies to its batches (only the rows the policy lets it see
+-- go), and a privilege revoked after submitting fails the job.
+INSERT INTO bf_events SELECT g, CASE WHEN g <= 300 THEN 'dave' ELSE 'other' END, NULL
+  FROM generate_series(1, 600) g;
+GRANT DELETE ON bf_events TO bf_dave;
+ALTER TABLE bf_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY bf_dave_own ON bf_events TO bf_dave USING (kind = 'dave');
+SET ROLE bf_dave;
+SELECT migrate_delete('bf_events', NULL, batch_size => 100) AS job \gset
+RESET ROLE;
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT kind, count(*) FROM bf_events GROUP BY kind ORDER BY kind;
+INSERT INTO bf_events SELECT g, 'dave', NULL FROM generate_series(1001, 1050) g;
+BEGIN;
+SET LOCAL ROLE bf_dave;
+SELECT migrate_delete('bf_events', NULL) AS job \gset
+SELECT migrate_backfill_pause(:job);
+COMMIT;
+REVOKE DELETE ON bf_events FROM bf_dave;
+SELECT migrate_backfill_resume(:job);
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, last_sqlstate, rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT count(*) AS still_there FROM bf_events;
+ALTER TABLE bf_events DISABLE ROW LEVEL SECURITY;
 DROP OWNED BY bf_dave;
 DROP ROLE bf_dave;
