@@ -278,6 +278,15 @@ inline bool update_has_returning(const UpdateStmt *upd)
 #endif
 }
 
+inline bool delete_has_returning(const DeleteStmt *del)
+{
+#if PG_VERSION_NUM >= 180000
+    return del->returningClause != nullptr;
+#else
+    return del->returningList != NIL;
+#endif
+}
+
 // Runs a started portal to completion, at top level.
 inline void portal_run_all(Portal portal, DestReceiver *dest, QueryCompletion *qc)
 {

@@ -381,7 +381,7 @@ bool batchable_dml_shape(const Node *stmt)
     }
     if (IsA(stmt, DeleteStmt)) {
         const DeleteStmt *d = (const DeleteStmt *) stmt;
-        return d->usingClause == NIL && d->returningList == NIL && d->withClause == nullptr &&
+        return d->usingClause == NIL && !pg::compat::delete_has_returning(d) && d->withClause == nullptr &&
                d->relation->alias == nullptr &&
                !(d->whereClause != nullptr && IsA(d->whereClause, CurrentOfExpr));
     }
