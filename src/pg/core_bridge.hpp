@@ -127,6 +127,10 @@ struct PolicyFacts {
     bool exclusion;         /* AddUniqueOrPrimary: an EXCLUDE constraint */
     bool primary_key;       /* AddUniqueOrPrimary: a PRIMARY KEY (not_null: its columns are
                              * NOT NULL already) */
+    /* rows and bytes not measured yet: the relation to measure (policy's
+     * resolve_size, only when a rule could use them); InvalidOid: final */
+    Oid size_of;
+    int size_reach;
 };
 
 struct PolicyVerdict {

@@ -284,9 +284,31 @@ void enforce(const pg::PolicyFacts *facts)
         return;
     pg::PolicyVerdict *verdicts;
     int n;
-    const char *problem = pg::evaluate_policy(facts, (double) large_table_rows,
-                                              (int64) large_table_kb * 1024, rule_levels,
-                                              &verdicts, &n);
+    const char *problem = nullptr;
+    pg::PolicyFacts sized;
+    if (OidIsValid(facts->size_of)) {
+        /* The size is not measured yet.  A larger table never makes fewer
+         * rules fire: if none fires for a table of any size, none fires for
+         * this one, and measuring it is saved (most DDL).  Else measure and
+         * judge with the real size.  migrate_plan shows sizes: always. */
+        sized = *facts;
+        if (plan_capture == nullptr) {
+            sized.rows = 1e18;
+            sized.bytes = PG_INT64_MAX / 2;
+            problem = pg::evaluate_policy(&sized, (double) large_table_rows,
+                                          (int64) large_table_kb * 1024, rule_levels, &verdicts,
+                                          &n);
+            if (problem == nullptr && n == 0)
+                return;
+            sized.rows = 0;
+            sized.bytes = 0;
+        }
+        resolve_size(&sized);
+        facts = &sized;
+    }
+    if (problem == nullptr)
+        problem = pg::evaluate_policy(facts, (double) large_table_rows,
+                                      (int64) large_table_kb * 1024, rule_levels, &verdicts, &n);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("safe_migrate could not check the statement: %s", problem)));

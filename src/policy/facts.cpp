@@ -242,6 +242,27 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
      * no application uses it yet */
     if (!f->created_in_transaction && is_created_table(cls->relnamespace, NameStr(cls->relname)))
         f->created_in_transaction = true;
+    ReleaseSysCache(tup);
+    /* the size is measured when a rule could use it (resolve_size): most
+     * statements no rule refuses at any size, and measuring reads the
+     * relation cache of every index and TOAST table and stat()s their files */
+    f->rows = 0;
+    f->bytes = 0;
+    f->size_of = relid;
+    f->size_reach = (int) reach;
+}
+
+void resolve_size(pg::PolicyFacts *f)
+{
+    Oid relid = f->size_of;
+    if (!OidIsValid(relid))
+        return;
+    f->size_of = InvalidOid;
+    Reach reach = (Reach) f->size_reach;
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return;
+    Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
     /* the partitions or children the statement reaches count with it */
     bool has_children = cls->relhassubclass &&
                         (reach == Reach::All ||
@@ -266,7 +287,6 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
             f->bytes += bytes;
         }
     }
-
 }
 
 /* A table this transaction created is exempt, but not what a statement on
@@ -313,6 +333,7 @@ static void reach_existing_children(Oid relid, Reach reach, pg::PolicyFacts *f)
     f->created_in_transaction = false;
     f->rows = rows;
     f->bytes = bytes;
+    f->size_of = InvalidOid;
 }
 
 /* The leaf partitions of a partitioned table that PostgreSQL still has to
@@ -929,6 +950,7 @@ static void check_constraint(Oid relid, const char *table, const char *column,
      * or validated foreign key of their own get it attached, not built or
      * checked */
     if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && !f.using_index) {
+        resolve_size(&f); /* replaced below only for the partitions it finds */
         if (con->contype == CONSTR_FOREIGN && con->fk_attrs != NIL)
             partitions_to_build(relid, con->fk_attrs, false, InvalidOid, confrelid, 0, con->pk_attrs,
                                 &f.rows, &f.bytes);
@@ -956,6 +978,7 @@ static void check_constraint(Oid relid, const char *table, const char *column,
         if (!ref_new && confrelid != relid) {
             f.created_in_transaction = false;
             relid_size(relid, &f.rows, &f.bytes);
+            f.size_of = InvalidOid;
         }
     }
     enforce(&f);
@@ -1232,6 +1255,7 @@ static void check_default_partition_scan(Oid parent, const char *parent_name,
         }
         d.rows = rows;
         d.bytes = bytes;
+        d.size_of = InvalidOid;
     }
     enforce(&d);
 }
@@ -1686,6 +1710,7 @@ static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, 
         bytes += relid_main_fork_bytes(idx);
     }
     f.index = names.data;
+    resolve_size(&f); /* rows stay the table's */
     if (n_checks == 0)
         f.bytes = bytes;
     enforce(&f);
@@ -1952,6 +1977,7 @@ void check_dropped_relation(Oid relid, int attnum)
         MemoryContextSwitchTo(old);
         return; /* exempt */
     }
+    resolve_size(&p->facts); /* now: judged after the deletions */
     if (pending_lxid != pg::compat::my_lxid()) {
         pending_columns = NIL;
         pending_lxid = pg::compat::my_lxid();
@@ -2229,6 +2255,7 @@ static void check_index(IndexStmt *stmt)
                      e->nulls_ordering == SORTBY_NULLS_DEFAULT;
         }
         Oid am = get_index_am_oid(stmt->accessMethod ? stmt->accessMethod : "btree", true);
+        resolve_size(&f); /* replaced only for the partitions it finds */
         if (plain && stmt->indexIncludingParams == NIL && OidIsValid(am))
             partitions_to_build(relid, cols, stmt->unique, am, InvalidOid, 0, NIL, &f.rows, &f.bytes);
     }

@@ -713,8 +713,10 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
                 /* every row: as many as the table has */
                 pg::PolicyFacts size;
                 memset(&size, 0, sizeof(size));
-                if (OidIsValid(*relid))
+                if (OidIsValid(*relid)) {
                     table_facts(*relid, relation, &size);
+                    resolve_size(&size);
+                }
                 migration.active = true;
                 check_large_dml(raw, size.rows);
                 migration.active = was_active;
@@ -893,8 +895,10 @@ SM_ENTRY(migrate_plan)
         memset(&facts, 0, sizeof(facts));
         if (capture.facts != NIL)
             facts = *(pg::PolicyFacts *) linitial(capture.facts);
-        else if (OidIsValid(relid))
+        else if (OidIsValid(relid)) {
             table_facts(relid, relation, &facts);
+            resolve_size(&facts);
+        }
         if (relation == nullptr && list_length(capture.facts) > 1)
             sum_reached_tables(capture.facts, &facts);
 

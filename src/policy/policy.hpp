@@ -95,6 +95,10 @@ enum class Reach { All, Partitions, Self };
 /* Facts of a table, without taking any lock. */
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *facts,
                  Reach reach = Reach::All);
+/* Measure the rows and bytes table_facts left for later (facts->size_of);
+ * nothing if they are final.  Whoever reads or replaces them calls it first
+ * (enforce does, when a rule could use them). */
+void resolve_size(pg::PolicyFacts *facts);
 
 /* How a column default (raw, as parsed) evaluates: calling a volatile
  * function (PostgreSQL then computes it for every row, by a rewrite), not
