@@ -50,6 +50,10 @@ void validate(const PacerConfig& c) {
     if (c.quiet_measure_ms > c.quiet_ms)
         bad("quiet_measure_ms (" + num(c.quiet_measure_ms) + ") must not exceed quiet_ms (" + num(c.quiet_ms) + ")");
     finite_at_least("baseline_interval_ms", c.baseline_interval_ms, 0, false);
+    finite_at_least("baseline_fill_interval_ms", c.baseline_fill_interval_ms, 0, true);
+    if (c.baseline_fill_interval_ms > c.baseline_interval_ms)
+        bad("baseline_fill_interval_ms (" + num(c.baseline_fill_interval_ms) +
+            ") must not exceed baseline_interval_ms (" + num(c.baseline_interval_ms) + ")");
 }
 
 const char* held_by_name(HeldBy h) {
@@ -132,6 +136,7 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
             // measure what the server is like without us
             present_ = true;
             arrived = true;
+            quiet_since_arrival_ = 0;
             duty_ = std::min(duty_, c.initial_duty);
         }
     } else if (now_ - last_foreground_ >= c.idle_after_ms) {
@@ -155,6 +160,7 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
                 }
             }
             last_quiet_at_ = now_;
+            ++quiet_since_arrival_;
         }
     }
     quiet_asked_ = false;
@@ -219,9 +225,14 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
 
     // A quiet time: when the application arrives, when the baseline is
     // old or not enough to judge by, or for free when the sleep is long
-    // enough anyway.
+    // enough anyway.  Right after the arrival, one quiet window is all the
+    // baseline has: if it caught a stall of the server, nothing the job
+    // does looks like an excess until the next one.  So the first few
+    // come sooner.
     if (present_ && control) {
-        const bool stale = now_ - last_quiet_at_ >= c.baseline_interval_ms;
+        const double interval = quiet_since_arrival_ < kQuietWindows ? c.baseline_fill_interval_ms
+                                                                     : c.baseline_interval_ms;
+        const bool stale = now_ - last_quiet_at_ >= interval;
         if (arrived || stale) {
             d.sleep_ms = std::max(d.sleep_ms, c.quiet_ms);
             d.quiet_probe = true;

@@ -18,10 +18,12 @@
  *    slowest requests) is "the foreground's latency";
  *  - baseline: the same quantile, of statements that ended in the last
  *    quiet_measure_ms of a time the job kept quiet for quiet_ms (when the
- *    application arrives, then every baseline_interval_ms, and whenever its
- *    own sleep is that long anyway): the lowest of the last three such
- *    windows (one stall of the server caught in a quiet window does not
- *    raise the normal), or for a sparse application all of them together;
+ *    application arrives, every baseline_fill_interval_ms until three were
+ *    measured, then every baseline_interval_ms, and whenever its own sleep
+ *    is that long anyway): the lowest of the last three such windows (one
+ *    stall of the server caught in a quiet window does not raise the
+ *    normal, not even the first one), or for a sparse application all of
+ *    them together;
  *    only those move the baseline, so the job's own effect is never
  *    learned as normal, while a server that became slower for other
  *    reasons (another load, a slower disk) is;
@@ -76,6 +78,8 @@ struct PacerConfig {
     double quiet_measure_ms = 500;    // ... from the statements of its last this many ms (the
                                       // job's own aftermath has faded by then)
     double baseline_interval_ms = 10000; // while the foreground is present, a quiet time this often
+    double baseline_fill_interval_ms = 2500; // ... but this often until three quiet times were
+                                             // measured since the application arrived
 };
 
 // Throws ScriptError ("pacer: ...") for settings that make no sense.
@@ -165,6 +169,7 @@ private:
     static constexpr int kQuietWindows = 3;
     double quiet_q_[kQuietWindows] = {-1, -1, -1};  // the quantile of each of the last quiet windows
     int quiet_next_ = 0;
+    int quiet_since_arrival_ = 0;  // quiet times measured since the application arrived
     HeldBy held_ = HeldBy::Nothing;
     HeldBy reason_ = HeldBy::Nothing;  // why the duty cycle was last cut
 };

@@ -199,6 +199,10 @@ TEST(PacerConfig, RejectsNonsense) {
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_keep = 0; }), "baseline_keep"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.quiet_ms = -1; }), "quiet_ms"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.idle_after_ms = INFINITY; }), "idle_after_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_fill_interval_ms = 0; }),
+                                  "baseline_fill_interval_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.baseline_fill_interval_ms = 20000; }),
+                                  "must not exceed baseline_interval_ms"));
 }
 
 TEST(PacerConfig, ThrottleTargetCanChangeButNotToNonsense) {
@@ -536,6 +540,72 @@ TEST(PacerSteps, AStallInAQuietWindowDoesNotRaiseTheNormal) {
     bool cut = false;
     for (int i = 0; i < 20; ++i) cut |= p.after_batch(o).held_by == sm::HeldBy::ForegroundLatency;
     EXPECT_TRUE(cut);
+}
+
+// Seen in CI (TAP 046 on the assert-enabled 18): the one quiet window right
+// after the application arrived caught a stall of the server; with that as
+// the normal nothing looked like an excess, and the job ran uncut until the
+// next quiet window 10 s later.  The first quiet windows now come sooner,
+// and the lowest of them is the normal.
+TEST(PacerSteps, AStallInTheFirstQuietWindowIsOutvotedSoon) {
+    const sm::PacerConfig cfg;
+    sm::Pacer p(throttle_defaults(), cfg);
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    const int normal = sm::latency_bucket(1000), slow = sm::latency_bucket(4000),
+              stall = sm::latency_bucket(60000);
+    o.latency.n[slow] = 100;  // the job's harm: 4 ms against a normal of 1 ms
+    auto d = p.after_batch(o);  // arrives: asks for a quiet time
+    ASSERT_TRUE(d.quiet_probe);
+    const double arrived_at = p.elapsed_ms();
+    o.quiet_latency.n[stall] = 100;  // ... which catches a stall of the server
+    d = p.after_batch(o);
+    EXPECT_GT(p.baseline_ms(), 30);
+    EXPECT_NE(d.held_by, sm::HeldBy::ForegroundLatency);
+    o.quiet_latency = sm::LatencyCounts{};
+    o.quiet_latency.n[normal] = 100;  // the later quiet windows are normal
+    double cut_at = -1;
+    for (int i = 0; i < 20000 && cut_at < 0; ++i) {
+        d = p.after_batch(o);
+        if (d.held_by == sm::HeldBy::ForegroundLatency) cut_at = p.elapsed_ms();
+    }
+    ASSERT_GE(cut_at, 0);
+    EXPECT_LT(p.baseline_ms(), 1.3);
+    // with the second quiet window (the arrival's, the fill interval, the
+    // next; batches between), long before the 10 s interval
+    EXPECT_LT(cut_at - arrived_at, cfg.baseline_fill_interval_ms + 2 * cfg.quiet_ms + 1000);
+    EXPECT_LT(cut_at - arrived_at, cfg.baseline_interval_ms);
+}
+
+// The quick quiet windows are only the first few: a sparse application
+// (too few statements in any window to judge by) does not keep the job
+// sleeping a quiet time every fill interval.
+TEST(PacerSteps, QuickQuietWindowsOnlyUntilThreeWereMeasured) {
+    const sm::PacerConfig cfg;
+    sm::Pacer p(throttle_defaults(), cfg);
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    o.latency.n[sm::latency_bucket(1000)] = 2;
+    o.quiet_latency.n[sm::latency_bucket(1000)] = 2;
+    std::vector<double> quiet_at;
+    for (int i = 0; i < 200000 && p.elapsed_ms() < 40000; ++i) {
+        const auto d = p.after_batch(o);
+        if (d.quiet_probe && d.sleep_ms >= cfg.quiet_ms) quiet_at.push_back(p.elapsed_ms());
+    }
+    ASSERT_GE(quiet_at.size(), 5u);
+    // the arrival's and two more within the fill interval ...
+    EXPECT_LT(quiet_at[2] - quiet_at[0], 2 * (cfg.baseline_fill_interval_ms + cfg.quiet_ms) + 1000);
+    // ... then the long interval
+    for (size_t i = 4; i < quiet_at.size(); ++i)
+        EXPECT_GE(quiet_at[i] - quiet_at[i - 1], cfg.baseline_interval_ms) << i;
 }
 
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
