@@ -103,6 +103,33 @@ SELECT count(*) AS statement_rows FROM safe_migrate.ddl_statements s, mark
  WHERE s.logged_at > mark.at AND s.statement LIKE 'CREATE TABLE q1%';
 UPDATE mark SET at = pg_catalog.clock_timestamp();
 
+-- what an ALTER changes is named as it is when the statement ends: a view,
+-- a materialized view, an index (its own line), a partitioned table; a
+-- rename inside a DO block names each statement's own name; temporary
+-- objects stay out
+SET safe_migrate.policy = off;
+SET ROLE sm_log_owner;
+CREATE VIEW lv AS SELECT 1 AS one;
+ALTER VIEW lv ALTER COLUMN one SET DEFAULT 2;
+ALTER MATERIALIZED VIEW mv SET (fillfactor = 70);
+CREATE INDEX mv_x ON mv (x);
+ALTER INDEX mv_x SET (fillfactor = 80);
+CREATE TEMP TABLE scratch2 (a int);
+CREATE INDEX scratch2_a ON scratch2 (a);
+ALTER TABLE scratch2 ADD COLUMN b int;
+CREATE TABLE pt (k int, note text) PARTITION BY LIST (k);
+CREATE TABLE pt_1 PARTITION OF pt FOR VALUES IN (1);
+DO $$
+BEGIN
+  ALTER TABLE pt ADD COLUMN extra int;
+  ALTER TABLE pt RENAME TO pt_r;
+  ALTER TABLE pt_r ALTER COLUMN note SET DEFAULT 'x';
+END $$;
+RESET ROLE;
+RESET safe_migrate.policy;
+SELECT * FROM public.log_since();
+UPDATE mark SET at = pg_catalog.clock_timestamp();
+
 -- migrate_apply: managed, with the migration's version; a failed migration
 -- logs nothing
 SET ROLE sm_log_owner;

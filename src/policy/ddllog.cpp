@@ -711,9 +711,31 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
             o->relname = pstrdup(NameStr(rel->rd_rel->relname));
             o->indrelid = rel->rd_index ? rel->rd_index->indrelid : InvalidOid;
             RelationClose(rel);
+            /* an index is not complete yet (its pg_index row comes after
+             * this hook): its table is looked up later where it is needed,
+             * which is not for CREATE INDEX's own (see finish_statement) */
             if (o->relkind == RELKIND_INDEX || o->relkind == RELKIND_PARTITIONED_INDEX)
-                if (!OidIsValid(o->indrelid))
-                    o->relkind = '\0'; /* not complete yet: look it up later */
+                if (!OidIsValid(o->indrelid) && strcmp(o->tag, "CREATE INDEX") != 0)
+                    o->relkind = '\0';
+        }
+    }
+    if (touch == Touch::Altered && classId == RelationRelationId && !top_frame->renames) {
+        /* a table or view an ALTER (or COMMENT, GRANT ...) changes: its
+         * name from the catalog row as the command has it in its cache
+         * now (after the command, the row's new version is a cold lookup);
+         * a rename or a move changes the name, and is looked up after */
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
+        if (HeapTupleIsValid(tup)) {
+            Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+            if (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE ||
+                c->relkind == RELKIND_VIEW || c->relkind == RELKIND_MATVIEW ||
+                c->relkind == RELKIND_FOREIGN_TABLE) {
+                o->relkind = c->relkind;
+                o->relpersistence = c->relpersistence;
+                o->relnamespace = c->relnamespace;
+                o->relname = pstrdup(NameStr(c->relname));
+            }
+            ReleaseSysCache(tup);
         }
     }
     if (touch == Touch::Dropped) {
@@ -962,7 +984,24 @@ void finish_statement(Frame *f)
              (makes_relation(o->tag) || strcmp(o->tag, "CREATE INDEX") == 0)))
             continue;
         bool by_alter = strncmp(o->tag, "ALTER ", 6) == 0;
-        if (o->relkind != '\0' && o->address.objectSubId == 0 && !by_alter) {
+        if (o->touch == Touch::Altered && o->relkind != '\0') {
+            /* a table or view this statement altered, named as collect
+             * found it (no owner: not an index, sequence or TOAST table) */
+            if (o->relpersistence == RELPERSISTENCE_TEMP)
+                continue;
+            char *nsp = get_namespace_name(o->relnamespace);
+            if (nsp == nullptr)
+                continue;
+            LogObject *n = (LogObject *) palloc0(sizeof(LogObject));
+            *n = *o;
+            n->address = a;
+            n->type = pstrdup(relkind_type(o->relkind));
+            n->identity = quote_qualified_identifier(nsp, o->relname);
+            kept = lappend(kept, n);
+            continue;
+        }
+        if (o->touch == Touch::Created && o->relkind != '\0' && o->address.objectSubId == 0 &&
+            !by_alter) {
             /* a relation this statement created, named from what the
              * relation cache had (see collect) */
             if (o->relkind == RELKIND_TOASTVALUE || o->relkind == RELKIND_COMPOSITE_TYPE ||
