@@ -984,26 +984,12 @@ void finish_statement(Frame *f)
              (makes_relation(o->tag) || strcmp(o->tag, "CREATE INDEX") == 0)))
             continue;
         bool by_alter = strncmp(o->tag, "ALTER ", 6) == 0;
-        if (o->touch == Touch::Altered && o->relkind != '\0') {
-            /* a table or view this statement altered, named as collect
-             * found it (no owner: not an index, sequence or TOAST table) */
-            if (o->relpersistence == RELPERSISTENCE_TEMP)
-                continue;
-            char *nsp = get_namespace_name(o->relnamespace);
-            if (nsp == nullptr)
-                continue;
-            LogObject *n = (LogObject *) palloc0(sizeof(LogObject));
-            *n = *o;
-            n->address = a;
-            n->type = pstrdup(relkind_type(o->relkind));
-            n->identity = quote_qualified_identifier(nsp, o->relname);
-            kept = lappend(kept, n);
-            continue;
-        }
-        if (o->touch == Touch::Created && o->relkind != '\0' && o->address.objectSubId == 0 &&
-            !by_alter) {
-            /* a relation this statement created, named from what the
-             * relation cache had (see collect) */
+        /* a relation named from what collect found: one this statement
+         * created (the relation cache had it), or a table or view it
+         * altered (the command's cached row; no owner: not an index,
+         * sequence or TOAST table) */
+        bool created = o->touch == Touch::Created && o->address.objectSubId == 0 && !by_alter;
+        if (o->relkind != '\0' && (created || o->touch == Touch::Altered)) {
             if (o->relkind == RELKIND_TOASTVALUE || o->relkind == RELKIND_COMPOSITE_TYPE ||
                 o->relpersistence == RELPERSISTENCE_TEMP)
                 continue;

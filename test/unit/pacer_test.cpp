@@ -127,6 +127,18 @@ SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms 
     return r;
 }
 
+// A 1000-row batch of 5 ms while four clients of the application run;
+// latencies filled in by each test.
+sm::PaceObservation busy_step() {
+    sm::PaceObservation o;
+    o.rows = o.batch_size = 1000;
+    o.duration_ms = 5;
+    o.have_latency = true;
+    o.foreground.started = 4;
+    o.foreground.active = 1;
+    return o;
+}
+
 sm::ThrottleConfig throttle_defaults() {
     sm::ThrottleConfig c;
     c.initial_batch = 1000;
@@ -481,12 +493,7 @@ TEST(PacerSteps, BadObservationsDoNotThrow) {
 
 TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
-    sm::PaceObservation o;
-    o.rows = o.batch_size = 1000;
-    o.duration_ms = 5;
-    o.have_latency = true;
-    o.foreground.started = 4;
-    o.foreground.active = 1;
+    sm::PaceObservation o = busy_step();
     const int slow = sm::latency_bucket(9000), fast = sm::latency_bucket(1000);
     o.latency.n[slow] = 50;
     o.quiet_latency.n[fast] = 50;  // not asked for yet: ignored
@@ -513,12 +520,7 @@ TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
 // speed under the load.  The lowest recent quiet window is the normal.
 TEST(PacerSteps, AStallInAQuietWindowDoesNotRaiseTheNormal) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
-    sm::PaceObservation o;
-    o.rows = o.batch_size = 1000;
-    o.duration_ms = 5;
-    o.have_latency = true;
-    o.foreground.started = 4;
-    o.foreground.active = 1;
+    sm::PaceObservation o = busy_step();
     const int normal = sm::latency_bucket(1000), slow = sm::latency_bucket(4000), stall = sm::latency_bucket(60000);
     o.latency.n[normal] = 100;
     o.quiet_latency.n[normal] = 100;
@@ -550,12 +552,7 @@ TEST(PacerSteps, AStallInAQuietWindowDoesNotRaiseTheNormal) {
 TEST(PacerSteps, AStallInTheFirstQuietWindowIsOutvotedSoon) {
     const sm::PacerConfig cfg;
     sm::Pacer p(throttle_defaults(), cfg);
-    sm::PaceObservation o;
-    o.rows = o.batch_size = 1000;
-    o.duration_ms = 5;
-    o.have_latency = true;
-    o.foreground.started = 4;
-    o.foreground.active = 1;
+    sm::PaceObservation o = busy_step();
     const int normal = sm::latency_bucket(1000), slow = sm::latency_bucket(4000),
               stall = sm::latency_bucket(60000);
     o.latency.n[slow] = 100;  // the job's harm: 4 ms against a normal of 1 ms
@@ -587,12 +584,7 @@ TEST(PacerSteps, AStallInTheFirstQuietWindowIsOutvotedSoon) {
 TEST(PacerSteps, QuickQuietWindowsOnlyUntilThreeWereMeasured) {
     const sm::PacerConfig cfg;
     sm::Pacer p(throttle_defaults(), cfg);
-    sm::PaceObservation o;
-    o.rows = o.batch_size = 1000;
-    o.duration_ms = 5;
-    o.have_latency = true;
-    o.foreground.started = 4;
-    o.foreground.active = 1;
+    sm::PaceObservation o = busy_step();
     o.latency.n[sm::latency_bucket(1000)] = 2;
     o.quiet_latency.n[sm::latency_bucket(1000)] = 2;
     std::vector<double> quiet_at;
@@ -610,12 +602,7 @@ TEST(PacerSteps, QuickQuietWindowsOnlyUntilThreeWereMeasured) {
 
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
-    sm::PaceObservation o;
-    o.rows = o.batch_size = 1000;
-    o.duration_ms = 5;
-    o.have_latency = true;
-    o.foreground.started = 4;
-    o.foreground.active = 1;
+    sm::PaceObservation o = busy_step();
     o.latency.n[sm::latency_bucket(50000)] = 3;  // three slow statements a step
     o.quiet_latency.n[sm::latency_bucket(500)] = 3;
     p.after_batch(o);
