@@ -125,6 +125,15 @@ BEGIN
   ALTER TABLE pt RENAME TO pt_r;
   ALTER TABLE pt_r ALTER COLUMN note SET DEFAULT 'x';
 END $$;
+-- a comment names its relation (a column's: the relation); an added column
+-- its table (and each partition); a serial column's sequence has a line
+COMMENT ON VIEW lv IS 'a view';
+COMMENT ON COLUMN lv.one IS 'a view''s column';
+COMMENT ON MATERIALIZED VIEW mv IS 'a materialized view';
+COMMENT ON INDEX mv_x IS 'an index';
+COMMENT ON TABLE scratch2 IS 'temporary: not logged';
+ALTER TABLE pt_r ADD COLUMN s serial, ADD COLUMN t text;
+ALTER TABLE scratch2 ADD COLUMN c int;
 RESET ROLE;
 RESET safe_migrate.policy;
 SELECT * FROM public.log_since();

@@ -970,16 +970,20 @@ std::string format_rows(double rows)
     return buf;
 }
 
-std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thresholds,
-                              const RuleLevels& levels)
+namespace {
+
+/* Calls found(rule, level) for every rule that fires, in order; stops when
+ * it returns false. */
+template <typename Found>
+void for_each_firing(const StatementFacts& facts, const Thresholds& thresholds,
+                     const RuleLevels& levels, Found found)
 {
-    std::vector<Verdict> out;
     if (facts.table.created_in_transaction || facts.table.temporary)
-        return out; /* nobody else can see the table */
+        return; /* nobody else can see the table */
     bool large = is_large(facts.table, thresholds);
     /* "more than large_table_rows" rows changed (threshold 0: any row) */
     if (facts.action == Action::LargeDml && !(facts.rows_affected > thresholds.large_table_rows))
-        return out;
+        return;
     for (const Rule& rule : kRules) {
         if (rule.size_dependent && !large)
             continue;
@@ -988,11 +992,35 @@ std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thr
         Level level = levels.level_of(rule.name, rule.default_level);
         if (level == Level::Off)
             continue;
+        if (!found(rule, level))
+            return;
+    }
+}
+
+}  // namespace
+
+std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thresholds,
+                              const RuleLevels& levels)
+{
+    std::vector<Verdict> out;
+    for_each_firing(facts, thresholds, levels, [&](const Rule& rule, Level level) {
         Explanation e = rule.explain(facts);
         out.push_back({std::string(rule.name), level, std::move(e.message), std::move(e.detail),
                        std::move(e.hint)});
-    }
+        return true;
+    });
     return out;
+}
+
+bool any_verdict(const StatementFacts& facts, const Thresholds& thresholds,
+                 const RuleLevels& levels)
+{
+    bool any = false;
+    for_each_firing(facts, thresholds, levels, [&](const Rule&, Level) {
+        any = true;
+        return false;
+    });
+    return any;
 }
 
 }  // namespace safe_migrate::core

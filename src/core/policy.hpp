@@ -192,4 +192,10 @@ std::string format_rows(double rows);
 std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thresholds,
                               const RuleLevels& levels);
 
+/* Would evaluate() return any verdict?  The same decision without writing
+ * the messages (the policy's first look at a statement, as if its table
+ * were huge, needs only this). */
+bool any_verdict(const StatementFacts& facts, const Thresholds& thresholds,
+                 const RuleLevels& levels);
+
 }  // namespace safe_migrate::core

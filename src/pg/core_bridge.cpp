@@ -250,6 +250,56 @@ namespace {
 
 std::string str(const char *s) { return s ? std::string(s) : std::string(); }
 
+/* The core's view of the facts PostgreSQL found. */
+core::StatementFacts statement_facts(const PolicyFacts *in)
+{
+    core::StatementFacts f;
+    f.action = static_cast<core::Action>(in->action);
+    f.server_version = PG_VERSION_NUM;
+    f.table.name = str(in->table);
+    f.table.rows = in->rows;
+    f.table.bytes = in->bytes;
+    f.table.created_in_transaction = in->created_in_transaction;
+    f.table.temporary = in->temporary;
+    f.table.partitioned = in->partitioned;
+    f.column = str(in->column);
+    f.column_type = str(in->column_type);
+    f.constraint = str(in->constraint);
+    f.index = str(in->index);
+    f.new_name = str(in->new_name);
+    f.referenced_table = str(in->referenced_table);
+    f.expression = str(in->expression);
+    for (int i = 0; i < in->n_columns; i++)
+        f.columns.push_back(str(in->columns[i]));
+    f.not_null = in->not_null;
+    f.has_default = in->has_default;
+    f.not_valid = in->not_valid;
+    f.using_index = in->using_index;
+    f.concurrently = in->concurrently;
+    f.not_null_proven = in->not_null_proven;
+    f.fk_columns_indexed = in->fk_columns_indexed;
+    f.rewrite_reasons = in->rewrite_reasons;
+    f.type_change = in->type_change;
+    f.rows_affected = in->rows_affected;
+    f.is_delete = in->is_delete;
+    f.holds_exclusive_lock = in->holds_exclusive_lock;
+    f.held_lock = static_cast<core::LockMode>(in->held_lock);
+    f.held_on = str(in->held_on);
+    f.domain = str(in->domain);
+    f.domain_command = str(in->domain_command);
+    f.bound_proven = in->bound_proven;
+    f.default_partition = in->default_partition;
+    f.partition = str(in->partition);
+    f.parent = str(in->parent);
+    f.sweep = str(in->sweep);
+    f.via = str(in->via);
+    f.cascade = in->cascade;
+    f.added_kind = str(in->added_kind);
+    f.exclusion = in->exclusion;
+    f.primary_key = in->primary_key;
+    return f;
+}
+
 }  // namespace
 
 const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 large_bytes,
@@ -257,51 +307,7 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
                             int *n_verdicts) noexcept
 {
     try {
-        core::StatementFacts f;
-        f.action = static_cast<core::Action>(in->action);
-        f.server_version = PG_VERSION_NUM;
-        f.table.name = str(in->table);
-        f.table.rows = in->rows;
-        f.table.bytes = in->bytes;
-        f.table.created_in_transaction = in->created_in_transaction;
-        f.table.temporary = in->temporary;
-        f.table.partitioned = in->partitioned;
-        f.column = str(in->column);
-        f.column_type = str(in->column_type);
-        f.constraint = str(in->constraint);
-        f.index = str(in->index);
-        f.new_name = str(in->new_name);
-        f.referenced_table = str(in->referenced_table);
-        f.expression = str(in->expression);
-        for (int i = 0; i < in->n_columns; i++)
-            f.columns.push_back(str(in->columns[i]));
-        f.not_null = in->not_null;
-        f.has_default = in->has_default;
-        f.not_valid = in->not_valid;
-        f.using_index = in->using_index;
-        f.concurrently = in->concurrently;
-        f.not_null_proven = in->not_null_proven;
-        f.fk_columns_indexed = in->fk_columns_indexed;
-        f.rewrite_reasons = in->rewrite_reasons;
-        f.type_change = in->type_change;
-        f.rows_affected = in->rows_affected;
-        f.is_delete = in->is_delete;
-        f.holds_exclusive_lock = in->holds_exclusive_lock;
-        f.held_lock = static_cast<core::LockMode>(in->held_lock);
-        f.held_on = str(in->held_on);
-        f.domain = str(in->domain);
-        f.domain_command = str(in->domain_command);
-        f.bound_proven = in->bound_proven;
-        f.default_partition = in->default_partition;
-        f.partition = str(in->partition);
-        f.parent = str(in->parent);
-        f.sweep = str(in->sweep);
-        f.via = str(in->via);
-        f.cascade = in->cascade;
-        f.added_kind = str(in->added_kind);
-        f.exclusion = in->exclusion;
-        f.primary_key = in->primary_key;
-
+        core::StatementFacts f = statement_facts(in);
         core::Thresholds t;
         t.large_table_rows = large_rows;
         t.large_table_bytes = large_bytes;
@@ -318,6 +324,23 @@ const char *evaluate_policy(const PolicyFacts *in, double large_rows, int64 larg
         }
         *verdicts = out;
         *n_verdicts = static_cast<int>(found.size());
+        return nullptr;
+    } catch (const std::exception &e) {
+        return message_of(e);
+    } catch (...) {
+        return "unknown error while checking the safe-DDL policy";
+    }
+}
+
+const char *policy_would_fire(const PolicyFacts *in, double large_rows, int64 large_bytes,
+                              const char *rule_levels, bool *fires) noexcept
+{
+    try {
+        core::Thresholds t;
+        t.large_table_rows = large_rows;
+        t.large_table_bytes = large_bytes;
+        *fires = core::any_verdict(statement_facts(in), t,
+                                   core::parse_rule_levels(str(rule_levels)));
         return nullptr;
     } catch (const std::exception &e) {
         return message_of(e);

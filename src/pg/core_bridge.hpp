@@ -146,6 +146,11 @@ const char *evaluate_policy(const PolicyFacts *facts, double large_rows, int64 l
                             const char *rule_levels, PolicyVerdict **verdicts,
                             int *n_verdicts) noexcept;
 
+/* Would evaluate_policy() find any verdict?  (*fires; no messages written.)
+ * Returns NULL or an error. */
+const char *policy_would_fire(const PolicyFacts *facts, double large_rows, int64 large_bytes,
+                              const char *rule_levels, bool *fires) noexcept;
+
 /* NULL if the "rule=level, ..." spec is valid, else what is wrong. */
 const char *check_rule_levels(const char *spec) noexcept;
 

@@ -229,6 +229,9 @@ struct LogObject {
     Oid relnamespace;
     Oid indrelid;            /* an index's table */
     char *relname;
+    /* a table or view a statement changed (ALTER, COMMENT ...), captured
+     * from the catalog row the command has in its cache: its line names it */
+    bool from_row;
 };
 
 /* A utility statement in progress.  Frames and their objects live in
@@ -665,6 +668,31 @@ bool part_of_named_drop(Frame *f, const ObjectAddress *owner)
     return list_member_oid(f->named_drops, owner->objectId);
 }
 
+/*
+ * Name a table, view, materialized view or foreign table a statement
+ * changes from its catalog row as the command has it in its cache right
+ * now (the row of the moment: a command's change to it becomes visible at
+ * the next command counter increment).  Other kinds keep the catalog
+ * lookup after the statement.
+ */
+void name_from_row(LogObject *o, Oid relid)
+{
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return;
+    Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+    if (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE ||
+        c->relkind == RELKIND_VIEW || c->relkind == RELKIND_MATVIEW ||
+        c->relkind == RELKIND_FOREIGN_TABLE) {
+        o->relkind = c->relkind;
+        o->relpersistence = c->relpersistence;
+        o->relnamespace = c->relnamespace;
+        o->relname = pstrdup(NameStr(c->relname));
+        o->from_row = true;
+    }
+    ReleaseSysCache(tup);
+}
+
 void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
     Touch touch;
@@ -719,25 +747,14 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
                     o->relkind = '\0';
         }
     }
-    if (touch == Touch::Altered && classId == RelationRelationId && !top_frame->renames) {
-        /* a table or view an ALTER (or COMMENT, GRANT ...) changes: its
-         * name from the catalog row as the command has it in its cache
-         * now (after the command, the row's new version is a cold lookup);
-         * a rename or a move changes the name, and is looked up after */
-        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objectId));
-        if (HeapTupleIsValid(tup)) {
-            Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
-            if (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE ||
-                c->relkind == RELKIND_VIEW || c->relkind == RELKIND_MATVIEW ||
-                c->relkind == RELKIND_FOREIGN_TABLE) {
-                o->relkind = c->relkind;
-                o->relpersistence = c->relpersistence;
-                o->relnamespace = c->relnamespace;
-                o->relname = pstrdup(NameStr(c->relname));
-            }
-            ReleaseSysCache(tup);
-        }
-    }
+    /* a table or view an ALTER (or COMMENT, GRANT ...) changes, or a column
+     * it adds: named now (after the command, the row's new version is a
+     * cold lookup); a rename or a move changes the name, and is looked up
+     * after */
+    if (classId == RelationRelationId && !top_frame->renames &&
+        (touch == Touch::Altered ||
+         (touch == Touch::Created && subId != 0 && strncmp(o->tag, "ALTER ", 6) == 0)))
+        name_from_row(o, objectId);
     if (touch == Touch::Dropped) {
         /* the last moment it can be named */
         bool never = false;
@@ -906,6 +923,9 @@ void statement_target(Frame *f)
     o->address = address;
     o->touch = Touch::Altered;
     o->tag = f->tag;
+    /* COMMENT ON TABLE / COLUMN ... names no new name: the row it found */
+    if (address.classId == RelationRelationId && !f->renames)
+        name_from_row(o, address.objectId);
     f->objects = lappend(f->objects, o);
     MemoryContextSwitchTo(old);
 }
@@ -989,7 +1009,7 @@ void finish_statement(Frame *f)
          * altered (the command's cached row; no owner: not an index,
          * sequence or TOAST table) */
         bool created = o->touch == Touch::Created && o->address.objectSubId == 0 && !by_alter;
-        if (o->relkind != '\0' && (created || o->touch == Touch::Altered)) {
+        if (o->relkind != '\0' && (created || o->from_row)) {
             if (o->relkind == RELKIND_TOASTVALUE || o->relkind == RELKIND_COMPOSITE_TYPE ||
                 o->relpersistence == RELPERSISTENCE_TEMP)
                 continue;

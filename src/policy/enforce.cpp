@@ -295,10 +295,10 @@ void enforce(const pg::PolicyFacts *facts)
         if (plan_capture == nullptr) {
             sized.rows = 1e18;
             sized.bytes = PG_INT64_MAX / 2;
-            problem = pg::evaluate_policy(&sized, (double) large_table_rows,
-                                          (int64) large_table_kb * 1024, rule_levels, &verdicts,
-                                          &n);
-            if (problem == nullptr && n == 0)
+            bool fires = true;
+            problem = pg::policy_would_fire(&sized, (double) large_table_rows,
+                                            (int64) large_table_kb * 1024, rule_levels, &fires);
+            if (problem == nullptr && !fires)
                 return;
             sized.rows = 0;
             sized.bytes = 0;

@@ -214,18 +214,26 @@ static bool relid_size(Oid relid, double *rows, int64 *bytes)
     return true;
 }
 
+/* Was relid created by this transaction (from new_objects_from on)? */
+static bool created_in_this_transaction(Oid relid)
+{
+    bool created = false;
+    Relation rel = RelationIdGetRelation(relid);
+    if (RelationIsValid(rel)) {
+        created = rel->rd_createSubid != InvalidSubTransactionId &&
+                  rel->rd_createSubid >= new_objects_from;
+        RelationClose(rel);
+    }
+    return created;
+}
+
 void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach reach)
 {
     f->table = written_name;
 
     /* created in this transaction: only this transaction can see it, every
      * rule exempts it, and nothing else needs looking up */
-    Relation rel = RelationIdGetRelation(relid);
-    if (RelationIsValid(rel)) {
-        f->created_in_transaction = rel->rd_createSubid != InvalidSubTransactionId &&
-                                    rel->rd_createSubid >= new_objects_from;
-        RelationClose(rel);
-    }
+    f->created_in_transaction = created_in_this_transaction(relid);
     if (f->created_in_transaction && f->table != nullptr)
         return;
 
@@ -1926,9 +1934,6 @@ void check_dropped_relation(Oid relid, int attnum)
     char kind = get_rel_relkind(relid);
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         return;
-    /* an extension's own tables go with it */
-    if (OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
-        return;
     const char *column = nullptr;
     if (attnum != 0) {
         if (attnum < 0)
@@ -1956,6 +1961,11 @@ void check_dropped_relation(Oid relid, int attnum)
     /* judged when the statement named it (a column of a table judged as a
      * whole goes with the table) */
     if (was_judged(relid, column) || (column != nullptr && was_judged(relid, nullptr)))
+        return;
+    /* every rule exempts a table this transaction created; the policy is
+     * this database's; an extension's own tables go with it */
+    if (created_in_this_transaction(relid) || !active_here() ||
+        OidIsValid(getExtensionOfObject(RelationRelationId, relid)))
         return;
     const char *via = drop_via && judged_lxid == pg::compat::my_lxid() ? drop_via : "the statement";
     if (column == nullptr) {

@@ -161,6 +161,9 @@ bool added_column_filled(const ColumnDef *def);
  * every table (attnum 0) or column PostgreSQL is about to delete;
  * remember_judged_drop for what a statement named and was judged on. */
 void note_ddl_statement(const char *tag);
+/* Is safe_migrate created in this database?  (The hooks are per process;
+ * the policy is per database.)  A catalog lookup: ask last. */
+bool active_here(void);
 void check_dropped_relation(Oid relid, int attnum);
 /* migrate_plan and the precheck: an existing table a statement drops or
  * empties through what an earlier statement of the script did (it inherits

@@ -61,6 +61,13 @@ namespace safe_migrate::policy {
 extern int ddl_log_max_statement_bytes;
 extern int ddl_log_retention_min;
 
+/* Is safe_migrate created in this database?  (The hook is per process; the
+ * policy is per database.) */
+bool active_here(void)
+{
+    return IsTransactionState() && OidIsValid(get_extension_oid("safe_migrate", true));
+}
+
 namespace {
 
 ProcessUtility_hook_type prev_process_utility = nullptr;
@@ -72,13 +79,6 @@ EventTriggerData *trigger_data(FunctionCallInfo fcinfo)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("function can only be called as an event trigger")));
     return (EventTriggerData *) fcinfo->context;
-}
-
-/* Is safe_migrate created in this database?  (The hook is per process; the
- * policy is per database.) */
-bool active_here(void)
-{
-    return IsTransactionState() && OidIsValid(get_extension_oid("safe_migrate", true));
 }
 
 /* Every table and column PostgreSQL deletes, whatever statement deletes it
@@ -177,8 +177,7 @@ void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int su
     char kind = get_rel_relkind(objectId); /* before the extension lookup: cheap */
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         return;
-    if (active_here())
-        check_dropped_relation(objectId, subId);
+    check_dropped_relation(objectId, subId); /* looks whether it is active here */
 }
 
 void run_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
