@@ -99,7 +99,7 @@ CREATE TABLE q1 (a int) \; CREATE TABLE q2 (a int);
 CREATE TABLE q1 (a int);
 RESET ROLE;
 SELECT * FROM public.log_since();
-SELECT count(*) AS statement_rows FROM safe_migrate.ddl_statements s, mark
+SELECT count(*) AS statement_texts FROM safe_migrate.ddl_entries s, mark
  WHERE s.logged_at > mark.at AND s.statement LIKE 'CREATE TABLE q1%';
 UPDATE mark SET at = pg_catalog.clock_timestamp();
 

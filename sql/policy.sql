@@ -190,7 +190,7 @@ RESET safe_migrate.ddl_log_max_statement_bytes;
 SELECT command_tag, object_identity, statement, statement_bytes, statement_truncated
   FROM safe_migrate.ddl_log WHERE object_identity LIKE '%log\_%' ORDER BY logged_at;
 SELECT count(*) AS statements
-  FROM safe_migrate.ddl_statements WHERE statement LIKE 'CREATE TABLE log_a%';
+  FROM safe_migrate.ddl_entries WHERE statement LIKE 'CREATE TABLE log_a%';
 SELECT statement FROM migrate_drift() WHERE object_identity = 'public.log_b';
 SET safe_migrate.policy = off;
 DROP TABLE log_a, log_b;

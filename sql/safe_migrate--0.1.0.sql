@@ -281,53 +281,48 @@ GRANT SET ON PARAMETER safe_migrate.ddl_log_max_statement_bytes TO safe_migrate_
 GRANT SET ON PARAMETER safe_migrate.ddl_log_retention TO safe_migrate_admin;
 
 -- Every DDL statement of every session of this database, on permanent
--- objects (temporary ones are nobody else's business and are not logged).
--- The text of a statement is kept once, however many objects it touches
--- (a DO block creating 300 tables is one statement), and at most
--- safe_migrate.ddl_log_max_statement_bytes of it.  The extension's hooks
--- collect a transaction's DDL and write it to these tables when the
--- transaction commits, directly (no SPI, no executor), so they have no
--- index, no serial
--- id (a sequence would change the session's lastval() behind every DDL
+-- objects (temporary ones are nobody else's business and are not logged):
+-- one row per object a statement touched.  The text of a statement is kept
+-- once, on its first row, however many objects it touches (a DO block
+-- creating 300 tables is one statement), and at most
+-- safe_migrate.ddl_log_max_statement_bytes of it; its other rows have NULL
+-- statement and statement_bytes.  The extension's hooks collect a
+-- transaction's DDL and write it here when the transaction commits,
+-- directly (no SPI, no executor), so the table has no index, no serial id
+-- (a sequence would change the session's lastval() behind every DDL
 -- statement) and no foreign key: a statement is identified by the
--- transaction that ran it and its number in that transaction.
-CREATE TABLE safe_migrate.ddl_statements (
+-- transaction that ran it and its number in that transaction.  Most
+-- statements touch one object: one row each.
+CREATE TABLE safe_migrate.ddl_entries (
+    logged_at         timestamptz NOT NULL,
     xid               xid8 NOT NULL,      -- the top-level transaction
     seq               integer NOT NULL,   -- the statement's number in it
-    logged_at         timestamptz NOT NULL,
-    statement         text,               -- the first ddl_log_max_statement_bytes of it
-    statement_bytes   integer NOT NULL,   -- the length of the whole statement
-    managed           boolean NOT NULL,   -- run by migrate_apply / migrate_rollback
-    migration_version text
-);
-CREATE TABLE safe_migrate.ddl_objects (
-    logged_at         timestamptz NOT NULL,
-    xid               xid8 NOT NULL,
-    seq               integer NOT NULL,
     role_name         name NOT NULL,
     command_tag       text NOT NULL,
     object_type       text,
     object_identity   text,
-    in_extension      boolean NOT NULL DEFAULT false
+    in_extension      boolean NOT NULL DEFAULT false,
+    managed           boolean NOT NULL,   -- run by migrate_apply / migrate_rollback
+    migration_version text,
+    statement_bytes   integer,            -- the length of the whole statement (first row)
+    statement         text                -- its first ddl_log_max_statement_bytes (first row)
 );
--- When the log was last trimmed to safe_migrate.ddl_log_retention: the
--- session that writes to the log trims it when this is older than ten
--- minutes (each session looks at most once a minute).
 CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz NOT NULL);
 INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
 
--- One row per object, as it always was.
+-- One row per object, each with its statement's text.
 CREATE VIEW safe_migrate.ddl_log AS
-SELECT o.logged_at, o.role_name, o.command_tag, o.object_type, o.object_identity,
-       s.statement, s.managed, s.migration_version, o.in_extension,
+SELECT e.logged_at, e.role_name, e.command_tag, e.object_type, e.object_identity,
+       s.statement, e.managed, e.migration_version, e.in_extension,
        s.statement_bytes,
        (s.statement_bytes > coalesce(pg_catalog.octet_length(s.statement), 0)) AS statement_truncated
-  FROM safe_migrate.ddl_objects o
-  LEFT JOIN safe_migrate.ddl_statements s ON s.xid OPERATOR(pg_catalog.=) o.xid AND s.seq = o.seq;
-REVOKE ALL ON safe_migrate.ddl_statements, safe_migrate.ddl_objects,
-              safe_migrate.ddl_log_trimmed, safe_migrate.ddl_log FROM PUBLIC;
-GRANT SELECT ON safe_migrate.ddl_statements, safe_migrate.ddl_objects,
-                safe_migrate.ddl_log TO safe_migrate_admin;
+  FROM safe_migrate.ddl_entries e
+  LEFT JOIN safe_migrate.ddl_entries s
+    ON s.xid OPERATOR(pg_catalog.=) e.xid AND s.seq OPERATOR(pg_catalog.=) e.seq
+   AND s.statement_bytes IS NOT NULL;
+REVOKE ALL ON safe_migrate.ddl_entries, safe_migrate.ddl_log_trimmed, safe_migrate.ddl_log
+  FROM PUBLIC;
+GRANT SELECT ON safe_migrate.ddl_entries, safe_migrate.ddl_log TO safe_migrate_admin;
 -- The log is an audit trail of this database's DDL, not state: pg_dump
 -- does not carry it (a restore's own DDL would collide with it).
 

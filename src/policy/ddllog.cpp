@@ -25,11 +25,13 @@
  *    row type or array type that belongs to another object of the statement
  *    is that object), named, and kept in the transaction's memory;
  *  - at PRE_COMMIT (or PRE_PREPARE) the kept statements are written, one
- *    ddl_statements row per statement text and one ddl_objects row per
- *    object, heap tuples directly (the tables have no index, trigger or
- *    policy to honour).  A rolled-back subtransaction takes its statements
- *    with it; an aborted transaction writes nothing.  So the log shows a
- *    transaction's DDL once it commits.
+ *    ddl_entries row per object, the statement's text on its first row
+ *    only, heap tuples directly (the table has no index, trigger or policy
+ *    to honour).  One table, and no row of its own for a statement: most
+ *    statements touch one object, and a row written costs about as much as
+ *    the rest of the logging.  A rolled-back subtransaction takes its
+ *    statements with it; an aborted transaction writes nothing.  So the log
+ *    shows a transaction's DDL once it commits.
  *
  * Temporary objects, shared objects (databases, roles, tablespaces, which
  * the log of one database does not describe), event triggers, and what an
@@ -121,23 +123,23 @@ namespace {
 /* ---------- the log's tables ---------- */
 
 struct LogRelations {
-    Oid statements;
-    Oid objects;
+    Oid entries;
     Oid trimmed;
 };
 
-/* The columns, in order, and their types. */
-enum { kStXid, kStSeq, kStLoggedAt, kStText, kStBytes, kStManaged, kStVersion, kStCols };
-enum { kObLoggedAt, kObXid, kObSeq, kObRole, kObTag, kObType, kObIdentity, kObInExtension, kObCols };
-const Oid kStTypes[kStCols] = {XID8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, INT4OID, BOOLOID, TEXTOID};
-const Oid kObTypes[kObCols] = {TIMESTAMPTZOID, XID8OID, INT4OID, NAMEOID,
-                               TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+/* The columns of ddl_entries, in order, and their types. */
+enum {
+    kLoggedAt, kXid, kSeq, kRole, kTag, kType, kIdentity, kInExtension, kManaged, kVersion,
+    kBytes, kText, kCols
+};
+const Oid kTypes[kCols] = {TIMESTAMPTZOID, XID8OID, INT4OID, NAMEOID, TEXTOID, TEXTOID,
+                           TEXTOID, BOOLOID, BOOLOID, TEXTOID, INT4OID, TEXTOID};
 const Oid kTrTypes[1] = {TIMESTAMPTZOID};
 
 /* Relations found to have the log's exact shape, in this backend (a
  * backend serves one database).  Re-checked when the name leads elsewhere
  * (the extension dropped and created again). */
-Oid shaped[3] = {InvalidOid, InvalidOid, InvalidOid};
+Oid shaped[2] = {InvalidOid, InvalidOid};
 
 /*
  * Is relid one of the log's tables, as the extension made it?  The hooks
@@ -182,8 +184,7 @@ LogRelations cached_log;
 
 void forget_log_relations(Datum arg, Oid relid)
 {
-    if (!OidIsValid(relid) || relid == cached_log.statements || relid == cached_log.objects ||
-        relid == cached_log.trimmed)
+    if (!OidIsValid(relid) || relid == cached_log.entries || relid == cached_log.trimmed)
         log_cached = false;
 }
 
@@ -196,11 +197,9 @@ bool log_relations(LogRelations *r)
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp))
         return false;
-    r->statements = get_relname_relid("ddl_statements", nsp);
-    r->objects = get_relname_relid("ddl_objects", nsp);
+    r->entries = get_relname_relid("ddl_entries", nsp);
     r->trimmed = get_relname_relid("ddl_log_trimmed", nsp);
-    bool ok = log_table(r->statements, 0, kStTypes, kStCols) &&
-              log_table(r->objects, 1, kObTypes, kObCols) && log_table(r->trimmed, 2, kTrTypes, 1);
+    bool ok = log_table(r->entries, 0, kTypes, kCols) && log_table(r->trimmed, 1, kTrTypes, 1);
     if (ok) {
         cached_log = *r;
         log_cached = true;
@@ -775,8 +774,8 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
         /* DROP EXTENSION safe_migrate, or someone dropping the log itself:
          * nothing of this transaction can be written any more */
         if (classId == RelationRelationId && subId == 0 && !o->skip && o->identity &&
-            (strcmp(o->identity, "safe_migrate.ddl_statements") == 0 ||
-             strcmp(o->identity, "safe_migrate.ddl_objects") == 0)) {
+            (strcmp(o->identity, "safe_migrate.ddl_entries") == 0 ||
+             strcmp(o->identity, "safe_migrate.ddl_log_trimmed") == 0)) {
             log_gone = true;
             log_gone_lxid = pg::compat::my_lxid();
         }
@@ -1181,37 +1180,19 @@ void write_pending(void)
         PushActiveSnapshot(GetTransactionSnapshot());
         pushed = true;
     }
-    Relation statements = table_open(r.statements, RowExclusiveLock);
-    Relation objects = table_open(r.objects, RowExclusiveLock);
+    Relation log = table_open(r.entries, RowExclusiveLock);
+    TupleDesc desc = RelationGetDescr(log);
     const LogEntry *prev = nullptr;
     int32 seq = 0;
     TimestampTz last_at = 0;
     ListCell *lc;
     foreach (lc, entries) {
         const LogEntry *e = (const LogEntry *) lfirst(lc);
-        /* one row per statement text: the statements of one query string
-         * (and the same migration) share it */
-        if (prev == nullptr || !same_statement(prev, e)) {
+        /* one text per statement: the statements of one query string (and
+         * the same migration) share it, on the first row */
+        bool carries_text = prev == nullptr || !same_statement(prev, e);
+        if (carries_text)
             seq++;
-            Datum values[kStCols];
-            bool nulls[kStCols] = {false};
-            values[kStXid] = FullTransactionIdGetDatum(xid);
-            values[kStSeq] = Int32GetDatum(seq);
-            values[kStLoggedAt] = TimestampTzGetDatum(e->at);
-            if (e->kept)
-                values[kStText] = PointerGetDatum(cstring_to_text_with_len(e->kept, (int) e->kept_len));
-            else
-                nulls[kStText] = true;
-            values[kStBytes] = Int32GetDatum((int32) Min(e->bytes, (size_t) PG_INT32_MAX));
-            values[kStManaged] = BoolGetDatum(e->managed);
-            if (e->version)
-                values[kStVersion] = CStringGetTextDatum(e->version);
-            else
-                nulls[kStVersion] = true;
-            HeapTuple tuple = heap_form_tuple(RelationGetDescr(statements), values, nulls);
-            simple_heap_insert(statements, tuple);
-            heap_freetuple(tuple);
-        }
         prev = e;
         ListCell *oc;
         foreach (oc, e->objects) {
@@ -1219,26 +1200,42 @@ void write_pending(void)
             /* strictly increasing times keep the order of the statements */
             TimestampTz at = e->at > last_at ? e->at : last_at + 1;
             last_at = at;
-            Datum values[kObCols];
-            bool nulls[kObCols] = {false};
-            values[kObLoggedAt] = TimestampTzGetDatum(at);
-            values[kObXid] = FullTransactionIdGetDatum(xid);
-            values[kObSeq] = Int32GetDatum(seq);
-            values[kObRole] = NameGetDatum(&e->role);
-            values[kObTag] = CStringGetTextDatum(o->tag ? o->tag : "");
-            values[kObType] = CStringGetTextDatum(o->type);
+            Datum values[kCols];
+            bool nulls[kCols] = {false};
+            values[kLoggedAt] = TimestampTzGetDatum(at);
+            values[kXid] = FullTransactionIdGetDatum(xid);
+            values[kSeq] = Int32GetDatum(seq);
+            values[kRole] = NameGetDatum(&e->role);
+            values[kTag] = CStringGetTextDatum(o->tag ? o->tag : "");
+            values[kType] = CStringGetTextDatum(o->type);
             if (o->identity)
-                values[kObIdentity] = CStringGetTextDatum(o->identity);
+                values[kIdentity] = CStringGetTextDatum(o->identity);
             else
-                nulls[kObIdentity] = true;
-            values[kObInExtension] = BoolGetDatum(false);
-            HeapTuple tuple = heap_form_tuple(RelationGetDescr(objects), values, nulls);
-            simple_heap_insert(objects, tuple);
+                nulls[kIdentity] = true;
+            values[kInExtension] = BoolGetDatum(false);
+            values[kManaged] = BoolGetDatum(e->managed);
+            if (e->version)
+                values[kVersion] = CStringGetTextDatum(e->version);
+            else
+                nulls[kVersion] = true;
+            if (carries_text) {
+                values[kBytes] = Int32GetDatum((int32) Min(e->bytes, (size_t) PG_INT32_MAX));
+                if (e->kept)
+                    values[kText] = PointerGetDatum(
+                        cstring_to_text_with_len(e->kept, (int) e->kept_len));
+                else
+                    nulls[kText] = true;
+                carries_text = false;
+            } else {
+                nulls[kBytes] = true;
+                nulls[kText] = true;
+            }
+            HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+            simple_heap_insert(log, tuple);
             heap_freetuple(tuple);
         }
     }
-    table_close(objects, NoLock);
-    table_close(statements, NoLock);
+    table_close(log, NoLock);
     /* whoever writes to the log keeps it trimmed */
     maybe_trim_log(&r);
     if (pushed)
@@ -1288,7 +1285,7 @@ void at_subxact_event(SubXactEvent event, SubTransactionId mySubid, SubTransacti
 
 constexpr int64 kTrimEveryUs = 10 * 60 * USECS_PER_SEC;   /* the log is trimmed this often */
 constexpr int64 kTrimCheckEveryUs = 60 * USECS_PER_SEC;   /* a session looks this often */
-constexpr int64 kTrimMaxRows = 10000;                     /* per table and trim */
+constexpr int64 kTrimMaxRows = 10000;                     /* per trim */
 TimestampTz next_trim_check = 0;
 
 /* Delete up to `limit` rows older than `cutoff` (column `col`), skipping
@@ -1369,10 +1366,9 @@ int64 trim_log(const LogRelations *r, bool now_please)
         return -1;
     }
     TimestampTz cutoff = now - (int64) ddl_log_retention_min * 60 * USECS_PER_SEC;
-    int64 objects = delete_older(r->objects, kObLoggedAt + 1, cutoff, kTrimMaxRows);
-    int64 statements = delete_older(r->statements, kStLoggedAt + 1, cutoff, kTrimMaxRows);
+    int64 deleted = delete_older(r->entries, kLoggedAt + 1, cutoff, kTrimMaxRows);
     /* all done: record it; else the next look (a minute later) goes on */
-    if (objects < kTrimMaxRows && statements < kTrimMaxRows && ItemPointerIsValid(&tid)) {
+    if (deleted < kTrimMaxRows && ItemPointerIsValid(&tid)) {
         Datum values[1] = {TimestampTzGetDatum(now)};
         bool nulls[1] = {false};
         HeapTuple tuple = heap_form_tuple(RelationGetDescr(trimmed), values, nulls);
@@ -1381,7 +1377,7 @@ int64 trim_log(const LogRelations *r, bool now_please)
     }
     /* the lock stays until the end of the transaction */
     table_close(trimmed, NoLock);
-    return objects + statements;
+    return deleted;
 }
 
 void maybe_trim_log(const LogRelations *r)

@@ -168,8 +168,7 @@ is(as('other', q{SELECT count(*) FROM migrate_verify('[{"version": "sec-4"}]')})
 # The DDL log
 # ---------------------------------------------------------------------------
 
-my $log_size = q{SELECT pg_total_relation_size('safe_migrate.ddl_statements')
-                      + pg_total_relation_size('safe_migrate.ddl_objects')};
+my $log_size = q{SELECT pg_total_relation_size('safe_migrate.ddl_entries')};
 my $pad = join('', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9)[ ($_ * 7919) % 62 ] } 1 .. 1_000_000);
 
 my $before = $node->safe_psql('postgres', $log_size);
@@ -259,28 +258,26 @@ like($err, qr/permission denied/, 'other may not trim the log');
 # Retention, enforced by the sessions that write to the log.
 $node->safe_psql(
 	'postgres', q{
-	UPDATE safe_migrate.ddl_objects SET logged_at = logged_at - interval '40 days'
+	UPDATE safe_migrate.ddl_entries SET logged_at = logged_at - interval '40 days'
 	 WHERE object_identity LIKE 'app.rt%';
-	UPDATE safe_migrate.ddl_statements SET logged_at = logged_at - interval '40 days'
-	 WHERE statement_bytes > 1000000;
 	UPDATE safe_migrate.ddl_log_trimmed SET trimmed_at = now() - interval '1 hour';
 });
 as('app', 'CREATE TABLE app.after_trim (id int)');
 is( $node->safe_psql(
 		'postgres', q{
-	SELECT (SELECT count(*) FROM safe_migrate.ddl_objects WHERE object_identity LIKE 'app.rt%')
-	       || ',' || (SELECT count(*) FROM safe_migrate.ddl_statements WHERE statement_bytes > 1000000)
+	SELECT (SELECT count(*) FROM safe_migrate.ddl_entries WHERE object_identity LIKE 'app.rt%')
+	       || ',' || (SELECT count(*) FROM safe_migrate.ddl_entries WHERE statement_bytes > 1000000)
 	       || ',' || (SELECT count(*) FROM safe_migrate.ddl_log WHERE object_identity = 'app.after_trim')
 	       || ',' || (SELECT trimmed_at > now() - interval '1 minute' FROM safe_migrate.ddl_log_trimmed)}),
 	'0,0,1,true', 'the next DDL statement deletes entries older than the 30 days retention');
 
 # ... not again within ten minutes; the admin can trim now.
 $node->safe_psql('postgres',
-	q{UPDATE safe_migrate.ddl_objects SET logged_at = logged_at - interval '40 days'
+	q{UPDATE safe_migrate.ddl_entries SET logged_at = logged_at - interval '40 days'
 	   WHERE object_identity = 'app.after_trim'});
 as('app', 'CREATE TABLE app.after_trim2 (id int)');
 is($node->safe_psql('postgres',
-		q{SELECT count(*) FROM safe_migrate.ddl_objects WHERE object_identity = 'app.after_trim'}),
+		q{SELECT count(*) FROM safe_migrate.ddl_entries WHERE object_identity = 'app.after_trim'}),
 	'1', 'the log is trimmed at most every ten minutes');
 is(as('admin', 'SELECT safe_migrate.ddl_log_trim()'), '1', 'admin trims it now: one row');
 is(as('admin', q{SET safe_migrate.ddl_log_retention = 0; SELECT safe_migrate.ddl_log_trim()}),

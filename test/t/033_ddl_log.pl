@@ -81,26 +81,24 @@ is($node->safe_psql('bare',
 $node->safe_psql('bare', 'GRANT CREATE ON DATABASE bare TO app');
 ($rc, $out, $err) = try_as_role($node, 'app', q{
 	CREATE SCHEMA safe_migrate;
-	CREATE TABLE safe_migrate.ddl_statements (x text);
-	CREATE TABLE safe_migrate.ddl_objects (x text, y text);
+	CREATE TABLE safe_migrate.ddl_entries (x text, y text);
 	CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz);
 	INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
 	CREATE SCHEMA appx;
 	CREATE TABLE appx.victim (id int PRIMARY KEY);
 	ALTER TABLE appx.victim ADD COLUMN v text;
 	DROP TABLE appx.victim;
-	SELECT (SELECT count(*) FROM safe_migrate.ddl_statements) + (SELECT count(*) FROM safe_migrate.ddl_objects);
+	SELECT count(*) FROM safe_migrate.ddl_entries;
 }, db => 'bare');
 is($rc, 0, 'a fake log in a database without the extension: DDL runs') or diag($err);
 is($out, '0', 'and nothing is written into the fake tables');
 ($rc, $out, $err) = try_as_role($node, 'app', q{
-	DROP TABLE safe_migrate.ddl_statements, safe_migrate.ddl_objects;
-	CREATE TABLE safe_migrate.ddl_statements (xid xid8, seq int, logged_at timestamptz, statement text,
-		statement_bytes int, managed boolean, migration_version text);
-	CREATE TABLE safe_migrate.ddl_objects (logged_at timestamptz, xid xid8, seq int, role_name name,
-		command_tag text, object_type text, object_identity text, in_extension boolean);
+	DROP TABLE safe_migrate.ddl_entries;
+	CREATE TABLE safe_migrate.ddl_entries (logged_at timestamptz, xid xid8, seq int, role_name name,
+		command_tag text, object_type text, object_identity text, in_extension boolean,
+		managed boolean, migration_version text, statement_bytes int, statement text);
 	CREATE TABLE appx.victim2 (id int);
-	SELECT (SELECT count(*) FROM safe_migrate.ddl_statements) + (SELECT count(*) FROM safe_migrate.ddl_objects);
+	SELECT count(*) FROM safe_migrate.ddl_entries;
 }, db => 'bare');
 is($out, '0', 'nor into tables of the right shape that a plain role owns') or diag($err);
 ok($node->safe_psql('bare', 'SELECT 1') eq '1', 'the server is up');
@@ -117,7 +115,7 @@ like($err, qr/permission denied/, 'a plain role cannot read the log');
 	'SET safe_migrate.ddl_log_max_statement_bytes = 0; CREATE TABLE app.hidden (a int)');
 like($err, qr/permission denied to set parameter/, 'nor shorten what it keeps');
 ($rc, $out, $err) = try_as_role($node, 'app',
-	'DELETE FROM safe_migrate.ddl_objects; DELETE FROM safe_migrate.ddl_statements');
+	'DELETE FROM safe_migrate.ddl_entries');
 like($err, qr/permission denied/, 'nor delete from it');
 
 # DROP EXTENSION with other DDL in the same transaction
