@@ -74,7 +74,7 @@ for my $m ($first, $second, $third)
 }
 
 is( $node->safe_psql('postgres',
-		q{SELECT string_agg(indexrelid::regclass::text || ':' || indisvalid, ',' ORDER BY 1)
+		q{SELECT string_agg(indexrelid::regclass::text || ':' || indisvalid, ',' ORDER BY indexrelid::regclass::text)
 		    FROM pg_index WHERE indrelid = 'items'::regclass}),
 	'items_id:true,items_note:true',
 	'both concurrent builds produced valid indexes');
