@@ -14,7 +14,8 @@
 #      backfill ends) against the baseline's; targets p99 <= 1.5x baseline,
 #      max < 50 ms.  A 1 Hz sampler records the job's progress view
 #      (rate, throttled_by, the worker's probe, duty): a monitoring query
-#      once a second, as a DBA would run.
+#      once a second over one connection, as a DBA would run, in the
+#      baseline runs too.
 # Writes OUT_DIR/result.txt, latency.dat, rate.dat and latency.svg (the
 # foreground's latency and the backfill's rate over time, last run; drawn
 # by awk, no plotting tool needed).
@@ -128,6 +129,27 @@ finish_load() {
     local n; n="$(failed "$OUT/$1".[0-9]*)"
     [[ "$n" == 0 ]] || die "$1: $n failed transactions"
 }
+# The monitoring a DBA runs: the job's progress view once a second, over one
+# connection (a monitoring agent keeps its connection; a new one every
+# second would be a fork and a cold catalog cache each time, felt by the
+# foreground).  In the baseline runs too (job id 0: no row), so both sides
+# carry the same monitoring.
+start_sampler() {  # NAME JOB_ID (SAMPLER)
+    local q="SELECT extract(epoch FROM clock_timestamp()), status, rows_done, rows_per_second,
+                    coalesce(throttled_by, ''), coalesce(foreground_latency_ms, -1),
+                    coalesce(foreground_baseline_ms, -1), coalesce(duty, 1)
+               FROM safe_migrate.backfills WHERE id = $2;"
+    q="${q//$'\n'/ }"
+    ( while :; do echo "$q"; sleep 1; done |
+        stdbuf -oL "$PSQL" -X -q -At -F '|' -d bench >"$OUT/$1.samples" 2>/dev/null ) &
+    SAMPLER=$!
+    BG_PIDS+=("$SAMPLER")
+}
+stop_sampler() {
+    pkill -P "$SAMPLER" 2>/dev/null || true
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+}
 
 RESULT="$OUT_DIR/result.txt"
 {
@@ -180,7 +202,10 @@ for run in $(seq 1 "$RUNS"); do
     fresh_users
     warm_up
     load "base$run"
+    sleep "$START_DELAY"
+    start_sampler "base$run" 0   # the same monitoring, of no job
     finish_load "base$run"
+    stop_sampler
     read -r _ BP50 BP99 BMAX <<<"$(latency "$OUT/base$run".[0-9]*)"
 
     log "B$run: the same load, the default backfill after ${START_DELAY}s"
@@ -192,22 +217,11 @@ for run in $(seq 1 "$RUNS"); do
     sleep "$START_DELAY"
     ts="$(now)"
     id="$(submit "$BACKFILL_ARGS")"
-    (
-        while :; do
-            "$PSQL" -X -q -At -F '|' -d bench -c "SELECT extract(epoch FROM clock_timestamp()), status, rows_done,
-                    rows_per_second, coalesce(throttled_by, ''), coalesce(foreground_latency_ms, -1),
-                    coalesce(foreground_baseline_ms, -1), coalesce(duty, 1)
-               FROM safe_migrate.backfills WHERE id = $id" 2>/dev/null || true
-            sleep 1
-        done
-    ) >"$OUT/mig$run.samples" &
-    SAMPLER=$!
-    BG_PIDS+=("$SAMPLER")
+    start_sampler "mig$run" "$id"
     wait_job "$id"
     te="$(now)"
     finish_load "mig$run"
-    kill "$SAMPLER" 2>/dev/null || true
-    wait "$SAMPLER" 2>/dev/null || true
+    stop_sampler
     read -r CKS WALMB <<<"$(sql -F ' ' -c "SELECT checkpoints_timed + checkpoints_req - $CK0,
         round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$LSN0') / 1048576) FROM pg_stat_bgwriter")"
     check_filled "B$run"
