@@ -105,7 +105,13 @@ CREATE TABLE safe_migrate.migrations (
     steps_committed  integer NOT NULL DEFAULT 0,
     resumed_from     bigint,
     abandoned_at     timestamptz,
-    abandoned_by     name
+    abandoned_by     name,
+    -- An online migration (-- safe_migrate:online) runs the statements its
+    -- script expands to; they are kept here, and applying the same script
+    -- again after an interruption continues these, whatever the catalog
+    -- looks like after the steps that committed.  NULL: the up section ran
+    -- as written.
+    executed_script  text
 );
 -- The last line of defence for "exactly once": at most one live row per version.
 CREATE UNIQUE INDEX migrations_live_version
@@ -510,6 +516,45 @@ CREATE FUNCTION migrate_backfill_cancel(id bigint) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_backfill_cancel' LANGUAGE C STRICT VOLATILE;
 CREATE FUNCTION migrate_backfill_wait(id bigint, timeout interval DEFAULT NULL) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_backfill_wait' LANGUAGE C VOLATILE;
+
+-- Online execution of ALTER COLUMN ... TYPE (-- safe_migrate:online): the
+-- row trigger that keeps the new-typed shadow column in step with the
+-- column while the existing rows are backfilled.  Its arguments name the
+-- source and the target column; the value is converted as ALTER COLUMN ...
+-- TYPE without USING converts it.  It runs as the role writing the row.
+CREATE FUNCTION safe_migrate.sync_column() RETURNS trigger
+AS 'MODULE_PATHNAME', 'sync_column' LANGUAGE C;
+COMMENT ON FUNCTION safe_migrate.sync_column() IS
+'row trigger of an online column type change: sets the target column (2nd argument) from the source column (1st)';
+-- The check an online column type change makes before its swap, without
+-- blocking locks: every row whose source is set has its copy (a trigger
+-- disabled meanwhile would have left rows behind).  Runs as the caller.
+CREATE FUNCTION safe_migrate.sync_column_check(relation regclass, source name, target name)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL',
+                   relation, target, source)
+       INTO missing;
+    IF missing > 0 THEN
+        RAISE EXCEPTION 'column % of table % has no copy in column % for % rows',
+                        quote_ident(source), relation, quote_ident(target), missing
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The trigger that keeps %I in step with %I did not run for them '
+                                  '(disabled, or dropped and created again, while the migration ran).',
+                                  target, source),
+                  HINT = format('Fill them (UPDATE ONLY %s SET %I = %I WHERE %I IS NULL AND %I IS NOT NULL, '
+                                'in batches), then apply the migration again to continue.',
+                                relation, target, source, target, source);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION safe_migrate.sync_column_check(regclass, name, name) IS
+'before the swap of an online column type change: fails when a row lacks its copy in the new column';
 
 -- ---------------------------------------------------------------------
 -- Proving a migration

@@ -191,7 +191,11 @@ const char *prepare_script(const char *script, const char *version, PreparedScri
         if (out->up_wrapped)
             return "an online migration (\"-- safe_migrate:online\") runs in steps of its own: its "
                    "up section cannot be wrapped in BEGIN; ... COMMIT;";
-        out->up = expand_online(out->up);
+        const char *refused = nullptr;
+        char *expanded = expand_online(out->up, &refused);
+        if (expanded == nullptr)
+            return refused;
+        out->up = expanded;
     }
     return nullptr;
 }

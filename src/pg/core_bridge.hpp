@@ -12,6 +12,8 @@
 extern "C" {
 #include "postgres.h"
 #include "nodes/nodes.h"
+#include "nodes/parsenodes.h"
+#include "lib/stringinfo.h"
 }
 
 namespace safe_migrate::pg {
@@ -46,8 +48,14 @@ const char *prepare_script(const char *script, const char *version, PreparedScri
 
 /* Online execution (online.cpp): the up section rewritten into the careful
  * sequence; a copy of sql when it does not parse (the caller's parse
- * reports that). */
-char *expand_online(const char *sql) noexcept;
+ * reports that).  NULL with *problem set when a statement would rewrite a
+ * table and online execution cannot take it (refused before any step). */
+char *expand_online(const char *sql, const char **problem) noexcept;
+/* ALTER TABLE ... ALTER COLUMN ... TYPE online (online_type.cpp): the steps
+ * appended to out (when not NULL), refused (*refusal says why), or left as
+ * written (no rewrite, or it fails on its own). */
+enum class TypeChangeOnline { NotOnline, Refused, Expanded };
+TypeChangeOnline expand_type_change(const ::AlterTableStmt *at, ::StringInfoData *out, char **refusal);
 /* Whether the script last prepared is an online one: its VALIDATE
  * CONSTRAINT statements run in transactions of their own
  * (runner::classify_statement). */

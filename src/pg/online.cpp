@@ -850,7 +850,7 @@ bool rewrite_add_column(StringInfo out, const char *s, size_t begin, size_t end,
 
 /* Rewrite one statement s[begin, end) into out; false: keep it as it is. */
 bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt, List *created,
-             List *keys_added, List *defined)
+             List *keys_added, List *defined, char **refusal)
 {
     if (IsA(stmt, IndexStmt)) {
         IndexStmt *ix = (IndexStmt *) stmt;
@@ -942,6 +942,18 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
         return false;
     AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
     char *rel = relation_text(at->relation);
+    if (cmd->subtype == AT_AlterColumnType) {
+        char *why = nullptr;
+        switch (expand_type_change(at, out, &why)) {
+            case TypeChangeOnline::Expanded:
+                return true;
+            case TypeChangeOnline::Refused:
+                *refusal = why;
+                return false;
+            case TypeChangeOnline::NotOnline:
+                return false;
+        }
+    }
     AddedColumn col;
     if (added_column_shape(stmt, &col)) {
         char *table = nullptr;
@@ -1058,6 +1070,16 @@ bool online_handles(const Node *stmt)
     const AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
     if (cmd->subtype == AT_SetNotNull)
         return cmd->name != nullptr;
+    if (cmd->subtype == AT_AlterColumnType) {
+        /* judged while it runs, after PostgreSQL changed the column's type
+         * in the catalog: the shape only (no USING; a plain table with a
+         * primary key); an online attempt says what else blocks it */
+        if (cmd->def == nullptr || !IsA(cmd->def, ColumnDef) || ((ColumnDef *) cmd->def)->raw_default != nullptr)
+            return false;
+        Oid relid = RangeVarGetRelid(at->relation, NoLock, true);
+        return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION && !has_subclass(relid) &&
+               !get_rel_relispartition(relid) && has_primary_key(relid, NIL);
+    }
     AddedColumn col;
     if (added_column_shape(stmt, &col)) {
         /* as rewrite: the table, its key, the type and the default */
@@ -1073,8 +1095,9 @@ bool online_handles(const Node *stmt)
            c->location >= 0;
 }
 
-char *expand_online(const char *sql) noexcept
+char *expand_online(const char *sql, const char **problem) noexcept
 {
+    *problem = nullptr;
     MemoryContext cxt = CurrentMemoryContext;
     List *volatile trees = NIL;
     volatile bool parsed = false;
@@ -1102,8 +1125,14 @@ char *expand_online(const char *sql) noexcept
         RawStmt *raw = lfirst_node(RawStmt, lc);
         size_t begin = (size_t) raw->stmt_location;
         size_t end = raw->stmt_len == 0 ? len : begin + (size_t) raw->stmt_len;
-        if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added, defined))
+        char *refusal = nullptr;
+        if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added, defined, &refusal)) {
+            if (refusal != nullptr) {
+                *problem = refusal;
+                return nullptr;
+            }
             append_statement(&out, sql + begin, end - begin);
+        }
         defined = note_defined(defined, raw->stmt);
         if (IsA(raw->stmt, CreateStmt))
             created = lappend(created, ((CreateStmt *) raw->stmt)->relation);

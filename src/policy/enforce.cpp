@@ -351,7 +351,7 @@ void enforce(const pg::PolicyFacts *facts)
             const Node *statement = ddl_log_current_statement();
             if (statement == nullptr)
                 statement = current_dml_statement();
-            if (!facts->partitioned && pg::online_handles(statement))
+            if (!facts->partitioned && !keeps_heap(facts) && pg::online_handles(statement))
                 hint = psprintf("%s\nOr add the line \"-- safe_migrate:online\" to the migration "
                                 "(or SET safe_migrate.online = on) and migrate_apply runs that "
                                 "sequence for you.",

@@ -63,6 +63,8 @@ extern "C" {
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "catalog/pg_ts_config.h"
 #include "commands/extension.h"
 #include "commands/proclang.h"
@@ -117,6 +119,11 @@ enum : core_action {
     kDropDatabase,
     kRefreshMatview
 };
+
+bool keeps_heap(const pg::PolicyFacts *f)
+{
+    return f->action == kIndexRebuild;
+}
 
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
  * read with stat(): no lock, no error if a file is gone. */
@@ -598,10 +605,19 @@ struct ScriptCheck {
     bool valid;
 };
 static List *script_checks = NIL; /* of ScriptCheck *, in the plan's context */
+/* Columns an earlier statement of the script put under a sync_column
+ * trigger (an online type change): relid and the source column's name. */
+struct ScriptReplaced {
+    Oid relid;
+    char *column;
+};
+static List *script_replaced = NIL; /* of ScriptReplaced *, in the plan's context */
+
 
 void plan_script_begin(void)
 {
     script_checks = NIL;
+    script_replaced = NIL;
 }
 
 /* The column a raw CHECK expression "col IS NOT NULL" tests, or 0. */
@@ -631,9 +647,36 @@ static ScriptCheck *script_check(Oid relid, const char *name)
     return nullptr;
 }
 
+/* Is stmt CREATE TRIGGER ... BEFORE INSERT OR UPDATE ... FOR EACH ROW
+ * EXECUTE FUNCTION safe_migrate.sync_column(source, target)?  Sets
+ * *relid and *source. */
+static bool creates_sync_trigger(Node *stmt, Oid *relid, char **source)
+{
+    if (!IsA(stmt, CreateTrigStmt))
+        return false;
+    CreateTrigStmt *t = (CreateTrigStmt *) stmt;
+    if (!t->row || t->timing != TRIGGER_TYPE_BEFORE || t->events != (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE) ||
+        t->columns != NIL || t->whenClause != nullptr || t->isconstraint ||
+        list_length(t->funcname) != 2 || strcmp(strVal(linitial(t->funcname)), "safe_migrate") != 0 ||
+        strcmp(strVal(lsecond(t->funcname)), "sync_column") != 0 || list_length(t->args) != 2)
+        return false;
+    *relid = RangeVarGetRelid(t->relation, NoLock, true);
+    *source = strVal(linitial(t->args));
+    return OidIsValid(*relid) && strcmp(*source, strVal(lsecond(t->args))) != 0;
+}
+
 /* Note what a statement of the script establishes for the ones after it. */
 void plan_script_after(Node *stmt)
 {
+    Oid trigrel;
+    char *source;
+    if (creates_sync_trigger(stmt, &trigrel, &source)) {
+        ScriptReplaced *r = (ScriptReplaced *) palloc0(sizeof(ScriptReplaced));
+        r->relid = trigrel;
+        r->column = pstrdup(source);
+        script_replaced = lappend(script_replaced, r);
+        return;
+    }
     if (!IsA(stmt, AlterTableStmt) || ((AlterTableStmt *) stmt)->objtype != OBJECT_TABLE)
         return;
     AlterTableStmt *at = (AlterTableStmt *) stmt;
@@ -1386,6 +1429,61 @@ static void check_detach_partition(Oid parent, const char *parent_name, Partitio
     f.partition = written(cmd->name);
     table_facts(parent, parent_name, &f);
     enforce(&f);
+}
+
+bool column_replaced_online(Oid relid, const char *name)
+{
+    /* judged before it runs: an earlier statement of the script creates
+     * the trigger */
+    if (plan_capture != nullptr) {
+        ListCell *lc;
+        foreach (lc, script_replaced) {
+            ScriptReplaced *r = (ScriptReplaced *) lfirst(lc);
+            if (r->relid == relid && strcmp(r->column, name) == 0)
+                return true;
+        }
+    }
+    Oid nsp = get_namespace_oid("safe_migrate", true);
+    if (!OidIsValid(nsp))
+        return false;
+    bool found = false;
+    Relation trig = table_open(TriggerRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    SysScanDesc scan = systable_beginscan(trig, TriggerRelidNameIndexId, true, nullptr, 1, &key);
+    HeapTuple tup;
+    while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+        if (t->tgenabled == TRIGGER_DISABLED || t->tgnargs != 2 || !TRIGGER_FOR_ROW(t->tgtype) ||
+            !TRIGGER_FOR_BEFORE(t->tgtype) || !TRIGGER_FOR_INSERT(t->tgtype) ||
+            !TRIGGER_FOR_UPDATE(t->tgtype))
+            continue;
+        if (get_func_namespace(t->tgfoid) != nsp)
+            continue;
+        char *fname = get_func_name(t->tgfoid);
+        if (fname == nullptr || strcmp(fname, "sync_column") != 0)
+            continue;
+        bool isnull;
+        Datum d = heap_getattr(tup, Anum_pg_trigger_tgargs, RelationGetDescr(trig), &isnull);
+        if (isnull)
+            continue;
+        bytea *args = DatumGetByteaPP(d);
+        const char *p = VARDATA_ANY(args);
+        size_t len = VARSIZE_ANY_EXHDR(args);
+        /* two NUL-terminated strings */
+        size_t first = strnlen(p, len);
+        if (first + 1 >= len)
+            continue;
+        const char *target = p + first + 1;
+        if (strnlen(target, len - first - 1) >= len - first - 1)
+            continue;
+        if (strcmp(p, name) == 0 && strcmp(target, name) != 0 &&
+            get_attnum(relid, target) != InvalidAttrNumber)
+            found = true;
+    }
+    systable_endscan(scan);
+    table_close(trig, AccessShareLock);
+    return found;
 }
 
 /* Is a relation's index on column att (as key, expression or predicate)? */
@@ -2178,6 +2276,12 @@ static void check_alter_table(AlterTableStmt *stmt)
                 /* a column this migration added holds no one's data yet */
                 if (is_added_column(relid, cmd->name))
                     break;
+                /* the old column of an online type change: its values are
+                 * in the new one, which takes its name */
+                if (column_replaced_online(relid, cmd->name)) {
+                    remember_judged_drop(relid, cmd->name);
+                    break;
+                }
                 init_facts(&f, kDropColumn);
                 f.column = quote_identifier(cmd->name);
                 table_facts(relid, table, &f, reach);

@@ -208,6 +208,13 @@ bool drop_of_relations(ObjectType type);
 List *relations_a_drop_names(DropStmt *stmt);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
 bool is_added_column(Oid relid, const char *name);
+/* Is column name of relid being replaced by an online type change: a row
+ * trigger of safe_migrate.sync_column, enabled, copies it into another
+ * column of the table (facts.cpp)?  Its values live on in that column. */
+bool column_replaced_online(Oid relid, const char *name);
+/* Are the facts those of an ALTER COLUMN TYPE that keeps the heap (indexes
+ * rebuilt, checks re-checked), which online execution leaves as written? */
+bool keeps_heap(const pg::PolicyFacts *f);
 /* facts.cpp: for timing.cpp */
 bool foreign_key_columns_indexed(Oid relid, List *names);
 void check_foreign_key_index(Oid relid, const char *table, const char *referenced_table,

@@ -58,7 +58,9 @@ static bool calls_backfill_wait(const Node *node)
     if (node == nullptr || !IsA(node, FuncCall))
         return false;
     const char *name = strVal(llast(((const FuncCall *) node)->funcname));
-    return strcmp(name, "migrate_backfill_wait") == 0;
+    /* and the scan an online type change makes before its swap: alone,
+     * not repeated with each lock-timeout retry of the swap */
+    return strcmp(name, "migrate_backfill_wait") == 0 || strcmp(name, "sync_column_check") == 0;
 }
 
 bool waits_for_backfill(const RawStmt *raw)

@@ -59,7 +59,7 @@ static bool latest_attempt(const char *version, VersionAttempt *a)
     /* not read-only: a fresh snapshot, taken under the migration lock */
     if (SPI_execute_with_args(
             "SELECT id, status, checksum, steps, steps_committed, statements, "
-            "applied_by::pg_catalog.text, abandoned_at IS NOT NULL "
+            "applied_by::pg_catalog.text, abandoned_at IS NOT NULL, executed_script "
             "FROM safe_migrate.migrations WHERE version OPERATOR(pg_catalog.=) $1 "
             "ORDER BY id DESC LIMIT 1",
             1, types, values, nullptr, false, 1) != SPI_OK_SELECT)
@@ -78,6 +78,7 @@ static bool latest_attempt(const char *version, VersionAttempt *a)
     a->statements = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
     a->applied_by = SPI_getvalue(tup, desc, 7);
     a->abandoned = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+    a->executed_script = SPI_getvalue(tup, desc, 9); /* NULL when null */
     a->partly_applied = (strcmp(a->status, "failed") == 0 || strcmp(a->status, "interrupted") == 0) &&
                         a->steps_committed > 0 && !a->abandoned;
     return true;

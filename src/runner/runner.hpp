@@ -120,6 +120,7 @@ struct VersionAttempt {
     char *applied_by;
     bool abandoned;
     bool partly_applied; /* failed or interrupted after committing steps, not abandoned */
+    char *executed_script; /* the online expansion it ran (NULL: the script as written) */
 };
 
 /* Mark attempts left 'running' by a dead runner 'interrupted', saying which

@@ -1097,6 +1097,16 @@ void do_apply(void)
     {
         VersionAttempt partial;
         if (check_partly_applied(prepared.version, prepared.checksum, &partial)) {
+            /* an online script continues the statements its first attempt
+             * expanded to: expanded now, after steps that changed the
+             * catalog (a column type swapped), it may read otherwise */
+            if (prepared.online && partial.executed_script != nullptr) {
+                MemoryContext before = MemoryContextSwitchTo(migration_cxt);
+                prepared.up = pstrdup(partial.executed_script);
+                plan = make_plan(prepared.up, prepared.up_wrapped);
+                MemoryContextSwitchTo(before);
+                steps = plan.error ? 0 : plan.plan.n_segments;
+            }
             /* the same script splits into the same steps, unless the
              * extension's rules for splitting changed since */
             if (plan.error == nullptr &&
@@ -1130,10 +1140,10 @@ void do_apply(void)
     }
     int64 id;
     {
-        Oid types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-                         TEXTOID, INT4OID, INT4OID, INT4OID, INT8OID};
-        Datum values[11];
-        char nulls[12] = "           ";
+        Oid types[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+                         TEXTOID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID};
+        Datum values[12];
+        char nulls[13] = "            ";
         values[0] = CStringGetTextDatum(prepared.version);
         values[1] = text_or_null(description, nulls, 1);
         values[2] = CStringGetTextDatum(prepared.checksum);
@@ -1148,13 +1158,14 @@ void do_apply(void)
         values[9] = Int32GetDatum(skip_statements);
         values[10] = Int64GetDatum(resumed_from);
         nulls[10] = resumed_from ? ' ' : 'n';
+        values[11] = text_or_null(prepared.online ? prepared.up : nullptr, nulls, 11);
         if (SPI_execute_with_args(
                 "INSERT INTO safe_migrate.migrations "
                 "(version, description, checksum, script, down_script, applied_by, search_path, "
-                "steps, steps_committed, statements, resumed_from, status) "
-                "VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, $9, $10, $11, 'running') "
-                "RETURNING id",
-                11, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+                "steps, steps_committed, statements, resumed_from, executed_script, status) "
+                "VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, $9, $10, $11, $12, "
+                "'running') RETURNING id",
+                12, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
             elog(ERROR, "could not record migration \"%s\"", prepared.version);
         bool isnull;
         id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -1,0 +1,171 @@
+-- Online execution of ALTER COLUMN ... TYPE that rewrites the table (issue
+-- 13, item 7): a shadow column kept in step by a trigger, the existing rows
+-- backfilled, the indexes built concurrently on it, one short swap, the
+-- foreign keys and checks added again NOT VALID and validated on their own.
+-- Played by a table owner who is not an admin.  Every table counts as large.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS safe_migrate;
+CREATE ROLE sm_type_owner LOGIN;
+GRANT CREATE ON DATABASE contrib_regression TO sm_type_owner;
+SET safe_migrate.large_table_rows = 100;
+SET ROLE sm_type_owner;
+CREATE SCHEMA naive_ty;
+CREATE SCHEMA onl_ty;
+SELECT format($f$
+    CREATE TABLE %1$s.users (id serial PRIMARY KEY, code text NOT NULL, score int CHECK (id > 0),
+                             boss int REFERENCES %1$s.users (id), UNIQUE (code, id));
+    COMMENT ON COLUMN %1$s.users.id IS 'the user';
+    CREATE INDEX users_recent ON %1$s.users (code, id DESC) WHERE id > 10;
+    COMMENT ON INDEX %1$s.users_recent IS 'recent users';
+    ALTER TABLE %1$s.users CLUSTER ON users_pkey;
+    CREATE TABLE %1$s.orders (id bigserial PRIMARY KEY,
+                              user_id int NOT NULL REFERENCES %1$s.users (id) ON DELETE CASCADE);
+    INSERT INTO %1$s.users (code, score, boss) SELECT 'c' || g, g, NULL FROM generate_series(1, 1000) g;
+    UPDATE %1$s.users SET boss = id / 2 WHERE id > 1;
+    INSERT INTO %1$s.orders (user_id) SELECT g %% 1000 + 1 FROM generate_series(1, 2000) g;
+    ANALYZE %1$s.users, %1$s.orders;
+  $f$, s) FROM unnest(ARRAY['naive_ty', 'onl_ty']) s
+\gexec
+
+\set script '-- safe_migrate:online\nALTER TABLE users ALTER COLUMN id TYPE bigint;\n'
+
+-- the steps that will run, each with its lock
+SET search_path = onl_ty, public;
+SELECT statement, sql, lock_mode FROM migrate_plan(replace(:'script', '\n', E'\n'));
+
+-- without online execution: refused, and the hint offers it
+SELECT migrate_apply(replace(replace(:'script', '-- safe_migrate:online', ''), '\n', E'\n'), 'ty0');
+
+-- online: writes from another session meanwhile go through the trigger
+SELECT version, status, statements FROM migrate_apply(replace(:'script', '\n', E'\n'), 'ty1');
+RESET ROLE;
+SELECT steps, steps_committed, executed_script IS NOT NULL AS expansion_recorded
+  FROM safe_migrate.migrations WHERE version = 'ty1';
+
+-- naively, as PostgreSQL runs it (policy off)
+SET search_path = naive_ty, public;
+SET safe_migrate.policy = off;
+SET ROLE sm_type_owner;
+SELECT replace(replace(:'script', '-- safe_migrate:online', ''), '\n', E'\n') AS naive_sql \gset
+:naive_sql
+RESET ROLE;
+RESET safe_migrate.policy;
+RESET search_path;
+SET ROLE sm_type_owner;
+
+-- the same schema both ways (the column's position aside: online, it is
+-- the last one): columns with their type, NOT NULL, default and comment;
+-- constraints (validated); indexes (valid, clustered, comment); the
+-- sequence's owner
+CREATE FUNCTION pg_temp.schema_of(nsp text) RETURNS TABLE (kind text, item text) LANGUAGE sql AS $$
+  SELECT 'constraint', format('%s %s %s %s %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid),
+                              c.convalidated, obj_description(c.oid, 'pg_constraint'))
+    FROM pg_constraint c WHERE c.connamespace = nsp::regnamespace AND c.contype <> 'n'
+  UNION ALL
+  SELECT 'index', format('%s %s %s %s %s', i.indexrelid::regclass, pg_get_indexdef(i.indexrelid), i.indisvalid,
+                         i.indisclustered, obj_description(i.indexrelid, 'pg_class'))
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = nsp::regnamespace
+  UNION ALL
+  SELECT 'column', format('%s.%s %s %s %s %s', a.attrelid::regclass, a.attname, a.attnotnull,
+                          format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid),
+                          col_description(a.attrelid, a.attnum))
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE c.relnamespace = nsp::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'sequence', format('%s owned by %s', s.oid::regclass, pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid))
+    FROM pg_class s JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
+   WHERE s.relnamespace = nsp::regnamespace AND s.relkind = 'S'
+$$;
+SELECT kind, count(*) AS items,
+       count(*) FILTER (WHERE replace(item, 'onl_ty.', 'naive_ty.') NOT IN (SELECT item FROM pg_temp.schema_of('naive_ty'))) AS different
+  FROM pg_temp.schema_of('onl_ty') GROUP BY kind ORDER BY kind;
+SELECT (SELECT count(*) FROM pg_temp.schema_of('onl_ty')) = (SELECT count(*) FROM pg_temp.schema_of('naive_ty')) AS same_count;
+SELECT item FROM pg_temp.schema_of('onl_ty') WHERE kind = 'column' AND item LIKE 'onl_ty.users.id %';
+-- the same rows
+SELECT (SELECT count(*) FROM onl_ty.users o JOIN naive_ty.users n USING (id)
+         WHERE o.code = n.code AND o.score = n.score AND o.boss IS NOT DISTINCT FROM n.boss) AS same_users,
+       (SELECT count(*) FROM onl_ty.orders o JOIN onl_ty.users u ON u.id = o.user_id) AS orders_joined;
+-- the sequence goes on, the foreign keys hold
+INSERT INTO onl_ty.users (code) VALUES ('new') RETURNING id;
+INSERT INTO onl_ty.orders (user_id) VALUES (424242);
+DELETE FROM onl_ty.users WHERE id = 1000;
+SELECT count(*) AS orders_of_1000 FROM onl_ty.orders WHERE user_id = 1000;
+-- nothing left behind
+SELECT count(*) AS shadow_columns FROM pg_attribute
+ WHERE attrelid = 'onl_ty.users'::regclass AND attname LIKE '%sm_new%' AND NOT attisdropped;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'onl_ty.users'::regclass AND NOT tgisinternal;
+SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
+SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;
+SELECT count(*) AS stats FROM pg_stats WHERE schemaname = 'onl_ty' AND tablename = 'users' AND attname = 'id';
+
+-- what online execution cannot make safe is refused before any step runs,
+-- naming what blocks it
+SET search_path = onl_ty, public;
+CREATE TABLE blocked (id int PRIMARY KEY, n int, g int GENERATED ALWAYS AS (n * 2) STORED,
+                      i int GENERATED BY DEFAULT AS IDENTITY);
+INSERT INTO blocked (id, n) SELECT g, g FROM generate_series(1, 200) g;
+CREATE VIEW blocked_v AS SELECT id, n FROM blocked;
+CREATE TABLE nokey (n int);
+INSERT INTO nokey SELECT generate_series(1, 200);
+ANALYZE blocked, nokey;
+SELECT migrate_apply(E'-- safe_migrate:online\nCREATE INDEX blocked_n ON blocked (n);\nALTER TABLE blocked ALTER COLUMN id TYPE bigint;', 'ty2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN n TYPE bigint;', 'ty2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN i TYPE bigint;', 'ty2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN id TYPE bigint USING id + 1;', 'ty2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE nokey ALTER COLUMN n TYPE bigint;', 'ty2');
+SELECT count(*) AS blocked_n_built FROM pg_class WHERE relname = 'blocked_n';
+-- a change without a rewrite stays as written
+SELECT sql, effect FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN n TYPE int;');
+
+-- the trigger function, misused: errors, never a crash
+SELECT safe_migrate.sync_column();
+CREATE TABLE sy (id int PRIMARY KEY, a int, b bigint);
+CREATE TRIGGER sy_one AFTER INSERT ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'b');
+INSERT INTO sy VALUES (1, 1);
+DROP TRIGGER sy_one ON sy;
+CREATE TRIGGER sy_two BEFORE INSERT ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a');
+INSERT INTO sy VALUES (1, 1);
+DROP TRIGGER sy_two ON sy;
+CREATE TRIGGER sy_three BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'nope');
+INSERT INTO sy VALUES (1, 1);
+DROP TRIGGER sy_three ON sy;
+CREATE TRIGGER sy_four BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'b');
+INSERT INTO sy VALUES (1, 7), (2, NULL);
+UPDATE sy SET a = 8 WHERE id = 1;
+ALTER TABLE sy DROP COLUMN b;
+INSERT INTO sy VALUES (3, 3);
+DROP TRIGGER sy_four ON sy;
+SELECT * FROM sy ORDER BY id;
+
+-- the policy lets DROP COLUMN through only for a column an enabled
+-- sync_column trigger copies into another column of the table
+INSERT INTO sy SELECT g, g FROM generate_series(10, 300) g;
+ANALYZE sy;
+ALTER TABLE sy ADD COLUMN c bigint;
+CREATE TRIGGER sy_five BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'c');
+ALTER TABLE sy DISABLE TRIGGER sy_five;
+BEGIN;
+SET LOCAL client_min_messages = error;
+ALTER TABLE sy DROP COLUMN a;
+ROLLBACK;
+ALTER TABLE sy ENABLE TRIGGER sy_five;
+BEGIN;
+ALTER TABLE sy DROP COLUMN a;
+ROLLBACK;
+ALTER TABLE sy DROP COLUMN id;
+
+RESET search_path;
+RESET ROLE;
+SET client_min_messages = warning;
+SET safe_migrate.policy = off;
+DROP SCHEMA naive_ty CASCADE;
+DROP SCHEMA onl_ty CASCADE;
+DELETE FROM safe_migrate.backfills WHERE submitted_by = 'sm_type_owner';
+DELETE FROM safe_migrate.migration_steps WHERE migration_id IN
+  (SELECT id FROM safe_migrate.migrations WHERE version LIKE 'ty%');
+DELETE FROM safe_migrate.migrations WHERE version LIKE 'ty%';
+REVOKE CREATE ON DATABASE contrib_regression FROM sm_type_owner;
+DROP OWNED BY sm_type_owner;
+DROP ROLE sm_type_owner;
+RESET safe_migrate.policy;

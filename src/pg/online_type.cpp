@@ -1,0 +1,711 @@
+/*
+ * online_type.cpp — online execution of ALTER TABLE t ALTER COLUMN c TYPE
+ * new_type when PostgreSQL would rewrite t (issue 13, item 7; the classic
+ * case: a primary key integer -> bigint before the ids run out).
+ *
+ * Instead of one rewrite under ACCESS EXCLUSIVE, the steps:
+ *
+ *   1. ALTER TABLE t ADD COLUMN c_sm_new new_type (no rewrite) and a row
+ *      trigger, safe_migrate.sync_column('c', 'c_sm_new'), ENABLE ALWAYS
+ *      (it fires with session_replication_role = replica too): from then
+ *      on every row written gets c_sm_new := c, converted as ALTER COLUMN
+ *      TYPE without USING converts it
+ *   2. the existing rows by the throttled backfill (c_sm_new = c, in
+ *      key-ordered batches), waited for in a step of its own
+ *   3. when c is NOT NULL: c_sm_new proven NOT NULL without a scan under
+ *      ACCESS EXCLUSIVE (CHECK ... NOT VALID, VALIDATE, SET NOT NULL, DROP)
+ *   4. every index on c (the primary key's and unique constraints' too)
+ *      built again concurrently, on c_sm_new, under a temporary name
+ *   5. a check, without blocking locks, that every row has its copy (a
+ *      disabled trigger would have left rows behind): the migration stops
+ *      before the swap if one has not
+ *   6. the swap, one short transaction (the runner's lock-timeout retries):
+ *      the foreign keys and CHECK constraints that involve c dropped, the
+ *      primary key / unique constraints on c dropped, a sequence owned by
+ *      c released, c dropped (its indexes go with it), c_sm_new renamed c,
+ *      the new indexes renamed to the old names, the constraints added on
+ *      them (USING INDEX), the default, the sequence's owner, CLUSTER ON,
+ *      REPLICA IDENTITY and the comments put back, the foreign keys and
+ *      checks added again NOT VALID, the trigger dropped
+ *   7. each constraint that was valid validated again, each in a
+ *      transaction of its own (SHARE UPDATE EXCLUSIVE: reads and writes go
+ *      on); then ANALYZE t (c) (the new column has no statistics yet)
+ *
+ * What it gives up: the column moves to the end of the table's column list
+ * (SELECT * lists it last); the migration commits in steps (as every online
+ * migration).  What blocks it is refused before any step runs, naming the
+ * object: a view, rule, trigger, policy, statistics object or publication
+ * that uses c, a generated column computed from it, an exclusion
+ * constraint, an identity column, column privileges, a USING expression,
+ * a partitioned table or one in an inheritance tree, a table without a
+ * primary key (the backfill walks one), a foreign key from a partitioned
+ * table (before PostgreSQL 18 it cannot be added NOT VALID), an invalid
+ * index on c.
+ *
+ * Every name it writes is schema-qualified; the catalog is read through
+ * SPI with pg_catalog names and operators only.  The expansion is recorded
+ * with the migration (migrations.executed_script), so a resumed migration
+ * runs the same statements whatever the swap changed.  While steps 1-5
+ * are committed, expanding the script again gives the same text (the
+ * shadow column and trigger found there are this migration's own).
+ */
+#include "core_bridge.hpp"
+#include "subxact.hpp"
+#include "policy/policy.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "parser/scanner.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+}
+
+#include <cctype>
+#include <cstring>
+
+namespace safe_migrate::pg {
+
+namespace {
+
+/* One index to build again on the shadow column. */
+struct RebuiltIndex {
+    char *name;        /* its name (unqualified, as written) */
+    char *temp_name;   /* the new one's name until the swap */
+    char *create;      /* CREATE ... INDEX CONCURRENTLY temp ON ... (shadow) */
+    char *conname;     /* the PRIMARY KEY / UNIQUE constraint on it, or NULL */
+    char contype;
+    bool deferrable, deferred;
+    bool clustered, replident;
+    char *comment;     /* COMMENT ON INDEX, or NULL */
+    char *con_comment; /* COMMENT ON CONSTRAINT, or NULL */
+};
+
+/* One constraint (a foreign key or a CHECK) dropped and added again. */
+struct ReaddedConstraint {
+    char *table;   /* its table, qualified */
+    char *name;
+    char *def;     /* pg_get_constraintdef */
+    bool validated;
+    char *comment;
+};
+
+struct Plan {
+    char *table;      /* schema-qualified, quoted */
+    char *relname;
+    char *nspname;
+    char *column;
+    char *shadow;
+    char *trigger;
+    char *type_text;  /* new type [COLLATE ...] */
+    bool not_null;
+    char *default_expr;
+    char *comment;
+    List *sequences;  /* qualified names of sequences owned by c */
+    int n_indexes;
+    RebuiltIndex *indexes;
+    int n_constraints;
+    ReaddedConstraint *constraints;
+};
+
+char *copy_value(MemoryContext cxt, int row, int col)
+{
+    char *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+    return v ? MemoryContextStrdup(cxt, v) : nullptr;
+}
+
+bool bool_value(int row, int col)
+{
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+    return !isnull && DatumGetBool(d);
+}
+
+/*
+ * pg_get_indexdef's text of an index on column, as a concurrent build of
+ * the same index under temp_name on shadow instead of column: the column
+ * named in the key list, INCLUDE list, expressions and predicate replaced
+ * (not a function's or type's name, not a qualified name's part, not in
+ * WITH (...) or after TABLESPACE).  NULL if the text is not as expected.
+ */
+char *index_on_shadow(const char *def, const char *column, const char *shadow, const char *temp_name)
+{
+    char *text = pstrdup(def);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+    const int kw_index = ScanKeywordTokens[ScanKeywordLookup("index", &ScanKeywords)];
+    const int kw_using = ScanKeywordTokens[ScanKeywordLookup("using", &ScanKeywords)];
+    const int kw_with = ScanKeywordTokens[ScanKeywordLookup("with", &ScanKeywords)];
+    const int kw_tablespace = ScanKeywordTokens[ScanKeywordLookup("tablespace", &ScanKeywords)];
+    const int kw_where = ScanKeywordTokens[ScanKeywordLookup("where", &ScanKeywords)];
+    const int kw_collate = ScanKeywordTokens[ScanKeywordLookup("collate", &ScanKeywords)];
+    StringInfoData out;
+    initStringInfo(&out);
+    /* the tokens, with the positions where each starts */
+    struct Tok {
+        int code;
+        int start;
+        bool names_column;
+    };
+    int cap = 64, n = 0;
+    Tok *toks = (Tok *) palloc(sizeof(Tok) * cap);
+    for (;;) {
+        core_YYSTYPE lval;
+        YYLTYPE lloc;
+        int tok = core_yylex(&lval, &lloc, scanner);
+        if (tok == 0)
+            break;
+        if (n == cap) {
+            cap *= 2;
+            toks = (Tok *) repalloc(toks, sizeof(Tok) * cap);
+        }
+        toks[n].code = tok;
+        toks[n].start = lloc;
+        n++;
+    }
+    scanner_finish(scanner);
+    /* a token names the column when it is written as pg_get_indexdef
+     * writes a column (quote_identifier); "::" before a type name */
+    const char *quoted = quote_identifier(column);
+    size_t deflen = strlen(def);
+    bool *after_cast = (bool *) palloc0(sizeof(bool) * (n + 1));
+    for (int k = 0; k < n; k++) {
+        size_t from = (size_t) toks[k].start;
+        size_t stop = k + 1 < n ? (size_t) toks[k + 1].start : deflen;
+        while (stop > from && isspace((unsigned char) def[stop - 1]))
+            stop--;
+        toks[k].names_column = stop - from == strlen(quoted) && strncmp(def + from, quoted, stop - from) == 0;
+        after_cast[k + 1] = stop - from == 2 && strncmp(def + from, "::", 2) == 0;
+    }
+    /* CREATE [UNIQUE] INDEX name ON [ONLY] table USING am ( */
+    int i = 0;
+    while (i < n && toks[i].code != kw_index)
+        i++;
+    if (i + 1 >= n)
+        return nullptr;
+    int name_tok = i + 1;
+    while (i < n && toks[i].code != kw_using)
+        i++;
+    if (i + 2 >= n || toks[i + 2].code != '(')
+        return nullptr;
+    int body = i + 2;
+    /* the original text, piece by piece */
+    appendBinaryStringInfo(&out, def, toks[name_tok].start);
+    appendStringInfo(&out, "CONCURRENTLY %s ", quote_identifier(temp_name));
+    int copied = toks[name_tok + 1].start;
+    int depth = 0;
+    bool skip_group = false, where = false, replaced = false;
+    for (int k = body; k < n; k++) {
+        int code = toks[k].code;
+        if (depth == 0 && !where) {
+            if (code == kw_with)
+                skip_group = true;
+            else if (code == kw_tablespace) {
+                k++; /* its name */
+                continue;
+            } else if (code == kw_where)
+                where = true;
+        }
+        if (code == '(') {
+            depth++;
+            continue;
+        }
+        if (code == ')') {
+            if (--depth == 0)
+                skip_group = false;
+            continue;
+        }
+        if (!toks[k].names_column || skip_group || (depth == 0 && !where))
+            continue;
+        if (k > 0 && (toks[k - 1].code == '.' || after_cast[k] || toks[k - 1].code == kw_collate))
+            continue;
+        if (k + 1 < n && (toks[k + 1].code == '(' || toks[k + 1].code == '.'))
+            continue;
+        /* the token's text ends where the next one starts, less blanks */
+        int stop = toks[k].start + (int) strlen(quoted);
+        appendBinaryStringInfo(&out, def + copied, toks[k].start - copied);
+        appendStringInfoString(&out, quote_identifier(shadow));
+        copied = stop;
+        replaced = true;
+    }
+    appendStringInfoString(&out, def + copied);
+    return replaced ? out.data : nullptr;
+}
+
+/* Fill p from the catalog, or return why online execution cannot take the
+ * change (palloc'd in cxt).  SPI connected; runs as the caller. */
+const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, MemoryContext cxt)
+{
+    Oid argtypes[2] = {OIDOID, INT2OID};
+    Datum args[2] = {ObjectIdGetDatum(relid), Int16GetDatum(att)};
+    /* the column */
+    if (SPI_execute_with_args(
+            "SELECT a.attidentity <> '', a.attgenerated <> '', a.attacl IS NOT NULL, a.attnotnull, "
+            "pg_catalog.pg_get_expr(d.adbin, d.adrelid), pg_catalog.col_description(a.attrelid, a.attnum) "
+            "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d "
+            "ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum "
+            "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2",
+            2, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT ||
+        SPI_processed != 1)
+        return "its column could not be read from the catalog";
+    if (bool_value(0, 1))
+        return psprintf("column \"%s\" is an identity column (online execution does not move an "
+                        "identity over yet)", column);
+    if (bool_value(0, 2))
+        return psprintf("column \"%s\" is a generated column", column);
+    if (bool_value(0, 3))
+        return psprintf("column \"%s\" has column privileges (GRANT ... (%s)), which online "
+                        "execution does not carry over yet", column, column);
+    p->not_null = bool_value(0, 4);
+    p->default_expr = copy_value(cxt, 0, 5);
+    p->comment = copy_value(cxt, 0, 6);
+
+    /* what depends on the column */
+    if (SPI_execute_with_args(
+            "SELECT d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass, "
+            "d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass, "
+            "d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass, "
+            "d.objid, d.deptype::pg_catalog.text, "
+            "pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) "
+            "FROM pg_catalog.pg_depend d "
+            "WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+            "AND d.refobjid OPERATOR(pg_catalog.=) $1 AND d.refobjsubid OPERATOR(pg_catalog.=) $2 "
+            "ORDER BY d.classid, d.objid",
+            2, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT)
+        return "what depends on its column could not be read from the catalog";
+    int ndeps = (int) SPI_processed;
+    SPITupleTable *deps = SPI_tuptable;
+    List *indexes = NIL, *constraints = NIL, *sequences = NIL;
+    for (int r = 0; r < ndeps; r++) {
+        SPI_tuptable = deps;
+        bool is_class = bool_value(r, 1), is_con = bool_value(r, 2), is_def = bool_value(r, 3);
+        bool isnull;
+        Oid objid = DatumGetObjectId(SPI_getbinval(deps->vals[r], deps->tupdesc, 4, &isnull));
+        char *deptype = SPI_getvalue(deps->vals[r], deps->tupdesc, 5);
+        char *what = SPI_getvalue(deps->vals[r], deps->tupdesc, 6);
+        if (is_class) {
+            char kind = get_rel_relkind(objid);
+            if (kind == RELKIND_INDEX)
+                indexes = list_append_unique_oid(indexes, objid);
+            else if (kind == RELKIND_SEQUENCE && deptype[0] == 'a')
+                sequences = lappend_oid(sequences, objid);
+            else
+                return psprintf("%s depends on column \"%s\"", what, column);
+        } else if (is_con) {
+            HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(objid));
+            if (!HeapTupleIsValid(tup))
+                continue;
+            Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+            char type = con->contype;
+            Oid index = con->conindid;
+            Oid parent = con->conparentid;
+            ReleaseSysCache(tup);
+            if (type == CONSTRAINT_PRIMARY || type == CONSTRAINT_UNIQUE)
+                indexes = list_append_unique_oid(indexes, index);
+            else if (type == CONSTRAINT_FOREIGN || type == CONSTRAINT_CHECK) {
+                /* a partition's copy of its parent's foreign key goes and
+                 * comes with the parent's */
+                if (!OidIsValid(parent))
+                    constraints = list_append_unique_oid(constraints, objid);
+            }
+#ifdef CONSTRAINT_NOTNULL
+            else if (type == CONSTRAINT_NOTNULL)
+                continue; /* proven again on the new column */
+#endif
+            else
+                return psprintf("%s uses column \"%s\" (online execution does not rebuild it)", what,
+                                column);
+        } else if (is_def) {
+            /* the column's own default is carried; another column's
+             * generation expression is not */
+            Oid t2[2] = {OIDOID, INT2OID};
+            Datum a2[2] = {ObjectIdGetDatum(objid), Int16GetDatum(att)};
+            if (SPI_execute_with_args("SELECT adnum OPERATOR(pg_catalog.=) $2 FROM pg_catalog.pg_attrdef "
+                                      "WHERE oid OPERATOR(pg_catalog.=) $1",
+                                      2, t2, a2, nullptr, true, 1) != SPI_OK_SELECT ||
+                SPI_processed != 1 || !bool_value(0, 1))
+                return psprintf("%s is computed from column \"%s\"", what, column);
+        } else
+            return psprintf("%s depends on column \"%s\"", what, column);
+    }
+
+    /* the indexes */
+    p->n_indexes = list_length(indexes);
+    p->indexes = (RebuiltIndex *) MemoryContextAllocZero(cxt, sizeof(RebuiltIndex) * (p->n_indexes + 1));
+    ListCell *lc;
+    int k = 0;
+    foreach (lc, indexes) {
+        Oid index = lfirst_oid(lc);
+        Datum a1[1] = {ObjectIdGetDatum(index)};
+        Oid t1[1] = {OIDOID};
+        if (SPI_execute_with_args(
+                "SELECT pg_catalog.pg_get_indexdef(i.indexrelid), c.relname::pg_catalog.text, "
+                "i.indisvalid AND i.indisready, i.indisclustered, i.indisreplident, "
+                "con.conname::pg_catalog.text, con.contype::pg_catalog.text, con.condeferrable, "
+                "con.condeferred, pg_catalog.obj_description(i.indexrelid, 'pg_class'), "
+                "pg_catalog.obj_description(con.oid, 'pg_constraint') "
+                "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c "
+                "ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+                "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid OPERATOR(pg_catalog.=) i.indexrelid "
+                "AND con.conrelid OPERATOR(pg_catalog.=) i.indrelid AND con.contype IN ('p', 'u', 'x') "
+                "WHERE i.indexrelid OPERATOR(pg_catalog.=) $1",
+                1, t1, a1, nullptr, true, 1) != SPI_OK_SELECT ||
+            SPI_processed != 1)
+            return "an index on the column could not be read from the catalog";
+        RebuiltIndex *ix = &p->indexes[k++];
+        char *def = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        ix->name = copy_value(cxt, 0, 2);
+        if (!bool_value(0, 3))
+            return psprintf("index \"%s\" on column \"%s\" is invalid (drop it, or build it again, "
+                            "first)", ix->name, column);
+        ix->clustered = bool_value(0, 4);
+        ix->replident = bool_value(0, 5);
+        ix->conname = copy_value(cxt, 0, 6);
+        char *contype = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
+        ix->contype = contype ? contype[0] : '\0';
+        if (ix->contype == CONSTRAINT_EXCLUSION)
+            return psprintf("exclusion constraint \"%s\" uses column \"%s\" (online execution does "
+                            "not rebuild it)", ix->conname, column);
+        ix->deferrable = bool_value(0, 8);
+        ix->deferred = bool_value(0, 9);
+        ix->comment = copy_value(cxt, 0, 10);
+        ix->con_comment = copy_value(cxt, 0, 11);
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        ix->temp_name = pstrdup(makeObjectName(ix->name, nullptr, "sm_new"));
+        ix->create = index_on_shadow(def, column, p->shadow, ix->temp_name);
+        MemoryContextSwitchTo(old);
+        if (ix->create == nullptr)
+            return psprintf("the definition of index \"%s\" could not be read", ix->name);
+    }
+
+    /* the foreign keys and checks */
+    p->n_constraints = list_length(constraints);
+    p->constraints =
+        (ReaddedConstraint *) MemoryContextAllocZero(cxt, sizeof(ReaddedConstraint) * (p->n_constraints + 1));
+    k = 0;
+    foreach (lc, constraints) {
+        Datum a1[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
+        Oid t1[1] = {OIDOID};
+        if (SPI_execute_with_args(
+                "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+                "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname), "
+                "con.conname::pg_catalog.text, pg_catalog.pg_get_constraintdef(con.oid), "
+                "con.convalidated, pg_catalog.obj_description(con.oid, 'pg_constraint'), "
+                "c.relkind OPERATOR(pg_catalog.=) 'p' AND con.contype OPERATOR(pg_catalog.=) 'f' "
+                "FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c "
+                "ON c.oid OPERATOR(pg_catalog.=) con.conrelid JOIN pg_catalog.pg_namespace n "
+                "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+                "WHERE con.oid OPERATOR(pg_catalog.=) $1",
+                1, t1, a1, nullptr, true, 1) != SPI_OK_SELECT ||
+            SPI_processed != 1)
+            return "a constraint on the column could not be read from the catalog";
+        ReaddedConstraint *c = &p->constraints[k++];
+        c->table = copy_value(cxt, 0, 1);
+        c->name = copy_value(cxt, 0, 2);
+        c->def = copy_value(cxt, 0, 3);
+        c->validated = bool_value(0, 4);
+        c->comment = copy_value(cxt, 0, 5);
+#if PG_VERSION_NUM < 180000
+        if (bool_value(0, 6))
+            return psprintf("foreign key \"%s\" of partitioned table %s uses column \"%s\" (before "
+                            "PostgreSQL 18 it cannot be added again NOT VALID)",
+                            c->name, c->table, column);
+#endif
+    }
+
+    /* the sequences the column owns (serial) */
+    foreach (lc, sequences) {
+        Oid seq = lfirst_oid(lc);
+        char *nsp = get_namespace_name(get_rel_namespace(seq));
+        char *name = get_rel_name(seq);
+        if (nsp == nullptr || name == nullptr)
+            continue;
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        p->sequences = lappend(p->sequences, pstrdup(quote_qualified_identifier(nsp, name)));
+        MemoryContextSwitchTo(old);
+    }
+    return nullptr;
+}
+
+void append_steps(StringInfo out, const Plan *p)
+{
+    const char *rel = p->table;
+    const char *col = quote_identifier(p->column);
+    const char *shadow = quote_identifier(p->shadow);
+    const char *trig = quote_identifier(p->trigger);
+    const char *lit_rel = quote_literal_cstr(rel);
+
+    /* 1. the shadow column, kept in step by the trigger */
+    appendStringInfo(out, "ALTER TABLE %s ADD COLUMN %s %s;\n", rel, shadow, p->type_text);
+    appendStringInfo(out,
+                     "CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW "
+                     "EXECUTE FUNCTION safe_migrate.sync_column(%s, %s);\n",
+                     trig, rel, quote_literal_cstr(p->column), quote_literal_cstr(p->shadow));
+    appendStringInfo(out, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", rel, trig);
+    /* 2. the existing rows */
+    appendStringInfo(out, "SELECT migrate_backfill(%s, %s, %s);\n", lit_rel,
+                     quote_literal_cstr(psprintf("%s = %s", shadow, col)),
+                     quote_literal_cstr(psprintf("%s IS NULL AND %s IS NOT NULL", shadow, col)));
+    appendStringInfo(out,
+                     "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
+                     "WHERE relation = %s AND submitted_by = current_user;\n",
+                     lit_rel);
+    /* 3. NOT NULL, proven */
+    if (p->not_null) {
+        const char *check = quote_identifier(makeObjectName(p->relname, p->shadow, "safe_migrate_not_null"));
+        appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n", rel,
+                         check, shadow);
+        appendStringInfo(out, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", rel, check);
+        appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n", rel, shadow);
+        appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", rel, check);
+    }
+    /* 4. the indexes, built concurrently on the new column */
+    for (int i = 0; i < p->n_indexes; i++)
+        appendStringInfo(out, "%s;\n", p->indexes[i].create);
+    /* 5. every row has its copy */
+    appendStringInfo(out,
+                     "SELECT safe_migrate.sync_column_check(%s, %s, %s);\n", lit_rel,
+                     quote_literal_cstr(p->column), quote_literal_cstr(p->shadow));
+    /* 6. the swap */
+    for (int i = 0; i < p->n_constraints; i++)
+        appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", p->constraints[i].table,
+                         quote_identifier(p->constraints[i].name));
+    for (int i = 0; i < p->n_indexes; i++)
+        if (p->indexes[i].conname != nullptr)
+            appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", rel,
+                             quote_identifier(p->indexes[i].conname));
+    ListCell *lc;
+    foreach (lc, p->sequences)
+        appendStringInfo(out, "ALTER SEQUENCE %s OWNED BY NONE;\n", (char *) lfirst(lc));
+    appendStringInfo(out, "ALTER TABLE %s DROP COLUMN %s;\n", rel, col);
+    appendStringInfo(out, "DROP TRIGGER %s ON %s;\n", trig, rel);
+    appendStringInfo(out, "ALTER TABLE %s RENAME COLUMN %s TO %s;\n", rel, shadow, col);
+    for (int i = 0; i < p->n_indexes; i++) {
+        const RebuiltIndex *ix = &p->indexes[i];
+        const char *temp = quote_qualified_identifier(p->nspname, ix->temp_name);
+        if (ix->conname != nullptr) {
+            appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s %s USING INDEX %s%s;\n", rel,
+                             quote_identifier(ix->conname),
+                             ix->contype == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE",
+                             quote_identifier(ix->temp_name),
+                             ix->deferrable ? (ix->deferred ? " DEFERRABLE INITIALLY DEFERRED" : " DEFERRABLE")
+                                            : "");
+            /* USING INDEX names the index after the constraint */
+            if (strcmp(ix->conname, ix->name) != 0)
+                appendStringInfo(out, "ALTER INDEX %s RENAME TO %s;\n",
+                                 quote_qualified_identifier(p->nspname, ix->conname), quote_identifier(ix->name));
+        } else
+            appendStringInfo(out, "ALTER INDEX %s RENAME TO %s;\n", temp, quote_identifier(ix->name));
+        const char *index = quote_qualified_identifier(p->nspname, ix->name);
+        if (ix->clustered)
+            appendStringInfo(out, "ALTER TABLE %s CLUSTER ON %s;\n", rel, quote_identifier(ix->name));
+        if (ix->replident)
+            appendStringInfo(out, "ALTER TABLE %s REPLICA IDENTITY USING INDEX %s;\n", rel,
+                             quote_identifier(ix->name));
+        if (ix->comment)
+            appendStringInfo(out, "COMMENT ON INDEX %s IS %s;\n", index, quote_literal_cstr(ix->comment));
+        if (ix->con_comment)
+            appendStringInfo(out, "COMMENT ON CONSTRAINT %s ON %s IS %s;\n", quote_identifier(ix->conname),
+                             rel, quote_literal_cstr(ix->con_comment));
+    }
+    if (p->default_expr)
+        appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s;\n", rel, col, p->default_expr);
+    foreach (lc, p->sequences)
+        appendStringInfo(out, "ALTER SEQUENCE %s OWNED BY %s.%s;\n", (char *) lfirst(lc), rel, col);
+    if (p->comment)
+        appendStringInfo(out, "COMMENT ON COLUMN %s.%s IS %s;\n", rel, col, quote_literal_cstr(p->comment));
+    for (int i = 0; i < p->n_constraints; i++) {
+        const ReaddedConstraint *c = &p->constraints[i];
+        appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s %s%s;\n", c->table, quote_identifier(c->name),
+                         c->def, c->validated ? " NOT VALID" : "");
+        if (c->comment)
+            appendStringInfo(out, "COMMENT ON CONSTRAINT %s ON %s IS %s;\n", quote_identifier(c->name),
+                             c->table, quote_literal_cstr(c->comment));
+    }
+    /* 7. validated again, each alone; statistics for the new column */
+    for (int i = 0; i < p->n_constraints; i++)
+        if (p->constraints[i].validated)
+            appendStringInfo(out, "ALTER TABLE %s VALIDATE CONSTRAINT %s;\n", p->constraints[i].table,
+                             quote_identifier(p->constraints[i].name));
+    appendStringInfo(out, "ANALYZE %s (%s);\n", rel, col);
+}
+
+}  // namespace
+
+/*
+ * ALTER TABLE t ALTER COLUMN c TYPE ... (alone in its statement, t not
+ * created by the script): Expanded (the steps appended to out, when out
+ * is not NULL), Refused (*refusal says why: PostgreSQL would rewrite t and
+ * online execution cannot take it), or NotOnline (no rewrite, or the
+ * statement fails on its own: left as written).
+ */
+TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, char **refusal)
+{
+    *refusal = nullptr;
+    if (list_length(at->cmds) != 1)
+        return TypeChangeOnline::NotOnline;
+    AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
+    if (cmd->subtype != AT_AlterColumnType || cmd->name == nullptr || cmd->def == nullptr ||
+        !IsA(cmd->def, ColumnDef))
+        return TypeChangeOnline::NotOnline;
+    ColumnDef *def = (ColumnDef *) cmd->def;
+
+    MemoryContext cxt = CurrentMemoryContext;
+    bool own = !IsTransactionState();
+    if (own)
+        StartTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    TypeChangeOnline result = TypeChangeOnline::NotOnline;
+    TypeChangeOnline *result_ptr = &result;
+    char *why = nullptr;
+    char **why_ptr = &why;
+    Plan plan;
+    memset(&plan, 0, sizeof(plan));
+    Plan *p = &plan;
+    /* SPI needs a snapshot (the runner prepares its script without one) */
+    bool pushed = !ActiveSnapshotSet();
+    if (pushed)
+        PushActiveSnapshot(GetTransactionSnapshot());
+    ErrorData *failure = in_subtransaction([&]() {
+        Oid relid = RangeVarGetRelid(at->relation, NoLock, true);
+        if (!OidIsValid(relid))
+            return;
+        char kind = get_rel_relkind(relid);
+        if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+            return;
+        if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+            return;
+        AttrNumber att = get_attnum(relid, cmd->name);
+        if (att == InvalidAttrNumber || att < 0)
+            return;
+        List *rebuilt = NIL;
+        bool known = false;
+        bool rewrites = policy::column_type_change(relid, cmd, &rebuilt, &known);
+        if (!known || !rewrites)
+            return;
+        *result_ptr = TypeChangeOnline::Refused;
+        const char *column = cmd->name;
+        if (def->raw_default != nullptr) {
+            *why_ptr = pstrdup("a USING expression: online execution converts the values as ALTER "
+                               "COLUMN ... TYPE without USING does");
+            return;
+        }
+        if (kind == RELKIND_PARTITIONED_TABLE || has_subclass(relid) || get_rel_relispartition(relid)) {
+            *why_ptr = pstrdup("the table is partitioned, a partition or an inheritance parent");
+            return;
+        }
+        {
+            /* an inheritance child */
+            SPI_connect();
+            Datum a1[1] = {ObjectIdGetDatum(relid)};
+            Oid t1[1] = {OIDOID};
+            bool child = SPI_execute_with_args("SELECT FROM pg_catalog.pg_inherits "
+                                               "WHERE inhrelid OPERATOR(pg_catalog.=) $1",
+                                               1, t1, a1, nullptr, true, 1) == SPI_OK_SELECT &&
+                         SPI_processed > 0;
+            bool key = SPI_execute_with_args("SELECT FROM pg_catalog.pg_index "
+                                             "WHERE indrelid OPERATOR(pg_catalog.=) $1 AND indisprimary",
+                                             1, t1, a1, nullptr, true, 1) == SPI_OK_SELECT &&
+                       SPI_processed > 0;
+            SPI_finish();
+            if (child) {
+                *why_ptr = pstrdup("the table inherits from another");
+                return;
+            }
+            if (!key) {
+                *why_ptr = pstrdup("the table has no primary key (the backfill walks one)");
+                return;
+            }
+        }
+        /* the new type as PostgreSQL names it, qualified */
+        Oid new_type;
+        int32 new_mod;
+        typenameTypeIdAndMod(nullptr, def->typeName, &new_type, &new_mod);
+        Oid new_coll = GetColumnDefCollation(nullptr, def, new_type);
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        StringInfoData type_text;
+        initStringInfo(&type_text);
+        appendStringInfoString(&type_text, format_type_extended(new_type, new_mod,
+                                                                FORMAT_TYPE_TYPEMOD_GIVEN |
+                                                                    FORMAT_TYPE_FORCE_QUALIFY));
+        if (OidIsValid(new_coll) && new_coll != get_typcollation(new_type)) {
+            HeapTuple ct = SearchSysCache1(COLLOID, ObjectIdGetDatum(new_coll));
+            if (HeapTupleIsValid(ct)) {
+                Form_pg_collation c = (Form_pg_collation) GETSTRUCT(ct);
+                appendStringInfo(&type_text, " COLLATE %s",
+                                 quote_qualified_identifier(get_namespace_name(c->collnamespace),
+                                                            NameStr(c->collname)));
+                ReleaseSysCache(ct);
+            }
+        }
+        p->type_text = type_text.data;
+        p->nspname = get_namespace_name(get_rel_namespace(relid));
+        p->relname = get_rel_name(relid);
+        p->table = pstrdup(quote_qualified_identifier(p->nspname, p->relname));
+        p->column = pstrdup(column);
+        p->shadow = makeObjectName(column, "sm", "new");
+        p->trigger = makeObjectName(p->relname, column, "sm_sync");
+        MemoryContextSwitchTo(old);
+        /* names of our own: free, or this migration's own (a resumed one) */
+        if (get_attnum(relid, p->shadow) != InvalidAttrNumber && !policy::column_replaced_online(relid, column)) {
+            *why_ptr = psprintf("column \"%s\" exists already", p->shadow);
+            return;
+        }
+        /* expressions and definitions printed with every name qualified */
+        int nest = NewGUCNestLevel();
+        (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                                 GUC_ACTION_SAVE, true, 0, false);
+        SPI_connect();
+        const char *problem = read_plan(relid, att, column, p, cxt);
+        SPI_finish();
+        AtEOXact_GUC(false, nest);
+        if (problem != nullptr) {
+            MemoryContext o = MemoryContextSwitchTo(cxt);
+            *why_ptr = pstrdup(problem);
+            MemoryContextSwitchTo(o);
+            return;
+        }
+        *result_ptr = TypeChangeOnline::Expanded;
+    });
+    if (pushed)
+        PopActiveSnapshot();
+    if (own)
+        CommitTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    if (failure != nullptr) {
+        /* the statement is left as written: the policy judges it */
+        elog(DEBUG1, "safe_migrate: online type change not planned: %s", failure->message);
+        FreeErrorData(failure);
+        return TypeChangeOnline::NotOnline;
+    }
+    if (result == TypeChangeOnline::Refused) {
+        const RangeVar *rv = at->relation;
+        *refusal = psprintf("online execution cannot change the type of column \"%s\" of table %s: %s",
+                            cmd->name,
+                            rv->schemaname ? quote_qualified_identifier(rv->schemaname, rv->relname)
+                                           : quote_identifier(rv->relname),
+                            why ? why : "unknown reason");
+        return result;
+    }
+    if (result == TypeChangeOnline::Expanded && out != nullptr)
+        append_steps(out, p);
+    return result;
+}
+
+}  // namespace safe_migrate::pg
