@@ -673,14 +673,13 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
                                  GUC_ACTION_SAVE, true, 0, false);
         SPI_connect();
         const char *problem = read_plan(relid, att, column, p, cxt);
+        /* the reason lives in SPI's memory: copied before SPI_finish */
+        if (problem != nullptr)
+            *why_ptr = MemoryContextStrdup(cxt, problem);
         SPI_finish();
         AtEOXact_GUC(false, nest);
-        if (problem != nullptr) {
-            MemoryContext o = MemoryContextSwitchTo(cxt);
-            *why_ptr = pstrdup(problem);
-            MemoryContextSwitchTo(o);
+        if (problem != nullptr)
             return;
-        }
         *result_ptr = TypeChangeOnline::Expanded;
     });
     if (pushed)
