@@ -155,6 +155,7 @@ UPDATE mark SET at = pg_catalog.clock_timestamp();
 SET client_min_messages = warning;
 SET safe_migrate.policy = off;
 DROP SCHEMA lg CASCADE;
+DROP TABLE scratch2;
 RESET safe_migrate.policy;
 DROP FUNCTION log_since();
 DROP TABLE mark;

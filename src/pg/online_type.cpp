@@ -494,8 +494,8 @@ void append_steps(StringInfo out, const Plan *p)
     foreach (lc, p->sequences)
         appendStringInfo(out, "ALTER SEQUENCE %s OWNED BY NONE;\n", (char *) lfirst(lc));
     appendStringInfo(out, "ALTER TABLE %s DROP COLUMN %s;\n", rel, col);
-    appendStringInfo(out, "DROP TRIGGER %s ON %s;\n", trig, rel);
     appendStringInfo(out, "ALTER TABLE %s RENAME COLUMN %s TO %s;\n", rel, shadow, col);
+    appendStringInfo(out, "DROP TRIGGER %s ON %s;\n", trig, rel);
     for (int i = 0; i < p->n_indexes; i++) {
         const RebuiltIndex *ix = &p->indexes[i];
         const char *temp = quote_qualified_identifier(p->nspname, ix->temp_name);

@@ -1431,6 +1431,11 @@ static void check_detach_partition(Oid parent, const char *parent_name, Partitio
     enforce(&f);
 }
 
+/* Has relid an enabled BEFORE INSERT OR UPDATE row trigger of
+ * safe_migrate.sync_column copying column source (NULL: any) into column
+ * target (NULL: any existing other column)? */
+static bool sync_trigger_copies(Oid relid, const char *source, const char *target);
+
 bool column_replaced_online(Oid relid, const char *name)
 {
     /* judged before it runs: an earlier statement of the script creates
@@ -1443,6 +1448,11 @@ bool column_replaced_online(Oid relid, const char *name)
                 return true;
         }
     }
+    return sync_trigger_copies(relid, name, nullptr);
+}
+
+static bool sync_trigger_copies(Oid relid, const char *source, const char *target)
+{
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp))
         return false;
@@ -1474,11 +1484,11 @@ bool column_replaced_online(Oid relid, const char *name)
         size_t first = strnlen(p, len);
         if (first + 1 >= len)
             continue;
-        const char *target = p + first + 1;
-        if (strnlen(target, len - first - 1) >= len - first - 1)
+        const char *to = p + first + 1;
+        if (strnlen(to, len - first - 1) >= len - first - 1)
             continue;
-        if (strcmp(p, name) == 0 && strcmp(target, name) != 0 &&
-            get_attnum(relid, target) != InvalidAttrNumber)
+        if ((source == nullptr || strcmp(p, source) == 0) && strcmp(to, p) != 0 &&
+            (target != nullptr ? strcmp(to, target) == 0 : get_attnum(relid, to) != InvalidAttrNumber))
             found = true;
     }
     systable_endscan(scan);
@@ -3095,6 +3105,11 @@ static void check_set_schema(AlterObjectSchemaStmt *stmt)
 static bool renamed_column_is_new(Oid relid, const char *name, const char *new_name)
 {
     if (get_attnum(relid, name) == InvalidAttrNumber)
+        return true;
+    /* the new column of an online type change taking the name of the
+     * column it replaced (dropped just before, its values copied by the
+     * trigger into this one) */
+    if (get_attnum(relid, new_name) == InvalidAttrNumber && sync_trigger_copies(relid, new_name, name))
         return true;
     return renames_added_column(relid, name, new_name);
 }

@@ -1,0 +1,255 @@
+# Copyright: safe_migrate authors
+#
+# Online ALTER COLUMN ... TYPE (issue 13, item 7) with the application
+# writing, interrupted at each DDL statement of its steps.  The table: a
+# serial integer primary key, an index on (name, id), a foreign key from
+# orders.  The script, written naively:
+#
+#     -- safe_migrate:online
+#     ALTER TABLE users ALTER COLUMN id TYPE bigint;
+#
+# While it runs, pgbench (as a plain role, not the table's owner) inserts
+# users, updates them and inserts orders; each of its transactions also
+# writes what users must hold into a table of its own (expect), so that
+# afterwards every row written during the change can be checked: present,
+# with its latest value, under the id it was given.
+#
+# Each DDL statement of the expanded script (the shadow column, the trigger,
+# the proving check, the index builds, every statement of the swap, the
+# foreign key's VALIDATE after it) is a stop: a gate (a ddl_command_start
+# event trigger sleeping in the runner at the chosen statement) holds the
+# runner there and the test interrupts it by a crash (kill -9 of the runner:
+# the server restarts), its termination or a cancel of the caller, in turn.
+# Applied again, the migration continues from its record (the expansion of
+# its first attempt: after the swap, the script expands to something else)
+# and completes: id is bigint with its primary key, index, default and
+# sequence; the foreign key is there and valid; every row is right; no
+# shadow column, trigger, helper constraint or invalid index is left; one
+# backfill job; one applied attempt.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
+
+my $node = start_node('online_type');
+$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
+$node->restart;
+sub q1 { return $node->safe_psql('postgres', $_[0]) }
+
+q1(q{
+	CREATE EXTENSION safe_migrate;
+	CREATE ROLE owner LOGIN;
+	CREATE ROLE app LOGIN;
+	GRANT CREATE ON DATABASE postgres TO owner;
+	CREATE TABLE gate (n int NOT NULL, target int NOT NULL, open bool NOT NULL);
+	INSERT INTO gate VALUES (0, 0, false);
+	GRANT SELECT, UPDATE ON gate TO owner;
+	CREATE FUNCTION gate_fn() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+	DECLARE
+	    reached int;
+	    stop_at int;
+	BEGIN
+	    IF (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid())
+	       IS DISTINCT FROM 'safe_migrate runner' THEN
+	        RETURN;
+	    END IF;
+	    UPDATE gate SET n = n + 1 RETURNING n, target INTO reached, stop_at;
+	    IF reached = stop_at THEN
+	        LOOP
+	            EXIT WHEN (SELECT open FROM gate);
+	            PERFORM pg_sleep(0.05);
+	        END LOOP;
+	    END IF;
+	END $$;
+	CREATE EVENT TRIGGER gate_trigger ON ddl_command_start EXECUTE FUNCTION gate_fn();
+});
+
+my $script = "-- safe_migrate:online\nALTER TABLE users ALTER COLUMN id TYPE bigint;\n";
+sub apply_sql { return "SELECT status FROM migrate_apply(\$m\$$script\$m\$, '$_[0]')" }
+
+# A fresh schema s$i owned by owner, search_path'd by owner and app.
+sub setup
+{
+	my ($s) = @_;
+	as_role(
+		$node, 'owner', qq{
+		CREATE SCHEMA $s;
+		GRANT USAGE ON SCHEMA $s TO app;
+		SET search_path = $s;
+		CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, v int NOT NULL DEFAULT 0);
+		CREATE INDEX users_name_id ON users (name, id);
+		CREATE TABLE orders (id bigserial PRIMARY KEY, user_id int NOT NULL REFERENCES users (id));
+		CREATE INDEX orders_user ON orders (user_id);
+		CREATE TABLE expect (id bigint PRIMARY KEY, v int NOT NULL);
+		INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 20000) g;
+		INSERT INTO expect SELECT id, 0 FROM users;
+		INSERT INTO orders (user_id) SELECT g FROM generate_series(1, 20000, 7) g;
+		GRANT SELECT, INSERT, UPDATE ON users, orders, expect TO app;
+		GRANT USAGE ON ALL SEQUENCES IN SCHEMA $s TO app;
+		ANALYZE users, orders, expect;
+	});
+	q1("ALTER ROLE owner SET search_path = $s, public; ALTER ROLE app SET search_path = $s, public");
+}
+
+my $pgbench = $node->installed_command('pgbench');
+my $fg = $node->basedir . '/writer.sql';
+PostgreSQL::Test::Utils::append_to_file(
+	$fg, q{
+\set r random(1, 20000)
+BEGIN;
+UPDATE users SET v = v + 1 WHERE id = :r;
+UPDATE expect SET v = v + 1 WHERE id = :r;
+WITH n AS (INSERT INTO users (name, v) VALUES ('w', 1) RETURNING id) INSERT INTO expect SELECT id, 1 FROM n;
+INSERT INTO orders (user_id) VALUES (:r);
+COMMIT;
+});
+# the application, until stopped (a crash ends it too)
+sub start_writer
+{
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ $pgbench, '-n', '-c', '2', '-j', '2', '-R', '200', '-T', '600', '-f', $fg,
+		  $node->connstr('postgres') . ' user=app' ],
+		'>', \$out, '2>', \$err);
+	return [ $h, \$out, \$err ];
+}
+sub stop_writer
+{
+	my ($w) = @_;
+	eval { $w->[0]->signal('INT') };
+	eval { $w->[0]->finish };
+}
+
+# the DDL statements of the expanded script, in order (the gate counts them)
+setup('probe');
+my @plan = split /\n/, as_role($node, 'owner',
+	"SELECT sql FROM migrate_plan(\$m\$$script\$m\$) WHERE command NOT IN ('SELECT', 'ANALYZE') ORDER BY statement");
+is(scalar(@plan), 21, 'the expanded script has 21 DDL statements') or diag(join("\n", @plan));
+like($plan[0], qr/^ALTER TABLE probe\.users ADD COLUMN id_sm_new bigint$/, 'first: the shadow column');
+like($plan[-1], qr/^ALTER TABLE probe\.orders VALIDATE CONSTRAINT orders_user_id_fkey$/,
+	'last: the foreign key validated again');
+
+# one clean run first: the application's writes during the change
+{
+	setup('s0');
+	my $w = start_writer();
+	sleep 1;
+	my ($rc, $out, $err) = try_as_role($node, 'owner', apply_sql('type-s0'));
+	sleep 1;
+	stop_writer($w);
+	my $writes = q1("SELECT count(*) FROM s0.expect WHERE id > 20000");
+	is($out, 'applied', 'uninterrupted: applied') or diag($err);
+	cmp_ok($writes, '>', 100, "uninterrupted: the application wrote meanwhile ($writes users inserted)");
+}
+
+my @modes = ('kill -9 of the runner', 'termination of the runner', 'cancel of the caller');
+my $psql = $node->installed_command('psql');
+my @schemas = ('s0');
+for my $k (1 .. scalar(@plan))
+{
+	my $mode = $modes[ ($k - 1) % 3 ];
+	my $s = "s$k";
+	push @schemas, $s;
+	my $stmt = $plan[ $k - 1 ];
+	(my $short = $stmt) =~ s/^(\S+ \S+ \S+ \S+ \S+).*/$1/;
+	my $label = "stopped at statement $k ($short) by $mode";
+	setup($s);
+	q1("UPDATE gate SET n = 0, target = $k, open = false");
+	my $w = start_writer();
+	my ($out, $err) = ('', '');
+	my $apply = IPC::Run::start(
+		[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c',
+		  apply_sql("type-$s") ],
+		'>', \$out, '2>', \$err);
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' "
+			  . "AND wait_event = 'PgSleep')"),
+		"$label: the runner reached the gate");
+	my $runner = q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+	if ($mode =~ /kill -9/)
+	{
+		kill 'KILL', $runner;
+	}
+	elsif ($mode =~ /termination/)
+	{
+		q1("SELECT pg_terminate_backend($runner)");
+	}
+	else
+	{
+		q1( "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+			  . "WHERE backend_type = 'client backend' AND query LIKE '%migrate_apply%type-$s%' "
+			  . "AND pid <> pg_backend_pid()");
+	}
+	$apply->finish;
+	stop_writer($w);
+	isnt($out, 'applied', "$label: the first apply did not complete") or diag($err);
+	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner')"),
+		"$label: no runner left");
+	q1("UPDATE gate SET target = 0, open = true");
+
+	$w = start_writer();
+	my ($rc, $again, $again_err) = try_as_role($node, 'owner', apply_sql("type-$s"));
+	sleep 1;
+	stop_writer($w);
+	is($again, 'applied', "$label: applied again, the migration completes") or diag($again_err);
+}
+
+# every schema: the state the naive statement leaves, every write present
+foreach my $s (@schemas)
+{
+	my $label = $s eq 's0' ? 'uninterrupted' : "interrupted at statement " . substr($s, 1);
+	is( q1(
+			"SELECT format_type(a.atttypid, a.atttypmod) || ',' || a.attnotnull || ',' || "
+			  . "pg_get_expr(d.adbin, d.adrelid) || ',' || pg_get_serial_sequence('$s.users', 'id') "
+			  . "FROM pg_attribute a JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+			  . "WHERE a.attrelid = '$s.users'::regclass AND a.attname = 'id'"),
+		"bigint,true,nextval('$s.users_id_seq'::regclass),$s.users_id_seq",
+		"$label: id is bigint, NOT NULL, its default and sequence");
+	is( q1(
+			"SELECT string_agg(pg_get_indexdef(indexrelid) || ' ' || indisvalid || ' ' || indisprimary, '; ' "
+			  . "ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid = '$s.users'::regclass"),
+		"CREATE INDEX users_name_id ON $s.users USING btree (name, id) true false; "
+		  . "CREATE UNIQUE INDEX users_pkey ON $s.users USING btree (id) true true",
+		"$label: the primary key and the index, valid, on the new column");
+	is( q1(
+			"SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated, '; ') "
+			  . "FROM pg_constraint WHERE conrelid = '$s.orders'::regclass AND contype = 'f'"),
+		"orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES $s.users(id) true",
+		"$label: the foreign key is back and valid");
+	is( q1(
+			"SELECT count(*) || ',' || count(*) FILTER (WHERE u.id IS NULL OR u.v <> e.v) || ',' || "
+			  . "(SELECT count(*) FROM $s.users) FROM $s.expect e LEFT JOIN $s.users u ON u.id = e.id"),
+		q1("SELECT count(*) FROM $s.expect") . ',0,' . q1("SELECT count(*) FROM $s.expect"),
+		"$label: every row written, before and during the change, present with its latest value");
+	is( q1(
+			"SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = '$s.users'::regclass "
+			  . "AND attname LIKE '%sm_new%' AND NOT attisdropped) || ',' || "
+			  . "(SELECT count(*) FROM pg_trigger WHERE tgrelid = '$s.users'::regclass AND NOT tgisinternal) "
+			  . "|| ',' || (SELECT count(*) FROM pg_constraint WHERE connamespace = '$s'::regnamespace "
+			  . "AND conname LIKE '%safe_migrate%') || ',' || (SELECT count(*) FROM pg_index i "
+			  . "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = '$s'::regnamespace "
+			  . "AND NOT i.indisvalid)"),
+		'0,0,0,0', "$label: no shadow column, trigger, helper constraint or invalid index left");
+	is( q1(
+			"SELECT count(*) FILTER (WHERE status = 'completed') || ',' || count(*) "
+			  . "FROM safe_migrate.backfills WHERE relation = '$s.users'"),
+		'1,1', "$label: one backfill job");
+	is( q1(
+			"SELECT count(*) FILTER (WHERE status = 'applied') || ',' || "
+			  . "bool_and(steps_committed = steps) FILTER (WHERE status = 'applied') "
+			  . "FROM safe_migrate.migrations WHERE version = 'type-$s'"),
+		'1,true', "$label: one applied attempt, every step committed");
+}
+
+$node->stop;
+done_testing();
