@@ -139,21 +139,48 @@ DROP TRIGGER sy_four ON sy;
 SELECT * FROM sy ORDER BY id;
 
 -- the policy lets DROP COLUMN through only for a column an enabled
--- sync_column trigger copies into another column of the table
-INSERT INTO sy SELECT g, g FROM generate_series(10, 300) g;
-ANALYZE sy;
-ALTER TABLE sy ADD COLUMN c bigint;
-CREATE TRIGGER sy_five BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'c');
-ALTER TABLE sy DISABLE TRIGGER sy_five;
+-- sync_column trigger copies into another column of the table, after
+-- sync_column_check found every row copied since the trigger last changed,
+-- and only if the transaction gives the name back by its commit
+CREATE TABLE sz (id int PRIMARY KEY, a int);
+INSERT INTO sz SELECT g, g * 10 FROM generate_series(1, 5) g;
+ALTER TABLE sz ADD COLUMN c bigint;
+CREATE TRIGGER sz_copy BEFORE INSERT OR UPDATE ON sz FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'c');
 BEGIN;
-SET LOCAL client_min_messages = error;
-ALTER TABLE sy DROP COLUMN a;
+ALTER TABLE sz DROP COLUMN a;
 ROLLBACK;
-ALTER TABLE sy ENABLE TRIGGER sy_five;
+SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
+UPDATE sz SET a = a;
+SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
+ALTER TABLE sz DISABLE TRIGGER sz_copy;
+ALTER TABLE sz ENABLE TRIGGER sz_copy;
 BEGIN;
-ALTER TABLE sy DROP COLUMN a;
+ALTER TABLE sz DROP COLUMN a;
 ROLLBACK;
-ALTER TABLE sy DROP COLUMN id;
+SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
+BEGIN;
+ALTER TABLE sz DROP COLUMN a;
+COMMIT;
+SELECT string_agg(attname, ', ' ORDER BY attnum) AS sz_columns FROM pg_attribute
+ WHERE attrelid = 'sz'::regclass AND attnum > 0 AND NOT attisdropped;
+BEGIN;
+ALTER TABLE sz DROP COLUMN a;
+ALTER TABLE sz RENAME COLUMN c TO a;
+DROP TRIGGER sz_copy ON sz;
+COMMIT;
+SELECT id, a, pg_typeof(a) FROM sz ORDER BY id;
+-- the check reads as its caller; its record is not the caller's to read
+CREATE TRIGGER sy_six BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'b');
+RESET ROLE;
+CREATE ROLE sm_type_other;
+GRANT USAGE ON SCHEMA onl_ty TO sm_type_other;
+SET ROLE sm_type_other;
+SELECT safe_migrate.sync_column_check('onl_ty.sy', 'a', 'b');
+SELECT count(*) FROM safe_migrate.online_copies;
+RESET ROLE;
+REVOKE USAGE ON SCHEMA onl_ty FROM sm_type_other;
+DROP ROLE sm_type_other;
+SET ROLE sm_type_owner;
 
 RESET search_path;
 RESET ROLE;

@@ -527,34 +527,30 @@ AS 'MODULE_PATHNAME', 'sync_column' LANGUAGE C;
 COMMENT ON FUNCTION safe_migrate.sync_column() IS
 'row trigger of an online column type change: sets the target column (2nd argument) from the source column (1st)';
 -- The check an online column type change makes before its swap, without
--- blocking locks: every row whose source is set has its copy (a trigger
--- disabled meanwhile would have left rows behind).  Runs as the caller.
+-- blocking locks, as the caller (row_security off: a check that cannot see
+-- every row fails instead of passing): every row whose source is set has
+-- its copy (a trigger disabled meanwhile would have left rows behind).  A
+-- passed check is recorded in safe_migrate.online_copies with the trigger
+-- it relied on (its Oid and the xmin of its pg_trigger row: disabling it
+-- makes a new row version); the policy lets the swap's DROP COLUMN through
+-- only with such a record, the trigger unchanged since, and the column's
+-- name given back by the commit.
+CREATE TABLE safe_migrate.online_copies (
+    relid        oid NOT NULL,
+    trigger_oid  oid NOT NULL,
+    trigger_xmin xid NOT NULL,
+    source       name NOT NULL,
+    target       name NOT NULL,
+    checked_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    checked_by   name NOT NULL
+);
+REVOKE ALL ON safe_migrate.online_copies FROM PUBLIC;
+GRANT SELECT ON safe_migrate.online_copies TO safe_migrate_admin;
 CREATE FUNCTION safe_migrate.sync_column_check(relation regclass, source name, target name)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    missing bigint;
-BEGIN
-    EXECUTE format('SELECT count(*) FROM ONLY %s WHERE %I IS NULL AND %I IS NOT NULL',
-                   relation, target, source)
-       INTO missing;
-    IF missing > 0 THEN
-        RAISE EXCEPTION 'column % of table % has no copy in column % for % rows',
-                        quote_ident(source), relation, quote_ident(target), missing
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('The trigger that keeps %I in step with %I did not run for them '
-                                  '(disabled, or dropped and created again, while the migration ran).',
-                                  target, source),
-                  HINT = format('Fill them (UPDATE ONLY %s SET %I = %I WHERE %I IS NULL AND %I IS NOT NULL, '
-                                'in batches), then apply the migration again to continue.',
-                                relation, target, source, target, source);
-    END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'sync_column_check' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION safe_migrate.sync_column_check(regclass, name, name) IS
-'before the swap of an online column type change: fails when a row lacks its copy in the new column';
+'before the swap of an online column type change: fails when a row lacks its copy in the new column, else records the check';
 
 -- ---------------------------------------------------------------------
 -- Proving a migration

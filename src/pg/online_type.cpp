@@ -115,6 +115,7 @@ struct Plan {
     char *trigger;
     char *type_text;  /* new type [COLLATE ...] */
     bool not_null;
+    char *not_null_name; /* PostgreSQL 18: the column's NOT NULL constraint */
     char *default_expr;
     char *comment;
     List *sequences;  /* qualified names of sequences owned by c */
@@ -275,6 +276,16 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
     p->not_null = bool_value(0, 4);
     p->default_expr = copy_value(cxt, 0, 5);
     p->comment = copy_value(cxt, 0, 6);
+#if PG_VERSION_NUM >= 180000
+    /* its NOT NULL constraint's name, given to the new column's */
+    if (p->not_null &&
+        SPI_execute_with_args("SELECT conname::pg_catalog.text FROM pg_catalog.pg_constraint "
+                              "WHERE conrelid OPERATOR(pg_catalog.=) $1 AND contype OPERATOR(pg_catalog.=) 'n' "
+                              "AND conkey OPERATOR(pg_catalog.=) ARRAY[$2]",
+                              2, argtypes, args, nullptr, true, 1) == SPI_OK_SELECT &&
+        SPI_processed == 1)
+        p->not_null_name = copy_value(cxt, 0, 1);
+#endif
 
     /* what depends on the column */
     if (SPI_execute_with_args(
@@ -496,6 +507,13 @@ void append_steps(StringInfo out, const Plan *p)
     appendStringInfo(out, "ALTER TABLE %s DROP COLUMN %s;\n", rel, col);
     appendStringInfo(out, "ALTER TABLE %s RENAME COLUMN %s TO %s;\n", rel, shadow, col);
     appendStringInfo(out, "DROP TRIGGER %s ON %s;\n", trig, rel);
+    if (p->not_null_name != nullptr) {
+        /* the name SET NOT NULL gave the new column's constraint */
+        const char *made = makeObjectName(p->relname, p->shadow, "not_null");
+        if (strcmp(made, p->not_null_name) != 0)
+            appendStringInfo(out, "ALTER TABLE %s RENAME CONSTRAINT %s TO %s;\n", rel, quote_identifier(made),
+                             quote_identifier(p->not_null_name));
+    }
     for (int i = 0; i < p->n_indexes; i++) {
         const RebuiltIndex *ix = &p->indexes[i];
         const char *temp = quote_qualified_identifier(p->nspname, ix->temp_name);
@@ -663,7 +681,10 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
         p->trigger = makeObjectName(p->relname, column, "sm_sync");
         MemoryContextSwitchTo(old);
         /* names of our own: free, or this migration's own (a resumed one) */
-        if (get_attnum(relid, p->shadow) != InvalidAttrNumber && !policy::column_replaced_online(relid, column)) {
+        Oid tgoid;
+        TransactionId tgxmin;
+        if (get_attnum(relid, p->shadow) != InvalidAttrNumber &&
+            !policy::sync_trigger(relid, column, p->shadow, &tgoid, &tgxmin)) {
             *why_ptr = psprintf("column \"%s\" exists already", p->shadow);
             return;
         }

@@ -13,6 +13,8 @@
  * conversion is planned once per trigger and column types and kept in
  * fn_extra; a row costs one expression evaluation and one heap_modify_tuple.
  * Plain PostgreSQL-style code: no C++ object lives in it.
+ *
+ * safe_migrate.sync_column_check() is the check before the swap (below).
  */
 extern "C" {
 #include "postgres.h"
@@ -29,9 +31,20 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/memutils.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
 PG_FUNCTION_INFO_V1(sync_column);
 Datum sync_column(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(sync_column_check);
+Datum sync_column_check(PG_FUNCTION_ARGS);
 }
+
+#include "pg/privileged.hpp"
+#include "policy/policy.hpp"
 
 namespace {
 
@@ -164,4 +177,91 @@ Datum sync_column(PG_FUNCTION_ARGS)
     int col = p->target;
     HeapTuple result = heap_modify_tuple_by_cols(row, desc, 1, &col, &converted, &converted_null);
     return PointerGetDatum(result);
+}
+
+/*
+ * safe_migrate.sync_column_check(relation, source, target): before the swap
+ * of an online type change, every row whose source is set has its copy in
+ * target.  The count runs as the caller, with search_path pinned and
+ * row_security off (a check that cannot see every row fails rather than
+ * passes); a pass is recorded, as the extension's owner, in
+ * safe_migrate.online_copies with the trigger it relied on.
+ */
+Datum sync_column_check(PG_FUNCTION_ARGS)
+{
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("safe_migrate.sync_column_check: relation, source and target must not be null")));
+    Oid relid = PG_GETARG_OID(0);
+    const char *source = NameStr(*PG_GETARG_NAME(1));
+    const char *target = NameStr(*PG_GETARG_NAME(2));
+    char *relname = get_rel_name(relid);
+    char *nspname = get_namespace_name(get_rel_namespace(relid));
+    if (relname == nullptr || nspname == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("safe_migrate.sync_column_check: relation with OID %u does not exist", relid)));
+    const char *rel = quote_qualified_identifier(nspname, relname);
+    Oid tgoid;
+    TransactionId xmin;
+    if (!safe_migrate::policy::sync_trigger(relid, source, target, &tgoid, &xmin))
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("no enabled safe_migrate.sync_column trigger of table %s copies column \"%s\" into "
+                        "column \"%s\"",
+                        rel, source, target),
+                 errhint("An online type change creates one in its first step; apply its migration "
+                         "again to continue.")));
+
+    /* the count, as the caller */
+    int nest = safe_migrate::pg::pin_search_path();
+    (void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s IS NULL AND %s IS NOT NULL", rel,
+                           quote_identifier(target), quote_identifier(source));
+    if (SPI_execute(query, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "could not count the rows of %s without their copy", rel);
+    bool isnull;
+    int64 missing = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+    safe_migrate::pg::unpin_search_path(nest);
+    if (missing > 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("column \"%s\" of table %s has no copy in column \"%s\" for " INT64_FORMAT " rows",
+                        source, rel, target, missing),
+                 errdetail("The trigger that keeps \"%s\" in step with \"%s\" did not run for them "
+                           "(disabled, or dropped and created again, while the migration ran).",
+                           target, source),
+                 errhint("Fill them (UPDATE ONLY %s SET %s = %s WHERE %s IS NULL AND %s IS NOT NULL, in "
+                         "batches), then apply the migration again to continue.",
+                         rel, quote_identifier(target), quote_identifier(source), quote_identifier(target),
+                         quote_identifier(source))));
+
+    /* the record, as the extension's owner */
+    const char *checked_by = GetUserNameFromId(GetUserId(), false);
+    safe_migrate::pg::Elevation e;
+    safe_migrate::pg::elevate(&e);
+    if (SPI_connect() != SPI_OK_CONNECT)
+        elog(ERROR, "SPI_connect failed");
+    Oid types[6] = {OIDOID, OIDOID, XIDOID, NAMEOID, NAMEOID, NAMEOID};
+    Datum values[6] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(tgoid), TransactionIdGetDatum(xmin),
+                       CStringGetDatum(source), CStringGetDatum(target), CStringGetDatum(checked_by)};
+    NameData names[3];
+    namestrcpy(&names[0], source);
+    namestrcpy(&names[1], target);
+    namestrcpy(&names[2], checked_by);
+    values[3] = NameGetDatum(&names[0]);
+    values[4] = NameGetDatum(&names[1]);
+    values[5] = NameGetDatum(&names[2]);
+    if (SPI_execute_with_args("DELETE FROM safe_migrate.online_copies WHERE relid OPERATOR(pg_catalog.=) $1", 1,
+                              types, values, nullptr, false, 0) != SPI_OK_DELETE ||
+        SPI_execute_with_args("INSERT INTO safe_migrate.online_copies "
+                              "(relid, trigger_oid, trigger_xmin, source, target, checked_by) "
+                              "VALUES ($1, $2, $3, $4, $5, $6)",
+                              6, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+        elog(ERROR, "could not record the check of %s", rel);
+    SPI_finish();
+    safe_migrate::pg::unelevate(&e);
+    PG_RETURN_VOID();
 }

@@ -1433,8 +1433,97 @@ static void check_detach_partition(Oid parent, const char *parent_name, Partitio
 
 /* Has relid an enabled BEFORE INSERT OR UPDATE row trigger of
  * safe_migrate.sync_column copying column source (NULL: any) into column
- * target (NULL: any existing other column)? */
-static bool sync_trigger_copies(Oid relid, const char *source, const char *target);
+ * target (NULL: any existing other column)?  Sets the trigger's Oid, its
+ * pg_trigger row's xmin and the target's name when the pointers are given. */
+static bool sync_trigger_copies(Oid relid, const char *source, const char *target, Oid *tgoid = nullptr,
+                                TransactionId *xmin = nullptr, char **target_out = nullptr);
+
+/* Did safe_migrate.sync_column_check find every row copied by that very
+ * trigger (its Oid and the xmin of its pg_trigger row: disabling and
+ * enabling it again makes a new row version) into target?  Read from
+ * safe_migrate.online_copies. */
+static bool copy_verified(Oid relid, Oid tgoid, TransactionId xmin, const char *source, const char *target)
+{
+    Oid nsp = get_namespace_oid("safe_migrate", true);
+    Oid marks = OidIsValid(nsp) ? get_relname_relid("online_copies", nsp) : InvalidOid;
+    if (!OidIsValid(marks))
+        return false;
+    bool found = false;
+    Relation rel = table_open(marks, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, nullptr, 0, nullptr);
+    HeapTuple tup;
+    while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
+        bool n1, n2, n3, n4, n5;
+        Datum r = heap_getattr(tup, 1, desc, &n1);
+        Datum t = heap_getattr(tup, 2, desc, &n2);
+        Datum x = heap_getattr(tup, 3, desc, &n3);
+        Datum s = heap_getattr(tup, 4, desc, &n4);
+        Datum g = heap_getattr(tup, 5, desc, &n5);
+        if (n1 || n2 || n3 || n4 || n5)
+            continue;
+        found = DatumGetObjectId(r) == relid && DatumGetObjectId(t) == tgoid &&
+                DatumGetTransactionId(x) == xmin && strcmp(NameStr(*DatumGetName(s)), source) == 0 &&
+                strcmp(NameStr(*DatumGetName(g)), target) == 0;
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return found;
+}
+
+bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin)
+{
+    return sync_trigger_copies(relid, source, target, tgoid, xmin);
+}
+
+/* Columns dropped because an online type change replaces them: the
+ * transaction must give the name back (the new column renamed to it) by
+ * its commit, or the drop is judged as any DROP COLUMN then. */
+struct ReplacedColumn {
+    Oid relid;
+    char *name;
+    char *table;
+};
+static List *replaced_columns = NIL; /* in TopTransactionContext */
+static bool replaced_callback = false;
+
+static void check_replaced_at_commit(XactEvent event, void *)
+{
+    if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_PARALLEL_PRE_COMMIT) {
+        if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+            event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+            replaced_columns = NIL;
+        return;
+    }
+    List *pending = replaced_columns;
+    replaced_columns = NIL; /* an ERROR below must not leave them for the next transaction */
+    ListCell *lc;
+    foreach (lc, pending) {
+        ReplacedColumn *r = (ReplacedColumn *) lfirst(lc);
+        if (get_rel_relkind(r->relid) == '\0' || get_attnum(r->relid, r->name) != InvalidAttrNumber)
+            continue; /* the table went (judged itself), or the name is back */
+        pg::PolicyFacts f;
+        init_facts(&f, kDropColumn);
+        f.column = quote_identifier(r->name);
+        table_facts(r->relid, r->table, &f);
+        enforce(&f);
+    }
+}
+
+static void note_replaced_column(Oid relid, const char *name, const char *table)
+{
+    if (!replaced_callback) {
+        RegisterXactCallback(check_replaced_at_commit, nullptr);
+        replaced_callback = true;
+    }
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    ReplacedColumn *r = (ReplacedColumn *) palloc(sizeof(ReplacedColumn));
+    r->relid = relid;
+    r->name = pstrdup(name);
+    r->table = pstrdup(table);
+    replaced_columns = lappend(replaced_columns, r);
+    MemoryContextSwitchTo(old);
+}
 
 bool column_replaced_online(Oid relid, const char *name)
 {
@@ -1448,10 +1537,15 @@ bool column_replaced_online(Oid relid, const char *name)
                 return true;
         }
     }
-    return sync_trigger_copies(relid, name, nullptr);
+    Oid tgoid;
+    TransactionId xmin;
+    char *target = nullptr;
+    return sync_trigger_copies(relid, name, nullptr, &tgoid, &xmin, &target) &&
+           copy_verified(relid, tgoid, xmin, name, target);
 }
 
-static bool sync_trigger_copies(Oid relid, const char *source, const char *target)
+static bool sync_trigger_copies(Oid relid, const char *source, const char *target, Oid *tgoid,
+                                TransactionId *xmin, char **target_out)
 {
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp))
@@ -1488,8 +1582,15 @@ static bool sync_trigger_copies(Oid relid, const char *source, const char *targe
         if (strnlen(to, len - first - 1) >= len - first - 1)
             continue;
         if ((source == nullptr || strcmp(p, source) == 0) && strcmp(to, p) != 0 &&
-            (target != nullptr ? strcmp(to, target) == 0 : get_attnum(relid, to) != InvalidAttrNumber))
+            (target != nullptr ? strcmp(to, target) == 0 : get_attnum(relid, to) != InvalidAttrNumber)) {
             found = true;
+            if (tgoid != nullptr)
+                *tgoid = t->oid;
+            if (xmin != nullptr)
+                *xmin = HeapTupleHeaderGetXmin(tup->t_data);
+            if (target_out != nullptr)
+                *target_out = pstrdup(to);
+        }
     }
     systable_endscan(scan);
     table_close(trig, AccessShareLock);
@@ -2290,6 +2391,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                  * in the new one, which takes its name */
                 if (column_replaced_online(relid, cmd->name)) {
                     remember_judged_drop(relid, cmd->name);
+                    /* ... if the name is back by commit */
+                    if (plan_capture == nullptr)
+                        note_replaced_column(relid, cmd->name, table);
                     break;
                 }
                 init_facts(&f, kDropColumn);
