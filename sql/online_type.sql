@@ -138,14 +138,17 @@ INSERT INTO sy VALUES (3, 3);
 DROP TRIGGER sy_four ON sy;
 SELECT * FROM sy ORDER BY id;
 
--- the policy lets DROP COLUMN through only for a column an enabled
--- sync_column trigger copies into another column of the table, after
+-- the policy lets DROP COLUMN through only for a column a sync_column
+-- trigger (enabled always) copies into another column of the table, after
 -- sync_column_check found every row copied since the trigger last changed,
 -- and only if the transaction gives the name back by its commit
 CREATE TABLE sz (id int PRIMARY KEY, a int);
 INSERT INTO sz SELECT g, g * 10 FROM generate_series(1, 5) g;
 ALTER TABLE sz ADD COLUMN c bigint;
 CREATE TRIGGER sz_copy BEFORE INSERT OR UPDATE ON sz FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'c');
+-- an ordinary trigger does not fire with session_replication_role = replica
+SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
+ALTER TABLE sz ENABLE ALWAYS TRIGGER sz_copy;
 BEGIN;
 ALTER TABLE sz DROP COLUMN a;
 ROLLBACK;
@@ -153,7 +156,7 @@ SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
 UPDATE sz SET a = a;
 SELECT safe_migrate.sync_column_check('sz', 'a', 'c');
 ALTER TABLE sz DISABLE TRIGGER sz_copy;
-ALTER TABLE sz ENABLE TRIGGER sz_copy;
+ALTER TABLE sz ENABLE ALWAYS TRIGGER sz_copy;
 BEGIN;
 ALTER TABLE sz DROP COLUMN a;
 ROLLBACK;
@@ -171,6 +174,7 @@ COMMIT;
 SELECT id, a, pg_typeof(a) FROM sz ORDER BY id;
 -- the check reads as its caller; its record is not the caller's to read
 CREATE TRIGGER sy_six BEFORE INSERT OR UPDATE ON sy FOR EACH ROW EXECUTE FUNCTION safe_migrate.sync_column('a', 'b');
+ALTER TABLE sy ENABLE ALWAYS TRIGGER sy_six;
 RESET ROLE;
 CREATE ROLE sm_type_other;
 GRANT USAGE ON SCHEMA onl_ty TO sm_type_other;

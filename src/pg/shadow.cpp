@@ -206,8 +206,8 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
     if (!safe_migrate::policy::sync_trigger(relid, source, target, &tgoid, &xmin))
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                 errmsg("no enabled safe_migrate.sync_column trigger of table %s copies column \"%s\" into "
-                        "column \"%s\"",
+                 errmsg("no safe_migrate.sync_column trigger enabled always on table %s copies column \"%s\" "
+                        "into column \"%s\"",
                         rel, source, target),
                  errhint("An online type change creates one in its first step; apply its migration "
                          "again to continue.")));

@@ -1431,8 +1431,8 @@ static void check_detach_partition(Oid parent, const char *parent_name, Partitio
     enforce(&f);
 }
 
-/* Has relid an enabled BEFORE INSERT OR UPDATE row trigger of
- * safe_migrate.sync_column copying column source (NULL: any) into column
+/* Has relid a BEFORE INSERT OR UPDATE row trigger of
+ * safe_migrate.sync_column, ENABLE ALWAYS, copying column source (NULL: any) into column
  * target (NULL: any existing other column)?  Sets the trigger's Oid, its
  * pg_trigger row's xmin and the target's name when the pointers are given. */
 static bool sync_trigger_copies(Oid relid, const char *source, const char *target, Oid *tgoid = nullptr,
@@ -1558,7 +1558,9 @@ static bool sync_trigger_copies(Oid relid, const char *source, const char *targe
     HeapTuple tup;
     while (!found && HeapTupleIsValid(tup = systable_getnext(scan))) {
         Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
-        if (t->tgenabled == TRIGGER_DISABLED || t->tgnargs != 2 || !TRIGGER_FOR_ROW(t->tgtype) ||
+        /* ENABLE ALWAYS: it fires with session_replication_role = replica
+         * too, where an ordinary one would leave rows without their copy */
+        if (t->tgenabled != TRIGGER_FIRES_ALWAYS || t->tgnargs != 2 || !TRIGGER_FOR_ROW(t->tgtype) ||
             !TRIGGER_FOR_BEFORE(t->tgtype) || !TRIGGER_FOR_INSERT(t->tgtype) ||
             !TRIGGER_FOR_UPDATE(t->tgtype))
             continue;

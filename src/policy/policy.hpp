@@ -209,12 +209,12 @@ List *relations_a_drop_names(DropStmt *stmt);
 bool renames_added_column(Oid relid, const char *name, const char *new_name);
 bool is_added_column(Oid relid, const char *name);
 /* Is column name of relid being replaced by an online type change: a row
- * trigger of safe_migrate.sync_column, enabled, copies it into another
+ * trigger of safe_migrate.sync_column, ENABLE ALWAYS, copies it into another
  * column of the table, and safe_migrate.sync_column_check found every row
  * copied since that trigger was last changed (facts.cpp)?  Its values live
  * on in that column (which must take its name by commit). */
 bool column_replaced_online(Oid relid, const char *name);
-/* The enabled safe_migrate.sync_column trigger of relid copying source
+/* The safe_migrate.sync_column trigger (ENABLE ALWAYS) of relid copying source
  * into target: its Oid and the xmin of its pg_trigger row (facts.cpp). */
 bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin);
 /* Are the facts those of an ALTER COLUMN TYPE that keeps the heap (indexes

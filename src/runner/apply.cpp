@@ -494,6 +494,33 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     /* exactly once: look at the history under the lock */
     pg::Elevation e;
     pg::elevate(&e);
+    /* an attempt of this version that committed steps (failed, interrupted,
+     * or still "running" after a crash): its runner continues it, and
+     * reconciles it itself.  Decided before reconcile_interrupted here: the
+     * caller's transaction stays open until the runner is done, and the
+     * row it updated would lock the runner out of the history. */
+    {
+        Oid types[1] = {TEXTOID};
+        Datum values[1] = {CStringGetTextDatum(prepared->version)};
+        if (SPI_execute_with_args("SELECT status IN ('running', 'failed', 'interrupted') "
+                                  "AND steps_committed OPERATOR(pg_catalog.>) 0 AND abandoned_at IS NULL "
+                                  "FROM safe_migrate.migrations WHERE version OPERATOR(pg_catalog.=) $1 "
+                                  "ORDER BY id DESC LIMIT 1",
+                                  1, types, values, nullptr, false, 1) != SPI_OK_SELECT)
+            elog(ERROR, "could not read the history of migration \"%s\"", prepared->version);
+        bool isnull = true;
+        bool continued = SPI_processed == 1 &&
+                         DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+                         !isnull;
+        if (continued) {
+            pg::unelevate(&e);
+            SPI_finish();
+            MemoryContextSwitchTo(caller_cxt);
+            (void) LockRelease(&tag, ExclusiveLock, false);
+            return nullptr;
+        }
+    }
+    MemoryContextSwitchTo(caller_cxt);
     reconcile_interrupted();
     {
         Oid types[1] = {TEXTOID};

@@ -130,7 +130,9 @@ sub stop_writer
 setup('probe');
 my @plan = split /\n/, as_role($node, 'owner',
 	"SELECT sql FROM migrate_plan(\$m\$$script\$m\$) WHERE command NOT IN ('SELECT', 'ANALYZE') ORDER BY statement");
-is(scalar(@plan), 21, 'the expanded script has 21 DDL statements') or diag(join("\n", @plan));
+# 22 on PostgreSQL 18: its NOT NULL constraint is renamed back too
+my $expected_ddl = $node->safe_psql('postgres', 'SHOW server_version_num') >= 180000 ? 22 : 21;
+is(scalar(@plan), $expected_ddl, "the expanded script has $expected_ddl DDL statements") or diag(join("\n", @plan));
 like($plan[0], qr/^ALTER TABLE probe\.users ADD COLUMN id_sm_new bigint$/, 'first: the shadow column');
 like($plan[-1], qr/^ALTER TABLE probe\.orders VALIDATE CONSTRAINT orders_user_id_fkey$/,
 	'last: the foreign key validated again');
@@ -153,7 +155,10 @@ my $psql = $node->installed_command('psql');
 my @schemas = ('s0');
 for my $k (1 .. scalar(@plan))
 {
-	my $mode = $modes[ ($k - 1) % 3 ];
+	# the last (the foreign key's VALIDATE, after the swap committed) by a
+	# crash in every version: the resumed attempt must run the recorded
+	# expansion, and nothing of the crashed one may lock it out
+	my $mode = $k == scalar(@plan) ? $modes[0] : $modes[ ($k - 1) % 3 ];
 	my $s = "s$k";
 	push @schemas, $s;
 	my $stmt = $plan[ $k - 1 ];
