@@ -51,6 +51,16 @@ const char *prepare_script(const char *script, const char *version, PreparedScri
  * reports that).  NULL with *problem set when a statement would rewrite a
  * table and online execution cannot take it (refused before any step). */
 char *expand_online(const char *sql, const char **problem) noexcept;
+/* One token of SQL text: its code and where it starts and stops. */
+struct Token {
+    int code;
+    size_t start;
+    size_t stop;
+};
+/* The tokens of s[begin, end) by PostgreSQL's scanner (online.cpp), in
+ * palloc'd *out; returns their number.  The text must scan without error
+ * (it parsed). */
+int scan_tokens(const char *s, size_t begin, size_t end, Token **out);
 /* ALTER TABLE ... ALTER COLUMN ... TYPE online (online_type.cpp): the steps
  * appended to out (when not NULL), refused (*refusal says why), or left as
  * written (no rewrite, or it fails on its own). */

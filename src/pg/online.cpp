@@ -706,45 +706,6 @@ bool added_column_online(const RangeVar *rv, const AddedColumn *col, bool key_kn
     return name != nullptr;
 }
 
-/* One token of a statement: its code and where it starts and stops in the
- * script text. */
-struct Token {
-    int code;
-    size_t start;
-    size_t stop;
-};
-
-/* The tokens of s[begin, end), by PostgreSQL's scanner (the text parsed:
- * it scans without error).  A token's end is where the scanner left its
- * terminating NUL in its copy of the text (as PostgreSQL's parser finds a
- * token's length when it looks ahead). */
-int scan_tokens(const char *s, size_t begin, size_t end, Token **out)
-{
-    char *text = pnstrdup(s + begin, end - begin);
-    core_yy_extra_type extra;
-    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
-    int n = 0, room = 32;
-    Token *tokens = (Token *) palloc(sizeof(Token) * room);
-    for (;;) {
-        core_YYSTYPE lval;
-        YYLTYPE lloc;
-        int code = core_yylex(&lval, &lloc, scanner);
-        if (code == 0)
-            break;
-        if (n == room) {
-            room *= 2;
-            tokens = (Token *) repalloc(tokens, sizeof(Token) * room);
-        }
-        tokens[n].code = code;
-        tokens[n].start = begin + (size_t) lloc;
-        tokens[n].stop = begin + (size_t) lloc + strlen(extra.scanbuf + lloc);
-        n++;
-    }
-    scanner_finish(scanner);
-    *out = tokens;
-    return n;
-}
-
 /* Where the column definition's element (constraint or COLLATE) at `from`
  * ends: where the next one starts, else the end of the statement's last
  * token (stop). */
@@ -1028,6 +989,37 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
 }
 
 }  // namespace
+
+/* The tokens of s[begin, end), by PostgreSQL's scanner (the text parsed:
+ * it scans without error).  A token's end is where the scanner left its
+ * terminating NUL in its copy of the text (as PostgreSQL's parser finds a
+ * token's length when it looks ahead). */
+int scan_tokens(const char *s, size_t begin, size_t end, Token **out)
+{
+    char *text = pnstrdup(s + begin, end - begin);
+    core_yy_extra_type extra;
+    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
+    int n = 0, room = 32;
+    Token *tokens = (Token *) palloc(sizeof(Token) * room);
+    for (;;) {
+        core_YYSTYPE lval;
+        YYLTYPE lloc;
+        int code = core_yylex(&lval, &lloc, scanner);
+        if (code == 0)
+            break;
+        if (n == room) {
+            room *= 2;
+            tokens = (Token *) repalloc(tokens, sizeof(Token) * room);
+        }
+        tokens[n].code = code;
+        tokens[n].start = begin + (size_t) lloc;
+        tokens[n].stop = begin + (size_t) lloc + strlen(extra.scanbuf + lloc);
+        n++;
+    }
+    scanner_finish(scanner);
+    *out = tokens;
+    return n;
+}
 
 bool online_handles(const Node *stmt)
 {

@@ -147,9 +147,6 @@ bool bool_value(int row, int col)
  */
 char *index_on_shadow(const char *def, const char *column, const char *shadow, const char *temp_name)
 {
-    char *text = pstrdup(def);
-    core_yy_extra_type extra;
-    core_yyscan_t scanner = scanner_init(text, &extra, &ScanKeywords, ScanKeywordTokens);
     const int kw_index = ScanKeywordTokens[ScanKeywordLookup("index", &ScanKeywords)];
     const int kw_using = ScanKeywordTokens[ScanKeywordLookup("using", &ScanKeywords)];
     const int kw_with = ScanKeywordTokens[ScanKeywordLookup("with", &ScanKeywords)];
@@ -158,42 +155,16 @@ char *index_on_shadow(const char *def, const char *column, const char *shadow, c
     const int kw_collate = ScanKeywordTokens[ScanKeywordLookup("collate", &ScanKeywords)];
     StringInfoData out;
     initStringInfo(&out);
-    /* the tokens, with the positions where each starts */
-    struct Tok {
-        int code;
-        int start;
-        bool names_column;
-    };
-    int cap = 64, n = 0;
-    Tok *toks = (Tok *) palloc(sizeof(Tok) * cap);
-    for (;;) {
-        core_YYSTYPE lval;
-        YYLTYPE lloc;
-        int tok = core_yylex(&lval, &lloc, scanner);
-        if (tok == 0)
-            break;
-        if (n == cap) {
-            cap *= 2;
-            toks = (Tok *) repalloc(toks, sizeof(Tok) * cap);
-        }
-        toks[n].code = tok;
-        toks[n].start = lloc;
-        n++;
-    }
-    scanner_finish(scanner);
+    Token *toks;
+    int n = scan_tokens(def, 0, strlen(def), &toks);
     /* a token names the column when it is written as pg_get_indexdef
-     * writes a column (quote_identifier); "::" before a type name */
+     * writes a column (quote_identifier); "::" comes before a type name */
     const char *quoted = quote_identifier(column);
-    size_t deflen = strlen(def);
-    bool *after_cast = (bool *) palloc0(sizeof(bool) * (n + 1));
-    for (int k = 0; k < n; k++) {
-        size_t from = (size_t) toks[k].start;
-        size_t stop = k + 1 < n ? (size_t) toks[k + 1].start : deflen;
-        while (stop > from && isspace((unsigned char) def[stop - 1]))
-            stop--;
-        toks[k].names_column = stop - from == strlen(quoted) && strncmp(def + from, quoted, stop - from) == 0;
-        after_cast[k + 1] = stop - from == 2 && strncmp(def + from, "::", 2) == 0;
-    }
+    size_t quoted_len = strlen(quoted);
+    auto text_is = [&](int k, const char *what, size_t len) {
+        return k >= 0 && k < n && toks[k].stop - toks[k].start == len &&
+               strncmp(def + toks[k].start, what, len) == 0;
+    };
     /* CREATE [UNIQUE] INDEX name ON [ONLY] table USING am ( */
     int i = 0;
     while (i < n && toks[i].code != kw_index)
@@ -207,9 +178,9 @@ char *index_on_shadow(const char *def, const char *column, const char *shadow, c
         return nullptr;
     int body = i + 2;
     /* the original text, piece by piece */
-    appendBinaryStringInfo(&out, def, toks[name_tok].start);
+    appendBinaryStringInfo(&out, def, (int) toks[name_tok].start);
     appendStringInfo(&out, "CONCURRENTLY %s ", quote_identifier(temp_name));
-    int copied = toks[name_tok + 1].start;
+    size_t copied = toks[name_tok + 1].start;
     int depth = 0;
     bool skip_group = false, where = false, replaced = false;
     for (int k = body; k < n; k++) {
@@ -232,17 +203,15 @@ char *index_on_shadow(const char *def, const char *column, const char *shadow, c
                 skip_group = false;
             continue;
         }
-        if (!toks[k].names_column || skip_group || (depth == 0 && !where))
+        if (!text_is(k, quoted, quoted_len) || skip_group || (depth == 0 && !where))
             continue;
-        if (k > 0 && (toks[k - 1].code == '.' || after_cast[k] || toks[k - 1].code == kw_collate))
+        if (k > 0 && (toks[k - 1].code == '.' || text_is(k - 1, "::", 2) || toks[k - 1].code == kw_collate))
             continue;
         if (k + 1 < n && (toks[k + 1].code == '(' || toks[k + 1].code == '.'))
             continue;
-        /* the token's text ends where the next one starts, less blanks */
-        int stop = toks[k].start + (int) strlen(quoted);
-        appendBinaryStringInfo(&out, def + copied, toks[k].start - copied);
+        appendBinaryStringInfo(&out, def + copied, (int) (toks[k].start - copied));
         appendStringInfoString(&out, quote_identifier(shadow));
-        copied = stop;
+        copied = toks[k].stop;
         replaced = true;
     }
     appendStringInfoString(&out, def + copied);

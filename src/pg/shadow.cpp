@@ -254,8 +254,10 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
     values[3] = NameGetDatum(&names[0]);
     values[4] = NameGetDatum(&names[1]);
     values[5] = NameGetDatum(&names[2]);
-    if (SPI_execute_with_args("DELETE FROM safe_migrate.online_copies WHERE relid OPERATOR(pg_catalog.=) $1", 1,
-                              types, values, nullptr, false, 0) != SPI_OK_DELETE ||
+    /* a check of another column pair on the table leaves this one's record */
+    if (SPI_execute_with_args("DELETE FROM safe_migrate.online_copies WHERE relid OPERATOR(pg_catalog.=) $1 "
+                              "AND source OPERATOR(pg_catalog.=) $4 AND target OPERATOR(pg_catalog.=) $5",
+                              5, types, values, nullptr, false, 0) != SPI_OK_DELETE ||
         SPI_execute_with_args("INSERT INTO safe_migrate.online_copies "
                               "(relid, trigger_oid, trigger_xmin, source, target, checked_by) "
                               "VALUES ($1, $2, $3, $4, $5, $6)",
