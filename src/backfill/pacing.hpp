@@ -88,6 +88,9 @@ int pacing_first_batch(const Pacing *p);
 /* Look at the application's sessions now (at the end of a batch, inside
  * its transaction: the backend status snapshot is per transaction). */
 void pacing_sample_foreground(Pacing *p);
+/* Sessions waiting on a heavyweight lock this backend holds (or is ahead
+ * of them for); in a transaction. */
+int pacing_lock_waiters_on_me();
 
 /* Before the first batch; before each batch (after its sleep); after it. */
 void pacing_initial(Pacing *p, PacingDecision *out);

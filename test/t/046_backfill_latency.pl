@@ -200,6 +200,69 @@ cmp_ok($rows_at_load_end, '<', $total, 'the load ended before the job did');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE b IS DISTINCT FROM a'),
 	'0', 'under load: every row filled');
 
+# ---- sessions waiting on the job's locks
+# Each batch runs the table owner's statement trigger, which takes an
+# advisory lock for the batch's transaction and holds it 0.3 s; another
+# session takes the same lock in a loop (one transaction each), so it waits
+# on the worker's transaction during most batches.  The worker finds it
+# (the status array, then pg_blocking_pids() of the waiting session), cuts
+# its duty cycle and says why.  A session waiting on another lock, not the
+# job's, does not count.
+$node->safe_psql('postgres', q{
+	CREATE TABLE lw (id int PRIMARY KEY, a int NOT NULL, b int);
+	INSERT INTO lw SELECT g, g, NULL FROM generate_series(1, 20000) g;
+	CREATE FUNCTION lw_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM pg_catalog.pg_advisory_xact_lock(4242);
+		PERFORM pg_catalog.pg_sleep(0.3);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER lw_hold AFTER UPDATE ON lw FOR EACH STATEMENT EXECUTE FUNCTION lw_hold();
+});
+# first a session waiting on a lock the job does not hold: no cut for it
+my $other_holder = $node->background_psql('postgres');
+$other_holder->query_safe('BEGIN; SELECT pg_advisory_xact_lock(777)');
+my $other_waiter = $node->background_psql('postgres');
+$other_waiter->query_until(qr/waiting/, "\\echo waiting\nSELECT pg_advisory_lock(777);\n");
+my $lw_job = $node->safe_psql('postgres', q{SELECT migrate_backfill('lw', 'b = a', batch_size => 1000)});
+my $lw_seen = '';
+for (my $i = 0; $i < 50; $i++)
+{
+	$lw_seen = $node->safe_psql('postgres',
+		"SELECT batches >= 3 FROM safe_migrate.backfills WHERE id = $lw_job");
+	last if $lw_seen eq 't';
+	sleep 0.2;
+}
+is($lw_seen, 't', 'lock waiters: the job ran three batches');
+is($node->safe_psql('postgres',
+		"SELECT coalesce(throttled_by, '') FROM safe_migrate.backfills WHERE id = $lw_job") ne 'lock waiters',
+	1, '... not held back by a session that waits on a lock that is not the job\'s');
+$other_holder->query_safe('COMMIT');
+$other_holder->quit;
+$other_waiter->quit;
+
+# now one that waits on the job's batches
+my ($w_in, $w_out, $w_err) = ('', '', '');
+my $waiter = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c',
+	  q{DO $$ BEGIN FOR i IN 1..600 LOOP
+			PERFORM pg_catalog.pg_advisory_xact_lock(4242); COMMIT;
+			PERFORM pg_catalog.pg_sleep(0.05);
+		END LOOP; END $$} ],
+	\$w_in, \$w_out, \$w_err);
+$lw_seen = '';
+for (my $i = 0; $i < 300; $i++)
+{
+	$lw_seen = $node->safe_psql('postgres',
+		"SELECT coalesce(throttled_by, '') || ' ' || (duty < 1) FROM safe_migrate.backfills WHERE id = $lw_job");
+	last if $lw_seen eq 'lock waiters true';
+	sleep 0.1;
+}
+is($lw_seen, 'lock waiters true', 'a session waiting on the batch\'s lock cut the duty cycle, shown as lock waiters');
+$node->safe_psql('postgres', "SELECT migrate_backfill_cancel($lw_job)");
+$waiter->kill_kill;
+$waiter->finish;
+
 # ---- the counters are aggregates for monitoring roles, not for everyone
 $node->safe_psql('postgres', q{
 	CREATE ROLE plain LOGIN;
