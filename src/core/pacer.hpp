@@ -65,7 +65,7 @@ struct PacerConfig {
     double min_samples = 50;          // statements needed (recent and baseline) to judge
     double recent_window_ms = 1500;   // the recent distribution fades with this time constant
     double baseline_keep = 0.5;       // share of the baseline kept when a new quiet window comes
-    double busy_batch_ms = 2;         // batch duration aimed at while the foreground is present
+    double busy_batch_ms = 1;         // batch duration aimed at while the foreground is present
     double idle_after_ms = 500;       // no foreground statement for this long: idle, full speed
     double min_foreground_rate = 3;   // application statements per second that make it present
                                       // (a monitoring query once a second does not)
