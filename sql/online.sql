@@ -176,10 +176,11 @@ SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%
 -- left as written (the policy judges them): IF NOT EXISTS (whether the column
 -- is there decides what it does), a domain with a constraint (PostgreSQL
 -- rewrites the table to check it whatever the default), a constraint on the
--- column, several subcommands, a table without a primary key, a constant
--- default, a default calling a function the script defines (its volatility
--- is not known before the script runs); a sequence the script creates is
--- fine (nextval is volatile)
+-- column, a table without a primary key, a constant default, a default
+-- calling a function the script defines (its volatility is not known before
+-- the script runs); a sequence the script creates is fine (nextval is
+-- volatile); with other subcommands the statement is split and the column
+-- taken on its own (below)
 CREATE DOMAIN onl.positive AS int CHECK (VALUE > 0);
 SET search_path = onl, public;
 SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE u ADD COLUMN IF NOT EXISTS x uuid DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN y positive DEFAULT floor(random() * 10)::int + 1;\nALTER TABLE u ADD COLUMN z uuid UNIQUE DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN w uuid DEFAULT gen_random_uuid(), ADD COLUMN w2 int;\nALTER TABLE nk ADD COLUMN z uuid DEFAULT gen_random_uuid();\nALTER TABLE u ADD COLUMN c int NOT NULL DEFAULT 0;\nCREATE FUNCTION onl.one() RETURNS int LANGUAGE sql VOLATILE AS $$SELECT 1$$;\nALTER TABLE u ADD COLUMN o int DEFAULT one();\nCREATE SEQUENCE onl.u_seq;\nALTER TABLE u ADD COLUMN n bigint NOT NULL DEFAULT nextval(\'u_seq\');');
@@ -216,6 +217,64 @@ SELECT relation, operation, status, rows_done FROM safe_migrate.backfills
 -- left as written: USING, RETURNING, an alias, a table without a key
 SET search_path = onl, public;
 SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nDELETE FROM ev USING scratch WHERE ev.id = scratch.id;\nDELETE FROM ev WHERE id < 10 RETURNING id;\nDELETE FROM ev e WHERE e.id < 10;\nDELETE FROM nk;');
+RESET search_path;
+
+-- ALTER TABLE with several subcommands, one of which online execution
+-- takes: split into one statement per subcommand in the order PostgreSQL
+-- runs them (drops, type changes, new columns, NOT NULL, unique and primary
+-- keys, other constraints and defaults, the rest; as written within each),
+-- each taken online or left as written
+SELECT format($f$
+    CREATE TABLE %1$s.ms (id int PRIMARY KEY, pid int, v text, n int, old int);
+    INSERT INTO %1$s.ms SELECT g, g %% 50 + 1, 'v' || g, g, g FROM generate_series(1, 1000) g;
+    CREATE INDEX ms_pid ON %1$s.ms (pid);
+    ANALYZE %1$s.ms;
+  $f$, s) FROM unnest(ARRAY['naive', 'onl']) s
+\gexec
+\set split_script '-- safe_migrate:online\n-- safe_migrate:allow ban-drop-column old is unused\nALTER TABLE ms ADD CONSTRAINT ms_pid_fk FOREIGN KEY (pid) REFERENCES parent (id),\n  ALTER COLUMN v SET NOT NULL, ADD COLUMN note text, DROP COLUMN old,\n  ADD CONSTRAINT ms_n_pos CHECK (n > 0 AND coalesce(pid, 0) >= 0);\nALTER TABLE ONLY ms ADD COLUMN tag uuid DEFAULT gen_random_uuid(), ADD UNIQUE (n), ALTER COLUMN note SET DEFAULT \'none\';\n'
+SET search_path = onl, public;
+SELECT statement, sql FROM migrate_plan(replace(:'split_script', '\n', E'\n'));
+-- naively: refused, and the hint offers online execution
+SELECT migrate_apply(replace(replace(:'split_script', '-- safe_migrate:online', ''), '\n', E'\n'), 'split-000');
+SELECT version, status, statements FROM migrate_apply(replace(:'split_script', '\n', E'\n'), 'split-001');
+SET search_path = naive, public;
+SET safe_migrate.policy = off;
+SELECT replace(replace(:'split_script', '-- safe_migrate:online', ''), '\n', E'\n') AS naive_split \gset
+:naive_split
+RESET safe_migrate.policy;
+RESET search_path;
+-- the same schema both ways, every row filled its own value
+SELECT kind, count(*) AS items,
+       count(*) FILTER (WHERE replace(item, 'onl.', 'naive.') NOT IN (SELECT item FROM pg_temp.schema_of('naive'))) AS different
+  FROM pg_temp.schema_of('onl') WHERE item LIKE '%.ms%' GROUP BY kind ORDER BY kind;
+SELECT (SELECT count(*) FROM pg_temp.schema_of('onl') WHERE item LIKE '%.ms%') =
+       (SELECT count(*) FROM pg_temp.schema_of('naive') WHERE item LIKE '%.ms%') AS same_count;
+CREATE FUNCTION pg_temp.defaults_of(rel regclass) RETURNS TABLE (attname name, default_value text) LANGUAGE sql AS $$
+  SELECT a.attname, pg_get_expr(d.adbin, d.adrelid)
+    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+$$;
+SELECT * FROM pg_temp.defaults_of('onl.ms');
+SELECT array(SELECT row(d.*)::text FROM pg_temp.defaults_of('onl.ms') d) =
+       array(SELECT row(d.*)::text FROM pg_temp.defaults_of('naive.ms') d) AS same_defaults;
+SELECT count(*) AS rows, count(DISTINCT tag) AS distinct_tags, count(*) FILTER (WHERE note IS NULL) AS notes_null
+  FROM naive.ms;
+SELECT count(*) AS rows, count(DISTINCT tag) AS distinct_tags, count(*) FILTER (WHERE note IS NULL) AS notes_null
+  FROM onl.ms;
+SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
+SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;
+-- not split: nothing of it taken online (one statement, one rewrite), a new
+-- column's CHECK (it may name a column another subcommand adds, which
+-- PostgreSQL adds first), a USING among several type changes (PostgreSQL
+-- computes each from the row before any change), a table the script creates
+SET search_path = onl, public;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE ms ADD COLUMN a1 int, ADD COLUMN a2 text;\nALTER TABLE ms ADD COLUMN c1 int CHECK (c1 > n), ALTER COLUMN n SET NOT NULL;\nALTER TABLE ms ALTER COLUMN n TYPE bigint USING n + 1, ALTER COLUMN pid TYPE bigint;\nCREATE TABLE ms2 (id int PRIMARY KEY, n int);\nALTER TABLE ms2 ALTER COLUMN n SET NOT NULL, ADD CHECK (n > 0);');
+-- the hint of a refused several-subcommand statement offers online execution
+-- when a subcommand of it would be taken
+CREATE TABLE onl.ms3 (id int PRIMARY KEY, n int);
+INSERT INTO onl.ms3 SELECT g, g FROM generate_series(1, 1000) g;
+ANALYZE onl.ms3;
+SELECT migrate_apply(E'ALTER TABLE ms3 ADD CONSTRAINT ms3_n_pos CHECK (n > 0), SET (fillfactor = 90);', 'split-002');
 RESET search_path;
 
 RESET safe_migrate.large_table_rows;

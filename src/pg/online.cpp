@@ -1021,6 +1021,239 @@ int scan_tokens(const char *s, size_t begin, size_t end, Token **out)
     return n;
 }
 
+namespace {
+
+/* ALTER TABLE with several subcommands.  PostgreSQL runs a statement's
+ * subcommands in passes (tablecmds.c: drops first, then type changes, new
+ * columns, NOT NULL, index-based constraints, other constraints and
+ * defaults, everything else), in the order written within a pass.  When
+ * one of them is one online execution takes, the statement is split into
+ * one ALTER TABLE per subcommand, in that same order, and each is taken
+ * on its own (or left as written).  The rank of a subcommand: its pass. */
+int subcommand_pass(const AlterTableCmd *cmd)
+{
+    switch (cmd->subtype) {
+        case AT_DropColumn:
+        case AT_DropConstraint:
+        case AT_DropNotNull:
+        case AT_DropIdentity:
+        case AT_DropExpression:
+            return 0;
+        case AT_ColumnDefault:
+            return cmd->def != nullptr ? 8 : 0;
+        case AT_AlterColumnType:
+            return 1;
+        case AT_AddColumn:
+            return 2;
+#if PG_VERSION_NUM >= 170000
+        case AT_SetExpression:
+            return 3;
+#endif
+        case AT_SetNotNull:
+            return 5;
+        case AT_AddIndexConstraint:
+            return 6;
+        case AT_AddConstraint: {
+            const Constraint *c = (cmd->def != nullptr && IsA(cmd->def, Constraint)) ? (const Constraint *) cmd->def
+                                                                                      : nullptr;
+            if (c != nullptr && (c->contype == CONSTR_PRIMARY || c->contype == CONSTR_UNIQUE ||
+                                 c->contype == CONSTR_EXCLUSION))
+                return 6;
+            return 8;
+        }
+        case AT_AddIdentity:
+            return 8;
+        default:
+            return 9;
+    }
+}
+
+/* Can the statement be split without changing what it does?  Not when a
+ * new column carries a CHECK or a generation expression (they may name
+ * columns other subcommands add, which PostgreSQL adds first), nor when
+ * one of several type changes has USING (PostgreSQL computes every USING
+ * from the row before any of the changes). */
+bool splittable(const AlterTableStmt *at)
+{
+    if (at->objtype != OBJECT_TABLE || list_length(at->cmds) < 2)
+        return false;
+    int type_changes = 0;
+    bool using_clause = false;
+    ListCell *lc;
+    foreach (lc, at->cmds) {
+        const AlterTableCmd *cmd = (const AlterTableCmd *) lfirst(lc);
+        if (!IsA(cmd, AlterTableCmd))
+            return false;
+        if (cmd->subtype == AT_AlterColumnType) {
+            type_changes++;
+            using_clause |= cmd->def != nullptr && IsA(cmd->def, ColumnDef) &&
+                            ((const ColumnDef *) cmd->def)->raw_default != nullptr;
+        }
+        if (cmd->subtype == AT_AddColumn && cmd->def != nullptr && IsA(cmd->def, ColumnDef)) {
+            const ColumnDef *def = (const ColumnDef *) cmd->def;
+            if (def->generated != '\0')
+                return false;
+            ListCell *cc;
+            foreach (cc, def->constraints) {
+                const Constraint *c = (const Constraint *) lfirst(cc);
+                if (!IsA(c, Constraint) || c->contype == CONSTR_CHECK || c->contype == CONSTR_GENERATED)
+                    return false;
+            }
+        }
+    }
+    return !(type_changes > 1 && using_clause);
+}
+
+/* The subcommands of at, one statement each, in the order PostgreSQL runs
+ * them: texts[i] is "ALTER TABLE <as written> <subcommand i>", stmts[i]
+ * its parse tree.  0 when the text does not split into exactly the
+ * subcommands the parser found (then the statement stays whole). */
+int split_alter(const char *s, size_t begin, size_t end, const AlterTableStmt *at, char ***texts,
+                AlterTableStmt ***stmts)
+{
+    if (at->relation == nullptr || at->relation->location < 0)
+        return 0;
+    Token *tok = nullptr;
+    int n = scan_tokens(s, begin, end, &tok);
+    int k = 0;
+    while (k < n && tok[k].start != (size_t) at->relation->location)
+        k++;
+    if (k == n)
+        return 0;
+    k++; /* the name, qualified or not, and ONLY's "*" */
+    while (k + 1 < n && tok[k].code == '.')
+        k += 2;
+    if (k < n && tok[k].code == '*')
+        k++;
+    if (k >= n)
+        return 0;
+    int want = list_length(at->cmds);
+    int *first = (int *) palloc(sizeof(int) * (n + 1));
+    int *last = (int *) palloc(sizeof(int) * (n + 1));
+    int pieces = 0, depth = 0;
+    first[0] = k;
+    for (int i = k; i < n; i++) {
+        int c = tok[i].code;
+        if (c == '(' || c == '[')
+            depth++;
+        else if (c == ')' || c == ']')
+            depth--;
+        else if (c == ',' && depth == 0) {
+            if (i == first[pieces])
+                return 0;
+            last[pieces++] = i - 1;
+            first[pieces] = i + 1;
+        }
+    }
+    if (first[pieces] >= n)
+        return 0;
+    last[pieces++] = n - 1;
+    if (pieces != want)
+        return 0;
+    /* from the statement's first token: not the comments before it */
+    char *prefix = pnstrdup(s + tok[0].start, tok[k].start - tok[0].start);
+    char **t = (char **) palloc(sizeof(char *) * pieces);
+    AlterTableStmt **st = (AlterTableStmt **) palloc(sizeof(AlterTableStmt *) * pieces);
+    ListCell *lc = list_head(at->cmds);
+    for (int i = 0; i < pieces; i++, lc = lnext(at->cmds, lc)) {
+        size_t from = tok[first[i]].start, to = tok[last[i]].stop;
+        t[i] = psprintf("%s%.*s", prefix, (int) (to - from), s + from);
+        MemoryContext cxt = CurrentMemoryContext;
+        List *volatile trees = NIL;
+        volatile bool parsed = false;
+        PG_TRY();
+        {
+            trees = raw_parser(t[i], RAW_PARSE_DEFAULT);
+            parsed = true;
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(cxt);
+            FlushErrorState();
+        }
+        PG_END_TRY();
+        if (!parsed || list_length(trees) != 1)
+            return 0;
+        Node *one = linitial_node(RawStmt, trees)->stmt;
+        if (!IsA(one, AlterTableStmt) || list_length(((AlterTableStmt *) one)->cmds) != 1 ||
+            linitial_node(AlterTableCmd, ((AlterTableStmt *) one)->cmds)->subtype !=
+                ((AlterTableCmd *) lfirst(lc))->subtype)
+            return 0;
+        st[i] = (AlterTableStmt *) one;
+    }
+    /* PostgreSQL's order: by pass, as written within a pass (a stable
+     * insertion sort) */
+    for (int i = 1; i < pieces; i++) {
+        char *ti = t[i];
+        AlterTableStmt *si = st[i];
+        int pi = subcommand_pass(linitial_node(AlterTableCmd, si->cmds));
+        int j = i - 1;
+        while (j >= 0 && subcommand_pass(linitial_node(AlterTableCmd, st[j]->cmds)) > pi) {
+            t[j + 1] = t[j];
+            st[j + 1] = st[j];
+            j--;
+        }
+        t[j + 1] = ti;
+        st[j + 1] = si;
+    }
+    *texts = t;
+    *stmts = st;
+    return pieces;
+}
+
+/* The primary key an ALTER TABLE of one subcommand adds (keys_added). */
+bool adds_primary_key(const Node *stmt)
+{
+    if (!IsA(stmt, AlterTableStmt) || list_length(((const AlterTableStmt *) stmt)->cmds) != 1)
+        return false;
+    const AlterTableCmd *cmd = linitial_node(AlterTableCmd, ((const AlterTableStmt *) stmt)->cmds);
+    return cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
+           ((Constraint *) cmd->def)->contype == CONSTR_PRIMARY && ((Constraint *) cmd->def)->keys != NIL;
+}
+
+/* A several-subcommand ALTER TABLE, split (split_alter) when online
+ * execution takes at least one of its subcommands: each appended to out,
+ * taken online or as written.  1: split; 0: left whole (nothing of it
+ * online, or it does not split); -1: refused (*refusal). */
+int rewrite_split(StringInfo out, const char *s, size_t begin, size_t end, AlterTableStmt *at,
+                  List *created, List **keys_added, List *defined, char **refusal)
+{
+    if (!splittable(at) || created_here(created, at->relation))
+        return 0;
+    char **texts = nullptr;
+    AlterTableStmt **stmts = nullptr;
+    int n = split_alter(s, begin, end, at, &texts, &stmts);
+    if (n == 0)
+        return 0;
+    StringInfoData steps;
+    initStringInfo(&steps);
+    bool online = false;
+    for (int i = 0; i < n; i++) {
+        int before = steps.len;
+        size_t len = strlen(texts[i]);
+        char *why = nullptr;
+        if (rewrite(&steps, texts[i], 0, len, (Node *) stmts[i], created, *keys_added, defined, &why)) {
+            online = true;
+        } else {
+            if (why != nullptr) {
+                *refusal = why;
+                return -1;
+            }
+            steps.len = before;
+            steps.data[before] = '\0';
+            append_statement(&steps, texts[i], len);
+        }
+        if (adds_primary_key((Node *) stmts[i]))
+            *keys_added = lappend(*keys_added, stmts[i]);
+    }
+    if (!online)
+        return 0;
+    appendBinaryStringInfo(out, steps.data, steps.len);
+    return 1;
+}
+
+}  // namespace
+
 bool online_handles(const Node *stmt)
 {
     if (stmt == nullptr)
@@ -1057,6 +1290,17 @@ bool online_handles(const Node *stmt)
     if (!IsA(stmt, AlterTableStmt))
         return false;
     const AlterTableStmt *at = (const AlterTableStmt *) stmt;
+    if (splittable(at)) {
+        /* split into its subcommands, each taken on its own */
+        ListCell *lc;
+        foreach (lc, at->cmds) {
+            AlterTableStmt one = *at;
+            one.cmds = list_make1(lfirst(lc));
+            if (online_handles((Node *) &one))
+                return true;
+        }
+        return false;
+    }
     if (at->objtype != OBJECT_TABLE || list_length(at->cmds) != 1)
         return false;
     const AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
@@ -1118,6 +1362,18 @@ char *expand_online(const char *sql, const char **problem) noexcept
         size_t begin = (size_t) raw->stmt_location;
         size_t end = raw->stmt_len == 0 ? len : begin + (size_t) raw->stmt_len;
         char *refusal = nullptr;
+        if (IsA(raw->stmt, AlterTableStmt) && list_length(((AlterTableStmt *) raw->stmt)->cmds) > 1) {
+            int split = rewrite_split(&out, sql, begin, end, (AlterTableStmt *) raw->stmt, created,
+                                      &keys_added, defined, &refusal);
+            if (split < 0) {
+                *problem = refusal;
+                return nullptr;
+            }
+            if (split > 0) {
+                defined = note_defined(defined, raw->stmt);
+                continue;
+            }
+        }
         if (!rewrite(&out, sql, begin, end, raw->stmt, created, keys_added, defined, &refusal)) {
             if (refusal != nullptr) {
                 *problem = refusal;
@@ -1128,14 +1384,8 @@ char *expand_online(const char *sql, const char **problem) noexcept
         defined = note_defined(defined, raw->stmt);
         if (IsA(raw->stmt, CreateStmt))
             created = lappend(created, ((CreateStmt *) raw->stmt)->relation);
-        else if (IsA(raw->stmt, AlterTableStmt) &&
-                 list_length(((AlterTableStmt *) raw->stmt)->cmds) == 1) {
-            AlterTableCmd *cmd = linitial_node(AlterTableCmd, ((AlterTableStmt *) raw->stmt)->cmds);
-            if (cmd->subtype == AT_AddConstraint && cmd->def && IsA(cmd->def, Constraint) &&
-                ((Constraint *) cmd->def)->contype == CONSTR_PRIMARY &&
-                ((Constraint *) cmd->def)->keys != NIL)
-                keys_added = lappend(keys_added, raw->stmt);
-        }
+        else if (adds_primary_key(raw->stmt))
+            keys_added = lappend(keys_added, raw->stmt);
         else if (IsA(raw->stmt, CreateTableAsStmt))
             created = lappend(created, ((CreateTableAsStmt *) raw->stmt)->into->rel);
     }
