@@ -36,7 +36,9 @@
  * migration).  What blocks it is refused before any step runs, naming the
  * object: a view, rule, trigger, policy, statistics object or publication
  * that uses c, a generated column computed from it, an exclusion
- * constraint, an identity column, column privileges, a USING expression,
+ * constraint, column privileges granted by a role other
+ * than the table's owner (the owner's are granted again in the swap), a
+ * USING expression,
  * a partitioned table or one in an inheritance tree, a table without a
  * primary key (the backfill walks one), a foreign key from a partitioned
  * table (before PostgreSQL 18 it cannot be added NOT VALID), an invalid
@@ -119,6 +121,12 @@ struct Plan {
     char *default_expr;
     char *comment;
     List *sequences;  /* qualified names of sequences owned by c */
+    List *grants;     /* c's privileges: "SELECT TO role [WITH GRANT OPTION]"-style parts */
+    Oid new_type;     /* the column's new type */
+    char identity;    /* attidentity: 'a' (ALWAYS), 'd' (BY DEFAULT) or '\0' */
+    char *identity_seq;      /* the identity's sequence, qualified */
+    char *identity_seq_name; /* ... its name alone */
+    char *identity_options;  /* START, INCREMENT, bounds, CACHE, CYCLE for the new one */
     int n_indexes;
     RebuiltIndex *indexes;
     int n_constraints;
@@ -227,24 +235,111 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
     /* the column */
     if (SPI_execute_with_args(
             "SELECT a.attidentity <> '', a.attgenerated <> '', a.attacl IS NOT NULL, a.attnotnull, "
-            "pg_catalog.pg_get_expr(d.adbin, d.adrelid), pg_catalog.col_description(a.attrelid, a.attnum) "
+            "pg_catalog.pg_get_expr(d.adbin, d.adrelid), pg_catalog.col_description(a.attrelid, a.attnum), "
+            "a.attidentity::pg_catalog.text "
             "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d "
             "ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum "
             "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2",
             2, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT ||
         SPI_processed != 1)
         return "its column could not be read from the catalog";
-    if (bool_value(0, 1))
-        return psprintf("column \"%s\" is an identity column (online execution does not move an "
-                        "identity over yet)", column);
+    {
+        char *identity = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
+        p->identity = identity != nullptr ? identity[0] : '\0';
+    }
     if (bool_value(0, 2))
         return psprintf("column \"%s\" is a generated column", column);
-    if (bool_value(0, 3))
-        return psprintf("column \"%s\" has column privileges (GRANT ... (%s)), which online "
-                        "execution does not carry over yet", column, column);
+    bool has_acl = bool_value(0, 3);
     p->not_null = bool_value(0, 4);
     p->default_expr = copy_value(cxt, 0, 5);
     p->comment = copy_value(cxt, 0, 6);
+    if (p->identity != '\0') {
+        /* an identity column: the new column gets an identity of its own in
+         * the swap, its sequence with the old one's options (and bounds
+         * widened as ALTER COLUMN TYPE widens them: a bound at the old
+         * type's limit moves to the new type's), its position, and the old
+         * sequence's name */
+        if (p->new_type != INT2OID && p->new_type != INT4OID && p->new_type != INT8OID)
+            return psprintf("column \"%s\" is an identity column and the new type is not smallint, "
+                            "integer or bigint", column);
+        if (SPI_execute_with_args(
+                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+                "c.relname::pg_catalog.text, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, "
+                "s.seqcycle, c.relacl IS NOT NULL, s.seqtypid "
+                "FROM pg_catalog.pg_depend d "
+                "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+                "JOIN pg_catalog.pg_sequence s ON s.seqrelid OPERATOR(pg_catalog.=) c.oid "
+                "WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+                "AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+                "AND d.refobjid OPERATOR(pg_catalog.=) $1 AND d.refobjsubid OPERATOR(pg_catalog.=) $2 "
+                "AND d.deptype OPERATOR(pg_catalog.=) 'i' AND c.relkind OPERATOR(pg_catalog.=) 'S'",
+                2, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT ||
+            SPI_processed != 1)
+            return "its identity sequence could not be read from the catalog";
+        if (bool_value(0, 9))
+            return psprintf("the identity sequence of column \"%s\" has privileges of its own, which "
+                            "online execution does not carry over", column);
+        bool isnull;
+        auto int8_at = [&](int col) {
+            return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull));
+        };
+        int64 start = int8_at(3), increment = int8_at(4), min = int8_at(5), max = int8_at(6),
+              cache = int8_at(7);
+        bool cycle = bool_value(0, 8);
+        Oid old_type = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 10, &isnull));
+        auto type_max = [](Oid t) -> int64 {
+            return t == INT2OID ? PG_INT16_MAX : t == INT4OID ? PG_INT32_MAX : PG_INT64_MAX;
+        };
+        auto type_min = [](Oid t) -> int64 {
+            return t == INT2OID ? PG_INT16_MIN : t == INT4OID ? PG_INT32_MIN : PG_INT64_MIN;
+        };
+        if (max == type_max(old_type))
+            max = type_max(p->new_type);
+        if (min == type_min(old_type))
+            min = type_min(p->new_type);
+        if (max > type_max(p->new_type) || min < type_min(p->new_type))
+            return psprintf("the identity sequence of column \"%s\" has bounds the new type cannot hold",
+                            column);
+        p->identity_seq = copy_value(cxt, 0, 1);
+        p->identity_seq_name = copy_value(cxt, 0, 2);
+        p->identity_options = MemoryContextStrdup(
+            cxt, psprintf("START WITH " INT64_FORMAT " INCREMENT BY " INT64_FORMAT " MINVALUE " INT64_FORMAT
+                          " MAXVALUE " INT64_FORMAT " CACHE " INT64_FORMAT "%s",
+                          start, increment, min, max, cache, cycle ? " CYCLE" : " NO CYCLE"));
+    }
+    if (has_acl) {
+        /* column privileges (GRANT ... (c) ON t): granted again on the new
+         * column in the swap, when the table's owner granted them (the
+         * runner runs as the owner, or a member of its role: its GRANT is
+         * recorded as the owner's); granted by another role, they could
+         * not be given back as that role's */
+        if (SPI_execute_with_args(
+                "SELECT x.grantor OPERATOR(pg_catalog.=) c.relowner, "
+                "CASE WHEN x.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' "
+                "ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END, "
+                "x.privilege_type, x.is_grantable "
+                "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c "
+                "ON c.oid OPERATOR(pg_catalog.=) a.attrelid, "
+                "LATERAL pg_catalog.aclexplode(a.attacl) x "
+                "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2 "
+                "ORDER BY 2, 3",
+                2, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT)
+            return "its column privileges could not be read from the catalog";
+        for (uint64 r = 0; r < SPI_processed; r++) {
+            if (!bool_value((int) r, 1))
+                return psprintf("column \"%s\" has privileges granted by a role other than the "
+                                "table's owner, which online execution cannot grant again as that role",
+                                column);
+            char *grantee = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+            char *privilege = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
+            bool grantable = bool_value((int) r, 4);
+            MemoryContext old = MemoryContextSwitchTo(cxt);
+            p->grants = lappend(p->grants, psprintf("%s|%s%s", privilege, grantee,
+                                                    grantable ? " WITH GRANT OPTION" : ""));
+            MemoryContextSwitchTo(old);
+        }
+    }
 #if PG_VERSION_NUM >= 180000
     /* its NOT NULL constraint's name, given to the new column's */
     if (p->not_null &&
@@ -285,6 +380,8 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
                 indexes = list_append_unique_oid(indexes, objid);
             else if (kind == RELKIND_SEQUENCE && deptype[0] == 'a')
                 sequences = lappend_oid(sequences, objid);
+            else if (kind == RELKIND_SEQUENCE && deptype[0] == 'i' && p->identity != '\0')
+                continue; /* the identity's own: read above */
             else
                 return psprintf("%s depends on column \"%s\"", what, column);
         } else if (is_con) {
@@ -473,8 +570,21 @@ void append_steps(StringInfo out, const Plan *p)
     ListCell *lc;
     foreach (lc, p->sequences)
         appendStringInfo(out, "ALTER SEQUENCE %s OWNED BY NONE;\n", (char *) lfirst(lc));
+    const char *new_seq = nullptr;
+    if (p->identity != '\0') {
+        /* the new column's identity, its sequence going on from the old
+         * one's position (nothing is inserted meanwhile: the swap holds
+         * the table) */
+        new_seq = quote_qualified_identifier(p->nspname, makeObjectName(p->relname, p->shadow, "seq"));
+        appendStringInfo(out, "ALTER TABLE %s ALTER COLUMN %s ADD GENERATED %s AS IDENTITY (SEQUENCE NAME %s %s);\n",
+                         rel, shadow, p->identity == 'a' ? "ALWAYS" : "BY DEFAULT", new_seq, p->identity_options);
+        appendStringInfo(out, "SELECT pg_catalog.setval(%s::pg_catalog.regclass, s.last_value, s.is_called) FROM %s s;\n",
+                         quote_literal_cstr(new_seq), p->identity_seq);
+    }
     appendStringInfo(out, "ALTER TABLE %s DROP COLUMN %s;\n", rel, col);
     appendStringInfo(out, "ALTER TABLE %s RENAME COLUMN %s TO %s;\n", rel, shadow, col);
+    if (new_seq != nullptr)
+        appendStringInfo(out, "ALTER SEQUENCE %s RENAME TO %s;\n", new_seq, quote_identifier(p->identity_seq_name));
     appendStringInfo(out, "DROP TRIGGER %s ON %s;\n", trig, rel);
     if (p->not_null_name != nullptr) {
         /* the name SET NOT NULL gave the new column's constraint */
@@ -517,6 +627,11 @@ void append_steps(StringInfo out, const Plan *p)
         appendStringInfo(out, "ALTER SEQUENCE %s OWNED BY %s.%s;\n", (char *) lfirst(lc), rel, col);
     if (p->comment)
         appendStringInfo(out, "COMMENT ON COLUMN %s.%s IS %s;\n", rel, col, quote_literal_cstr(p->comment));
+    foreach (lc, p->grants) {
+        const char *g = (const char *) lfirst(lc);
+        const char *bar = strchr(g, '|');
+        appendStringInfo(out, "GRANT %.*s (%s) ON TABLE %s TO %s;\n", (int) (bar - g), g, col, rel, bar + 1);
+    }
     for (int i = 0; i < p->n_constraints; i++) {
         const ReaddedConstraint *c = &p->constraints[i];
         appendStringInfo(out, "ALTER TABLE %s ADD CONSTRAINT %s %s%s;\n", c->table, quote_identifier(c->name),
@@ -642,6 +757,7 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
             }
         }
         p->type_text = type_text.data;
+        p->new_type = new_type;
         p->nspname = get_namespace_name(get_rel_namespace(relid));
         p->relname = get_rel_name(relid);
         p->table = pstrdup(quote_qualified_identifier(p->nspname, p->relname));
