@@ -34,6 +34,8 @@ extern "C" {
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "storage/lock.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
@@ -310,7 +312,19 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
         for (;;) {
             Size nbytes;
             void *data;
-            shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, false);
+            /* waited for as an extension's wait, not MessageQueueReceive:
+             * a session waiting on its own runner is not the application
+             * (the backfill's pacer counts sessions in IPC waits as working
+             * ones, and took a caller waiting on a runner that waits on the
+             * backfill for application load: the job crawled in short
+             * batches with nobody else on the server) */
+            shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, true);
+            if (res == SHM_MQ_WOULD_BLOCK) {
+                (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+                ResetLatch(MyLatch);
+                CHECK_FOR_INTERRUPTS();
+                continue;
+            }
             if (res != SHM_MQ_SUCCESS)
                 break;
             StringInfoData msg;
