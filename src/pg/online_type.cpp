@@ -234,9 +234,8 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
     Datum args[2] = {ObjectIdGetDatum(relid), Int16GetDatum(att)};
     /* the column */
     if (SPI_execute_with_args(
-            "SELECT a.attidentity <> '', a.attgenerated <> '', a.attacl IS NOT NULL, a.attnotnull, "
-            "pg_catalog.pg_get_expr(d.adbin, d.adrelid), pg_catalog.col_description(a.attrelid, a.attnum), "
-            "a.attidentity::pg_catalog.text "
+            "SELECT a.attidentity::pg_catalog.text, a.attgenerated <> '', a.attacl IS NOT NULL, a.attnotnull, "
+            "pg_catalog.pg_get_expr(d.adbin, d.adrelid), pg_catalog.col_description(a.attrelid, a.attnum) "
             "FROM pg_catalog.pg_attribute a LEFT JOIN pg_catalog.pg_attrdef d "
             "ON d.adrelid OPERATOR(pg_catalog.=) a.attrelid AND d.adnum OPERATOR(pg_catalog.=) a.attnum "
             "WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2",
@@ -244,7 +243,7 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
         SPI_processed != 1)
         return "its column could not be read from the catalog";
     {
-        char *identity = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7);
+        char *identity = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         p->identity = identity != nullptr ? identity[0] : '\0';
     }
     if (bool_value(0, 2))
@@ -263,7 +262,7 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
             return psprintf("column \"%s\" is an identity column and the new type is not smallint, "
                             "integer or bigint", column);
         if (SPI_execute_with_args(
-                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname), "
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), "
                 "c.relname::pg_catalog.text, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, "
                 "s.seqcycle, c.relacl IS NOT NULL, s.seqtypid "
                 "FROM pg_catalog.pg_depend d "
