@@ -449,6 +449,11 @@ CREATE TABLE safe_migrate.backfill_jobs (
     foreground_latency_ms  float8,
     foreground_baseline_ms float8,
     duty                float8,
+    -- the aftermath (issue 16): the worker vacuums the table after the job
+    -- completes while the application is there (safe_migrate.backfill_vacuum
+    -- at submit time); when that vacuum ended
+    vacuum              boolean NOT NULL DEFAULT true,
+    vacuumed_at         timestamptz,
     submitted_at        timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz,
@@ -470,7 +475,7 @@ SELECT id, relation, status, rows_done, rows_examined, estimated_total, batches,
        CASE WHEN status = 'running' THEN throttled_by END AS throttled_by,
        round(foreground_latency_ms::numeric, 2) AS foreground_latency_ms,
        round(foreground_baseline_ms::numeric, 2) AS foreground_baseline_ms,
-       round(duty::numeric, 3) AS duty, latency_budget_ms, operation
+       round(duty::numeric, 3) AS duty, latency_budget_ms, operation, vacuumed_at
   FROM safe_migrate.backfill_jobs
  WHERE pg_catalog.pg_has_role(owner, 'USAGE')
     OR pg_catalog.pg_has_role('safe_migrate_admin', 'USAGE');

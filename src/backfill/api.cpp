@@ -847,10 +847,11 @@ int64 submit_job(const JobRequest *req)
     pg::Elevation e;
     SPI_connect();
     pg::elevate(&e);
-    Oid t[16] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
-                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID, TEXTOID};
-    Datum v[16];
-    char nulls[17] = "                ";
+    Oid t[17] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+                 INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID, TEXTOID,
+                 BOOLOID};
+    Datum v[17];
+    char nulls[18] = "                 ";
     v[0] = ObjectIdGetDatum(relid);
     v[1] = CStringGetTextDatum(name);
     if (clauses.set_clause)
@@ -877,12 +878,14 @@ int64 submit_job(const JobRequest *req)
     /* the latency budget in force for the submitter now */
     v[14] = Float8GetDatum(latency_budget_ms);
     v[15] = CStringGetTextDatum(deleting ? "delete" : "update");
+    /* and whether it vacuums after its last batch */
+    v[16] = BoolGetDatum(backfill_vacuum);
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "
-            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms, operation) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-            16, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms, operation, vacuum) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+            17, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "could not record the backfill job");
     bool isnull;
     int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -35,6 +35,7 @@ extern "C" {
 namespace safe_migrate::backfill {
 
 double latency_budget_ms = 1.0;
+bool backfill_vacuum = true;
 
 namespace {
 
@@ -419,6 +420,15 @@ void define_settings(void)
         "runs at full speed.  Recorded with the job when it is submitted.  0 turns the latency "
         "control off.",
         &latency_budget_ms, 1.0, 0.0, 10000.0, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "safe_migrate.backfill_vacuum",
+        "Whether a backfill vacuums its table after its last batch while the application is active.",
+        "A backfill leaves a dead version of every row it changed; autovacuum then rewrites every "
+        "page the job touched and leaves it for the kernel to write back at once.  With this on, "
+        "the backfill's worker runs that VACUUM (ANALYZE) itself before the job completes, at "
+        "autovacuum's cost settings, writing its pages out as it goes.  Recorded with the job "
+        "when it is submitted.",
+        &backfill_vacuum, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace safe_migrate::backfill

@@ -36,6 +36,7 @@ void validate(const PacerConfig& c) {
     finite_at_least("recent_window_ms", c.recent_window_ms, 0, true);
     fraction("baseline_keep", c.baseline_keep, false);
     finite_at_least("busy_batch_ms", c.busy_batch_ms, 0, true);
+    finite_at_least("busy_floor_multiple", c.busy_floor_multiple, 1, false);
     finite_at_least("idle_after_ms", c.idle_after_ms, 0, false);
     finite_at_least("min_foreground_rate", c.min_foreground_rate, 0, false);
     fraction("min_duty", c.min_duty, true);
@@ -100,6 +101,10 @@ double Pacer::excess_ms() const {
 }
 HeldBy Pacer::held_by() const { return held_; }
 double Pacer::elapsed_ms() const { return now_; }
+double Pacer::floor_ms() const { return floor_ms_; }
+double Pacer::busy_target_ms() const {
+    return std::min(full_target_ms_, std::max(cfg_.busy_batch_ms, cfg_.busy_floor_multiple * floor_ms_));
+}
 const PacerConfig& Pacer::config() const { return cfg_; }
 
 PaceDecision Pacer::after_batch(const PaceObservation& obs) {
@@ -198,9 +203,22 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
         if (duty_ >= 1) reason_ = HeldBy::Nothing;
     }
 
+    // The least a batch costs, measured at the Throttle's least size (see
+    // the header); a batch of any size quicker than it lowers it.
+    if (duration_known && duration > 0) {
+        if (obs.batch_size > 0 && obs.batch_size <= throttle_.config().min_batch) {
+            at_min_ms_[at_min_seen_ % kFloorSamples] = duration;
+            ++at_min_seen_;
+            if (at_min_seen_ >= kFloorSamples)
+                floor_ms_ = *std::min_element(at_min_ms_, at_min_ms_ + kFloorSamples);
+        } else if (floor_ms_ > 0 && duration < floor_ms_) {
+            floor_ms_ = duration;
+        }
+    }
+
     // Batch size: the Throttle, aiming at short batches while the
     // application is there.
-    const double target = present_ && control ? std::min(full_target_ms_, c.busy_batch_ms) : full_target_ms_;
+    const double target = present_ && control ? busy_target_ms() : full_target_ms_;
     throttle_.set_target_batch_ms(target);
     BatchObservation bo{obs.rows, obs.batch_size, duration_known ? obs.duration_ms : std::nan(""),
                         obs.lock_waiters};

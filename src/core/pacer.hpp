@@ -37,6 +37,14 @@
  *  - while application statements are seen (foreground present), batches
  *    are kept short (busy_batch_ms: a session that collides with a batch,
  *    on a row lock or behind its WAL, waits at most about that long);
+ *    but where a batch's fixed cost alone (its transaction, its progress
+ *    row) exceeds that, every batch would overshoot, the Throttle would
+ *    shrink them to its least size, and the job would pay the fixed cost
+ *    for every row or two (a slow server, a sanitizer build: 30 rows/s).
+ *    The least a batch costs is measured there, at the least size (the
+ *    lowest of its last kFloorSamples durations: one stall is not taken
+ *    for it; any quicker batch later lowers it), and short batches aim at
+ *    busy_floor_multiple times that: most of a batch is then work;
  *  - the application is "present" once its statements are seen at
  *    min_foreground_rate per second or more (sessions seen starting a
  *    statement, or running one, per second of samples, smoothed over about
@@ -65,7 +73,9 @@ struct PacerConfig {
     double min_samples = 50;          // statements needed (recent and baseline) to judge
     double recent_window_ms = 1500;   // the recent distribution fades with this time constant
     double baseline_keep = 0.5;       // share of the baseline kept when a new quiet window comes
-    double busy_batch_ms = 1;         // batch duration aimed at while the foreground is present
+    double busy_batch_ms = 1;         // batch duration aimed at while the foreground is present ...
+    double busy_floor_multiple = 2;   // ... but at least this many times the least a batch costs
+                                      // (its fixed cost, when that alone exceeds busy_batch_ms)
     double idle_after_ms = 500;       // no foreground statement for this long: idle, full speed
     double min_foreground_rate = 3;   // application statements per second that make it present
                                       // (a monitoring query once a second does not)
@@ -145,6 +155,8 @@ public:
     double excess_ms() const;             // recent latency - baseline_ms (0 when either is unknown)
     HeldBy held_by() const;
     double elapsed_ms() const;            // time as the pacer knows it
+    double floor_ms() const;              // the least a batch was seen to cost; 0: not measured
+    double busy_target_ms() const;        // the batch duration aimed at while the foreground is present
     const PacerConfig& config() const;
 
 private:
@@ -172,6 +184,10 @@ private:
     int quiet_since_arrival_ = 0;  // quiet times measured since the application arrived
     HeldBy held_ = HeldBy::Nothing;
     HeldBy reason_ = HeldBy::Nothing;  // why the duty cycle was last cut
+    static constexpr int kFloorSamples = 5;
+    double at_min_ms_[kFloorSamples] = {0, 0, 0, 0, 0};  // durations of the last batches of the least size
+    int at_min_seen_ = 0;
+    double floor_ms_ = 0;
 };
 
 }  // namespace safe_migrate::core

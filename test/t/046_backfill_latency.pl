@@ -200,6 +200,116 @@ cmp_ok($rows_at_load_end, '<', $total, 'the load ended before the job did');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE b IS DISTINCT FROM a'),
 	'0', 'under load: every row filled');
 
+# ---- the aftermath: the worker vacuums what it left behind
+# A job that completes while the application is there vacuums its table
+# (VACUUM ANALYZE as the job's owner, at autovacuum's pace, its pages
+# written out as it goes) right after it completed, once no snapshot older
+# than the job's end is left (here: the migrate_backfill_wait of this test,
+# a SELECT that held one as old as the job until the job completed),
+# instead of leaving 100,000 dead row versions to autovacuum.  Not with
+# safe_migrate.backfill_vacuum off, nor for a table with autovacuum_enabled
+# = off, nor on an idle server (the idle job above).  Autovacuum itself is
+# kept away from these tables by its naptime, so the counts below are the
+# worker's.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET autovacuum_naptime = '1h';
+	SELECT pg_reload_conf();
+	CREATE TABLE av1 (id int PRIMARY KEY, a text NOT NULL, b text);
+	INSERT INTO av1 SELECT g, 'x' || g, NULL FROM generate_series(1, 100000) g;
+	CREATE TABLE av2 (LIKE av1 INCLUDING ALL);
+	INSERT INTO av2 SELECT * FROM av1;
+	CREATE TABLE av3 (LIKE av1 INCLUDING ALL) WITH (autovacuum_enabled = off);
+	INSERT INTO av3 SELECT * FROM av1;
+	VACUUM ANALYZE av1, av2, av3;
+});
+is($node->safe_psql('postgres', "SELECT vacuumed_at IS NULL FROM safe_migrate.backfills WHERE id = $idle"),
+	't', 'idle: the job left its vacuum to autovacuum (nobody there to feel it)');
+my $vacuums = q{SELECT string_agg(relname || ':' || vacuum_count || ':' || (n_dead_tup > 50000), ' ' ORDER BY relname)
+	FROM pg_stat_user_tables WHERE relname IN ('av1', 'av2', 'av3')};
+is($node->safe_psql('postgres', $vacuums), 'av1:1:false av2:1:false av3:1:false',
+	'before: one vacuum each, no dead rows');
+my ($av_out, $av_err) = ('', '');
+my $av_load = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '120', '-f', $script,
+	  $node->connstr('postgres') ],
+	'>', \$av_out, '2>', \$av_err,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+sleep(1);
+my @av_jobs = map { $node->safe_psql('postgres', $_) } (
+	q{SELECT migrate_backfill('av1', 'b = a')},
+	q{SET safe_migrate.backfill_vacuum = off; SELECT migrate_backfill('av2', 'b = a')},
+	q{SELECT migrate_backfill('av3', 'b = a')});
+my $av_ids = join(',', @av_jobs);
+is($node->safe_psql('postgres',
+		"SELECT string_agg(vacuum::text, ',' ORDER BY id) FROM safe_migrate.backfill_jobs WHERE id IN ($av_ids)"),
+	'true,false,true', 'safe_migrate.backfill_vacuum in force at submit time is recorded with the job');
+$node->safe_psql('postgres', "SELECT migrate_backfill_wait($_)") for @av_jobs;
+ok($node->poll_query_until('postgres',
+		"SELECT vacuumed_at IS NOT NULL FROM safe_migrate.backfills WHERE id = $av_jobs[0]"),
+	'under load: the completed job vacuumed its table')
+  or diag($node->safe_psql('postgres', "SELECT * FROM safe_migrate.backfills WHERE id = $av_jobs[0]"));
+# every worker of these jobs gone: nothing more is coming
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'safe_migrate backfill'"),
+	'the workers have exited');
+my $av_running = $av_load->pumpable;
+$av_load->kill_kill;
+$av_load->finish;
+ok($av_running, 'the load was still running when they did');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(status || ':' || (vacuumed_at IS NOT NULL) || ':' || coalesce(waiting_for, '-')
+		                   || ':' || (finished_at <= coalesce(vacuumed_at, finished_at)), ' ' ORDER BY id)
+		   FROM safe_migrate.backfills WHERE id IN ($av_ids)"),
+	'completed:true:-:true completed:false:-:true completed:false:-:true',
+	'... after it completed; not with the setting off, nor with autovacuum off for the table');
+is($node->safe_psql('postgres', $vacuums), 'av1:2:false av2:1:true av3:1:true',
+	'the vacuumed table has no dead row versions left; the others have them (one per row changed)');
+is($node->safe_psql('postgres', q{SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'av1'}), '0',
+	'... none at all: no snapshot kept them');
+is($node->safe_psql('postgres', "SELECT last_analyze >= (SELECT finished_at FROM safe_migrate.backfills
+		WHERE id = $av_jobs[0]) FROM pg_stat_user_tables WHERE relname = 'av1'"),
+	't', '... and it was analyzed after the job');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM av1 WHERE b IS DISTINCT FROM a'), '0',
+	'every row of the vacuumed table filled');
+
+# The vacuum yields to the migration's next step as autovacuum does: a
+# session that waits for a lock it holds cancels it after deadlock_timeout
+# (here 100 ms; the statement then runs), and the job says it left the
+# vacuum to autovacuum.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET deadlock_timeout = '100ms';
+	SELECT pg_reload_conf();
+	CREATE TABLE av4 (id int PRIMARY KEY, a text NOT NULL, b text);
+	INSERT INTO av4 SELECT g, 'x' || g, NULL FROM generate_series(1, 600000) g;
+	VACUUM ANALYZE av4;
+});
+$av_load = IPC::Run::start(
+	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '300', '-f', $script,
+	  $node->connstr('postgres') ],
+	'>', \$av_out, '2>', \$av_err,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+sleep(1);
+my $av4 = $node->safe_psql('postgres', q{SELECT migrate_backfill('av4', 'b = a')});
+$node->safe_psql('postgres', "SELECT migrate_backfill_wait($av4)");
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		   WHERE application_name = 'safe_migrate backfill' AND query LIKE '%VACUUM%av4%'}),
+	'a vacuum after the job: seen running');
+my $log_at = -s $node->logfile;
+$node->safe_psql('postgres', 'ALTER TABLE av4 ADD COLUMN c int');
+pass('a statement that needs a lock the vacuum holds ran');
+ok($node->poll_query_until('postgres',
+		"SELECT vacuumed_at IS NULL AND waiting_for IS NULL FROM safe_migrate.backfills WHERE id = $av4
+		    AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'safe_migrate backfill')"),
+	'the worker gave up the vacuum and exited, the job completed without it');
+like(slurp_file($node->logfile, $log_at),
+	qr/backfill job $av4 left the vacuum of public.av4 to autovacuum: a session waited for a lock the vacuum held/,
+	'... and said so');
+$av_load->kill_kill;
+$av_load->finish;
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET autovacuum_naptime; ALTER SYSTEM RESET deadlock_timeout;
+	SELECT pg_reload_conf()});
+
 # ---- sessions waiting on the job's locks
 # Each batch runs the table owner's statement trigger, which takes an
 # advisory lock for the batch's transaction and holds it 0.3 s; another

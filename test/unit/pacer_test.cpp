@@ -202,6 +202,7 @@ TEST(PacerConfig, RejectsNonsense) {
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.latency_budget_ms = -1; }), "latency_budget_ms"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.latency_budget_ms = NAN; }), "latency_budget_ms"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.busy_batch_ms = 0; }), "busy_batch_ms"));
+    EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.busy_floor_multiple = 0.5; }), "busy_floor_multiple"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.min_duty = 0; }), "min_duty"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.initial_duty = 0.01; }), "initial_duty"));
     EXPECT_TRUE(ThrowsScriptError(with([](auto& c) { c.duty_cut = 1; }), "duty_cut"));
@@ -426,6 +427,75 @@ TEST(PacerTrace, Deterministic) {
 }
 
 // ---------------------------------------------------------------- other signals
+
+// ---------------------------------------------------------------- a batch's fixed cost
+
+// The application is there, and a batch's fixed cost (3 ms: a slow server,
+// a sanitizer build) alone exceeds the 1 ms short batch.  Before the floor,
+// every batch overshot, the Throttle shrank them to one key, and the job
+// paid 3 ms per key (about 330 keys/s, the application harmed by nothing).
+TEST(PacerTrace, FixedCostAboveTheShortBatchStillMakesProgress) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.overhead_ms = 3.0;
+    s.per_row_ms = 0.02;
+    s.impact_ms = 0;  // the job harms nobody: nothing but the batch size holds it back
+    const SimRun r = simulate(p, s, 60000);
+    EXPECT_TRUE(p.foreground_present());
+    EXPECT_NEAR(p.floor_ms(), 3.02, 0.01);  // measured at the least size: 1 key
+    EXPECT_NEAR(p.busy_target_ms(), 6.04, 0.02);
+    // batches of about (6.04 - 3) / 0.02 = 152 keys, each still short
+    EXPECT_NEAR(r.steps.back().batch, 152, 20);
+    for (const auto& st : r.steps) {
+        if (st.t_ms > 20000) {
+            EXPECT_LT(st.duration_ms, 7.0) << "at " << st.t_ms;
+        }
+    }
+    // over 30 times what one key per batch gave
+    EXPECT_GT(rate_between(r, 20000, 60000), 10000);
+}
+
+// On a normal server (0.4 ms per batch, the default simulation) the short
+// batch stays 1 ms: the floor is never measured.
+TEST(PacerTrace, NormalFixedCostKeepsTheOneMillisecondBatch) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    const SimRun r = simulate(p, s, 30000);
+    EXPECT_TRUE(p.foreground_present());
+    EXPECT_EQ(p.floor_ms(), 0);
+    EXPECT_EQ(p.busy_target_ms(), 1);
+    EXPECT_NEAR(r.steps.back().batch, 120, 30);  // (1 - 0.4) / 0.005
+}
+
+// The floor is the lowest of the last five batches of the least size: one
+// stall among them is not a fixed cost; a quicker batch later lowers it.
+TEST(PacerSteps, OneStallIsNotTheFloor) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    sm::PaceObservation o = busy_step();
+    o.rows = o.batch_size = 1;  // the Throttle's least size
+    const double durations[] = {3.0, 3.1, 80.0, 2.9, 3.0};
+    for (int i = 0; i < 4; ++i) {
+        o.duration_ms = durations[i];
+        p.after_batch(o);
+        EXPECT_EQ(p.floor_ms(), 0) << "not before five were seen";
+    }
+    o.duration_ms = durations[4];
+    p.after_batch(o);
+    EXPECT_DOUBLE_EQ(p.floor_ms(), 2.9);
+    EXPECT_DOUBLE_EQ(p.busy_target_ms(), 5.8);
+    o.rows = o.batch_size = 100;
+    o.duration_ms = 2.0;
+    p.after_batch(o);
+    EXPECT_DOUBLE_EQ(p.floor_ms(), 2.0);
+    // never above the full batch duration
+    for (int i = 0; i < 5; ++i) {
+        o.rows = o.batch_size = 1;
+        o.duration_ms = 100;
+        p.after_batch(o);
+    }
+    EXPECT_DOUBLE_EQ(p.floor_ms(), 100);
+    EXPECT_DOUBLE_EQ(p.busy_target_ms(), 25);
+}
 
 TEST(PacerSteps, LockWaitersCutTheDutyCycle) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
