@@ -61,6 +61,9 @@ void worker_done(const WorkerArgs *args);
 /* Wait up to ms milliseconds; true if a control poked the job meanwhile
  * (then the caller looks at the job's status before going on). */
 bool worker_sleep(const WorkerArgs *args, long ms);
+/* Has a control poked the job (and not been seen yet)?  Reads the slot
+ * without its lock: callable from a signal (timeout) handler. */
+bool worker_poked_now(const WorkerArgs *args);
 
 /* Has this database the extension, at a version with backfills?  Needs a
  * transaction (catalog lookups). */

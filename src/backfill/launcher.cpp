@@ -416,6 +416,12 @@ void poke_job(Oid database, int64 job)
         SetLatch(latch);
 }
 
+bool worker_poked_now(const WorkerArgs *args)
+{
+    const volatile JobSlot *s = slot_of(args);
+    return s != nullptr && s->database == args->database && s->job == args->job && s->poked;
+}
+
 void worker_begin(const WorkerArgs *args)
 {
     before_shmem_exit(on_worker_exit, PointerGetDatum(args));

@@ -54,6 +54,7 @@ extern "C" {
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
 #include "storage/proc.h"
+#include "utils/timeout.h"
 #include "storage/procarray.h"
 #include "access/transam.h"
 #include "catalog/pg_class.h"
@@ -463,8 +464,8 @@ BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDec
     out.keys = (long) found;
     if (found == 0) {
         owner_end(&oc);
-        set_job(job->id, "status = 'completed', finished_at = pg_catalog.clock_timestamp(), waiting_for = NULL", 0,
-                nullptr, nullptr, nullptr);
+        /* every row is done: the job completes after its aftermath (see
+         * aftermath()) */
         out.result = BatchResult::Done;
         SPI_finish();
         PopActiveSnapshot();
@@ -684,19 +685,20 @@ void write_out_pages(const Job *job, TimestampTz *last)
  * waiting behind them (issue 16: stalls of 44, 54 and 85 ms after jobs
  * whose batches the application never felt).
  *
- * So when the job completes while the application is there, its worker
- * stays for that vacuum and does it itself: VACUUM (ANALYZE, SKIP_LOCKED)
- * of the table as the job's owner, at the pace the DBA set for autovacuum
- * (autovacuum_vacuum_cost_delay / _limit), its pages written out as it
- * goes (this session's backend_flush_after, 256 kB).  After the job is
- * completed, not before: whoever waited for it (migrate_backfill_wait in a
- * SELECT) held a snapshot as old as the job, which would keep every dead
- * version; the worker waits up to kHorizonWaitMs for no snapshot older than
- * the job's end to be left, or leaves the vacuum to autovacuum.  While it
+ * So when the last batch is done while the application is there, the
+ * worker does that vacuum itself before the job completes (whoever waits
+ * for the job, a migration's next step, comes after it and does not meet
+ * it): VACUUM (ANALYZE, SKIP_LOCKED) of the table as the job's owner, at
+ * the pace the DBA set for autovacuum (autovacuum_vacuum_cost_delay /
+ * _limit), its pages written out as it goes (this session's
+ * backend_flush_after, 256 kB).  A snapshot older than the job's last batch
+ * would keep every dead version (migrate_backfill_wait gives its up while
+ * it sleeps; a long report may not): the worker waits up to kHorizonWaitMs
+ * for none to be left, or leaves the vacuum to autovacuum.  While it
  * vacuums it is flagged as autovacuum is (PROC_IS_AUTOVACUUM), so a session
- * that waits for a lock the vacuum holds (the migration's next step, a
- * DROP) cancels it after deadlock_timeout, as it would cancel autovacuum;
- * the flag has no other effect on a process that only vacuums and analyzes
+ * that waits for a lock the vacuum holds (DDL on the table, a DROP)
+ * cancels it after deadlock_timeout, as it would cancel autovacuum; the
+ * flag has no other effect on a process that only vacuums and analyzes
  * meanwhile (CREATE INDEX CONCURRENTLY does not wait for it either, as for
  * autovacuum).  Not done with nobody there (nobody feels autovacuum's
  * writes), for fewer rows changed than would make autovacuum come, for a
@@ -719,7 +721,7 @@ bool vacuum_wanted(const Job *job, const PacingDecision *d)
     pg::Elevation e;
     pg::elevate(&e);
     SPI_execute_with_args("SELECT rows_done FROM safe_migrate.backfill_jobs "
-                          "WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'completed'",
+                          "WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running'",
                           1, t, v, nullptr, true, 1);
     pg::unelevate(&e);
     int64 changed = -1;
@@ -786,6 +788,35 @@ void flag_as_autovacuum(bool on)
     LWLockRelease(ProcArrayLock);
 }
 
+/* While the vacuum runs, every 100 ms: a control (pause, cancel) poked the
+ * job?  Then cancel the vacuum, as a query is canceled (a timeout handler:
+ * a flag and the latch only). */
+TimeoutId poke_timeout = MAX_TIMEOUTS;
+
+void cancel_vacuum_if_poked(void)
+{
+    if (worker_poked_now(&worker_args)) {
+        QueryCancelPending = true;
+        InterruptPending = true;
+        SetLatch(MyLatch);
+    }
+}
+
+void vacuum_cancels_on_poke(bool on)
+{
+    if (poke_timeout == MAX_TIMEOUTS)
+        poke_timeout = RegisterTimeout(USER_TIMEOUT, cancel_vacuum_if_poked);
+    if (on) {
+        enable_timeout_every(poke_timeout, TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 100), 100);
+    } else {
+        disable_timeout(poke_timeout, false);
+        flag_as_autovacuum(false);
+        /* a cancel that came too late to stop the vacuum must not stop
+         * what follows (autovacuum does the same between two tables) */
+        QueryCancelPending = false;
+    }
+}
+
 /* true when it vacuumed */
 bool vacuum_table(const Job *job)
 {
@@ -800,7 +831,7 @@ bool vacuum_table(const Job *job)
                                                  ALLOCSET_DEFAULT_SIZES);
     MemoryContext saved_portal = PortalContext;
     PortalContext = portal;
-    bool done = false;
+    volatile bool done = false;
     PG_TRY();
     {
         StartTransactionCommand();
@@ -818,8 +849,9 @@ bool vacuum_table(const Job *job)
             pstate->p_sourcetext = activity;
             MemoryContextSwitchTo(old);
             flag_as_autovacuum(true);
+            vacuum_cancels_on_poke(true);
             ExecVacuum(pstate, stmt, true);
-            flag_as_autovacuum(false);
+            vacuum_cancels_on_poke(false);
             done = true;
         } else {
             MemoryContextSwitchTo(old);
@@ -828,17 +860,20 @@ bool vacuum_table(const Job *job)
     }
     PG_CATCH();
     {
-        flag_as_autovacuum(false);
+        if (poke_timeout != MAX_TIMEOUTS)
+            disable_timeout(poke_timeout, false);
         MemoryContextSwitchTo(cxt);
         ErrorData *e = CopyErrorData();
         FlushErrorState();
         AbortCurrentTransaction();
-        /* canceled: a session waited for a lock it held (see above) */
+        vacuum_cancels_on_poke(false);
+        /* canceled: a control stopped the job, or a session waited for a
+         * lock the vacuum held (see above) */
         ereport(LOG, (errmsg("safe_migrate backfill job %lld left the vacuum of %s to autovacuum: %s",
                              (long long) job->id, job->relation,
-                             e->sqlerrcode == ERRCODE_QUERY_CANCELED
-                                 ? "a session waited for a lock the vacuum held"
-                                 : e->message)));
+                             e->sqlerrcode != ERRCODE_QUERY_CANCELED ? e->message
+                             : worker_poked_now(&worker_args) ? "the job was paused or cancelled"
+                                                              : "a session waited for a lock the vacuum held")));
         done = false;
     }
     PG_END_TRY();
@@ -848,41 +883,50 @@ bool vacuum_table(const Job *job)
     return done;
 }
 
-/* The job has completed: its aftermath (see above). */
+/* Every row is done: the aftermath (see above), then the job is completed
+ * (unless a control stopped it meanwhile). */
 void aftermath(const Job *job, const PacingDecision *d)
 {
     /* every batch of the job committed before this */
     TransactionId limit = ReadNextTransactionId();
-    if (!vacuum_wanted(job, d))
-        return;
-    Oid t[1] = {TEXTOID};
-    Datum v[1] = {CStringGetTextDatum("snapshots older than the job's end (before its vacuum)")};
-    mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
-    long waited = 0;
-    while (!removable_up_to(job, limit)) {
-        if (waited >= kHorizonWaitMs) {
-            mark(job->id, "waiting_for = NULL", 0, nullptr, nullptr, nullptr);
-            ereport(LOG, (errmsg("safe_migrate backfill job %lld left the vacuum of %s to autovacuum: "
-                                 "a snapshot older than the job's end is still held",
-                                 (long long) job->id, job->relation)));
-            return;
+    bool vacuumed = false;
+    if (vacuum_wanted(job, d)) {
+        Oid t[1] = {TEXTOID};
+        Datum v[1] = {CStringGetTextDatum("snapshots older than its last batch (before its vacuum)")};
+        mark(job->id, "waiting_for = $2, throttled_by = NULL", 1, t, v, nullptr);
+        long waited = 0;
+        bool removable;
+        while (!(removable = removable_up_to(job, limit)) && waited < kHorizonWaitMs) {
+            (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+            waited += 50;
         }
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-        waited += 50;
+        if (!removable) {
+            ereport(LOG, (errmsg("safe_migrate backfill job %lld left the vacuum of %s to autovacuum: "
+                                 "a snapshot older than its last batch is still held",
+                                 (long long) job->id, job->relation)));
+        } else {
+            v[0] = CStringGetTextDatum("the vacuum of the old row versions (VACUUM ANALYZE at autovacuum's pace)");
+            mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
+            /* the dead rows this process's batches counted, into the
+             * table's statistics before the vacuum's count replaces them
+             * (else they would arrive after it, at exit, and autovacuum
+             * would come for dead rows that are gone) */
+            pgstat_report_stat(true);
+            vacuumed = vacuum_table(job);
+        }
     }
-    v[0] = CStringGetTextDatum("the vacuum of the old row versions (VACUUM ANALYZE at autovacuum's pace)");
-    mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
-    /* the dead rows this process's batches counted, into the table's
-     * statistics before the vacuum's count replaces them (else they would
-     * arrive after it, at exit, and autovacuum would come for dead rows that
-     * are gone) */
-    pgstat_report_stat(true);
-    bool vacuumed = vacuum_table(job);
+    if (vacuumed)
+        mark(job->id, "vacuumed_at = pg_catalog.clock_timestamp()", 0, nullptr, nullptr, nullptr);
+    /* a pause or cancel that came meanwhile stands (a paused job resumed
+     * finds its rows done and comes here again) */
     mark(job->id,
-         vacuumed ? "waiting_for = NULL, vacuumed_at = pg_catalog.clock_timestamp()" : "waiting_for = NULL", 0,
-         nullptr, nullptr, nullptr);
+         "finished_at = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.clock_timestamp() "
+         "ELSE finished_at END, "
+         "status = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN 'completed' ELSE status END, "
+         "waiting_for = NULL",
+         0, nullptr, nullptr, nullptr);
 }
 
 void run_job(Job *job)

@@ -16,10 +16,12 @@
  * type and default, so the same script gives the same steps (a resumed
  * migration finds the steps it recorded).  What it handles:
  *
- *   CREATE [UNIQUE] INDEX on a table the script did not create (and not
- *   partitioned)
+ *   CREATE [UNIQUE] INDEX on a table the script did not create
  *       -> CREATE [UNIQUE] INDEX CONCURRENTLY (a step of its own; the
- *          runner drops an invalid leftover of an interrupted build)
+ *          runner drops an invalid leftover of an interrupted build); on a
+ *          partitioned table (a named index): the index ON ONLY the
+ *          parent, each partition's built concurrently and attached
+ *          (partitioned_index)
  *   DROP INDEX (one index, not CASCADE)    -> DROP INDEX CONCURRENTLY
  *   REINDEX INDEX / TABLE                  -> REINDEX ... CONCURRENTLY
  *   ALTER TABLE t ADD [CONSTRAINT c] FOREIGN KEY / CHECK (alone in its
@@ -65,8 +67,12 @@
 #include "policy/policy.hpp"
 
 extern "C" {
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "mb/pg_wchar.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "access/genam.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
@@ -78,6 +84,7 @@ extern "C" {
 #include "lib/stringinfo.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_target.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
 #include "utils/builtins.h"
@@ -302,6 +309,192 @@ char relkind_of(const RangeVar *rv)
 bool partitioned_table(const RangeVar *rv)
 {
     return relkind_of(rv) == RELKIND_PARTITIONED_TABLE;
+}
+
+/*
+ * CREATE [UNIQUE] INDEX name ON partitioned (...) online.  PostgreSQL builds
+ * no index on a partitioned table concurrently; the expert's sequence:
+ *
+ *   CREATE [UNIQUE] INDEX name ON ONLY parent ...;          -- invalid, no build
+ *   CREATE [UNIQUE] INDEX CONCURRENTLY child_name ON part ...;  -- each partition
+ *   ALTER INDEX name ATTACH PARTITION child_name;           -- valid once all are
+ *
+ * a sub-partitioned partition getting an ON ONLY index of its own, its
+ * partitions' attached to it, before it is attached itself.  Each
+ * partition's index gets the name PostgreSQL gives it when it builds it
+ * for the parent (ChooseIndexColumnNames / ChooseIndexNameAddition /
+ * ChooseRelationName), so the catalog ends as the naive statement leaves
+ * it.  Taken only for a named index (the parent's name is needed to attach
+ * to it), not IF NOT EXISTS, not ON ONLY (asked for as such), with every
+ * partition a table or a partitioned table (a foreign partition takes no
+ * index); none of them with an index already (the naive statement would
+ * attach an equivalent one instead of building it).  The statement's text
+ * after the relation (USING, columns, INCLUDE, WITH, TABLESPACE, WHERE) is
+ * kept for every level.
+ */
+struct IndexText {
+    const char *prefix; /* CREATE [UNIQUE] INDEX */
+    const char *tail;   /* what follows the relation */
+};
+
+/* PostgreSQL's names of an index's columns (ChooseIndexColumnNames) */
+List *index_column_names(const IndexStmt *ix)
+{
+    List *names = NIL;
+    List *all = list_concat_copy(ix->indexParams, ix->indexIncludingParams);
+    ListCell *lc;
+    foreach (lc, all) {
+        const IndexElem *e = (const IndexElem *) lfirst(lc);
+        /* an expression: named as parse analysis names it (the function's
+         * or type's name) before PostgreSQL chooses */
+        const char *orig = e->indexcolname   ? e->indexcolname
+                           : e->name         ? e->name
+                           : e->expr != nullptr && FigureIndexColname(e->expr) != nullptr
+                               ? FigureIndexColname(e->expr)
+                               : "expr";
+        char name[NAMEDATALEN];
+        strlcpy(name, orig, NAMEDATALEN);
+        for (int i = 1;; i++) {
+            bool taken = false;
+            ListCell *nc;
+            foreach (nc, names)
+                taken |= strcmp(strVal(lfirst(nc)), name) == 0;
+            if (!taken)
+                break;
+            char suffix[NAMEDATALEN];
+            snprintf(suffix, sizeof suffix, "%d", i);
+            int room = NAMEDATALEN - 1 - (int) strlen(suffix);
+            int len = pg_mbcliplen(orig, (int) strlen(orig), room);
+            memcpy(name, orig, len);
+            strlcpy(name + len, suffix, NAMEDATALEN - len);
+        }
+        names = lappend(names, makeString(pstrdup(name)));
+    }
+    return names;
+}
+
+/* ... joined as ChooseIndexNameAddition joins them */
+char *index_name_addition(List *names)
+{
+    char buf[NAMEDATALEN * 2];
+    int len = 0;
+    buf[0] = '\0';
+    ListCell *lc;
+    foreach (lc, names) {
+        if (len > 0)
+            buf[len++] = '_';
+        strlcpy(buf + len, strVal(lfirst(lc)), NAMEDATALEN);
+        len += (int) strlen(buf + len);
+        if (len >= NAMEDATALEN)
+            break;
+    }
+    return pstrdup(buf);
+}
+
+/* The indexes of relid's partitions, each level: appended to out. */
+void partition_indexes(StringInfo out, const IndexText *t, Oid relid, const char *index_qualified,
+                       const char *addition)
+{
+    List *children = find_inheritance_children(relid, NoLock);
+    ListCell *lc;
+    foreach (lc, children) {
+        Oid child = lfirst_oid(lc);
+        Oid nsp = get_rel_namespace(child);
+        const char *nspname = get_namespace_name(nsp);
+        const char *relname = get_rel_name(child);
+        const char *name = ChooseRelationName(relname, addition, "idx", nsp, false);
+        const char *rel = quote_qualified_identifier(nspname, relname);
+        const char *qualified = quote_qualified_identifier(nspname, name);
+        if (get_rel_relkind(child) == RELKIND_PARTITIONED_TABLE) {
+            appendStringInfo(out, "%s %s ON ONLY %s %s;\n", t->prefix, quote_identifier(name), rel, t->tail);
+            partition_indexes(out, t, child, qualified, addition);
+        } else {
+            appendStringInfo(out, "%s CONCURRENTLY %s ON %s %s;\n", t->prefix, quote_identifier(name), rel,
+                             t->tail);
+        }
+        appendStringInfo(out, "ALTER INDEX %s ATTACH PARTITION %s;\n", index_qualified, qualified);
+    }
+}
+
+/* Can every partition under relid take the index (a table or partitioned
+ * table, no index of its own yet)? */
+bool partitions_take_index(Oid relid)
+{
+    List *children = find_inheritance_children(relid, NoLock);
+    ListCell *lc;
+    foreach (lc, children) {
+        Oid child = lfirst_oid(lc);
+        char kind = get_rel_relkind(child);
+        if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+            return false;
+        Relation rel = try_relation_open(child, AccessShareLock);
+        if (rel == nullptr)
+            return false;
+        List *indexes = RelationGetIndexList(rel);
+        relation_close(rel, AccessShareLock);
+        if (indexes != NIL)
+            return false;
+        if (kind == RELKIND_PARTITIONED_TABLE && !partitions_take_index(child))
+            return false;
+    }
+    return true;
+}
+
+bool partitioned_index(StringInfo out, const char *s, size_t begin, size_t end, const IndexStmt *ix)
+{
+    if (ix->idxname == nullptr || ix->if_not_exists || !ix->relation->inh || ix->primary || ix->isconstraint)
+        return false;
+    /* CREATE [UNIQUE] INDEX name ON rel <tail> */
+    const int kw_index = ScanKeywordTokens[ScanKeywordLookup("index", &ScanKeywords)];
+    const int kw_on = ScanKeywordTokens[ScanKeywordLookup("on", &ScanKeywords)];
+    const int kw_only = ScanKeywordTokens[ScanKeywordLookup("only", &ScanKeywords)];
+    Token *toks;
+    int n = scan_tokens(s, begin, end, &toks);
+    int i = 0;
+    while (i < n && toks[i].code != kw_index)
+        i++;
+    /* the name, then ON */
+    if (i + 2 >= n || toks[i + 2].code != kw_on)
+        return false;
+    int index_tok = i;
+    int rel_tok = i + 3;
+    if (rel_tok < n && toks[rel_tok].code == kw_only)
+        return false;
+    /* the relation: name [. name [. name]] */
+    int k = rel_tok + 1;
+    while (k + 1 < n && toks[k].code == '.')
+        k += 2;
+    if (k >= n)
+        return false;
+    IndexText t;
+    t.prefix = pnstrdup(s + begin, toks[index_tok].stop - begin);
+    t.tail = pnstrdup(s + toks[k].start, end - toks[k].start);
+    const char *rel_text = pnstrdup(s + toks[rel_tok].start, toks[k - 1].stop - toks[rel_tok].start);
+
+    MemoryContext cxt = CurrentMemoryContext;
+    bool own = !IsTransactionState();
+    if (own)
+        StartTransactionCommand();
+    StringInfoData steps;
+    bool ok = false;
+    Oid relid = RangeVarGetRelid(ix->relation, NoLock, true);
+    if (OidIsValid(relid) && partitions_take_index(relid)) {
+        MemoryContext old = MemoryContextSwitchTo(cxt);
+        initStringInfo(&steps);
+        appendStringInfo(&steps, "%s %s ON ONLY %s %s;\n", t.prefix, quote_identifier(ix->idxname), rel_text,
+                         t.tail);
+        const char *index_qualified =
+            quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), ix->idxname);
+        partition_indexes(&steps, &t, relid, index_qualified, index_name_addition(index_column_names(ix)));
+        MemoryContextSwitchTo(old);
+        ok = true;
+    }
+    if (own)
+        CommitTransactionCommand();
+    MemoryContextSwitchTo(cxt);
+    if (ok)
+        appendStringInfoString(out, steps.data);
+    return ok;
 }
 
 /* In an UPDATE's text s[begin, end) (no FROM, no RETURNING): where its SET
@@ -815,8 +1008,10 @@ bool rewrite(StringInfo out, const char *s, size_t begin, size_t end, Node *stmt
 {
     if (IsA(stmt, IndexStmt)) {
         IndexStmt *ix = (IndexStmt *) stmt;
-        if (ix->concurrent || created_here(created, ix->relation) || partitioned_table(ix->relation))
+        if (ix->concurrent || created_here(created, ix->relation))
             return false;
+        if (partitioned_table(ix->relation))
+            return partitioned_index(out, s, begin, end, ix);
         static const char *const words[] = {"create", "?unique", "index", nullptr};
         return insert_concurrently(out, s, begin, end, words);
     }

@@ -2473,6 +2473,13 @@ static void check_index(IndexStmt *stmt)
     Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
     table_facts(relid, written(stmt->relation), &f, reach);
     reach_existing_children(relid, reach, &f);
+    /* ON ONLY a partitioned table: an invalid index on the parent alone,
+     * nothing read or built (its statistics count its partitions' rows) */
+    if (kind == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh) {
+        f.size_of = InvalidOid;
+        f.rows = 0;
+        f.bytes = 0;
+    }
     /* on a partitioned table: only the partitions without an equivalent
      * index of their own are built on (the others' are attached) */
     if (kind == RELKIND_PARTITIONED_TABLE && stmt->relation->inh && stmt->whereClause == nullptr &&

@@ -201,12 +201,11 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE b IS DISTINCT FR
 	'0', 'under load: every row filled');
 
 # ---- the aftermath: the worker vacuums what it left behind
-# A job that completes while the application is there vacuums its table
-# (VACUUM ANALYZE as the job's owner, at autovacuum's pace, its pages
-# written out as it goes) right after it completed, once no snapshot older
-# than the job's end is left (here: the migrate_backfill_wait of this test,
-# a SELECT that held one as old as the job until the job completed),
-# instead of leaving 100,000 dead row versions to autovacuum.  Not with
+# A job whose last batch is done while the application is there vacuums
+# its table (VACUUM ANALYZE as the job's owner, at autovacuum's pace, its
+# pages written out as it goes) before it completes, instead of leaving
+# 100,000 dead row versions to autovacuum; migrate_backfill_wait returns
+# after it.  Not with
 # safe_migrate.backfill_vacuum off, nor for a table with autovacuum_enabled
 # = off, nor on an idle server (the idle job above).  Autovacuum itself is
 # kept away from these tables by its naptime, so the counts below are the
@@ -244,31 +243,23 @@ is($node->safe_psql('postgres',
 		"SELECT string_agg(vacuum::text, ',' ORDER BY id) FROM safe_migrate.backfill_jobs WHERE id IN ($av_ids)"),
 	'true,false,true', 'safe_migrate.backfill_vacuum in force at submit time is recorded with the job');
 $node->safe_psql('postgres', "SELECT migrate_backfill_wait($_)") for @av_jobs;
-ok($node->poll_query_until('postgres',
-		"SELECT vacuumed_at IS NOT NULL FROM safe_migrate.backfills WHERE id = $av_jobs[0]"),
-	'under load: the completed job vacuumed its table')
-  or diag($node->safe_psql('postgres', "SELECT * FROM safe_migrate.backfills WHERE id = $av_jobs[0]"));
-# every worker of these jobs gone: nothing more is coming
-ok($node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'safe_migrate backfill'"),
-	'the workers have exited');
 my $av_running = $av_load->pumpable;
 $av_load->kill_kill;
 $av_load->finish;
-ok($av_running, 'the load was still running when they did');
+ok($av_running, 'the load was still running when the jobs completed');
 is($node->safe_psql('postgres',
 		"SELECT string_agg(status || ':' || (vacuumed_at IS NOT NULL) || ':' || coalesce(waiting_for, '-')
-		                   || ':' || (finished_at <= coalesce(vacuumed_at, finished_at)), ' ' ORDER BY id)
+		                   || ':' || (coalesce(vacuumed_at, finished_at) <= finished_at), ' ' ORDER BY id)
 		   FROM safe_migrate.backfills WHERE id IN ($av_ids)"),
 	'completed:true:-:true completed:false:-:true completed:false:-:true',
-	'... after it completed; not with the setting off, nor with autovacuum off for the table');
+	'under load: the job vacuumed its table before it completed; not with the setting off, nor with autovacuum off for the table');
 is($node->safe_psql('postgres', $vacuums), 'av1:2:false av2:1:true av3:1:true',
 	'the vacuumed table has no dead row versions left; the others have them (one per row changed)');
 is($node->safe_psql('postgres', q{SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'av1'}), '0',
 	'... none at all: no snapshot kept them');
-is($node->safe_psql('postgres', "SELECT last_analyze >= (SELECT finished_at FROM safe_migrate.backfills
-		WHERE id = $av_jobs[0]) FROM pg_stat_user_tables WHERE relname = 'av1'"),
-	't', '... and it was analyzed after the job');
+is($node->safe_psql('postgres', "SELECT last_analyze BETWEEN started_at AND finished_at
+		FROM pg_stat_user_tables, safe_migrate.backfills WHERE relname = 'av1' AND id = $av_jobs[0]"),
+	't', '... and analyzed it');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM av1 WHERE b IS DISTINCT FROM a'), '0',
 	'every row of the vacuumed table filled');
 
@@ -290,21 +281,42 @@ $av_load = IPC::Run::start(
 	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 sleep(1);
 my $av4 = $node->safe_psql('postgres', q{SELECT migrate_backfill('av4', 'b = a')});
-$node->safe_psql('postgres', "SELECT migrate_backfill_wait($av4)");
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) = 1 FROM pg_stat_activity
 		   WHERE application_name = 'safe_migrate backfill' AND query LIKE '%VACUUM%av4%'}),
-	'a vacuum after the job: seen running');
+	'the job\'s vacuum: seen running');
+is($node->safe_psql('postgres', "SELECT status || ': ' || waiting_for FROM safe_migrate.backfills WHERE id = $av4"),
+	"running: the vacuum of the old row versions (VACUUM ANALYZE at autovacuum's pace)", '... and shown');
 my $log_at = -s $node->logfile;
 $node->safe_psql('postgres', 'ALTER TABLE av4 ADD COLUMN c int');
 pass('a statement that needs a lock the vacuum holds ran');
-ok($node->poll_query_until('postgres',
-		"SELECT vacuumed_at IS NULL AND waiting_for IS NULL FROM safe_migrate.backfills WHERE id = $av4
-		    AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'safe_migrate backfill')"),
-	'the worker gave up the vacuum and exited, the job completed without it');
+is($node->safe_psql('postgres', "SELECT migrate_backfill_wait($av4)"), 'completed', 'the job completed');
+is($node->safe_psql('postgres', "SELECT vacuumed_at IS NULL AND waiting_for IS NULL FROM safe_migrate.backfills
+		WHERE id = $av4"),
+	't', '... without its vacuum');
 like(slurp_file($node->logfile, $log_at),
 	qr/backfill job $av4 left the vacuum of public.av4 to autovacuum: a session waited for a lock the vacuum held/,
 	'... and said so');
+
+# A cancel stops the vacuum at once (a job's vacuum can take minutes on a
+# large table): the job ends cancelled, without it.
+$node->safe_psql('postgres', q{UPDATE av4 SET b = NULL; VACUUM av4});
+my $av5 = $node->safe_psql('postgres', q{SELECT migrate_backfill('av4', 'b = a')});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		   WHERE application_name = 'safe_migrate backfill' AND query LIKE '%VACUUM%av4%'}),
+	'another job\'s vacuum: seen running');
+$log_at = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT migrate_backfill_cancel($av5)");
+ok($node->poll_query_until('postgres',
+		"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'safe_migrate backfill')"),
+	'a cancel during the vacuum: the worker is gone');
+is($node->safe_psql('postgres', "SELECT status || ':' || (vacuumed_at IS NULL) FROM safe_migrate.backfills
+		WHERE id = $av5"),
+	'cancelled:true', '... the job cancelled, not vacuumed');
+like(slurp_file($node->logfile, $log_at),
+	qr/backfill job $av5 left the vacuum of public.av4 to autovacuum: the job was paused or cancelled/,
+	'... and the log says why');
 $av_load->kill_kill;
 $av_load->finish;
 $node->safe_psql('postgres', q{ALTER SYSTEM RESET autovacuum_naptime; ALTER SYSTEM RESET deadlock_timeout;
