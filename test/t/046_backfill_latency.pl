@@ -229,10 +229,9 @@ is($node->safe_psql('postgres', $vacuums), 'av1:1:false av2:1:false av3:1:false'
 	'before: one vacuum each, no dead rows');
 my ($av_out, $av_err) = ('', '');
 my $av_load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '120', '-f', $script,
+	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '900', '-f', $script,
 	  $node->connstr('postgres') ],
-	'>', \$av_out, '2>', \$av_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	'>', \$av_out, '2>', \$av_err);   # ended by kill_kill below
 sleep(1);
 my @av_jobs = map { $node->safe_psql('postgres', $_) } (
 	q{SELECT migrate_backfill('av1', 'b = a')},
@@ -275,10 +274,9 @@ $node->safe_psql('postgres', q{
 	VACUUM ANALYZE av4;
 });
 $av_load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '300', '-f', $script,
+	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '900', '-f', $script,
 	  $node->connstr('postgres') ],
-	'>', \$av_out, '2>', \$av_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+	'>', \$av_out, '2>', \$av_err);   # ended by kill_kill below
 sleep(1);
 my $av4 = $node->safe_psql('postgres', q{SELECT migrate_backfill('av4', 'b = a')});
 ok($node->poll_query_until('postgres',
