@@ -427,11 +427,13 @@ bool partitions_take_index(Oid relid)
         char kind = get_rel_relkind(child);
         if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
             return false;
-        Relation rel = try_relation_open(child, AccessShareLock);
-        if (rel == nullptr)
+        /* no lock: migrate_plan must not wait on one (a list one
+         * invalidation old decides what a resumed migration re-checks) */
+        Relation rel = RelationIdGetRelation(child);
+        if (!RelationIsValid(rel))
             return false;
         List *indexes = RelationGetIndexList(rel);
-        relation_close(rel, AccessShareLock);
+        RelationClose(rel);
         if (indexes != NIL)
             return false;
         if (kind == RELKIND_PARTITIONED_TABLE && !partitions_take_index(child))
