@@ -112,7 +112,6 @@ ANALYZE blocked, nokey;
 SELECT migrate_apply(E'-- safe_migrate:online\nCREATE INDEX blocked_n ON blocked (n);\nALTER TABLE blocked ALTER COLUMN id TYPE bigint;', 'ty2');
 SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN n TYPE bigint;', 'ty2');
 SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN i TYPE numeric;', 'ty2');
-SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE blocked ALTER COLUMN id TYPE bigint USING id + 1;', 'ty2');
 SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE nokey ALTER COLUMN n TYPE bigint;', 'ty2');
 SELECT count(*) AS blocked_n_built FROM pg_class WHERE relname = 'blocked_n';
 -- a change without a rewrite stays as written
@@ -279,12 +278,106 @@ SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE gr2 ALTER COLUMN id T
 SELECT format_type(atttypid, atttypmod) AS gr2_type FROM pg_attribute
  WHERE attrelid = 'onl_ty.gr2'::regclass AND attname = 'id';
 
+-- USING: the new column computed from the row by the USING expression (in
+-- the trigger, the backfill and the check), the same result as the naive
+-- statement; the expression as PostgreSQL prints it, names qualified
+SELECT format($f$
+    CREATE TABLE %1$s.items (id int PRIMARY KEY, code text NOT NULL, qty text, unit text);
+    INSERT INTO %1$s.items SELECT g, (g * 3)::text, (g %% 7)::text, CASE WHEN g %% 2 = 0 THEN 'kg' END
+      FROM generate_series(1, 300) g;
+    CREATE INDEX items_code ON %1$s.items (code) WHERE id > 10;
+    ANALYZE %1$s.items;
+  $f$, s) FROM unnest(ARRAY['naive_ty', 'onl_ty']) s
+\gexec
+\set using_script '-- safe_migrate:online\nALTER TABLE items ALTER COLUMN code TYPE integer USING code::integer;\nALTER TABLE items ALTER COLUMN qty TYPE varchar(10) USING qty || coalesce(\' \' || unit, \'\');\n'
+SET search_path = onl_ty, public;
+SELECT statement, sql FROM migrate_plan(replace(:'using_script', '\n', E'\n'))
+ WHERE sql ~ 'sync_column|migrate_backfill\(|INDEX';
+-- without online execution: refused, the hint fills the new column by the
+-- USING expression and offers online execution
+SELECT migrate_apply(replace(replace(:'using_script', '-- safe_migrate:online', ''), '\n', E'\n'), 'ty-u0');
+SELECT version, status FROM migrate_apply(replace(:'using_script', '\n', E'\n'), 'ty-using');
+RESET ROLE;
+SET search_path = naive_ty, public;
+SET safe_migrate.policy = off;
+SET ROLE sm_type_owner;
+SELECT replace(replace(:'using_script', '-- safe_migrate:online', ''), '\n', E'\n') AS naive_sql \gset
+:naive_sql
+RESET ROLE;
+RESET safe_migrate.policy;
+RESET search_path;
+SET ROLE sm_type_owner;
+SELECT kind, count(*) AS items,
+       count(*) FILTER (WHERE replace(item, 'onl_ty.', 'naive_ty.') NOT IN (SELECT item FROM pg_temp.schema_of('naive_ty'))) AS different
+  FROM pg_temp.schema_of('onl_ty') WHERE item LIKE '%items%' GROUP BY kind ORDER BY kind;
+SELECT item FROM pg_temp.schema_of('onl_ty') WHERE item LIKE 'onl_ty.items.%' ORDER BY item;
+SET search_path = onl_ty, public;
+SELECT (SELECT count(*) FROM onl_ty.items o JOIN naive_ty.items n USING (id)
+         WHERE o.code = n.code AND o.qty IS NOT DISTINCT FROM n.qty) AS same_items,
+       (SELECT count(*) FROM onl_ty.items) AS items;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'onl_ty.items'::regclass AND NOT tgisinternal;
+
+-- what the USING expression cannot be online: refused before any step
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE text USING unit || random()::text;', 'ty-u2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE int USING (SELECT 1);', 'ty-u2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE int USING unit::point;', 'ty-u2');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE int USING nope;', 'ty-u2');
+CREATE FUNCTION pg_temp.one(text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE int USING pg_temp.one(unit);', 'ty-u2');
+SELECT count(*) AS unit_sm_new FROM pg_attribute WHERE attrelid = 'onl_ty.items'::regclass AND attname = 'unit_sm_new';
+
+-- the trigger with an expression, directly: every write gets the target
+-- from the row, a change of another column the expression reads included;
+-- the expression is parsed with search_path pinned to pg_catalog (a
+-- writer's schemas cannot replace its operator)
+CREATE TABLE sx (id int PRIMARY KEY, a text, b text, c text);
+CREATE TRIGGER sx_expr BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', 'upper(a) || ''/'' || b');
+INSERT INTO sx VALUES (1, 'x', 'one'), (2, NULL, 'two'), (3, 'z', NULL);
+UPDATE sx SET b = 'uno' WHERE id = 1;
+SELECT * FROM sx ORDER BY id;
+CREATE SCHEMA sx_evil;
+CREATE FUNCTION sx_evil.cat(text, text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$;
+CREATE OPERATOR sx_evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = sx_evil.cat);
+SET search_path = sx_evil, pg_catalog, onl_ty;
+INSERT INTO onl_ty.sx VALUES (4, 'w', 'four');
+SELECT 'a' || 'b' AS evil_in_this_session, c FROM onl_ty.sx WHERE id = 4;
+SET search_path = onl_ty, public;
+-- misused: clear errors, never a crash
+CREATE TRIGGER sx_bad1 BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', 'a, b');
+INSERT INTO sx VALUES (5, 'v', 'five');
+DROP TRIGGER sx_bad1 ON sx;
+CREATE TRIGGER sx_bad2 BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', 'a FROM pg_class');
+INSERT INTO sx VALUES (5, 'v', 'five');
+DROP TRIGGER sx_bad2 ON sx;
+CREATE TRIGGER sx_bad3 BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', '(SELECT relname FROM pg_class LIMIT 1)');
+INSERT INTO sx VALUES (5, 'v', 'five');
+DROP TRIGGER sx_bad3 ON sx;
+CREATE TRIGGER sx_bad4 BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'id', 'point(1, 2)');
+INSERT INTO sx VALUES (5, 'v', 'five');
+DROP TRIGGER sx_bad4 ON sx;
+-- the check takes exactly one expression, the trigger's own
+ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_expr;
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', '1) IS NULL OR (true');
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a)');
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c');
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a) || ''/'' || b');
+ALTER TABLE sx DISABLE TRIGGER sx_expr;
+INSERT INTO sx VALUES (6, 'u', 'six');
+ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_expr;
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a) || ''/'' || b');
+
 RESET search_path;
 RESET ROLE;
 SET client_min_messages = warning;
 SET safe_migrate.policy = off;
 DROP SCHEMA naive_ty CASCADE;
 DROP SCHEMA onl_ty CASCADE;
+DROP SCHEMA sx_evil CASCADE;
 DELETE FROM safe_migrate.backfills WHERE submitted_by = 'sm_type_owner';
 DELETE FROM safe_migrate.migration_steps WHERE migration_id IN
   (SELECT id FROM safe_migrate.migrations WHERE version LIKE 'ty%');

@@ -526,11 +526,13 @@ AS 'MODULE_PATHNAME', 'migrate_backfill_wait' LANGUAGE C VOLATILE;
 -- row trigger that keeps the new-typed shadow column in step with the
 -- column while the existing rows are backfilled.  Its arguments name the
 -- source and the target column; the value is converted as ALTER COLUMN ...
--- TYPE without USING converts it.  It runs as the role writing the row.
+-- TYPE without USING converts it, or, given a third argument (the USING
+-- expression, names qualified), computed from the row by that expression.
+-- It runs as the role writing the row.
 CREATE FUNCTION safe_migrate.sync_column() RETURNS trigger
 AS 'MODULE_PATHNAME', 'sync_column' LANGUAGE C;
 COMMENT ON FUNCTION safe_migrate.sync_column() IS
-'row trigger of an online column type change: sets the target column (2nd argument) from the source column (1st)';
+'row trigger of an online column type change: sets the target column (2nd argument) from the source column (1st), or from the row by the expression (3rd)';
 -- The check an online column type change makes before its swap, without
 -- blocking locks, as the caller (row_security off: a check that cannot see
 -- every row fails instead of passing): every row whose source is set has
@@ -551,11 +553,12 @@ CREATE TABLE safe_migrate.online_copies (
 );
 REVOKE ALL ON safe_migrate.online_copies FROM PUBLIC;
 GRANT SELECT ON safe_migrate.online_copies TO safe_migrate_admin;
-CREATE FUNCTION safe_migrate.sync_column_check(relation regclass, source name, target name)
+CREATE FUNCTION safe_migrate.sync_column_check(relation regclass, source name, target name,
+                                               expression text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'sync_column_check' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION safe_migrate.sync_column_check(regclass, name, name) IS
-'before the swap of an online column type change: fails when a row lacks its copy in the new column, else records the check';
+COMMENT ON FUNCTION safe_migrate.sync_column_check(regclass, name, name, text) IS
+'before the swap of an online column type change: fails when a row lacks its copy in the new column (computed by the trigger''s USING expression, when given), else records the check';
 
 -- ---------------------------------------------------------------------
 -- Proving a migration

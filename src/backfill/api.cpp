@@ -684,6 +684,11 @@ char *set_status(int64 id, const char *from, const char *to, const char *rule)
 
 }  // namespace
 
+bool uses_temporary_object(Node *expr)
+{
+    return uses_temp_walker(expr, nullptr);
+}
+
 }  // namespace safe_migrate::backfill
 
 using namespace safe_migrate;

@@ -17,6 +17,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "nodes/nodes.h"
 }
 
 namespace safe_migrate::backfill {
@@ -35,6 +36,10 @@ void wake_launcher(Oid database);
 
 /* Wake the worker of a job at once (its status was changed by a control). */
 void poke_job(Oid database, int64 job);
+
+/* Does the analyzed expression use an object of a temporary schema (a
+ * table, function, operator or type)?  Another session cannot see it. */
+bool uses_temporary_object(Node *expr);
 
 /* ---- for the scout ---- */
 

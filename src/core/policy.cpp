@@ -386,9 +386,12 @@ const Rule kRules[] = {
              "Change the type in steps: ALTER TABLE " + t + " ADD COLUMN " + col + "_new " +
                  or_default(f.column_type, "<new type>") +
                  "; keep it in sync with a trigger; fill it in batches: " +
-                 backfill_steps(t, col + "_new = " + col +
-                                       (f.column_type.empty() ? "" : "::" + f.column_type),
-                                col + "_new IS NULL AND " + col + " IS NOT NULL") +
+                 (f.expression.empty()
+                      ? backfill_steps(t, col + "_new = " + col +
+                                              (f.column_type.empty() ? "" : "::" + f.column_type),
+                                       col + "_new IS NULL AND " + col + " IS NOT NULL")
+                      : backfill_steps(t, col + "_new = (" + f.expression + ")",
+                                       col + "_new IS NULL AND (" + f.expression + ") IS NOT NULL")) +
                  " switch the application to " + col + "_new; drop " + col +
                  " and rename. Type changes that need no rewrite (varchar(n) to a longer "
                  "varchar or to text, a larger numeric precision) are allowed as they are."};

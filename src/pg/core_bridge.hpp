@@ -66,6 +66,10 @@ int scan_tokens(const char *s, size_t begin, size_t end, Token **out);
  * written (no rewrite, or it fails on its own). */
 enum class TypeChangeOnline { NotOnline, Refused, Expanded };
 TypeChangeOnline expand_type_change(const ::AlterTableStmt *at, ::StringInfoData *out, char **refusal);
+/* The USING expression of ALTER COLUMN ... TYPE (def) on relid as
+ * PostgreSQL prints it, every name outside pg_catalog qualified, for a
+ * hint; NULL if it does not analyze (online_type.cpp). */
+char *using_expression_text(Oid relid, const ::ColumnDef *def);
 /* Whether the script last prepared is an online one: its VALIDATE
  * CONSTRAINT statements run in transactions of their own
  * (runner::classify_statement). */

@@ -1505,9 +1505,10 @@ bool online_handles(const Node *stmt)
         return cmd->name != nullptr;
     if (cmd->subtype == AT_AlterColumnType) {
         /* judged while it runs, after PostgreSQL changed the column's type
-         * in the catalog: the shape only (no USING; a plain table with a
-         * primary key); an online attempt says what else blocks it */
-        if (cmd->def == nullptr || !IsA(cmd->def, ColumnDef) || ((ColumnDef *) cmd->def)->raw_default != nullptr)
+         * in the catalog: the shape only (a plain table with a primary key,
+         * with or without USING); an online attempt says what else blocks
+         * it */
+        if (cmd->def == nullptr || !IsA(cmd->def, ColumnDef))
             return false;
         Oid relid = RangeVarGetRelid(at->relation, NoLock, true);
         return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION && !has_subclass(relid) &&

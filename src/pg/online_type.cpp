@@ -53,6 +53,8 @@
  */
 #include "core_bridge.hpp"
 #include "subxact.hpp"
+#include "backfill/backfill.hpp"
+#include "pg/privileged.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -68,6 +70,16 @@ extern "C" {
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/ruleutils.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "parser/scanner.h"
@@ -119,6 +131,7 @@ struct Plan {
     bool not_null;
     char *not_null_name; /* PostgreSQL 18: the column's NOT NULL constraint */
     char *default_expr;
+    char *using_expr; /* the USING expression, as PostgreSQL prints it qualified, or NULL */
     char *comment;
     List *sequences;  /* qualified names of sequences owned by c */
     List *grants;     /* c's privileges: "SELECT TO role [WITH GRANT OPTION]"-style parts */
@@ -519,6 +532,103 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
     return nullptr;
 }
 
+/*
+ * The USING expression of ALTER COLUMN ... TYPE, analyzed as PostgreSQL
+ * analyzes it (against the table, with the session's search_path; no
+ * subquery, aggregate, window or set-returning function) and checked for
+ * what online execution needs: its result assignable to the new type (as
+ * PostgreSQL requires), no volatile function (the trigger and the backfill
+ * compute it row by row, at other moments than one ALTER would), no
+ * temporary object (other sessions write the rows).  *text gets it as
+ * PostgreSQL prints it with only pg_catalog on the search_path (every other
+ * name qualified), in the caller's memory context.  Returns why it cannot
+ * be taken, or NULL.  The table is not locked (its columns are read from
+ * the catalog: migrate_plan never waits).
+ */
+/* The table's columns for the USING expression, found by name in the
+ * catalog (the parse state has no range table entry: that would want the
+ * table locked): column or table.column, as varno 1. */
+struct UsingColumns {
+    Oid relid;
+    const char *relname;
+};
+
+Node *using_column(ParseState *pstate, ColumnRef *cref)
+{
+    const UsingColumns *c = (const UsingColumns *) pstate->p_ref_hook_state;
+    int n = list_length(cref->fields);
+    Node *last = (Node *) llast(cref->fields);
+    if (!IsA(last, String) || n > 2)
+        return nullptr; /* PostgreSQL's own error follows */
+    if (n == 2 && (!IsA(linitial(cref->fields), String) ||
+                   strcmp(strVal(linitial(cref->fields)), c->relname) != 0))
+        return nullptr;
+    AttrNumber att = get_attnum(c->relid, strVal(last));
+    if (att <= 0)
+        return nullptr;
+    Oid type;
+    int32 mod;
+    Oid coll;
+    get_atttypetypmodcoll(c->relid, att, &type, &mod, &coll);
+    return (Node *) makeVar(1, att, type, mod, coll, 0);
+}
+
+const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, char **text)
+{
+    *text = nullptr;
+    char *relname = get_rel_name(relid);
+    if (relname == nullptr)
+        return "the table is gone";
+    UsingColumns columns = {relid, relname};
+    UsingColumns *columns_ptr = &columns;
+    MemoryContext cxt = CurrentMemoryContext;
+    const char *problem = nullptr;
+    const char **problem_ptr = &problem;
+    char *printed = nullptr;
+    char **printed_ptr = &printed;
+    ErrorData *bad = in_subtransaction([&]() {
+        ParseState *pstate = make_parsestate(nullptr);
+        pstate->p_pre_columnref_hook = using_column;
+        pstate->p_ref_hook_state = columns_ptr;
+        Node *e = transformExpr(pstate, (Node *) copyObjectImpl(raw), EXPR_KIND_ALTER_COL_TRANSFORM);
+        assign_expr_collations(pstate, e);
+        Oid from = exprType(e);
+        Node *c = coerce_to_target_type(pstate, e, from, new_type, new_mod, COERCION_ASSIGNMENT,
+                                        COERCE_IMPLICIT_CAST, -1);
+        if (c == nullptr) {
+            *problem_ptr = psprintf("the result of its USING expression (type %s) cannot be cast "
+                                    "automatically to type %s",
+                                    format_type_be(from), format_type_be(new_type));
+            return;
+        }
+        if (contain_volatile_functions(c)) {
+            *problem_ptr = "its USING expression calls a volatile function: the trigger and the "
+                           "backfill compute it row by row, at other moments than one ALTER COLUMN "
+                           "TYPE would, and the values would differ";
+            return;
+        }
+        if (backfill::uses_temporary_object(c)) {
+            *problem_ptr = "its USING expression uses a temporary object, which the other sessions "
+                           "writing to the table cannot see";
+            return;
+        }
+        int nest = pin_search_path();
+        *printed_ptr = MemoryContextStrdup(
+            cxt, deparse_expression(e, deparse_context_for(columns_ptr->relname, relid), false, false));
+        unpin_search_path(nest);
+    });
+    MemoryContextSwitchTo(cxt);
+    if (bad != nullptr) {
+        const char *why = psprintf("its USING expression: %s", bad->message);
+        FreeErrorData(bad);
+        return why;
+    }
+    if (problem != nullptr)
+        return problem;
+    *text = printed;
+    return nullptr;
+}
+
 void append_steps(StringInfo out, const Plan *p)
 {
     const char *rel = p->table;
@@ -529,15 +639,18 @@ void append_steps(StringInfo out, const Plan *p)
 
     /* 1. the shadow column, kept in step by the trigger */
     appendStringInfo(out, "ALTER TABLE %s ADD COLUMN %s %s;\n", rel, shadow, p->type_text);
+    /* with USING: the target computed from that expression of the row */
+    const char *lit_expr = p->using_expr ? psprintf(", %s", quote_literal_cstr(p->using_expr)) : "";
+    const char *value = p->using_expr ? psprintf("(%s)", p->using_expr) : col;
     appendStringInfo(out,
                      "CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW "
-                     "EXECUTE FUNCTION safe_migrate.sync_column(%s, %s);\n",
-                     trig, rel, quote_literal_cstr(p->column), quote_literal_cstr(p->shadow));
+                     "EXECUTE FUNCTION safe_migrate.sync_column(%s, %s%s);\n",
+                     trig, rel, quote_literal_cstr(p->column), quote_literal_cstr(p->shadow), lit_expr);
     appendStringInfo(out, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", rel, trig);
     /* 2. the existing rows */
     appendStringInfo(out, "SELECT migrate_backfill(%s, %s, %s);\n", lit_rel,
-                     quote_literal_cstr(psprintf("%s = %s", shadow, col)),
-                     quote_literal_cstr(psprintf("%s IS NULL AND %s IS NOT NULL", shadow, col)));
+                     quote_literal_cstr(psprintf("%s = %s", shadow, value)),
+                     quote_literal_cstr(psprintf("%s IS NULL AND %s IS NOT NULL", shadow, value)));
     appendStringInfo(out,
                      "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
                      "WHERE relation = %s AND submitted_by = current_user;\n",
@@ -556,8 +669,8 @@ void append_steps(StringInfo out, const Plan *p)
         appendStringInfo(out, "%s;\n", p->indexes[i].create);
     /* 5. every row has its copy */
     appendStringInfo(out,
-                     "SELECT safe_migrate.sync_column_check(%s, %s, %s);\n", lit_rel,
-                     quote_literal_cstr(p->column), quote_literal_cstr(p->shadow));
+                     "SELECT safe_migrate.sync_column_check(%s, %s, %s%s);\n", lit_rel,
+                     quote_literal_cstr(p->column), quote_literal_cstr(p->shadow), lit_expr);
     /* 6. the swap */
     for (int i = 0; i < p->n_constraints; i++)
         appendStringInfo(out, "ALTER TABLE %s DROP CONSTRAINT %s;\n", p->constraints[i].table,
@@ -649,6 +762,23 @@ void append_steps(StringInfo out, const Plan *p)
 
 }  // namespace
 
+char *using_expression_text(Oid relid, const ColumnDef *def)
+{
+    if (def == nullptr || def->raw_default == nullptr || def->typeName == nullptr)
+        return nullptr;
+    Oid new_type = InvalidOid;
+    int32 new_mod = -1;
+    Oid *type_ptr = &new_type;
+    int32 *mod_ptr = &new_mod;
+    ErrorData *bad = in_subtransaction([&]() { typenameTypeIdAndMod(nullptr, def->typeName, type_ptr, mod_ptr); });
+    if (bad != nullptr) {
+        FreeErrorData(bad);
+        return nullptr;
+    }
+    char *text = nullptr;
+    return using_expression(relid, def->raw_default, new_type, new_mod, &text) == nullptr ? text : nullptr;
+}
+
 /*
  * ALTER TABLE t ALTER COLUMN c TYPE ... (alone in its statement, t not
  * created by the script): Expanded (the steps appended to out, when out
@@ -702,11 +832,6 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
             return;
         *result_ptr = TypeChangeOnline::Refused;
         const char *column = cmd->name;
-        if (def->raw_default != nullptr) {
-            *why_ptr = pstrdup("a USING expression: online execution converts the values as ALTER "
-                               "COLUMN ... TYPE without USING does");
-            return;
-        }
         if (kind == RELKIND_PARTITIONED_TABLE || has_subclass(relid) || get_rel_relispartition(relid)) {
             *why_ptr = pstrdup("the table is partitioned, a partition or an inheritance parent");
             return;
@@ -757,6 +882,15 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
         }
         p->type_text = type_text.data;
         p->new_type = new_type;
+        MemoryContextSwitchTo(old);
+        if (def->raw_default != nullptr) {
+            const char *problem = using_expression(relid, def->raw_default, new_type, new_mod, &p->using_expr);
+            if (problem != nullptr) {
+                *why_ptr = MemoryContextStrdup(cxt, problem);
+                return;
+            }
+        }
+        old = MemoryContextSwitchTo(cxt);
         p->nspname = get_namespace_name(get_rel_namespace(relid));
         p->relname = get_rel_name(relid);
         p->table = pstrdup(quote_qualified_identifier(p->nspname, p->relname));
@@ -768,7 +902,7 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
         Oid tgoid;
         TransactionId tgxmin;
         if (get_attnum(relid, p->shadow) != InvalidAttrNumber &&
-            !policy::sync_trigger(relid, column, p->shadow, &tgoid, &tgxmin)) {
+            !policy::sync_trigger(relid, column, p->shadow, &tgoid, &tgxmin, p->using_expr)) {
             *why_ptr = psprintf("column \"%s\" exists already", p->shadow);
             return;
         }

@@ -9,9 +9,24 @@
  *     CREATE TRIGGER ... BEFORE INSERT OR UPDATE ON t FOR EACH ROW
  *         EXECUTE FUNCTION safe_migrate.sync_column('source', 'target');
  *
+ * With a third argument, the USING expression of the type change, the
+ * target is set from that expression of the row instead:
+ *
+ *     ... EXECUTE FUNCTION safe_migrate.sync_column('source', 'target', 'expression');
+ *
+ * The expression is text as online execution writes it (PostgreSQL's own
+ * rendering, every name outside pg_catalog qualified), parsed here as
+ * exactly one expression and analyzed with search_path pinned to
+ * pg_catalog, pg_temp, against the trigger's table (as PostgreSQL analyzes
+ * a USING expression: no subquery, aggregate, window or set-returning
+ * function), then assignment-coerced to the target's type.  It runs as the
+ * role writing the row, like the code of any trigger; whoever may create a
+ * trigger on the table may already run code of their choice that way.
+ *
  * It runs in the application's backends, once per row written: the
- * conversion is planned once per trigger and column types and kept in
- * fn_extra; a row costs one expression evaluation and one heap_modify_tuple.
+ * conversion is planned once per trigger and column types (per table
+ * descriptor with an expression) and kept in fn_extra; a row costs one
+ * expression evaluation and one heap_modify_tuple.
  * Plain PostgreSQL-style code: no C++ object lives in it.
  *
  * safe_migrate.sync_column_check() is the check before the swap (below).
@@ -22,9 +37,15 @@ extern "C" {
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/errcodes.h"
 #include "utils/lsyscache.h"
@@ -58,9 +79,63 @@ struct SyncPlan {
     int32 source_mod;
     Oid target_type;
     int32 target_mod;
-    ExprState *convert; /* reads the source value as a CaseTestExpr */
+    ExprState *convert; /* reads the source value as a CaseTestExpr, or the
+                         * row (the USING expression) */
     ExprContext *econtext;
+    TupleDesc desc;        /* with an expression: the descriptor it was planned for */
+    TupleTableSlot *slot;  /* ... and the row's slot */
 };
+
+/* text, parsed as exactly one expression (as "SELECT <text>" with one
+ * unnamed result and nothing after it); what names the caller in errors. */
+Node *parse_one_expression(const char *text, const char *what)
+{
+    const char *why = nullptr;
+    MemoryContext cxt = CurrentMemoryContext;
+    List *volatile parsed = NIL;
+    PG_TRY();
+    {
+        parsed = raw_parser(psprintf("SELECT %s", text), RAW_PARSE_DEFAULT);
+    }
+    PG_CATCH();
+    {
+        /* the parser's position points into our text, not the caller's
+         * query: dropped, the message says whose text it is */
+        MemoryContextSwitchTo(cxt);
+        ErrorData *ed = CopyErrorData();
+        FlushErrorState();
+        ed->cursorpos = 0;
+        ed->internalpos = 0;
+        ed->internalquery = nullptr;
+        ed->message = psprintf("%s: the expression does not parse: %s", what, ed->message);
+        ThrowErrorData(ed);
+    }
+    PG_END_TRY();
+    List *stmts = parsed;
+    Node *stmt = list_length(stmts) == 1 ? linitial_node(RawStmt, stmts)->stmt : nullptr;
+    SelectStmt *sel = stmt != nullptr && IsA(stmt, SelectStmt) ? (SelectStmt *) stmt : nullptr;
+    ResTarget *rt = nullptr;
+    if (sel == nullptr || sel->op != SETOP_NONE || sel->valuesLists || sel->withClause)
+        why = "It is not an expression.";
+    else if (list_length(sel->targetList) != 1)
+        why = "It holds more than one expression.";
+    else if (sel->distinctClause || sel->intoClause || sel->fromClause || sel->whereClause ||
+             sel->groupClause || sel->havingClause || sel->windowClause || sel->sortClause ||
+             sel->limitOffset || sel->limitCount || sel->lockingClause)
+        why = "It has clauses of a query after the expression.";
+    else {
+        rt = linitial_node(ResTarget, sel->targetList);
+        if (rt->name || rt->indirection)
+            why = "It names its result.";
+        else if (IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star))
+            why = "It is a \"*\", not an expression.";
+    }
+    if (why != nullptr)
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR),
+                        errmsg("%s: the expression must be exactly one expression", what),
+                        errdetail("%s", why)));
+    return rt->val;
+}
 
 AttrNumber column_of(Relation rel, const char *name, const char *role)
 {
@@ -89,7 +164,10 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
     Trigger *tg = td->tg_trigger;
     TupleDesc desc = RelationGetDescr(rel);
     SyncPlan *p = (SyncPlan *) fcinfo->flinfo->fn_extra;
-    if (p != nullptr && p->tgoid == tg->tgoid && p->source <= desc->natts && p->target <= desc->natts) {
+    bool with_expression = tg->tgnargs == 3;
+    if (p != nullptr && p->tgoid == tg->tgoid && with_expression != (p->desc == nullptr) &&
+        (!with_expression || equalTupleDescs(p->desc, desc)) && p->source <= desc->natts &&
+        p->target <= desc->natts) {
         Form_pg_attribute s = TupleDescAttr(desc, p->source - 1);
         Form_pg_attribute t = TupleDescAttr(desc, p->target - 1);
         if (!s->attisdropped && !t->attisdropped && s->atttypid == p->source_type &&
@@ -109,22 +187,60 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
     MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
     if (p == nullptr)
         p = (SyncPlan *) palloc0(sizeof(SyncPlan));
-    else if (p->econtext != nullptr) {
-        FreeExprContext(p->econtext, true);
+    else {
+        if (p->econtext != nullptr)
+            FreeExprContext(p->econtext, true);
+        if (p->slot != nullptr)
+            ExecDropSingleTupleTableSlot(p->slot);
+        if (p->desc != nullptr)
+            FreeTupleDesc(p->desc);
         p->econtext = nullptr;
+        p->slot = nullptr;
+        p->desc = nullptr;
+        p->tgoid = InvalidOid; /* until planned again */
     }
-    CaseTestExpr *value = makeNode(CaseTestExpr);
-    value->typeId = s->atttypid;
-    value->typeMod = s->atttypmod;
-    value->collation = s->attcollation;
-    Node *expr = coerce_to_target_type(nullptr, (Node *) value, s->atttypid, t->atttypid, t->atttypmod,
-                                       COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
-    if (expr == nullptr) {
-        MemoryContextSwitchTo(old);
-        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("safe_migrate.sync_column: column \"%s\" cannot be cast automatically "
-                               "to type %s",
-                               NameStr(s->attname), format_type_be(t->atttypid))));
+    Node *expr;
+    if (with_expression) {
+        Node *raw = parse_one_expression(tg->tgargs[2], "safe_migrate.sync_column");
+        /* analyzed as PostgreSQL analyzes ALTER COLUMN ... TYPE ... USING,
+         * with only pg_catalog on the search_path (the text names
+         * everything else qualified) */
+        int nest = safe_migrate::pg::pin_search_path();
+        ParseState *pstate = make_parsestate(nullptr);
+        pstate->p_sourcetext = nullptr; /* no position: it would point into the writer's query */
+        ParseNamespaceItem *nsitem =
+            addRangeTableEntryForRelation(pstate, rel, AccessShareLock, nullptr, false, true);
+        addNSItemToQuery(pstate, nsitem, false, true, true);
+        Node *using_expr = transformExpr(pstate, raw, EXPR_KIND_ALTER_COL_TRANSFORM);
+        assign_expr_collations(pstate, using_expr);
+        Oid from = exprType(using_expr);
+        expr = coerce_to_target_type(pstate, using_expr, from, t->atttypid, t->atttypmod,
+                                     COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+        free_parsestate(pstate);
+        safe_migrate::pg::unpin_search_path(nest);
+        if (expr == nullptr) {
+            MemoryContextSwitchTo(old);
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("safe_migrate.sync_column: the result of the expression (type %s) "
+                                   "cannot be cast automatically to type %s of column \"%s\"",
+                                   format_type_be(from), format_type_be(t->atttypid), NameStr(t->attname))));
+        }
+        p->desc = CreateTupleDescCopy(desc);
+        p->slot = MakeSingleTupleTableSlot(p->desc, &TTSOpsHeapTuple);
+    } else {
+        CaseTestExpr *value = makeNode(CaseTestExpr);
+        value->typeId = s->atttypid;
+        value->typeMod = s->atttypmod;
+        value->collation = s->attcollation;
+        expr = coerce_to_target_type(nullptr, (Node *) value, s->atttypid, t->atttypid, t->atttypmod,
+                                     COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+        if (expr == nullptr) {
+            MemoryContextSwitchTo(old);
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("safe_migrate.sync_column: column \"%s\" cannot be cast automatically "
+                                   "to type %s",
+                                   NameStr(s->attname), format_type_be(t->atttypid))));
+        }
     }
     expr = (Node *) expression_planner((Expr *) expr);
     p->convert = ExecInitExpr((Expr *) expr, nullptr);
@@ -153,10 +269,10 @@ Datum sync_column(PG_FUNCTION_ARGS)
         !(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("safe_migrate.sync_column: must be fired BEFORE INSERT OR UPDATE FOR EACH ROW")));
-    if (td->tg_trigger->tgnargs != 2)
+    if (td->tg_trigger->tgnargs != 2 && td->tg_trigger->tgnargs != 3)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("safe_migrate.sync_column: two arguments expected (the source column "
-                               "and the target column), got %d",
+                        errmsg("safe_migrate.sync_column: two or three arguments expected (the source "
+                               "column, the target column and optionally an expression), got %d",
                                td->tg_trigger->tgnargs)));
     HeapTuple row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
     SyncPlan *p = plan_for(fcinfo, td);
@@ -167,7 +283,16 @@ Datum sync_column(PG_FUNCTION_ARGS)
     Datum converted = (Datum) 0;
     bool converted_null = true;
     ResetExprContext(p->econtext);
-    if (!isnull) {
+    if (p->slot != nullptr) {
+        /* the expression of the row (NULLs included: it decides) */
+        ExecStoreHeapTuple(row, p->slot, false);
+        p->econtext->ecxt_scantuple = p->slot;
+        MemoryContext old = MemoryContextSwitchTo(p->econtext->ecxt_per_tuple_memory);
+        converted = ExecEvalExpr(p->convert, p->econtext, &converted_null);
+        MemoryContextSwitchTo(old);
+        p->econtext->ecxt_scantuple = nullptr;
+        ExecClearTuple(p->slot);
+    } else if (!isnull) {
         p->econtext->caseValue_datum = value;
         p->econtext->caseValue_isNull = false;
         MemoryContext old = MemoryContextSwitchTo(p->econtext->ecxt_per_tuple_memory);
@@ -201,14 +326,19 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                         errmsg("safe_migrate.sync_column_check: relation with OID %u does not exist", relid)));
     const char *rel = quote_qualified_identifier(nspname, relname);
+    /* the USING expression the trigger computes the target from, if any:
+     * exactly one expression, the trigger's own argument */
+    const char *expression = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr;
+    if (expression != nullptr)
+        (void) parse_one_expression(expression, "safe_migrate.sync_column_check");
     Oid tgoid;
     TransactionId xmin;
-    if (!safe_migrate::policy::sync_trigger(relid, source, target, &tgoid, &xmin))
+    if (!safe_migrate::policy::sync_trigger(relid, source, target, &tgoid, &xmin, expression))
         ereport(ERROR,
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("no safe_migrate.sync_column trigger enabled always on table %s copies column \"%s\" "
-                        "into column \"%s\"",
-                        rel, source, target),
+                        "into column \"%s\"%s",
+                        rel, source, target, expression ? " with that expression" : ""),
                  errhint("An online type change creates one in its first step; apply its migration "
                          "again to continue.")));
 
@@ -217,8 +347,10 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
     (void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s IS NULL AND %s IS NOT NULL", rel,
-                           quote_identifier(target), quote_identifier(source));
+    /* a row the trigger has not seen has no value in target where its
+     * source (or the expression of it) has one */
+    char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s IS NULL AND (%s) IS NOT NULL", rel,
+                           quote_identifier(target), expression ? expression : quote_identifier(source));
     if (SPI_execute(query, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not count the rows of %s without their copy", rel);
     bool isnull;
@@ -233,10 +365,10 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
                  errdetail("The trigger that keeps \"%s\" in step with \"%s\" did not run for them "
                            "(disabled, or dropped and created again, while the migration ran).",
                            target, source),
-                 errhint("Fill them (UPDATE ONLY %s SET %s = %s WHERE %s IS NULL AND %s IS NOT NULL, in "
+                 errhint("Fill them (UPDATE ONLY %s SET %s = (%s) WHERE %s IS NULL AND (%s) IS NOT NULL, in "
                          "batches), then apply the migration again to continue.",
-                         rel, quote_identifier(target), quote_identifier(source), quote_identifier(target),
-                         quote_identifier(source))));
+                         rel, quote_identifier(target), expression ? expression : quote_identifier(source),
+                         quote_identifier(target), expression ? expression : quote_identifier(source))));
 
     /* the record, as the extension's owner */
     const char *checked_by = GetUserNameFromId(GetUserId(), false);

@@ -648,7 +648,7 @@ static ScriptCheck *script_check(Oid relid, const char *name)
 }
 
 /* Is stmt CREATE TRIGGER ... BEFORE INSERT OR UPDATE ... FOR EACH ROW
- * EXECUTE FUNCTION safe_migrate.sync_column(source, target)?  Sets
+ * EXECUTE FUNCTION safe_migrate.sync_column(source, target[, expression])?  Sets
  * *relid and *source. */
 static bool creates_sync_trigger(Node *stmt, Oid *relid, char **source)
 {
@@ -658,7 +658,8 @@ static bool creates_sync_trigger(Node *stmt, Oid *relid, char **source)
     if (!t->row || t->timing != TRIGGER_TYPE_BEFORE || t->events != (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE) ||
         t->columns != NIL || t->whenClause != nullptr || t->isconstraint ||
         list_length(t->funcname) != 2 || strcmp(strVal(linitial(t->funcname)), "safe_migrate") != 0 ||
-        strcmp(strVal(lsecond(t->funcname)), "sync_column") != 0 || list_length(t->args) != 2)
+        strcmp(strVal(lsecond(t->funcname)), "sync_column") != 0 ||
+        (list_length(t->args) != 2 && list_length(t->args) != 3))
         return false;
     *relid = RangeVarGetRelid(t->relation, NoLock, true);
     *source = strVal(linitial(t->args));
@@ -1433,10 +1434,14 @@ static void check_detach_partition(Oid parent, const char *parent_name, Partitio
 
 /* Has relid a BEFORE INSERT OR UPDATE row trigger of
  * safe_migrate.sync_column, ENABLE ALWAYS, copying column source (NULL: any) into column
- * target (NULL: any existing other column)?  Sets the trigger's Oid, its
- * pg_trigger row's xmin and the target's name when the pointers are given. */
+ * target (NULL: any existing other column)?  With exact_expression, only
+ * one that computes the target from exactly that USING expression (NULL:
+ * one without an expression); else with or without one.  Sets the
+ * trigger's Oid, its pg_trigger row's xmin and the target's name when the
+ * pointers are given. */
 static bool sync_trigger_copies(Oid relid, const char *source, const char *target, Oid *tgoid = nullptr,
-                                TransactionId *xmin = nullptr, char **target_out = nullptr);
+                                TransactionId *xmin = nullptr, char **target_out = nullptr,
+                                bool exact_expression = false, const char *expression = nullptr);
 
 /* Did safe_migrate.sync_column_check find every row copied by that very
  * trigger (its Oid and the xmin of its pg_trigger row: disabling and
@@ -1471,9 +1476,10 @@ static bool copy_verified(Oid relid, Oid tgoid, TransactionId xmin, const char *
     return found;
 }
 
-bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin)
+bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin,
+                  const char *expression)
 {
-    return sync_trigger_copies(relid, source, target, tgoid, xmin);
+    return sync_trigger_copies(relid, source, target, tgoid, xmin, nullptr, true, expression);
 }
 
 /* Columns dropped because an online type change replaces them: the
@@ -1545,7 +1551,8 @@ bool column_replaced_online(Oid relid, const char *name)
 }
 
 static bool sync_trigger_copies(Oid relid, const char *source, const char *target, Oid *tgoid,
-                                TransactionId *xmin, char **target_out)
+                                TransactionId *xmin, char **target_out, bool exact_expression,
+                                const char *expression)
 {
     Oid nsp = get_namespace_oid("safe_migrate", true);
     if (!OidIsValid(nsp))
@@ -1560,7 +1567,8 @@ static bool sync_trigger_copies(Oid relid, const char *source, const char *targe
         Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
         /* ENABLE ALWAYS: it fires with session_replication_role = replica
          * too, where an ordinary one would leave rows without their copy */
-        if (t->tgenabled != TRIGGER_FIRES_ALWAYS || t->tgnargs != 2 || !TRIGGER_FOR_ROW(t->tgtype) ||
+        if (t->tgenabled != TRIGGER_FIRES_ALWAYS || (t->tgnargs != 2 && t->tgnargs != 3) ||
+            (exact_expression && t->tgnargs != (expression != nullptr ? 3 : 2)) || !TRIGGER_FOR_ROW(t->tgtype) ||
             !TRIGGER_FOR_BEFORE(t->tgtype) || !TRIGGER_FOR_INSERT(t->tgtype) ||
             !TRIGGER_FOR_UPDATE(t->tgtype))
             continue;
@@ -1576,13 +1584,22 @@ static bool sync_trigger_copies(Oid relid, const char *source, const char *targe
         bytea *args = DatumGetByteaPP(d);
         const char *p = VARDATA_ANY(args);
         size_t len = VARSIZE_ANY_EXHDR(args);
-        /* two NUL-terminated strings */
+        /* two (or three) NUL-terminated strings */
         size_t first = strnlen(p, len);
         if (first + 1 >= len)
             continue;
         const char *to = p + first + 1;
-        if (strnlen(to, len - first - 1) >= len - first - 1)
+        size_t second = strnlen(to, len - first - 1);
+        if (second >= len - first - 1)
             continue;
+        if (t->tgnargs == 3) {
+            const char *e = to + second + 1;
+            size_t rest = len - first - 1 - second - 1;
+            if (rest == 0 || strnlen(e, rest) >= rest)
+                continue;
+            if (exact_expression && strcmp(e, expression) != 0)
+                continue;
+        }
         if ((source == nullptr || strcmp(p, source) == 0) && strcmp(to, p) != 0 &&
             (target != nullptr ? strcmp(to, target) == 0 : get_attnum(relid, to) != InvalidAttrNumber)) {
             found = true;
@@ -2291,10 +2308,56 @@ bool column_not_null(Oid relid, const char *column, bool recurse)
     return true;
 }
 
+/* The USING expressions of the ALTER TABLE statement last judged, as
+ * PostgreSQL prints them (for the rewrite's hint, judged later in the same
+ * statement, whose tree may be a copy by then): by table and column (a
+ * statement changes a column's type once), in TopTransactionContext, of
+ * the transaction using_lxid. */
+struct UsingText {
+    Oid relid;
+    char *column;
+    char *text;
+};
+static List *using_texts = NIL;
+static LocalTransactionId using_lxid = InvalidLocalTransactionId;
+
+static void note_using_text(Oid relid, const AlterTableCmd *cmd)
+{
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    if (def == nullptr || !IsA(def, ColumnDef) || def->raw_default == nullptr)
+        return;
+    char *text = pg::using_expression_text(relid, def);
+    if (text == nullptr)
+        return;
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    UsingText *u = (UsingText *) palloc(sizeof(UsingText));
+    u->relid = relid;
+    u->column = pstrdup(cmd->name);
+    u->text = pstrdup(text);
+    using_texts = lappend(using_texts, u);
+    MemoryContextSwitchTo(old);
+}
+
+static const char *using_text_of(Oid relid, const char *column)
+{
+    if (using_lxid != pg::compat::my_lxid() || column == nullptr)
+        return nullptr;
+    ListCell *lc;
+    foreach (lc, using_texts) {
+        const UsingText *u = (const UsingText *) lfirst(lc);
+        if (u->relid == relid && strcmp(u->column, column) == 0)
+            return u->text;
+    }
+    return nullptr;
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype != OBJECT_TABLE)
         return;
+    /* a new statement: the texts of the last one are gone with it */
+    using_texts = NIL;
+    using_lxid = pg::compat::my_lxid();
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
     if (!OidIsValid(relid))
         return; /* the statement reports it */
@@ -2357,6 +2420,7 @@ static void check_alter_table(AlterTableStmt *stmt)
                     check_detach_partition(relid, table, (PartitionCmd *) cmd->def);
                 break;
             case AT_AlterColumnType:
+                note_using_text(relid, cmd);
                 check_column_type(relid, table, cmd, stmt);
                 break;
             case AT_SetNotNull: {
@@ -3450,6 +3514,9 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
                 ColumnDef *def = (ColumnDef *) cmd->def;
                 if (def && def->typeName)
                     f.column_type = type_text(def->typeName);
+                /* the hint fills the new column by the USING expression */
+                if (def && def->raw_default)
+                    f.expression = using_text_of(relid, cmd->name);
             }
         }
     }

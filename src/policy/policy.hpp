@@ -216,7 +216,8 @@ bool is_added_column(Oid relid, const char *name);
 bool column_replaced_online(Oid relid, const char *name);
 /* The safe_migrate.sync_column trigger (ENABLE ALWAYS) of relid copying source
  * into target: its Oid and the xmin of its pg_trigger row (facts.cpp). */
-bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin);
+bool sync_trigger(Oid relid, const char *source, const char *target, Oid *tgoid, TransactionId *xmin,
+                  const char *expression = nullptr);
 /* Are the facts those of an ALTER COLUMN TYPE that keeps the heap (indexes
  * rebuilt, checks re-checked), which online execution leaves as written? */
 bool keeps_heap(const pg::PolicyFacts *f);

@@ -49,6 +49,9 @@ q1(q{
 	GRANT CREATE ON DATABASE postgres TO owner;
 	CREATE TABLE gate (n int NOT NULL, target int NOT NULL, open bool NOT NULL);
 	INSERT INTO gate VALUES (0, 0, false);
+	-- lets a held runner go on (it holds gate's row until its transaction ends)
+	CREATE TABLE gate_release (open bool NOT NULL);
+	INSERT INTO gate_release VALUES (false);
 	GRANT SELECT, UPDATE ON gate TO owner;
 	CREATE FUNCTION gate_fn() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
 	DECLARE
@@ -62,7 +65,7 @@ q1(q{
 	    UPDATE gate SET n = n + 1 RETURNING n, target INTO reached, stop_at;
 	    IF reached = stop_at THEN
 	        LOOP
-	            EXIT WHEN (SELECT open FROM gate);
+	            EXIT WHEN (SELECT open FROM gate) OR (SELECT open FROM gate_release);
 	            PERFORM pg_sleep(0.05);
 	        END LOOP;
 	    END IF;
@@ -208,6 +211,117 @@ for my $k (1 .. scalar(@plan))
 	stop_writer($w);
 	is($again, 'applied', "$label: applied again, the migration completes") or diag($again_err);
 }
+
+# USING: the new column computed from the row by the expression.  The
+# application renames users and adds new ones while the change runs, up to
+# the swap (the runner is held at its DROP COLUMN meanwhile); afterwards
+# every row holds the expression of its latest name.  Once uninterrupted,
+# once by a crash of the runner at the trigger's creation and applied again
+# (the resumed attempt recognizes its own shadow column and trigger, whose
+# expression it compares).
+my $using_script =
+  "-- safe_migrate:online\nALTER TABLE tags ALTER COLUMN name TYPE varchar(40) USING upper(name) || '!' || v;\n";
+my $renamer = $node->basedir . '/renamer.sql';
+PostgreSQL::Test::Utils::append_to_file(
+	$renamer, q{
+\set r random(1, 5000)
+BEGIN;
+UPDATE tags SET name = 'x' || :r, v = v + 1 WHERE id = :r;
+UPDATE tag_expect SET name = 'x' || :r, v = v + 1 WHERE id = :r;
+WITH n AS (INSERT INTO tags (name) VALUES ('n' || :r) RETURNING id, name, v) INSERT INTO tag_expect SELECT * FROM n;
+COMMIT;
+});
+foreach my $case ([ 'u0', 0 ], [ 'u1', 1 ])
+{
+	my ($s, $crash) = @$case;
+	my $label = $crash ? 'USING, crashed at the trigger and applied again' : 'USING, uninterrupted';
+	as_role(
+		$node, 'owner', qq{
+		CREATE SCHEMA $s;
+		GRANT USAGE ON SCHEMA $s TO app;
+		SET search_path = $s;
+		CREATE TABLE tags (id serial PRIMARY KEY, name text NOT NULL, v int NOT NULL DEFAULT 0);
+		CREATE INDEX tags_name ON tags (name);
+		CREATE TABLE tag_expect (id int PRIMARY KEY, name text NOT NULL, v int NOT NULL);
+		INSERT INTO tags (name) SELECT 't' || g FROM generate_series(1, 5000) g;
+		INSERT INTO tag_expect SELECT * FROM tags;
+		GRANT SELECT, INSERT, UPDATE ON tags, tag_expect TO app;
+		GRANT USAGE ON ALL SEQUENCES IN SCHEMA $s TO app;
+		ANALYZE tags;
+	});
+	q1("ALTER ROLE owner SET search_path = $s, public; ALTER ROLE app SET search_path = $s, public");
+	my @numbered = map { [ split /\|/, $_, 2 ] } split /\n/, as_role($node, 'owner',
+		"SELECT statement, sql FROM migrate_plan(\$m\$$using_script\$m\$) WHERE command NOT IN ('SELECT', 'ANALYZE') ORDER BY statement");
+	my @ddl = map { $_->[1] } @numbered;
+	my ($drop) = grep { $ddl[ $_ - 1 ] =~ /DROP COLUMN name$/ } 1 .. scalar(@ddl);
+	my ($trigger) = grep { $ddl[ $_ - 1 ] =~ /^CREATE TRIGGER .*sync_column\('name', 'name_sm_new', '\(\(upper\(name\)/ } 1 .. scalar(@ddl);
+	ok($drop && $trigger, "$label: the plan has the trigger with the expression and the swap") or diag(join("\n", @ddl));
+	my $apply_sql = "SELECT status FROM migrate_apply(\$m\$$using_script\$m\$, 'using-$s')";
+	my $w;
+	my $start = sub {
+		my ($out, $err) = ('', '');
+		$w = IPC::Run::start(
+			[ $pgbench, '-n', '-c', '2', '-j', '2', '-R', '200', '-T', '600', '-f', $renamer,
+			  $node->connstr('postgres') . ' user=app' ],
+			'>', \$out, '2>', \$err);
+	};
+	if ($crash)
+	{
+		q1("UPDATE gate SET n = 0, target = $trigger, open = false");
+		my ($out, $err) = ('', '');
+		my $apply = IPC::Run::start(
+			[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c', $apply_sql ],
+			'>', \$out, '2>', \$err);
+		$node->poll_query_until('postgres',
+			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' AND wait_event = 'PgSleep')")
+		  or die 'the runner did not reach the gate';
+		kill 'KILL', q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+		$apply->finish;
+		$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+		isnt($out, 'applied', "$label: the first attempt did not complete");
+	}
+	# the second (or only) attempt, held at the swap while the application writes
+	# the gate counts the DDL statements this attempt runs: after the
+	# statements the first one committed
+	my $committed = q1(
+		"SELECT coalesce(max(s.last_statement), 0) FROM safe_migrate.migration_steps s "
+		  . "JOIN safe_migrate.migrations m ON m.id = s.migration_id WHERE m.version = 'using-$s'");
+	my $skipped = grep { $_->[0] <= $committed } @numbered;
+	q1("UPDATE gate SET n = 0, target = " . ($drop - $skipped) . ", open = false");
+	$start->();
+	my ($out, $err) = ('', '');
+	my $apply = IPC::Run::start(
+		[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c', $apply_sql ],
+		'>', \$out, '2>', \$err);
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' AND wait_event = 'PgSleep')"),
+		"$label: held at the swap");
+	sleep 1;
+	stop_writer([$w]);
+	q1("UPDATE gate_release SET open = true");
+	$apply->finish;
+	q1("UPDATE gate SET target = 0, open = true; UPDATE gate_release SET open = false");
+	chomp $out;
+	is($out, 'applied', "$label: applied") or diag($err);
+	my $written = q1("SELECT count(*) FROM $s.tag_expect WHERE id > 5000");
+	cmp_ok($written, '>', 50, "$label: the application wrote meanwhile ($written new rows)");
+	is( q1(
+			"SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '$s.tags'::regclass AND attname = 'name'"),
+		'character varying(40)', "$label: the new type");
+	is( q1(
+			"SELECT count(*) || ',' || count(*) FILTER (WHERE t.name IS DISTINCT FROM upper(e.name) || '!' || e.v) "
+			  . "|| ',' || (SELECT count(*) FROM $s.tags) FROM $s.tag_expect e LEFT JOIN $s.tags t USING (id)"),
+		q1("SELECT count(*) FROM $s.tag_expect") . ',0,' . q1("SELECT count(*) FROM $s.tag_expect"),
+		"$label: every row holds the expression of its latest name");
+	is( q1(
+			"SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = '$s.tags'::regclass AND attname LIKE '%sm_new%' "
+			  . "AND NOT attisdropped) || ',' || (SELECT count(*) FROM pg_trigger WHERE tgrelid = '$s.tags'::regclass "
+			  . "AND NOT tgisinternal) || ',' || (SELECT count(*) FROM pg_index WHERE indrelid = '$s.tags'::regclass "
+			  . "AND indisvalid)"),
+		'0,0,2', "$label: no shadow column or trigger left, both indexes valid");
+}
+q1("UPDATE gate SET n = 0, target = 0, open = true");
 
 # every schema: the state the naive statement leaves, every write present
 foreach my $s (@schemas)
