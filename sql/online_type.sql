@@ -325,6 +325,31 @@ SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN un
 CREATE FUNCTION pg_temp.one(text) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
 SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE items ALTER COLUMN unit TYPE int USING pg_temp.one(unit);', 'ty-u2');
 SELECT count(*) AS unit_sm_new FROM pg_attribute WHERE attrelid = 'onl_ty.items'::regclass AND attname = 'unit_sm_new';
+-- an index or check on the column that would not hold for the new type:
+-- refused before any step (the naive statement fails on it too)
+CREATE TABLE held (id int PRIMARY KEY, code text NOT NULL, tag text);
+INSERT INTO held SELECT g, g::text, 't' FROM generate_series(1, 200) g;
+ANALYZE held;
+CREATE INDEX CONCURRENTLY held_code_set ON held (code) WHERE code <> '0';
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;', 'ty-u3');
+DROP INDEX CONCURRENTLY held_code_set;
+CREATE INDEX CONCURRENTLY held_code_pattern ON held (code text_pattern_ops);
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;', 'ty-u3');
+DROP INDEX CONCURRENTLY held_code_pattern;
+CREATE INDEX CONCURRENTLY held_code_lower ON held (lower(code));
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;', 'ty-u3');
+DROP INDEX CONCURRENTLY held_code_lower;
+ALTER TABLE held ADD CONSTRAINT held_code_filled CHECK (code <> '') NOT VALID;
+ALTER TABLE held VALIDATE CONSTRAINT held_code_filled;
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;', 'ty-u3');
+ALTER TABLE held DROP CONSTRAINT held_code_filled;
+-- what does hold on the new type is taken
+CREATE INDEX CONCURRENTLY held_code_tag ON held (code, tag) WHERE code IS NOT NULL AND tag <> 'x';
+ALTER TABLE held ADD CONSTRAINT held_code_positive CHECK (code IS NOT NULL) NOT VALID;
+ALTER TABLE held VALIDATE CONSTRAINT held_code_positive;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;')
+ WHERE sql LIKE 'CREATE INDEX%' OR sql LIKE '%held_code_positive%';
+SELECT count(*) AS held_code_sm_new FROM pg_attribute WHERE attrelid = 'onl_ty.held'::regclass AND attname = 'code_sm_new';
 
 -- the trigger with an expression, directly: every write gets the target
 -- from the row, a change of another column the expression reads included;

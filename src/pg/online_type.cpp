@@ -551,6 +551,13 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
 struct UsingColumns {
     Oid relid;
     const char *relname;
+    /* a column seen with another type (the changed column, by the name an
+     * index definition or check gives it), or NULL */
+    const char *as_name;
+    AttrNumber as_att;
+    Oid as_type;
+    int32 as_mod;
+    Oid as_coll;
 };
 
 Node *using_column(ParseState *pstate, ColumnRef *cref)
@@ -563,6 +570,8 @@ Node *using_column(ParseState *pstate, ColumnRef *cref)
     if (n == 2 && (!IsA(linitial(cref->fields), String) ||
                    strcmp(strVal(linitial(cref->fields)), c->relname) != 0))
         return nullptr;
+    if (c->as_name != nullptr && strcmp(strVal(last), c->as_name) == 0)
+        return (Node *) makeVar(1, c->as_att, c->as_type, c->as_mod, c->as_coll, 0);
     AttrNumber att = get_attnum(c->relid, strVal(last));
     if (att <= 0)
         return nullptr;
@@ -579,7 +588,7 @@ const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, 
     char *relname = get_rel_name(relid);
     if (relname == nullptr)
         return "the table is gone";
-    UsingColumns columns = {relid, relname};
+    UsingColumns columns = {relid, relname, nullptr, InvalidAttrNumber, InvalidOid, -1, InvalidOid};
     UsingColumns *columns_ptr = &columns;
     MemoryContext cxt = CurrentMemoryContext;
     const char *problem = nullptr;
@@ -627,6 +636,97 @@ const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, 
         return problem;
     *text = printed;
     return nullptr;
+}
+
+/*
+ * Would the indexes built again on the shadow column, and the CHECK
+ * constraints added again after the swap, hold for the new type?  Each is
+ * analyzed as PostgreSQL analyzes it when it is created (the definition's
+ * expressions and predicate with the changed column of the new type, each
+ * key's operator class resolved for its type, a collation only on a
+ * collatable type), without creating anything or locking the table.
+ * Returns why one would fail (the naive ALTER would fail there too, but
+ * before changing anything), or NULL.
+ */
+const char *check_rebuilt(Oid relid, AttrNumber att, const Plan *p, Oid new_type, int32 new_mod, Oid new_coll)
+{
+    UsingColumns columns = {relid, p->relname, nullptr, att, new_type, new_mod, new_coll};
+    UsingColumns *columns_ptr = &columns;
+    const char *what = nullptr;
+    const char **what_ptr = &what;
+    ErrorData *bad = in_subtransaction([&]() {
+        for (int i = 0; i < p->n_indexes; i++) {
+            const RebuiltIndex *ix = &p->indexes[i];
+            *what_ptr = psprintf("index \"%s\"", ix->name);
+            List *stmts = raw_parser(ix->create, RAW_PARSE_DEFAULT);
+            if (list_length(stmts) != 1 || !IsA(linitial_node(RawStmt, stmts)->stmt, IndexStmt))
+                elog(ERROR, "its definition does not parse");
+            IndexStmt *stmt = (IndexStmt *) linitial_node(RawStmt, stmts)->stmt;
+            columns_ptr->as_name = p->shadow;
+            Oid am = get_am_oid(stmt->accessMethod, false);
+            ListCell *lc;
+            foreach (lc, stmt->indexParams) {
+                IndexElem *e = lfirst_node(IndexElem, lc);
+                Oid type;
+                if (e->name != nullptr && strcmp(e->name, p->shadow) == 0)
+                    type = new_type;
+                else if (e->name != nullptr)
+                    type = get_atttype(relid, get_attnum(relid, e->name));
+                else {
+                    ParseState *pstate = make_parsestate(nullptr);
+                    pstate->p_pre_columnref_hook = using_column;
+                    pstate->p_ref_hook_state = columns_ptr;
+                    Node *expr = transformExpr(pstate, e->expr, EXPR_KIND_INDEX_EXPRESSION);
+                    assign_expr_collations(pstate, expr);
+                    type = exprType(expr);
+                    free_parsestate(pstate);
+                }
+                if (e->collation != NIL && !type_is_collatable(type))
+                    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                                    errmsg("collations are not supported by type %s", format_type_be(type))));
+                (void) ResolveOpClass(e->opclass, type, stmt->accessMethod, am);
+            }
+            if (stmt->whereClause != nullptr) {
+                ParseState *pstate = make_parsestate(nullptr);
+                pstate->p_pre_columnref_hook = using_column;
+                pstate->p_ref_hook_state = columns_ptr;
+                Node *pred = transformExpr(pstate, stmt->whereClause, EXPR_KIND_INDEX_PREDICATE);
+                (void) coerce_to_boolean(pstate, pred, "WHERE");
+                free_parsestate(pstate);
+            }
+        }
+        /* the checks on the table, added again after the swap (the new
+         * column has the old one's name by then) */
+        columns_ptr->as_name = p->column;
+        for (int i = 0; i < p->n_constraints; i++) {
+            const ReaddedConstraint *c = &p->constraints[i];
+            if (strcmp(c->table, p->table) != 0 || strncmp(c->def, "CHECK", 5) != 0)
+                continue;
+            *what_ptr = psprintf("check constraint \"%s\"", c->name);
+            List *stmts = raw_parser(psprintf("ALTER TABLE %s ADD %s", p->table, c->def), RAW_PARSE_DEFAULT);
+            if (list_length(stmts) != 1 || !IsA(linitial_node(RawStmt, stmts)->stmt, AlterTableStmt))
+                elog(ERROR, "its definition does not parse");
+            AlterTableStmt *at = (AlterTableStmt *) linitial_node(RawStmt, stmts)->stmt;
+            AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
+            Constraint *con = (Constraint *) cmd->def;
+            if (con == nullptr || !IsA(con, Constraint) || con->raw_expr == nullptr)
+                elog(ERROR, "its definition does not parse");
+            ParseState *pstate = make_parsestate(nullptr);
+            pstate->p_pre_columnref_hook = using_column;
+            pstate->p_ref_hook_state = columns_ptr;
+            Node *expr = transformExpr(pstate, con->raw_expr, EXPR_KIND_CHECK_CONSTRAINT);
+            (void) coerce_to_boolean(pstate, expr, "CHECK");
+            free_parsestate(pstate);
+        }
+        *what_ptr = nullptr;
+    });
+    if (bad == nullptr)
+        return nullptr;
+    const char *why = psprintf("%s would not hold for the new type: %s (the naive statement fails there "
+                               "too)",
+                               what ? what : "an index or check on the column", bad->message);
+    FreeErrorData(bad);
+    return why;
 }
 
 void append_steps(StringInfo out, const Plan *p)
@@ -916,6 +1016,12 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
         if (problem != nullptr)
             *why_ptr = MemoryContextStrdup(cxt, problem);
         SPI_finish();
+        if (problem == nullptr) {
+            /* what PostgreSQL builds again on the new type */
+            problem = check_rebuilt(relid, att, p, new_type, new_mod, new_coll);
+            if (problem != nullptr)
+                *why_ptr = MemoryContextStrdup(cxt, problem);
+        }
         AtEOXact_GUC(false, nest);
         if (problem != nullptr)
             return;

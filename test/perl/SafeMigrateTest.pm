@@ -1,7 +1,9 @@
 # Copyright: safe_migrate authors
 #
-# What the TAP tests share: a node with safe_migrate preloaded, and running
-# SQL as a given role (the security tests play several).
+# What the TAP tests share: a node with safe_migrate preloaded, running SQL
+# as a given role (the security tests play several), and the gate that
+# holds a migration's runner at a chosen DDL statement so that a test can
+# interrupt it there.
 package SafeMigrateTest;
 
 use strict;
@@ -11,7 +13,8 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use Test::More;
 
-our @EXPORT = qw(start_node as_role try_as_role fails_as_role);
+our @EXPORT = qw(start_node start_crash_node as_role try_as_role fails_as_role install_gate hold_runner_at
+  release_runner runner_held interrupt_runner);
 
 # A started node with shared_preload_libraries = 'safe_migrate' (the
 # backfill launcher) and room for workers; %init goes to init().
@@ -23,6 +26,17 @@ sub start_node
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n");
 	$node->start;
+	return $node;
+}
+
+# start_node, restarted with restart_after_crash = on: a test that kills a
+# backend gets the server back.
+sub start_crash_node
+{
+	my ($name) = @_;
+	my $node = start_node($name);
+	$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
+	$node->restart;
 	return $node;
 }
 
@@ -57,6 +71,99 @@ sub fails_as_role
 	isnt($rc, 0, "$name: fails");
 	like($stderr, $re, "$name: error message");
 	return $stderr;
+}
+
+# The gate: a ddl_command_start event trigger that, in a migration's runner
+# only, counts the DDL statements it runs and at the chosen one
+# (hold_runner_at) sleeps until the test interrupts the runner or releases
+# it.  The count restarts with each hold_runner_at.  $grant_to: roles that
+# apply migrations and may move the gate.
+sub install_gate
+{
+	my ($node, @grant_to) = @_;
+	$node->safe_psql(
+		'postgres', q{
+		CREATE TABLE gate (n int NOT NULL, target int NOT NULL, open bool NOT NULL);
+		INSERT INTO gate VALUES (0, 0, false);
+		-- lets a held runner go on (it holds gate's row until its transaction ends)
+		CREATE TABLE gate_release (open bool NOT NULL);
+		INSERT INTO gate_release VALUES (false);
+		CREATE FUNCTION gate_fn() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+		DECLARE
+		    reached int;
+		    stop_at int;
+		BEGIN
+		    IF (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid())
+		       IS DISTINCT FROM 'safe_migrate runner' THEN
+		        RETURN;
+		    END IF;
+		    UPDATE gate SET n = n + 1 RETURNING n, target INTO reached, stop_at;
+		    IF reached = stop_at THEN
+		        LOOP
+		            EXIT WHEN (SELECT open FROM gate) OR (SELECT open FROM gate_release);
+		            PERFORM pg_sleep(0.05);
+		        END LOOP;
+		    END IF;
+		END $$;
+		CREATE EVENT TRIGGER gate_trigger ON ddl_command_start EXECUTE FUNCTION gate_fn();
+	});
+	$node->safe_psql('postgres', "GRANT SELECT, UPDATE ON gate, gate_release TO $_") foreach @grant_to;
+	return;
+}
+
+# The next migration's runner stops at its $k-th DDL statement (0: nowhere).
+sub hold_runner_at
+{
+	my ($node, $k) = @_;
+	$node->safe_psql('postgres', "UPDATE gate SET n = 0, target = $k, open = false; UPDATE gate_release SET open = false");
+	return;
+}
+
+# Is a runner held at the gate (its statement LIKE $running, when given)?
+sub runner_held
+{
+	my ($node, $running) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' "
+		  . "AND wait_event = 'PgSleep'" . (defined $running ? " AND query LIKE '$running'" : '') . ')');
+}
+
+# A held runner goes on; later migrations are not held.
+sub release_runner
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', 'UPDATE gate_release SET open = true');
+	return;
+}
+
+# Interrupt the held runner: 'kill -9 of the runner' (the server restarts),
+# 'termination of the runner', or 'cancel of the caller' (the session
+# whose query is LIKE $caller_query); then wait until no runner is left and
+# stop holding.  True if no runner is left.
+sub interrupt_runner
+{
+	my ($node, $mode, $caller_query) = @_;
+	my $runner = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+	if ($mode =~ /kill -9/)
+	{
+		kill 'KILL', $runner;
+	}
+	elsif ($mode =~ /termination/)
+	{
+		$node->safe_psql('postgres', "SELECT pg_terminate_backend($runner)");
+	}
+	else
+	{
+		$node->safe_psql('postgres',
+			"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+			  . "AND query LIKE '$caller_query' AND pid <> pg_backend_pid()");
+	}
+	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+	my $gone = $node->poll_query_until('postgres',
+		"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner')");
+	hold_runner_at($node, 0);
+	return $gone;
 }
 
 1;

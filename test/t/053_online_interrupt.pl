@@ -11,9 +11,9 @@
 # row filled, NOT NULL, the index valid, no helper constraint and no invalid
 # index left behind, one backfill job, one applied migration in the history.
 #
-# The stop is a test gate: a ddl_command_start event trigger that, in the
-# runner only, counts DDL statements and at the chosen one sleeps until the
-# test opens the gate (it never does: the test interrupts the sleeper).
+# The stop is the test gate of SafeMigrateTest: a ddl_command_start event
+# trigger that, in the runner only, counts DDL statements and at the chosen
+# one sleeps until the test interrupts the sleeper.
 use strict;
 use warnings;
 
@@ -25,34 +25,11 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use SafeMigrateTest;
 
-my $node = start_node('online_interrupt');
-$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
-$node->restart;
+my $node = start_crash_node('online_interrupt');
 sub q1 { return $node->safe_psql('postgres', $_[0]) }
 
-q1(q{
-	CREATE EXTENSION safe_migrate;
-	CREATE TABLE gate (n int NOT NULL, target int NOT NULL, open bool NOT NULL);
-	INSERT INTO gate VALUES (0, 0, false);
-	CREATE FUNCTION gate_fn() RETURNS event_trigger LANGUAGE plpgsql AS $$
-	DECLARE
-	    reached int;
-	    stop_at int;
-	BEGIN
-	    IF (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid())
-	       IS DISTINCT FROM 'safe_migrate runner' THEN
-	        RETURN;
-	    END IF;
-	    UPDATE gate SET n = n + 1 RETURNING n, target INTO reached, stop_at;
-	    IF reached = stop_at THEN
-	        LOOP
-	            EXIT WHEN (SELECT open FROM gate);
-	            PERFORM pg_sleep(0.05);
-	        END LOOP;
-	    END IF;
-	END $$;
-	CREATE EVENT TRIGGER gate_trigger ON ddl_command_start EXECUTE FUNCTION gate_fn();
-});
+q1('CREATE EXTENSION safe_migrate');
+install_gate($node);
 
 sub script_for
 {
@@ -108,41 +85,17 @@ foreach my $d (@ddl)
 		q1( "SET safe_migrate.policy = off;
 			 CREATE TABLE $t (id bigint PRIMARY KEY, first_name text NOT NULL, last_name text NOT NULL);
 			 INSERT INTO $t SELECT g, 'first' || g, 'last' || g FROM generate_series(1, 20000) g;
-			 ANALYZE $t;
-			 UPDATE gate SET n = 0, target = $k, open = false;");
+			 ANALYZE $t;");
+		hold_runner_at($node, $k);
 		my ($out, $err) = ('', '');
 		my $apply = IPC::Run::start(
 			[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres'), '-c', apply_sql($t) ],
 			'>', \$out, '2>', \$err);
-		ok( $node->poll_query_until(
-				'postgres',
-				"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' "
-				  . "AND wait_event = 'PgSleep' AND query LIKE '$running')"),
-			"$label: the runner reached the gate");
-		my $runner = q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
-		if ($mode =~ /kill -9/)
-		{
-			kill 'KILL', $runner;
-		}
-		elsif ($mode =~ /termination/)
-		{
-			q1("SELECT pg_terminate_backend($runner)");
-		}
-		else
-		{
-			q1( "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
-				  . "WHERE backend_type = 'client backend' AND query LIKE '%migrate_apply%int-$t%' "
-				  . "AND pid <> pg_backend_pid()");
-		}
+		ok(runner_held($node, $running), "$label: the runner reached the gate");
+		# the runner of a cancelled caller stops too: nothing runs it any more
+		ok(interrupt_runner($node, $mode, "%migrate_apply%int-$t%"), "$label: no runner left");
 		$apply->finish;
 		isnt($out, 'applied', "$label: the first apply did not complete") or diag($err);
-		$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
-		# the runner of a cancelled caller stops too: nothing runs it any more
-		ok( $node->poll_query_until(
-				'postgres',
-				"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner')"),
-			"$label: no runner left");
-		q1("UPDATE gate SET target = 0, open = true");
 
 		my ($rc, $again, $again_err) = $node->psql('postgres', apply_sql($t));
 		is($again, 'applied', "$label: applied again, the migration completes") or diag($again_err);

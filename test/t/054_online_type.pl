@@ -16,10 +16,11 @@
 #
 # Each DDL statement of the expanded script (the shadow column, the trigger,
 # the proving check, the index builds, every statement of the swap, the
-# foreign key's VALIDATE after it) is a stop: a gate (a ddl_command_start
-# event trigger sleeping in the runner at the chosen statement) holds the
-# runner there and the test interrupts it by a crash (kill -9 of the runner:
-# the server restarts), its termination or a cancel of the caller, in turn.
+# foreign key's VALIDATE after it) is a stop: the gate of SafeMigrateTest (a
+# ddl_command_start event trigger sleeping in the runner at the chosen
+# statement) holds the runner there and the test interrupts it by a crash
+# (kill -9 of the runner: the server restarts), its termination or a cancel
+# of the caller, in turn.
 # Applied again, the migration continues from its record (the expansion of
 # its first attempt: after the swap, the script expands to something else)
 # and completes: id is bigint with its primary key, index, default and
@@ -37,9 +38,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use SafeMigrateTest;
 
-my $node = start_node('online_type');
-$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
-$node->restart;
+my $node = start_crash_node('online_type');
 sub q1 { return $node->safe_psql('postgres', $_[0]) }
 
 q1(q{
@@ -47,31 +46,8 @@ q1(q{
 	CREATE ROLE owner LOGIN;
 	CREATE ROLE app LOGIN;
 	GRANT CREATE ON DATABASE postgres TO owner;
-	CREATE TABLE gate (n int NOT NULL, target int NOT NULL, open bool NOT NULL);
-	INSERT INTO gate VALUES (0, 0, false);
-	-- lets a held runner go on (it holds gate's row until its transaction ends)
-	CREATE TABLE gate_release (open bool NOT NULL);
-	INSERT INTO gate_release VALUES (false);
-	GRANT SELECT, UPDATE ON gate TO owner;
-	CREATE FUNCTION gate_fn() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-	DECLARE
-	    reached int;
-	    stop_at int;
-	BEGIN
-	    IF (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid())
-	       IS DISTINCT FROM 'safe_migrate runner' THEN
-	        RETURN;
-	    END IF;
-	    UPDATE gate SET n = n + 1 RETURNING n, target INTO reached, stop_at;
-	    IF reached = stop_at THEN
-	        LOOP
-	            EXIT WHEN (SELECT open FROM gate) OR (SELECT open FROM gate_release);
-	            PERFORM pg_sleep(0.05);
-	        END LOOP;
-	    END IF;
-	END $$;
-	CREATE EVENT TRIGGER gate_trigger ON ddl_command_start EXECUTE FUNCTION gate_fn();
 });
+install_gate($node, 'owner');
 
 my $script = "-- safe_migrate:online\nALTER TABLE users ALTER COLUMN id TYPE bigint;\n";
 sub apply_sql { return "SELECT status FROM migrate_apply(\$m\$$script\$m\$, '$_[0]')" }
@@ -168,42 +144,18 @@ for my $k (1 .. scalar(@plan))
 	(my $short = $stmt) =~ s/^(\S+ \S+ \S+ \S+ \S+).*/$1/;
 	my $label = "stopped at statement $k ($short) by $mode";
 	setup($s);
-	q1("UPDATE gate SET n = 0, target = $k, open = false");
+	hold_runner_at($node, $k);
 	my $w = start_writer();
 	my ($out, $err) = ('', '');
 	my $apply = IPC::Run::start(
 		[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c',
 		  apply_sql("type-$s") ],
 		'>', \$out, '2>', \$err);
-	ok( $node->poll_query_until(
-			'postgres',
-			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' "
-			  . "AND wait_event = 'PgSleep')"),
-		"$label: the runner reached the gate");
-	my $runner = q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
-	if ($mode =~ /kill -9/)
-	{
-		kill 'KILL', $runner;
-	}
-	elsif ($mode =~ /termination/)
-	{
-		q1("SELECT pg_terminate_backend($runner)");
-	}
-	else
-	{
-		q1( "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
-			  . "WHERE backend_type = 'client backend' AND query LIKE '%migrate_apply%type-$s%' "
-			  . "AND pid <> pg_backend_pid()");
-	}
+	ok(runner_held($node), "$label: the runner reached the gate");
+	ok(interrupt_runner($node, $mode, "%migrate_apply%type-$s%"), "$label: no runner left");
 	$apply->finish;
 	stop_writer($w);
 	isnt($out, 'applied', "$label: the first apply did not complete") or diag($err);
-	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
-	ok( $node->poll_query_until(
-			'postgres',
-			"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner')"),
-		"$label: no runner left");
-	q1("UPDATE gate SET target = 0, open = true");
 
 	$w = start_writer();
 	my ($rc, $again, $again_err) = try_as_role($node, 'owner', apply_sql("type-$s"));
@@ -267,17 +219,14 @@ foreach my $case ([ 'u0', 0 ], [ 'u1', 1 ])
 	};
 	if ($crash)
 	{
-		q1("UPDATE gate SET n = 0, target = $trigger, open = false");
+		hold_runner_at($node, $trigger);
 		my ($out, $err) = ('', '');
 		my $apply = IPC::Run::start(
 			[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c', $apply_sql ],
 			'>', \$out, '2>', \$err);
-		$node->poll_query_until('postgres',
-			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' AND wait_event = 'PgSleep')")
-		  or die 'the runner did not reach the gate';
-		kill 'KILL', q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+		runner_held($node) or die 'the runner did not reach the gate';
+		interrupt_runner($node, 'kill -9 of the runner') or die 'a runner is left';
 		$apply->finish;
-		$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
 		isnt($out, 'applied', "$label: the first attempt did not complete");
 	}
 	# the second (or only) attempt, held at the swap while the application writes
@@ -287,21 +236,18 @@ foreach my $case ([ 'u0', 0 ], [ 'u1', 1 ])
 		"SELECT coalesce(max(s.last_statement), 0) FROM safe_migrate.migration_steps s "
 		  . "JOIN safe_migrate.migrations m ON m.id = s.migration_id WHERE m.version = 'using-$s'");
 	my $skipped = grep { $_->[0] <= $committed } @numbered;
-	q1("UPDATE gate SET n = 0, target = " . ($drop - $skipped) . ", open = false");
+	hold_runner_at($node, $drop - $skipped);
 	$start->();
 	my ($out, $err) = ('', '');
 	my $apply = IPC::Run::start(
 		[ $psql, '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres') . ' user=owner', '-c', $apply_sql ],
 		'>', \$out, '2>', \$err);
-	ok( $node->poll_query_until(
-			'postgres',
-			"SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner' AND wait_event = 'PgSleep')"),
-		"$label: held at the swap");
+	ok(runner_held($node), "$label: held at the swap");
 	sleep 1;
 	stop_writer([$w]);
-	q1("UPDATE gate_release SET open = true");
+	release_runner($node);
 	$apply->finish;
-	q1("UPDATE gate SET target = 0, open = true; UPDATE gate_release SET open = false");
+	hold_runner_at($node, 0);
 	chomp $out;
 	is($out, 'applied', "$label: applied") or diag($err);
 	my $written = q1("SELECT count(*) FROM $s.tag_expect WHERE id > 5000");
@@ -321,8 +267,6 @@ foreach my $case ([ 'u0', 0 ], [ 'u1', 1 ])
 			  . "AND indisvalid)"),
 		'0,0,2', "$label: no shadow column or trigger left, both indexes valid");
 }
-q1("UPDATE gate SET n = 0, target = 0, open = true");
-
 # every schema: the state the naive statement leaves, every write present
 foreach my $s (@schemas)
 {
