@@ -95,7 +95,7 @@ struct StatementFacts {
     std::string index;           /* index name if given */
     std::string new_name;        /* RENAME ... TO */
     std::string referenced_table;/* FOREIGN KEY ... REFERENCES */
-    std::string expression;      /* CHECK expression as written, if known */
+    std::string expression;      /* CHECK expression as written, or a rewriting type change's USING expression (as PostgreSQL prints it), if known */
     std::vector<std::string> columns; /* index / constraint / FK columns */
     /* PG_VERSION_NUM of the server the facts come from: hints name what that
      * version offers (18: NOT NULL constraints added NOT VALID, virtual

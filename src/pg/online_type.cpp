@@ -76,9 +76,6 @@ extern "C" {
 #include "parser/parse_coerce.h"
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
-#include "parser/parse_relation.h"
-#include "utils/rel.h"
-#include "utils/relcache.h"
 #include "utils/ruleutils.h"
 #include "parser/parse_type.h"
 #include "parser/parser.h"
@@ -532,19 +529,6 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
     return nullptr;
 }
 
-/*
- * The USING expression of ALTER COLUMN ... TYPE, analyzed as PostgreSQL
- * analyzes it (against the table, with the session's search_path; no
- * subquery, aggregate, window or set-returning function) and checked for
- * what online execution needs: its result assignable to the new type (as
- * PostgreSQL requires), no volatile function (the trigger and the backfill
- * compute it row by row, at other moments than one ALTER would), no
- * temporary object (other sessions write the rows).  *text gets it as
- * PostgreSQL prints it with only pg_catalog on the search_path (every other
- * name qualified), in the caller's memory context.  Returns why it cannot
- * be taken, or NULL.  The table is not locked (its columns are read from
- * the catalog: migrate_plan never waits).
- */
 /* The table's columns for the USING expression, found by name in the
  * catalog (the parse state has no range table entry: that would want the
  * table locked): column or table.column, as varno 1. */
@@ -582,6 +566,19 @@ Node *using_column(ParseState *pstate, ColumnRef *cref)
     return (Node *) makeVar(1, att, type, mod, coll, 0);
 }
 
+/*
+ * The USING expression of ALTER COLUMN ... TYPE, analyzed as PostgreSQL
+ * analyzes it (against the table, with the session's search_path; no
+ * subquery, aggregate, window or set-returning function) and checked for
+ * what online execution needs: its result assignable to the new type (as
+ * PostgreSQL requires), no volatile function (the trigger and the backfill
+ * compute it row by row, at other moments than one ALTER would), no
+ * temporary object (other sessions write the rows).  *text gets it as
+ * PostgreSQL prints it with only pg_catalog on the search_path (every other
+ * name qualified), in the caller's memory context.  Returns why it cannot
+ * be taken, or NULL.  The table is not locked (its columns are read from
+ * the catalog: migrate_plan never waits).
+ */
 const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, char **text)
 {
     *text = nullptr;

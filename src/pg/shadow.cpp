@@ -25,8 +25,10 @@
  *
  * It runs in the application's backends, once per row written: the
  * conversion is planned once per trigger and column types (per table
- * descriptor with an expression) and kept in fn_extra; a row costs one
- * expression evaluation and one heap_modify_tuple.
+ * descriptor with an expression: the relation cache's descriptor is
+ * compared by address, and by content only when it is another one; the
+ * table cannot change under the writer's lock) and kept in fn_extra; a row
+ * costs one expression evaluation and one heap_modify_tuple.
  * Plain PostgreSQL-style code: no C++ object lives in it.
  *
  * safe_migrate.sync_column_check() is the check before the swap (below).
@@ -82,7 +84,9 @@ struct SyncPlan {
     ExprState *convert; /* reads the source value as a CaseTestExpr, or the
                          * row (the USING expression) */
     ExprContext *econtext;
-    TupleDesc desc;        /* with an expression: the descriptor it was planned for */
+    TupleDesc desc;        /* with an expression: a copy of the descriptor it was planned for */
+    TupleDesc seen;        /* ... the relation's own descriptor it was last checked against
+                            * (compared by address only: the row's common case costs nothing) */
     TupleTableSlot *slot;  /* ... and the row's slot */
 };
 
@@ -166,15 +170,17 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
     SyncPlan *p = (SyncPlan *) fcinfo->flinfo->fn_extra;
     bool with_expression = tg->tgnargs == 3;
     if (p != nullptr && p->tgoid == tg->tgoid && with_expression != (p->desc == nullptr) &&
-        (!with_expression || equalTupleDescs(p->desc, desc)) && p->source <= desc->natts &&
+        (!with_expression || p->seen == desc || equalTupleDescs(p->desc, desc)) && p->source <= desc->natts &&
         p->target <= desc->natts) {
         Form_pg_attribute s = TupleDescAttr(desc, p->source - 1);
         Form_pg_attribute t = TupleDescAttr(desc, p->target - 1);
         if (!s->attisdropped && !t->attisdropped && s->atttypid == p->source_type &&
             s->atttypmod == p->source_mod && t->atttypid == p->target_type &&
             t->atttypmod == p->target_mod && strcmp(NameStr(s->attname), tg->tgargs[0]) == 0 &&
-            strcmp(NameStr(t->attname), tg->tgargs[1]) == 0)
+            strcmp(NameStr(t->attname), tg->tgargs[1]) == 0) {
+            p->seen = desc;
             return p;
+        }
     }
     AttrNumber source = column_of(rel, tg->tgargs[0], "source");
     AttrNumber target = column_of(rel, tg->tgargs[1], "target");
@@ -197,6 +203,7 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
         p->econtext = nullptr;
         p->slot = nullptr;
         p->desc = nullptr;
+        p->seen = nullptr;
         p->tgoid = InvalidOid; /* until planned again */
     }
     Node *expr;
@@ -226,6 +233,7 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
                                    format_type_be(from), format_type_be(t->atttypid), NameStr(t->attname))));
         }
         p->desc = CreateTupleDescCopy(desc);
+        p->seen = desc;
         p->slot = MakeSingleTupleTableSlot(p->desc, &TTSOpsHeapTuple);
     } else {
         CaseTestExpr *value = makeNode(CaseTestExpr);
