@@ -45,6 +45,7 @@
 extern "C" {
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -1023,7 +1024,9 @@ void finish_statement(Frame *f)
             *n = *o;
             n->address = a;
             n->type = pstrdup(relkind_type(o->relkind));
-            n->identity = quote_qualified_identifier(nsp, o->relname);
+            /* (quote_qualified_identifier builds it in a 1 kB StringInfo:
+             * a block of its own per name in the frame's small context) */
+            n->identity = psprintf("%s.%s", quote_identifier(nsp), quote_identifier(o->relname));
             kept = lappend(kept, n);
             continue;
         }
@@ -1173,13 +1176,10 @@ void write_pending(void)
     if (!log_relations(&r))
         return;
     FullTransactionId xid = GetTopFullTransactionId();
-    /* a long text goes to TOAST, which wants a snapshot; at commit the
-     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one) */
+    /* a long row goes to TOAST, which wants a snapshot; at commit the
+     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one).
+     * Taken only for such a row: most rows are short. */
     bool pushed = false;
-    if (!ActiveSnapshotSet()) {
-        PushActiveSnapshot(GetTransactionSnapshot());
-        pushed = true;
-    }
     Relation log = table_open(r.entries, RowExclusiveLock);
     TupleDesc desc = RelationGetDescr(log);
     const LogEntry *prev = nullptr;
@@ -1231,6 +1231,12 @@ void write_pending(void)
                 nulls[kText] = true;
             }
             HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+            /* heap_insert's own test for a row it hands to TOAST */
+            if (!pushed && (HeapTupleHasExternal(tuple) || tuple->t_len > TOAST_TUPLE_THRESHOLD) &&
+                !ActiveSnapshotSet()) {
+                PushActiveSnapshot(GetTransactionSnapshot());
+                pushed = true;
+            }
             simple_heap_insert(log, tuple);
             heap_freetuple(tuple);
         }
@@ -1388,7 +1394,16 @@ void maybe_trim_log(const LogRelations *r)
     if (now < next_trim_check)
         return;
     next_trim_check = now + kTrimCheckEveryUs;
+    /* the rows it deletes may have TOASTed text: deleting it wants a
+     * snapshot (at commit the statement's own is gone) */
+    bool pushed = false;
+    if (!ActiveSnapshotSet()) {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        pushed = true;
+    }
     (void) trim_log(r, false);
+    if (pushed)
+        PopActiveSnapshot();
 }
 
 }  // namespace
