@@ -343,6 +343,31 @@ ALTER TABLE held ADD CONSTRAINT held_code_filled CHECK (code <> '') NOT VALID;
 ALTER TABLE held VALIDATE CONSTRAINT held_code_filled;
 SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held ALTER COLUMN code TYPE integer USING code::integer;', 'ty-u3');
 ALTER TABLE held DROP CONSTRAINT held_code_filled;
+-- a foreign key whose two sides would no longer compare (no equality
+-- operator, no implicit cast): refused before any step, the referencing
+-- column's change and the referenced one's
+CREATE TABLE held_kinds (kind text PRIMARY KEY);
+INSERT INTO held_kinds VALUES ('1'), ('2');
+CREATE TABLE held_items (id int PRIMARY KEY, kind text REFERENCES held_kinds);
+INSERT INTO held_items SELECT g, (1 + g % 2)::text FROM generate_series(1, 100) g;
+ANALYZE held_kinds, held_items;
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held_items ALTER COLUMN kind TYPE integer USING kind::integer;', 'ty-u4');
+SELECT migrate_apply(E'-- safe_migrate:online\nALTER TABLE held_kinds ALTER COLUMN kind TYPE integer USING kind::integer;', 'ty-u4');
+SELECT count(*) AS shadow_columns FROM pg_attribute
+ WHERE attrelid IN ('onl_ty.held_kinds'::regclass, 'onl_ty.held_items'::regclass) AND attname LIKE '%sm_new';
+-- naively, PostgreSQL refuses them too
+RESET ROLE;
+SET safe_migrate.policy = off;
+SET ROLE sm_type_owner;
+ALTER TABLE held_items ALTER COLUMN kind TYPE integer USING kind::integer;
+ALTER TABLE held_kinds ALTER COLUMN kind TYPE integer USING kind::integer;
+RESET ROLE;
+RESET safe_migrate.policy;
+SET ROLE sm_type_owner;
+-- a type both sides still compare in (varchar and text, one operator
+-- family) is taken
+SELECT bool_or(sql LIKE '%safe_migrate.sync_column(%') AS online
+  FROM migrate_plan(E'-- safe_migrate:online\nALTER TABLE held_items ALTER COLUMN kind TYPE varchar(5);');
 -- what does hold on the new type is taken
 CREATE INDEX CONCURRENTLY held_code_tag ON held (code, tag) WHERE code IS NOT NULL AND tag <> 'x';
 ALTER TABLE held ADD CONSTRAINT held_code_positive CHECK (code IS NOT NULL) NOT VALID;

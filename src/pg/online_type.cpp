@@ -37,12 +37,12 @@
  * object: a view, rule, trigger, policy, statistics object or publication
  * that uses c, a generated column computed from it, an exclusion
  * constraint, column privileges granted by a role other
- * than the table's owner (the owner's are granted again in the swap), a
- * USING expression,
+ * than the table's owner (the owner's are granted again in the swap),
  * a partitioned table or one in an inheritance tree, a table without a
  * primary key (the backfill walks one), a foreign key from a partitioned
  * table (before PostgreSQL 18 it cannot be added NOT VALID), an invalid
- * index on c.
+ * index on c; and an index, CHECK or foreign key that would not hold for
+ * the new type (check_rebuilt).
  *
  * Every name it writes is schema-qualified; the catalog is read through
  * SPI with pg_catalog names and operators only.  The expansion is recorded
@@ -59,6 +59,9 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "utils/array.h"
+#include "catalog/pg_index.h"
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -110,6 +113,7 @@ struct RebuiltIndex {
 
 /* One constraint (a foreign key or a CHECK) dropped and added again. */
 struct ReaddedConstraint {
+    Oid oid;
     char *table;   /* its table, qualified */
     char *name;
     char *def;     /* pg_get_constraintdef */
@@ -502,6 +506,7 @@ const char *read_plan(Oid relid, AttrNumber att, const char *column, Plan *p, Me
             SPI_processed != 1)
             return "a constraint on the column could not be read from the catalog";
         ReaddedConstraint *c = &p->constraints[k++];
+        c->oid = lfirst_oid(lc);
         c->table = copy_value(cxt, 0, 1);
         c->name = copy_value(cxt, 0, 2);
         c->def = copy_value(cxt, 0, 3);
@@ -635,6 +640,92 @@ const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, 
     return nullptr;
 }
 
+/* The operator class of the referenced key column pkatt in foreign key
+ * con's index, as it will be after the swap: a rebuilt index's is the one
+ * the new column gets (new_opclass, by the index's name). */
+Oid referenced_opclass(Form_pg_constraint con, AttrNumber pkatt, Oid relid, AttrNumber att,
+                       const Plan *p, const Oid *new_opclass)
+{
+    if (con->confrelid == relid && pkatt == att) {
+        const char *index = get_rel_name(con->conindid);
+        for (int i = 0; index != nullptr && i < p->n_indexes; i++)
+            if (strcmp(p->indexes[i].name, index) == 0 && OidIsValid(new_opclass[i]))
+                return new_opclass[i];
+        elog(ERROR, "its referenced index is not among the indexes built again");
+    }
+    HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(con->conindid));
+    if (!HeapTupleIsValid(tup))
+        elog(ERROR, "its referenced index is gone");
+    Form_pg_index index = (Form_pg_index) GETSTRUCT(tup);
+    bool isnull;
+    Datum d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+    oidvector *classes = (oidvector *) DatumGetPointer(d);
+    Oid opclass = InvalidOid;
+    for (int j = 0; !isnull && j < index->indnkeyatts; j++)
+        if (index->indkey.values[j] == pkatt)
+            opclass = classes->values[j];
+    ReleaseSysCache(tup);
+    if (!OidIsValid(opclass))
+        elog(ERROR, "its referenced column is not a key of its index");
+    return opclass;
+}
+
+/* A column list of a constraint (conkey / confkey) as attribute numbers. */
+int constraint_columns(HeapTuple tup, AttrNumber which, int16 **out)
+{
+    bool isnull;
+    Datum d = SysCacheGetAttr(CONSTROID, tup, which, &isnull);
+    if (isnull)
+        elog(ERROR, "its key columns are missing");
+    ArrayType *arr = DatumGetArrayTypeP(d);
+    if (ARR_NDIM(arr) != 1 || ARR_HASNULL(arr) || ARR_ELEMTYPE(arr) != INT2OID)
+        elog(ERROR, "its key columns are not an array of smallint");
+    *out = (int16 *) ARR_DATA_PTR(arr);
+    return ARR_DIMS(arr)[0];
+}
+
+/*
+ * Would foreign key conoid, added again after the swap, find the equality
+ * operators PostgreSQL needs to enforce it (as ADD FOREIGN KEY looks for
+ * them: in the operator family of the referenced index's operator class,
+ * one taking exactly the referencing type, else an implicit cast of both
+ * key types to the class's input type)?  ERROR if not.
+ */
+void check_foreign_key(Oid relid, AttrNumber att, Oid new_type, Oid conoid, const Plan *p,
+                       const Oid *new_opclass)
+{
+    HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+    if (!HeapTupleIsValid(tup))
+        return; /* gone: the swap does not add it */
+    Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+    int16 *fk, *pk;
+    int n = constraint_columns(tup, Anum_pg_constraint_conkey, &fk);
+    if (constraint_columns(tup, Anum_pg_constraint_confkey, &pk) != n)
+        elog(ERROR, "its key column lists differ in length");
+    for (int i = 0; i < n; i++) {
+        Oid fktype = con->conrelid == relid && fk[i] == att ? new_type : get_atttype(con->conrelid, fk[i]);
+        Oid pktype = con->confrelid == relid && pk[i] == att ? new_type : get_atttype(con->confrelid, pk[i]);
+        Oid opclass = referenced_opclass(con, pk[i], relid, att, p, new_opclass);
+        Oid family = get_opclass_family(opclass);
+        Oid intype = get_opclass_input_type(opclass);
+        Oid fkbase = getBaseType(fktype);
+        bool found = OidIsValid(get_opfamily_member(family, intype, fkbase, BTEqualStrategyNumber)) &&
+                     OidIsValid(get_opfamily_member(family, fkbase, fkbase, BTEqualStrategyNumber));
+        if (!found) {
+            Oid in[2] = {pktype, fktype};
+            Oid to[2] = {intype, intype};
+            found = can_coerce_type(2, in, to, COERCION_IMPLICIT);
+        }
+        if (!found)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("key columns \"%s\" and \"%s\" would be of incompatible types: %s and %s",
+                                   get_attname(con->conrelid, fk[i], false),
+                                   get_attname(con->confrelid, pk[i], false), format_type_be(fktype),
+                                   format_type_be(pktype))));
+    }
+    ReleaseSysCache(tup);
+}
+
 /*
  * Would the indexes built again on the shadow column, and the CHECK
  * constraints added again after the swap, hold for the new type?  Each is
@@ -651,6 +742,8 @@ const char *check_rebuilt(Oid relid, AttrNumber att, const Plan *p, Oid new_type
     UsingColumns *columns_ptr = &columns;
     const char *what = nullptr;
     const char **what_ptr = &what;
+    /* per rebuilt index: the operator class the new column gets in it */
+    Oid *new_opclass = (Oid *) palloc0(sizeof(Oid) * (p->n_indexes + 1));
     ErrorData *bad = in_subtransaction([&]() {
         for (int i = 0; i < p->n_indexes; i++) {
             const RebuiltIndex *ix = &p->indexes[i];
@@ -681,7 +774,9 @@ const char *check_rebuilt(Oid relid, AttrNumber att, const Plan *p, Oid new_type
                 if (e->collation != NIL && !type_is_collatable(type))
                     ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                                     errmsg("collations are not supported by type %s", format_type_be(type))));
-                (void) ResolveOpClass(e->opclass, type, stmt->accessMethod, am);
+                Oid opclass = ResolveOpClass(e->opclass, type, stmt->accessMethod, am);
+                if (e->name != nullptr && strcmp(e->name, p->shadow) == 0)
+                    new_opclass[i] = opclass;
             }
             if (stmt->whereClause != nullptr) {
                 ParseState *pstate = make_parsestate(nullptr);
@@ -714,6 +809,14 @@ const char *check_rebuilt(Oid relid, AttrNumber att, const Plan *p, Oid new_type
             Node *expr = transformExpr(pstate, con->raw_expr, EXPR_KIND_CHECK_CONSTRAINT);
             (void) coerce_to_boolean(pstate, expr, "CHECK");
             free_parsestate(pstate);
+        }
+        /* the foreign keys, added again after the swap */
+        for (int i = 0; i < p->n_constraints; i++) {
+            const ReaddedConstraint *c = &p->constraints[i];
+            if (strncmp(c->def, "FOREIGN KEY", 11) != 0)
+                continue;
+            *what_ptr = psprintf("foreign key \"%s\"", c->name);
+            check_foreign_key(relid, att, new_type, c->oid, p, new_opclass);
         }
         *what_ptr = nullptr;
     });

@@ -45,7 +45,6 @@
 extern "C" {
 #include "access/genam.h"
 #include "access/heapam.h"
-#include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -1176,10 +1175,14 @@ void write_pending(void)
     if (!log_relations(&r))
         return;
     FullTransactionId xid = GetTopFullTransactionId();
-    /* a long row goes to TOAST, which wants a snapshot; at commit the
-     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one).
-     * Taken only for such a row: most rows are short. */
+    /* an insert into a table with TOAST wants a snapshot (PostgreSQL 18
+     * asserts one for every such insert, a short row's too); at commit the
+     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one) */
     bool pushed = false;
+    if (!ActiveSnapshotSet()) {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        pushed = true;
+    }
     Relation log = table_open(r.entries, RowExclusiveLock);
     TupleDesc desc = RelationGetDescr(log);
     const LogEntry *prev = nullptr;
@@ -1231,12 +1234,6 @@ void write_pending(void)
                 nulls[kText] = true;
             }
             HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-            /* heap_insert's own test for a row it hands to TOAST */
-            if (!pushed && (HeapTupleHasExternal(tuple) || tuple->t_len > TOAST_TUPLE_THRESHOLD) &&
-                !ActiveSnapshotSet()) {
-                PushActiveSnapshot(GetTransactionSnapshot());
-                pushed = true;
-            }
             simple_heap_insert(log, tuple);
             heap_freetuple(tuple);
         }
@@ -1394,16 +1391,7 @@ void maybe_trim_log(const LogRelations *r)
     if (now < next_trim_check)
         return;
     next_trim_check = now + kTrimCheckEveryUs;
-    /* the rows it deletes may have TOASTed text: deleting it wants a
-     * snapshot (at commit the statement's own is gone) */
-    bool pushed = false;
-    if (!ActiveSnapshotSet()) {
-        PushActiveSnapshot(GetTransactionSnapshot());
-        pushed = true;
-    }
     (void) trim_log(r, false);
-    if (pushed)
-        PopActiveSnapshot();
 }
 
 }  // namespace
