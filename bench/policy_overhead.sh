@@ -12,8 +12,10 @@
 #
 # Parameters (environment variables):
 #   ROUNDS (or R)   rounds; each runs every workload once per database,
-#                   the order alternating from round to round  (default 5)
-#   DURATION (or D) seconds of each pgbench run                (default 20)
+#                   the order alternating from round to round  (default 10:
+#                   a DDL-heavy round's ratio moves by ±1.5 points on a
+#                   2-CPU VM, so a median of 5 moved by ±0.5 between runs)
+#   DURATION (or D) seconds of each pgbench run                (default 15)
 #   CLIENTS         pgbench clients (-c)                       (default 2)
 #   JOBS            pgbench threads (-j)                       (default 2)
 #   SCALE           pgbench -i scale factor for TPC-B-like     (default 10)
@@ -36,8 +38,8 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-ROUNDS="${ROUNDS:-${R:-5}}"
-DURATION="${DURATION:-${D:-20}}"
+ROUNDS="${ROUNDS:-${R:-10}}"
+DURATION="${DURATION:-${D:-15}}"
 CLIENTS="${CLIENTS:-2}"
 JOBS="${JOBS:-2}"
 SCALE="${SCALE:-10}"
