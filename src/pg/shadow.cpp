@@ -26,9 +26,10 @@
  * It runs in the application's backends, once per row written: the
  * conversion is planned once per trigger and column types (per table
  * descriptor with an expression: the relation cache's descriptor is
- * compared by address, and by content only when it is another one; the
- * table cannot change under the writer's lock) and kept in fn_extra; a row
- * costs one expression evaluation and one heap_modify_tuple.
+ * compared by address while no relation cache invalidation came in since,
+ * else by content; the table cannot change under the writer's lock) and
+ * kept in fn_extra; a row costs one expression evaluation and one
+ * heap_modify_tuple.
  * Plain PostgreSQL-style code: no C++ object lives in it.
  *
  * safe_migrate.sync_column_check() is the check before the swap (below).
@@ -36,6 +37,7 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "utils/inval.h"
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -71,6 +73,17 @@ Datum sync_column_check(PG_FUNCTION_ARGS);
 
 namespace {
 
+/* Relation cache invalidations this backend has processed.  A descriptor
+ * changes only through one, so an unchanged count with the same address is
+ * the same descriptor. */
+uint64 relcache_epoch = 0;
+bool epoch_counted = false;
+
+void count_relcache_invalidation(Datum arg, Oid relid)
+{
+    relcache_epoch++;
+}
+
 /* The conversion of one trigger's source column into its target, planned
  * for the columns' types at the time (replanned if they change). */
 struct SyncPlan {
@@ -85,8 +98,11 @@ struct SyncPlan {
                          * row (the USING expression) */
     ExprContext *econtext;
     TupleDesc desc;        /* with an expression: a copy of the descriptor it was planned for */
-    TupleDesc seen;        /* ... the relation's own descriptor it was last checked against
-                            * (compared by address only: the row's common case costs nothing) */
+    TupleDesc seen;        /* ... the relation's own descriptor it was last checked against:
+                            * trusted by address only while no relation cache invalidation
+                            * came in since (seen_epoch), as a freed descriptor's memory can
+                            * hold another one later */
+    uint64 seen_epoch;
     TupleTableSlot *slot;  /* ... and the row's slot */
 };
 
@@ -170,7 +186,8 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
     SyncPlan *p = (SyncPlan *) fcinfo->flinfo->fn_extra;
     bool with_expression = tg->tgnargs == 3;
     if (p != nullptr && p->tgoid == tg->tgoid && with_expression != (p->desc == nullptr) &&
-        (!with_expression || p->seen == desc || equalTupleDescs(p->desc, desc)) && p->source <= desc->natts &&
+        (!with_expression || (p->seen == desc && p->seen_epoch == relcache_epoch) ||
+         equalTupleDescs(p->desc, desc)) && p->source <= desc->natts &&
         p->target <= desc->natts) {
         Form_pg_attribute s = TupleDescAttr(desc, p->source - 1);
         Form_pg_attribute t = TupleDescAttr(desc, p->target - 1);
@@ -179,6 +196,7 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
             t->atttypmod == p->target_mod && strcmp(NameStr(s->attname), tg->tgargs[0]) == 0 &&
             strcmp(NameStr(t->attname), tg->tgargs[1]) == 0) {
             p->seen = desc;
+            p->seen_epoch = relcache_epoch;
             return p;
         }
     }
@@ -232,8 +250,13 @@ SyncPlan *plan_for(FunctionCallInfo fcinfo, TriggerData *td)
                                    "cannot be cast automatically to type %s of column \"%s\"",
                                    format_type_be(from), format_type_be(t->atttypid), NameStr(t->attname))));
         }
+        if (!epoch_counted) {
+            CacheRegisterRelcacheCallback(count_relcache_invalidation, (Datum) 0);
+            epoch_counted = true;
+        }
         p->desc = CreateTupleDescCopy(desc);
         p->seen = desc;
+        p->seen_epoch = relcache_epoch;
         p->slot = MakeSingleTupleTableSlot(p->desc, &TTSOpsHeapTuple);
     } else {
         CaseTestExpr *value = makeNode(CaseTestExpr);
