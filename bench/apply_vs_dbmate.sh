@@ -42,7 +42,7 @@ posint RUNS "$RUNS"
 
 # ---------------------------------------------------------------- dbmate
 DBMATE="$DBMATE_PREFIX/node_modules/.bin/dbmate"
-if ! { [[ -x "$DBMATE" ]] && "$DBMATE" --version 2>/dev/null | grep -qF "$DBMATE_VERSION"; }; then
+if ! { [[ -x "$DBMATE" ]] && "$DBMATE" --version 2>/dev/null | grep -F "$DBMATE_VERSION" >/dev/null; }; then
     if ! command -v npm >/dev/null; then
         log "npm not found: installing nodejs and npm with apt-get"
         export DEBIAN_FRONTEND=noninteractive

@@ -19,7 +19,7 @@ OUT=${DEB_OUT:-$ROOT/build/deb}
 need=(debhelper postgresql-server-dev-all dpkg-dev g++ make)
 missing=()
 for p in "${need[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing build dependencies: ${missing[*]}"

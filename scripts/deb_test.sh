@@ -42,7 +42,7 @@ grep -E '^(==|   |built)' "$LOGS/deb.log"
 LIBDIR=$("$SYS_PG_CONFIG" --pkglibdir)
 EXTDIR=$("$SYS_PG_CONFIG" --sharedir)/extension
 was_installed=0
-[ -z "$DEB_ROOT" ] && dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q "install ok installed" &&
+[ -z "$DEB_ROOT" ] && dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep "install ok installed" >/dev/null &&
     was_installed=1
 mkdir -p "$WORK/saved"
 cp -a "$LIBDIR"/safe_migrate.so "$EXTDIR"/safe_migrate.control "$EXTDIR"/safe_migrate--*.sql \

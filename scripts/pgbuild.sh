@@ -81,7 +81,7 @@ DEPS=(build-essential bison flex libreadline-dev zlib1g-dev libssl-dev libicu-de
       pkg-config libipc-run-perl perl dpkg-dev curl ca-certificates xz-utils bzip2)
 missing=()
 for p in "${DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 SRCFILE=/etc/apt/sources.list.d/safe_migrate-pgsrc-$MAJOR.sources
 # A suite apt already has deb-src lines for (in a sources file other than
@@ -122,7 +122,7 @@ if { [ -n "$want" ] && ! printf '%s' "$want" | cmp -s - "$SRCFILE"; } ||
     fi
     updated=1
 fi
-if [ "$updated" = 1 ] || [ ${#missing[@]} -gt 0 ] || ! apt-cache showsrc "$PKG" 2>/dev/null | grep -q '^Version:'; then
+if [ "$updated" = 1 ] || [ ${#missing[@]} -gt 0 ] || ! apt-cache showsrc "$PKG" 2>/dev/null | grep '^Version:' >/dev/null; then
     apt-get update -qq || die "apt-get update failed"
 fi
 if [ ${#missing[@]} -gt 0 ]; then

@@ -34,7 +34,7 @@ started=$(date +%s)
 # scripts/setup.sh (run by test.sh) installs the rest.
 need=()
 for p in postgresql-15 postgresql-server-dev-15 g++ make; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -226,10 +226,14 @@ fi
 findings=$((n_asan + n_ubsan + n_stray + n_crash))
 # The module the servers loaded must be the instrumented one, and the
 # server suites must have run (test.sh counts 0/0 when a cluster fails).
-if ! ldd "$($PG_CONFIG --pkglibdir)/safe_migrate.so" | grep -q libasan; then
+# (ldd's output is read whole first: under pipefail, `ldd | grep -q` fails
+# whenever grep's early exit kills ldd with SIGPIPE before it has written
+# its last line -- which made a CI run report a sanitized module as plain.)
+module_deps=$(ldd "$($PG_CONFIG --pkglibdir)/safe_migrate.so" 2>&1)
+if ! printf '%s\n' "$module_deps" | grep libasan >/dev/null; then
     echo "   the installed safe_migrate.so is not instrumented"; test_rc=1
 fi
-if printf '%s' "$result" | grep -qE 'regress\+isolation 0/0|tap 0/0'; then
+if printf '%s' "$result" | grep -E 'regress\+isolation 0/0|tap 0/0' >/dev/null; then
     echo "   no pg_regress or TAP test ran"; test_rc=1
 fi
 echo "   elapsed $(( $(date +%s) - started ))s"

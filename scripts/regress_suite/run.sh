@@ -299,7 +299,7 @@ elif [ -f "$pointer" ] && [ -f "$PGSRC_CACHE/$(cat "$pointer")/src/test/regress/
     SRCTREE="$PGSRC_CACHE/$(cat "$pointer")"
     log "using cached source $SRCTREE"
 else
-    if ! apt-cache showsrc "$PKG" 2>/dev/null | grep -q '^Version:'; then
+    if ! apt-cache showsrc "$PKG" 2>/dev/null | grep '^Version:' >/dev/null; then
         # Enable deb-src for the Debian entries the machine already uses.
         srcfile=/etc/apt/sources.list.d/safe_migrate-deb-src.sources
         if [ -f /etc/apt/sources.list.d/debian.sources ]; then
