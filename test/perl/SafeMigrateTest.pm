@@ -12,9 +12,10 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(start_node start_crash_node as_role try_as_role fails_as_role install_gate hold_runner_at
-  release_runner runner_held interrupt_runner);
+  release_runner runner_held interrupt_runner server_accepts wait_after_kill);
 
 # A started node with shared_preload_libraries = 'safe_migrate' (the
 # backfill launcher) and room for workers; %init goes to init().
@@ -136,6 +137,37 @@ sub release_runner
 	return;
 }
 
+# True once the server answers a query again (false after the tests'
+# timeout).  Not poll_query_until (nor a bare safe_psql): both hand psql its
+# query on stdin, and while the server still refuses connections (crash
+# recovery) psql can exit before it reads it; the write to its stdin then
+# dies with a broken pipe and ends the test script.  That error is caught
+# here like any other failed attempt.
+sub server_accepts
+{
+	my ($node) = @_;
+	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+	{
+		my $out = eval { $node->safe_psql('postgres', 'SELECT 1') };
+		return 1 if defined $out && $out eq '1';
+		usleep(100_000);
+	}
+	return 0;
+}
+
+# After a server process was killed by SIGKILL (the server log read from
+# $log_offset, its size before the kill): true once the postmaster has
+# reinitialized and the server accepts connections again.  Waiting for the
+# reinitialization first keeps a query from reaching a backend that the
+# restart is about to end.
+sub wait_after_kill
+{
+	my ($node, $log_offset) = @_;
+	return 0
+	  unless $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	return server_accepts($node);
+}
+
 # Interrupt the held runner: 'kill -9 of the runner' (the server restarts),
 # 'termination of the runner', or 'cancel of the caller' (the session
 # whose query is LIKE $caller_query); then wait until no runner is left and
@@ -145,9 +177,11 @@ sub interrupt_runner
 	my ($node, $mode, $caller_query) = @_;
 	my $runner = $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+	my $log_offset = -s $node->logfile;
 	if ($mode =~ /kill -9/)
 	{
 		kill 'KILL', $runner;
+		wait_after_kill($node, $log_offset) or die 'the server did not come back';
 	}
 	elsif ($mode =~ /termination/)
 	{
@@ -159,7 +193,6 @@ sub interrupt_runner
 			"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' "
 			  . "AND query LIKE '$caller_query' AND pid <> pg_backend_pid()");
 	}
-	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
 	my $gone = $node->poll_query_until('postgres',
 		"SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner')");
 	hold_runner_at($node, 0);

@@ -25,6 +25,9 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
@@ -185,8 +188,7 @@ sub check_after_crash
 	ok( $node->wait_for_log(
 			qr/all server processes terminated; reinitializing/, $log_offset),
 		'crash-2: the postmaster reinitialized after the kill');
-	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
-		'crash-2: the server accepts connections again');
+	ok(server_accepts($node), 'crash-2: the server accepts connections again');
 
 	check_after_crash('crash-2', 'crash2_t', 0);
 
@@ -223,8 +225,7 @@ sub check_after_crash
 	ok( $node->wait_for_log(
 			qr/all server processes terminated; reinitializing/, $log_offset),
 		'crash-3: the postmaster reinitialized after the kill');
-	ok($node->poll_query_until('postgres', 'SELECT 1', '1'),
-		'crash-3: the server accepts connections again');
+	ok(server_accepts($node), 'crash-3: the server accepts connections again');
 
 	check_after_crash('crash-3', 'crash3_t', 1);
 	is( $node->safe_psql(

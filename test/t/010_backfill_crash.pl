@@ -22,10 +22,12 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use Time::HiRes qw(usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use SafeMigrateTest;
 
 my $N = 300_000;
 
@@ -158,17 +160,7 @@ sub wait_reinitialized
 	ok( $node->wait_for_log(
 			qr/all server processes terminated; reinitializing/, $log_offset),
 		"$name: the postmaster reinitialized after the kill");
-	# not poll_query_until: while the server still refuses connections,
-	# psql can exit before it reads the query, and the write to its stdin
-	# then dies with a broken pipe (seen with PostgreSQL 18's test modules)
-	my $up = 0;
-	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default && !$up; $i++)
-	{
-		my $out = eval { $node->safe_psql('postgres', 'SELECT 1') };
-		$up = defined $out && $out eq '1';
-		usleep(100_000) unless $up;
-	}
-	ok($up, "$name: the server accepts connections again");
+	ok(server_accepts($node), "$name: the server accepts connections again");
 }
 
 # A background psql running $sql, expected to be killed.

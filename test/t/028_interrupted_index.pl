@@ -122,11 +122,7 @@ for my $how ('kill', 'terminate')
 		kill 'KILL', $pid;
 		ok($node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset),
 			'kill: the postmaster reinitialized');
-		# (psql must not be started while the server refuses connections:
-		# it would exit before poll_query_until writes its query, and the
-		# write's SIGPIPE ends this script)
-		$node->wait_for_log(qr/database system is ready to accept connections/, $log_offset);
-		ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'kill: the server is back');
+		ok(server_accepts($node), 'kill: the server is back');
 	}
 	else
 	{

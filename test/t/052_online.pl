@@ -116,10 +116,11 @@ ok( $node->poll_query_until(
 		  . "AND query LIKE '%migrate_backfill_wait%'"),
 	'B: the runner waits for the backfill in a step of its own');
 my $runner = q1("SELECT pid FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'");
+my $log_offset = -s $node->logfile;
 kill 'KILL', $runner;
 $apply->finish;
 ok($a_err =~ /terminat|crash|connection|lost/i, 'B: the first apply ended with the crash') or diag($a_err);
-$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+wait_after_kill($node, $log_offset) or die 'the server did not come back';
 is(q1("SELECT count(*) FROM b_users WHERE full_name IS NOT NULL") < 1000000 ? 'partial' : 'done',
 	'partial', 'B: the backfill had not finished');
 q1("SELECT migrate_backfill_resume(id) FROM safe_migrate.backfills WHERE relation = 'public.b_users'");
