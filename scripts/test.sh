@@ -94,19 +94,48 @@ cluster_stop "$WORK/cluster"
 keep_logs=${SAFE_MIGRATE_KEEP_SERVER_LOGS:-0}
 [ "$keep_logs" = 1 ] && cp "$WORK/cluster/server.log" "$LOGS/regress_server.log"
 
-# 4. TAP tests: each starts its own clusters (crashes, restarts, a replica)
+# 4. TAP tests: each starts its own clusters (crashes, restarts, a replica).
+# They wait far more than they compute (a whole run: ~110 s of CPU in ~650 s
+# here), so they run SAFE_MIGRATE_TAP_JOBS at a time (default: the CPU
+# count, at most 4); each test has its own clusters, ports (the test
+# modules' port locks) and files.  A test that compares speeds or latencies
+# says so with a line "# tap: alone" and runs after the others, by itself;
+# a test that runs for minutes says "# tap: long" and starts first (prove
+# starts them in the order given: a long one started last would run on alone).
+# Each `make tapcheck` starts from an empty tmp_check: the logs of the first
+# group are kept aside.
 echo "== TAP"
-runuser -u postgres -- make -C "$WORK/src" tapcheck PG_CONFIG="$PG_CONFIG" \
-    PROVE_TESTS="$TAP_SET" >"$LOGS/tap.log" 2>&1
+tap_jobs=${SAFE_MIGRATE_TAP_JOBS:-$(nproc)}
+[ "$tap_jobs" -gt 4 ] && tap_jobs=4
+tap_all=$(cd "$WORK/src" && ls $TAP_SET)
+tap_alone=$(cd "$WORK/src" && grep -lx '# tap: alone' $tap_all 2>/dev/null || true)
+tap_together=$(printf '%s\n' $tap_all | grep -vxF "$(printf '%s\n' $tap_alone)" || true)
+[ -z "$tap_alone" ] && tap_together=$tap_all
+tap_long=$(cd "$WORK/src" && grep -lx '# tap: long' $tap_together 2>/dev/null || true)
+[ -n "$tap_long" ] &&
+    tap_together="$tap_long $(printf '%s\n' $tap_together | grep -vxF "$(printf '%s\n' $tap_long)" || true)"
+: >"$LOGS/tap.log"
+TAP_LOGS=$WORK/tap_logs
+mkdir -p "$TAP_LOGS"
+tap_group() {  # jobs tests...
+    local jobs=$1
+    shift
+    [ $# -gt 0 ] || return 0
+    runuser -u postgres -- make -C "$WORK/src" tapcheck PG_CONFIG="$PG_CONFIG" \
+        PROVE_FLAGS="-j$jobs" PROVE_TESTS="$*" >>"$LOGS/tap.log" 2>&1
+    cp -r "$WORK/src/tmp_check/log/." "$TAP_LOGS"/ 2>/dev/null || true
+}
+tap_group "$tap_jobs" $tap_together
+tap_group 1 $tap_alone
 grep -E '^test/t/.*\.\. ' "$LOGS/tap.log"
 t_ok=$(grep -cE '^test/t/.*\.\. ok' "$LOGS/tap.log")
-t_all=$(cd "$WORK/src" && ls $TAP_SET | wc -l)
+t_all=$(printf '%s\n' $tap_all | grep -c .)
 if [ "$t_ok" -ne "$t_all" ]; then
     tail -40 "$LOGS/tap.log"
-    cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null || true
+    cp -r "$TAP_LOGS" "$LOGS/tap_server_logs" 2>/dev/null || true
 fi
 [ "$keep_logs" = 1 ] && [ ! -d "$LOGS/tap_server_logs" ] &&
-    cp -r "$WORK/src/tmp_check/log" "$LOGS/tap_server_logs" 2>/dev/null
+    cp -r "$TAP_LOGS" "$LOGS/tap_server_logs" 2>/dev/null
 count tap "$t_ok" $((t_all - t_ok))
 
 echo "SERVER: $SERVER_VERSION"

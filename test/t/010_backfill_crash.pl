@@ -18,6 +18,8 @@
 #   failure:         a permanent error (division by zero on one row) fails the
 #                    job without a partial batch; once the data is fixed,
 #                    migrate_backfill_resume() completes it
+# It runs for minutes: scripts/test.sh starts it first.
+# tap: long
 use strict;
 use warnings;
 

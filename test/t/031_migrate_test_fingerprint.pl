@@ -20,6 +20,8 @@
 #    past the test's rollback makes migrate_test refuse the write instead.
 #  - A role that may not override rules tests its own plain CREATE TABLE: the
 #    derived down's allow line is honoured for the test.
+# It runs for minutes: scripts/test.sh starts it first.
+# tap: long
 use strict;
 use warnings;
 

@@ -13,6 +13,9 @@
 #  - The budget is recorded with the job; the setting refuses nonsense.
 # No timing thresholds that a busy machine could break: the assertions are
 # on the controller's decisions and on relative rates with wide margins.
+# It compares rates and reads the server's latencies: scripts/test.sh runs
+# it by itself, after the tests that run side by side.
+# tap: alone
 use strict;
 use warnings;
 

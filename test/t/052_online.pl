@@ -17,6 +17,8 @@
 #     new, has its own value, every inserted row and every update is there,
 #     the column is NOT NULL with its default, no helper constraint is left,
 #     and the existing rows were filled by one backfill job.
+# It runs for minutes: scripts/test.sh starts it first.
+# tap: long
 use strict;
 use warnings;
 

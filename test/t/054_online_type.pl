@@ -27,6 +27,8 @@
 # sequence; the foreign key is there and valid; every row is right; no
 # shadow column, trigger, helper constraint or invalid index is left; one
 # backfill job; one applied attempt.
+# It runs for minutes: scripts/test.sh starts it first.
+# tap: long
 use strict;
 use warnings;
 
