@@ -420,6 +420,21 @@ ALTER TABLE sx DISABLE TRIGGER sx_expr;
 INSERT INTO sx VALUES (6, 'u', 'six');
 ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_expr;
 SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a) || ''/'' || b');
+-- the count reads the expression as analyzed and printed again, never as
+-- the caller's text: one that ends in a line comment counts the same rows
+-- (pasted as text, the comment would swallow the rest of the count's query)
+UPDATE sx SET b = b WHERE id = 6;
+DROP TRIGGER sx_expr ON sx;
+CREATE TRIGGER sx_cmt BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', 'upper(a) || ''/'' || b -- commented');
+ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_cmt;
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a) || ''/'' || b -- commented');
+ALTER TABLE sx DISABLE TRIGGER sx_cmt;
+INSERT INTO sx VALUES (7, 't', 'seven');
+ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_cmt;
+SET search_path = sx_evil, pg_catalog, onl_ty;
+SELECT safe_migrate.sync_column_check('onl_ty.sx', 'a', 'c', 'upper(a) || ''/'' || b -- commented');
+SET search_path = onl_ty, public;
 
 RESET search_path;
 RESET ROLE;

@@ -55,6 +55,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/memutils.h"
+#include "utils/ruleutils.h"
+#include "access/table.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -360,8 +362,7 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
     /* the USING expression the trigger computes the target from, if any:
      * exactly one expression, the trigger's own argument */
     const char *expression = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr;
-    if (expression != nullptr)
-        (void) parse_one_expression(expression, "safe_migrate.sync_column_check");
+    Node *raw = expression != nullptr ? parse_one_expression(expression, "safe_migrate.sync_column_check") : nullptr;
     Oid tgoid;
     TransactionId xmin;
     if (!safe_migrate::policy::sync_trigger(relid, source, target, &tgoid, &xmin, expression))
@@ -375,13 +376,30 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
 
     /* the count, as the caller */
     int nest = safe_migrate::pg::pin_search_path();
+    /* the expression goes into the count as PostgreSQL prints it once
+     * analyzed against the table (with only pg_catalog on the search_path:
+     * every other name qualified), never as the caller's text: one parsed
+     * expression, whatever the text around it */
+    const char *value = quote_identifier(source);
+    if (raw != nullptr) {
+        Relation rel_opened = table_open(relid, AccessShareLock);
+        ParseState *pstate = make_parsestate(nullptr);
+        ParseNamespaceItem *nsitem =
+            addRangeTableEntryForRelation(pstate, rel_opened, AccessShareLock, nullptr, false, true);
+        addNSItemToQuery(pstate, nsitem, false, true, true);
+        Node *analyzed = transformExpr(pstate, raw, EXPR_KIND_ALTER_COL_TRANSFORM);
+        assign_expr_collations(pstate, analyzed);
+        value = deparse_expression(analyzed, deparse_context_for(relname, relid), false, false);
+        free_parsestate(pstate);
+        table_close(rel_opened, NoLock);
+    }
     (void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
     /* a row the trigger has not seen has no value in target where its
      * source (or the expression of it) has one */
     char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s IS NULL AND (%s) IS NOT NULL", rel,
-                           quote_identifier(target), expression ? expression : quote_identifier(source));
+                           quote_identifier(target), value);
     if (SPI_execute(query, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not count the rows of %s without their copy", rel);
     bool isnull;
@@ -398,8 +416,7 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
                            target, source),
                  errhint("Fill them (UPDATE ONLY %s SET %s = (%s) WHERE %s IS NULL AND (%s) IS NOT NULL, in "
                          "batches), then apply the migration again to continue.",
-                         rel, quote_identifier(target), expression ? expression : quote_identifier(source),
-                         quote_identifier(target), expression ? expression : quote_identifier(source))));
+                         rel, quote_identifier(target), value, quote_identifier(target), value)));
 
     /* the record, as the extension's owner */
     const char *checked_by = GetUserNameFromId(GetUserId(), false);
