@@ -570,7 +570,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     {
         VersionAttempt partial;
         pg::elevate(&e);
-        bool resume = check_partly_applied(prepared->version, prepared->checksum, &partial);
+        bool resume =
+            check_partly_applied(prepared->version, prepared->checksum, e.saved_user, &partial);
         pg::unelevate(&e);
         MemoryContextSwitchTo(caller_cxt);
         if (resume) {

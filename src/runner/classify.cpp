@@ -192,8 +192,14 @@ TxClass classify_statement(const RawStmt *raw)
         case T_CreateSubscriptionStmt:
         case T_AlterSubscriptionStmt:
         case T_DropSubscriptionStmt:
-        case T_DiscardStmt:
             return TxClass::NonTransactional;
+        case T_DiscardStmt:
+            /* DISCARD ALL resets the session the migration runs in: its
+             * role (back to the runner's login, which in a rollback is not
+             * the role the down script runs as), its settings and its
+             * session locks (the migration lock among them) */
+            return ((const DiscardStmt *) stmt)->target == DISCARD_ALL ? TxClass::Forbidden
+                                                                       : TxClass::NonTransactional;
         case T_CallStmt:
             /* top level, alone: a procedure may COMMIT (non-atomic context) */
             return TxClass::NonTransactional;
@@ -269,6 +275,9 @@ const char *forbidden_reason(const RawStmt *raw)
     }
     if (IsA(raw->stmt, CopyStmt))
         return "COPY FROM STDIN and COPY TO STDOUT need a client and are not allowed in a migration";
+    if (IsA(raw->stmt, DiscardStmt))
+        return "DISCARD ALL is not allowed in a migration (it would reset the migration's session: "
+               "its role, its settings and the lock that keeps migrations one at a time)";
     return "statement not allowed in a migration";
 }
 

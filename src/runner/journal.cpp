@@ -97,10 +97,29 @@ bool partly_applied_attempt(const char *version, VersionAttempt *a)
     return latest_attempt(version, a) && a->partly_applied;
 }
 
-bool check_partly_applied(const char *version, const char *checksum, VersionAttempt *a)
+bool check_partly_applied(const char *version, const char *checksum, Oid caller,
+                          VersionAttempt *a)
 {
     if (!partly_applied_attempt(version, a))
         return false;
+    /* Its committed steps are the applier's: only that role, its members
+     * and admins may continue it.  Anyone else's attempt would become the
+     * version's latest, whose role then decides who may abandon it (the
+     * applier could no longer), and an abandon lets the version start over
+     * from its first statement, running the committed steps again. */
+    Oid applier = get_role_oid(a->applied_by, true);
+    if (!policy::may_override(caller) &&
+        !(OidIsValid(applier) && is_member_of_role(caller, applier)))
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("permission denied to continue migration \"%s\"", version),
+                 errdetail("Migration \"%s\" is partly applied by role \"%s\" (attempt %lld "
+                           "committed %s); only that role, its members, superusers and members "
+                           "of safe_migrate_admin may continue it. Nothing was run.",
+                           version, a->applied_by, (long long) a->id,
+                           describe_committed_steps(a->steps_committed, a->steps, a->statements)),
+                 errhint("Ask role \"%s\" to apply it again, or an administrator to abandon it.",
+                         a->applied_by)));
     if (strcmp(a->checksum, checksum) != 0)
         ereport(ERROR,
                 (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),

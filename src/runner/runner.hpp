@@ -133,7 +133,8 @@ bool partly_applied_attempt(const char *version, VersionAttempt *a);
 
 /* As partly_applied_attempt, with an ERROR (SM001, naming the committed
  * steps and migrate_abandon) when the checksum is not the attempt's. */
-bool check_partly_applied(const char *version, const char *checksum, VersionAttempt *a);
+bool check_partly_applied(const char *version, const char *checksum, Oid caller,
+                          VersionAttempt *a);
 
 /* ERROR (55000) if any version is partly applied: a down script undoes a
  * whole migration. */

@@ -93,6 +93,17 @@ MemoryContext migration_cxt;
  * code it evaluates (index expressions) PostgreSQL restricts itself. */
 int script_sec_flags = 0;
 
+/* The script runs as a role other than the runner's session user (a down
+ * script rolled back by another role than the one that applied it): a CALL
+ * then runs inside its step's transaction, restricted like every other
+ * statement, instead of alone.  Alone it would run outside any
+ * security-restricted operation (PostgreSQL allows none outside a
+ * transaction), and a procedure could RESET ROLE (or SET ROLE to any role
+ * of the session user) and go on with the rights of the role that rolls
+ * back.  Inside the block a procedure cannot COMMIT: PostgreSQL refuses it
+ * ("invalid transaction termination"). */
+bool call_in_block = false;
+
 void step_restrict(bool in_block)
 {
     if (!in_block || script_sec_flags == 0)
@@ -115,10 +126,15 @@ void step_unrestrict(bool in_block)
 
 const char *shared_string(Size off) { return shared_base + off; }
 
+void regain_migration_lock(void);
+
 /* ---------- history, written with the extension owner's rights ---------- */
 
 void begin_history_xact(pg::Elevation *e)
 {
+    /* the history is written under the migration lock, also after a
+     * script released it (see check_migration_lock) */
+    regain_migration_lock();
     StartTransactionCommand();
     /* our bookkeeping writes whatever the script did to this session: a
      * `SET default_transaction_read_only = on` must not leave its effects
@@ -225,6 +241,37 @@ void acquire_migration_lock(void)
      * builds use safe_migrate.parallel_maintenance_workers */
     set_step_settings(request->lock_timeout_ms, request->parallel_maintenance_workers,
                       GUC_ACTION_SET);
+    CommitTransactionCommand();
+}
+
+/* pg_advisory_unlock_all() releases every session-level advisory lock of
+ * the session, the migration lock too (DISCARD ALL would as well: it is
+ * refused in migrations).  A statement of the script that does so ends the
+ * migration: checked after every statement, before its step commits (a
+ * statement that commits by itself, like a procedure, has committed). */
+void check_migration_lock(int statement)
+{
+    if (!migration_lock_held || pg::compat::lock_held_by_me(&migration_lock, ExclusiveLock))
+        return;
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("statement %d of the migration released the migration lock", statement),
+             errdetail("pg_advisory_unlock_all() releases every session-level advisory lock of "
+                       "the session, also the lock that keeps the migrations of database \"%s\" "
+                       "one at a time. The migration was stopped.",
+                       get_database_name(MyDatabaseId)),
+             errhint("Release only the advisory locks the migration took, with "
+                     "pg_advisory_unlock(key).")));
+}
+
+/* Take the migration lock again if a statement released it (waiting for a
+ * migration that took it meanwhile), before the history is written. */
+void regain_migration_lock(void)
+{
+    if (!migration_lock_held || pg::compat::lock_held_by_me(&migration_lock, ExclusiveLock))
+        return;
+    StartTransactionCommand();
+    (void) LockAcquire(&migration_lock, ExclusiveLock, true, false);
     CommitTransactionCommand();
 }
 
@@ -435,8 +482,9 @@ ScriptPlan make_plan(const char *sql, bool one_transaction = false)
     for (int i = 0; i < n; i++) {
         p.stmts[i] = list_nth_node(RawStmt, trees, i);
         p.texts[i] = statement_text(sql, p.stmts[i]);
-        classes[i] = one_transaction ? static_cast<int>(core::TxClass::Transactional)
-                                     : static_cast<int>(classify_statement(p.stmts[i]));
+        classes[i] = one_transaction || (call_in_block && IsA(p.stmts[i]->stmt, CallStmt))
+                         ? static_cast<int>(core::TxClass::Transactional)
+                         : static_cast<int>(classify_statement(p.stmts[i]));
     }
     const char *plan_error = pg::plan_segments(classes, n, &p.plan);
     if (plan_error) {
@@ -860,6 +908,7 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                         arm_statement_timeout(0);
                         run_statement(stmts[i], sql, texts[i]);
                         restore_statement_timeout(0);
+                        check_migration_lock(i + 1);
                         CommandCounterIncrement();
                     }
                     current = first + count - 1;
@@ -1096,7 +1145,8 @@ void do_apply(void)
     int skip_statements = 0;
     {
         VersionAttempt partial;
-        if (check_partly_applied(prepared.version, prepared.checksum, &partial)) {
+        if (check_partly_applied(prepared.version, prepared.checksum,
+                                 request->current_user_id, &partial)) {
             /* an online script continues the statements its first attempt
              * expanded to: expanded now, after steps that changed the
              * catalog (a column type swapped), it may read otherwise */
@@ -1437,7 +1487,9 @@ void do_rollback(void)
         SetUserIdAndSecContext(t->applier, runner_sec);
         int saved_flags = script_sec_flags;
         script_sec_flags |= SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION;
+        call_in_block = t->applier != GetSessionUserId();
         RunOutcome outcome = execute_script(t->down);
+        call_in_block = false;
         script_sec_flags = saved_flags;
         SetUserIdAndSecContext(runner_user, runner_sec);
         if (t->search_path)

@@ -356,6 +356,105 @@ no_restart('planted overloads');
 $node->safe_psql('postgres', 'DROP SCHEMA shared CASCADE');
 
 # ---------------------------------------------------------------------
+# 8b. a down script rolled back by an admin cannot reach the admin's rights
+#     (a CALL used to run alone, outside any restriction: RESET ROLE in the
+#     procedure, or DISCARD ALL, gave the rest the runner's login)
+# ---------------------------------------------------------------------
+# (sections 5 and 7 left versions partly applied: no rollback until abandoned)
+$node->safe_psql('postgres', q{
+	SELECT migrate_abandon(version)
+	  FROM (SELECT DISTINCT ON (version) version, status, steps_committed, abandoned_at
+	          FROM safe_migrate.migrations ORDER BY version, id DESC) latest
+	 WHERE status IN ('failed', 'interrupted') AND steps_committed > 0 AND abandoned_at IS NULL});
+as('app', q{
+	CREATE PROCEDURE m.escalate() LANGUAGE plpgsql AS $p$
+	BEGIN
+		RESET ROLE;
+		EXECUTE 'ALTER ROLE app SUPERUSER';
+	END $p$;
+	CREATE PROCEDURE m.harmless() LANGUAGE plpgsql AS $p$
+	BEGIN
+		INSERT INTO m.big VALUES (-1, -1);
+	END $p$;
+	CREATE PROCEDURE m.commits() LANGUAGE plpgsql AS $p$
+	BEGIN
+		INSERT INTO m.big VALUES (-2, -2);
+		COMMIT;
+	END $p$;
+});
+as('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE TABLE m.esc_t (id int);\n"
+	  . "-- migrate:down\nCALL m.escalate();\nDROP VIEW IF EXISTS m.nothing;\n\$m\$, 'esc-call')");
+my $esc = fails_like('admin', 'SELECT * FROM migrate_rollback()',
+	qr/cannot set parameter "role" within security-(definer function|restricted operation)/,
+	'a CALL in a down script rolled back by an admin');
+is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'app'"), 'f',
+	'the procedure did not get the admin\'s rights');
+is(status_of('esc-call'), 'applied', 'the migration stays applied');
+$node->safe_psql('postgres', "UPDATE safe_migrate.migrations SET status = 'rolled_back' WHERE version = 'esc-call'");
+# a harmless CALL still runs when an admin rolls back
+as('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.call_v AS SELECT 1;\n"
+	  . "-- migrate:down\nCALL m.harmless();\nDROP VIEW m.call_v;\n\$m\$, 'call-ok')");
+is(as('admin', 'SELECT status FROM migrate_rollback()'), 'rolled_back',
+	'a procedure that needs nothing more runs in an admin\'s rollback');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM m.big WHERE id = -1'), '1', 'it ran once');
+# one that commits cannot, in a rollback by another role (it runs inside
+# the step's transaction) ...
+as('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.call_c AS SELECT 1;\n"
+	  . "-- migrate:down\nCALL m.commits();\nDROP VIEW m.call_c;\n\$m\$, 'call-commits')");
+fails_like('admin', 'SELECT * FROM migrate_rollback()', qr/invalid transaction termination/,
+	'a committing procedure in an admin\'s rollback');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM m.big WHERE id = -2'), '0', 'nothing of it committed');
+# ... and can, rolled back by the role that applied it
+is(as('app', 'SELECT status FROM migrate_rollback()'), 'rolled_back',
+	'the applier rolls back its own committing procedure');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM m.big WHERE id = -2'), '1', 'it ran once');
+# DISCARD ALL is refused in every migration
+fails_like('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE TABLE m.d_t (id int);\n"
+	  . "-- migrate:down\nDISCARD ALL;\nALTER ROLE app SUPERUSER;\n\$m\$, 'discard')",
+	qr/DISCARD ALL is not allowed in a migration/, 'DISCARD ALL in a down script');
+fails_like('app', "SELECT migrate_apply('DISCARD ALL', 'discard-up')",
+	qr/DISCARD ALL is not allowed in a migration/, 'DISCARD ALL in an up script');
+is(status_of('discard'), '', 'nothing recorded');
+no_restart('down scripts rolled back by an admin');
+
+# ---------------------------------------------------------------------
+# 8c. a partly applied migration is continued only by its role (another
+#     role's attempt became the latest, let it abandon the version, and
+#     the applier's next apply ran the committed steps again)
+# ---------------------------------------------------------------------
+as('app', 'CREATE TABLE m.once (v int)');
+my $partial = "INSERT INTO m.once VALUES (1);\nCREATE INDEX CONCURRENTLY once_v ON m.once (v);\nSELECT 1/0;\n";
+try_as('app', "SELECT migrate_apply(\$m\$$partial\$m\$, 'partial-app')");
+like(status_of('partial-app'), qr/^failed$/, 'the first attempt failed after two steps');
+fails_like('other', "SELECT migrate_apply(\$m\$$partial\$m\$, 'partial-app')",
+	qr/permission denied to continue migration "partial-app"/, 'another role continues it');
+is(status_of('partial-app'), 'failed', 'no attempt of the other role recorded');
+fails_like('other', "SELECT migrate_abandon('partial-app')", qr/permission denied to abandon/,
+	'another role abandons it');
+like(as('app', "SELECT migrate_abandon('partial-app')"), qr/abandoned migration "partial-app"/,
+	'the applier still may abandon it');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM m.once'), '1', 'the committed step ran once');
+no_restart('partly applied');
+
+# ---------------------------------------------------------------------
+# 8d. a script that releases the migration lock is stopped there
+# ---------------------------------------------------------------------
+my ($lrc, $lout, $lerr) = try_as('app',
+	"SELECT migrate_apply(\$m\$CREATE INDEX CONCURRENTLY once_v2 ON m.once (v);\n"
+	  . "SELECT pg_advisory_unlock_all();\nINSERT INTO m.once VALUES (2);\n\$m\$, 'unlock')");
+isnt($lrc, 0, 'pg_advisory_unlock_all() in a migration: the migration fails');
+like($lerr, qr/statement 2 of the migration released the migration lock/, 'it says why');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM m.once WHERE v = 2'), '0',
+	'the statements after it did not run');
+is(status_of('unlock'), 'failed', 'recorded as failed');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = 1526608231 AND objsubid = 3"),
+	'no migration lock left behind');
+is(as('app', "SELECT status FROM migrate_apply('CREATE VIEW m.after_unlock AS SELECT 1', 'after-unlock')"),
+	'applied', 'the next migration runs');
+no_restart('released lock');
+
+# ---------------------------------------------------------------------
 # 9. no background worker slot free
 # ---------------------------------------------------------------------
 my $noslot = PostgreSQL::Test::Cluster->new('sec_noslot');
