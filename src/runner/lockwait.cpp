@@ -351,15 +351,29 @@ char *maybe_cancel(LockWait *w, const Holder *h, TimestampTz now)
         return nullptr;
     w->cancelled_blocker = true; /* judged once per blocker */
     const char *refusal = nullptr;
-    bool super_blocker = false, super_me = false;
+    bool super_blocker = false, super_me = false, may_signal = false, owns = false;
     char *who = nullptr;
+    Oid target = w->relids[w->blocker_target];
     /* catalog lookups: a runner waits between its transactions */
     with_transaction([&]() {
+        Oid me = GetUserId();
         super_blocker = superuser_arg(h->role);
-        super_me = superuser_arg(GetUserId());
+        super_me = superuser_arg(me);
         who = role_name(h->role);
+        /* what pg_cancel_backend() / pg_terminate_backend() would allow the
+         * migration's role */
+        may_signal = has_privs_of_role(me, h->role) ||
+                     has_privs_of_role(me, ROLE_PG_SIGNAL_BACKEND);
+        /* and only for a table whose owner's rights it has: the statement
+         * would otherwise fail its own permission check anyway */
+        owns = pg::compat::class_owner(target, me);
     });
-    if (!h->client || h->autovacuum)
+    if (!owns)
+        refusal = "the migration's role does not own the table it waits for";
+    else if (!may_signal)
+        refusal = "the migration's role may not signal it (it needs the blocking role's "
+                  "privileges or membership in pg_signal_backend)";
+    else if (!h->client || h->autovacuum)
         refusal = "it is not a client session";
     else if (h->wrote)
         refusal = "it has written (its transaction has an xid)";

@@ -336,6 +336,44 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 		'lw-4e (runner): the termination is recorded in the history');
 	eval { $r->quit; };
 
+	# a migration's role that may not signal the blocker (pg_cancel_backend
+	# would refuse it), or that does not own the table, cancels nobody
+	$node->safe_psql('postgres', q{
+		CREATE ROLE carol LOGIN;
+		CREATE TABLE t_carol (id int PRIMARY KEY);
+		ALTER TABLE t_carol OWNER TO carol;
+		GRANT SELECT ON t_carol TO alice;
+		ALTER ROLE carol SET safe_migrate.lock_wait_cancel_after = '500ms';
+		ALTER ROLE carol SET safe_migrate.lock_wait_deadline = '2s';
+		GRANT CREATE ON SCHEMA public TO carol;
+		GRANT REFERENCES ON t TO carol;
+	});
+	for my $case ([ 'lw-4f', 'SELECT count(*) FROM t_carol', 'ALTER TABLE t_carol ADD COLUMN c9 text',
+			qr/does not cancel session (\d+): the migration's role may not signal it/ ],
+		# a foreign key to t: SHARE ROW EXCLUSIVE on a table carol may
+		# reference but does not own
+		[ 'lw-4g', 'UPDATE t SET v = v WHERE false', 'CREATE TABLE t_ref (id int REFERENCES t (id))',
+			qr/does not cancel session (\d+): the migration's role does not own the table/ ])
+	{
+		my ($version, $read, $statement, $why) = @$case;
+		my ($c, $c_pid) = blocker("reader-$version", $read);
+		($rc, $o, $e) = try_as_role($node, 'carol',
+			"SELECT status FROM migrate_apply('$statement;', '$version')");
+		isnt($rc, 0, "$version: the migration waits until its deadline");
+		like($e, $why, "$version: the blocker is not cancelled, and the notice says why");
+		is($c->query_safe('SELECT 1'), '1', "$version: the blocker is alive");
+		$c->query_safe('ROLLBACK');
+		$c->quit;
+	}
+	# with pg_signal_backend it may, on its own table
+	$node->safe_psql('postgres', 'GRANT pg_signal_backend TO carol');
+	($r, $r_pid) = blocker('reader-lw-4h', 'SELECT count(*) FROM t_carol');
+	($rc, $o, $e) = try_as_role($node, 'carol',
+		"SELECT status FROM migrate_apply('ALTER TABLE t_carol ADD COLUMN c9 text;', 'lw-4h')");
+	is($rc, 0, 'lw-4h: with pg_signal_backend the migration goes through') or diag($e);
+	like($e, qr/lock wait: terminated session $r_pid/, 'lw-4h: the blocker was ended');
+	eval { $r->quit; };
+
 	# an active read-only query: cancelled (its session stays)
 	my $q = $node->background_psql('postgres',
 		extra_params => [ '-U', 'alice' ], on_error_stop => 0);
