@@ -40,6 +40,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "storage/lmgr.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "parser/analyze.h"
@@ -359,6 +360,8 @@ void run_statement(RawStmt *parsetree, const char *query_string, const char *stm
 struct InvalidIndex {
     Oid oid;
     char *name; /* schema-qualified, quoted */
+    Oid table;
+    char *relname; /* unquoted */
 };
 
 List *list_invalid_indexes(void)
@@ -368,7 +371,8 @@ List *list_invalid_indexes(void)
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
     int nest = pg::pin_search_path();
-    SPI_execute("SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname) "
+    SPI_execute("SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname), "
+                "i.indrelid, c.relname::pg_catalog.text "
                 "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid",
                 true, 0);
@@ -379,6 +383,8 @@ List *list_invalid_indexes(void)
         InvalidIndex *idx = (InvalidIndex *) palloc(sizeof(InvalidIndex));
         idx->oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
         idx->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        idx->table = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+        idx->relname = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
         result = lappend(result, idx);
     }
     MemoryContextSwitchTo(old);
@@ -397,9 +403,50 @@ bool in_list(List *indexes, Oid oid)
     return false;
 }
 
+/* Which invalid indexes a failed concurrent build of raw may have left:
+ * those on its table (any table for REINDEX SCHEMA / DATABASE / SYSTEM),
+ * named as it names its index (CREATE INDEX with a name: that name;
+ * REINDEX: PostgreSQL's <index>_ccnew / _ccold).  An index another
+ * session builds meanwhile, elsewhere or by another name, is not ours. */
+bool left_by(const RawStmt *raw, const InvalidIndex *idx, bool *busy)
+{
+    bool ours = false;
+    *busy = false;
+    StartTransactionCommand();
+    if (IsA(raw->stmt, IndexStmt)) {
+        const IndexStmt *stmt = (const IndexStmt *) raw->stmt;
+        Oid rel = RangeVarGetRelid(stmt->relation, NoLock, true);
+        ours = OidIsValid(rel) && rel == idx->table &&
+               (stmt->idxname == nullptr || strcmp(stmt->idxname, idx->relname) == 0);
+    } else if (IsA(raw->stmt, ReindexStmt)) {
+        const ReindexStmt *stmt = (const ReindexStmt *) raw->stmt;
+        Oid rel = InvalidOid;
+        bool any = true;
+        if (stmt->kind == REINDEX_OBJECT_INDEX || stmt->kind == REINDEX_OBJECT_TABLE) {
+            any = false;
+            rel = RangeVarGetRelid(stmt->relation, NoLock, true);
+            if (OidIsValid(rel) && stmt->kind == REINDEX_OBJECT_INDEX)
+                rel = get_rel_relkind(rel) == RELKIND_INDEX ? IndexGetRelation(rel, true)
+                                                            : InvalidOid;
+        }
+        ours = (any || (OidIsValid(rel) && rel == idx->table)) &&
+               (strstr(idx->relname, "_ccnew") != nullptr || strstr(idx->relname, "_ccold") != nullptr);
+    }
+    /* a build another session is running on that table holds SHARE UPDATE
+     * EXCLUSIVE on it (so does a vacuum): leave its indexes alone */
+    if (ours) {
+        if (ConditionalLockRelationOid(idx->table, ShareUpdateExclusiveLock))
+            UnlockRelationOid(idx->table, ShareUpdateExclusiveLock);
+        else
+            *busy = true;
+    }
+    CommitTransactionCommand();
+    return ours;
+}
+
 /* After a failed concurrent build: drop the INVALID indexes it left.
  * Returns a description of what could not be dropped, or NULL. */
-char *drop_new_invalid_indexes(List *before)
+char *drop_new_invalid_indexes(List *before, const RawStmt *raw)
 {
     StringInfoData problems;
     initStringInfo(&problems);
@@ -409,6 +456,18 @@ char *drop_new_invalid_indexes(List *before)
         InvalidIndex *idx = (InvalidIndex *) lfirst(lc);
         if (in_list(before, idx->oid))
             continue;
+        bool busy;
+        if (!left_by(raw, idx, &busy))
+            continue;
+        if (busy) {
+            appendStringInfo(&problems,
+                             "%sThe invalid index %s was not dropped: another session holds a lock "
+                             "on its table that dropping it would wait for (an index build or "
+                             "vacuum of its own, LOCK TABLE, DDL); drop it with DROP INDEX "
+                             "CONCURRENTLY %s once that session is done.",
+                             problems.len ? " " : "", idx->name, idx->name);
+            continue;
+        }
         char *sql = psprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", idx->name);
         MemoryContext cxt = CurrentMemoryContext;
         PG_TRY();
@@ -949,7 +1008,7 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
             if (ran) {
                 relocate_error_position(failure, stmts[current], texts[current], sql);
                 if (leaves_invalid) {
-                    char *problem = drop_new_invalid_indexes(invalid_before);
+                    char *problem = drop_new_invalid_indexes(invalid_before, stmts[first]);
                     if (problem)
                         failure->detail = failure->detail
                                               ? psprintf("%s\n%s", failure->detail, problem)

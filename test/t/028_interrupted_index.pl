@@ -150,7 +150,7 @@ for my $ine (0, 1)
 }
 
 # ---------------------------------------------------------------------
-# a failed build whose in-runner drop times out on its lock (a session took
+# a failed build whose in-runner drop would wait for a lock (a session took
 # a SHARE lock on the table as soon as the build let go of it): the error
 # says so, and the next apply drops the leftover before building again
 # ---------------------------------------------------------------------
@@ -171,7 +171,7 @@ for my $ine (0, 1)
 	eval { $h->finish };
 	isnt($h->result(0), 0, 'lock: the failing build fails the migration');
 	like($err, qr/could not create unique index "dup_u"/, 'lock: with the build\'s error');
-	like($err, qr/The invalid index public\.dup_u could not be dropped \(canceling statement due to lock timeout\)/,
+	like($err, qr/The invalid index public\.dup_u was not dropped: another session holds a lock on its table/,
 		'lock: the detail says the invalid index could not be dropped');
 	$locker->finish;
 	is(index_state('dup_u'), 'dup_u:false', 'lock: the invalid index is left behind');
@@ -279,6 +279,33 @@ for my $ine (0, 1)
 	q1('UPDATE ctl SET slow = false');
 	is(q1(build_sql($index, 'v-caller')), 'applied', 'caller: applying again succeeds');
 	is(index_state($index), "$index:true", 'caller: one valid index');
+}
+
+# ---------------------------------------------------------------------
+# a migration's build that fails drops its own invalid index only, never
+# the one another session is building meanwhile on another table (it used
+# to drop every index that became invalid while the step ran)
+# ---------------------------------------------------------------------
+{
+	q1('CREATE TABLE dups (v int); INSERT INTO dups VALUES (1), (1)');
+	q1('CREATE TABLE others (id int); INSERT INTO others SELECT generate_series(1, 40)');
+	q1('UPDATE ctl SET slow = true');
+	my ($out, $err);
+	my $h = start_psql('CREATE INDEX CONCURRENTLY others_slow ON others (slow(id))', \$out, \$err);
+	building('others_slow');
+	my ($rc, $mout, $merr) = $node->psql('postgres',
+		"SELECT status FROM migrate_apply('CREATE UNIQUE INDEX CONCURRENTLY dups_v ON dups (v);', 'v-fails-beside')");
+	isnt($rc, 0, "beside: the migration's unique build fails");
+	like($merr, qr/could not create unique index "dups_v"/, 'beside: on the duplicates');
+	like($merr, qr/dropped invalid index public\.dups_v left by the failed statement/,
+		'beside: its own invalid index is dropped');
+	unlike($merr, qr/others_slow/, 'beside: the other build is not touched');
+	q1('UPDATE ctl SET slow = false');
+	$h->finish;
+	is($h->result(0), 0, "beside: the other session's build completed") or diag($err);
+	is(index_state('others_slow'), 'others_slow:true', 'beside: its index is there and valid');
+	is(index_state('dups_v'), 'none', 'beside: no index dups_v left');
+	q1('DROP INDEX others_slow');
 }
 
 is(q1('SELECT count(*) FROM pg_index WHERE NOT indisvalid'), '0', 'no invalid index is left');
