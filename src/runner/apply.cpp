@@ -226,6 +226,24 @@ void stop_runner_at_exit(int, Datum arg)
  * background worker slot is free, try again for up to wait_for_slot_ms. */
 List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot_ms = 0)
 {
+    /* an earlier migration of this transaction (or hold_migrations) holds
+     * the migration lock until the transaction ends: a runner would wait
+     * for it, and we for the runner, forever (no deadlock the server sees) */
+    if (req->mode != Mode::RecordFailure) {
+        /* (recording a failure takes no migration lock) */
+        LOCKTAG tag;
+        migration_lock_tag(&tag);
+        if (pg::compat::lock_held_by_me(&tag, ExclusiveLock))
+            ereport(ERROR,
+                    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                     errmsg("this transaction holds the migration lock of database \"%s\"",
+                            get_database_name(MyDatabaseId)),
+                     errdetail("An earlier migration in this transaction (or "
+                               "safe_migrate.hold_migrations()) took it, and keeps it until the "
+                               "transaction ends; this one must run in a background runner, "
+                               "which would wait for it forever."),
+                     errhint("Commit first, then apply, roll back or test the next migration.")));
+    }
     /* the request: header, strings, then the queue */
     StringInfoData strings;
     initStringInfo(&strings);

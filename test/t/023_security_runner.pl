@@ -324,6 +324,20 @@ for my $inner ("SELECT migrate_apply('CREATE TABLE m.inner_t (id int)', 'inner')
 		stdout => \$o, stderr => \$err, timeout => 120);
 	isnt($rc, 0, "nested '$inner' in the caller: refused");
 }
+# two migrations in one transaction, the second in a runner: the first
+# holds the migration lock until the transaction ends (it used to hang)
+{
+	my ($rc, $o, $err) = (0, '', '');
+	$rc = $node->psql('postgres', q{DO $$ BEGIN
+		PERFORM migrate_apply('CREATE TABLE m.two_a (id int)', 'two-a');
+		PERFORM migrate_apply('CREATE TEMP TABLE two_tmp (i int); CREATE TABLE m.two_b (id int)', 'two-b');
+	END $$},
+		connstr => $node->connstr('postgres') . ' user=app',
+		stdout => \$o, stderr => \$err, timeout => 60);
+	isnt($rc, 0, 'a runner migration after another in the same transaction: refused');
+	like($err, qr/this transaction holds the migration lock/, 'says why');
+	is(status_of('two-a') . '/' . status_of('two-b'), '/', 'neither is recorded (the transaction rolled back)');
+}
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'"),
 	'0', 'no runner left waiting');
