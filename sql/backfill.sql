@@ -200,3 +200,19 @@ SELECT count(*) AS still_there FROM bf_events;
 ALTER TABLE bf_events DISABLE ROW LEVEL SECURITY;
 DROP OWNED BY bf_dave;
 DROP ROLE bf_dave;
+-- Float keys whose owner prints floats rounded (extra_float_digits = 0,
+-- a role setting the worker inherits): the keys still travel exactly, every
+-- row once, and the walk ends.
+CREATE ROLE bf_erin LOGIN;
+ALTER ROLE bf_erin SET extra_float_digits = 0;
+CREATE TABLE bf_floats (k float8 PRIMARY KEY, n int);
+INSERT INTO bf_floats SELECT 1 + g * 2 ^ -52, NULL FROM generate_series(1, 2000) g;
+GRANT SELECT, UPDATE ON bf_floats TO bf_erin;
+SET ROLE bf_erin;
+SELECT migrate_backfill('bf_floats', 'n = coalesce(n, 0) + 1', batch_size => 50) AS job \gset
+RESET ROLE;
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, rows_done, batches <= 41 AS batches_as_expected FROM safe_migrate.backfills WHERE id = :job;
+SELECT n, count(*) FROM bf_floats GROUP BY n ORDER BY n;
+DROP OWNED BY bf_erin;
+DROP ROLE bf_erin;

@@ -457,8 +457,17 @@ BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDec
     if (last_key)
         for (int i = 0; i < nk; i++)
             values[i] = CStringGetTextDatum(last_key[i]);
-    if (SPI_execute_with_args(sel.data, last_key ? nk : 0, types, values, nullptr, false, 0) !=
-        SPI_OK_SELECT)
+    /* The keys travel as text (and are kept as text with the job): their
+     * output must read back as the same values.  Floats print exactly only
+     * with extra_float_digits > 0, which the owner's role or database may
+     * have set lower (then a float key rounds: batches overlap or skip
+     * rows, or the walk never ends). */
+    int key_nest = NewGUCNestLevel();
+    (void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    int key_rc = SPI_execute_with_args(sel.data, last_key ? nk : 0, types, values, nullptr, false, 0);
+    AtEOXact_GUC(true, key_nest);
+    if (key_rc != SPI_OK_SELECT)
         elog(ERROR, "could not read the next keys of %s", job->relation);
     uint64 found = SPI_processed;
     out.keys = (long) found;
