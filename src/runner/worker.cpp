@@ -895,6 +895,42 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
         int first = plan.first[s];
         int count = plan.count[s];
         if (journal && s < journal->skip_steps) {
+            /* a committed step is not run again, but the session settings
+             * it made (SET search_path, SET ROLE, ...) are the ones the
+             * steps after it ran with: made again, in order */
+            for (int i = first; i < first + count; i++) {
+                if (!IsA(stmts[i]->stmt, VariableSetStmt) ||
+                    ((VariableSetStmt *) stmts[i]->stmt)->is_local)
+                    continue;
+                ErrorData *volatile replay_error = nullptr;
+                PG_TRY();
+                {
+                    StartTransactionCommand();
+                    step_restrict(true);
+                    run_statement(stmts[i], sql, texts[i]);
+                    CommitTransactionCommand();
+                    step_unrestrict(true);
+                    ereport(NOTICE, (errmsg("statement %d of committed step %d made again: %s",
+                                            i + 1, s + 1, texts[i])));
+                }
+                PG_CATCH();
+                {
+                    MemoryContextSwitchTo(migration_cxt);
+                    replay_error = CopyErrorData();
+                    FlushErrorState();
+                    AbortCurrentTransaction();
+                    debug_query_string = nullptr;
+                }
+                PG_END_TRY();
+                MemoryContextSwitchTo(migration_cxt);
+                if (replay_error) {
+                    out.error = replay_error;
+                    out.failed_statement = texts[i];
+                    out.partially_committed = true;
+                    MemoryContextSwitchTo(old);
+                    return out;
+                }
+            }
             out.statements_done += count;
             out.steps_done++;
             continue;

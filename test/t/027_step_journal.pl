@@ -237,6 +237,29 @@ is(as_role($node, 'other', "SELECT count(*) FROM safe_migrate.history_steps"),
 fails_as_role($node, 'other', 'SELECT * FROM safe_migrate.migration_steps',
 	qr/42501: permission denied for table migration_steps/, 'the table itself is for admins only');
 
+# a resumed migration runs its remaining steps with the session settings its
+# committed steps made (they used to be skipped: a SET search_path in step 1
+# was lost and step 3 created its table in another schema)
+{
+	q1('CREATE SCHEMA sj AUTHORIZATION app; CREATE TABLE sj_gate (open boolean); INSERT INTO sj_gate VALUES (false)');
+	q1('GRANT SELECT ON sj_gate TO app');
+	my $script = "SET search_path = sj, public;\nCREATE TABLE t1 (i int);\n"
+	  . "CREATE INDEX CONCURRENTLY t1_i ON t1 (i);\nCREATE TABLE t2 (i int);\n"
+	  . "SELECT 1 / (SELECT CASE WHEN open THEN 1 ELSE 0 END FROM public.sj_gate);\n";
+	my ($rc, $stdout, $stderr) = try_as_role($node, 'app',
+		"SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'sj')");
+	isnt($rc, 0, 'settings: the first attempt fails after two committed steps');
+	q1('UPDATE sj_gate SET open = true');
+	($rc, $stdout, $stderr) = try_as_role($node, 'app',
+		"SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'sj')");
+	is($stdout, 'applied', 'settings: the same script continues') or diag($stderr);
+	like($stderr, qr/statement 1 of committed step 1 made again: SET search_path = sj, public/,
+		'settings: the SET of the committed step is made again');
+	is(q1("SELECT string_agg(n.nspname || '.' || c.relname, ',' ORDER BY c.relname) FROM pg_class c "
+			  . "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('t1', 't2')"),
+		'sj.t1,sj.t2', 'settings: both tables are in the schema the script chose');
+}
+
 is(q1("SELECT count(*) FROM safe_migrate.migrations WHERE status = 'running'"), '0',
 	'no attempt is left running');
 
