@@ -92,7 +92,10 @@ namespace {
 
 bool temp_relation(const RangeVar *rel)
 {
-    return rel != nullptr && rel->relpersistence == RELPERSISTENCE_TEMP;
+    /* CREATE TEMP TABLE x, or CREATE TABLE pg_temp.x */
+    return rel != nullptr &&
+           (rel->relpersistence == RELPERSISTENCE_TEMP ||
+            (rel->schemaname != nullptr && strncmp(rel->schemaname, "pg_temp", 7) == 0));
 }
 
 /* pg_temp.f(...): a function in the session's temporary schema */
@@ -123,6 +126,12 @@ bool keeps_session_state(const RawStmt *raw)
         case T_CreateFunctionStmt:
             return in_temp_schema(((const CreateFunctionStmt *) stmt)->funcname);
         case T_PrepareStmt:
+        case T_LoadStmt:
+            return true;
+        case T_DoStmt:
+            /* what a DO block does to the session (a temporary table, a
+             * PREPARE or SET through EXECUTE) cannot be seen from outside:
+             * a runner's session ends with the migration */
             return true;
         case T_DeclareCursorStmt:
             return (((const DeclareCursorStmt *) stmt)->options & CURSOR_OPT_HOLD) != 0;

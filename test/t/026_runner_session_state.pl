@@ -71,4 +71,22 @@ for my $e (@endings)
 		$i, "$name: the data change ran once");
 }
 
+# Session state the caller's session must not keep (a pooled session
+# would carry it into the next migration): a temporary table qualified
+# with pg_temp, and anything a DO block does to the session.  Such scripts
+# run in a runner, whose session ends with the migration.
+for my $leak ([ 'pg_temp', 'CREATE TABLE pg_temp.leak1 (i int);', 'leak1' ],
+	[ 'do_temp', "DO \$\$BEGIN EXECUTE 'CREATE TEMP TABLE leak2 (i int)'; END\$\$;", 'leak2' ])
+{
+	my ($name, $script, $table) = @$leak;
+	my $out = $node->safe_psql('postgres',
+		"SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'leak-$name');\n"
+		  . "SELECT count(*) FROM pg_class WHERE relname = '$table' AND relpersistence = 't';");
+	is($out, "applied\n0", "$name: applied, and the caller's session has no temporary $table");
+}
+my $prep = $node->safe_psql('postgres',
+	"SELECT status FROM migrate_apply(\$m\$DO \$\$BEGIN EXECUTE 'PREPARE leakp AS SELECT 1'; END\$\$;\$m\$, 'leak-prepare');\n"
+	  . "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leakp';");
+is($prep, "applied\n0", 'a PREPARE in a DO block stays out of the caller\'s session');
+
 done_testing();
