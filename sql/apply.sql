@@ -283,6 +283,10 @@ SELECT migrate_checksum(E'INSERT INTO lit_notes VALUES (\'one  \ntwo\');') <>
 SELECT status FROM migrate_apply(E'INSERT INTO lit_notes VALUES (\'one  \ntwo\');', 'lit-1');
 SELECT status FROM migrate_apply(E'INSERT INTO lit_notes VALUES (\'one\ntwo\');', 'lit-1');
 SELECT count(*) AS notes FROM lit_notes;
+-- A UTF-8 byte order mark at the start of a file is how an editor saved it:
+-- the same migration, applied as it is.
+SELECT status FROM migrate_apply(convert_from('\xefbbbf'::bytea, 'UTF8') || 'CREATE TABLE bom_t (id int);', 'bom-1');
+SELECT status FROM migrate_apply('CREATE TABLE bom_t (id int);', 'bom-1');
 
 -- Versions are trimmed; a blank one is refused.
 SELECT * FROM migrate_apply('SELECT 1', ' ');

@@ -269,7 +269,11 @@ std::string normalize_for_checksum(std::string_view script) {
     return out;
 }
 
-std::string script_checksum(std::string_view script) { return sha256_hex(normalize_for_checksum(script)); }
+std::string script_checksum(std::string_view script) {
+    // a byte order mark is how an editor saved the file, not part of it
+    if (script.substr(0, kBom.size()) == kBom) script.remove_prefix(kBom.size());
+    return sha256_hex(normalize_for_checksum(script));
+}
 
 std::string derived_version(std::string_view checksum) {
     constexpr std::size_t kLen = 16;

@@ -17,6 +17,7 @@
 #include "pg/errcodes.hpp"
 #include "pg/guard.hpp"
 #include "pg/privileged.hpp"
+#include "pg/core_bridge.hpp"
 #include "policy/policy.hpp"
 
 extern "C" {
@@ -176,6 +177,15 @@ namespace {
 Datum abandon_impl(FunctionCallInfo fcinfo)
 {
     char *version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    {
+        /* versions are recorded trimmed, as migrate_apply and
+         * migrate_rollback take them */
+        char *trimmed;
+        const char *bad = pg::normalize_version(version, &trimmed);
+        if (bad)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("%s", bad)));
+        version = trimmed;
+    }
     refuse_inside_migration("migrate_abandon");
 
     /* no migration may run meanwhile: it could be this version's */

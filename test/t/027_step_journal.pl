@@ -210,7 +210,7 @@ fails_as_role($node, 'app', "SELECT migrate_abandon('v1')",
 	qr/55000: migration "v1" is applied, not partly applied/, 'an applied version cannot be abandoned');
 fails_as_role($node, 'app', "SELECT migrate_abandon('nope')",
 	qr/42704: migration "nope" has no recorded attempt/, 'an unknown version cannot be abandoned');
-like(as_role($node, 'admin', "SELECT safe_migrate.migrate_abandon('v3')"),
+like(as_role($node, 'admin', "SELECT safe_migrate.migrate_abandon(E' v3\\t')"),
 	qr/abandoned migration "v3" \(attempt \d+\): its steps 1 to 2 of 3 \(statements 1 to 2\) stay committed/,
 	'an admin abandons it (qualified name)');
 is( q1("SELECT abandoned_by, abandoned_at IS NOT NULL, partly_applied FROM safe_migrate.history "

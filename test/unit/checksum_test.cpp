@@ -45,6 +45,10 @@ TEST(Checksum, EqualAcrossLineEndingsAndTrailingWhitespace) {
     const std::string spaced = "-- migrate:up \t\nCREATE TABLE t (id int);\t\n-- migrate:down\nDROP TABLE t;\n\n\n   \n";
     EXPECT_EQ(sm::script_checksum(lf), sm::script_checksum(crlf));
     EXPECT_EQ(sm::script_checksum(lf), sm::script_checksum(cr));
+    // a UTF-8 byte order mark at the start is not part of the script
+    EXPECT_EQ(sm::script_checksum(lf), sm::script_checksum(std::string("\xEF\xBB\xBF") + lf));
+    // ... anywhere else it is
+    EXPECT_NE(sm::script_checksum(lf), sm::script_checksum(lf + std::string("\xEF\xBB\xBF")));
     EXPECT_EQ(sm::script_checksum(lf), sm::script_checksum(spaced));
 }
 
