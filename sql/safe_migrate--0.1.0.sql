@@ -103,6 +103,10 @@ CREATE TABLE safe_migrate.migrations (
     -- (safe_migrate.migrate_abandon).
     steps            integer,
     steps_committed  integer NOT NULL DEFAULT 0,
+    -- steps of its down script committed by a rollback that then failed or
+    -- was interrupted: the migration stays 'applied', partly rolled back,
+    -- and the next migrate_rollback continues after them
+    down_steps_committed integer NOT NULL DEFAULT 0,
     resumed_from     bigint,
     abandoned_at     timestamptz,
     abandoned_by     name,
@@ -200,7 +204,10 @@ SELECT id, version, description, checksum,
         AND abandoned_at IS NULL
         AND NOT EXISTS (SELECT 1 FROM safe_migrate.migrations later
                          WHERE later.version OPERATOR(pg_catalog.=) m.version
-                           AND later.id > m.id)) AS partly_applied
+                           AND later.id > m.id)) AS partly_applied,
+       -- an applied migration whose rollback committed some steps of its
+       -- down script before it failed: migrate_rollback continues it
+       down_steps_committed
   FROM safe_migrate.migrations m,
        LATERAL (SELECT
            -- members of the applying role (superusers are members of

@@ -559,7 +559,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
         /* not read-only: take a snapshot now, after the lock, so a version
          * applied while we waited is seen */
-        SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
+        SPI_execute_with_args("SELECT checksum, down_steps_committed FROM safe_migrate.migrations "
                               "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, false, 1);
     }
@@ -567,6 +567,10 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     MemoryContextSwitchTo(caller_cxt);
     if (SPI_processed > 0) {
         char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        bool down_null;
+        refuse_partly_rolled_back(
+            prepared->version,
+            DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &down_null)));
         if (strcmp(applied, prepared->checksum) != 0)
             ereport(ERROR,
                     (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),

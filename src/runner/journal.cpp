@@ -138,6 +138,22 @@ bool check_partly_applied(const char *version, const char *checksum, Oid caller,
     return true;
 }
 
+void refuse_partly_rolled_back(const char *version, int down_steps)
+{
+    if (down_steps <= 0)
+        return;
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("migration \"%s\" is partly rolled back", version),
+             errdetail("A rollback committed steps 1 to %d of its down script, then failed or was "
+                       "interrupted: the schema is neither as the migration left it nor as "
+                       "before it. Nothing was run.",
+                       down_steps),
+             errhint("Call migrate_rollback again: it continues the down script after step %d. "
+                     "Then apply the migration again if it is wanted.",
+                     down_steps)));
+}
+
 void refuse_rollback_while_partly_applied(void)
 {
     if (SPI_execute("SELECT m.version, m.steps_committed, m.steps, m.statements "

@@ -139,6 +139,8 @@ bool check_partly_applied(const char *version, const char *checksum, Oid caller,
 /* ERROR (55000) if any version is partly applied: a down script undoes a
  * whole migration. */
 void refuse_rollback_while_partly_applied(void);
+/* An applied migration whose down script a rollback left half run: ERROR. */
+void refuse_partly_rolled_back(const char *version, int down_steps);
 
 /* "steps 1 to 2 of 4 (statements 1 to 3)" */
 char *describe_committed_steps(int steps_committed, int steps, int statements);

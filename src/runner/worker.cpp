@@ -603,6 +603,9 @@ struct StepJournal {
     int64 migration_id;
     const char *version;
     int skip_steps; /* committed by the attempts this one resumes */
+    bool down;      /* the down script of a rollback: its committed steps are
+                     * counted in down_steps_committed, and the next rollback
+                     * continues after them */
 };
 
 /*
@@ -625,6 +628,20 @@ void record_step(const StepJournal *j, int step, int first, int last, RawStmt **
     pg::elevate(&e);
     bool read_only = XactReadOnly;
     XactReadOnly = false;
+    if (j->down) {
+        Oid dtypes[2] = {INT8OID, INT4OID};
+        Datum dvalues[2] = {Int64GetDatum(j->migration_id), Int32GetDatum(step)};
+        if (SPI_execute_with_args("UPDATE safe_migrate.migrations SET down_steps_committed = $2 "
+                                  "WHERE id OPERATOR(pg_catalog.=) $1",
+                                  2, dtypes, dvalues, nullptr, false, 0) != SPI_OK_UPDATE)
+            elog(ERROR, "could not record step %d of the rollback of migration \"%s\"", step,
+                 j->version);
+        XactReadOnly = read_only;
+        pg::unelevate(&e);
+        SPI_finish();
+        PopActiveSnapshot();
+        return;
+    }
     int count = last - first + 1;
     Datum *tags = (Datum *) palloc(sizeof(Datum) * count);
     for (int k = 0; k < count; k++)
@@ -1090,7 +1107,12 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                     "Statements 1 to %d of the migration were committed before the failure: "
                     "the migration runs in %d separate steps (%s).",
                     out.statements_done, plan.n_segments, why_steps(&p));
-                if (journal)
+                if (journal && journal->down)
+                    note = psprintf("%s Steps 1 to %d of the down script are committed: the "
+                                    "migration stays recorded as applied, partly rolled back; "
+                                    "migrate_rollback again continues after step %d.",
+                                    note, out.steps_done, out.steps_done);
+                else if (journal)
                     note = psprintf("%s Steps 1 to %d are committed: applying the same script "
                                     "again continues after step %d; to apply another script "
                                     "instead, undo what they did and call "
@@ -1211,11 +1233,15 @@ void do_apply(void)
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared.version)};
-        SPI_execute_with_args("SELECT checksum FROM safe_migrate.migrations "
+        SPI_execute_with_args("SELECT checksum, down_steps_committed FROM safe_migrate.migrations "
                               "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, true, 1);
         if (SPI_processed > 0) {
             char *applied = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+            bool down_null;
+            refuse_partly_rolled_back(
+                prepared.version,
+                DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &down_null)));
             if (strcmp(applied, prepared.checksum) != 0)
                 ereport(ERROR,
                         (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),
@@ -1235,7 +1261,7 @@ void do_apply(void)
     }
     /* a partly applied version: continue after its last committed step
      * (another script is refused) */
-    StepJournal journal = {0, prepared.version, 0};
+    StepJournal journal = {0, prepared.version, 0, false};
     int64 resumed_from = 0;
     int skip_statements = 0;
     {
@@ -1413,6 +1439,7 @@ struct RollbackTarget {
     char *search_path; /* the applying session's, or NULL (recorded before 0.1.0 kept it) */
     Oid applier;       /* resolved at rollback */
     bool honour_allows;
+    int down_steps;    /* steps of the down script committed by an earlier rollback */
 };
 
 /* May the runner's role roll back t, and as whom does its down script run?
@@ -1490,13 +1517,13 @@ void do_rollback(void)
         Datum after[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
         Oid t8[1] = {INT8OID};
         SPI_execute_with_args("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
-                              "search_path FROM safe_migrate.migrations "
+                              "search_path, down_steps_committed FROM safe_migrate.migrations "
                               "WHERE status = 'applied' AND id OPERATOR(pg_catalog.>) $1 "
                               "ORDER BY id DESC",
                               1, t8, after, nullptr, true, 0);
     } else {
         SPI_execute("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
-                    "search_path FROM safe_migrate.migrations "
+                    "search_path, down_steps_committed FROM safe_migrate.migrations "
                     "WHERE status = 'applied' ORDER BY id DESC LIMIT 1",
                     true, 0);
     }
@@ -1512,6 +1539,7 @@ void do_rollback(void)
         t->script = SPI_getvalue(tup, desc, 4);
         t->applied_by = SPI_getvalue(tup, desc, 5);
         t->search_path = SPI_getvalue(tup, desc, 6);
+        t->down_steps = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
         targets = lappend(targets, t);
     }
     MemoryContextSwitchTo(old);
@@ -1583,7 +1611,14 @@ void do_rollback(void)
         int saved_flags = script_sec_flags;
         script_sec_flags |= SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION;
         call_in_block = t->applier != GetSessionUserId();
-        RunOutcome outcome = execute_script(t->down);
+        /* a down script is journaled too: after a failure (or a crash)
+         * with steps committed, the next rollback continues after them */
+        StepJournal down_journal = {t->id, t->version, t->down_steps, true};
+        if (t->down_steps > 0)
+            ereport(NOTICE, (errmsg("migration \"%s\" is partly rolled back: continuing its down "
+                                    "script after step %d",
+                                    t->version, t->down_steps)));
+        RunOutcome outcome = execute_script(t->down, &down_journal);
         call_in_block = false;
         script_sec_flags = saved_flags;
         SetUserIdAndSecContext(runner_user, runner_sec);

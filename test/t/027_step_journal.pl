@@ -260,6 +260,30 @@ fails_as_role($node, 'other', 'SELECT * FROM safe_migrate.migration_steps',
 		'sj.t1,sj.t2', 'settings: both tables are in the schema the script chose');
 }
 
+# a down script is journaled too: a rollback that fails after committing
+# steps leaves the migration applied, partly rolled back (apply refuses it),
+# and the next rollback continues after those steps (they used to run again)
+{
+	q1('CREATE TABLE rb_gate (open boolean); INSERT INTO rb_gate VALUES (false)');
+	q1('CREATE TABLE rb_count (n int); INSERT INTO rb_count VALUES (0)');
+	my $script = "-- migrate:up\nUPDATE rb_count SET n = n + 1;\n"
+	  . "-- migrate:down\nUPDATE rb_count SET n = n - 100;\nVACUUM rb_count;\n"
+	  . "SELECT 1 / (SELECT CASE WHEN open THEN 1 ELSE 0 END FROM rb_gate);\n";
+	is(q1("SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'rb')"), 'applied', 'rollback journal: applied');
+	my ($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT * FROM migrate_rollback()');
+	isnt($rc, 0, 'rollback journal: the rollback fails in its third step');
+	like($stderr, qr/Steps 1 to 2 of the down script are committed/, 'rollback journal: the error says so');
+	is(q1("SELECT status, down_steps_committed FROM safe_migrate.history WHERE version = 'rb'"),
+		'applied|2', 'rollback journal: applied, two down steps committed');
+	($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'rb')");
+	like($stderr, qr/migration "rb" is partly rolled back/, 'rollback journal: applying it again is refused');
+	q1('UPDATE rb_gate SET open = true');
+	($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT status FROM migrate_rollback()');
+	is($stdout, 'rolled_back', 'rollback journal: the next rollback finishes') or diag($stderr);
+	like($stderr, qr/continuing its down script after step 2/, 'rollback journal: after the committed steps');
+	is(q1('SELECT n FROM rb_count'), '-99', 'rollback journal: the committed down step ran once');
+}
+
 is(q1("SELECT count(*) FROM safe_migrate.migrations WHERE status = 'running'"), '0',
 	'no attempt is left running');
 
