@@ -420,6 +420,13 @@ ALTER TABLE sx DISABLE TRIGGER sx_expr;
 INSERT INTO sx VALUES (6, 'u', 'six');
 ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_expr;
 SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'upper(a) || ''/'' || b');
+-- a copy is computed from its source: a constant would make every row
+-- "copied" and clear the way to drop the source column with its data
+CREATE TRIGGER sx_null BEFORE INSERT OR UPDATE ON sx FOR EACH ROW
+  EXECUTE FUNCTION safe_migrate.sync_column('a', 'c', 'NULL::text');
+ALTER TABLE sx ENABLE ALWAYS TRIGGER sx_null;
+SELECT safe_migrate.sync_column_check('sx', 'a', 'c', 'NULL::text');
+DROP TRIGGER sx_null ON sx;
 -- the count reads the expression as analyzed and printed again, never as
 -- the caller's text: one that ends in a line comment counts the same rows
 -- (pasted as text, the comment would swallow the rest of the count's query)

@@ -389,6 +389,20 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
         addNSItemToQuery(pstate, nsitem, false, true, true);
         Node *analyzed = transformExpr(pstate, raw, EXPR_KIND_ALTER_COL_TRANSFORM);
         assign_expr_collations(pstate, analyzed);
+        /* a copy is computed from its source: an expression that does not
+         * use the source column (a constant) makes every row "copied", and
+         * the check would clear the way to drop the source's data */
+        Bitmapset *used = nullptr;
+        pull_varattnos(analyzed, 1, &used);
+        AttrNumber src = get_attnum(relid, source);
+        if (src == InvalidAttrNumber ||
+            !bms_is_member(src - FirstLowInvalidHeapAttributeNumber, used))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("safe_migrate.sync_column_check: the expression does not use column \"%s\"",
+                            source),
+                     errdetail("Column \"%s\" is a copy of \"%s\" only if it is computed from it.",
+                               target, source)));
         value = deparse_expression(analyzed, deparse_context_for(relname, relid), false, false);
         free_parsestate(pstate);
         table_close(rel_opened, NoLock);
