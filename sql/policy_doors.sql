@@ -61,6 +61,11 @@ CREATE SCHEMA door_ext;
 CREATE EXTENSION citext SCHEMA door_ext;                     -- (a trusted extension)
 ALTER TABLE door.big ADD COLUMN email door_ext.citext;
 DROP EXTENSION citext CASCADE;                               -- drops column email
+ALTER EXTENSION citext ADD TABLE door.big;                   -- DROP EXTENSION would drop it
+BEGIN;
+CREATE TABLE door.ext_new (a int);
+ALTER EXTENSION citext ADD TABLE door.ext_new;               -- new: free
+ROLLBACK;
 BEGIN;
 CREATE TABLE door.parent ();
 ALTER TABLE door.big INHERIT door.parent;

@@ -3394,6 +3394,28 @@ static void note_created(CreateStmt *stmt)
     note_created_rv(stmt->relation);
 }
 
+/* ALTER EXTENSION e ADD TABLE t: an extension's tables go with it (the
+ * drop rules leave them to DROP EXTENSION), so handing it a table that
+ * exists is the drop of that table, one DROP EXTENSION later. */
+static void check_extension_add(AlterExtensionContentsStmt *stmt)
+{
+    if (stmt->action <= 0 || !active_here())
+        return;
+    if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_MATVIEW &&
+        stmt->objtype != OBJECT_FOREIGN_TABLE)
+        return;
+    RangeVar *rv = makeRangeVarFromNameList(castNode(List, stmt->object));
+    Oid relid = RangeVarGetRelid(rv, NoLock, true);
+    if (!OidIsValid(relid) || created_in_this_transaction(relid))
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, kDropTable);
+    f.via = psprintf("ALTER EXTENSION %s ADD (a later DROP EXTENSION %s)",
+                     quote_identifier(stmt->extname), quote_identifier(stmt->extname));
+    table_facts(relid, nullptr, &f);
+    enforce(&f);
+}
+
 void check_parsetree(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -3428,6 +3450,9 @@ void check_parsetree(Node *parsetree)
         case T_CreateTableAsStmt:
             if (((CreateTableAsStmt *) parsetree)->into)
                 note_created_rv(((CreateTableAsStmt *) parsetree)->into->rel);
+            break;
+        case T_AlterExtensionContentsStmt:
+            check_extension_add((AlterExtensionContentsStmt *) parsetree);
             break;
         default:
             break;
