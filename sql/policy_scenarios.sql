@@ -827,6 +827,19 @@ SELECT label, scen_truth(stmt, tbl::regclass) AS postgres_does
     ('S54 CLUSTER parent (child)', 'CLUSTER inh_parent USING inh_parent_id', 'scen.inh_child')
   ) AS t(label, stmt, tbl);
 
+-- [D34b] a procedure that changes every row in one transaction, then
+-- commits: judged as that transaction commits.  BLOCK large-unbatched-dml
+CREATE PROCEDURE scen.all_then_commit() LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE scen.big SET a = a WHERE id <= 5000;
+    COMMIT;
+END $$;
+\set VERBOSITY sqlstate
+SELECT status FROM migrate_apply($$CALL scen.all_then_commit();$$, 'scen-d34b');
+\set VERBOSITY default
+SELECT status, split_part(error_message, ':', 1) AS rule
+  FROM safe_migrate.history WHERE version = 'scen-d34b';
+
 -- Leave nothing behind.
 SET client_min_messages = warning;
 SET safe_migrate.policy = off;

@@ -17,7 +17,9 @@
  * after each statement of the migration, check_changed_rows() compares.  A
  * partition counts toward the table the statement named.  The notes live in
  * the transaction and are forgotten at its end (a procedure that commits
- * after each batch starts again from zero, as it should).
+ * after each batch starts again from zero, as it should); each transaction
+ * is also judged as it commits (PRE_COMMIT), so a procedure that changes
+ * every row and then commits is judged like the UPDATE it is.
  *
  * Outside a migration the hook costs one test of a flag.
  */
@@ -112,6 +114,14 @@ void dml_executor_start(QueryDesc *queryDesc, int eflags)
 void forget_at_end(XactEvent event, void *)
 {
     switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+            /* a transaction of the migration that commits inside a
+             * statement (a procedure's COMMIT) is judged on its own rows
+             * before it commits: after the statement, its rows were another
+             * transaction's and went uncounted */
+            if (migration.active && changed != NIL)
+                check_changed_rows();
+            break;
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_COMMIT:
