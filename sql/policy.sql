@@ -45,6 +45,7 @@ ALTER TABLE small ADD CONSTRAINT qty_positive CHECK (qty > 0);
 ALTER TABLE large ADD CONSTRAINT qty_positive CHECK (qty > 0 AND name <> ')') NOT VALID;
 ALTER TABLE large VALIDATE CONSTRAINT qty_positive;
 ALTER TABLE large ADD COLUMN checked int CHECK (checked > 0);   -- inline: no NOT VALID possible
+ALTER TABLE large ADD CONSTRAINT qty_whole_row CHECK ((large).qty > 0);   -- a whole-row reference
 
 -- adding-foreign-key-constraint and foreign-key-missing-index
 CREATE TABLE parent (id int PRIMARY KEY);

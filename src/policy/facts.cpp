@@ -861,7 +861,10 @@ bool added_column_filled(const ColumnDef *def)
 }
 
 
-/* The CHECK expression as the user wrote it, from the statement's text. */
+/* The CHECK expression as the user wrote it, from the statement's text:
+ * inside the parentheses that follow the last CHECK before the expression
+ * (its own location may lie inside a parenthesis of its own, as in
+ * "(t).a > 0"). */
 static const char *check_text(const Constraint *con)
 {
     const char *src = migration.statement ? migration.statement : debug_query_string;
@@ -871,19 +874,31 @@ static const char *check_text(const Constraint *con)
     int len = (int) strlen(src);
     if (loc < 0 || loc >= len)
         return nullptr;
-    /* the expression ends where its enclosing parenthesis closes */
+    int open = -1;
+    for (int k = loc - 5; k >= 0; k--)
+        if (pg_strncasecmp(src + k, "check", 5) == 0 &&
+            (k == 0 || !(isalnum((unsigned char) src[k - 1]) || src[k - 1] == '_'))) {
+            for (int j = k + 5; j < loc; j++)
+                if (src[j] == '(') {
+                    open = j;
+                    break;
+                }
+            break;
+        }
+    if (open < 0)
+        return nullptr;
     int depth = 0;
-    bool quoted = false;
-    int i = loc;
+    char quote = 0;
+    int i = open + 1;
     for (; i < len; i++) {
         char c = src[i];
-        if (quoted) {
-            if (c == '\'')
-                quoted = false;
+        if (quote) {
+            if (c == quote)
+                quote = 0;
             continue;
         }
-        if (c == '\'')
-            quoted = true;
+        if (c == '\'' || c == '"')
+            quote = c;
         else if (c == '(')
             depth++;
         else if (c == ')') {
@@ -894,7 +909,13 @@ static const char *check_text(const Constraint *con)
     }
     if (i >= len)
         return nullptr;
-    return pnstrdup(src + loc, i - loc);
+    const char *b = src + open + 1;
+    const char *e = src + i;
+    while (b < e && isspace((unsigned char) *b))
+        b++;
+    while (e > b && isspace((unsigned char) e[-1]))
+        e--;
+    return pnstrdup(b, e - b);
 }
 
 static void check_constraint(Oid relid, const char *table, const char *column,
@@ -2256,9 +2277,14 @@ static bool unknown_column_walker(Node *node, void *context)
     if (IsA(node, ColumnRef)) {
         ColumnRef *cr = (ColumnRef *) node;
         Node *last = (Node *) llast(cr->fields);
+        /* a single name that is no column may still be the table itself:
+         * a whole-row reference, (big).a (PostgreSQL tries a column first) */
         if (list_length(cr->fields) == 1 && IsA(last, String) &&
-            !column_known(c->relid, strVal(last), c->stmt))
-            c->unknown = true;
+            !column_known(c->relid, strVal(last), c->stmt)) {
+            char *relname = get_rel_name(c->relid);
+            if (relname == nullptr || strcmp(relname, strVal(last)) != 0)
+                c->unknown = true;
+        }
         return false;
     }
     return raw_expression_tree_walker(node, SM_WALKER(unknown_column_walker), context);
