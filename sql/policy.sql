@@ -264,3 +264,15 @@ SELECT count(*) AS ok_col_added FROM pg_attribute WHERE attrelid = 'large'::regc
 -- An unknown table is PostgreSQL's error, not ours.
 CREATE INDEX ON no_such_table (id);
 DROP TABLE IF EXISTS no_such_table;
+-- A type change of a column other tables' foreign keys reference adds those
+-- keys again: unless the new type compares values as the old one did, every
+-- row of the referencing table is checked under ACCESS EXCLUSIVE.
+CREATE TABLE fk_small (id int PRIMARY KEY, code varchar(10) UNIQUE);
+INSERT INTO fk_small SELECT g, 'c' || g FROM generate_series(1, 10) g;
+CREATE TABLE fk_large (id int PRIMARY KEY, small_id int REFERENCES fk_small (id),
+    small_code varchar(10) REFERENCES fk_small (code)) WITH (autovacuum_enabled = false);
+INSERT INTO fk_large SELECT g, 1 + g % 10, 'c' || (1 + g % 10) FROM generate_series(1, 5000) g;
+ANALYZE fk_small, fk_large;
+ALTER TABLE fk_small ALTER COLUMN id TYPE bigint;            -- int -> bigint: fk_large checked again
+ALTER TABLE fk_small ALTER COLUMN code TYPE varchar(20);     -- same comparison: no check
+ALTER TABLE fk_small ALTER COLUMN code TYPE text;            -- binary coercible: no check

@@ -180,6 +180,21 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
+         /* a type change of the referenced column adds the key again */
+         if (!f.via.empty())
+             return Explanation{
+                 head("adding-foreign-key-constraint",
+                      f.via + " checks foreign key " + c + " of " + on_table(f) + " again"),
+                 "PostgreSQL adds again every foreign key that references a column whose type "
+                 "changes, and unless the new type compares values as the old one did, it checks "
+                 "every row of " + t + " while holding an ACCESS EXCLUSIVE lock on it: every query "
+                 "on " + t + ", reads included, waits until the transaction ends.",
+                 "Take the key off for the change and add it back without checking, then validate "
+                 "it without blocking: ALTER TABLE " + t + " DROP CONSTRAINT " + c + "; " + f.via +
+                     "; ALTER TABLE " + t + " ADD CONSTRAINT " + c + " " +
+                     or_default(f.expression, "FOREIGN KEY (...) REFERENCES ...") +
+                     " NOT VALID; ALTER TABLE " + t + " VALIDATE CONSTRAINT " + c +
+                     "; Or change the type of the referencing column first, in the same way."};
          /* 18 adds a NOT VALID foreign key to a partitioned table too */
          if (f.table.partitioned && f.server_version < 180000)
              return Explanation{

@@ -1922,8 +1922,74 @@ static int rechecked_constraints(Oid relid, AttrNumber att, AlterTableStmt *stmt
     return n;
 }
 
+/* ALTER COLUMN ... TYPE of a column other tables' foreign keys reference:
+ * PostgreSQL adds those keys again, and unless the new type keeps the
+ * key's comparison (a binary-coercible change) it checks every row of the
+ * referencing table, under ACCESS EXCLUSIVE on it.  Judged as the foreign
+ * key added to that table without NOT VALID. */
+static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *cmd)
+{
+    AttrNumber att = get_attnum(relid, cmd->name);
+    ColumnDef *def = (ColumnDef *) cmd->def;
+    if (att == InvalidAttrNumber || def == nullptr || def->typeName == nullptr)
+        return;
+    int32 typmod;
+    Type typ = LookupTypeName(nullptr, def->typeName, &typmod, true);
+    if (typ == nullptr)
+        return; /* PostgreSQL reports it */
+    Oid new_type = typeTypeId(typ);
+    ReleaseSysCache(typ);
+    Oid old_type = get_atttype(relid, att);
+    if (new_type == old_type || IsBinaryCoercible(old_type, new_type))
+        return;
+    ScanKeyData key[3];
+    ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(RelationRelationId));
+    ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+    ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(att));
+    Relation deprel = table_open(DependRelationId, AccessShareLock);
+    SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 3, key);
+    List *keys = NIL;
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+        if (d->classid == ConstraintRelationId && !list_member_oid(keys, d->objid))
+            keys = lappend_oid(keys, d->objid);
+    }
+    systable_endscan(scan);
+    table_close(deprel, AccessShareLock);
+    ListCell *lc;
+    foreach (lc, keys) {
+        HeapTuple ct = SearchSysCache1(CONSTROID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(ct);
+        bool judged = con->contype == CONSTRAINT_FOREIGN && con->confrelid == relid &&
+                      con->conrelid != relid && con->convalidated && con->conparentid == InvalidOid;
+        Oid referencing = con->conrelid;
+        Oid conoid = con->oid;
+        char *conname = pstrdup(NameStr(con->conname));
+        ReleaseSysCache(ct);
+        if (!judged)
+            continue;
+        pg::PolicyFacts f;
+        init_facts(&f, kAddForeignKey);
+        f.constraint = quote_identifier(conname);
+        f.referenced_table = table;
+        f.via = psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, quote_identifier(cmd->name),
+                         type_text(def->typeName));
+        f.expression = TextDatumGetCString(DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(conoid)));
+        table_facts(referencing, nullptr, &f, Reach::Partitions);
+        if (f.created_in_transaction)
+            continue;
+        enforce(&f);
+    }
+    list_free(keys);
+}
+
 static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, AlterTableStmt *stmt)
 {
+    check_referencing_keys(relid, table, cmd);
     List *rebuilt;
     bool known;
     if (column_type_change(relid, cmd, &rebuilt, &known) || !known)

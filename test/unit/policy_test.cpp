@@ -628,6 +628,27 @@ TEST(AddingForeignKeyConstraint, MultiColumnKey)
     EXPECT_CONTAINS(vs[0].hint, "FOREIGN KEY (tenant_id, user_id) REFERENCES public.users NOT VALID");
 }
 
+TEST(AddingForeignKeyConstraint, TypeChangeOfReferencedColumnChecksItAgain)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.constraint = "orders_user_id_fkey";
+    f.via = "ALTER TABLE public.users ALTER COLUMN id TYPE bigint";
+    f.expression = "FOREIGN KEY (user_id) REFERENCES users(id)";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "ALTER TABLE public.users ALTER COLUMN id TYPE bigint checks foreign key "
+                                   "orders_user_id_fkey of table public.orders");
+    EXPECT_CONTAINS(vs[0].detail, "every row of public.orders while holding an ACCESS EXCLUSIVE lock");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.orders DROP CONSTRAINT orders_user_id_fkey; "
+                                "ALTER TABLE public.users ALTER COLUMN id TYPE bigint; "
+                                "ALTER TABLE public.orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY "
+                                "(user_id) REFERENCES users(id) NOT VALID; ALTER TABLE public.orders "
+                                "VALIDATE CONSTRAINT orders_user_id_fkey;");
+    // NOT VALID keys are added again without a check: nothing to say
+    f.not_valid = true;
+    EXPECT_TRUE(eval(f).empty());
+}
+
 TEST(AddingForeignKeyConstraint, MissingReferencedTableIsAPlaceholder)
 {
     auto f = case_of("adding-foreign-key-constraint").facts;
