@@ -294,3 +294,12 @@ SELECT * FROM migrate_apply('SELECT 1', E' \t\n');
 SELECT version, status FROM migrate_apply('CREATE TABLE ver_trim (id int);', '  ver-trim ');
 SELECT version, status FROM migrate_apply('CREATE TABLE ver_trim (id int);', 'ver-trim');
 SELECT count(*) FROM safe_migrate.history WHERE version = 'ver-trim';
+-- The script is split once, before it runs: a setting that changes how the
+-- statements after it read is refused, and a piece that no longer reads as
+-- one statement is an error, never two statements run as one.
+SELECT status FROM migrate_apply($m$SET standard_conforming_strings = off;
+SELECT 1;$m$, 'scs-1');
+SELECT status FROM migrate_apply($m$SELECT set_config('standard_conforming_strings', 'off', false);
+SELECT 'x\' AS a -- ' ; CREATE TABLE scs_smuggled (i int); SELECT 1 AS b
+;$m$, 'scs-2');
+SELECT to_regclass('scs_smuggled') IS NULL AS nothing_smuggled;

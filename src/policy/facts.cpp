@@ -1926,8 +1926,39 @@ static int rechecked_constraints(Oid relid, AttrNumber att, AlterTableStmt *stmt
  * PostgreSQL adds those keys again, and unless the new type keeps the
  * key's comparison (a binary-coercible change) it checks every row of the
  * referencing table, under ACCESS EXCLUSIVE on it.  Judged as the foreign
- * key added to that table without NOT VALID. */
-static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *cmd)
+ * key added to that table without NOT VALID.  Found at ddl_command_start
+ * (the catalog still has the old type); judged then when the table is not
+ * rewritten, else right after the rewrite's own verdict (table_rewrite),
+ * which comes first in what PostgreSQL does. */
+struct RecheckedKey {
+    Oid referenced;  /* the table whose column changes type */
+    Oid referencing; /* the table whose rows are checked */
+    char *conname;
+    char *definition; /* taken at ddl_command_start: by the rewrite PostgreSQL has
+                       * dropped the key, to add it again */
+    char *via;
+    char *table;
+};
+static List *rechecked_keys = NIL; /* of RecheckedKey *, in TopTransactionContext */
+static LocalTransactionId rechecked_lxid = InvalidLocalTransactionId;
+
+static void judge_rechecked_key(const RecheckedKey *k)
+{
+    if (!OidIsValid(get_rel_namespace(k->referencing)))
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, kAddForeignKey);
+    f.constraint = quote_identifier(k->conname);
+    f.referenced_table = k->table;
+    f.via = k->via;
+    f.expression = k->definition;
+    table_facts(k->referencing, nullptr, &f, Reach::Partitions);
+    if (f.created_in_transaction)
+        return;
+    enforce(&f);
+}
+
+static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *cmd, bool now)
 {
     AttrNumber att = get_attnum(relid, cmd->name);
     ColumnDef *def = (ColumnDef *) cmd->def;
@@ -1958,6 +1989,10 @@ static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *
     }
     systable_endscan(scan);
     table_close(deprel, AccessShareLock);
+    if (!now && rechecked_lxid != pg::compat::my_lxid()) {
+        rechecked_keys = NIL;
+        rechecked_lxid = pg::compat::my_lxid();
+    }
     ListCell *lc;
     foreach (lc, keys) {
         HeapTuple ct = SearchSysCache1(CONSTROID, ObjectIdGetDatum(lfirst_oid(lc)));
@@ -1966,33 +2001,55 @@ static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *
         Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(ct);
         bool judged = con->contype == CONSTRAINT_FOREIGN && con->confrelid == relid &&
                       con->conrelid != relid && con->convalidated && con->conparentid == InvalidOid;
-        Oid referencing = con->conrelid;
-        Oid conoid = con->oid;
-        char *conname = pstrdup(NameStr(con->conname));
+        MemoryContext old = MemoryContextSwitchTo(now ? CurrentMemoryContext : TopTransactionContext);
+        RecheckedKey *k = (RecheckedKey *) palloc(sizeof(RecheckedKey));
+        k->referenced = relid;
+        k->referencing = con->conrelid;
+        k->conname = pstrdup(NameStr(con->conname));
+        k->definition = judged ? TextDatumGetCString(DirectFunctionCall1(
+                                     pg_get_constraintdef, ObjectIdGetDatum(con->oid)))
+                               : nullptr;
+        k->via = psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, quote_identifier(cmd->name),
+                          type_text(def->typeName));
+        k->table = pstrdup(table);
+        if (judged && !now)
+            rechecked_keys = lappend(rechecked_keys, k);
+        MemoryContextSwitchTo(old);
         ReleaseSysCache(ct);
-        if (!judged)
-            continue;
-        pg::PolicyFacts f;
-        init_facts(&f, kAddForeignKey);
-        f.constraint = quote_identifier(conname);
-        f.referenced_table = table;
-        f.via = psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, quote_identifier(cmd->name),
-                         type_text(def->typeName));
-        f.expression = TextDatumGetCString(DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(conoid)));
-        table_facts(referencing, nullptr, &f, Reach::Partitions);
-        if (f.created_in_transaction)
-            continue;
-        enforce(&f);
+        if (judged && now)
+            judge_rechecked_key(k);
     }
     list_free(keys);
 }
 
+/* After the rewrite of relid was judged: the keys its type change checks
+ * again. */
+static void judge_rechecked_keys_of(Oid relid)
+{
+    if (rechecked_lxid != pg::compat::my_lxid())
+        return;
+    ListCell *lc;
+    foreach (lc, rechecked_keys) {
+        RecheckedKey *k = (RecheckedKey *) lfirst(lc);
+        if (k->referenced == relid && OidIsValid(k->referencing)) {
+            Oid referencing = k->referencing;
+            k->referencing = InvalidOid; /* once */
+            RecheckedKey copy = *k;
+            copy.referencing = referencing;
+            judge_rechecked_key(&copy);
+        }
+    }
+}
+
 static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, AlterTableStmt *stmt)
 {
-    check_referencing_keys(relid, table, cmd);
     List *rebuilt;
     bool known;
-    if (column_type_change(relid, cmd, &rebuilt, &known) || !known)
+    /* a change that rewrites the table is judged when the rewrite starts
+     * (check_table_rewrite), the referencing keys after it */
+    bool rewrites = column_type_change(relid, cmd, &rebuilt, &known);
+    check_referencing_keys(relid, table, cmd, known && !rewrites);
+    if (rewrites || !known)
         return;
     /* the heap is kept: indexes rebuilt, CHECK constraints re-checked */
     AttrNumber att = get_attnum(relid, cmd->name);
@@ -3639,6 +3696,9 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
     }
     table_facts(relid, table, &f);
     enforce(&f);
+    /* then the foreign keys PostgreSQL adds again after the rewrite */
+    if (reasons & 0x04)
+        judge_rechecked_keys_of(relid);
 }
 
 static void check_relation_by_rangevar(RangeVar *rv, core_action action, bool concurrently,

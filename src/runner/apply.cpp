@@ -153,13 +153,17 @@ ParsedPart check_statements(const char *sql, const char *what, bool wrapped)
     }
     if (blame >= 0) {
         RawStmt *stmt = list_nth_node(RawStmt, trees, blame);
+        /* the hint is about transaction control and COPY; the other
+         * refusals say all in their message */
+        bool hinted = IsA(stmt->stmt, TransactionStmt) || IsA(stmt->stmt, CopyStmt);
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("statement %d of the %s: %s", blame + 1, what, forbidden_reason(stmt)),
                         errdetail("Statement: %s", statement_text(sql, stmt)),
-                        errhint("A section wrapped in its own BEGIN; ... COMMIT; runs as one "
-                                "transaction; otherwise safe_migrate runs the migration in "
-                                "transactions of its own. Load data with INSERT or COPY FROM "
-                                "a server file.")));
+                        hinted ? errhint("A section wrapped in its own BEGIN; ... COMMIT; runs as one "
+                                         "transaction; otherwise safe_migrate runs the migration in "
+                                         "transactions of its own. Load data with INSERT or COPY FROM "
+                                         "a server file.")
+                               : 0));
     }
     int *classes = (int *) palloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) {
@@ -652,6 +656,20 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 *current_ptr = i;
                 policy::migration.statement = texts[i];
                 /* statement_timeout per statement, as in the runner */
+                /* each piece is read again by SPI, under the settings of
+                 * now: it must still be the one statement the script was
+                 * split into (a SET standard_conforming_strings before it
+                 * could make it several) */
+                if (list_length(raw_parser(texts[i], RAW_PARSE_DEFAULT)) != 1)
+                    ereport(ERROR,
+                            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                             errmsg("statement %d of the migration no longer reads as one statement",
+                                    i + 1),
+                             errdetail("A setting an earlier statement changed (such as "
+                                       "standard_conforming_strings) makes PostgreSQL read it "
+                                       "otherwise than when the script was split."),
+                             errhint("Leave standard_conforming_strings as it is in migrations; "
+                                     "write backslash escapes as E'...' strings.")));
                 arm_statement_timeout(outer_deadline);
                 if (SPI_execute(texts[i], false, 0) < 0)
                     elog(ERROR, "SPI_execute failed on statement %d", i + 1);

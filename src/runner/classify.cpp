@@ -147,6 +147,15 @@ TxClass classify_statement(const RawStmt *raw)
     switch (nodeTag(stmt)) {
         case T_TransactionStmt:
             return TxClass::Forbidden;
+        case T_VariableSetStmt: {
+            /* the script is split once, before it runs: a statement that
+             * changes how the ones after it are read would have them run
+             * otherwise than split */
+            const char *name = ((const VariableSetStmt *) stmt)->name;
+            return name != nullptr && pg_strcasecmp(name, "standard_conforming_strings") == 0
+                       ? TxClass::Forbidden
+                       : TxClass::Transactional;
+        }
         case T_ListenStmt:
             /* it would listen in a session that outlives the migration (the
              * caller's) or ends with it (a runner, where PostgreSQL refuses
@@ -284,6 +293,9 @@ const char *forbidden_reason(const RawStmt *raw)
     }
     if (IsA(raw->stmt, CopyStmt))
         return "COPY FROM STDIN and COPY TO STDOUT need a client and are not allowed in a migration";
+    if (IsA(raw->stmt, VariableSetStmt))
+        return "SET standard_conforming_strings is not allowed in a migration (the script is split "
+               "into statements before it runs; write backslash escapes as E'...' strings)";
     if (IsA(raw->stmt, DiscardStmt))
         return "DISCARD ALL is not allowed in a migration (it would reset the migration's session: "
                "its role, its settings and the lock that keeps migrations one at a time)";
