@@ -18,6 +18,7 @@
  * limit, say) after a minute: no loop of restarts.
  */
 #include "backfill.hpp"
+#include "backfill/pacing.hpp"
 
 extern "C" {
 #include "access/heapam.h"
@@ -225,6 +226,7 @@ void serve_all_databases(void)
 void start_job(const Report *r)
 {
     int free_slot = -1;
+    int of_owner = 0;
     SpinLockAcquire(&shared->mutex);
     for (int i = 0; i < kMaxJobs; i++) {
         JobSlot *s = &shared->slots[i];
@@ -234,6 +236,17 @@ void start_job(const Report *r)
         }
         if (s->database == InvalidOid && free_slot < 0)
             free_slot = i;
+        if (s->database != InvalidOid && s->owner == r->owner)
+            of_owner++;
+    }
+    if (workers_per_role > 0 && of_owner >= workers_per_role) {
+        SpinLockRelease(&shared->mutex);
+        ereport(LOG, (errmsg("safe_migrate: %d backfill jobs of role %u run already "
+                             "(safe_migrate.backfill_workers_per_role); job %lld of database %u "
+                             "waits for one of them to end",
+                             of_owner, r->owner, (long long) r->job, r->database)));
+        retry_later(r->database);
+        return;
     }
     if (free_slot >= 0) {
         JobSlot *s = &shared->slots[free_slot];

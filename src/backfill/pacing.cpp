@@ -35,6 +35,7 @@ extern "C" {
 namespace safe_migrate::backfill {
 
 double latency_budget_ms = 1.0;
+int workers_per_role = 4;
 bool backfill_vacuum = true;
 
 namespace {
@@ -411,6 +412,14 @@ namespace safe_migrate::backfill {
 
 void define_settings(void)
 {
+    DefineCustomIntVariable(
+        "safe_migrate.backfill_workers_per_role",
+        "How many backfill jobs of one role run at once, in the whole server.",
+        "Each running job holds a background worker; a role's further jobs wait, queued, "
+        "until one of its running jobs ends, so that no role can take every background "
+        "worker slot (the runners of other roles' migrations, parallel queries).  0 means "
+        "no limit.",
+        &workers_per_role, 4, 0, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomRealVariable(
         "safe_migrate.backfill_latency_budget",
         "How much a backfill may add to the latency of the application's commits, in milliseconds.",

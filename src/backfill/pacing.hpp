@@ -55,6 +55,7 @@ namespace safe_migrate::backfill {
 
 /* safe_migrate.backfill_latency_budget, in ms (0: no latency control) */
 extern double latency_budget_ms;
+extern int workers_per_role; /* safe_migrate.backfill_workers_per_role (the launcher reads it) */
 extern bool backfill_vacuum;
 
 struct PacingSettings {

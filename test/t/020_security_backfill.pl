@@ -431,6 +431,44 @@ as('app', q{
 }
 
 # ---------------------------------------------------------------------------
+# 7b. One role cannot take every background worker: beyond
+#     safe_migrate.backfill_workers_per_role its jobs wait, queued, and
+#     another role's job still runs
+# ---------------------------------------------------------------------------
+{
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET safe_migrate.backfill_workers_per_role = 2; SELECT pg_reload_conf()");
+	as('app', 'CREATE TABLE app.q1 (id int PRIMARY KEY, v int); INSERT INTO app.q1 SELECT g, 0 FROM generate_series(1, 50) g');
+	as('app', 'CREATE TABLE app.q2 (LIKE app.q1 INCLUDING ALL); INSERT INTO app.q2 SELECT * FROM app.q1');
+	as('app', 'CREATE TABLE app.q3 (LIKE app.q1 INCLUDING ALL); INSERT INTO app.q3 SELECT * FROM app.q1');
+	as('upd', 'SELECT 1');
+	$node->safe_psql('postgres',
+		'CREATE TABLE public.q4 (id int PRIMARY KEY, v int); INSERT INTO public.q4 SELECT g, 0 FROM generate_series(1, 50) g; '
+		  . 'GRANT SELECT, UPDATE ON public.q4 TO upd');
+	my @ids = map {
+		as('app', "SELECT migrate_backfill('app.q$_', 'v = v + 1', batch_size => 5, pause_ms => 3600000)")
+	} (1, 2, 3);
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) = 2 FROM safe_migrate.backfill_jobs WHERE id IN (" . join(',', @ids) . ") AND rows_done > 0"),
+		'per role: two of app\'s three jobs run');
+	sleep 2;
+	is(job_value($ids[2], 'status'), 'queued', 'per role: the third waits, queued');
+	my $other = as('upd', "SELECT migrate_backfill('public.q4', 'v = v + 1', batch_size => 5)");
+	is(as('upd', "SELECT migrate_backfill_wait($other, '2 min')"), 'completed',
+		'per role: another role\'s job still runs');
+	is(as('app', "SELECT migrate_backfill_cancel($ids[0])"), 'cancelled', 'per role: one of app\'s jobs cancelled');
+	ok( $node->poll_query_until('postgres',
+			"SELECT rows_done > 0 FROM safe_migrate.backfill_jobs WHERE id = $ids[2]"),
+		'per role: then the queued one starts');
+	as('app', "SELECT migrate_backfill_cancel($_)") for ($ids[1], $ids[2]);
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'safe_migrate backfill'"),
+		'per role: the workers end after the cancels');
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM RESET safe_migrate.backfill_workers_per_role; SELECT pg_reload_conf()");
+	nobody_escalated('per role');
+}
+
+# ---------------------------------------------------------------------------
 # 8. Bounds, temporary tables, roles without LOGIN
 # ---------------------------------------------------------------------------
 {
