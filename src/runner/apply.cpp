@@ -563,7 +563,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
         /* not read-only: take a snapshot now, after the lock, so a version
          * applied while we waited is seen */
-        SPI_execute_with_args("SELECT checksum, down_steps_committed FROM safe_migrate.migrations "
+        SPI_execute_with_args("SELECT checksum, down_steps_committed, applied_by::pg_catalog.text "
+                              "FROM safe_migrate.migrations "
                               "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, false, 1);
     }
@@ -580,7 +581,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                     (errcode(ERRCODE_SM_CHECKSUM_MISMATCH),
                      errmsg("migration \"%s\" was applied with a different checksum",
                             prepared->version),
-                     errdetail("Applied checksum: %s. This script's checksum: %s.", applied,
+                     errdetail("Applied by role %s, checksum: %s. This script's checksum: %s.",
+                                   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), applied,
                                prepared->checksum),
                      errhint("Never edit an applied migration: write the change as a new "
                              "version, or roll this one back first.")));
