@@ -208,6 +208,18 @@ ALTER TABLE events DETACH PARTITION events_other;
 ALTER TABLE events ATTACH PARTITION events_3 FOR VALUES FROM (30001) TO (40001);
 ALTER TABLE events_3 ADD CONSTRAINT events_3_bound CHECK (at IS NOT NULL AND at >= 30001 AND at < 40001);
 $$);
+-- the locks of statements that change no row (PostgreSQL's own modes)
+SELECT statement, relation, lock_mode, effect
+  FROM migrate_plan($$
+CREATE RULE big_r AS ON INSERT TO big DO ALSO NOTHING;
+CREATE POLICY big_p ON big USING (true);
+CREATE STATISTICS big_s ON id, ts FROM big;
+COMMENT ON TABLE big IS 'x';
+COMMENT ON COLUMN big.ts IS 'x';
+ALTER INDEX big_ts RENAME TO big_ts2;
+ALTER TABLE big ADD COLUMN y int NOT NULL DEFAULT 0;
+ALTER TABLE big ADD COLUMN z int NOT NULL;
+$$);
 
 -- ---------------------------------------------------------------------------
 -- REINDEX DATABASE and SYSTEM, by the owner of a database of its own.

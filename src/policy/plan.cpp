@@ -266,7 +266,13 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                 }
                 bool rewrite = def->identity || def->generated == ATTRIBUTE_GENERATED_STORED ||
                                is_serial(def->typeName);
+                /* NOT NULL with a default: every row reads the stored default,
+                 * nothing to check (without one, PostgreSQL checks the rows) */
+                bool has_default = def->raw_default != nullptr;
                 ListCell *cc;
+                foreach (cc, def->constraints)
+                    if (((Constraint *) lfirst(cc))->contype == CONSTR_DEFAULT)
+                        has_default = true;
                 foreach (cc, def->constraints) {
                     Constraint *con = (Constraint *) lfirst(cc);
                     if (con->contype == CONSTR_IDENTITY ||
@@ -277,6 +283,8 @@ void plan_alter_table(AlterTableStmt *stmt, Oid relid, StatementPlan *p)
                         rewrite = true;
                     else if (con->contype == CONSTR_FOREIGN && !added_column_filled(def))
                         raise(&p->effect, kMetadata); /* all NULL: no validation scan */
+                    else if (con->contype == CONSTR_NOTNULL && has_default)
+                        raise(&p->effect, kMetadata);
                     else if (con->contype == CONSTR_CHECK || con->contype == CONSTR_FOREIGN ||
                              con->contype == CONSTR_NOTNULL)
                         raise(&p->effect, kFullScan);
@@ -435,9 +443,53 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
         }
         case T_RenameStmt:
             p->relation = ((RenameStmt *) stmt)->relation;
+            /* ALTER INDEX ... RENAME locks only the index, SHARE UPDATE
+             * EXCLUSIVE (reads and writes of the table go on) */
+            p->lock = ((RenameStmt *) stmt)->renameType == OBJECT_INDEX ? ShareUpdateExclusiveLock
+                                                                        : AccessExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        case T_RuleStmt:
+            p->relation = ((RuleStmt *) stmt)->relation;
             p->lock = AccessExclusiveLock;
             p->effect = kMetadata;
             break;
+        case T_CreatePolicyStmt:
+            p->relation = ((CreatePolicyStmt *) stmt)->table;
+            p->lock = AccessExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        case T_AlterPolicyStmt:
+            p->relation = ((AlterPolicyStmt *) stmt)->table;
+            p->lock = AccessExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        case T_CreateStatsStmt: {
+            CreateStatsStmt *s = (CreateStatsStmt *) stmt;
+            if (list_length(s->relations) == 1 && IsA(linitial(s->relations), RangeVar))
+                p->relation = (RangeVar *) linitial(s->relations);
+            p->lock = ShareUpdateExclusiveLock;
+            p->effect = kMetadata;
+            break;
+        }
+        case T_CommentStmt: {
+            /* a comment on a table (or a column of it) locks the table
+             * SHARE UPDATE EXCLUSIVE */
+            CommentStmt *s = (CommentStmt *) stmt;
+            if ((s->objtype == OBJECT_TABLE || s->objtype == OBJECT_VIEW || s->objtype == OBJECT_MATVIEW ||
+                 s->objtype == OBJECT_FOREIGN_TABLE || s->objtype == OBJECT_INDEX ||
+                 s->objtype == OBJECT_SEQUENCE) && s->object && IsA(s->object, List)) {
+                p->relation = makeRangeVarFromNameList(castNode(List, s->object));
+                p->lock = ShareUpdateExclusiveLock;
+            } else if (s->objtype == OBJECT_COLUMN && s->object && IsA(s->object, List) &&
+                       list_length(castNode(List, s->object)) > 1) {
+                p->relation = makeRangeVarFromNameList(
+                    list_truncate(list_copy(castNode(List, s->object)), list_length(castNode(List, s->object)) - 1));
+                p->lock = ShareUpdateExclusiveLock;
+            }
+            p->effect = kMetadata;
+            break;
+        }
         case T_TruncateStmt: {
             TruncateStmt *s = (TruncateStmt *) stmt;
             p->relation = s->relations ? (RangeVar *) linitial(s->relations) : nullptr;
