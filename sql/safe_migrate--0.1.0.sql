@@ -103,10 +103,10 @@ CREATE TABLE safe_migrate.migrations (
     -- (safe_migrate.migrate_abandon).
     steps            integer,
     steps_committed  integer NOT NULL DEFAULT 0,
-    -- steps of its down script committed by a rollback that then failed or
-    -- was interrupted: the migration stays 'applied', partly rolled back,
-    -- and the next migrate_rollback continues after them
-    down_steps_committed integer NOT NULL DEFAULT 0,
+    -- statements of its down script whose steps a rollback committed before
+    -- it failed or was interrupted: the migration stays 'applied', partly
+    -- rolled back, and the next migrate_rollback continues after them
+    down_statements_committed integer NOT NULL DEFAULT 0,
     resumed_from     bigint,
     abandoned_at     timestamptz,
     abandoned_by     name,
@@ -207,7 +207,7 @@ SELECT id, version, description, checksum,
                            AND later.id > m.id)) AS partly_applied,
        -- an applied migration whose rollback committed some steps of its
        -- down script before it failed: migrate_rollback continues it
-       down_steps_committed
+       down_statements_committed
   FROM safe_migrate.migrations m,
        LATERAL (SELECT
            -- members of the applying role (superusers are members of

@@ -563,7 +563,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         Datum values[1] = {CStringGetTextDatum(prepared->version)};
         /* not read-only: take a snapshot now, after the lock, so a version
          * applied while we waited is seen */
-        SPI_execute_with_args("SELECT checksum, down_steps_committed, applied_by::pg_catalog.text "
+        SPI_execute_with_args("SELECT checksum, down_statements_committed, applied_by::pg_catalog.text "
                               "FROM safe_migrate.migrations "
                               "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, false, 1);

@@ -138,20 +138,20 @@ bool check_partly_applied(const char *version, const char *checksum, Oid caller,
     return true;
 }
 
-void refuse_partly_rolled_back(const char *version, int down_steps)
+void refuse_partly_rolled_back(const char *version, int down_statements)
 {
-    if (down_steps <= 0)
+    if (down_statements <= 0)
         return;
     ereport(ERROR,
             (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
              errmsg("migration \"%s\" is partly rolled back", version),
-             errdetail("A rollback committed steps 1 to %d of its down script, then failed or was "
-                       "interrupted: the schema is neither as the migration left it nor as "
+             errdetail("A rollback committed statements 1 to %d of its down script, then failed or "
+                       "was interrupted: the schema is neither as the migration left it nor as "
                        "before it. Nothing was run.",
-                       down_steps),
-             errhint("Call migrate_rollback again: it continues the down script after step %d. "
-                     "Then apply the migration again if it is wanted.",
-                     down_steps)));
+                       down_statements),
+             errhint("Call migrate_rollback again: it continues the down script after statement "
+                     "%d. Then apply the migration again if it is wanted.",
+                     down_statements)));
 }
 
 void refuse_rollback_while_partly_applied(void)

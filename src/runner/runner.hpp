@@ -140,7 +140,7 @@ bool check_partly_applied(const char *version, const char *checksum, Oid caller,
  * whole migration. */
 void refuse_rollback_while_partly_applied(void);
 /* An applied migration whose down script a rollback left half run: ERROR. */
-void refuse_partly_rolled_back(const char *version, int down_steps);
+void refuse_partly_rolled_back(const char *version, int down_statements);
 
 /* "steps 1 to 2 of 4 (statements 1 to 3)" */
 char *describe_committed_steps(int steps_committed, int steps, int statements);

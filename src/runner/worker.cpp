@@ -506,6 +506,24 @@ struct ScriptPlan {
     ErrorData *error; /* the script cannot run: parse or plan error */
 };
 
+/* An error of our own to report as if raised (fail(), the outcome of a
+ * script): reported to the server log and the caller like any other. */
+ErrorData *made_error(int sqlstate, char *message, char *detail, char *hint)
+{
+    ErrorData *e = (ErrorData *) palloc0(sizeof(ErrorData));
+    e->elevel = ERROR;
+    e->output_to_server = true;
+    e->output_to_client = true;
+    e->sqlerrcode = sqlstate;
+    e->message = message;
+    e->detail = detail;
+    e->hint = hint;
+    e->filename = "worker.cpp";
+    e->funcname = "safe_migrate runner";
+    e->assoc_context = CurrentMemoryContext;
+    return e;
+}
+
 /* Parse and plan sql, in migration_cxt.  Never throws.  one_transaction:
  * the section was wrapped in its own BEGIN; ... COMMIT; (prepare_script
  * blanked the pair out, migrate_apply refused what cannot run in a block):
@@ -546,14 +564,9 @@ ScriptPlan make_plan(const char *sql, bool one_transaction = false)
                          : static_cast<int>(classify_statement(p.stmts[i]));
     }
     const char *plan_error = pg::plan_segments(classes, n, &p.plan);
-    if (plan_error) {
-        ErrorData *e = (ErrorData *) palloc0(sizeof(ErrorData));
-        e->elevel = ERROR;
-        e->sqlerrcode = ERRCODE_FEATURE_NOT_SUPPORTED;
-        e->message = pstrdup(plan_error);
-        e->hint = pstrdup("safe_migrate runs each migration's transactions itself.");
-        p.error = e;
-    }
+    if (plan_error)
+        p.error = made_error(ERRCODE_FEATURE_NOT_SUPPORTED, pstrdup(plan_error), nullptr,
+                             pstrdup("safe_migrate runs each migration's transactions itself."));
     MemoryContextSwitchTo(old);
     return p;
 }
@@ -603,9 +616,12 @@ struct StepJournal {
     int64 migration_id;
     const char *version;
     int skip_steps; /* committed by the attempts this one resumes */
-    bool down;      /* the down script of a rollback: its committed steps are
-                     * counted in down_steps_committed, and the next rollback
-                     * continues after them */
+    bool down;      /* the down script of a rollback: the statements of its
+                     * committed steps are counted in down_statements_committed,
+                     * and the next rollback continues after them (counted in
+                     * statements: who rolls back decides how a CALL is
+                     * grouped into steps, see call_in_block) */
+    int skip_statements; /* down: statements committed by an earlier rollback */
 };
 
 /*
@@ -631,7 +647,8 @@ void record_step(const StepJournal *j, int step, int first, int last, RawStmt **
     if (j->down) {
         Oid dtypes[2] = {INT8OID, INT4OID};
         Datum dvalues[2] = {Int64GetDatum(j->migration_id), Int32GetDatum(step)};
-        if (SPI_execute_with_args("UPDATE safe_migrate.migrations SET down_steps_committed = $2 "
+        dvalues[1] = Int32GetDatum(statements_done);
+        if (SPI_execute_with_args("UPDATE safe_migrate.migrations SET down_statements_committed = $2 "
                                   "WHERE id OPERATOR(pg_catalog.=) $1",
                                   2, dtypes, dvalues, nullptr, false, 0) != SPI_OK_UPDATE)
             elog(ERROR, "could not record step %d of the rollback of migration \"%s\"", step,
@@ -907,11 +924,34 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
     RawStmt **stmts = p.stmts;
     char **texts = p.texts;
     const pg::SegmentPlan &plan = p.plan;
+    /* the steps to skip: those committed by the attempts this one resumes;
+     * for a down script, the steps that hold exactly the statements an
+     * earlier rollback committed */
+    int skip_steps = journal ? journal->skip_steps : 0;
+    if (journal && journal->down) {
+        int done = 0;
+        skip_steps = 0;
+        while (skip_steps < plan.n_segments && done + plan.count[skip_steps] <= journal->skip_statements)
+            done += plan.count[skip_steps++];
+        if (done != journal->skip_statements) {
+            out.error = made_error(
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                psprintf("the down script of migration \"%s\" cannot be continued after "
+                         "statement %d: it now splits into other steps there",
+                         journal->version, journal->skip_statements),
+                pstrdup("An earlier rollback by another role grouped its CALL statements "
+                        "otherwise. Nothing was run."),
+                pstrdup("Roll it back as the role that started the rollback, or finish the "
+                        "down script by hand."));
+            MemoryContextSwitchTo(old);
+            return out;
+        }
+    }
 
     for (int s = 0; s < plan.n_segments; s++) {
         int first = plan.first[s];
         int count = plan.count[s];
-        if (journal && s < journal->skip_steps) {
+        if (journal && s < skip_steps) {
             /* a committed step is not run again, but the session settings
              * it made (SET search_path, SET ROLE, ...) are the ones the
              * steps after it ran with: made again, in order */
@@ -1108,10 +1148,10 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                     "the migration runs in %d separate steps (%s).",
                     out.statements_done, plan.n_segments, why_steps(&p));
                 if (journal && journal->down)
-                    note = psprintf("%s Steps 1 to %d of the down script are committed: the "
+                    note = psprintf("%s Statements 1 to %d of the down script are committed: the "
                                     "migration stays recorded as applied, partly rolled back; "
-                                    "migrate_rollback again continues after step %d.",
-                                    note, out.steps_done, out.steps_done);
+                                    "migrate_rollback again continues after statement %d.",
+                                    note, out.statements_done, out.statements_done);
                 else if (journal)
                     note = psprintf("%s Steps 1 to %d are committed: applying the same script "
                                     "again continues after step %d; to apply another script "
@@ -1233,7 +1273,7 @@ void do_apply(void)
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(prepared.version)};
-        SPI_execute_with_args("SELECT checksum, down_steps_committed, applied_by::pg_catalog.text "
+        SPI_execute_with_args("SELECT checksum, down_statements_committed, applied_by::pg_catalog.text "
                               "FROM safe_migrate.migrations "
                               "WHERE version OPERATOR(pg_catalog.=) $1 AND status = 'applied'",
                               1, types, values, nullptr, true, 1);
@@ -1263,7 +1303,7 @@ void do_apply(void)
     }
     /* a partly applied version: continue after its last committed step
      * (another script is refused) */
-    StepJournal journal = {0, prepared.version, 0, false};
+    StepJournal journal = {0, prepared.version, 0, false, 0};
     int64 resumed_from = 0;
     int skip_statements = 0;
     {
@@ -1441,7 +1481,7 @@ struct RollbackTarget {
     char *search_path; /* the applying session's, or NULL (recorded before 0.1.0 kept it) */
     Oid applier;       /* resolved at rollback */
     bool honour_allows;
-    int down_steps;    /* steps of the down script committed by an earlier rollback */
+    int down_statements; /* statements of the down script an earlier rollback committed */
 };
 
 /* May the runner's role roll back t, and as whom does its down script run?
@@ -1519,13 +1559,13 @@ void do_rollback(void)
         Datum after[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
         Oid t8[1] = {INT8OID};
         SPI_execute_with_args("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
-                              "search_path, down_steps_committed FROM safe_migrate.migrations "
+                              "search_path, down_statements_committed FROM safe_migrate.migrations "
                               "WHERE status = 'applied' AND id OPERATOR(pg_catalog.>) $1 "
                               "ORDER BY id DESC",
                               1, t8, after, nullptr, true, 0);
     } else {
         SPI_execute("SELECT id, version, down_script, script, applied_by::pg_catalog.text, "
-                    "search_path, down_steps_committed FROM safe_migrate.migrations "
+                    "search_path, down_statements_committed FROM safe_migrate.migrations "
                     "WHERE status = 'applied' ORDER BY id DESC LIMIT 1",
                     true, 0);
     }
@@ -1541,7 +1581,7 @@ void do_rollback(void)
         t->script = SPI_getvalue(tup, desc, 4);
         t->applied_by = SPI_getvalue(tup, desc, 5);
         t->search_path = SPI_getvalue(tup, desc, 6);
-        t->down_steps = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+        t->down_statements = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
         targets = lappend(targets, t);
     }
     MemoryContextSwitchTo(old);
@@ -1615,11 +1655,11 @@ void do_rollback(void)
         call_in_block = t->applier != GetSessionUserId();
         /* a down script is journaled too: after a failure (or a crash)
          * with steps committed, the next rollback continues after them */
-        StepJournal down_journal = {t->id, t->version, t->down_steps, true};
-        if (t->down_steps > 0)
+        StepJournal down_journal = {t->id, t->version, 0, true, t->down_statements};
+        if (t->down_statements > 0)
             ereport(NOTICE, (errmsg("migration \"%s\" is partly rolled back: continuing its down "
-                                    "script after step %d",
-                                    t->version, t->down_steps)));
+                                    "script after statement %d",
+                                    t->version, t->down_statements)));
         RunOutcome outcome = execute_script(t->down, &down_journal);
         call_in_block = false;
         script_sec_flags = saved_flags;

@@ -431,6 +431,29 @@ fails_like('app', "SELECT migrate_apply('DISCARD ALL', 'discard-up')",
 is(status_of('discard'), '', 'nothing recorded');
 no_restart('down scripts rolled back by an admin');
 
+# a partly rolled back down script is continued after the statements its
+# committed steps hold; a rollback by another role, which groups a CALL
+# with its neighbours, refuses where the steps no longer end there
+as('app', q{
+	CREATE TABLE m.rb2 (n int); INSERT INTO m.rb2 VALUES (0);
+	CREATE TABLE m.rb2_gate (open boolean); INSERT INTO m.rb2_gate VALUES (false);
+	CREATE PROCEDURE m.noop() LANGUAGE plpgsql AS $p$ BEGIN NULL; END $p$;
+});
+as('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.rb2_v AS SELECT 1;\n"
+	  . "-- migrate:down\nUPDATE m.rb2 SET n = n - 1;\nCALL m.noop();\n"
+	  . "SELECT 1 / (SELECT CASE WHEN open THEN 1 ELSE 0 END FROM m.rb2_gate);\nDROP VIEW m.rb2_v;\n\$m\$, 'rb2')");
+{
+	my ($rc, $o, $err) = try_as('app', 'SELECT * FROM migrate_rollback()');
+	like($err, qr/Statements 1 to 2 of the down script are committed/, 'partial rollback by the applier: two statements committed');
+	fails_like('admin', 'SELECT * FROM migrate_rollback()',
+		qr/the down script of migration "rb2" cannot be continued after statement 2/,
+		'an admin, whose steps group the CALL, does not continue it');
+	as('app', 'UPDATE m.rb2_gate SET open = true');
+	is(as('app', 'SELECT status FROM migrate_rollback()'), 'rolled_back', 'the applier finishes it');
+	is(as('app', 'SELECT n FROM m.rb2'), '-1', 'the committed statement ran once');
+}
+no_restart('partly rolled back');
+
 # ---------------------------------------------------------------------
 # 8c. a partly applied migration is continued only by its role (another
 #     role's attempt became the latest, let it abandon the version, and

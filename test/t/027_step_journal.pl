@@ -272,15 +272,15 @@ fails_as_role($node, 'other', 'SELECT * FROM safe_migrate.migration_steps',
 	is(q1("SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'rb')"), 'applied', 'rollback journal: applied');
 	my ($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT * FROM migrate_rollback()');
 	isnt($rc, 0, 'rollback journal: the rollback fails in its third step');
-	like($stderr, qr/Steps 1 to 2 of the down script are committed/, 'rollback journal: the error says so');
-	is(q1("SELECT status, down_steps_committed FROM safe_migrate.history WHERE version = 'rb'"),
-		'applied|2', 'rollback journal: applied, two down steps committed');
+	like($stderr, qr/Statements 1 to 2 of the down script are committed/, 'rollback journal: the error says so');
+	is(q1("SELECT status, down_statements_committed FROM safe_migrate.history WHERE version = 'rb'"),
+		'applied|2', 'rollback journal: applied, the two statements of two down steps committed');
 	($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT status FROM migrate_apply(\$m\$$script\$m\$, 'rb')");
 	like($stderr, qr/migration "rb" is partly rolled back/, 'rollback journal: applying it again is refused');
 	q1('UPDATE rb_gate SET open = true');
 	($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT status FROM migrate_rollback()');
 	is($stdout, 'rolled_back', 'rollback journal: the next rollback finishes') or diag($stderr);
-	like($stderr, qr/continuing its down script after step 2/, 'rollback journal: after the committed steps');
+	like($stderr, qr/continuing its down script after statement 2/, 'rollback journal: after the committed steps');
 	is(q1('SELECT n FROM rb_count'), '-99', 'rollback journal: the committed down step ran once');
 }
 
