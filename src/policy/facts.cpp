@@ -1999,24 +1999,27 @@ static void check_referencing_keys(Oid relid, const char *table, AlterTableCmd *
         if (!HeapTupleIsValid(ct))
             continue;
         Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(ct);
-        bool judged = con->contype == CONSTRAINT_FOREIGN && con->confrelid == relid &&
-                      con->conrelid != relid && con->convalidated && con->conparentid == InvalidOid;
+        /* a validated key of another table (a partition's clone goes with
+         * its parent's) */
+        if (con->contype != CONSTRAINT_FOREIGN || con->confrelid != relid || con->conrelid == relid ||
+            !con->convalidated || OidIsValid(con->conparentid)) {
+            ReleaseSysCache(ct);
+            continue;
+        }
         MemoryContext old = MemoryContextSwitchTo(now ? CurrentMemoryContext : TopTransactionContext);
         RecheckedKey *k = (RecheckedKey *) palloc(sizeof(RecheckedKey));
         k->referenced = relid;
         k->referencing = con->conrelid;
         k->conname = pstrdup(NameStr(con->conname));
-        k->definition = judged ? TextDatumGetCString(DirectFunctionCall1(
-                                     pg_get_constraintdef, ObjectIdGetDatum(con->oid)))
-                               : nullptr;
+        k->definition = TextDatumGetCString(DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(con->oid)));
         k->via = psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", table, quote_identifier(cmd->name),
                           type_text(def->typeName));
         k->table = pstrdup(table);
-        if (judged && !now)
+        if (!now)
             rechecked_keys = lappend(rechecked_keys, k);
         MemoryContextSwitchTo(old);
         ReleaseSysCache(ct);
-        if (judged && now)
+        if (now)
             judge_rechecked_key(k);
     }
     list_free(keys);
@@ -2031,12 +2034,9 @@ static void judge_rechecked_keys_of(Oid relid)
     ListCell *lc;
     foreach (lc, rechecked_keys) {
         RecheckedKey *k = (RecheckedKey *) lfirst(lc);
-        if (k->referenced == relid && OidIsValid(k->referencing)) {
-            Oid referencing = k->referencing;
-            k->referencing = InvalidOid; /* once */
-            RecheckedKey copy = *k;
-            copy.referencing = referencing;
-            judge_rechecked_key(&copy);
+        if (k->referenced == relid) {
+            judge_rechecked_key(k);
+            k->referenced = InvalidOid; /* once */
         }
     }
 }

@@ -498,6 +498,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
 {
     if (XactIsoLevel != XACT_READ_COMMITTED)
         return nullptr;
+    /* the setting the script was split under (trees), in this session */
+    const bool split_scs = standard_conforming_strings;
     /* before the migration lock (a transaction-level advisory lock) */
     release_session_locks_at_end = !session_holds_advisory_locks();
 
@@ -659,10 +661,11 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                 policy::migration.statement = texts[i];
                 /* statement_timeout per statement, as in the runner */
                 /* each piece is read again by SPI, under the settings of
-                 * now: it must still be the one statement the script was
-                 * split into (a SET standard_conforming_strings before it
-                 * could make it several) */
-                if (list_length(raw_parser(texts[i], RAW_PARSE_DEFAULT)) != 1)
+                 * now: once standard_conforming_strings differs from when
+                 * the script was split (set_config in the script), it must
+                 * still read as the one statement it was split into */
+                if (standard_conforming_strings != split_scs &&
+                    list_length(raw_parser(texts[i], RAW_PARSE_DEFAULT)) != 1)
                     ereport(ERROR,
                             (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                              errmsg("statement %d of the migration no longer reads as one statement",

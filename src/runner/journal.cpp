@@ -98,6 +98,14 @@ bool partly_applied_attempt(const char *version, VersionAttempt *a)
     return latest_attempt(version, a) && a->partly_applied;
 }
 
+/* May caller act for the role that applied an attempt (continue or abandon
+ * it)?  That role, its members, superusers and safe_migrate_admin. */
+static bool acts_for_applier(Oid caller, const char *applied_by)
+{
+    Oid applier = get_role_oid(applied_by, true);
+    return policy::may_override(caller) || (OidIsValid(applier) && is_member_of_role(caller, applier));
+}
+
 bool check_partly_applied(const char *version, const char *checksum, Oid caller,
                           VersionAttempt *a)
 {
@@ -108,9 +116,7 @@ bool check_partly_applied(const char *version, const char *checksum, Oid caller,
      * version's latest, whose role then decides who may abandon it (the
      * applier could no longer), and an abandon lets the version start over
      * from its first statement, running the committed steps again. */
-    Oid applier = get_role_oid(a->applied_by, true);
-    if (!policy::may_override(caller) &&
-        !(OidIsValid(applier) && is_member_of_role(caller, applier)))
+    if (!acts_for_applier(caller, a->applied_by))
         ereport(ERROR,
                 (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                  errmsg("permission denied to continue migration \"%s\"", version),
@@ -239,9 +245,7 @@ Datum abandon_impl(FunctionCallInfo fcinfo)
                  errhint("The version may be applied again as it is.")));
     }
     /* the role that applied it, its members and admins */
-    Oid applier = get_role_oid(a.applied_by, true);
-    if (!policy::may_override(caller) &&
-        !(OidIsValid(applier) && is_member_of_role(caller, applier)))
+    if (!acts_for_applier(caller, a.applied_by))
         ereport(ERROR,
                 (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                  errmsg("permission denied to abandon migration \"%s\"", version),

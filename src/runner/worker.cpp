@@ -646,8 +646,7 @@ void record_step(const StepJournal *j, int step, int first, int last, RawStmt **
     XactReadOnly = false;
     if (j->down) {
         Oid dtypes[2] = {INT8OID, INT4OID};
-        Datum dvalues[2] = {Int64GetDatum(j->migration_id), Int32GetDatum(step)};
-        dvalues[1] = Int32GetDatum(statements_done);
+        Datum dvalues[2] = {Int64GetDatum(j->migration_id), Int32GetDatum(statements_done)};
         if (SPI_execute_with_args("UPDATE safe_migrate.migrations SET down_statements_committed = $2 "
                                   "WHERE id OPERATOR(pg_catalog.=) $1",
                                   2, dtypes, dvalues, nullptr, false, 0) != SPI_OK_UPDATE)
