@@ -41,6 +41,38 @@ ALTER INDEX door.t RENAME TO t2;
 ALTER VIEW door.t2 RENAME COLUMN a TO b;
 ROLLBACK;
 
+-- ALTER TYPE ... CASCADE changes the columns of the type's typed tables:
+-- judged as the ALTER TABLE of each (renamed, rewritten, indexes rebuilt,
+-- dropped); what touches no typed table stays free.
+RESET ROLE;
+SET safe_migrate.large_table_rows = 1000;                      -- (a superuser's setting)
+SET ROLE sm_door_owner;
+SET timezone = 'UTC';
+CREATE TYPE door.row_t AS (id int, at timestamp, name text, extra int);
+CREATE TABLE door.typed OF door.row_t (PRIMARY KEY (id)) WITH (autovacuum_enabled = false);
+CREATE INDEX typed_at ON door.typed (at);
+INSERT INTO door.typed SELECT g, timestamp '2026-01-01', 'n' || g, g FROM generate_series(1, 2000) g;
+ANALYZE door.typed;
+ALTER TYPE door.row_t RENAME ATTRIBUTE name TO full_name CASCADE;   -- renames door.typed.name
+ALTER TYPE door.row_t ALTER ATTRIBUTE at TYPE timestamptz CASCADE;  -- rebuilds typed_at
+ALTER TYPE door.row_t ALTER ATTRIBUTE id TYPE bigint CASCADE;       -- rewrites door.typed
+ALTER TYPE door.row_t DROP ATTRIBUTE extra CASCADE;                 -- drops door.typed.extra
+ALTER TYPE door.row_t RENAME ATTRIBUTE name TO full_name;          -- PostgreSQL's own error
+ALTER TYPE door.row_t ADD ATTRIBUTE more int CASCADE;               -- a new column: free
+SELECT statement, relation, effect, verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan($$
+ALTER TYPE door.row_t RENAME ATTRIBUTE name TO full_name CASCADE;
+ALTER TYPE door.row_t ALTER ATTRIBUTE at TYPE timestamptz CASCADE;
+ALTER TYPE door.row_t ALTER ATTRIBUTE id TYPE bigint CASCADE;
+ALTER TYPE door.row_t DROP ATTRIBUTE extra CASCADE;
+$$);
+CREATE TYPE door.lone_t AS (a int);
+ALTER TYPE door.lone_t RENAME ATTRIBUTE a TO b CASCADE;           -- no typed table: free
+RESET timezone;
+RESET ROLE;
+RESET safe_migrate.large_table_rows;
+SET ROLE sm_door_owner;
+
 -- Drops judged on every table and column that goes, whatever the statement
 -- names (the object access hook sees each before PostgreSQL deletes it)
 CREATE DOMAIN door.code AS text;

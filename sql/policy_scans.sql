@@ -91,6 +91,51 @@ ALTER TABLE events ATTACH PARTITION events_2 FOR VALUES FROM (10001) TO (20001);
 ALTER TABLE events_other ADD CONSTRAINT events_other_above CHECK (at >= 20001) NOT VALID;
 ALTER TABLE events_other VALIDATE CONSTRAINT events_other_above;
 ALTER TABLE events ATTACH PARTITION events_2 FOR VALUES FROM (10001) TO (20001);   -- excluded: fine
+-- ATTACH PARTITION gives the table the parent's indexes and foreign keys:
+-- each it has no equivalent of is built (index) or checked on every row
+-- (key) under its ACCESS EXCLUSIVE lock.
+CREATE TABLE orders (id int NOT NULL, ref int REFERENCES parent, note text,
+                     PRIMARY KEY (id)) PARTITION BY RANGE (id);
+CREATE INDEX orders_note ON orders (lower(note));
+CREATE TABLE orders_1 (id int NOT NULL, ref int, note text) WITH (autovacuum_enabled = false);
+INSERT INTO orders_1 SELECT g, g, 'n' || g FROM generate_series(1, 5000) g;
+ALTER TABLE orders_1 ADD CONSTRAINT orders_1_bound CHECK (id >= 1 AND id < 10001) NOT VALID;
+ALTER TABLE orders_1 VALIDATE CONSTRAINT orders_1_bound;
+ANALYZE orders_1;
+SELECT effect, lock_mode, verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan('ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);');
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- builds orders_pkey
+CREATE UNIQUE INDEX CONCURRENTLY orders_1_pkey ON orders_1 (id);
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- an index is not a constraint
+ALTER TABLE orders_1 ADD CONSTRAINT orders_1_pkey PRIMARY KEY USING INDEX orders_1_pkey;
+CREATE INDEX CONCURRENTLY orders_1_note ON orders_1 (note);
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- (note) is not lower(note)
+CREATE INDEX CONCURRENTLY orders_1_lower ON orders_1 (lower(note));
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- checks orders_ref_fkey
+ALTER TABLE orders_1 ADD CONSTRAINT orders_1_ref FOREIGN KEY (ref) REFERENCES parent ON DELETE CASCADE NOT VALID;
+ALTER TABLE orders_1 VALIDATE CONSTRAINT orders_1_ref;
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- another action: checked
+ALTER TABLE orders_1 DROP CONSTRAINT orders_1_ref;
+ALTER TABLE orders_1 ADD CONSTRAINT orders_1_ref FOREIGN KEY (ref) REFERENCES parent NOT VALID;
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- not validated: checked
+ALTER TABLE orders_1 VALIDATE CONSTRAINT orders_1_ref;
+SELECT effect, lock_mode, verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan('ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);');
+ALTER TABLE orders ATTACH PARTITION orders_1 FOR VALUES FROM (1) TO (10001);   -- all its own: attached
+-- a partitioned table attached: only its partitions without the index count
+CREATE TABLE orders_2 (id int NOT NULL, ref int REFERENCES parent, note text,
+                       CHECK (id >= 10001 AND id < 20001)) PARTITION BY RANGE (id);
+CREATE TABLE orders_2a PARTITION OF orders_2 (PRIMARY KEY (id)) FOR VALUES FROM (10001) TO (15001);
+CREATE TABLE orders_2b PARTITION OF orders_2 FOR VALUES FROM (15001) TO (20001);
+CREATE INDEX ON orders_2 (lower(note));
+INSERT INTO orders_2 SELECT g, 1, 'n' FROM generate_series(10001, 10010) g;
+INSERT INTO orders_2 SELECT g, 1, 'n' FROM generate_series(15001, 19000) g;
+ANALYZE orders_2;
+ALTER TABLE orders ATTACH PARTITION orders_2 FOR VALUES FROM (10001) TO (20001);   -- builds on orders_2b only
+CREATE UNIQUE INDEX CONCURRENTLY orders_2b_pkey ON orders_2b (id);
+ALTER TABLE orders_2b ADD CONSTRAINT orders_2b_pkey PRIMARY KEY USING INDEX orders_2b_pkey;
+ALTER TABLE orders ATTACH PARTITION orders_2 FOR VALUES FROM (10001) TO (20001);   -- each its own: attached
+ALTER TABLE orders DETACH PARTITION orders_1 CONCURRENTLY;
 -- the small partitioned table is exempt from the DETACH rule
 CREATE TABLE tiny_events (id int, at int) PARTITION BY RANGE (at);
 CREATE TABLE tiny_events_1 PARTITION OF tiny_events FOR VALUES FROM (1) TO (100);

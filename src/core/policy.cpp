@@ -180,6 +180,28 @@ const Rule kRules[] = {
          std::string c = or_default(f.constraint, derived(bare(t) + "_" +
                                                               (f.columns.empty() ? "fk" : f.columns[0]) +
                                                               "_fkey"));
+         /* ATTACH PARTITION gives the table the parent's key */
+         if (!f.parent.empty())
+             return Explanation{
+                 head("adding-foreign-key-constraint",
+                      f.via + " checks foreign key " + c + " on " + on_table(f)),
+                 "PostgreSQL gives " + t + " every foreign key of " + f.parent +
+                     " and, unless " + t + " has an equivalent validated key of its own, checks every "
+                     "row while it holds an ACCESS EXCLUSIVE lock on " + t + " (every query on it, reads "
+                     "included, waits) and a SHARE ROW EXCLUSIVE lock on " +
+                     or_default(f.referenced_table, "the referenced table") + " (writes to it wait).",
+                 [&] {
+                     /* a partitioned table: on each partition (15-17 add no
+                      * NOT VALID key to a partitioned table) */
+                     std::string on = f.table.partitioned ? "<partition>" : t;
+                     std::string k = f.table.partitioned ? "<partition>_" + bare(c) : derived(bare(t) + "_" + bare(c));
+                     return "Give " + t + " the key first without checking, validate it without blocking, "
+                            "then attach: PostgreSQL uses the validated key instead of checking the rows: " +
+                            (f.table.partitioned ? "for each partition of " + t + " that has none: " : "") +
+                            "ALTER TABLE " + on + " ADD CONSTRAINT " + k + " " +
+                            or_default(f.expression, "FOREIGN KEY (...) REFERENCES ...") +
+                            " NOT VALID; ALTER TABLE " + on + " VALIDATE CONSTRAINT " + k + "; " + f.via + " ...;";
+                 }()};
          /* a type change of the referenced column adds the key again */
          if (!f.via.empty())
              return Explanation{
@@ -586,6 +608,20 @@ const Rule kRules[] = {
      [](const StatementFacts& f) { return f.action == Action::CreateIndex && !f.concurrently; },
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
+         /* ATTACH PARTITION gives the table the parent's index */
+         if (!f.parent.empty())
+             return Explanation{
+                 head("require-concurrent-index-creation",
+                      f.via + " builds index " + or_default(f.index, "<index>") + " of " + f.parent +
+                          " on " + on_table(f)),
+                 "PostgreSQL gives " + t + " every index of " + f.parent + " and, unless " + t +
+                     " has an equivalent valid index of its own, builds it while it holds an ACCESS "
+                     "EXCLUSIVE lock on " + t + ": every query on " + t + ", reads included, waits "
+                     "until the transaction ends.",
+                 "Build the index on " + t + " first without blocking writes, in a migration step of "
+                 "its own; ATTACH PARTITION then attaches it instead of building one: " +
+                     or_default(f.expression, "CREATE INDEX CONCURRENTLY ON " + t + " (...)") + "; " + f.via +
+                     " ...;"};
          return Explanation{
              head("require-concurrent-index-creation",
                   "CREATE INDEX without CONCURRENTLY on " + on_table(f)),

@@ -1333,12 +1333,296 @@ static void check_default_partition_scan(Oid parent, const char *parent_name,
     enforce(&d);
 }
 
+/* Has part every column of the parent, by name, of the same type (as
+ * ATTACH PARTITION requires; a partitioned part's partitions have its
+ * columns)?  Otherwise PostgreSQL refuses the table, and the column maps
+ * below could not be made. */
+static bool columns_match(Relation prel, Oid part)
+{
+    TupleDesc desc = RelationGetDescr(prel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute a = TupleDescAttr(desc, i);
+        if (a->attisdropped)
+            continue;
+        HeapTuple at = SearchSysCacheAttName(part, NameStr(a->attname));
+        if (!HeapTupleIsValid(at))
+            return false;
+        Form_pg_attribute pa = (Form_pg_attribute) GETSTRUCT(at);
+        bool same = pa->atttypid == a->atttypid && pa->atttypmod == a->atttypmod;
+        ReleaseSysCache(at);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
+/* Does rel have an index of its own that PostgreSQL would attach to the
+ * parent's partitioned index pidx (AttachPartitionEnsureIndexes, and
+ * DefineIndex for each partition below): valid, not a partition of another
+ * index, equivalent by CompareIndexInfo with the columns mapped by name,
+ * and backing a constraint when pidx does. */
+static bool has_equivalent_index(Relation rel, Relation prel, Relation pidx, IndexInfo *pinfo,
+                                 bool constraint)
+{
+    /* (the columns match: columns_match) */
+#if PG_VERSION_NUM >= 160000
+    AttrMap *map = build_attrmap_by_name(RelationGetDescr(rel), RelationGetDescr(prel), false);
+#else
+    AttrMap *map = build_attrmap_by_name(RelationGetDescr(rel), RelationGetDescr(prel));
+#endif
+    List *indexes = RelationGetIndexList(rel);
+    bool found = false;
+    ListCell *lc;
+    foreach (lc, indexes) {
+        Relation ir = RelationIdGetRelation(lfirst_oid(lc));
+        if (!RelationIsValid(ir))
+            continue;
+        bool same = !ir->rd_rel->relispartition && ir->rd_index->indisvalid &&
+                    CompareIndexInfo(BuildIndexInfo(ir), pinfo, ir->rd_indcollation,
+                                     pidx->rd_indcollation, ir->rd_opfamily, pidx->rd_opfamily, map);
+        Oid index = RelationGetRelid(ir);
+        RelationClose(ir);
+        if (same && constraint)
+            same = OidIsValid(get_index_constraint(index));
+        if (same) {
+            found = true;
+            break;
+        }
+    }
+    list_free(indexes);
+    return found;
+}
+
+/* Does rel have a foreign key of its own that PostgreSQL would attach to
+ * the parent's key (tryAttachPartitionForeignKey): same referenced table and
+ * columns (mapped by name), operators, actions and deferrability, validated,
+ * not a clone of another key. */
+static bool has_equivalent_key(Relation rel, Relation prel, Form_pg_constraint pcon, int n,
+                               const AttrNumber *conkey, const AttrNumber *confkey)
+{
+    AttrNumber mapped[INDEX_MAX_KEYS];
+    for (int i = 0; i < n; i++) {
+        const char *name = get_attname(RelationGetRelid(prel), conkey[i], true);
+        mapped[i] = name ? get_attnum(RelationGetRelid(rel), name) : InvalidAttrNumber;
+        if (mapped[i] == InvalidAttrNumber)
+            return false;
+    }
+    ListCell *lc;
+    foreach (lc, RelationGetFKeyList(rel)) {
+        ForeignKeyCacheInfo *fk = (ForeignKeyCacheInfo *) lfirst(lc);
+        if (fk->confrelid != pcon->confrelid || fk->nkeys != n)
+            continue;
+        bool same = true;
+        for (int i = 0; same && i < n; i++)
+            same = fk->conkey[i] == mapped[i] && fk->confkey[i] == confkey[i];
+        if (!same)
+            continue;
+        HeapTuple ct = SearchSysCache1(CONSTROID, ObjectIdGetDatum(fk->conoid));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(ct);
+        same = !OidIsValid(c->conparentid) && c->convalidated && c->condeferrable == pcon->condeferrable &&
+               c->condeferred == pcon->condeferred && c->confupdtype == pcon->confupdtype &&
+               c->confdeltype == pcon->confdeltype && c->confmatchtype == pcon->confmatchtype;
+        ReleaseSysCache(ct);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+/* The rows and bytes of the leaves of part (part itself when it is one)
+ * that still need the parent's index pidx (or foreign key pcon): those
+ * without an equivalent of their own.  A partitioned part with an
+ * equivalent partitioned index (key) of its own needs nothing. */
+static bool leaves_needing(Relation prel, Oid part, Relation pidx, IndexInfo *pinfo, bool constraint,
+                           Form_pg_constraint pcon, int n, const AttrNumber *conkey,
+                           const AttrNumber *confkey, double *rows, int64 *bytes)
+{
+    *rows = 0;
+    *bytes = 0;
+    bool any = false;
+    List *all = get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE ? find_all_inheritors(part, NoLock, nullptr)
+                                                                  : list_make1_oid(part);
+    ListCell *lc;
+    foreach (lc, all) {
+        Oid leaf = lfirst_oid(lc);
+        char kind = get_rel_relkind(leaf);
+        if (kind != RELKIND_RELATION && !(leaf == part && kind == RELKIND_PARTITIONED_TABLE))
+            continue;
+        Relation rel = RelationIdGetRelation(leaf);
+        if (!RelationIsValid(rel))
+            continue;
+        bool covered = pidx != nullptr ? has_equivalent_index(rel, prel, pidx, pinfo, constraint)
+                                       : has_equivalent_key(rel, prel, pcon, n, conkey, confkey);
+        RelationClose(rel);
+        if (covered && leaf == part)
+            return false; /* the whole table is covered */
+        if (covered || kind != RELKIND_RELATION)
+            continue;
+        double r;
+        int64 b;
+        if (!relid_size(leaf, &r, &b))
+            continue;
+        *rows += r;
+        *bytes += b;
+        any = true;
+    }
+    return any;
+}
+
+/* The CREATE INDEX CONCURRENTLY (and ADD CONSTRAINT ... USING INDEX) that
+ * gives part the parent's index pidx before it is attached: the parent's
+ * definition with its table and name replaced. */
+static const char *index_for_partition(Relation pidx, Relation prel, const char *part_name, bool partitioned,
+                                       Oid conoid)
+{
+    const char *def = pg_get_indexdef_string(RelationGetRelid(pidx));
+    const char *unique = pidx->rd_index->indisunique ? "UNIQUE " : "";
+    const char *table = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(prel)),
+                                                   RelationGetRelationName(prel));
+    const char *rest = nullptr;
+    static const char *const onlies[] = {"ONLY ", ""};
+    for (const char *only : onlies) {
+        const char *prefix = psprintf("CREATE %sINDEX %s ON %s%s ", unique,
+                                      quote_identifier(RelationGetRelationName(pidx)), only, table);
+        if (strncmp(def, prefix, strlen(prefix)) == 0) {
+            rest = def + strlen(prefix);
+            break;
+        }
+    }
+    /* a partitioned table: built on each partition that has none (CREATE
+     * INDEX CONCURRENTLY cannot build on a partitioned table) */
+    const char *lead = "";
+    if (partitioned) {
+        lead = psprintf("for each partition of %s that has none: ", part_name);
+        part_name = "<partition>";
+    }
+    const char *bare_part = strrchr(part_name, '.') ? strrchr(part_name, '.') + 1 : part_name;
+    char *name = partitioned ? psprintf("<partition>_%s", RelationGetRelationName(pidx))
+                             : psprintf("%s_%s", bare_part, RelationGetRelationName(pidx));
+    for (char *p = name; *p; p++)
+        if (*p == '"')
+            *p = '_';
+    if (!partitioned)
+        name = pstrdup(quote_identifier(name));
+    const char *out = psprintf("%sCREATE %sINDEX CONCURRENTLY %s ON %s %s", lead, unique, name, part_name,
+                               rest ? rest : "(...)");
+    HeapTuple ct = OidIsValid(conoid) ? SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid)) : nullptr;
+    if (ct != nullptr && HeapTupleIsValid(ct)) {
+        char type = ((Form_pg_constraint) GETSTRUCT(ct))->contype;
+        ReleaseSysCache(ct);
+        if (type == CONSTRAINT_PRIMARY || type == CONSTRAINT_UNIQUE)
+            out = psprintf("%s; ALTER TABLE %s ADD CONSTRAINT %s %s USING INDEX %s", out, part_name, name,
+                           type == CONSTRAINT_PRIMARY ? "PRIMARY KEY" : "UNIQUE", name);
+    }
+    return out;
+}
+
+/* ATTACH PARTITION of an existing table gives it every index and foreign
+ * key of the parent.  PostgreSQL attaches an equivalent index or validated
+ * key the table has of its own; each other index it builds, and each other
+ * key it checks on every row, while it holds ACCESS EXCLUSIVE on the table
+ * (AttachPartitionEnsureIndexes, CloneFkReferencing).  Judged like the
+ * CREATE INDEX and ADD FOREIGN KEY they are (all gathered first, then
+ * judged). */
+static void check_attach_builds(Oid parent, const char *parent_name, Oid part, const char *part_name)
+{
+    if (created_in_this_transaction(part) || get_rel_persistence(part) == RELPERSISTENCE_TEMP)
+        return;
+    const char *via = psprintf("ALTER TABLE %s ATTACH PARTITION %s", parent_name, part_name);
+    List *judged = NIL;
+    Relation prel = RelationIdGetRelation(parent);
+    if (!RelationIsValid(prel))
+        return;
+    if (!columns_match(prel, part)) {
+        RelationClose(prel);
+        return; /* PostgreSQL refuses the table */
+    }
+    {
+        List *indexes = RelationGetIndexList(prel);
+        ListCell *lc;
+        foreach (lc, indexes) {
+            Relation pidx = RelationIdGetRelation(lfirst_oid(lc));
+            if (!RelationIsValid(pidx))
+                continue;
+            if (pidx->rd_rel->relkind != RELKIND_PARTITIONED_INDEX) {
+                RelationClose(pidx);
+                continue;
+            }
+            Oid conoid = get_index_constraint(RelationGetRelid(pidx));
+            double rows;
+            int64 bytes;
+            bool needed = leaves_needing(prel, part, pidx, BuildIndexInfo(pidx), OidIsValid(conoid), nullptr,
+                                         0, nullptr, nullptr, &rows, &bytes);
+            if (needed) {
+                pg::PolicyFacts *f = (pg::PolicyFacts *) palloc(sizeof(pg::PolicyFacts));
+                init_facts(f, kCreateIndex);
+                f->index = quote_identifier(RelationGetRelationName(pidx));
+                f->expression = index_for_partition(pidx, prel, part_name,
+                                                    get_rel_relkind(part) == RELKIND_PARTITIONED_TABLE, conoid);
+                f->via = via;
+                f->parent = parent_name;
+                f->partition = part_name;
+                table_facts(part, part_name, f);
+                f->rows = rows;
+                f->bytes = bytes;
+                f->size_of = InvalidOid;
+                judged = lappend(judged, f);
+            }
+            RelationClose(pidx);
+        }
+        foreach (lc, RelationGetFKeyList(prel)) {
+            ForeignKeyCacheInfo *fk = (ForeignKeyCacheInfo *) lfirst(lc);
+            HeapTuple ct = SearchSysCache1(CONSTROID, ObjectIdGetDatum(fk->conoid));
+            if (!HeapTupleIsValid(ct))
+                continue;
+            Form_pg_constraint pcon = (Form_pg_constraint) GETSTRUCT(ct);
+            bool cloned = true;
+#if PG_VERSION_NUM >= 180000
+            cloned = pcon->conenforced; /* an unenforced key checks nothing */
+#endif
+            if (fk->confrelid == part)
+                cloned = false; /* PostgreSQL refuses it */
+            double rows;
+            int64 bytes;
+            if (cloned && leaves_needing(prel, part, nullptr, nullptr, false, pcon, fk->nkeys, fk->conkey,
+                                         fk->confkey, &rows, &bytes)) {
+                pg::PolicyFacts *f = (pg::PolicyFacts *) palloc(sizeof(pg::PolicyFacts));
+                init_facts(f, kAddForeignKey);
+                f->constraint = quote_identifier(NameStr(pcon->conname));
+                f->referenced_table = qualified_name(pcon->confrelid);
+                char *def = TextDatumGetCString(
+                    DirectFunctionCall1(pg_get_constraintdef, ObjectIdGetDatum(fk->conoid)));
+                size_t len = strlen(def);
+                if (len > 10 && strcmp(def + len - 10, " NOT VALID") == 0)
+                    def[len - 10] = '\0';
+                f->expression = def;
+                f->via = via;
+                f->parent = parent_name;
+                f->partition = part_name;
+                table_facts(part, part_name, f);
+                f->rows = rows;
+                f->bytes = bytes;
+                f->size_of = InvalidOid;
+                judged = lappend(judged, f);
+            }
+            ReleaseSysCache(ct);
+        }
+    }
+    RelationClose(prel);
+    ListCell *lc;
+    foreach (lc, judged)
+        enforce((pg::PolicyFacts *) lfirst(lc));
+}
+
 /* ATTACH PARTITION: PostgreSQL scans the table being attached (ACCESS
  * EXCLUSIVE) unless its validated constraints imply the partition bound,
  * and the parent's default partition unless its constraints exclude the
- * new bound (check_default_partition_scan).  Judge each scan.  The table
- * attached may be new (or, for migrate_plan, made by an earlier statement
- * of the script): the default partition is judged all the same. */
+ * new bound (check_default_partition_scan).  Judge each scan, and the
+ * indexes and foreign keys it gives the table (check_attach_builds).  The
+ * table attached may be new (or, for migrate_plan, made by an earlier
+ * statement of the script): the default partition is judged all the same. */
 static void check_attach_partition(Oid parent, const char *parent_name, PartitionCmd *cmd)
 {
     if (get_rel_relkind(parent) != RELKIND_PARTITIONED_TABLE)
@@ -1417,6 +1701,7 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     table_facts(part, part_name, &f);
     enforce(&f);
     check_default_partition_scan(parent, parent_name, spec, part_name, nullptr);
+    check_attach_builds(parent, parent_name, part, part_name);
 }
 
 /* CREATE TABLE ... PARTITION OF parent FOR VALUES ...: the new table is
@@ -2500,8 +2785,77 @@ static const char *using_text_of(Oid relid, const char *column)
     return nullptr;
 }
 
+/* The typed tables of a composite type (CREATE TABLE t OF type), by the
+ * type's relation: each depends on the type (pg_depend, as PostgreSQL
+ * records it), and its pg_class.reloftype says so. */
+List *typed_tables_of(Oid composite)
+{
+    Oid type = get_rel_type_id(composite);
+    if (!OidIsValid(type))
+        return NIL;
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(TypeRelationId));
+    ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(type));
+    Relation deprel = table_open(DependRelationId, AccessShareLock);
+    SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 2, key);
+    List *tables = NIL;
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+        if (d->classid != RelationRelationId || d->objsubid != 0 || list_member_oid(tables, d->objid))
+            continue;
+        HeapTuple ct = SearchSysCache1(RELOID, ObjectIdGetDatum(d->objid));
+        if (!HeapTupleIsValid(ct))
+            continue;
+        Form_pg_class cls = (Form_pg_class) GETSTRUCT(ct);
+        if (cls->reloftype == type &&
+            (cls->relkind == RELKIND_RELATION || cls->relkind == RELKIND_PARTITIONED_TABLE))
+            tables = lappend_oid(tables, d->objid);
+        ReleaseSysCache(ct);
+    }
+    systable_endscan(scan);
+    table_close(deprel, AccessShareLock);
+    return tables;
+}
+
+static void check_alter_table(AlterTableStmt *stmt);
+
+/* ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE ... CASCADE changes the same
+ * column of every typed table of the type: judged as the ALTER TABLE of
+ * each that it is (without CASCADE PostgreSQL refuses while typed tables
+ * exist). */
+static void check_alter_type_cascade(AlterTableStmt *stmt)
+{
+    Oid composite = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(composite) || get_rel_relkind(composite) != RELKIND_COMPOSITE_TYPE)
+        return;
+    List *cmds = NIL;
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->behavior == DROP_CASCADE)
+            cmds = lappend(cmds, cmd);
+    }
+    if (cmds == NIL)
+        return;
+    List *tables = typed_tables_of(composite);
+    foreach (lc, tables) {
+        Oid relid = lfirst_oid(lc);
+        AlterTableStmt *each = makeNode(AlterTableStmt);
+        each->objtype = OBJECT_TABLE;
+        each->relation = makeRangeVar(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid), -1);
+        each->cmds = cmds;
+        check_alter_table(each);
+    }
+}
+
 static void check_alter_table(AlterTableStmt *stmt)
 {
+    if (stmt->objtype == OBJECT_TYPE) {
+        check_alter_type_cascade(stmt);
+        return;
+    }
     if (stmt->objtype != OBJECT_TABLE)
         return;
     /* a new statement: the texts of the last one are gone with it */
@@ -3455,6 +3809,23 @@ static void check_rename(RenameStmt *stmt)
     if (!table && !column)
         return;
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+    /* ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE renames the column of
+     * every typed table of the type */
+    if (stmt->renameType == OBJECT_ATTRIBUTE && OidIsValid(relid) &&
+        get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE) {
+        if (stmt->behavior != DROP_CASCADE)
+            return; /* PostgreSQL refuses it while typed tables exist */
+        ListCell *lc;
+        foreach (lc, typed_tables_of(relid)) {
+            Oid typed = lfirst_oid(lc);
+            RenameStmt *each = (RenameStmt *) copyObjectImpl(stmt);
+            each->renameType = OBJECT_COLUMN;
+            each->relationType = OBJECT_TABLE;
+            each->relation = makeRangeVar(get_namespace_name(get_rel_namespace(typed)), get_rel_name(typed), -1);
+            check_rename(each);
+        }
+        return;
+    }
     if (!OidIsValid(relid) || !is_table_kind(relid))
         return;
     if (column && renamed_column_is_new(relid, stmt->subname, stmt->newname))
@@ -3676,7 +4047,9 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
     const char *table = nullptr;
     if (parsetree && IsA(parsetree, AlterTableStmt)) {
         AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-        table = written(stmt->relation);
+        /* (ALTER TYPE ... CASCADE rewrites the typed tables: named by relid) */
+        if (stmt->objtype == OBJECT_TABLE)
+            table = written(stmt->relation);
         ListCell *lc;
         foreach (lc, stmt->cmds) {
             AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);

@@ -235,6 +235,23 @@ const char *partition_locks(Node *stmt)
                                  get_namespace_name(get_rel_namespace(default_part)),
                                  get_rel_name(default_part)));
     }
+    /* the parent's foreign keys are given to the new partition, each with
+     * SHARE ROW EXCLUSIVE on the table it references */
+    Relation prel = OidIsValid(parent) ? RelationIdGetRelation(parent) : nullptr;
+    if (prel != nullptr && RelationIsValid(prel)) {
+        List *seen = NIL;
+        ListCell *lc;
+        foreach (lc, RelationGetFKeyList(prel)) {
+            Oid ref = ((ForeignKeyCacheInfo *) lfirst(lc))->confrelid;
+            if (list_member_oid(seen, ref) || !OidIsValid(get_rel_namespace(ref)))
+                continue;
+            seen = lappend_oid(seen, ref);
+            appendStringInfo(&out, "; SHARE ROW EXCLUSIVE on %s",
+                             quote_qualified_identifier(get_namespace_name(get_rel_namespace(ref)),
+                                                        get_rel_name(ref)));
+        }
+        RelationClose(prel);
+    }
     return out.data;
 }
 
@@ -616,7 +633,8 @@ const char *rv_name(RangeVar *rv)
 
 /* What the rules' facts know better than the statement's spelling: an
  * ATTACH PARTITION whose bound no CHECK proves scans the partition (ACCESS
- * EXCLUSIVE); a PRIMARY KEY USING INDEX on a nullable column scans for
+ * EXCLUSIVE), and it builds the parent's indexes and checks its foreign keys
+ * the table has no equivalent of; a PRIMARY KEY USING INDEX on a nullable column scans for
  * NULLs; a sweep (VACUUM FULL; CLUSTER; REINDEX SCHEMA ...) locks every
  * table it reaches. */
 void refine_effect(PlanCapture *capture, StatementPlan *p)
@@ -628,11 +646,18 @@ void refine_effect(PlanCapture *capture, StatementPlan *p)
             /* (the locks on the table attached and on the default
              * partition are shown on their own: partition_locks) */
             raise(&p->effect, kFullScan);
+        } else if (f->action == (int) core::Action::CreateIndex && f->parent != nullptr) {
+            /* ATTACH PARTITION builds a parent's index on the table */
+            raise(&p->effect, kIndexBuild);
+        } else if (f->action == (int) core::Action::AddForeignKey && f->parent != nullptr) {
+            /* ATTACH PARTITION checks a parent's foreign key on its rows */
+            raise(&p->effect, kFullScan);
         } else if (f->action == (int) core::Action::SetNotNull && !f->not_null_proven) {
             raise(&p->effect, kFullScan);
-        } else if (f->action == (int) core::Action::IndexRebuild && f->constraint != nullptr) {
-            /* the heap kept, CHECK constraints on the column re-checked */
-            raise(&p->effect, kFullScan);
+        } else if (f->action == (int) core::Action::IndexRebuild) {
+            /* the heap kept, indexes rebuilt (ALTER TYPE ... CASCADE: on
+             * its typed tables); CHECK constraints on the column re-checked */
+            raise(&p->effect, f->constraint != nullptr ? kFullScan : kIndexBuild);
         }
     }
 }
@@ -756,8 +781,15 @@ void statement_verdicts(RawStmt *raw, List **created, Oid *relid, StatementPlan 
         if (!new_here) {
             check_parsetree(raw->stmt);
             check_utility(raw->stmt);
-            if (p->effect == kRewrite && p->rewrite_reasons && OidIsValid(*relid))
-                check_table_rewrite(*relid, p->rewrite_reasons, raw->stmt);
+            if (p->effect == kRewrite && p->rewrite_reasons && OidIsValid(*relid)) {
+                if (get_rel_relkind(*relid) == RELKIND_COMPOSITE_TYPE) {
+                    /* ALTER TYPE ... CASCADE rewrites its typed tables */
+                    ListCell *tc;
+                    foreach (tc, typed_tables_of(*relid))
+                        check_table_rewrite(lfirst_oid(tc), p->rewrite_reasons, raw->stmt);
+                } else
+                    check_table_rewrite(*relid, p->rewrite_reasons, raw->stmt);
+            }
             if ((IsA(raw->stmt, UpdateStmt) &&
                  ((UpdateStmt *) raw->stmt)->whereClause == nullptr) ||
                 (IsA(raw->stmt, DeleteStmt) &&

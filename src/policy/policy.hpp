@@ -132,6 +132,8 @@ void plan_script_after(Node *stmt);
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
+/* The typed tables (CREATE TABLE t OF type) of a composite type, by its relation. */
+List *typed_tables_of(Oid composite);
 void check_utility(Node *parsetree);
 /* A migration that commits in n_steps transactions: refuse it before its
  * first step if the policy would refuse one of its statements numbered

@@ -649,6 +649,36 @@ TEST(AddingForeignKeyConstraint, TypeChangeOfReferencedColumnChecksItAgain)
     EXPECT_TRUE(eval(f).empty());
 }
 
+TEST(AddingForeignKeyConstraint, AttachPartitionChecksTheParentsKey)
+{
+    auto f = case_of("adding-foreign-key-constraint").facts;
+    f.constraint = "events_user_id_fkey";
+    f.parent = "public.events";
+    f.partition = "public.orders";
+    f.via = "ALTER TABLE public.events ATTACH PARTITION public.orders";
+    f.expression = "FOREIGN KEY (user_id) REFERENCES users(id)";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "ALTER TABLE public.events ATTACH PARTITION public.orders checks foreign key "
+                                   "events_user_id_fkey on table public.orders");
+    EXPECT_CONTAINS(vs[0].detail, "ACCESS EXCLUSIVE lock on public.orders");
+    EXPECT_CONTAINS(vs[0].detail, "SHARE ROW EXCLUSIVE lock on public.users");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.orders ADD CONSTRAINT orders_events_user_id_fkey FOREIGN KEY "
+                                "(user_id) REFERENCES users(id) NOT VALID; ALTER TABLE public.orders VALIDATE "
+                                "CONSTRAINT orders_events_user_id_fkey; ALTER TABLE public.events ATTACH "
+                                "PARTITION public.orders ...;");
+    // a partitioned table gets the key on each partition
+    f.table.partitioned = true;
+    vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].hint, "for each partition of public.orders that has none: ALTER TABLE <partition> "
+                                "ADD CONSTRAINT <partition>_events_user_id_fkey");
+    // a small table attaches without a verdict
+    f.table.rows = 10;
+    f.table.bytes = 8192;
+    EXPECT_TRUE(eval(f).empty());
+}
+
 TEST(AddingForeignKeyConstraint, MissingReferencedTableIsAPlaceholder)
 {
     auto f = case_of("adding-foreign-key-constraint").facts;
@@ -893,6 +923,25 @@ TEST(DisallowedUniqueConstraint, PrimaryKeyHintProvesNullableColumnsFirst)
     vs = eval(f);
     ASSERT_EQ(vs.size(), 1u);
     EXPECT_EQ(vs[0].hint.find("IS NOT NULL"), std::string::npos);
+}
+
+TEST(RequireConcurrentIndexCreation, AttachPartitionBuildsTheParentsIndex)
+{
+    auto f = case_of("require-concurrent-index-creation").facts;
+    f.index = "events_pkey";
+    f.parent = "public.events";
+    f.partition = "public.users";
+    f.via = "ALTER TABLE public.events ATTACH PARTITION public.users";
+    f.expression = "CREATE UNIQUE INDEX CONCURRENTLY users_events_pkey ON public.users USING btree (id)";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "ALTER TABLE public.events ATTACH PARTITION public.users builds index "
+                                   "events_pkey of public.events on table public.users");
+    EXPECT_CONTAINS(vs[0].detail, "ACCESS EXCLUSIVE lock on public.users");
+    EXPECT_CONTAINS(vs[0].hint, "CREATE UNIQUE INDEX CONCURRENTLY users_events_pkey ON public.users USING btree "
+                                "(id); ALTER TABLE public.events ATTACH PARTITION public.users ...;");
+    // not the hint of a plain CREATE INDEX
+    EXPECT_EQ(vs[0].hint.find("ON ONLY"), std::string::npos);
 }
 
 TEST(DisallowedUniqueConstraint, PartitionedTableAttachesPartitionIndexes)
