@@ -73,6 +73,27 @@ RESET ROLE;
 RESET safe_migrate.large_table_rows;
 SET ROLE sm_door_owner;
 
+-- ALTER TYPE ... RENAME VALUE changes what every stored row holding the old
+-- label reads back as: judged on each existing table's column that holds the
+-- enum (directly, as an array, through a domain); ADD VALUE stays free.
+CREATE TYPE door.state AS ENUM ('new', 'done');
+CREATE DOMAIN door.state_d AS door.state;
+CREATE TABLE door.jobs (id int, st door.state, hist door.state[], sd door.state_d);
+INSERT INTO door.jobs VALUES (1, 'new', '{new}', 'done');
+ANALYZE door.jobs;
+ALTER TYPE door.state RENAME VALUE 'new' TO 'fresh';                 -- refused (st, hist, sd)
+ALTER TYPE door.state ADD VALUE 'failed';                            -- free
+ALTER TYPE door.state RENAME VALUE 'nope' TO 'x';                    -- PostgreSQL's own error
+ALTER TYPE door.state RENAME VALUE 'new' TO 'done';                  -- PostgreSQL's own error
+SELECT statement, verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan($$ALTER TYPE door.state RENAME VALUE 'done' TO 'finished';$$);
+BEGIN;                                                               -- a type only new tables use
+CREATE TYPE door.fresh_state AS ENUM ('a');
+CREATE TABLE door.fresh_jobs (st door.fresh_state);
+INSERT INTO door.fresh_jobs VALUES ('a');
+ALTER TYPE door.fresh_state RENAME VALUE 'a' TO 'b';
+ROLLBACK;
+
 -- Drops judged on every table and column that goes, whatever the statement
 -- names (the object access hook sees each before PostgreSQL deletes it)
 CREATE DOMAIN door.code AS text;

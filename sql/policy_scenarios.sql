@@ -415,8 +415,11 @@ ALTER TABLE big SET (autovacuum_vacuum_scale_factor = 0.01); ROLLBACK;
 BEGIN; ALTER TABLE big ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON big USING (true); ROLLBACK;
 -- [L10] ALTER SEQUENCE: the sequence alone.  OK
 BEGIN; ALTER SEQUENCE seq RESTART WITH 100 INCREMENT BY 2; ROLLBACK;
--- [L11] ALTER TYPE ... ADD VALUE / RENAME VALUE: no table touched.  OK
+-- [L11] ALTER TYPE ... ADD VALUE: no table touched, nothing stored changes.  OK
 ALTER TYPE mood ADD VALUE 'sleepy';
+-- [L11b] ALTER TYPE ... RENAME VALUE of a label scen.big.m holds: no lock or
+-- scan, but the stored rows read back under the new label and code writing
+-- the old one fails, as with a renamed column.  BLOCK renaming-enum-value
 BEGIN; ALTER TYPE mood RENAME VALUE 'angry' TO 'cross'; ROLLBACK;
 -- [L12] catalog-only changes: view, comment, grant, replica identity,
 -- constraint rename and drop, DROP NOT NULL, DROP DEFAULT, CLUSTER ON,

@@ -60,7 +60,8 @@ std::string derived(std::string name)
 
 std::string size_of(const TableFacts& t)
 {
-    return format_rows(t.rows) + " rows, " + format_bytes(t.bytes);
+    std::string rows = format_rows(t.rows);
+    return rows + (rows == "1" ? " row, " : " rows, ") + format_bytes(t.bytes);
 }
 
 std::string on_table(const StatementFacts& f)
@@ -573,6 +574,27 @@ const Rule kRules[] = {
                                              f.new_name + " IS DISTINCT FROM " + f.column) +
                  "), move the application to " + f.new_name + ", then drop " + f.column +
                  " (ALTER TABLE " + t + " DROP COLUMN " + f.column + ")."};
+     }},
+    {"renaming-enum-value", Level::Error, false,
+     "ALTER TYPE ... RENAME VALUE of an enum a column of an existing table holds",
+     [](const StatementFacts& f) { return f.action == Action::RenameEnumValue; },
+     [](const StatementFacts& f) {
+         const std::string& t = f.table.name;
+         const std::string& type = or_default(f.column_type, "<type>");
+         const std::string& old_label = or_default(f.expression, "'<old>'");
+         const std::string& new_label = or_default(f.new_name, "'<new>'");
+         return Explanation{
+             head("renaming-enum-value", "RENAME VALUE " + old_label + " TO " + new_label + " of type " +
+                                             type + " changes column " + f.column + " of " + on_table(f)),
+             "Every row of " + t + " holding " + old_label + " reads back as " + new_label +
+                 " as soon as this commits: application code that writes " + old_label +
+                 " fails (invalid input value for enum " + type + "), and code that compares with it "
+                 "finds nothing.",
+             "Add the new value in a migration of its own (ALTER TYPE " + type + " ADD VALUE " + new_label +
+                 ";), deploy the application accepting both, move the rows in batches (" +
+                 backfill_steps(t, f.column + " = " + new_label, f.column + " = " + old_label) +
+                 "), then stop writing " + old_label + " (PostgreSQL cannot drop an enum value: leave "
+                 "it unused)."};
      }},
     {"renaming-table", Level::Error, false, "RENAME of an existing table",
      [](const StatementFacts& f) { return f.action == Action::RenameTable; },

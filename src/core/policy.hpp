@@ -65,8 +65,11 @@ enum class Action {
     DetachPartition,     /* ALTER TABLE ... DETACH PARTITION */
     IndexRebuild,        /* ALTER COLUMN TYPE that keeps the heap but rebuilds indexes */
     DropDatabase,        /* DROP DATABASE (table.name: the database) */
-    RefreshMatview       /* REFRESH MATERIALIZED VIEW (table: the view; index: a unique
+    RefreshMatview,      /* REFRESH MATERIALIZED VIEW (table: the view; index: a unique
                           * index CONCURRENTLY could use, if it has one) */
+    RenameEnumValue      /* ALTER TYPE ... RENAME VALUE of an enum a column of the table uses
+                          * (column, column_type: the type; expression / new_name: the
+                          * old and new label as literals) */
 };
 
 /* Why PostgreSQL rewrites a table (bits of the table_rewrite event). */

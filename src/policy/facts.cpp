@@ -117,7 +117,8 @@ enum : core_action {
     kDetachPartition,
     kIndexRebuild,
     kDropDatabase,
-    kRefreshMatview
+    kRefreshMatview,
+    kRenameEnumValue
 };
 
 bool keeps_heap(const pg::PolicyFacts *f)
@@ -3936,6 +3937,82 @@ static void check_extension_add(AlterExtensionContentsStmt *stmt)
     enforce(&f);
 }
 
+/* list_sort of (relid, attnum) pairs by the table's qualified name */
+struct EnumColumn {
+    char *table;
+    Oid relid;
+    AttrNumber att;
+};
+
+static int compare_enum_columns(const ListCell *a, const ListCell *b)
+{
+    const EnumColumn *x = (const EnumColumn *) lfirst(a), *y = (const EnumColumn *) lfirst(b);
+    int c = strcmp(x->table, y->table);
+    return c != 0 ? c : (int) x->att - (int) y->att;
+}
+
+/* ALTER TYPE ... RENAME VALUE of an enum: every stored row holding the old
+ * label reads back as the new one at commit, and application code writing
+ * or comparing the old label fails or finds nothing.  Judged on each
+ * column of an existing table that holds the type (directly, as an array,
+ * or through domains over either).  ADD VALUE changes nothing stored. */
+static void check_enum_rename(AlterEnumStmt *stmt)
+{
+    if (stmt->oldVal == nullptr || stmt->newVal == nullptr)
+        return;
+    Type tup = LookupTypeName(nullptr, makeTypeNameFromNameList(stmt->typeName), nullptr, true);
+    if (tup == nullptr)
+        return; /* PostgreSQL reports it */
+    Oid typid = typeTypeId(tup);
+    ReleaseSysCache(tup);
+    if (get_typtype(typid) != TYPTYPE_ENUM)
+        return;
+    /* an old label that does not exist, a new one that does: PostgreSQL's
+     * to report */
+    HeapTuple et = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid), CStringGetDatum(stmt->oldVal));
+    if (!HeapTupleIsValid(et))
+        return;
+    ReleaseSysCache(et);
+    et = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(typid), CStringGetDatum(stmt->newVal));
+    if (HeapTupleIsValid(et)) {
+        ReleaseSysCache(et);
+        return;
+    }
+    List *rels = NIL, *atts = NIL;
+    domain_columns(typid, &rels, &atts, 0);
+    Oid array = get_array_type(typid);
+    if (OidIsValid(array))
+        domain_columns(array, &rels, &atts, 0);
+    List *columns = NIL;
+    ListCell *rc, *ac;
+    forboth (rc, rels, ac, atts) {
+        EnumColumn *c = (EnumColumn *) palloc(sizeof(EnumColumn));
+        c->relid = lfirst_oid(rc);
+        c->att = (AttrNumber) lfirst_int(ac);
+        c->table = qualified_name(c->relid);
+        columns = lappend(columns, c);
+    }
+    list_sort(columns, compare_enum_columns);
+    const char *type_name = format_type_be_qualified(typid);
+    ListCell *lc;
+    foreach (lc, columns) {
+        EnumColumn *c = (EnumColumn *) lfirst(lc);
+        const char *column = get_attname(c->relid, c->att, true);
+        if (column == nullptr)
+            continue;
+        pg::PolicyFacts f;
+        init_facts(&f, kRenameEnumValue);
+        f.column = quote_identifier(column);
+        f.column_type = type_name;
+        f.expression = quote_literal_cstr(stmt->oldVal);
+        f.new_name = quote_literal_cstr(stmt->newVal);
+        table_facts(c->relid, nullptr, &f);
+        if (f.created_in_transaction || f.temporary)
+            continue;
+        enforce(&f);
+    }
+}
+
 void check_parsetree(Node *parsetree)
 {
     switch (nodeTag(parsetree)) {
@@ -3973,6 +4050,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_AlterExtensionContentsStmt:
             check_extension_add((AlterExtensionContentsStmt *) parsetree);
+            break;
+        case T_AlterEnumStmt:
+            check_enum_rename((AlterEnumStmt *) parsetree);
             break;
         default:
             break;

@@ -278,6 +278,19 @@ std::vector<RuleCase> make_cases()
                           "ALTER TABLE public.users DROP COLUMN full_name"},
                          {"full_name"}});
     }
+    {  // ALTER TYPE public.status RENAME VALUE 'active' TO 'enabled' (public.users.status uses it)
+        auto f = on_users(Action::RenameEnumValue);
+        f.column = "status";
+        f.column_type = "public.status";
+        f.expression = "'active'";
+        f.new_name = "'enabled'";
+        cases.push_back({"renaming-enum-value", Level::Error, false, f, false, LockMode::None,
+                         {"ALTER TYPE public.status ADD VALUE 'enabled';",
+                          "SELECT migrate_backfill('public.users', $$status = 'enabled'$$, 'status = "
+                          "''active''');",
+                          "PostgreSQL cannot drop an enum value"},
+                         {"'active'", "public.status"}});
+    }
     {  // ALTER TABLE public.users RENAME TO accounts
         auto f = on_users(Action::RenameTable);
         f.new_name = "accounts";
@@ -1529,6 +1542,7 @@ TEST(Registry, ContainsTheDocumentedRules)
         "foreign-key-missing-index",
         "large-unbatched-dml",
         "renaming-column",
+        "renaming-enum-value",
         "renaming-table",
         "require-concurrent-index-creation",
         "require-concurrent-index-deletion",
