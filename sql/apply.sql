@@ -303,3 +303,19 @@ SELECT status FROM migrate_apply($m$SELECT set_config('standard_conforming_strin
 SELECT 'x\' AS a -- ' ; CREATE TABLE scs_smuggled (i int); SELECT 1 AS b
 ;$m$, 'scs-2');
 SELECT to_regclass('scs_smuggled') IS NULL AS nothing_smuggled;
+-- REINDEX and CLUSTER of a partitioned table refuse a transaction block
+-- (PostgreSQL works on each partition in a transaction of its own): they
+-- run alone, outside one, like REINDEX CONCURRENTLY; of a plain table they
+-- stay in the script's transaction.
+CREATE TABLE part_rx (id int PRIMARY KEY, v int) PARTITION BY RANGE (id);
+CREATE TABLE part_rx_1 PARTITION OF part_rx FOR VALUES FROM (0) TO (100);
+CREATE TABLE part_rx_2 PARTITION OF part_rx FOR VALUES FROM (100) TO (200);
+INSERT INTO part_rx SELECT g, g FROM generate_series(0, 199) g;
+SELECT version, status, statements FROM migrate_apply($m$
+CREATE TABLE part_rx_note (a int);
+REINDEX TABLE part_rx;
+REINDEX INDEX part_rx_pkey;
+CLUSTER part_rx USING part_rx_pkey;
+REINDEX TABLE part_rx_note;
+$m$, 'part-reindex');
+SELECT steps, steps_committed FROM safe_migrate.history WHERE version = 'part-reindex';

@@ -8,8 +8,11 @@
 #include "pg/core_bridge.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
+#include "utils/lsyscache.h"
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -30,6 +33,20 @@ static bool reindex_is_concurrent(const ReindexStmt *stmt)
             return opt->arg == nullptr || defGetBoolean(opt);
     }
     return false;
+}
+
+/* REINDEX TABLE / INDEX and CLUSTER of a partitioned table (or index)
+ * refuse a transaction block: PostgreSQL works on each partition in a
+ * transaction of its own.  The relation's kind is looked up when a
+ * transaction is open (the caller's; the runner plans in one): the same
+ * answer for both, before any statement of the script has run. */
+static bool names_partitioned(const RangeVar *rv)
+{
+    if (rv == nullptr || rv->catalogname != nullptr || !IsTransactionState())
+        return false;
+    Oid relid = RangeVarGetRelid(rv, NoLock, true);
+    char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
+    return kind == RELKIND_PARTITIONED_TABLE || kind == RELKIND_PARTITIONED_INDEX;
 }
 
 static bool alter_table_detaches_concurrently(const AlterTableStmt *stmt)
@@ -178,14 +195,19 @@ TxClass classify_statement(const RawStmt *raw)
             if (reindex_is_concurrent(r) || r->kind == REINDEX_OBJECT_SCHEMA ||
                 r->kind == REINDEX_OBJECT_SYSTEM || r->kind == REINDEX_OBJECT_DATABASE)
                 return TxClass::NonTransactional;
+            if ((r->kind == REINDEX_OBJECT_TABLE || r->kind == REINDEX_OBJECT_INDEX) &&
+                names_partitioned(r->relation))
+                return TxClass::NonTransactional;
             return TxClass::Transactional;
         }
         case T_VacuumStmt:
             return ((const VacuumStmt *) stmt)->is_vacuumcmd ? TxClass::NonTransactional
                                                              : TxClass::Transactional;
         case T_ClusterStmt:
-            return ((const ClusterStmt *) stmt)->relation == nullptr ? TxClass::NonTransactional
-                                                                     : TxClass::Transactional;
+            return ((const ClusterStmt *) stmt)->relation == nullptr ||
+                           names_partitioned(((const ClusterStmt *) stmt)->relation)
+                       ? TxClass::NonTransactional
+                       : TxClass::Transactional;
         case T_AlterTableStmt:
             if (alter_table_detaches_concurrently((const AlterTableStmt *) stmt))
                 return TxClass::NonTransactional;

@@ -556,12 +556,21 @@ ScriptPlan make_plan(const char *sql, bool one_transaction = false)
     p.stmts = (RawStmt **) palloc(sizeof(RawStmt *) * (n + 1));
     p.texts = (char **) palloc(sizeof(char *) * (n + 1));
     int *classes = (int *) palloc(sizeof(int) * (n + 1));
+    /* the classes of some statements depend on the catalog (REINDEX of a
+     * partitioned table): looked up in a transaction, as the caller does */
+    bool own_xact = !IsTransactionState();
+    if (own_xact)
+        StartTransactionCommand();
     for (int i = 0; i < n; i++) {
         p.stmts[i] = list_nth_node(RawStmt, trees, i);
         p.texts[i] = statement_text(sql, p.stmts[i]);
         classes[i] = one_transaction || (call_in_block && IsA(p.stmts[i]->stmt, CallStmt))
                          ? static_cast<int>(core::TxClass::Transactional)
                          : static_cast<int>(classify_statement(p.stmts[i]));
+    }
+    if (own_xact) {
+        CommitTransactionCommand();
+        MemoryContextSwitchTo(migration_cxt);
     }
     const char *plan_error = pg::plan_segments(classes, n, &p.plan);
     if (plan_error)
