@@ -554,6 +554,33 @@ CREATE TABLE scen.d37 AS SELECT * FROM scen.big;
 UPDATE scen.d37 SET a = a;
 DELETE FROM scen.d37;
 DROP TABLE d37;$$, 'scen-d37');
+-- [D38] a column added, then 500 rows updated in the same transaction: under
+-- the threshold, but ADD COLUMN's ACCESS EXCLUSIVE lock on the table is held
+-- all through the UPDATE (a tenth of the threshold counts then).  BLOCK large-unbatched-dml
+CREATE TABLE d38 (id int PRIMARY KEY, a int) WITH (autovacuum_enabled = false);
+INSERT INTO d38 SELECT g, g FROM generate_series(1, 600) g;
+ANALYZE d38;
+SELECT status FROM migrate_apply($$ALTER TABLE scen.d38 ADD COLUMN b int;
+UPDATE scen.d38 SET b = a WHERE id <= 500;$$, 'scen-d38');
+-- [D38b] the lock on another table (a foreign key added NOT VALID holds SHARE
+-- ROW EXCLUSIVE on small): its writers wait for the UPDATE.  BLOCK large-unbatched-dml
+SELECT status FROM migrate_apply($$ALTER TABLE scen.small ADD CONSTRAINT small_d38 FOREIGN KEY (v) REFERENCES scen.d38 NOT VALID;
+UPDATE scen.d38 SET a = a WHERE id <= 500;$$, 'scen-d38b');
+-- [D39] the same UPDATE under a lock on a table nobody uses yet (made by
+-- the migration), or under no lock: 500 rows pass.  OK
+SELECT status FROM migrate_apply($$CREATE TABLE scen.d39 (id int);
+ALTER TABLE scen.d39 ADD COLUMN x int;
+UPDATE scen.d38 SET a = a WHERE id <= 500;
+DROP TABLE scen.d39;$$, 'scen-d39');
+-- [D40] a few rows under the lock: a tenth of the threshold is not reached.  OK
+SELECT status FROM migrate_apply($$ALTER TABLE scen.d38 ADD COLUMN d40 int;
+UPDATE scen.d38 SET a = a WHERE id <= 100;
+ALTER TABLE scen.d38 DROP COLUMN d40;$$, 'scen-d40');
+RESET ROLE;
+SET safe_migrate.policy = off;
+DROP TABLE d38;
+RESET safe_migrate.policy;
+SET ROLE scen_owner;
 
 -- ===========================================================================
 -- 5. Temporary tables (exempt) and tables created in the same transaction

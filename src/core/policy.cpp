@@ -549,6 +549,24 @@ const Rule kRules[] = {
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
          std::string verb = f.is_delete ? "DELETE" : "UPDATE";
+         /* fewer rows, under a lock an earlier statement took */
+         if (f.held_lock >= LockMode::Share) {
+             std::string on = or_default(f.held_on, t);
+             std::string_view mode = lock_name(f.held_lock);
+             std::string article = mode.front() == 'A' || mode.front() == 'E' ? "an " : "a ";
+             return Explanation{
+                 head("large-unbatched-dml",
+                      verb + " of " + format_rows(f.rows_affected) + " rows of " + on_table(f) +
+                          " in a transaction that holds " + article + std::string(mode) + " lock on " + on),
+                 "An earlier statement of this migration's transaction took " + article +
+                     std::string(mode) + " lock on " + on + ", held until the transaction ends, and the " +
+                     verb + " keeps it held while it changes its rows: " +
+                     std::string(lock_blocks(f.held_lock)) + ".",
+                 "Commit the statement that takes the lock first, in a migration of its own, then "
+                 "change the rows in batches, each committed on its own: " +
+                     (f.is_delete ? delete_steps(t, "<your WHERE condition>")
+                                  : backfill_steps(t, "<your SET list>", "<your WHERE condition>"))};
+         }
          return Explanation{
              head("large-unbatched-dml", verb + " of " + format_rows(f.rows_affected) +
                                              (f.rows_affected == 1 ? " row of " : " rows of ") +
@@ -1057,8 +1075,12 @@ void for_each_firing(const StatementFacts& facts, const Thresholds& thresholds,
     if (facts.table.created_in_transaction || facts.table.temporary)
         return; /* nobody else can see the table */
     bool large = is_large(facts.table, thresholds);
-    /* "more than large_table_rows" rows changed (threshold 0: any row) */
-    if (facts.action == Action::LargeDml && !(facts.rows_affected > thresholds.large_table_rows))
+    /* "more than large_table_rows" rows changed (threshold 0: any row); a
+     * share of them while the transaction holds a lock blocking reads or
+     * writes of a table */
+    if (facts.action == Action::LargeDml &&
+        !(facts.rows_affected > thresholds.large_table_rows *
+                                    (facts.held_lock >= LockMode::Share ? kHeldLockDmlShare : 1.0)))
         return;
     for (const Rule& rule : kRules) {
         if (rule.size_dependent && !large)

@@ -38,6 +38,13 @@ enum class LockMode {
     AccessExclusive
 };
 
+/* large-unbatched-dml: the share of large_table_rows a migration
+ * transaction may change while it holds a lock that blocks reads or writes
+ * of a table (SHARE or stronger; an ALTER TABLE before the UPDATE): the
+ * change keeps it held.  A tenth: 100,000 rows by default, about a second
+ * of UPDATE on a 2-CPU machine. */
+inline constexpr double kHeldLockDmlShare = 0.1;
+
 /* What the statement does, as far as the rules care. */
 enum class Action {
     Other,

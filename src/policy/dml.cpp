@@ -25,6 +25,7 @@
  */
 #include "policy.hpp"
 #include "pg/compat.hpp"
+#include "core/policy.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -178,14 +179,24 @@ void check_changed_rows(void)
             deleted += d > c->deleted0 ? d - c->deleted0 : 0;
         }
         double rows = (double) (updated + deleted);
-        if (!(rows > (double) large_table_rows))
-            continue;
+        /* fewer rows count while the transaction holds a lock that blocks
+         * reads or writes of a table (an ALTER TABLE before the UPDATE):
+         * the change keeps it held that long */
+        LOCKMODE held = NoLock;
+        Oid held_relid = InvalidOid;
+        if (!(rows > (double) large_table_rows)) {
+            if (!(rows > (double) large_table_rows * safe_migrate::core::kHeldLockDmlShare))
+                continue;
+            held = strongest_held_table_lock(&held_relid);
+            if (held == NoLock)
+                continue;
+        }
         if (!OidIsValid(get_rel_namespace(table)))
             continue; /* dropped since */
         MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
         reported = lappend_oid(reported, table);
         MemoryContextSwitchTo(old);
-        check_large_dml_on(table, rows, deleted > updated);
+        check_large_dml_on(table, rows, deleted > updated, held, held_relid);
     }
     list_free(tables);
 }

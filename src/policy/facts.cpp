@@ -4411,12 +4411,53 @@ static Node *judged_dml = nullptr;
 static Oid judged_dml_relid = InvalidOid;
 static Oid reporting_relid = InvalidOid;
 
-void check_large_dml_on(Oid relid, double rows, bool is_delete)
+LOCKMODE strongest_held_table_lock(Oid *relid)
+{
+    *relid = InvalidOid;
+    LockData *data = GetLockStatusData();
+    LOCKMODE best = NoLock;
+    char *best_name = nullptr;
+    for (int i = 0; i < data->nelements; i++) {
+        LockInstanceData *l = &data->locks[i];
+        if (l->pid != MyProcPid || l->locktag.locktag_type != LOCKTAG_RELATION ||
+            l->locktag.locktag_field1 != MyDatabaseId)
+            continue;
+        Oid rel = l->locktag.locktag_field2;
+        LOCKMODE mode = NoLock;
+        for (LOCKMODE m = AccessExclusiveLock; m >= ShareLock; m--)
+            if (l->holdMask & LOCKBIT_ON(m)) {
+                mode = m;
+                break;
+            }
+        if (mode == NoLock || mode < best)
+            continue;
+        char kind = get_rel_relkind(rel);
+        if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
+            continue;
+        /* what no application uses yet */
+        if (get_rel_persistence(rel) == RELPERSISTENCE_TEMP || created_in_this_transaction(rel) ||
+            is_created_table(get_rel_namespace(rel), get_rel_name(rel)))
+            continue;
+        char *name = qualified_name(rel);
+        if (mode > best || strcmp(name, best_name) < 0) {
+            best = mode;
+            best_name = name;
+            *relid = rel;
+        }
+    }
+    return best;
+}
+
+void check_large_dml_on(Oid relid, double rows, bool is_delete, LOCKMODE held, Oid held_relid)
 {
     pg::PolicyFacts f;
     init_facts(&f, kLargeDml);
     f.rows_affected = rows;
     f.is_delete = is_delete;
+    if (held != NoLock && OidIsValid(held_relid)) {
+        f.held_lock = held;
+        f.held_on = qualified_name(held_relid);
+    }
     table_facts(relid, nullptr, &f);
     reporting_relid = relid;
     enforce(&f);

@@ -9,6 +9,7 @@ extern "C" {
 #include "postgres.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 }
 
 #include "pg/core_bridge.hpp"
@@ -228,6 +229,13 @@ bool foreign_key_columns_indexed(Oid relid, List *names);
 void check_foreign_key_index(Oid relid, const char *table, const char *referenced_table,
                              List *names);
 /* facts.cpp: enforce large-unbatched-dml on one table */
-void check_large_dml_on(Oid relid, double rows, bool is_delete);
+/* held: a lock blocking reads or writes the transaction holds on held_relid
+ * (NoLock: none counted) */
+void check_large_dml_on(Oid relid, double rows, bool is_delete, LOCKMODE held = NoLock,
+                        Oid held_relid = InvalidOid);
+/* The strongest lock blocking reads or writes (SHARE or stronger) this
+ * transaction holds on a table an application may use (not temporary, not
+ * new in this migration), NoLock if none; its table in *relid. */
+LOCKMODE strongest_held_table_lock(Oid *relid);
 
 }  // namespace safe_migrate::policy

@@ -559,8 +559,10 @@ ScriptPlan make_plan(const char *sql, bool one_transaction = false)
     /* the classes of some statements depend on the catalog (REINDEX of a
      * partitioned table): looked up in a transaction, as the caller does */
     bool own_xact = !IsTransactionState();
-    if (own_xact)
+    if (own_xact) {
         StartTransactionCommand();
+        MemoryContextSwitchTo(migration_cxt); /* the plan outlives it */
+    }
     for (int i = 0; i < n; i++) {
         p.stmts[i] = list_nth_node(RawStmt, trees, i);
         p.texts[i] = statement_text(sql, p.stmts[i]);

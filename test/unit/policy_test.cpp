@@ -692,6 +692,35 @@ TEST(AddingForeignKeyConstraint, AttachPartitionChecksTheParentsKey)
     EXPECT_TRUE(eval(f).empty());
 }
 
+TEST(LargeUnbatchedDml, FewerRowsCountUnderAHeldLock)
+{
+    auto f = case_of("large-unbatched-dml").facts;
+    f.rows_affected = 150'000;  // under the threshold (1M) ...
+    EXPECT_TRUE(eval(f).empty());
+    f.held_lock = LockMode::AccessExclusive;  // ... but an ALTER TABLE before it holds its lock
+    f.held_on = "public.users";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "UPDATE of 150k rows of table public.users");
+    EXPECT_CONTAINS(vs[0].message, "in a transaction that holds an ACCESS EXCLUSIVE lock on public.users");
+    EXPECT_CONTAINS(vs[0].detail, "reads included");
+    EXPECT_CONTAINS(vs[0].hint, "Commit the statement that takes the lock first");
+    EXPECT_CONTAINS(vs[0].hint, "SELECT migrate_backfill('public.users'");
+    // a tenth of the threshold is the bar: not more than it passes
+    f.rows_affected = 100'000;
+    EXPECT_TRUE(eval(f).empty());
+    // a lock that blocks neither reads nor writes does not lower it
+    f.rows_affected = 150'000;
+    f.held_lock = LockMode::ShareUpdateExclusive;
+    EXPECT_TRUE(eval(f).empty());
+    // writes only: the detail says so
+    f.held_lock = LockMode::ShareRowExclusive;
+    vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "a SHARE ROW EXCLUSIVE lock on public.users");
+    EXPECT_CONTAINS(vs[0].detail, "reads go on");
+}
+
 TEST(AddingForeignKeyConstraint, MissingReferencedTableIsAPlaceholder)
 {
     auto f = case_of("adding-foreign-key-constraint").facts;
