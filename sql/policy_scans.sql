@@ -136,6 +136,8 @@ CREATE UNIQUE INDEX CONCURRENTLY orders_2b_pkey ON orders_2b (id);
 ALTER TABLE orders_2b ADD CONSTRAINT orders_2b_pkey PRIMARY KEY USING INDEX orders_2b_pkey;
 ALTER TABLE orders ATTACH PARTITION orders_2 FOR VALUES FROM (10001) TO (20001);   -- each its own: attached
 ALTER TABLE orders DETACH PARTITION orders_1 CONCURRENTLY;
+-- the hint writes an index's expressions as the user gave them
+CREATE INDEX orders_1_expr ON orders_1 (lower(note), (id + 1), note) WHERE id > 0;
 -- the small partitioned table is exempt from the DETACH rule
 CREATE TABLE tiny_events (id int, at int) PARTITION BY RANGE (at);
 CREATE TABLE tiny_events_1 PARTITION OF tiny_events FOR VALUES FROM (1) TO (100);

@@ -424,7 +424,7 @@ void define_settings(void)
         "safe_migrate.backfill_latency_budget",
         "How much a backfill may add to the latency of the application's commits, in milliseconds.",
         "Every session records how long its statements take; while the application is active, "
-        "the backfill's worker slows down when their 95th percentile is more than this over "
+        "the backfill's worker slows down when their 99th percentile is more than this over "
         "the server's normal (measured while the worker keeps quiet); with nobody there it "
         "runs at full speed.  Recorded with the job when it is submitted.  0 turns the latency "
         "control off.",

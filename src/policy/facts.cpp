@@ -37,6 +37,7 @@ extern "C" {
 #include "nodes/nodeFuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/lock.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/array.h"
@@ -3006,6 +3007,52 @@ static void check_alter_table(AlterTableStmt *stmt)
     }
 }
 
+/* The expressions of an index statement's key, deparsed as PostgreSQL
+ * prints them ("(lower(email))"), NULL for plain columns; NULL if they
+ * cannot be read here (PostgreSQL reports what is wrong).  Transformed on
+ * a copy, as CREATE INDEX does: nothing of the user's is evaluated. */
+static const char **index_expressions(Oid relid, IndexStmt *stmt)
+{
+    bool any = false;
+    ListCell *lc;
+    foreach (lc, stmt->indexParams)
+        any |= ((IndexElem *) lfirst(lc))->expr != nullptr;
+    if (!any)
+        return nullptr;
+    const char **out = (const char **) palloc0(sizeof(char *) * (list_length(stmt->indexParams) + 1));
+    MemoryContext cxt = CurrentMemoryContext;
+    volatile bool ok = true;
+    PG_TRY();
+    {
+        IndexStmt *copy = (IndexStmt *) copyObjectImpl(stmt);
+        copy->whereClause = nullptr;
+        /* (the caller of transformIndexStmt holds a lock: the weakest, which
+         * the statement's own lock then strengthens) */
+        LockRelationOid(relid, AccessShareLock);
+        copy = transformIndexStmt(relid, copy, debug_query_string);
+        List *ctx = deparse_context_for(get_rel_name(relid), relid);
+        int i = 0;
+        foreach (lc, copy->indexParams) {
+            IndexElem *e = (IndexElem *) lfirst(lc);
+            if (e->expr != nullptr) {
+                /* as pg_get_indexdef prints it: a function call bare, any
+                 * other expression in parentheses */
+                char *text = deparse_expression(e->expr, ctx, false, false);
+                out[i] = IsA(e->expr, FuncExpr) || text[0] == '(' ? text : psprintf("(%s)", text);
+            }
+            i++;
+        }
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        FlushErrorState();
+        ok = false;
+    }
+    PG_END_TRY();
+    return ok ? out : nullptr;
+}
+
 static void check_index(IndexStmt *stmt)
 {
     Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
@@ -3036,6 +3083,11 @@ static void check_index(IndexStmt *stmt)
         cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
     }
     string_list(cols, &f);
+    /* an expression as the user wrote it, for the hint: (lower(email)) */
+    const char **exprs = index_expressions(relid, stmt);
+    for (int i = 0; exprs != nullptr && i < f.n_columns; i++)
+        if (exprs[i] != nullptr)
+            f.columns[i] = exprs[i];
     /* an index is built on a partitioned table's partitions (not with ON
      * ONLY, which builds nothing), never on an inheritance parent's children */
     Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
