@@ -146,6 +146,26 @@ struct Rule {
     Explanation (*explain)(const StatementFacts&);
 };
 
+/* Does a hint tell the user to change a column of table t by ALTER TABLE? */
+bool names_column_step(const std::string& hint, const std::string& t)
+{
+    for (const char* step : {" ADD COLUMN", " DROP COLUMN", " RENAME COLUMN"})
+        if (hint.find("ALTER TABLE " + t + step) != std::string::npos)
+            return true;
+    return false;
+}
+
+/* A typed table takes no column change of its own (PostgreSQL: "cannot add
+ * column to typed table"): the steps of a hint are made on the type, or on
+ * the table once it is detached from the type. */
+std::string typed_table_note(const StatementFacts& f)
+{
+    std::string t = f.table.name;
+    return t + " is a typed table of " + f.typed_of + ": make the column steps on the type (ALTER TYPE " +
+           f.typed_of + " ADD / DROP / RENAME ATTRIBUTE ... CASCADE), or detach the table first (ALTER TABLE " +
+           t + " NOT OF).";
+}
+
 std::string head(std::string_view rule, const std::string& what)
 {
     return "rule \"" + std::string(rule) + "\": " + what;
@@ -1103,6 +1123,8 @@ std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thr
     std::vector<Verdict> out;
     for_each_firing(facts, thresholds, levels, [&](const Rule& rule, Level level) {
         Explanation e = rule.explain(facts);
+        if (!facts.typed_of.empty() && names_column_step(e.hint, facts.table.name))
+            e.hint += " " + typed_table_note(facts);
         out.push_back({std::string(rule.name), level, std::move(e.message), std::move(e.detail),
                        std::move(e.hint)});
         return true;

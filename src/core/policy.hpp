@@ -148,6 +148,9 @@ struct StatementFacts {
     bool exclusion = false;      /* AddUniqueOrPrimary: EXCLUDE (no USING INDEX form exists) */
     bool primary_key = false;    /* AddUniqueOrPrimary: PRIMARY KEY; not_null: its columns
                                   * are NOT NULL already */
+    /* reached by ALTER TYPE ... CASCADE: the table is a typed table of this
+     * composite type (as written), whose columns only the type changes */
+    std::string typed_of;
 };
 
 struct Thresholds {

@@ -301,6 +301,7 @@ core::StatementFacts statement_facts(const PolicyFacts *in)
     f.added_kind = str(in->added_kind);
     f.exclusion = in->exclusion;
     f.primary_key = in->primary_key;
+    f.typed_of = str(in->typed_of);
     return f;
 }
 

@@ -149,6 +149,8 @@ struct PolicyFacts {
     bool exclusion;         /* AddUniqueOrPrimary: an EXCLUDE constraint */
     bool primary_key;       /* AddUniqueOrPrimary: a PRIMARY KEY (not_null: its columns are
                              * NOT NULL already) */
+    const char *typed_of;   /* reached by ALTER TYPE ... CASCADE: the table is a typed table
+                             * of this composite type (as written), or NULL */
     /* rows and bytes not measured yet: the relation to measure (policy's
      * resolve_size, only when a rule could use them); InvalidOid: final */
     Oid size_of;

@@ -528,11 +528,16 @@ static int compare_names(const ListCell *a, const ListCell *b)
     return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
 }
 
+/* While ALTER TYPE ... CASCADE is judged as the ALTER TABLE of each typed
+ * table: the type, as written (check_alter_type_cascade, check_rename) */
+static const char *typed_of = nullptr;
+
 static void init_facts(pg::PolicyFacts *f, core_action action)
 {
     memset(f, 0, sizeof(*f));
     f->action = action;
     f->fk_columns_indexed = true;
+    f->typed_of = typed_of;
 }
 
 static void string_list(List *names, pg::PolicyFacts *f)
@@ -2842,14 +2847,24 @@ static void check_alter_type_cascade(AlterTableStmt *stmt)
     if (cmds == NIL)
         return;
     List *tables = typed_tables_of(composite);
-    foreach (lc, tables) {
-        Oid relid = lfirst_oid(lc);
-        AlterTableStmt *each = makeNode(AlterTableStmt);
-        each->objtype = OBJECT_TABLE;
-        each->relation = makeRangeVar(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid), -1);
-        each->cmds = cmds;
-        check_alter_table(each);
+    typed_of = written(stmt->relation);
+    PG_TRY();
+    {
+        foreach (lc, tables) {
+            Oid relid = lfirst_oid(lc);
+            AlterTableStmt *each = makeNode(AlterTableStmt);
+            each->objtype = OBJECT_TABLE;
+            each->relation =
+                makeRangeVar(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid), -1);
+            each->cmds = cmds;
+            check_alter_table(each);
+        }
     }
+    PG_FINALLY();
+    {
+        typed_of = nullptr;
+    }
+    PG_END_TRY();
 }
 
 static void check_alter_table(AlterTableStmt *stmt)
@@ -3869,14 +3884,24 @@ static void check_rename(RenameStmt *stmt)
         if (stmt->behavior != DROP_CASCADE)
             return; /* PostgreSQL refuses it while typed tables exist */
         ListCell *lc;
-        foreach (lc, typed_tables_of(relid)) {
-            Oid typed = lfirst_oid(lc);
-            RenameStmt *each = (RenameStmt *) copyObjectImpl(stmt);
-            each->renameType = OBJECT_COLUMN;
-            each->relationType = OBJECT_TABLE;
-            each->relation = makeRangeVar(get_namespace_name(get_rel_namespace(typed)), get_rel_name(typed), -1);
-            check_rename(each);
+        typed_of = written(stmt->relation);
+        PG_TRY();
+        {
+            foreach (lc, typed_tables_of(relid)) {
+                Oid typed = lfirst_oid(lc);
+                RenameStmt *each = (RenameStmt *) copyObjectImpl(stmt);
+                each->renameType = OBJECT_COLUMN;
+                each->relationType = OBJECT_TABLE;
+                each->relation =
+                    makeRangeVar(get_namespace_name(get_rel_namespace(typed)), get_rel_name(typed), -1);
+                check_rename(each);
+            }
         }
+        PG_FINALLY();
+        {
+            typed_of = nullptr;
+        }
+        PG_END_TRY();
         return;
     }
     if (!OidIsValid(relid) || !is_table_kind(relid))
@@ -4182,6 +4207,8 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
         /* (ALTER TYPE ... CASCADE rewrites the typed tables: named by relid) */
         if (stmt->objtype == OBJECT_TABLE)
             table = written(stmt->relation);
+        else if (stmt->objtype == OBJECT_TYPE)
+            f.typed_of = written(stmt->relation);
         ListCell *lc;
         foreach (lc, stmt->cmds) {
             AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);

@@ -721,6 +721,34 @@ TEST(LargeUnbatchedDml, FewerRowsCountUnderAHeldLock)
     EXPECT_CONTAINS(vs[0].detail, "reads go on");
 }
 
+TEST(TypedTable, HintsMakeTheColumnStepsOnTheType)
+{
+    // ALTER TYPE public.person ALTER ATTRIBUTE id TYPE bigint CASCADE, judged
+    // on its typed table public.users: the column steps of the hint cannot be
+    // made by ALTER TABLE on a typed table
+    for (const char* rule : {"changing-column-type", "renaming-column"}) {
+        auto f = case_of(rule).facts;
+        auto plain = eval(f);
+        ASSERT_EQ(plain.size(), 1u) << rule;
+        EXPECT_EQ(plain[0].hint.find("typed table"), std::string::npos) << rule;
+        f.typed_of = "public.person";
+        auto vs = eval(f);
+        ASSERT_EQ(vs.size(), 1u) << rule;
+        EXPECT_EQ(vs[0].message, plain[0].message) << rule;
+        EXPECT_CONTAINS(vs[0].hint, plain[0].hint);
+        EXPECT_CONTAINS(vs[0].hint, "public.users is a typed table of public.person");
+        EXPECT_CONTAINS(vs[0].hint, "ALTER TYPE public.person ADD / DROP / RENAME ATTRIBUTE ... CASCADE");
+        EXPECT_CONTAINS(vs[0].hint, "ALTER TABLE public.users NOT OF");
+    }
+    // a hint without a column step (the allow directive ends it) is left as it is
+    auto f = case_of("ban-drop-column").facts;
+    auto plain = eval(f);
+    f.typed_of = "public.person";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_EQ(vs[0].hint, plain[0].hint);
+}
+
 TEST(AddingForeignKeyConstraint, MissingReferencedTableIsAPlaceholder)
 {
     auto f = case_of("adding-foreign-key-constraint").facts;
