@@ -68,6 +68,39 @@ ALTER TYPE door.row_t DROP ATTRIBUTE extra CASCADE;
 $$);
 CREATE TYPE door.lone_t AS (a int);
 ALTER TYPE door.lone_t RENAME ATTRIBUTE a TO b CASCADE;           -- no typed table: free
+
+-- SET TABLESPACE copies what it moves under ACCESS EXCLUSIVE, whatever the
+-- statement's spelling: an index (every query on its table waits: REINDEX
+-- moves it online), a materialized view, each relation ALL IN TABLESPACE
+-- moves; where it already is, nothing is copied.
+RESET ROLE;
+SET allow_in_place_tablespaces = true;
+CREATE TABLESPACE sm_door_ts LOCATION '';
+RESET allow_in_place_tablespaces;
+GRANT CREATE ON TABLESPACE sm_door_ts TO sm_door_owner;
+SET ROLE sm_door_owner;
+CREATE MATERIALIZED VIEW door.big_mv AS SELECT id FROM door.big;
+ANALYZE door.big_mv;
+ALTER INDEX door.big_pk SET TABLESPACE sm_door_ts;           -- every query on door.big waits
+ALTER TABLE door.big_pk SET TABLESPACE sm_door_ts;           -- the same, spelled ALTER TABLE
+ALTER MATERIALIZED VIEW door.big_mv SET TABLESPACE sm_door_ts;
+ALTER INDEX ALL IN TABLESPACE pg_default OWNED BY sm_door_owner SET TABLESPACE sm_door_ts;
+ALTER TABLE ALL IN TABLESPACE pg_default OWNED BY sm_door_owner SET TABLESPACE sm_door_ts;
+ALTER MATERIALIZED VIEW ALL IN TABLESPACE pg_default OWNED BY sm_door_owner SET TABLESPACE sm_door_ts;
+\set VERBOSITY sqlstate
+-- an index of another role among them: PostgreSQL refuses the whole statement
+ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE sm_door_ts;
+\set VERBOSITY default
+ALTER INDEX door.big_pk SET TABLESPACE pg_default;           -- where it is: free
+ALTER INDEX door.big_pk SET TABLESPACE sm_door_no_such;      -- PostgreSQL's own error
+SELECT statement, relation, lock_mode, rows::bigint, effect, verdict, jsonb_path_query_array(rules, '$[*].rule') AS rules
+  FROM migrate_plan($$
+ALTER INDEX door.big_pk SET TABLESPACE sm_door_ts;
+ALTER MATERIALIZED VIEW door.big_mv SET TABLESPACE sm_door_ts;
+ALTER TABLE ALL IN TABLESPACE pg_default OWNED BY sm_door_owner SET TABLESPACE sm_door_ts;
+ALTER INDEX door.big_pk SET TABLESPACE pg_default;
+$$);
+DROP MATERIALIZED VIEW door.big_mv;
 RESET timezone;
 RESET ROLE;
 RESET safe_migrate.large_table_rows;
@@ -260,5 +293,7 @@ $m$, 'door-cleanup');
 SET safe_migrate.policy = off;
 DROP FUNCTION door_admin_drop();
 REVOKE CREATE ON DATABASE contrib_regression FROM sm_door_owner;
+REVOKE CREATE ON TABLESPACE sm_door_ts FROM sm_door_owner;
+DROP TABLESPACE sm_door_ts;
 DROP ROLE sm_door_owner;
 RESET safe_migrate.policy;

@@ -774,6 +774,20 @@ const Rule kRules[] = {
     {"set-tablespace", Level::Error, true, "ALTER TABLE ... SET TABLESPACE copies a large table",
      [](const StatementFacts& f) { return f.action == Action::SetTablespace; },
      [](const StatementFacts& f) {
+         if (!f.index.empty())
+             /* an index: every query on its table waits (the planner
+              * opens each index of the table); REINDEX moves it online */
+             return Explanation{
+                 head("set-tablespace", "SET TABLESPACE copies index " + f.index + " (" +
+                                            format_bytes(f.table.bytes) + ") of table " + f.table.name +
+                                            " (" + format_rows(f.table.rows) +
+                                            (format_rows(f.table.rows) == "1" ? " row)" : " rows)")),
+                 "SET TABLESPACE takes an ACCESS EXCLUSIVE lock on index " + f.index +
+                     " while it copies every page: every query on " + f.table.name +
+                     ", reads included, waits until the transaction ends (each query opens "
+                     "every index of its table).",
+                 "Move it without blocking: REINDEX (TABLESPACE " + or_default(f.new_name, "<tablespace>") +
+                     ") INDEX CONCURRENTLY " + f.index + ";"};
          return Explanation{
              head("set-tablespace", "SET TABLESPACE copies " + on_table(f)),
              lock_detail("SET TABLESPACE", LockMode::AccessExclusive, f.table.name,

@@ -10,6 +10,9 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
+#include "catalog/pg_tablespace.h"
 #include "catalog/index.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
@@ -2826,6 +2829,126 @@ List *typed_tables_of(Oid composite)
     return tables;
 }
 
+/* SET TABLESPACE copies the relation's files under ACCESS EXCLUSIVE, by its
+ * real kind whatever the statement's spelling (ALTER TABLE / INDEX /
+ * MATERIALIZED VIEW, or ALL IN TABLESPACE): a table or materialized view
+ * is judged on itself; an index on its table, whose every query waits (the
+ * planner opens each index of the table), with the index's own size.  A
+ * partitioned table or index has no storage (only the default of future
+ * partitions changes); moving to where it already is copies nothing. */
+static void check_moved_relation(Oid relid, const char *written_name, const char *tablespace)
+{
+    Oid target = get_tablespace_oid(tablespace, true);
+    if (!OidIsValid(target))
+        return; /* PostgreSQL reports that it does not exist */
+    Oid current = get_rel_tablespace(relid);
+    if (!OidIsValid(current))
+        current = MyDatabaseTableSpace;
+    if (target == current)
+        return;
+    pg::PolicyFacts f;
+    init_facts(&f, kSetTablespace);
+    f.new_name = quote_identifier(tablespace);
+    switch (get_rel_relkind(relid)) {
+        case RELKIND_RELATION:
+        case RELKIND_MATVIEW:
+            table_facts(relid, written_name, &f, Reach::Self);
+            break;
+        case RELKIND_INDEX: {
+            Oid heap = IndexGetRelation(relid, true);
+            if (!OidIsValid(heap))
+                return;
+            f.index = written_name ? written_name
+                                   : quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+                                                                get_rel_name(relid));
+            table_facts(heap, nullptr, &f, Reach::Self);
+            if (f.created_in_transaction || f.temporary)
+                break;
+            /* the table's rows, the index's bytes (what is copied) */
+            double rows;
+            int64 bytes;
+            relid_size(heap, &rows, &bytes);
+            f.rows = rows;
+            f.bytes = relid_main_fork_bytes(relid);
+            f.size_of = InvalidOid;
+            break;
+        }
+        default:
+            return;
+    }
+    enforce(&f);
+}
+
+/* ALTER TABLE / INDEX / MATERIALIZED VIEW ALL IN TABLESPACE a [OWNED BY
+ * ...] SET TABLESPACE b moves every such relation of the database in a
+ * (PostgreSQL's own choice: no system catalog, shared or temporary
+ * relation, TOAST moves with its table): each is judged as its own SET
+ * TABLESPACE.  When one of them is not the user's, PostgreSQL refuses the
+ * whole statement: its error comes first. */
+struct MovedRelation {
+    Oid relid;
+    const char *name;
+};
+
+static void check_move_all(AlterTableMoveAllStmt *stmt)
+{
+    char kind;
+    switch (stmt->objtype) {
+        case OBJECT_TABLE: kind = RELKIND_RELATION; break;
+        case OBJECT_INDEX: kind = RELKIND_INDEX; break;
+        case OBJECT_MATVIEW: kind = RELKIND_MATVIEW; break;
+        default: return;
+    }
+    Oid from = get_tablespace_oid(stmt->orig_tablespacename, true);
+    Oid to = get_tablespace_oid(stmt->new_tablespacename, true);
+    if (!OidIsValid(from) || !OidIsValid(to) || from == to)
+        return;
+    if (from == GLOBALTABLESPACE_OID || to == GLOBALTABLESPACE_OID)
+        return; /* PostgreSQL refuses it */
+    /* pg_class names the database's default tablespace 0 */
+    Oid stored = from == MyDatabaseTableSpace ? InvalidOid : from;
+    List *owners = NIL;
+    ListCell *lc;
+    foreach (lc, stmt->roles) {
+        Oid role = get_rolespec_oid((RoleSpec *) lfirst(lc), true);
+        if (!OidIsValid(role))
+            return; /* PostgreSQL reports it */
+        owners = lappend_oid(owners, role);
+    }
+    List *moved = NIL;
+    Relation classrel = table_open(RelationRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_class_reltablespace, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(stored));
+    TableScanDesc scan = table_beginscan_catalog(classrel, 1, &key);
+    HeapTuple tup;
+    bool foreign = false;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        Form_pg_class cls = (Form_pg_class) GETSTRUCT(tup);
+        if (cls->relkind != kind || cls->relisshared || IsCatalogNamespace(cls->relnamespace) ||
+            IsToastNamespace(cls->relnamespace) || isAnyTempNamespace(cls->relnamespace))
+            continue;
+        if (owners != NIL && !list_member_oid(owners, cls->relowner))
+            continue;
+        if (!pg::compat::class_owner(cls->oid, GetUserId()))
+            foreign = true;
+        MovedRelation *m = (MovedRelation *) palloc(sizeof(MovedRelation));
+        m->relid = cls->oid;
+        m->name = quote_qualified_identifier(get_namespace_name(cls->relnamespace), NameStr(cls->relname));
+        moved = lappend(moved, m);
+    }
+    table_endscan(scan);
+    table_close(classrel, AccessShareLock);
+    if (foreign)
+        return;
+    /* judged by name: the first refusal does not depend on where pg_class
+     * keeps its rows */
+    list_sort(moved, [](const ListCell *a, const ListCell *b) {
+        return strcmp(((const MovedRelation *) lfirst(a))->name, ((const MovedRelation *) lfirst(b))->name);
+    });
+    foreach (lc, moved)
+        check_moved_relation(((MovedRelation *) lfirst(lc))->relid, nullptr, stmt->new_tablespacename);
+}
+
 static void check_alter_table(AlterTableStmt *stmt);
 
 /* ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE ... CASCADE changes the same
@@ -2871,6 +2994,19 @@ static void check_alter_table(AlterTableStmt *stmt)
 {
     if (stmt->objtype == OBJECT_TYPE) {
         check_alter_type_cascade(stmt);
+        return;
+    }
+    if (stmt->objtype == OBJECT_INDEX || stmt->objtype == OBJECT_MATVIEW) {
+        /* of their subcommands only SET TABLESPACE copies anything */
+        Oid relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+        if (!OidIsValid(relid))
+            return;
+        ListCell *lc;
+        foreach (lc, stmt->cmds) {
+            AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+            if (cmd->subtype == AT_SetTableSpace)
+                check_moved_relation(relid, written(stmt->relation), cmd->name);
+        }
         return;
     }
     if (stmt->objtype != OBJECT_TABLE)
@@ -2999,23 +3135,9 @@ static void check_alter_table(AlterTableStmt *stmt)
                                           "ALTER TABLE");
                 }
                 break;
-            case AT_SetTableSpace: {
-                /* moving to where it already is copies nothing */
-                Oid target = get_tablespace_oid(cmd->name, true);
-                if (!OidIsValid(target))
-                    break; /* PostgreSQL reports that it does not exist */
-                Oid current = get_rel_tablespace(relid);
-                if (!OidIsValid(current))
-                    current = MyDatabaseTableSpace;
-                if (target == current)
-                    break;
-                init_facts(&f, kSetTablespace);
-                /* never recurses: a partitioned table only changes the
-                 * default of its future partitions */
-                table_facts(relid, table, &f, Reach::Self);
-                enforce(&f);
+            case AT_SetTableSpace:
+                check_moved_relation(relid, table, cmd->name);
                 break;
-            }
             default:
                 break;
         }
@@ -4120,6 +4242,9 @@ void check_parsetree(Node *parsetree)
             break;
         case T_RefreshMatViewStmt:
             check_refresh((RefreshMatViewStmt *) parsetree);
+            break;
+        case T_AlterTableMoveAllStmt:
+            check_move_all((AlterTableMoveAllStmt *) parsetree);
             break;
         case T_CreateTableAsStmt:
             if (((CreateTableAsStmt *) parsetree)->into)

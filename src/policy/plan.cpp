@@ -524,6 +524,12 @@ void describe(Node *stmt, Oid *relid_out, StatementPlan *p)
             p->effect = full ? kRewrite : kFullScan;
             break;
         }
+        case T_AlterTableMoveAllStmt:
+            /* every relation of its kind in the tablespace (the rules'
+             * facts name them and their size) */
+            p->lock = AccessExclusiveLock;
+            p->effect = kCopy;
+            break;
         case T_ClusterStmt:
             p->relation = ((ClusterStmt *) stmt)->relation;
             p->lock = AccessExclusiveLock;

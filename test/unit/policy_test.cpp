@@ -721,6 +721,27 @@ TEST(LargeUnbatchedDml, FewerRowsCountUnderAHeldLock)
     EXPECT_CONTAINS(vs[0].detail, "reads go on");
 }
 
+TEST(SetTablespace, AnIndexIsMovedOnlineByReindex)
+{
+    // ALTER INDEX public.users_email_idx SET TABLESPACE fast (or ALTER INDEX
+    // ALL IN TABLESPACE ...): judged on its table, with the index's size
+    auto f = case_of("set-tablespace").facts;
+    f.index = "public.users_email_idx";
+    f.new_name = "fast";
+    f.table.bytes = 40 * kMiB;
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message,
+                    "SET TABLESPACE copies index public.users_email_idx (40 MB) of table public.users (");
+    EXPECT_CONTAINS(vs[0].detail, "every query on public.users, reads included, waits");
+    EXPECT_EQ(vs[0].hint, "Move it without blocking: REINDEX (TABLESPACE fast) INDEX CONCURRENTLY "
+                          "public.users_email_idx;");
+    // an index of a small table is not judged
+    f.table = small_table();
+    f.table.bytes = 64 * kKiB;
+    EXPECT_TRUE(eval(f).empty());
+}
+
 TEST(TypedTable, HintsMakeTheColumnStepsOnTheType)
 {
     // ALTER TYPE public.person ALTER ATTRIBUTE id TYPE bigint CASCADE, judged
