@@ -36,6 +36,11 @@ LOGS=$ROOT/test/logs
 rm -rf "$LOGS"; mkdir -p "$LOGS"
 
 passed=0; failed=0; summary=()
+# Each section's wall time is printed after it (CI has 90 minutes for every
+# stage together: where they go must show in its log).
+section_t0=0
+took() { echo "   ($1: $((SECONDS - section_t0)) s)"; section_t0=$SECONDS; }
+took setup
 count() {  # name passed failed
     passed=$((passed + $2)); failed=$((failed + $3))
     summary+=("$1 $2/$(($2 + $3))")
@@ -54,6 +59,7 @@ g_failed=$(grep -oE '[0-9]+ tests failed' "$LOGS/ctest.log" | grep -oE '^[0-9]+'
 [ -z "$g_total" ] && g_total=0
 tail -3 "$LOGS/ctest.log"
 count gtest $((g_total - g_failed)) "$g_failed"
+took gtest
 
 # The suites write next to their inputs; run them as postgres in a copy.
 cp -a "$ROOT/." "$WORK/src"
@@ -78,6 +84,7 @@ for f in regression.diffs test/isolation/output_iso/regression.diffs; do
     [ -f "$WORK/src/$f" ] && cat "$WORK/src/$f" && cp "$WORK/src/$f" "$LOGS/$(echo "$f" | tr / _)"
 done
 count regress+isolation "$r_ok" "$r_bad"
+took regress+isolation
 
 # 3. the client examples (a dbmate folder with psql, Alembic, knex)
 echo "== examples"
@@ -88,6 +95,7 @@ e_ok=$(grep -c '^ok ' "$LOGS/examples.log")
 e_bad=$(grep -c '^FAILED ' "$LOGS/examples.log")
 grep -q '^examples: ' "$LOGS/examples.log" || e_bad=$((e_bad + 1))
 count examples "$e_ok" "$e_bad"
+took examples
 cluster_stop "$WORK/cluster"
 # SAFE_MIGRATE_KEEP_SERVER_LOGS=1 (scripts/sanitize.sh scans them): keep the
 # server logs of every cluster, not only those of failed TAP runs.
@@ -122,13 +130,14 @@ tap_group() {  # jobs tests...
     shift
     [ $# -gt 0 ] || return 0
     runuser -u postgres -- make -C "$WORK/src" tapcheck PG_CONFIG="$PG_CONFIG" \
-        PROVE_FLAGS="-j$jobs" PROVE_TESTS="$*" >>"$LOGS/tap.log" 2>&1
+        PROVE_FLAGS="--timer -j$jobs" PROVE_TESTS="$*" >>"$LOGS/tap.log" 2>&1
     cp -r "$WORK/src/tmp_check/log/." "$TAP_LOGS"/ 2>/dev/null || true
 }
 tap_group "$tap_jobs" $tap_together
 tap_group 1 $tap_alone
-grep -E '^test/t/.*\.\. ' "$LOGS/tap.log"
-t_ok=$(grep -cE '^test/t/.*\.\. ok' "$LOGS/tap.log")
+# (--timer: each line starts with the clock time and ends with the test's)
+grep -E '^(\[[0-9:]+\] )?test/t/.*\.\. ' "$LOGS/tap.log"
+t_ok=$(grep -cE '^(\[[0-9:]+\] )?test/t/.*\.\. ok' "$LOGS/tap.log")
 t_all=$(printf '%s\n' $tap_all | grep -c .)
 if [ "$t_ok" -ne "$t_all" ]; then
     tail -40 "$LOGS/tap.log"
@@ -137,6 +146,7 @@ fi
 [ "$keep_logs" = 1 ] && [ ! -d "$LOGS/tap_server_logs" ] &&
     cp -r "$TAP_LOGS" "$LOGS/tap_server_logs" 2>/dev/null
 count tap "$t_ok" $((t_all - t_ok))
+took tap
 
 echo "SERVER: $SERVER_VERSION"
 echo "RESULT: passed=$passed failed=$failed (${summary[*]})"
