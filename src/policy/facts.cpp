@@ -1211,22 +1211,19 @@ static List *new_partition_qual(Relation prel, PartitionBoundSpec *spec, bool *k
 {
     volatile bool ok = false;
     List *volatile qual = NIL;
-    MemoryContext cxt = CurrentMemoryContext;
-    PG_TRY();
-    {
+    /* in a subtransaction: what the code opened or locked before an
+     * error (relcache references, locks) is released with it */
+    ErrorData *failed = pg::in_subtransaction([&]() {
         ParseState *pstate = make_parsestate(nullptr);
         PartitionBoundSpec *bound = transformPartitionBound(pstate, prel, spec);
         qual = get_qual_from_partbound(prel, bound);
         free_parsestate(pstate);
         ok = true;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        FlushErrorState();
+    });
+    if (failed != nullptr) {
+        FreeErrorData(failed);
         ok = false;
     }
-    PG_END_TRY();
     *known = ok;
     return qual;
 }
@@ -1656,9 +1653,9 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
     if (literal) {
         Relation prel = RelationIdGetRelation(parent);
         Relation arel = RelationIdGetRelation(part);
-        MemoryContext cxt = CurrentMemoryContext;
-        PG_TRY();
-        {
+        /* in a subtransaction: what the code opened or locked before an
+         * error (relcache references, locks) is released with it */
+        ErrorData *failed = pg::in_subtransaction([&]() {
             if (RelationIsValid(prel) && RelationIsValid(arel)) {
                 ParseState *pstate = make_parsestate(nullptr);
                 PartitionBoundSpec *bound = transformPartitionBound(pstate, prel, spec);
@@ -1680,14 +1677,11 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
                 known = true;
                 free_parsestate(pstate);
             }
-        }
-        PG_CATCH();
-        {
-            MemoryContextSwitchTo(cxt);
-            FlushErrorState();
+        });
+        if (failed != nullptr) {
+            FreeErrorData(failed);
             known = false; /* the statement reports what is wrong */
         }
-        PG_END_TRY();
         if (RelationIsValid(arel))
             RelationClose(arel);
         if (RelationIsValid(prel))
@@ -1983,9 +1977,9 @@ bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *kno
     }
     volatile bool rewrite = true;
     volatile Oid new_type = InvalidOid, new_coll = InvalidOid;
-    MemoryContext cxt = CurrentMemoryContext;
-    PG_TRY();
-    {
+    /* in a subtransaction: what the code opened or locked before an
+     * error (relcache references, locks) is released with it */
+    ErrorData *failed = pg::in_subtransaction([&]() {
         int32 new_mod;
         Type t = LookupTypeName(nullptr, def->typeName, &new_mod, true);
         if (t != nullptr) {
@@ -2018,14 +2012,11 @@ bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *kno
                 }
             }
         }
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        FlushErrorState();
+    });
+    if (failed != nullptr) {
+        FreeErrorData(failed);
         *known = false;
     }
-    PG_END_TRY();
     if (!*known || rewrite)
         return true;
 
@@ -3157,10 +3148,10 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
     if (!any)
         return nullptr;
     const char **out = (const char **) palloc0(sizeof(char *) * (list_length(stmt->indexParams) + 1));
-    MemoryContext cxt = CurrentMemoryContext;
     volatile bool ok = true;
-    PG_TRY();
-    {
+    /* in a subtransaction: what the code opened or locked before an
+     * error (relcache references, locks) is released with it */
+    ErrorData *failed = pg::in_subtransaction([&]() {
         IndexStmt *copy = (IndexStmt *) copyObjectImpl(stmt);
         copy->whereClause = nullptr;
         /* (the caller of transformIndexStmt holds a lock: the weakest, which
@@ -3179,14 +3170,11 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
             }
             i++;
         }
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        FlushErrorState();
+    });
+    if (failed != nullptr) {
+        FreeErrorData(failed);
         ok = false;
     }
-    PG_END_TRY();
     return ok ? out : nullptr;
 }
 

@@ -508,8 +508,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
         if (!disposable)
             return nullptr;
-        ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
-                                get_database_name(MyDatabaseId))));
+        notice_waiting_for_migration_lock(&tag);
         /* wait without a snapshot: a concurrent index build in the running
          * migration must not wait for us (nothing reads with our snapshot
          * again, see pg::caller_snapshot_is_disposable) */
@@ -862,6 +861,33 @@ void migration_lock_tag(LOCKTAG *tag)
 {
     SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (kMigrationLockKey >> 32),
                          (uint32) kMigrationLockKey, 3);
+}
+
+/* The NOTICE of a migration that waits for the migration lock, naming the
+ * session that holds it (a migration's caller or runner, or an
+ * administrator's hold_migrations()): any role's migration holds the others
+ * off while it runs, and a DBA needs the pid to see or cancel it. */
+void notice_waiting_for_migration_lock(const LOCKTAG *tag)
+{
+    int holder = 0;
+    LockData *data = GetLockStatusData();
+    for (int i = 0; i < data->nelements && holder == 0; i++) {
+        const LockInstanceData *l = &data->locks[i];
+        if (l->pid != MyProcPid && l->holdMask != 0 &&
+            memcmp(&l->locktag, tag, sizeof(LOCKTAG)) == 0)
+            holder = l->pid;
+    }
+    if (holder != 0)
+        ereport(NOTICE,
+                (errmsg("waiting for another migration of database \"%s\" to finish",
+                        get_database_name(MyDatabaseId)),
+                 errdetail("Session %d holds the migration lock; migrations of a database run one "
+                           "at a time.", holder),
+                 errhint("pg_stat_activity shows what it runs; an administrator can cancel it "
+                         "with pg_cancel_backend(%d).", holder)));
+    else
+        ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
+                                get_database_name(MyDatabaseId))));
 }
 
 void set_step_settings(int lock_timeout, int parallel_workers, int action)

@@ -304,18 +304,22 @@ char *describe_holder(const Holder *h, TimestampTz now, Oid viewer)
     });
     StringInfoData buf;
     initStringInfo(&buf);
-    appendStringInfo(&buf, "session %d (role %s, application \"%s\", %s", h->pid, who, h->app,
-                     h->autovacuum ? (h->wraparound ? "autovacuum to prevent wraparound"
-                                                    : "autovacuum")
-                                   : state_name(h->state));
-    if (h->xact_start != 0)
+    appendStringInfo(&buf, "session %d (role %s, application \"%s\"", h->pid, who, h->app);
+    /* its state, transaction age and query as pg_stat_activity shows them:
+     * to roles that may see that session's (autovacuum's is no secret) */
+    if (h->autovacuum)
+        appendStringInfo(&buf, ", %s",
+                         h->wraparound ? "autovacuum to prevent wraparound" : "autovacuum");
+    else if (show)
+        appendStringInfo(&buf, ", %s", state_name(h->state));
+    if (h->xact_start != 0 && (show || h->autovacuum))
         appendStringInfo(&buf, ", transaction open %.1f s",
                          (double) holder_age_ms(h, now) / 1000.0);
     appendStringInfoChar(&buf, ')');
     if (show && h->query[0] != '\0')
         appendStringInfo(&buf, ": %s", h->query);
     else if (!show)
-        appendStringInfoString(&buf, " (its query is not shown to you)");
+        appendStringInfoString(&buf, " (its state and query are not shown to you)");
     return buf.data;
 }
 
@@ -954,9 +958,11 @@ Datum safe_migrate_lock_waits(PG_FUNCTION_ARGS)
                 nulls[c] = true;
         if (s->blocker_xact_start == 0)
             nulls[13] = true;
-        /* the blocker's query: as pg_stat_activity shows it, and to admins */
+        /* the blocker's state, transaction start and query: as
+         * pg_stat_activity shows them (to roles that may see that session),
+         * and to admins */
         if (s->blocker_pid != 0 && !may_see_query(GetUserId(), s->blocker_role))
-            nulls[14] = true;
+            nulls[12] = nulls[13] = nulls[14] = true;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     return (Datum) 0;

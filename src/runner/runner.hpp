@@ -95,6 +95,7 @@ void set_step_settings(int lock_timeout, int parallel_workers, int action);
  * survive the aborts of the runner's steps, unlike relation locks. */
 constexpr int64 kMigrationLockKey = 0x5AFE3167;
 void migration_lock_tag(LOCKTAG *tag);
+void notice_waiting_for_migration_lock(const LOCKTAG *tag);
 
 /* Does this backend hold any advisory lock (session or transaction level)?
  * Asked before a script runs in the caller's session: if not, every

@@ -232,8 +232,7 @@ void acquire_migration_lock(void)
     StartTransactionCommand();
     migration_lock_tag(&migration_lock);
     if (LockAcquire(&migration_lock, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
-        ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
-                                get_database_name(MyDatabaseId))));
+        notice_waiting_for_migration_lock(&migration_lock);
         pgstat_report_activity(STATE_RUNNING, "waiting for the migration lock");
         (void) LockAcquire(&migration_lock, ExclusiveLock, true, false);
     }
@@ -1524,6 +1523,28 @@ void check_rollback_rights(RollbackTarget *t)
     t->honour_allows = policy::may_override(t->applier);
 }
 
+/* The runner's session settings as they were when it started: every
+ * setting a script changed for the session (SET, set_config(..., false))
+ * back to its reset value (RESET ALL), then the runner's own and the
+ * caller's carried settings again, as at the start (runner_main) and once
+ * the migration lock was taken (acquire_migration_lock). */
+void reset_runner_settings(void)
+{
+    StartTransactionCommand();
+    ResetAllOptions();
+    SetConfigOption("application_name", "safe_migrate runner", PGC_USERSET, PGC_S_SESSION);
+    SetConfigOption("search_path", shared_string(request->search_path_off), PGC_USERSET,
+                    PGC_S_SESSION);
+    CommitTransactionCommand();
+    SetClientEncoding(GetDatabaseEncoding());
+    if (request->mode != Mode::RecordFailure)
+        apply_session_settings(shared_string(request->settings_off), request->n_settings);
+    StartTransactionCommand();
+    set_step_settings(request->lock_timeout_ms, request->parallel_maintenance_workers,
+                      GUC_ACTION_SET);
+    CommitTransactionCommand();
+}
+
 /* Set search_path in the runner's session (in a transaction of its own). */
 void set_session_search_path(const char *path)
 {
@@ -1674,8 +1695,10 @@ void do_rollback(void)
         call_in_block = false;
         script_sec_flags = saved_flags;
         SetUserIdAndSecContext(runner_user, runner_sec);
-        if (t->search_path)
-            set_session_search_path(shared_string(request->search_path_off));
+        /* nothing this down script set (SET, set_config: DateStyle,
+         * standard_conforming_strings, statement_timeout, ...) is in force
+         * for the next one, another role's, or for the record below */
+        reset_runner_settings();
         char *rollback_overrides = policy::overrides_json();
         policy::end_migration();
         if (outcome.error) {

@@ -205,6 +205,8 @@ my $admin_hold = $node->background_psql('postgres',
 	connstr => $node->connstr('postgres') . ' user=admin');
 $admin_hold->query_safe('BEGIN');
 $admin_hold->query_safe('SELECT safe_migrate.hold_migrations()');
+my $admin_pid = $admin_hold->query_safe('SELECT pg_backend_pid()');
+chomp $admin_pid;
 my ($out, $errout) = ('', '');
 my $waiting = IPC::Run::start(
 	[ 'psql', '-X', '-At', '-d', $node->connstr('postgres') . ' user=app', '-c',
@@ -217,6 +219,8 @@ is(status_of('after-hold'), '', 'held off while the admin holds the lock');
 $admin_hold->query_safe('COMMIT');
 $waiting->finish;
 is($out, "applied\n", 'applied once the admin let go');
+like($errout, qr/NOTICE:  waiting for another migration of database "postgres" to finish\n.*DETAIL:  Session $admin_pid holds the migration lock/s,
+	'the waiting migration is told which session holds the lock');
 $admin_hold->quit;
 
 # ---------------------------------------------------------------------
@@ -453,6 +457,35 @@ as('app', "SELECT migrate_apply(\$m\$-- migrate:up\nCREATE VIEW m.rb2_v AS SELEC
 	is(as('app', 'SELECT n FROM m.rb2'), '-1', 'the committed statement ran once');
 }
 no_restart('partly rolled back');
+
+# ---------------------------------------------------------------------
+# 8b2. what one down script sets for the session does not reach the next
+# down script of the same rollback (another role's: here a superuser's),
+# whose text it would otherwise be parsed under
+# ---------------------------------------------------------------------
+my $before_settings = $node->safe_psql('postgres',
+	"SELECT version FROM safe_migrate.migrations WHERE status = 'applied' ORDER BY id DESC LIMIT 1");
+$node->safe_psql('postgres',
+	'CREATE TABLE public.glog (who text, ds text, scs text, x text); GRANT INSERT ON public.glog TO PUBLIC');
+is( $node->safe_psql('postgres',
+		"SELECT status FROM migrate_apply(\$m\$SELECT 1;\n-- migrate:down\n"
+		  . "INSERT INTO public.glog VALUES ('p', current_setting('DateStyle'), "
+		  . "current_setting('standard_conforming_strings'), coalesce(nullif(current_setting('app.x', true), ''), 'unset'));\n"
+		  . "INSERT INTO public.glog (who) VALUES ('C:\\');\n\$m\$, 'set-p')"),
+	'applied', 'settings: the superuser applies a migration whose down script reads settings');
+is( as('app',
+		"SELECT status FROM migrate_apply(\$m\$SELECT 1;\n-- migrate:down\n"
+		  . "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false);\n"
+		  . "SET DateStyle = 'German';\nSELECT pg_catalog.set_config('app.x', 'leaked', false);\n\$m\$, 'set-m')"),
+	'applied', 'settings: app applies one after it whose down script changes them');
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(version || ':' || status, ',') FROM migrate_rollback('$before_settings')"),
+	'set-m:rolled_back,set-p:rolled_back', 'settings: the superuser rolls both back');
+is($node->safe_psql('postgres', "SELECT ds || '|' || scs || '|' || x FROM public.glog WHERE who = 'p'"),
+	'ISO, MDY|on|unset', "settings: the superuser's down script ran with the session's own settings");
+is($node->safe_psql('postgres', "SELECT count(*) FROM public.glog WHERE who = 'C:\\'"),
+	'1', '... and was parsed as written (standard_conforming_strings on)');
+no_restart('settings');
 
 # ---------------------------------------------------------------------
 # 8c. a partly applied migration is continued only by its role (another

@@ -127,17 +127,19 @@ sub wait_for_view
 		  . "SELECT count(*) FROM t|true",
 		'lw-1: safe_migrate.lock_waits names the blocker');
 	is( as_role($node, 'bob',
-			"SELECT blocker_pid || '|' || blocker_role || '|' || coalesce(blocker_query, '(masked)') "
-			  . "FROM safe_migrate.lock_waits"),
-		"$long_pid|alice|(masked)",
-		'lw-1: another role sees the blocker without its query');
+			"SELECT blocker_pid || '|' || blocker_role || '|' || blocker_application || '|' "
+			  . "|| coalesce(blocker_state, '(masked)') || '|' || coalesce(blocker_xact_age::text, '(masked)') "
+			  . "|| '|' || coalesce(blocker_query, '(masked)') FROM safe_migrate.lock_waits"),
+		"$long_pid|alice|report|(masked)|(masked)|(masked)",
+		'lw-1: another role sees the blocker without its state, transaction age and query (as pg_stat_activity shows it)');
 	is( as_role($node, 'alice',
 			"SELECT coalesce(regexp_replace(blocker_query, '\\s*;\$', ''), '(masked)') "
 			  . "FROM safe_migrate.lock_waits"),
 		'SELECT count(*) FROM t',
 		'lw-1: the blocker\'s role sees its query');
 	is( as_role($node, 'bob',
-			"SELECT count(*) FROM safe_migrate.lock_waits_raw() WHERE blocker_query IS NOT NULL"),
+			"SELECT count(*) FROM safe_migrate.lock_waits_raw() WHERE blocker_query IS NOT NULL "
+			  . "OR blocker_state IS NOT NULL OR blocker_xact_start IS NOT NULL"),
 		0, 'lw-1: the function behind the view masks too');
 
 	# migrate_plan shows the blocker of each statement
