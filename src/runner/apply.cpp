@@ -934,6 +934,23 @@ Datum apply_impl(FunctionCallInfo fcinfo)
                                     : "")));
 
     bool disposable = pg::caller_snapshot_is_disposable(fcinfo);
+    /* A statement that runs outside a transaction block in the runner
+     * (a concurrent index build, VACUUM, a CALL that may commit) cannot
+     * carry a security restriction: PostgreSQL keeps none across
+     * transactions.  From a SECURITY DEFINER function or a
+     * security-restricted operation (an index expression, a materialized
+     * view's query run by someone else) such a statement would run freer
+     * than its caller, in a session whose login may be a superuser's.  A
+     * top-level call never has that context (it is refused below as not
+     * top-level too); this says so by itself. */
+    if (!up.all_transactional && (InSecurityRestrictedOperation() || InLocalUserIdChange()))
+        ereport(ERROR,
+                (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                 errmsg("a migration with statements that run outside a transaction block cannot "
+                        "be applied from a SECURITY DEFINER function or a security-restricted "
+                        "operation"),
+                 errdetail("Such a statement cannot carry the caller's security restrictions."),
+                 errhint("Run \"SELECT migrate_apply(...)\" as a statement of its own.")));
     /* a script that leaves session state (a temporary table, a prepared
      * statement, ...) runs in a runner, whose session ends with the
      * migration: in the caller's session that state would outlive the

@@ -488,6 +488,25 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM public.glog WHERE who = 'C
 no_restart('settings');
 
 # ---------------------------------------------------------------------
+# 8b3. from a SECURITY DEFINER function, no statement that runs outside a
+# transaction block (it could carry no restriction there)
+# ---------------------------------------------------------------------
+as('app', q{
+	CREATE PROCEDURE m.definer_noop() LANGUAGE sql AS 'SELECT 1';
+	CREATE FUNCTION m.definer_apply(s text, v text) RETURNS text SECURITY DEFINER
+	  LANGUAGE sql AS $f$SELECT status FROM public.migrate_apply(s, v)$f$;
+});
+foreach my $stmt ('CALL m.definer_noop()', 'VACUUM m.big')
+{
+	fails_like('app', "SELECT m.definer_apply('$stmt', 'definer-$stmt')",
+		qr/cannot be applied from a SECURITY DEFINER function or a security-restricted operation/,
+		"SECURITY DEFINER: '$stmt' refused");
+}
+is(as('app', "SELECT m.definer_apply('CREATE TABLE m.from_definer (id int)', 'definer-table')"),
+	'applied', 'SECURITY DEFINER: a transactional migration still applies');
+no_restart('definer');
+
+# ---------------------------------------------------------------------
 # 8c. a partly applied migration is continued only by its role (another
 #     role's attempt became the latest, let it abandon the version, and
 #     the applier's next apply ran the committed steps again)
