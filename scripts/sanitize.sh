@@ -186,7 +186,7 @@ export SAFE_MIGRATE_KEEP_SERVER_LOGS=1
 # sanitizer) are left out here unless SAFE_MIGRATE_TAP_EXCLUDE says
 # otherwise (set it empty for all): under the sanitizer they took most of
 # the run, and CI has 90 minutes for every pass.  Their code paths are
-# reached by the shorter tests too; .ci/run runs them on 15 and 18.
+# reached by the shorter tests too; .ci/run runs them on 15.
 export SAFE_MIGRATE_TAP_EXCLUDE=${SAFE_MIGRATE_TAP_EXCLUDE-long alone}
 export SAFE_MIGRATE_TEST_PORT=${SAFE_MIGRATE_TEST_PORT:-54339}
 export ASAN_OPTIONS="log_path=$SANLOG/asan:detect_leaks=1"

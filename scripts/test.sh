@@ -47,6 +47,10 @@ count() {  # name passed failed
 }
 
 # 1. GoogleTest: the pure C++ core
+# SAFE_MIGRATE_GTEST=0 (.ci/run's 17 and 18 passes) leaves it out: the core
+# is pure C++ without PostgreSQL, the same whatever the server; it runs on
+# 15 and under the sanitizer.
+if [ "${SAFE_MIGRATE_GTEST:-1}" = 1 ]; then
 echo "== GoogleTest (core)"
 # SANITIZE=1 (scripts/sanitize.sh): the core and its tests under ASan/UBSan too.
 cmake_sanitize=()
@@ -60,6 +64,9 @@ g_failed=$(grep -oE '[0-9]+ tests failed' "$LOGS/ctest.log" | grep -oE '^[0-9]+'
 tail -3 "$LOGS/ctest.log"
 count gtest $((g_total - g_failed)) "$g_failed"
 took gtest
+else
+echo "== GoogleTest (core): left out here (SAFE_MIGRATE_GTEST=0)"
+fi
 
 # The suites write next to their inputs; run them as postgres in a copy.
 cp -a "$ROOT/." "$WORK/src"
