@@ -2,7 +2,8 @@
 #
 # Waiting for a backfill without holding a snapshot.
 #  - A top-level "SELECT migrate_backfill_wait(...)" gives up its xmin while
-#    it sleeps (pg_stat_activity.backend_xmin is NULL): a snapshot held for a
+#    it sleeps (pg_stat_activity.backend_xmin is NULL but in the instant of
+#    each look at its job, ten a second): a snapshot held for a
 #    whole backfill would keep every row version the backfill replaces.
 #    Subqueries in its arguments do not change that (they ran before).
 #  - Control: a query that still reads a table after the call keeps its xmin.
@@ -20,6 +21,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use SafeMigrateTest;
 use IPC::Run;
+use Time::HiRes qw(usleep);
 
 my $node = start_node('bf_wait');
 
@@ -65,37 +67,45 @@ sub finish_psql
 	return $out;
 }
 
-# backend_xmin of the one session whose query matches $like, once it is
-# seen waiting there ('' for NULL)
-sub xmin_of
+# How many of ten looks, 200 ms apart, find the one session whose query
+# matches $like holding an xmin, once it is seen waiting there.  A waiter
+# takes a fresh snapshot for each look at its job (ten a second) and gives
+# it up again before it sleeps, so a look can catch it in the middle of one:
+# a waiter that gives up its xmin is seen holding one in few looks, one that
+# keeps it in all ten.
+sub xmin_looks
 {
 	my ($like, $type) = @_;
 	$type //= 'client backend';
-	$node->poll_query_until(
-		'postgres', qq{
-		SELECT count(*) = 1 FROM pg_stat_activity
-		 WHERE backend_type = '$type' AND state = 'active' AND query LIKE '$like'
-		   AND pid <> pg_backend_pid()})
+	my $where = qq{backend_type = '$type' AND state = 'active' AND query LIKE '$like'
+		   AND pid <> pg_backend_pid()};
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE $where")
 	  or die "no session runs $like";
 	# the first look happens right at the start; let it settle
 	sleep 1;
-	return $node->safe_psql(
-		'postgres', qq{
-		SELECT coalesce(backend_xmin::text, '') FROM pg_stat_activity
-		 WHERE backend_type = '$type' AND state = 'active' AND query LIKE '$like'
-		   AND pid <> pg_backend_pid()});
+	my $held = 0;
+	for (1 .. 10)
+	{
+		$held++
+		  if $node->safe_psql('postgres',
+			"SELECT backend_xmin IS NOT NULL FROM pg_stat_activity WHERE $where") eq 't';
+		usleep(200_000);
+	}
+	return $held;
 }
 
 # 1: a plain wait, with a subquery in its arguments
 my $id1 = paused_job('v = 1');
 my $w1 = start_psql(
 	"SELECT migrate_backfill_wait((SELECT max(id) FROM safe_migrate.backfills), '5 min')");
-is(xmin_of('SELECT migrate_backfill_wait(%'), '', 'a top-level wait holds no xmin');
+cmp_ok(xmin_looks('SELECT migrate_backfill_wait(%'), '<=', 3,
+	'a top-level wait holds no xmin while it sleeps');
 
 # 2: control: the query reads t after the call, so it keeps its snapshot
 my $w2 = start_psql(
 	"SELECT migrate_backfill_wait($id1, '5 min') AS status, (SELECT count(*) FROM t) AS n");
-isnt(xmin_of("SELECT migrate_backfill_wait($id1, %"), '',
+is(xmin_looks("SELECT migrate_backfill_wait($id1, %"), 10,
 	'a wait in a query that reads a table afterwards keeps its xmin');
 
 $node->safe_psql('postgres', "SELECT migrate_backfill_resume($id1)");
@@ -107,9 +117,9 @@ my $id2 = paused_job('v = 2');
 my $apply = start_psql(
 	"SELECT status FROM migrate_apply(\$m\$SELECT migrate_backfill_wait($id2, '5 min');
 ALTER TABLE t ADD CONSTRAINT t_v_2 CHECK (v = 2) NOT VALID;\$m\$, 'wait-1')");
-is(xmin_of('SELECT migrate_backfill_wait(%', 'safe_migrate runner'),
-	'', 'in a migration, the runner waits without an xmin');
-is(xmin_of('SELECT status FROM migrate_apply(%'), '', 'and so does its caller');
+cmp_ok(xmin_looks('SELECT migrate_backfill_wait(%', 'safe_migrate runner'),
+	'<=', 3, 'in a migration, the runner waits without an xmin');
+cmp_ok(xmin_looks('SELECT status FROM migrate_apply(%'), '<=', 3, 'and so does its caller');
 $node->safe_psql('postgres', "SELECT migrate_backfill_resume($id2)");
 is(finish_psql($apply, 'migration'), 'applied', 'the migration is applied after the backfill');
 is( $node->safe_psql('postgres',
