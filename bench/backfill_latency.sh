@@ -23,7 +23,13 @@
 # Run as root with PostgreSQL 15 and safe_migrate installed.  Parameters:
 #   ROWS         rows in users                                (default 2000000)
 #   RUNS         baseline + migration pairs                   (default 5)
-#   DURATION     seconds of each load                         (default 180)
+#   DURATION     seconds of each load                         (default 300:
+#                the job took 60 to 190 s of it on this machine, depending
+#                on the day's disk; a run counts only if the job ended
+#                AFTER_MIN seconds before the load did)
+#   AFTER_MIN    seconds of load a run must still have after the job ends,
+#                its aftermath (autovacuum of the old row versions, the
+#                write-back, the next checkpoint's start)   (default 30)
 #   RATE         pgbench target rate, transactions/s (-R)     (default 200)
 #   CLIENTS/JOBS pgbench clients / threads                    (default 4 / 2)
 #   START_DELAY  seconds into the load the backfill is submitted (default 5)
@@ -43,7 +49,8 @@ shopt -s inherit_errexit
 
 ROWS="${ROWS:-2000000}"
 RUNS="${RUNS:-5}"
-DURATION="${DURATION:-180}"
+DURATION="${DURATION:-300}"
+AFTER_MIN="${AFTER_MIN:-30}"
 RATE="${RATE:-200}"
 CLIENTS="${CLIENTS:-4}"
 JOBS="${JOBS:-2}"
@@ -69,6 +76,7 @@ source "$BENCH_DIR/lib.sh"
 for v in ROWS RUNS DURATION RATE CLIENTS JOBS; do posint "$v" "${!v}"; done
 [[ "$START_DELAY" =~ ^[0-9]+$ ]] || die "START_DELAY must be a whole number of seconds"
 [[ "$WARMUP" =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number of seconds"
+[[ "$AFTER_MIN" =~ ^[0-9]+$ ]] || die "AFTER_MIN must be a whole number of seconds"
 (( START_DELAY < DURATION )) || die "START_DELAY must be less than DURATION"
 [[ -z "$BUDGET" || "$BUDGET" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "BUDGET must be a number of ms"
 bench_check_common pgbench
@@ -230,7 +238,7 @@ for run in $(seq 1 "$RUNS"); do
     ENDS="$(elapsed "$T0" "$te")"
     X="$(ratio "$MP99" "$BP99")"
     ok=no
-    if [[ "$(yn "$MP99 <= 1.5 * $BP99 && $MMAX < 50 && $ENDS < $DURATION")" == yes ]]; then ok=yes; MET=$((MET + 1)); fi
+    if [[ "$(yn "$MP99 <= 1.5 * $BP99 && $MMAX < 50 && $ENDS + $AFTER_MIN <= $DURATION")" == yes ]]; then ok=yes; MET=$((MET + 1)); fi
     printf '  %-4s %9s %9s %9s | %9s %9s %9s | %8s %8s | %10s %8s %5s %6s %s\n' "$run" "$BP50" "$BP99" "$BMAX" \
         "$MP50" "$MP99" "$MMAX" "$X" "$(yn "$MMAX < 50")" "$BF_S" "$ENDS" "$CKS" "$WALMB" "$ok" | tee -a "$RESULT"
     # where it was felt: while the backfill ran, and after it (the aftermath)
@@ -243,7 +251,7 @@ done
 {
 echo "  (ms; 'ends at': seconds into the load the backfill completed; ckpts / WAL MB: checkpoints and WAL"
 echo "   during the migration run; a run meets the target with"
-echo "   p99 <= 1.5x its baseline's, max < 50 ms, and the backfill done within the load)"
+echo "   p99 <= 1.5x its baseline's, max < 50 ms, and the backfill done ${AFTER_MIN} s or more before the load ends)"
 echo "runs meeting the target: $MET of $RUNS"
 } | tee -a "$RESULT"
 
