@@ -780,6 +780,9 @@ BEGIN; ALTER TABLE big ALTER COLUMN note TYPE varchar(20); ROLLBACK;
 -- [H09] REFRESH with and without a unique index.  BLOCK require-concurrent-refresh
 BEGIN; REFRESH MATERIALIZED VIEW mv; ROLLBACK;
 BEGIN; REFRESH MATERIALIZED VIEW mv_nokey; ROLLBACK;
+-- [H10] a materialized view is named as one, and what its locks block is
+-- told as it is: nobody writes to it, its refreshes wait.  BLOCK require-concurrent-index-creation
+BEGIN; CREATE INDEX mv_q ON mv (q); ROLLBACK;
 \set VERBOSITY terse
 
 -- ===========================================================================

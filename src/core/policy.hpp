@@ -94,6 +94,7 @@ struct TableFacts {
     bool created_in_transaction = false;
     bool temporary = false;      /* a temporary table: no other session sees it */
     bool partitioned = false;    /* a partitioned table (rows/bytes: all partitions) */
+    bool matview = false;        /* a materialized view: named so, and nobody writes to it but REFRESH */
 };
 
 struct StatementFacts {

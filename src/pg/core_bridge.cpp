@@ -266,6 +266,7 @@ core::StatementFacts statement_facts(const PolicyFacts *in)
     f.table.created_in_transaction = in->created_in_transaction;
     f.table.temporary = in->temporary;
     f.table.partitioned = in->partitioned;
+    f.table.matview = in->matview;
     f.column = str(in->column);
     f.column_type = str(in->column_type);
     f.constraint = str(in->constraint);

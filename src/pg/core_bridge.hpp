@@ -112,6 +112,7 @@ struct PolicyFacts {
     bool created_in_transaction;
     bool temporary;
     bool partitioned;
+    bool matview;           /* the relation is a materialized view */
     const char *column;
     const char *column_type;
     const char *constraint;

@@ -258,6 +258,7 @@ void table_facts(Oid relid, const char *written_name, pg::PolicyFacts *f, Reach 
                                               NameStr(cls->relname));
     f->temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
     f->partitioned = cls->relkind == RELKIND_PARTITIONED_TABLE;
+    f->matview = cls->relkind == RELKIND_MATVIEW;
     /* created by an earlier step of the running migration (committed since):
      * no application uses it yet */
     if (!f->created_in_transaction && is_created_table(cls->relnamespace, NameStr(cls->relname)))

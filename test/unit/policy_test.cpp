@@ -1842,6 +1842,34 @@ TEST(RequireConcurrentRefresh, HintUsesTheUniqueIndexItHas)
     EXPECT_EQ(v[0].hint.find("CREATE UNIQUE INDEX"), std::string::npos);
 }
 
+TEST(MaterializedViews, NamedAsOneWithWhatTheirLocksBlock)
+{
+    auto f = on_users(Action::CreateIndex);
+    f.index = "users_q";
+    f.columns = {"q"};
+    f.table.matview = true;
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "on materialized view public.users (");
+    EXPECT_EQ(v[0].message.find("table"), std::string::npos);
+    /* nobody writes to it: its refreshes wait */
+    EXPECT_CONTAINS(v[0].detail, "REFRESH MATERIALIZED VIEW of it waits until it is done");
+    EXPECT_EQ(v[0].detail.find("INSERT"), std::string::npos);
+    EXPECT_CONTAINS(v[0].hint, "without blocking its refreshes");
+    /* a rewrite: every query on it waits */
+    f = on_users(Action::VacuumFull);
+    f.table.matview = true;
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "rewrites materialized view public.users (");
+    EXPECT_CONTAINS(v[0].detail, "every query on the materialized view, reads included");
+    /* the same statement on a table is told as before */
+    f.table.matview = false;
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].message, "rewrites table public.users (");
+}
+
 TEST(ScanDoors, DetachConcurrentlyIsFine)
 {
     auto f = on_users(Action::DetachPartition);
