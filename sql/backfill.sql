@@ -216,3 +216,33 @@ SELECT status, rows_done, batches <= 41 AS batches_as_expected FROM safe_migrate
 SELECT n, count(*) FROM bf_floats GROUP BY n ORDER BY n;
 DROP OWNED BY bf_erin;
 DROP ROLE bf_erin;
+-- Date keys whose owner's DateStyle changes while the job is paused (a role
+-- setting the next worker picks up): the keys are kept in ISO, which every
+-- DateStyle reads back alike (in "SQL, DMY" 21/01/2020 would be read by a
+-- worker in MDY as month 21, or 10/01/2020 as October 1: rows skipped or
+-- walked twice).  Every row once.
+CREATE ROLE bf_fay LOGIN;
+ALTER ROLE bf_fay SET DateStyle = 'SQL, DMY';
+CREATE TABLE bf_dates (k timestamp PRIMARY KEY, n int);
+INSERT INTO bf_dates SELECT timestamp '2020-01-01' + g * interval '1 day', NULL
+  FROM generate_series(0, 399) g;
+GRANT SELECT, UPDATE ON bf_dates TO bf_fay;
+CREATE FUNCTION pg_temp.bf_rows_done(job bigint, n int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE (SELECT rows_done FROM safe_migrate.backfills WHERE id = job) < n LOOP
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SET ROLE bf_fay;
+SELECT migrate_backfill('bf_dates', 'n = coalesce(n, 0) + 1', batch_size => 10,
+                        max_rows_per_second => 100) AS job \gset
+RESET ROLE;
+SELECT pg_temp.bf_rows_done(:job, 30);
+SELECT migrate_backfill_pause(:job);
+ALTER ROLE bf_fay SET DateStyle = 'ISO, MDY';
+SELECT migrate_backfill_resume(:job);
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT status, rows_done FROM safe_migrate.backfills WHERE id = :job;
+SELECT n, count(*) FROM bf_dates GROUP BY n ORDER BY n;
+DROP OWNED BY bf_fay;
+DROP ROLE bf_fay;

@@ -170,6 +170,24 @@ ALTER TYPE mt_mood ADD VALUE 'c';
 UPDATE mt_notes SET m = 'a' WHERE m = 'c';
 INSERT INTO mt_notes VALUES (1, 'new', 'c');
 $$) WHERE step = 'down';
+-- ... also when the value was added in a DO block (or a function), which
+-- the next top-level ADD VALUE's commit makes usable too; the index stays
+-- sound.
+CREATE TYPE mt_other AS ENUM ('x');
+SELECT step, ok, differences FROM migrate_test($$
+-- migrate:up
+DO $d$ BEGIN ALTER TYPE mt_mood ADD VALUE 'evil' BEFORE 'a'; END $d$;
+ALTER TYPE mt_other ADD VALUE 'y';
+INSERT INTO mt_notes VALUES (2, 'new', 'evil');
+-- migrate:down
+SELECT 1;
+$$) WHERE step = 'up';
+INSERT INTO mt_notes VALUES (3, 'after', 'a');
+SET enable_seqscan = off;
+SELECT count(*) FROM mt_notes WHERE m = 'a';
+RESET enable_seqscan;
+DELETE FROM mt_notes;
+DROP TYPE mt_other;
 RESET safe_migrate.policy;
 -- A role that may not override rules tests its own CREATE TABLE: the derived
 -- down's allow line is ours, not the role's.

@@ -458,12 +458,21 @@ BatchOutcome run_batch(Job *job, int batch_size, Pacing *pacing, const PacingDec
         for (int i = 0; i < nk; i++)
             values[i] = CStringGetTextDatum(last_key[i]);
     /* The keys travel as text (and are kept as text with the job): their
-     * output must read back as the same values.  Floats print exactly only
-     * with extra_float_digits > 0, which the owner's role or database may
-     * have set lower (then a float key rounds: batches overlap or skip
-     * rows, or the walk never ends). */
+     * output must read back as the same values, in this session and in the
+     * next worker's, whatever its settings (the owner's role or database
+     * may set them, and change them while a job is paused or after a
+     * crash).  Floats print exactly only with extra_float_digits > 0 (else
+     * a float key rounds: batches overlap or skip rows, or the walk never
+     * ends); dates and times print in ISO, which every DateStyle reads back
+     * alike (in "SQL, DMY", 10/01/2020 would be read as October 1 by a
+     * session in MDY: rows skipped, or walked twice); intervals with the
+     * sign of every field written out. */
     int key_nest = NewGUCNestLevel();
     (void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+                             GUC_ACTION_SAVE, true, 0, false);
+    (void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    (void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
                              GUC_ACTION_SAVE, true, 0, false);
     int key_rc = SPI_execute_with_args(sel.data, last_key ? nk : 0, types, values, nullptr, false, 0);
     AtEOXact_GUC(true, key_nest);

@@ -635,10 +635,19 @@ bool has_primary_key(Oid relid, List *targets)
     return found && !key_assigned;
 }
 
+/* Does the batched job reach what the statement reaches?  It updates or
+ * deletes from the table with its inheritance children, as UPDATE t and
+ * DELETE FROM t do; UPDATE ONLY t / DELETE FROM ONLY t leave the children
+ * alone, which it cannot. */
+bool job_reaches_the_same(const RangeVar *rv, Oid relid)
+{
+    return rv->inh || !has_subclass(relid);
+}
+
 /* The table rv names now, schema-qualified as the backfill records it
  * (NULL when there is none, or it has no primary key, or the UPDATE
- * assigns a key column: then nothing is rewritten, and the policy judges
- * the UPDATE as written). */
+ * assigns a key column, or it says ONLY of a table with children: then
+ * nothing is rewritten, and the policy judges the UPDATE as written). */
 char *qualified_table(const RangeVar *rv, List *targets, bool key_known)
 {
     MemoryContext cxt = CurrentMemoryContext;
@@ -648,7 +657,7 @@ char *qualified_table(const RangeVar *rv, List *targets, bool key_known)
     Oid relid = RangeVarGetRelid(rv, NoLock, true);
     char *name = nullptr;
     if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION &&
-        (key_known || has_primary_key(relid, targets))) {
+        job_reaches_the_same(rv, relid) && (key_known || has_primary_key(relid, targets))) {
         char *nsp = get_namespace_name(get_rel_namespace(relid));
         char *rel = get_rel_name(relid);
         if (nsp != nullptr && rel != nullptr) {
@@ -1464,6 +1473,7 @@ bool online_handles(const Node *stmt)
                                                    : ((const DeleteStmt *) stmt)->relation;
         Oid relid = RangeVarGetRelid(rv, NoLock, true);
         return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION &&
+               job_reaches_the_same(rv, relid) &&
                has_primary_key(relid, IsA(stmt, UpdateStmt) ? ((const UpdateStmt *) stmt)->targetList
                                                             : NIL);
     }

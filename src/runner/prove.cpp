@@ -614,10 +614,29 @@ void guard_executor_start(QueryDesc *desc, int eflags)
         standard_ExecutorStart(desc, eflags);
 }
 
+/* The enum type named: one the test added a value to. */
+void record_enum_type(List *type_name)
+{
+    Oid type = LookupTypeNameOid(nullptr, makeTypeNameFromNameList(type_name), true);
+    if (!OidIsValid(type))
+        return; /* the statement itself says it does not exist */
+    MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+    enum_commit.types = list_append_unique_oid(enum_commit.types, type);
+    MemoryContextSwitchTo(old);
+}
+
 void guard_process_utility(PlannedStmt *pstmt, const char *query, bool read_only,
                            ProcessUtilityContext context, ParamListInfo params,
                            QueryEnvironment *env, DestReceiver *dest, QueryCompletion *qc)
 {
+    /* ADD VALUE at any depth (a DO block, a function): forgetting the
+     * test's uncommitted values at the next top-level ADD VALUE forgets
+     * this one too, so its type is guarded as well */
+    if (enum_commit.active && IsA(pstmt->utilityStmt, AlterEnumStmt)) {
+        AlterEnumStmt *alter = (AlterEnumStmt *) pstmt->utilityStmt;
+        if (alter->newVal != nullptr && alter->oldVal == nullptr)
+            record_enum_type(alter->typeName);
+    }
     if (enum_commit.active && enum_commit.types != NIL && IsA(pstmt->utilityStmt, CopyStmt)) {
         CopyStmt *copy = (CopyStmt *) pstmt->utilityStmt;
         if (copy->is_from && copy->relation != nullptr)
@@ -697,11 +716,7 @@ void run_script(const char *sql, bool one_transaction)
             ((AlterEnumStmt *) raw->stmt)->newVal != nullptr &&
             ((AlterEnumStmt *) raw->stmt)->oldVal == nullptr) {
             /* the runner commits it here: so does the test (see above) */
-            TypeName *name = makeTypeNameFromNameList(((AlterEnumStmt *) raw->stmt)->typeName);
-            Oid type = typenameTypeId(nullptr, name);
-            MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-            enum_commit.types = list_append_unique_oid(enum_commit.types, type);
-            MemoryContextSwitchTo(old);
+            record_enum_type(((AlterEnumStmt *) raw->stmt)->typeName);
             forget_test_enum_values();
         }
     }
