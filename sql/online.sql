@@ -335,6 +335,13 @@ INSERT INTO onl.inh_c SELECT g, 0 FROM generate_series(101, 110) g;
 SELECT statement, sql FROM migrate_plan(replace(:'only_script', '\n', E'\n'));
 SELECT status FROM migrate_apply(replace(:'only_script', '\n', E'\n'), 'only-1');
 SELECT tableoid::regclass AS tab, v, count(*), min(id), max(id) FROM onl.inh_p GROUP BY 1, 2 ORDER BY 1, 2;
+-- a clause that ends like the quoting tag ("a$sm" + "$sm$") is quoted with
+-- another tag
+CREATE TABLE onl.dq (id int PRIMARY KEY, a$sm int, z int);
+INSERT INTO onl.dq SELECT g, g, NULL FROM generate_series(1, 200) g;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE onl.dq SET z = a$sm');
+SELECT status FROM migrate_apply(E'-- safe_migrate:online\nUPDATE onl.dq SET z = a$sm', 'dq-1');
+SELECT count(*) FILTER (WHERE z = a$sm) AS filled, count(*) FROM onl.dq;
 
 RESET safe_migrate.large_table_rows;
 SET safe_migrate.policy = off;

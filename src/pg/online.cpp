@@ -593,13 +593,18 @@ void append_job_wait(StringInfo out, const char *rel)
                      rel);
 }
 
-/* text as a dollar-quoted literal whose tag it does not contain */
+/* text as a dollar-quoted literal: the first tag that closes it where it
+ * ends (one the text does not contain, and that does not complete the
+ * text's own end: "... a$sm" + "$sm$" would close at "$sm$" inside) */
 char *dollar_quoted(const char *text)
 {
-    char *tag = pstrdup("$sm$");
-    for (int i = 1; strstr(text, tag) != nullptr; i++)
-        tag = psprintf("$sm%d$", i);
-    return psprintf("%s%s%s", tag, text, tag);
+    size_t len = strlen(text);
+    for (int i = 0;; i++) {
+        char *tag = i == 0 ? pstrdup("$sm$") : psprintf("$sm%d$", i);
+        char *body = psprintf("%s%s", text, tag);
+        if (strstr(body, tag) == body + len)
+            return psprintf("%s%s", tag, body);
+    }
 }
 
 /* Has the table a primary key (the key a backfill walks)?  Read from
