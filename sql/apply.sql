@@ -323,3 +323,25 @@ SELECT steps, steps_committed FROM safe_migrate.history WHERE version = 'part-re
 SET safe_migrate.policy = off;
 DROP TABLE part_rx, part_rx_note;
 RESET safe_migrate.policy;
+-- Judging an index on an expression reads the expression as PostgreSQL
+-- will (on a copy of the statement, under the weakest lock): that lock is
+-- released at once, and never waited for.  The session that calls
+-- migrate_apply keeps none that the runner's next statement would need
+-- (ALTER TABLE: ACCESS EXCLUSIVE), and migrate_plan leaves none behind.
+SET safe_migrate.large_table_rows = 100;
+CREATE TABLE expr_ix (id int PRIMARY KEY, a text, b int);
+INSERT INTO expr_ix SELECT g, g::text, g FROM generate_series(1, 1000) g;
+ANALYZE expr_ix;
+SELECT version, status, statements FROM migrate_apply($m$
+CREATE INDEX CONCURRENTLY expr_ix_lower ON expr_ix ((lower(a)));
+ALTER TABLE expr_ix ADD COLUMN c int;
+$m$, 'expr-index');
+BEGIN;
+SELECT statement, verdict FROM migrate_plan($m$CREATE INDEX expr_ix_upper ON expr_ix ((upper(a)));$m$);
+SELECT count(*) AS locks_on_expr_ix FROM pg_locks
+ WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation = 'expr_ix'::regclass;
+ROLLBACK;
+RESET safe_migrate.large_table_rows;
+SET safe_migrate.policy = off;
+DROP TABLE expr_ix;
+RESET safe_migrate.policy;

@@ -908,6 +908,7 @@ bool added_column_online(const RangeVar *rv, const AddedColumn *col, bool key_kn
         CommitTransactionCommand();
     MemoryContextSwitchTo(cxt);
     if (failure != nullptr) {
+        keep_cancel(failure);
         FreeErrorData(failure);
         return false;
     }

@@ -630,6 +630,7 @@ const char *using_expression(Oid relid, Node *raw, Oid new_type, int32 new_mod, 
     });
     MemoryContextSwitchTo(cxt);
     if (bad != nullptr) {
+        keep_cancel(bad);
         const char *why = psprintf("its USING expression: %s", bad->message);
         FreeErrorData(bad);
         return why;
@@ -972,6 +973,7 @@ char *using_expression_text(Oid relid, const ColumnDef *def)
     int32 *mod_ptr = &new_mod;
     ErrorData *bad = in_subtransaction([&]() { typenameTypeIdAndMod(nullptr, def->typeName, type_ptr, mod_ptr); });
     if (bad != nullptr) {
+        keep_cancel(bad);
         FreeErrorData(bad);
         return nullptr;
     }
@@ -1135,6 +1137,7 @@ TypeChangeOnline expand_type_change(const AlterTableStmt *at, StringInfo out, ch
     if (failure != nullptr) {
         /* the statement is left as written: the policy judges it */
         elog(DEBUG1, "safe_migrate: online type change not planned: %s", failure->message);
+        keep_cancel(failure);
         FreeErrorData(failure);
         return TypeChangeOnline::NotOnline;
     }

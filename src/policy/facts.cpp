@@ -1222,6 +1222,7 @@ static List *new_partition_qual(Relation prel, PartitionBoundSpec *spec, bool *k
         ok = true;
     });
     if (failed != nullptr) {
+        pg::keep_cancel(failed);
         FreeErrorData(failed);
         ok = false;
     }
@@ -1680,6 +1681,7 @@ static void check_attach_partition(Oid parent, const char *parent_name, Partitio
             }
         });
         if (failed != nullptr) {
+            pg::keep_cancel(failed);
             FreeErrorData(failed);
             known = false; /* the statement reports what is wrong */
         }
@@ -2015,6 +2017,7 @@ bool column_type_change(Oid relid, AlterTableCmd *cmd, List **rebuilt, bool *kno
         }
     });
     if (failed != nullptr) {
+        pg::keep_cancel(failed);
         FreeErrorData(failed);
         *known = false;
     }
@@ -3150,14 +3153,20 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
         return nullptr;
     const char **out = (const char **) palloc0(sizeof(char *) * (list_length(stmt->indexParams) + 1));
     volatile bool ok = true;
-    /* in a subtransaction: what the code opened or locked before an
-     * error (relcache references, locks) is released with it */
-    ErrorData *failed = pg::in_subtransaction([&]() {
+    /* in a subtransaction rolled back afterwards: what the code opened or
+     * locked (relcache references, the lock below) is released with it,
+     * after an error and after success alike: migrate_plan and the
+     * policy's first look leave no lock on a user table */
+    ErrorData *failed = pg::in_rolled_back_subtransaction([&]() {
         IndexStmt *copy = (IndexStmt *) copyObjectImpl(stmt);
         copy->whereClause = nullptr;
-        /* (the caller of transformIndexStmt holds a lock: the weakest, which
-         * the statement's own lock then strengthens) */
-        LockRelationOid(relid, AccessShareLock);
+        /* (the caller of transformIndexStmt holds a lock: the weakest, and
+         * never waited for: a session holding the table is not queued
+         * behind, the expressions are just not shown) */
+        if (!ConditionalLockRelationOid(relid, AccessShareLock)) {
+            ok = false;
+            return;
+        }
         copy = transformIndexStmt(relid, copy, debug_query_string);
         List *ctx = deparse_context_for(get_rel_name(relid), relid);
         int i = 0;
@@ -3173,6 +3182,7 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
         }
     });
     if (failed != nullptr) {
+        pg::keep_cancel(failed);
         FreeErrorData(failed);
         ok = false;
     }
@@ -3705,6 +3715,7 @@ static List *drop_originals(DropStmt *stmt)
         ErrorData *failed = pg::in_subtransaction([out, type, object]() {
             *out = lookup_dropped(type, object);
         });
+        pg::keep_cancel(failed);
         if (failed != nullptr || !OidIsValid(found))
             continue;
         ObjectAddress *a = (ObjectAddress *) palloc(sizeof(ObjectAddress));

@@ -104,6 +104,7 @@ DefaultVolatility default_volatility(Node *raw_default)
         free_parsestate(pstate);
     });
     if (failure != nullptr) {
+        pg::keep_cancel(failure);
         FreeErrorData(failure);
         return DefaultVolatility::Unknown;
     }

@@ -40,6 +40,23 @@ is( $out,
 	  . "3:ACCESS EXCLUSIVE:full scan:blocked",
 	'and describes each statement');
 
+# an index on an expression: PostgreSQL's reading of the expression needs a
+# lock on the table, which the plan takes only if it is free (a wait would
+# be logged: log_lock_waits after deadlock_timeout), and keeps none after
+my $log_at = -s $node->logfile;
+$ret = $node->psql('postgres', q{
+	SET lock_timeout = '1s'; SET log_lock_waits = on; SET deadlock_timeout = '100ms';
+	BEGIN;
+	SELECT statement || ':' || lock_mode || ':' || verdict
+	  FROM migrate_plan($$CREATE INDEX busy_lower ON busy ((lower(name)));$$);
+	SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'busy'::regclass;
+	COMMIT;},
+	stdout => \$out, stderr => \$err);
+is($ret, 0, 'an expression index planned while the table is locked') or diag($err);
+is($out, "1:SHARE:blocked\n0", 'described, with no lock left on the table');
+unlike(substr(slurp_file($node->logfile), $log_at), qr/still waiting for AccessShareLock/,
+	'without waiting for one');
+
 # the control: the statement itself would have waited
 $ret = $node->psql('postgres',
 	"SET lock_timeout = '200ms'; SET safe_migrate.policy = off; ALTER TABLE busy ADD COLUMN extra int;",
