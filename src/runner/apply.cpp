@@ -645,8 +645,17 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
     bool gave_up_waiting = false;
     for (;;) {
         int *current_ptr = &current;
-        failure = lock_wait_outside_queue(&lw);
+        /* a cancel (or statement_timeout) while it waits is a failure of
+         * the migration like any other: recorded, then raised */
+        ErrorData *wait_result = nullptr;
+        ErrorData **wait_result_ptr = &wait_result;
+        LockWait *lw_ptr = &lw;
+        failure = pg::in_subtransaction([wait_result_ptr, lw_ptr]() {
+            *wait_result_ptr = lock_wait_outside_queue(lw_ptr);
+        });
         MemoryContextSwitchTo(caller_cxt);
+        if (failure == nullptr)
+            failure = wait_result;
         if (failure != nullptr) {
             gave_up_waiting = true;
             break;

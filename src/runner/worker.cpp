@@ -1037,7 +1037,21 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
             /* wait outside the lock queue, in no transaction, while a
              * long-lived session holds a conflicting lock */
             if (failure == nullptr && lw.active) {
-                failure = lock_wait_outside_queue(&lw);
+                /* a cancel while it waits (the caller's, on its timeout or
+                 * its cancel) fails the migration as any error does:
+                 * recorded below */
+                PG_TRY();
+                {
+                    failure = lock_wait_outside_queue(&lw);
+                }
+                PG_CATCH();
+                {
+                    MemoryContextSwitchTo(migration_cxt);
+                    failure = CopyErrorData();
+                    FlushErrorState();
+                    AbortCurrentTransaction();
+                }
+                PG_END_TRY();
                 gave_up_waiting = failure != nullptr;
                 MemoryContextSwitchTo(migration_cxt);
             }

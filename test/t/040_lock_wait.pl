@@ -218,6 +218,34 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c2 text;'],
 }
 
 # ---------------------------------------------------------------------------
+# 2b. A cancel while it waits (here the caller's statement_timeout) is a
+#     failure like any other: recorded in the history, nothing applied.
+# ---------------------------------------------------------------------------
+for my $case (['caller', 'ALTER TABLE t ADD COLUMN c3 text;'],
+	['runner', 'ALTER TABLE t ADD COLUMN c3 text; CREATE INDEX CONCURRENTLY t_v3 ON t (v);'])
+{
+	my ($path, $script) = @$case;
+	my ($idle, $idle_pid) = blocker('idler');
+	my ($stdout, $stderr);
+	my $mig = start_psql(\$stdout, \$stderr, undef,
+		"SET statement_timeout = '2s'",
+		"SELECT status FROM migrate_apply('$script', 'lw-2b-$path')");
+	ok(wait_for_view("lw-2b-$path"), "lw-2b ($path): the wait shows in the view");
+	eval { $mig->finish; };
+	isnt($mig->result(0), 0, "lw-2b ($path): the timeout ends it");
+	like($stderr, qr/canceling statement/, "lw-2b ($path): as a cancel");
+	# (the runner records it as it stops, after its caller has returned)
+	$node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM safe_migrate.history WHERE version = 'lw-2b-$path'");
+	is( $node->safe_psql('postgres',
+			"SELECT status || '|' || sqlstate FROM safe_migrate.history WHERE version = 'lw-2b-$path'"),
+		'failed|57014', "lw-2b ($path): recorded as failed with 57014");
+	is(column_exists('c3'), 0, "lw-2b ($path): nothing applied");
+	$idle->query_safe('COMMIT');
+	$idle->quit;
+}
+
+# ---------------------------------------------------------------------------
 # 3. A stream of short transactions (no long-lived holder): the migration
 #    takes its lock between them; no transaction of the stream is held up
 #    for long.
