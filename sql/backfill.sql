@@ -75,6 +75,7 @@ SELECT migrate_backfill('bf_users', 'counter = 1', batch_size => 0);
 SELECT migrate_backfill('no_such_table', 'counter = 1');
 SELECT migrate_backfill_pause(999999);
 SELECT migrate_backfill_wait(999999);
+SELECT migrate_backfill_wait(NULL);
 
 -- The set clause is parsed as one assignment list, the where clause as one
 -- expression; nothing else is accepted (the text cannot add statements or

@@ -783,6 +783,9 @@ BEGIN; REFRESH MATERIALIZED VIEW mv_nokey; ROLLBACK;
 -- [H10] a materialized view is named as one, and what its locks block is
 -- told as it is: nobody writes to it, its refreshes wait.  BLOCK require-concurrent-index-creation
 BEGIN; CREATE INDEX mv_q ON mv (q); ROLLBACK;
+-- [H11] the hint builds the statement's index: UNIQUE, the operator class,
+-- the order, INCLUDE and WHERE kept.  BLOCK require-concurrent-index-creation
+BEGIN; CREATE UNIQUE INDEX big_b_u ON big (b text_pattern_ops DESC, id) INCLUDE (a) WHERE id > 10; ROLLBACK;
 \set VERBOSITY terse
 
 -- ===========================================================================

@@ -942,6 +942,12 @@ SM_ENTRY(migrate_backfill_cancel)
  * wait for it. */
 SM_ENTRY(migrate_backfill_wait)
 {
+    /* (not STRICT, for its optional timeout; a NULL job is an error, not
+     * a wait for nothing: a query that found no job gave it) */
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                        errmsg("no backfill job to wait for: the job id is NULL"),
+                        errhint("Pass the id migrate_backfill or migrate_delete returned.")));
     int64 id = PG_GETARG_INT64(0);
     (void) job_owner_checked(id, "migrate_backfill_wait");
     bool disposable = pg::caller_snapshot_is_disposable(fcinfo);

@@ -694,9 +694,10 @@ const Rule kRules[] = {
                        "); then for each partition: CREATE INDEX CONCURRENTLY <partition index> "
                        "ON <partition> (" + join(f.columns) + "); ALTER INDEX " +
                        or_default(f.index, "<index>") + " ATTACH PARTITION <partition index>;"
-                 : "Build it without blocking writes, in a migration step of its own: CREATE "
-                   "INDEX CONCURRENTLY " + or_default(f.index, "") + (f.index.empty() ? "" : " ") +
-                       "ON " + t + " (" + join(f.columns) + ");"};
+                 : "Build it without blocking writes, in a migration step of its own: " +
+                       or_default(f.expression, "CREATE INDEX CONCURRENTLY " + or_default(f.index, "") +
+                                                    (f.index.empty() ? "" : " ") + "ON " + t + " (" +
+                                                    join(f.columns) + ");")};
      }},
     {"require-concurrent-index-deletion", Level::Error, true,
      "DROP INDEX without CONCURRENTLY on a large table",

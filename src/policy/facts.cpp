@@ -3140,18 +3140,21 @@ static void check_alter_table(AlterTableStmt *stmt)
 }
 
 /* The expressions of an index statement's key, deparsed as PostgreSQL
- * prints them ("(lower(email))"), NULL for plain columns; NULL if they
- * cannot be read here (PostgreSQL reports what is wrong).  Transformed on
- * a copy, as CREATE INDEX does: nothing of the user's is evaluated. */
-static const char **index_expressions(Oid relid, IndexStmt *stmt)
+ * prints them ("(lower(email))"), NULL for plain columns, and its WHERE
+ * clause (*where, when it has one); NULL if they cannot be read here
+ * (PostgreSQL reports what is wrong).  Transformed on a copy, as CREATE
+ * INDEX does: nothing of the user's is evaluated. */
+static const char **index_expressions(Oid relid, IndexStmt *stmt, const char **where)
 {
-    bool any = false;
+    bool any = stmt->whereClause != nullptr;
     ListCell *lc;
     foreach (lc, stmt->indexParams)
         any |= ((IndexElem *) lfirst(lc))->expr != nullptr;
+    *where = nullptr;
     if (!any)
         return nullptr;
     const char **out = (const char **) palloc0(sizeof(char *) * (list_length(stmt->indexParams) + 1));
+    const char **where_out = where;
     volatile bool ok = true;
     /* in a subtransaction rolled back afterwards: what the code opened or
      * locked (relcache references, the lock below) is released with it,
@@ -3159,7 +3162,6 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
      * policy's first look leave no lock on a user table */
     ErrorData *failed = pg::in_rolled_back_subtransaction([&]() {
         IndexStmt *copy = (IndexStmt *) copyObjectImpl(stmt);
-        copy->whereClause = nullptr;
         /* (the caller of transformIndexStmt holds a lock: the weakest, and
          * never waited for: a session holding the table is not queued
          * behind, the expressions are just not shown) */
@@ -3180,13 +3182,102 @@ static const char **index_expressions(Oid relid, IndexStmt *stmt)
             }
             i++;
         }
+        if (copy->whereClause != nullptr)
+            *where_out = deparse_expression(copy->whereClause, ctx, false, false);
     });
     if (failed != nullptr) {
         pg::keep_cancel(failed);
         FreeErrorData(failed);
         ok = false;
     }
+    if (!ok)
+        *where = nullptr;
     return ok ? out : nullptr;
+}
+
+/* One key element as written for the hint: the column or expression with
+ * its collation, operator class, order and NULLS placement. */
+static const char *index_elem_text(const IndexElem *e, const char *base)
+{
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfoString(&s, base);
+    if (e->collation != NIL)
+        appendStringInfo(&s, " COLLATE %s", NameListToQuotedString(e->collation));
+    if (e->opclass != NIL)
+        appendStringInfo(&s, " %s", NameListToQuotedString(e->opclass));
+    if (e->ordering == SORTBY_DESC)
+        appendStringInfoString(&s, " DESC");
+    else if (e->ordering == SORTBY_ASC)
+        appendStringInfoString(&s, " ASC");
+    if (e->nulls_ordering == SORTBY_NULLS_FIRST)
+        appendStringInfoString(&s, " NULLS FIRST");
+    else if (e->nulls_ordering == SORTBY_NULLS_LAST)
+        appendStringInfoString(&s, " NULLS LAST");
+    return s.data;
+}
+
+/* The statement's concurrent form for the hint, when it says more than a
+ * name, a table and key elements (UNIQUE, USING, INCLUDE, NULLS NOT
+ * DISTINCT, WITH, TABLESPACE, WHERE): the index it suggests is the one the
+ * statement builds.  NULL when there is nothing more, or when a part cannot
+ * be written back (the hint then names the key only). */
+static const char *concurrent_index_statement(const IndexStmt *stmt, const char *table,
+                                              const char *const *elems, int n, const char *where)
+{
+    bool nulls_not_distinct = false;
+#if PG_VERSION_NUM >= 150000
+    nulls_not_distinct = stmt->nulls_not_distinct;
+#endif
+    bool btree = stmt->accessMethod == nullptr || strcmp(stmt->accessMethod, "btree") == 0;
+    if (!stmt->unique && btree && stmt->indexIncludingParams == NIL && !nulls_not_distinct &&
+        stmt->options == NIL && stmt->tableSpace == nullptr && stmt->whereClause == nullptr)
+        return nullptr;
+    if (stmt->whereClause != nullptr && where == nullptr)
+        return nullptr;
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "CREATE %sINDEX CONCURRENTLY %s%sON %s", stmt->unique ? "UNIQUE " : "",
+                     stmt->idxname ? quote_identifier(stmt->idxname) : "", stmt->idxname ? " " : "",
+                     table);
+    if (!btree)
+        appendStringInfo(&s, " USING %s", quote_identifier(stmt->accessMethod));
+    appendStringInfoString(&s, " (");
+    for (int i = 0; i < n; i++)
+        appendStringInfo(&s, "%s%s", i ? ", " : "", elems[i]);
+    appendStringInfoChar(&s, ')');
+    if (stmt->indexIncludingParams != NIL) {
+        appendStringInfoString(&s, " INCLUDE (");
+        ListCell *lc;
+        foreach (lc, stmt->indexIncludingParams) {
+            const IndexElem *e = (const IndexElem *) lfirst(lc);
+            if (e->name == nullptr)
+                return nullptr;
+            appendStringInfo(&s, "%s%s", foreach_current_index(lc) ? ", " : "", quote_identifier(e->name));
+        }
+        appendStringInfoChar(&s, ')');
+    }
+    if (nulls_not_distinct)
+        appendStringInfoString(&s, " NULLS NOT DISTINCT");
+    if (stmt->options != NIL) {
+        appendStringInfoString(&s, " WITH (");
+        ListCell *lc;
+        foreach (lc, stmt->options) {
+            DefElem *d = (DefElem *) lfirst(lc);
+            if (d->defnamespace != nullptr)
+                return nullptr;
+            appendStringInfo(&s, "%s%s", foreach_current_index(lc) ? ", " : "", quote_identifier(d->defname));
+            if (d->arg != nullptr)
+                appendStringInfo(&s, " = %s", quote_literal_cstr(defGetString(d)));
+        }
+        appendStringInfoChar(&s, ')');
+    }
+    if (stmt->tableSpace != nullptr)
+        appendStringInfo(&s, " TABLESPACE %s", quote_identifier(stmt->tableSpace));
+    if (where != nullptr)
+        appendStringInfo(&s, " WHERE %s", where);
+    appendStringInfoChar(&s, ';');
+    return s.data;
 }
 
 static void check_index(IndexStmt *stmt)
@@ -3219,11 +3310,21 @@ static void check_index(IndexStmt *stmt)
         cols = lappend(cols, makeString(e->name ? e->name : pstrdup("(expression)")));
     }
     string_list(cols, &f);
-    /* an expression as the user wrote it, for the hint: (lower(email)) */
-    const char **exprs = index_expressions(relid, stmt);
-    for (int i = 0; exprs != nullptr && i < f.n_columns; i++)
-        if (exprs[i] != nullptr)
+    /* an expression as the user wrote it, for the hint: (lower(email));
+     * each element with its collation, operator class and order; and
+     * what else the statement says, so that the index the hint builds is
+     * the statement's */
+    const char *where = nullptr;
+    const char **exprs = index_expressions(relid, stmt, &where);
+    for (int i = 0; i < f.n_columns; i++) {
+        IndexElem *e = (IndexElem *) list_nth(stmt->indexParams, i);
+        if (exprs != nullptr && exprs[i] != nullptr)
             f.columns[i] = exprs[i];
+        f.columns[i] = index_elem_text(e, f.columns[i]);
+    }
+    if (!stmt->concurrent)
+        f.expression = concurrent_index_statement(stmt, written(stmt->relation), f.columns,
+                                                  f.n_columns, where);
     /* an index is built on a partitioned table's partitions (not with ON
      * ONLY, which builds nothing), never on an inheritance parent's children */
     Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;

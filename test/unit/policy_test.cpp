@@ -1870,6 +1870,26 @@ TEST(MaterializedViews, NamedAsOneWithWhatTheirLocksBlock)
     EXPECT_CONTAINS(v[0].message, "rewrites table public.users (");
 }
 
+TEST(RequireConcurrentIndexCreation, HintBuildsTheStatementsIndex)
+{
+    /* what the statement says beyond its key (UNIQUE, USING, WHERE, ...)
+     * comes written out in the facts: the hint builds that index */
+    auto f = on_users(Action::CreateIndex);
+    f.index = "users_email_u";
+    f.columns = {"email text_pattern_ops"};
+    f.expression = "CREATE UNIQUE INDEX CONCURRENTLY users_email_u ON public.users (email "
+                   "text_pattern_ops) WHERE (deleted_at IS NULL);";
+    auto v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].hint, "in a migration step of its own: CREATE UNIQUE INDEX CONCURRENTLY "
+                               "users_email_u ON public.users (email text_pattern_ops) WHERE "
+                               "(deleted_at IS NULL);");
+    f.expression.clear();
+    v = eval(f);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_CONTAINS(v[0].hint, "CREATE INDEX CONCURRENTLY users_email_u ON public.users (email text_pattern_ops);");
+}
+
 TEST(ScanDoors, DetachConcurrentlyIsFine)
 {
     auto f = on_users(Action::DetachPartition);
