@@ -66,7 +66,8 @@ std::string size_of(const TableFacts& t)
 
 std::string on_table(const StatementFacts& f)
 {
-    return "table " + f.table.name + " (" + size_of(f.table) + ")";
+    return (f.table.matview ? "materialized view " : "table ") + f.table.name + " (" +
+           size_of(f.table) + ")";
 }
 
 std::string lock_detail(std::string_view what, LockMode mode, const std::string& table,
@@ -1132,11 +1133,12 @@ void for_each_firing(const StatementFacts& facts, const Thresholds& thresholds,
 
 }  // namespace
 
-/* The rules describe a table; a materialized view is named as one, and
- * what its locks block is told as it is: nobody writes to it but REFRESH,
- * so a lock that blocks writes blocks its refreshes (and a plain REFRESH,
- * queued behind it, holds every read of it in turn). */
-static void for_materialized_view(Explanation& e, const std::string& name)
+/* The rules' lock details describe a table (on_table names a materialized
+ * view as one); for a materialized view what its locks block is told as it
+ * is: nobody writes to it but REFRESH, so a lock that blocks writes blocks
+ * its refreshes (and a plain REFRESH, queued behind it, holds every read of
+ * it in turn). */
+static void for_materialized_view(Explanation& e)
 {
     auto replace_all = [](std::string& s, const std::string& from, const std::string& to) {
         for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
@@ -1144,7 +1146,6 @@ static void for_materialized_view(Explanation& e, const std::string& name)
     };
     replace_all(e.hint, "without blocking writes", "without blocking its refreshes");
     for (std::string* s : {&e.message, &e.detail}) {
-        replace_all(*s, "table " + name + " (", "materialized view " + name + " (");
         replace_all(*s, "INSERT, UPDATE and DELETE on the table wait until it is done; reads go on",
                     "REFRESH MATERIALIZED VIEW of it waits until it is done (and a plain REFRESH "
                     "queued behind it makes every read wait too); reads go on");
@@ -1159,7 +1160,7 @@ std::vector<Verdict> evaluate(const StatementFacts& facts, const Thresholds& thr
     for_each_firing(facts, thresholds, levels, [&](const Rule& rule, Level level) {
         Explanation e = rule.explain(facts);
         if (facts.table.matview)
-            for_materialized_view(e, facts.table.name);
+            for_materialized_view(e);
         if (!facts.typed_of.empty() && names_column_step(e.hint, facts.table.name))
             e.hint += " " + typed_table_note(facts);
         out.push_back({std::string(rule.name), level, std::move(e.message), std::move(e.detail),

@@ -15,11 +15,14 @@ extern "C" {
 
 namespace safe_migrate::pg {
 
-/* Run fn() in a subtransaction: NULL when it committed, else the error (a
- * copy in the caller's memory context) after rolling it back.  fn must be a
- * lambda whose captures need no destructor. */
+/* Run fn() in a subtransaction: NULL when it succeeded, else the error (a
+ * copy in the caller's memory context).  The subtransaction is rolled back
+ * after an error, and also after success when keep is false (code run only
+ * to read something: what it locked or opened goes with it); what fn()
+ * allocated in the caller's memory context stays.  fn must be a lambda
+ * whose captures need no destructor. */
 template <typename Fn>
-ErrorData *in_subtransaction(Fn fn)
+ErrorData *run_in_subtransaction(Fn fn, bool keep)
 {
     MemoryContext cxt = CurrentMemoryContext;
     ResourceOwner owner = CurrentResourceOwner;
@@ -29,7 +32,8 @@ ErrorData *in_subtransaction(Fn fn)
     PG_TRY();
     {
         fn();
-        ReleaseCurrentSubTransaction();
+        if (keep)
+            ReleaseCurrentSubTransaction();
     }
     PG_CATCH();
     {
@@ -39,38 +43,26 @@ ErrorData *in_subtransaction(Fn fn)
         RollbackAndReleaseCurrentSubTransaction();
     }
     PG_END_TRY();
+    if (!keep && failure == nullptr)
+        RollbackAndReleaseCurrentSubTransaction();
     MemoryContextSwitchTo(cxt);
     CurrentResourceOwner = owner;
     return failure;
 }
 
-/* The same, but the subtransaction is rolled back also when fn() succeeded:
- * for code run only to read something (what it locked or opened is
- * released with it).  What fn() allocated in the caller's memory context
- * stays. */
+/* fn() in a subtransaction kept when it succeeds (the PL/pgSQL EXCEPTION
+ * block pattern). */
+template <typename Fn>
+ErrorData *in_subtransaction(Fn fn)
+{
+    return run_in_subtransaction(fn, true);
+}
+
+/* fn() in a subtransaction rolled back whatever happens. */
 template <typename Fn>
 ErrorData *in_rolled_back_subtransaction(Fn fn)
 {
-    MemoryContext cxt = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    ErrorData *volatile failure = nullptr;
-    BeginInternalSubTransaction(nullptr);
-    MemoryContextSwitchTo(cxt);
-    PG_TRY();
-    {
-        fn();
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        failure = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    RollbackAndReleaseCurrentSubTransaction();
-    MemoryContextSwitchTo(cxt);
-    CurrentResourceOwner = owner;
-    return failure;
+    return run_in_subtransaction(fn, false);
 }
 
 /* A cancel (pg_cancel_backend, statement_timeout) caught as the error of

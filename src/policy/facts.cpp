@@ -3225,10 +3225,7 @@ static const char *index_elem_text(const IndexElem *e, const char *base)
 static const char *concurrent_index_statement(const IndexStmt *stmt, const char *table,
                                               const char *const *elems, int n, const char *where)
 {
-    bool nulls_not_distinct = false;
-#if PG_VERSION_NUM >= 150000
-    nulls_not_distinct = stmt->nulls_not_distinct;
-#endif
+    bool nulls_not_distinct = stmt->nulls_not_distinct;
     bool btree = stmt->accessMethod == nullptr || strcmp(stmt->accessMethod, "btree") == 0;
     if (!stmt->unique && btree && stmt->indexIncludingParams == NIL && !nulls_not_distinct &&
         stmt->options == NIL && stmt->tableSpace == nullptr && stmt->whereClause == nullptr)

@@ -1007,7 +1007,7 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
         /* the step's locks that conflict with the application (lockwait.hpp) */
         LockWait lw;
         memset(&lw, 0, sizeof(lw));
-        bool lw_prepared = false;
+        volatile bool lw_prepared = false;
 
         for (;;) {
             volatile int current = first;
@@ -1016,45 +1016,35 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
             bool ran = false;
             bool gave_up_waiting = false;
 
-            if (!lw_prepared) {
-                lw_prepared = true;
-                PG_TRY();
-                {
+            /* the locks to wait for (once), then the wait outside the lock
+             * queue, in no transaction, while a long-lived session holds a
+             * conflicting lock; an error of either, a cancel while it waits
+             * included (the caller's, on its timeout or its cancel), fails
+             * the migration as any error does: recorded below */
+            volatile bool waited = false;
+            PG_TRY();
+            {
+                if (!lw_prepared) {
+                    lw_prepared = true;
                     StartTransactionCommand();
                     lock_wait_prepare(&lw, &stmts[first], count, migration_cxt, false);
                     CommitTransactionCommand();
                 }
-                PG_CATCH();
-                {
-                    MemoryContextSwitchTo(migration_cxt);
-                    failure = CopyErrorData();
-                    FlushErrorState();
-                    AbortCurrentTransaction();
-                }
-                PG_END_TRY();
-                MemoryContextSwitchTo(migration_cxt);
-            }
-            /* wait outside the lock queue, in no transaction, while a
-             * long-lived session holds a conflicting lock */
-            if (failure == nullptr && lw.active) {
-                /* a cancel while it waits (the caller's, on its timeout or
-                 * its cancel) fails the migration as any error does:
-                 * recorded below */
-                PG_TRY();
-                {
+                if (lw.active) {
+                    waited = true;
                     failure = lock_wait_outside_queue(&lw);
                 }
-                PG_CATCH();
-                {
-                    MemoryContextSwitchTo(migration_cxt);
-                    failure = CopyErrorData();
-                    FlushErrorState();
-                    AbortCurrentTransaction();
-                }
-                PG_END_TRY();
-                gave_up_waiting = failure != nullptr;
-                MemoryContextSwitchTo(migration_cxt);
             }
+            PG_CATCH();
+            {
+                MemoryContextSwitchTo(migration_cxt);
+                failure = CopyErrorData();
+                FlushErrorState();
+                AbortCurrentTransaction();
+            }
+            PG_END_TRY();
+            gave_up_waiting = waited && failure != nullptr;
+            MemoryContextSwitchTo(migration_cxt);
             /* what an earlier, interrupted run of this build left */
             if (failure == nullptr && leaves_invalid)
                 failure = clean_interrupted_builds(stmts[first]);
