@@ -275,6 +275,32 @@ static void record_override(const pg::PolicyVerdict *v, const Allowance *a)
 PlanCapture *plan_capture = nullptr;
 SubTransactionId new_objects_from = InvalidSubTransactionId;
 
+bool worth_judging(pg::PolicyFacts *facts)
+{
+    if (plan_capture != nullptr)
+        return true; /* migrate_plan shows every statement's facts */
+    if (policy_mode == 0 || creating_extension || facts->created_in_transaction ||
+        facts->temporary)
+        return false;
+    bool fires = true;
+    pg::PolicyFacts probe = *facts;
+    if (OidIsValid(facts->size_of)) {
+        /* as enforce: no rule for a table of any size, none for this one */
+        probe.rows = 1e18;
+        probe.bytes = PG_INT64_MAX / 2;
+        if (pg::policy_would_fire(&probe, (double) large_table_rows,
+                                  (int64) large_table_kb * 1024, rule_levels, &fires) == nullptr &&
+            !fires)
+            return false;
+        resolve_size(facts);
+        probe = *facts;
+    }
+    if (pg::policy_would_fire(&probe, (double) large_table_rows, (int64) large_table_kb * 1024,
+                              rule_levels, &fires) != nullptr)
+        return true; /* enforce reports the problem */
+    return fires;
+}
+
 void enforce(const pg::PolicyFacts *facts)
 {
     if (plan_capture == nullptr && (policy_mode == 0 || creating_extension))

@@ -89,7 +89,9 @@ extern "C" {
 #include "utils/typcache.h"
 }
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace safe_migrate::policy {
 
@@ -130,6 +132,26 @@ bool keeps_heap(const pg::PolicyFacts *f)
     return f->action == kIndexRebuild;
 }
 
+/* The directory of this database's relations in its default tablespace,
+ * opened once per backend: a file there is then stat()ed by its name alone,
+ * without the kernel walking the whole path every time (the policy measures
+ * tables for most DDL statements).  One descriptor, kept for the life of
+ * the backend; -1 when it cannot be opened (then whole paths are used). */
+static int database_directory_fd(void)
+{
+    static Oid opened_for = InvalidOid;
+    static int fd = -1;
+    if (opened_for != MyDatabaseId) {
+        if (fd >= 0)
+            close(fd);
+        char *dir = GetDatabasePath(MyDatabaseId, MyDatabaseTableSpace);
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        pfree(dir);
+        opened_for = MyDatabaseId;
+    }
+    return fd;
+}
+
 /* Bytes on disk of a relation's main fork, summing its 1 GB segments,
  * read with stat(): no lock, no error if a file is gone. */
 static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
@@ -138,14 +160,24 @@ static int64 main_fork_bytes(Form_pg_class cls, Oid relid)
         return 0; /* partitioned table, view, ... */
     Oid spc = OidIsValid(cls->reltablespace) ? cls->reltablespace : MyDatabaseTableSpace;
     Oid db = cls->relisshared ? InvalidOid : MyDatabaseId;
-    pg::compat::BackendNum backend = cls->relpersistence == RELPERSISTENCE_TEMP ? pg::compat::my_backend()
-                                                                                 : pg::compat::kInvalidBackend;
-    char *path = pg::compat::relation_main_path(spc, db, cls->relfilenode, backend);
+    bool temporary = cls->relpersistence == RELPERSISTENCE_TEMP;
+    /* a permanent relation of this database's default tablespace: by its
+     * name in the database's directory */
+    int dirfd = !temporary && db == MyDatabaseId && spc == MyDatabaseTableSpace
+                    ? database_directory_fd()
+                    : -1;
+    char *path;
+    if (dirfd >= 0)
+        path = psprintf("%u", cls->relfilenode);
+    else
+        path = pg::compat::relation_main_path(
+            spc, db, cls->relfilenode,
+            temporary ? pg::compat::my_backend() : pg::compat::kInvalidBackend);
     int64 total = 0;
     for (int segment = 0;; segment++) {
         char *file = segment == 0 ? pstrdup(path) : psprintf("%s.%d", path, segment);
         struct stat st;
-        bool found = stat(file, &st) == 0;
+        bool found = (dirfd >= 0 ? fstatat(dirfd, file, &st, 0) : stat(file, &st)) == 0;
         pfree(file);
         if (!found)
             break;
@@ -189,6 +221,21 @@ static int64 index_bytes(Oid relid)
     return total;
 }
 
+/* Bytes of a TOAST table's index.  PostgreSQL names it after the table
+ * the TOAST table belongs to (pg_toast_<table>_index, kept so by the
+ * rewrites that swap in a new TOAST table): a cached name lookup instead of
+ * the TOAST table's relation cache entry and index list.  A name that does
+ * not lead to the TOAST table's index falls back to the list. */
+static int64 toast_index_bytes(Oid relid, Oid toastrelid)
+{
+    char name[NAMEDATALEN];
+    snprintf(name, sizeof name, "pg_toast_%u_index", relid);
+    Oid index = get_relname_relid(name, PG_TOAST_NAMESPACE);
+    if (OidIsValid(index) && IndexGetRelation(index, true) == toastrelid)
+        return relid_main_fork_bytes(index);
+    return index_bytes(toastrelid);
+}
+
 /* Rows and bytes of one relation: statistics scaled to its size on disk.
  * Bytes count the heap, its TOAST table (with its index) and its indexes. */
 static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *bytes)
@@ -196,7 +243,8 @@ static void relation_size(Form_pg_class cls, Oid relid, double *rows, int64 *byt
     int64 b = main_fork_bytes(cls, relid);
     int64 extra = 0;
     if (OidIsValid(cls->reltoastrelid))
-        extra += relid_main_fork_bytes(cls->reltoastrelid) + index_bytes(cls->reltoastrelid);
+        extra += relid_main_fork_bytes(cls->reltoastrelid) +
+                 toast_index_bytes(relid, cls->reltoastrelid);
     if (cls->relhasindex)
         extra += index_bytes(relid);
     double pages_now = (double) b / BLCKSZ;
@@ -3283,6 +3331,25 @@ static void check_index(IndexStmt *stmt)
     char kind = OidIsValid(relid) ? get_rel_relkind(relid) : '\0';
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_MATVIEW)
         return;
+    pg::PolicyFacts f;
+    init_facts(&f, kCreateIndex);
+    f.concurrently = stmt->concurrent;
+    /* an index is built on a partitioned table's partitions (not with ON
+     * ONLY, which builds nothing), never on an inheritance parent's children */
+    Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
+    table_facts(relid, written(stmt->relation), &f, reach);
+    reach_existing_children(relid, reach, &f);
+    /* ON ONLY a partitioned table: an invalid index on the parent alone,
+     * nothing read or built (its statistics count its partitions' rows) */
+    if (kind == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh) {
+        f.size_of = InvalidOid;
+        f.rows = 0;
+        f.bytes = 0;
+    }
+    /* a plain table (most CREATE INDEX statements): the names and the
+     * statement the hint writes only when a rule fires at its size */
+    if (kind != RELKIND_PARTITIONED_TABLE && !worth_judging(&f))
+        return;
     /* a name already taken in the table's schema: IF NOT EXISTS skips it
      * with a notice and builds nothing, without it PostgreSQL reports it;
      * likewise a column that does not exist */
@@ -3296,9 +3363,6 @@ static void check_index(IndexStmt *stmt)
                 return;
         }
     }
-    pg::PolicyFacts f;
-    init_facts(&f, kCreateIndex);
-    f.concurrently = stmt->concurrent;
     f.index = stmt->idxname ? quote_identifier(stmt->idxname) : nullptr;
     List *cols = NIL;
     ListCell *lc;
@@ -3322,18 +3386,6 @@ static void check_index(IndexStmt *stmt)
     if (!stmt->concurrent)
         f.expression = concurrent_index_statement(stmt, written(stmt->relation), f.columns,
                                                   f.n_columns, where);
-    /* an index is built on a partitioned table's partitions (not with ON
-     * ONLY, which builds nothing), never on an inheritance parent's children */
-    Reach reach = stmt->relation->inh ? Reach::Partitions : Reach::Self;
-    table_facts(relid, written(stmt->relation), &f, reach);
-    reach_existing_children(relid, reach, &f);
-    /* ON ONLY a partitioned table: an invalid index on the parent alone,
-     * nothing read or built (its statistics count its partitions' rows) */
-    if (kind == RELKIND_PARTITIONED_TABLE && !stmt->relation->inh) {
-        f.size_of = InvalidOid;
-        f.rows = 0;
-        f.bytes = 0;
-    }
     /* on a partitioned table: only the partitions without an equivalent
      * index of their own are built on (the others' are attached) */
     if (kind == RELKIND_PARTITIONED_TABLE && stmt->relation->inh && stmt->whereClause == nullptr &&
@@ -3829,6 +3881,11 @@ static List *drop_originals(DropStmt *stmt)
  * facts). */
 static List *with_inheritors(List *judged, Oid relid)
 {
+    /* only migrate_plan's prediction of what else goes reads the list:
+     * a statement being run is judged as PostgreSQL deletes (no scan of
+     * pg_inherits for every DROP TABLE) */
+    if (plan_capture == nullptr)
+        return judged;
     return list_concat_unique_oid(judged, find_all_inheritors(relid, NoLock, nullptr));
 }
 

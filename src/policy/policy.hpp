@@ -85,6 +85,12 @@ extern PlanCapture *plan_capture;
 /* Evaluate the rules on the facts and act: ERROR, WARNING or an audited
  * override. */
 void enforce(const pg::PolicyFacts *facts);
+/* Could enforce(facts) say anything?  Measures the size if a rule could
+ * use it (then left in facts).  False: no rule fires on these facts, and
+ * what only a verdict's message or hint needs (names, the statement the
+ * hint writes) need not be looked up.  Only facts a rule's condition reads
+ * must be set; always true for migrate_plan. */
+bool worth_judging(pg::PolicyFacts *facts);
 
 /* Which partitions / inheritance children a statement reaches, and so count
  * in the table's rows and bytes: All (ALTER TABLE, TRUNCATE, DROP: they
