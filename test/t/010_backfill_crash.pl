@@ -38,8 +38,11 @@ $node->init;
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'safe_migrate'\nmax_worker_processes = 32\n"
 	  . "restart_after_crash = on\n"
-	  # progress committed asynchronously (and so lost in a crash) would
-	  # show up every time rather than now and then
+	  # the worker's batches commit asynchronously (synchronous_commit =
+	  # off): with the WAL writer this slow an immediate shutdown takes
+	  # back seconds of them, rows and progress together, every time (and
+	  # progress lost without its rows, or rows without their progress,
+	  # would show up every time rather than now and then)
 	  . "wal_writer_delay = '10s'\n");
 $node->start;
 
