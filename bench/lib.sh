@@ -108,8 +108,16 @@ CONF
     if "$PSQL" -X -q -h "$SOCK" -p "$PORT" -c 'select 1' >/dev/null 2>&1; then
         die "something already answers on port $PORT"
     fi
+    # BENCH_SERVER_SETUP: a function that prepares, in $WORK, an executable
+    # pg_ctl starts instead of postgres (e.g. postgres under valgrind) and
+    # prints its path; BENCH_START_TIMEOUT: seconds pg_ctl waits (60)
+    local server=()
+    if [[ -n "${BENCH_SERVER_SETUP:-}" ]]; then
+        server=(-p "$("$BENCH_SERVER_SETUP")")
+    fi
     log "starting the cluster (port $PORT, socket dir $SOCK)"
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" "${server[@]}" -l "$SERVER_LOG" -w \
+        -t "${BENCH_START_TIMEOUT:-60}" start >/dev/null \
         || { show_server_log; die "the cluster did not start (port $PORT in use? set PORT=...)"; }
     STARTED=1
 }

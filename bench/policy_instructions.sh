@@ -37,6 +37,7 @@ NO_TRIGGER="${NO_TRIGGER:-0}"
 PORT="${PORT:-54620}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
+PG_CONF_EXTRA=""
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DDL_SCRIPT="$BENCH_DIR/policy/ddl.sql"
@@ -51,45 +52,28 @@ posint CLIENTS "$CLIENTS"
 command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)"
 
 # ---------------------------------------------------------------- cluster
-WORK="$(mktemp -d /tmp/sm_instr.XXXXXX)"
-PGDATA="$WORK/data"
-SOCK="$WORK/sock"
-SERVER_LOG="$WORK/server.log"
-CG="$WORK/callgrind"
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$PGDATA" "$SOCK" "$CG"
-chown -R postgres:postgres "$WORK"
-chmod 700 "$WORK"
-log "initdb into $PGDATA"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-# fsync off: instructions, not the disk, are counted
-cat >>"$PGDATA/postgresql.conf" <<CONF
-
-# ---- added by bench/policy_instructions.sh ----
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'safe_migrate'
-max_worker_processes = 32
-fsync = off
-synchronous_commit = off
-log_connections = on
-CONF
 # pg_ctl starts this wrapper as the server: every process under callgrind,
 # one output file per process
-cat >"$WORK/postgres" <<WRAP
+server_under_callgrind() {
+    CG="$WORK/callgrind"
+    mkdir -p "$CG"
+    chown postgres:postgres "$CG"
+    cat >"$WORK/postgres" <<WRAP
 #!/bin/sh
 exec valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$CG/cg.%p "$PG_BIN/postgres" "\$@"
 WRAP
-chmod 755 "$WORK/postgres"
-log "starting the cluster under callgrind (port $PORT)"
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -p "$WORK/postgres" -l "$SERVER_LOG" -w -t 300 \
-    start >/dev/null || { show_server_log; die "the cluster did not start"; }
-STARTED=1
+    chmod 755 "$WORK/postgres"
+    echo "$WORK/postgres"
+}
+BENCH_SERVER_SETUP=server_under_callgrind
+BENCH_START_TIMEOUT=300
+# fsync off: instructions, not the disk, are counted
+bench_cluster_start sm_instr "shared_preload_libraries = 'safe_migrate'
+max_worker_processes = 32
+fsync = off
+synchronous_commit = off
+log_connections = on"
+CG="$WORK/callgrind"
 
 export PGHOST="$SOCK" PGPORT="$PORT" PGUSER=postgres
 export PGOPTIONS="-c client_min_messages=warning"
