@@ -61,7 +61,14 @@ bench_cleanup() {
         if [[ "$KEEP_CLUSTER" == 1 ]]; then
             log "KEEP_CLUSTER=1: left $WORK in place"
         else
-            rm -rf -- "$WORK"
+            # (a server under valgrind may still be writing its files after
+            # the immediate stop returned: try again a few times)
+            local try
+            for try in 1 2 3 4 5; do
+                rm -rf -- "$WORK" 2>/dev/null && break
+                sleep 1
+            done
+            [[ -e "$WORK" ]] && echo "[bench] could not remove $WORK" >&2
         fi
     fi
     exit "$rc"

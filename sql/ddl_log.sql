@@ -149,12 +149,35 @@ SELECT command_tag, object_identity, managed, migration_version
   FROM safe_migrate.ddl_log, mark WHERE logged_at > mark.at ORDER BY logged_at;
 UPDATE mark SET at = pg_catalog.clock_timestamp();
 
+-- what a session keeps between statements (the quoted name of the schema
+-- it last named an object in, its role's name) follows a rename at once
+SET safe_migrate.policy = off;
+SET ROLE sm_log_owner;
+CREATE SCHEMA "Lg Case";
+CREATE TABLE "Lg Case".a (x int);
+CREATE TABLE "Lg Case".b (x int);
+DROP TABLE "Lg Case".a;
+ALTER SCHEMA "Lg Case" RENAME TO lg_case;
+DROP TABLE lg_case.b;
+CREATE TABLE lg_case.c (x int);
+RESET ROLE;
+ALTER ROLE sm_log_owner RENAME TO sm_log_renamed;
+SET ROLE sm_log_renamed;
+ALTER TABLE lg_case.c ADD COLUMN y int;
+DROP TABLE lg_case.c;
+RESET ROLE;
+ALTER ROLE sm_log_renamed RENAME TO sm_log_owner;
+RESET safe_migrate.policy;
+SELECT * FROM public.log_since();
+UPDATE mark SET at = pg_catalog.clock_timestamp();
+
 -- two-phase commit is not set up here (max_prepared_transactions = 0);
 -- a database without the extension logs nothing and pays nothing: see
 -- the TAP tests.  DROP EXTENSION takes the log with it, no error.
 SET client_min_messages = warning;
 SET safe_migrate.policy = off;
 DROP SCHEMA lg CASCADE;
+DROP SCHEMA lg_case;
 DROP TABLE scratch2;
 RESET safe_migrate.policy;
 DROP FUNCTION log_since();

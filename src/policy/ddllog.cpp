@@ -136,6 +136,77 @@ const Oid kTypes[kCols] = {TIMESTAMPTZOID, XID8OID, INT4OID, NAMEOID, TEXTOID, T
                            TEXTOID, BOOLOID, BOOLOID, TEXTOID, INT4OID, TEXTOID};
 const Oid kTrTypes[1] = {TIMESTAMPTZOID};
 
+/* ---------- names this backend looks up for every statement ----------
+ * Kept until a catalog change could make them wrong: a syscache callback
+ * (also run when the invalidation queue overflowed) drops them. */
+
+/* Is there a schema safe_migrate in this database (the sign that the
+ * extension is; its OID)?  Known: looked up since the last change to
+ * pg_namespace. */
+bool schema_known = false;
+Oid schema_oid = InvalidOid;
+
+/* The last schema a name was made in, its name quoted (nullptr: none). */
+Oid quoted_nsp = InvalidOid;
+char *quoted_nsp_name = nullptr;
+
+void forget_namespaces(Datum arg, int cacheid, uint32 hashvalue)
+{
+    schema_known = false;
+    quoted_nsp = InvalidOid; /* its string stays allocated, to be reused */
+}
+
+Oid log_schema(void)
+{
+    if (!schema_known) {
+        schema_oid = get_namespace_oid("safe_migrate", true);
+        schema_known = true;
+    }
+    return schema_oid;
+}
+
+/* quote_identifier() of a schema's name, from the cache above; nullptr
+ * when the schema is gone.  Valid until the next call. */
+const char *quoted_namespace(Oid nsp)
+{
+    if (nsp != quoted_nsp || quoted_nsp_name == nullptr) {
+        char *name = get_namespace_name(nsp);
+        if (name == nullptr)
+            return nullptr;
+        const char *q = quote_identifier(name);
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        char *copy = pstrdup(q);
+        MemoryContextSwitchTo(old);
+        if (quoted_nsp_name != nullptr)
+            pfree(quoted_nsp_name);
+        quoted_nsp_name = copy;
+        quoted_nsp = nsp;
+        if (q != name)
+            pfree((void *) q);
+        pfree(name);
+    }
+    return quoted_nsp_name;
+}
+
+/* The current user's name (GetUserNameFromId), until pg_authid changes. */
+Oid named_role = InvalidOid;
+NameData named_role_name;
+
+void forget_roles(Datum arg, int cacheid, uint32 hashvalue)
+{
+    named_role = InvalidOid;
+}
+
+const NameData *current_role_name(void)
+{
+    Oid role = GetUserId();
+    if (role != named_role) {
+        namestrcpy(&named_role_name, GetUserNameFromId(role, false));
+        named_role = role;
+    }
+    return &named_role_name;
+}
+
 /* Relations found to have the log's exact shape, in this backend (a
  * backend serves one database).  Re-checked when the name leads elsewhere
  * (the extension dropped and created again). */
@@ -194,7 +265,7 @@ bool log_relations(LogRelations *r)
         *r = cached_log;
         return true;
     }
-    Oid nsp = get_namespace_oid("safe_migrate", true);
+    Oid nsp = log_schema();
     if (!OidIsValid(nsp))
         return false;
     r->entries = get_relname_relid("ddl_entries", nsp);
@@ -692,6 +763,53 @@ void name_from_row(LogObject *o, Oid relid)
     ReleaseSysCache(tup);
 }
 
+/*
+ * Name a relation (not a column) that is being dropped, as
+ * getObjectTypeDescription() and getObjectIdentity() would (a temporary one
+ * is not logged, so its schema has its own name), from one catalog lookup
+ * and the schema's cached quoted name.
+ */
+void name_dropped_relation(LogObject *o)
+{
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(o->address.objectId));
+    if (!HeapTupleIsValid(tup)) {
+        o->skip = true;
+        return;
+    }
+    Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+    const char *nsp = quoted_namespace(c->relnamespace);
+    if (nsp == nullptr || c->relkind == RELKIND_TOASTVALUE ||
+        c->relkind == RELKIND_COMPOSITE_TYPE)
+        o->skip = true; /* (never logged: see owner_of) */
+    else {
+        o->type = pstrdup(relkind_type(c->relkind));
+        o->identity = psprintf("%s.%s", nsp, quote_identifier(NameStr(c->relname)));
+    }
+    ReleaseSysCache(tup);
+}
+
+/* The same relation named from its row earlier in this statement (an ALTER
+ * TABLE calls the hook for the table and for each column it adds): its
+ * name copied, no second lookup.  (A statement that renames is not named
+ * this way.) */
+bool named_before(Frame *f, LogObject *o)
+{
+    ListCell *lc;
+    foreach (lc, f->objects) {
+        LogObject *x = (LogObject *) lfirst(lc);
+        if (x->from_row && x->address.classId == RelationRelationId &&
+            x->address.objectId == o->address.objectId) {
+            o->relkind = x->relkind;
+            o->relpersistence = x->relpersistence;
+            o->relnamespace = x->relnamespace;
+            o->relname = x->relname;
+            o->from_row = true;
+            return true;
+        }
+    }
+    return false;
+}
+
 void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
     Touch touch;
@@ -752,7 +870,8 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
      * after */
     if (classId == RelationRelationId && !top_frame->renames &&
         (touch == Touch::Altered ||
-         (touch == Touch::Created && subId != 0 && strncmp(o->tag, "ALTER ", 6) == 0)))
+         (touch == Touch::Created && subId != 0 && strncmp(o->tag, "ALTER ", 6) == 0)) &&
+        !named_before(top_frame, o))
         name_from_row(o, objectId);
     if (touch == Touch::Dropped) {
         /* the last moment it can be named */
@@ -765,6 +884,8 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
             o->skip = true;
         else if (!nameable_while_dropping(&o->address))
             o->skip = true;
+        else if (classId == RelationRelationId && subId == 0)
+            name_dropped_relation(o);
         else {
             o->type = getObjectTypeDescription(&o->address, true);
             o->identity = getObjectIdentity(&o->address, true);
@@ -1016,7 +1137,7 @@ void finish_statement(Frame *f)
             if (index && strcmp(o->tag, "CREATE INDEX") != 0 &&
                 in_frame_as(f->objects, ObjectAddress{RelationRelationId, o->indrelid, 0}, o->tag))
                 continue; /* the index of a constraint its table's statement made */
-            char *nsp = get_namespace_name(o->relnamespace);
+            const char *nsp = quoted_namespace(o->relnamespace);
             if (nsp == nullptr)
                 continue;
             LogObject *n = (LogObject *) palloc0(sizeof(LogObject));
@@ -1025,7 +1146,7 @@ void finish_statement(Frame *f)
             n->type = pstrdup(relkind_type(o->relkind));
             /* (quote_qualified_identifier builds it in a 1 kB StringInfo:
              * a block of its own per name in the frame's small context) */
-            n->identity = psprintf("%s.%s", quote_identifier(nsp), quote_identifier(o->relname));
+            n->identity = psprintf("%s.%s", nsp, quote_identifier(o->relname));
             kept = lappend(kept, n);
             continue;
         }
@@ -1120,7 +1241,7 @@ void finish_statement(Frame *f)
     }
     e->managed = migration.active;
     e->version = migration.version ? pstrdup(migration.version) : nullptr;
-    namestrcpy(&e->role, GetUserNameFromId(GetUserId(), false));
+    e->role = *current_role_name();
     foreach (lc, kept) {
         LogObject *o = (LogObject *) lfirst(lc);
         LogObject *c = (LogObject *) palloc(sizeof(LogObject));
@@ -1175,14 +1296,19 @@ void write_pending(void)
     if (!log_relations(&r))
         return;
     FullTransactionId xid = GetTopFullTransactionId();
-    /* an insert into a table with TOAST wants a snapshot (PostgreSQL 18
-     * asserts one for every such insert, a short row's too); at commit the
-     * statement's own is gone (and CREATE INDEX CONCURRENTLY never had one) */
+    /* PostgreSQL's assertion-enabled builds check that an insert into a
+     * table with TOAST has a snapshot (newer releases check every such
+     * insert, a short row's too): at commit the statement's own is gone
+     * (and CREATE INDEX CONCURRENTLY never had one).  An insert reads no
+     * TOAST data (storing a value needs no snapshot), so other builds are
+     * spared taking one at every commit. */
     bool pushed = false;
+#ifdef USE_ASSERT_CHECKING
     if (!ActiveSnapshotSet()) {
         PushActiveSnapshot(GetTransactionSnapshot());
         pushed = true;
     }
+#endif
     Relation log = table_open(r.entries, RowExclusiveLock);
     TupleDesc desc = RelationGetDescr(log);
     const LogEntry *prev = nullptr;
@@ -1404,7 +1530,7 @@ bool ddl_log_begin(Node *parsetree, int context_arg)
         return false;
     /* nothing to log in a database without the extension: its schema (a
      * member of the extension) is the cheap sign, one syscache probe */
-    if (!OidIsValid(get_namespace_oid("safe_migrate", true)))
+    if (!OidIsValid(log_schema()))
         return false;
     if (frame_context == nullptr)
         frame_context = AllocSetContextCreate(TopMemoryContext, "safe_migrate ddl_log frames",
@@ -1444,6 +1570,9 @@ Node *ddl_log_current_statement(void)
 void install_ddl_log_hooks(void)
 {
     CacheRegisterRelcacheCallback(forget_log_relations, (Datum) 0);
+    CacheRegisterSyscacheCallback(NAMESPACENAME, forget_namespaces, (Datum) 0);
+    CacheRegisterSyscacheCallback(NAMESPACEOID, forget_namespaces, (Datum) 0);
+    CacheRegisterSyscacheCallback(AUTHOID, forget_roles, (Datum) 0);
     RegisterXactCallback(at_xact_event, nullptr);
     RegisterSubXactCallback(at_subxact_event, nullptr);
 }
