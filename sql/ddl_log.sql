@@ -171,6 +171,32 @@ RESET safe_migrate.policy;
 SELECT * FROM public.log_since();
 UPDATE mark SET at = pg_catalog.clock_timestamp();
 
+-- a DROP without CASCADE takes only what belongs to the tables it names
+-- (triggers, rules, policies, defaults, constraints, row types, and the
+-- partitions with theirs): one line per table
+SET safe_migrate.policy = off;
+SET ROLE sm_log_owner;
+CREATE TABLE lg_case.r (id int PRIMARY KEY, v int DEFAULT 1 CHECK (v > 0));
+CREATE FUNCTION lg_case.noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER r_noop BEFORE INSERT ON lg_case.r FOR EACH ROW EXECUTE FUNCTION lg_case.noop();
+CREATE POLICY r_all ON lg_case.r USING (true);
+CREATE RULE r_nothing AS ON DELETE TO lg_case.r DO INSTEAD NOTHING;
+CREATE TABLE lg_case.p (k int DEFAULT 0 CHECK (k >= 0)) PARTITION BY RANGE (k);
+CREATE TABLE lg_case.p1 PARTITION OF lg_case.p FOR VALUES FROM (0) TO (10);
+CREATE TRIGGER p1_noop BEFORE INSERT ON lg_case.p1 FOR EACH ROW EXECUTE FUNCTION lg_case.noop();
+CREATE VIEW lg_case.rv AS SELECT id FROM lg_case.r;
+RESET ROLE;
+UPDATE mark SET at = pg_catalog.clock_timestamp();
+SET ROLE sm_log_owner;
+DROP TABLE lg_case.r, lg_case.p;   -- refused: the view needs r
+DROP VIEW lg_case.rv;
+DROP TABLE lg_case.r, lg_case.p;
+DROP FUNCTION lg_case.noop();
+RESET ROLE;
+RESET safe_migrate.policy;
+SELECT * FROM public.log_since();
+UPDATE mark SET at = pg_catalog.clock_timestamp();
+
 -- two-phase commit is not set up here (max_prepared_transactions = 0);
 -- a database without the extension logs nothing and pays nothing: see
 -- the TAP tests.  DROP EXTENSION takes the log with it, no error.

@@ -739,6 +739,29 @@ bool part_of_named_drop(Frame *f, const ObjectAddress *owner)
 }
 
 /*
+ * Is an object of this class that a DROP TABLE / VIEW / INDEX / SEQUENCE
+ * ... without CASCADE deletes always a part of a relation the statement
+ * drops (so never a line of its own, and its owner need not be looked up)?
+ * Without CASCADE, PostgreSQL deletes besides the named relations only what
+ * depends on them automatically or internally: their triggers, rules,
+ * policies, defaults, constraints and row types belong to them, or to a
+ * relation deleted with them (a partition); a trigger, rule, policy,
+ * default or constraint of another table that merely refers to them is a
+ * normal dependency, which makes the DROP fail instead.
+ */
+bool part_of_restrict_drop(Frame *f, Oid classid)
+{
+    if (classid != TriggerRelationId && classid != RewriteRelationId &&
+        classid != PolicyRelationId && classid != AttrDefaultRelationId &&
+        classid != ConstraintRelationId && classid != TypeRelationId)
+        return false;
+    if (!IsA(f->parsetree, DropStmt))
+        return false;
+    DropStmt *stmt = (DropStmt *) f->parsetree;
+    return stmt->behavior == DROP_RESTRICT && drop_of_relations(stmt->removeType);
+}
+
+/*
  * Name a table, view, materialized view or foreign table a statement
  * changes from its catalog row as the command has it in its cache right
  * now (the row of the moment: a command's change to it becomes visible at
@@ -873,7 +896,9 @@ void collect(ObjectAccessType access, Oid classId, Oid objectId, int subId, void
          (touch == Touch::Created && subId != 0 && strncmp(o->tag, "ALTER ", 6) == 0)) &&
         !named_before(top_frame, o))
         name_from_row(o, objectId);
-    if (touch == Touch::Dropped) {
+    if (touch == Touch::Dropped && part_of_restrict_drop(top_frame, classId)) {
+        o->skip = true;
+    } else if (touch == Touch::Dropped) {
         /* the last moment it can be named */
         bool never = false;
         o->owner = owner_of(&o->address, &never);
