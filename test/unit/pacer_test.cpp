@@ -30,6 +30,11 @@ struct Server {
     double batch_extra_ms = 0.0;
     double tau_ms = 300.0;
     double noise_sd = 0.0;
+    // a heavy tail like a real OLTP load's (commits waiting on a WAL flush,
+    // a page read): with probability tail_p a statement takes an extra
+    // exponentially distributed time of mean tail_mean_ms
+    double tail_p = 0.0;
+    double tail_mean_ms = 0.0;
     double fg_rate = 200;
     std::function<bool(double)> foreground = [](double) { return true; };
     std::function<double(double)> extra = [](double) { return 0.0; };
@@ -60,6 +65,8 @@ struct SimRun {
 SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms = 0) {
     std::mt19937 rng(s.seed);
     std::normal_distribution<double> noise(0.0, s.noise_sd > 0 ? s.noise_sd : 1.0);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    std::exponential_distribution<double> tail(s.tail_mean_ms > 0 ? 1.0 / s.tail_mean_ms : 1.0);
     SimRun r;
     double carry = 0;  // fractional statements owed
     // the application's statements that end in [t0, t0 + len), pressure
@@ -74,6 +81,7 @@ SimRun simulate(sm::Pacer& p, const Server& s, double until_ms, double start_ms 
             const double x = (i + 0.5) * len / n;
             double ms = s.base_ms + s.impact_ms * pressure_at(x) + s.extra(t0 + x) + extra_in_batch +
                         (s.noise_sd > 0 ? noise(rng) : 0.0);
+            if (s.tail_p > 0 && coin(rng) < s.tail_p) ms += tail(rng);
             if (ms < 0.02) ms = 0.02;
             counts.n[sm::latency_bucket(static_cast<std::uint64_t>(ms * 1000))]++;
             r.statements++;
@@ -400,6 +408,44 @@ TEST(PacerTrace, NoiseAloneDoesNotStrangleTheJob) {
     s.base_ms = 2.0;
     const SimRun r = simulate(p, s, 30000);
     EXPECT_GT(mean_duty(r, 10000), 0.8);
+}
+
+// The foreground of the benchmarks: p50 about 1.3 ms, p99 about 4-5 ms
+// from a tail of slow commits, 400 statements a second.  With the job
+// costing it nothing, what the pacer measures in its 1.5 s window and in
+// a 0.5 s quiet window (~200 statements: its p99 is their second-slowest)
+// differs by chance only, and the normal is the lowest of three such
+// windows: chance alone must not hold the job down.  (Measured: mean duty
+// 0.67, 0.89, 0.68 for the three seeds.)
+TEST(PacerTrace, HeavyTailAloneDoesNotStrangleTheJob) {
+    for (unsigned seed : {1u, 2u, 3u}) {
+        sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+        Server s;
+        s.impact_ms = 0;
+        s.base_ms = 1.0;
+        s.noise_sd = 0.2;
+        s.tail_p = 0.05;
+        s.tail_mean_ms = 1.2;
+        s.fg_rate = 400;
+        s.seed = seed;
+        const SimRun r = simulate(p, s, 60000);
+        EXPECT_GT(mean_duty(r, 10000), 0.6) << "seed " << seed;
+    }
+}
+
+// The same load, and the job now does cost it (up to 12 ms at full duty):
+// still held near the budget.
+TEST(PacerTrace, HeavyTailWithImpactStillHeldNearBudget) {
+    sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    s.base_ms = 1.0;
+    s.noise_sd = 0.2;
+    s.tail_p = 0.05;
+    s.tail_mean_ms = 1.2;
+    s.fg_rate = 400;
+    const SimRun r = simulate(p, s, 60000);
+    EXPECT_LT(mean_excess(r, 10000), 2.0);
+    EXPECT_GT(rate_between(r, 10000, 60000), 1000);
 }
 
 TEST(PacerTrace, NoisyImpactStillHeldNearBudget) {
