@@ -417,16 +417,21 @@ TEST(PacerTrace, NoiseAloneDoesNotStrangleTheJob) {
 // differs by chance only, and the normal is the lowest of three such
 // windows: chance alone must not hold the job down.  (Measured: mean duty
 // 0.67, 0.89, 0.68 for the three seeds.)
+Server heavy_tailed_foreground() {
+    Server s;
+    s.base_ms = 1.0;
+    s.noise_sd = 0.2;
+    s.tail_p = 0.05;
+    s.tail_mean_ms = 1.2;
+    s.fg_rate = 400;
+    return s;
+}
+
 TEST(PacerTrace, HeavyTailAloneDoesNotStrangleTheJob) {
     for (unsigned seed : {1u, 2u, 3u}) {
         sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
-        Server s;
+        Server s = heavy_tailed_foreground();
         s.impact_ms = 0;
-        s.base_ms = 1.0;
-        s.noise_sd = 0.2;
-        s.tail_p = 0.05;
-        s.tail_mean_ms = 1.2;
-        s.fg_rate = 400;
         s.seed = seed;
         const SimRun r = simulate(p, s, 60000);
         EXPECT_GT(mean_duty(r, 10000), 0.6) << "seed " << seed;
@@ -437,13 +442,7 @@ TEST(PacerTrace, HeavyTailAloneDoesNotStrangleTheJob) {
 // still held near the budget.
 TEST(PacerTrace, HeavyTailWithImpactStillHeldNearBudget) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
-    Server s;
-    s.base_ms = 1.0;
-    s.noise_sd = 0.2;
-    s.tail_p = 0.05;
-    s.tail_mean_ms = 1.2;
-    s.fg_rate = 400;
-    const SimRun r = simulate(p, s, 60000);
+    const SimRun r = simulate(p, heavy_tailed_foreground(), 60000);
     EXPECT_LT(mean_excess(r, 10000), 2.0);
     EXPECT_GT(rate_between(r, 10000, 60000), 1000);
 }
