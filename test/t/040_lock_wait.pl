@@ -234,9 +234,12 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c3 text;'],
 	eval { $mig->finish; };
 	isnt($mig->result(0), 0, "lw-2b ($path): the timeout ends it");
 	like($stderr, qr/canceling statement/, "lw-2b ($path): as a cancel");
-	# (the runner records it as it stops, after its caller has returned)
-	$node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM safe_migrate.history WHERE version = 'lw-2b-$path'");
+	# (the runner records it as it stops, after its caller has returned;
+	# until then its attempt is in the history as 'running')
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) > 0 FROM safe_migrate.history WHERE version = 'lw-2b-$path' "
+			  . "AND status <> 'running'"),
+		"lw-2b ($path): the attempt ends");
 	is( $node->safe_psql('postgres',
 			"SELECT status || '|' || sqlstate FROM safe_migrate.history WHERE version = 'lw-2b-$path'"),
 		'failed|57014', "lw-2b ($path): recorded as failed with 57014");
