@@ -17,7 +17,10 @@
 # The source tree comes from scripts/regress_suite's cache when it is there
 # (/var/cache/safe_migrate/src/postgresql-V/tree), else from
 # `apt-get source` (needs deb-src lines).  Environment: PLAN_SWEEP_DIR
-# (default /tmp/safe_migrate_plan_sweep), PLAN_SWEEP_PORT (default 54390).
+# (default /tmp/safe_migrate_plan_sweep), PLAN_SWEEP_PORT (default 54390),
+# PLAN_SWEEP_PLAIN=1: the analysis runs as a plain role (no superuser, no
+# membership), through a SECURITY DEFINER wrapper it owns, while the
+# statements themselves still run as the files run them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 V=${1:-17}
@@ -46,17 +49,31 @@ trap 'cluster_stop "$DIR/cluster"' EXIT
 PSQL=(runuser -u postgres -- "$PGBIN/psql" -X -q -h "$DIR/cluster" -p "$PORT")
 "${PSQL[@]}" -d postgres -c "CREATE DATABASE sweep"
 "${PSQL[@]}" -d sweep -c "CREATE EXTENSION safe_migrate"
+FN=public.migrate_plan
+if [ "${PLAN_SWEEP_PLAIN:-0}" = 1 ]; then
+    FN=sweep_plain.plan
+    "${PSQL[@]}" -d sweep -v ON_ERROR_STOP=1 <<'SQL'
+CREATE ROLE sweep_plain_role LOGIN;
+CREATE SCHEMA sweep_plain AUTHORIZATION sweep_plain_role;
+SET ROLE sweep_plain_role;
+CREATE FUNCTION sweep_plain.plan(script text) RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public
+    AS $$ SELECT count(*) FROM public.migrate_plan(script) $$;
+GRANT USAGE ON SCHEMA sweep_plain TO PUBLIC;
+RESET ROLE;
+SQL
+fi
 
 n=0
 for t in $(sed -n 's/^test: *//p' "$REG/parallel_schedule"); do
     [ -f "$REG/sql/$t.sql" ] || continue
     out=$DIR/sweep/$(printf '%03d' "$n")_$t.sql
-    python3 "$ROOT/scripts/plan_sweep/split.py" "$REG/sql/$t.sql" "$out"
+    python3 "$ROOT/scripts/plan_sweep/split.py" "$REG/sql/$t.sql" "$out" "$FN"
     n=$((n + 1))
 done
 chmod -R a+rX "$DIR/sweep"
-calls=$(cat "$DIR"/sweep/*.sql | grep -c '^SELECT count(\*) FROM public.migrate_plan(' || true)
-echo "plan_sweep: $n files of PostgreSQL $V's regression suite, $calls statements"
+calls=$(cat "$DIR"/sweep/*.sql | grep -c "^SELECT count(\*) FROM $FN(" || true)
+echo "plan_sweep: $n files of PostgreSQL $V's regression suite, $calls statements, analysed by $FN"
 
 crashed() { grep -qE 'terminated by signal|was terminated|PANIC|TRAP:' "$DIR/cluster/server.log"; }
 for f in "$DIR"/sweep/*.sql; do

@@ -7,7 +7,10 @@ stdin data are left out.  The split is approximate (quotes, dollar quotes,
 comments and parentheses are respected; a statement split wrongly is only
 a syntax error for migrate_plan and for the server).
 
-usage: split.py IN.sql OUT.sql
+usage: split.py IN.sql OUT.sql [FUNCTION]
+FUNCTION (default public.migrate_plan) is what each statement is given to:
+run.sh passes a SECURITY DEFINER wrapper owned by a plain role to have the
+analysis run with that role's rights.
 """
 import re
 import sys
@@ -76,13 +79,16 @@ def statements(text):
 
 def main():
     src, dst = sys.argv[1], sys.argv[2]
+    fn = sys.argv[3] if len(sys.argv) > 3 else "public.migrate_plan"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", fn):
+        sys.exit("FUNCTION must be schema.name in lower case")
     with open(src, errors="replace") as f:
         text = without_meta(f.read())
     with open(dst, "w") as o:
         for s in statements(text):
             if TAG in s:
                 continue
-            o.write("SELECT count(*) FROM public.migrate_plan(%s%s%s);\n" % (TAG, s, TAG))
+            o.write("SELECT count(*) FROM %s(%s%s%s);\n" % (fn, TAG, s, TAG))
             o.write(s + "\n")
 
 
