@@ -14,9 +14,10 @@
 # ordinary errors here).  Fails on a server crash, PANIC or failed
 # assertion; prints how many statements ended in an ordinary error.
 #
-# The source tree comes from scripts/regress_suite's cache when it is there
-# (/var/cache/safe_migrate/src/postgresql-V/tree), else from
-# `apt-get source` (needs deb-src lines).  Environment: PLAN_SWEEP_DIR
+# The regression SQL comes from the source tree scripts/pgbuild.sh keeps in
+# its cache ($SAFE_MIGRATE_PG_CACHE/src/postgresql-V/tree, the one the
+# 17/18 CI passes use); when it is missing, scripts/pgbuild.sh V is run to
+# get it (deb-src lines, download, build).  Environment: PLAN_SWEEP_DIR
 # (default /tmp/safe_migrate_plan_sweep), PLAN_SWEEP_PORT (default 54390),
 # PLAN_SWEEP_PLAIN=1: the analysis runs as a plain role (no superuser, no
 # membership), through a SECURITY DEFINER wrapper it owns, while the
@@ -30,16 +31,11 @@ PORT=${PLAN_SWEEP_PORT:-54390}
 # shellcheck source=scripts/cluster.sh
 source "$ROOT/scripts/cluster.sh"
 
-TREE=/var/cache/safe_migrate/src/postgresql-$V/tree
-if [ ! -f "$TREE/src/test/regress/parallel_schedule" ]; then
-    TREE=$DIR/src/tree
-    if [ ! -f "$TREE/src/test/regress/parallel_schedule" ]; then
-        mkdir -p "$DIR/src"
-        (cd "$DIR/src" && apt-get source -qq --download-only "postgresql-$V" >/dev/null &&
-            dpkg-source -q -x ./*.dsc tree >/dev/null)
-    fi
+REG=${SAFE_MIGRATE_PG_CACHE:-/var/cache/safe_migrate}/src/postgresql-$V/tree/src/test/regress
+if [ ! -f "$REG/parallel_schedule" ]; then
+    bash "$ROOT/scripts/pgbuild.sh" "$V" >/dev/null
+    [ -f "$REG/parallel_schedule" ] || { echo "plan_sweep: no regression suite at $REG" >&2; exit 1; }
 fi
-REG=$TREE/src/test/regress
 
 cluster_stop "$DIR/cluster"
 rm -rf "$DIR/cluster" "$DIR/sweep"
