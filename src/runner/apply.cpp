@@ -14,6 +14,7 @@
 #include "classify.hpp"
 #include "derive.hpp"
 #include "lockwait.hpp"
+#include "pg/cancel.hpp"
 #include "pg/compat.hpp"
 #include "pg/core_bridge.hpp"
 #include "pg/errcodes.hpp"
@@ -631,6 +632,9 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
                             prepared->allow_reasons);
     /* the deadline of the statement calling migrate_apply, if any */
     TimestampTz outer_deadline = outer_statement_deadline();
+    /* a cancel or that deadline, hidden by a lock timeout we absorb while
+     * waiting or retrying, still ends the migration (cancel.hpp) */
+    pg::watch_cancels(outer_deadline);
     /* the locks that conflict with the application (lockwait.hpp): all the
      * statements run in one subtransaction, the unit that a lock timeout
      * rolls back; waits happen outside it, holding none of its locks and,
@@ -719,12 +723,15 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             attempt++;
             retries++;
             int delay = pg::lock_retry_delay_ms(attempt, lock_retry_delay_ms);
-            ereport(NOTICE,
-                    (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
-                            current + 1, attempt, lock_retries, delay),
-                     errdetail("%s", failure->message)));
-            pg::sleep_ms(delay);
-            continue;
+            ErrorData *stopped = pause_for_retry(
+                delay,
+                psprintf("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
+                         current + 1, attempt, lock_retries, delay),
+                failure->message);
+            MemoryContextSwitchTo(caller_cxt);
+            if (stopped == nullptr)
+                continue;
+            failure = stopped;
         }
         break;
     }

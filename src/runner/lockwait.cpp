@@ -5,6 +5,7 @@
  * a frame that calls PostgreSQL): errors are PostgreSQL errors.
  */
 #include "lockwait.hpp"
+#include "pg/cancel.hpp"
 #include "pg/compat.hpp"
 #include "pg/privileged.hpp"
 #include "policy/policy.hpp"
@@ -506,9 +507,12 @@ void wait_for_holder(const LockWait *w, const Holder *h, int ms)
     MemoryContextSwitchTo(cxt);
     drop_xmin(w);
     /* the slice is over (a lock timeout): look again; anything else (a
-     * cancel, a deadlock) is the migration's error */
+     * cancel, a deadlock) is the migration's error -- and so is a cancel
+     * that came with the slice's end, reported as the lock timeout */
     if (failure && failure->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
         ReThrowError(failure);
+    if (failure)
+        pg::check_hidden_cancel();
 }
 
 ErrorData *as_error(int sqlstate, const char *message, const char *detail, const char *hint)
@@ -744,6 +748,8 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
     ErrorData *result = nullptr;
     bool reported_wait = false;
     for (;;) {
+        /* a cancel a lock timeout hid (cancel.hpp) ends the wait */
+        pg::check_hidden_cancel();
         MemoryContextReset(poll_cxt);
         MemoryContext old = MemoryContextSwitchTo(poll_cxt);
         Holder *holders = (Holder *) palloc(sizeof(Holder) * max);
@@ -863,6 +869,9 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
 ErrorData *lock_wait_after_timeout(LockWait *w, ErrorData *timeout)
 {
     (void) timeout;
+    /* the lock timeout may have hidden a cancel (cancel.hpp) */
+    if (ErrorData *cancel = pg::hidden_cancel())
+        return cancel;
     w->timeouts++;
     TimestampTz now = GetCurrentTimestamp();
     if (TimestampDifferenceMilliseconds(w->started, now) >= lock_wait_deadline_ms) {
@@ -877,8 +886,34 @@ ErrorData *lock_wait_after_timeout(LockWait *w, ErrorData *timeout)
      * see, a stream of overlapping transactions), at most 1 s */
     int pause = w->timeouts <= 1 ? 1 : Min(1000, lock_wait_max_stall_ms * (1 << Min(w->timeouts - 1, 10)) / 4);
     drop_xmin(w);
-    pg::sleep_ms(pause);
-    return nullptr;
+    return pause_for_retry(pause, nullptr);
+}
+
+ErrorData *pause_for_retry(int ms, const char *notice, const char *notice_detail)
+{
+    if (ErrorData *cancel = pg::hidden_cancel())
+        return cancel;
+    MemoryContext cxt = CurrentMemoryContext;
+    ErrorData *volatile failure = nullptr;
+    PG_TRY();
+    {
+        /* (a NOTICE checks for interrupts as it is sent, as the sleep
+         * does: a cancel here ends the migration, recorded like any) */
+        if (notice)
+            ereport(NOTICE, (errmsg_internal("%s", notice),
+                             notice_detail ? errdetail_internal("%s", notice_detail) : 0));
+        pg::sleep_ms(ms);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        failure = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    if (failure == nullptr)
+        failure = pg::hidden_cancel();
+    return failure;
 }
 
 void lock_wait_done(LockWait *w)

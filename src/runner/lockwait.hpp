@@ -97,6 +97,10 @@ ErrorData *lock_wait_outside_queue(LockWait *w);
 /* An attempt hit the short lock_timeout: NULL to try again (after a short
  * pause), else the error to fail with (the deadline passed). */
 ErrorData *lock_wait_after_timeout(LockWait *w, ErrorData *timeout);
+/* Before another attempt after a lock timeout: send the notice (if any),
+ * then pause ms.  Never throws: NULL to go on, else the error to fail with
+ * (a cancel during the pause, or one the lock timeout hid: cancel.hpp). */
+ErrorData *pause_for_retry(int ms, const char *notice, const char *notice_detail = nullptr);
 /* The unit is over (its locks taken, or given up). */
 void lock_wait_done(LockWait *w);
 

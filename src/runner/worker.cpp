@@ -26,6 +26,7 @@
  * frame that can ereport; the pure core is reached through core_bridge.
  */
 #include "runner.hpp"
+#include "pg/cancel.hpp"
 #include "pg/compat.hpp"
 #include "lockwait.hpp"
 #include "classify.hpp"
@@ -189,6 +190,10 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
     char nulls[13] = "            ";
     char *overrides = policy::overrides_json();
 
+    /* the outcome is written whatever the caller does meanwhile: a cancel
+     * (its caller giving up now) waits until it is, else the attempt would
+     * stay "running" with its effects committed */
+    HOLD_CANCEL_INTERRUPTS();
     begin_history_xact(&e);
     values[0] = Int64GetDatum(id);
     values[1] = CStringGetTextDatum(status);
@@ -211,6 +216,7 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
             12, types, values, nulls, false, 0) != SPI_OK_UPDATE)
         elog(ERROR, "could not record the outcome of migration %lld", (long long) id);
     end_history_xact(&e);
+    RESUME_CANCEL_INTERRUPTS();
 }
 
 /* ---------------- serialisation of migrations ---------------- */
@@ -919,10 +925,12 @@ void relocate_error_position(ErrorData *edata, const RawStmt *stmt, const char *
  * (record_step), and the steps committed by the attempts this one resumes
  * are skipped.
  */
-RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
-                          bool one_transaction = false)
+RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJournal *journal,
+                         bool one_transaction)
 {
-    RunOutcome out = {0, 0, 0, nullptr, nullptr, false};
+    /* kept where execute_script finds it if an error escapes */
+    RunOutcome &out = *progress;
+    out = {0, 0, 0, nullptr, nullptr, false};
     MemoryContext old = MemoryContextSwitchTo(migration_cxt);
     ScriptPlan p = make_plan(sql, one_transaction);
     if (p.error) {
@@ -1024,6 +1032,9 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
             volatile bool waited = false;
             PG_TRY();
             {
+                /* a cancel that a lock timeout hid (cancel.hpp): the
+                 * caller stopped waiting for us, so no further step */
+                pg::check_hidden_cancel();
                 if (!lw_prepared) {
                     lw_prepared = true;
                     StartTransactionCommand();
@@ -1138,13 +1149,16 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
                 attempt++;
                 out.lock_retries++;
                 int delay = pg::lock_retry_delay_ms(attempt, request->lock_retry_delay_ms);
-                ereport(NOTICE,
-                        (errmsg("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
-                                current + 1, attempt, request->lock_retries, delay),
-                         errdetail("%s", failure->message)));
                 pgstat_report_activity(STATE_IDLE, nullptr);
-                pg::sleep_ms(delay);
-                continue;
+                ErrorData *stopped = pause_for_retry(
+                    delay,
+                    psprintf("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
+                             current + 1, attempt, request->lock_retries, delay),
+                    failure->message);
+                MemoryContextSwitchTo(migration_cxt);
+                if (stopped == nullptr)
+                    continue;
+                failure = stopped;
             }
             if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && !gave_up_waiting)
                 failure->hint = psprintf(
@@ -1180,6 +1194,40 @@ RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
     }
     MemoryContextSwitchTo(old);
     return out;
+}
+
+/* execute_steps, held to "never throws": an error that escapes it (a
+ * cancel seen between two steps, outside their own error handling) is the
+ * migration's error like any other, with what was committed before it, so
+ * that the attempt is recorded as failed, never left "running". */
+RunOutcome execute_script(const char *sql, const StepJournal *journal = nullptr,
+                          bool one_transaction = false)
+{
+    MemoryContext old = CurrentMemoryContext;
+    RunOutcome *progress = (RunOutcome *) MemoryContextAllocZero(migration_cxt, sizeof(RunOutcome));
+    PG_TRY();
+    {
+        (void) execute_steps(progress, sql, journal, one_transaction);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(migration_cxt);
+        ErrorData *escaped = CopyErrorData();
+        FlushErrorState();
+        AbortOutOfAnyTransaction();
+        debug_query_string = nullptr;
+        restore_statement_timeout(0);
+        /* the step's lock wait slot (lockwait.hpp), if it was published */
+        LockWait none;
+        memset(&none, 0, sizeof(none));
+        lock_wait_done(&none);
+        if (progress->error == nullptr)
+            progress->error = escaped;
+        progress->partially_committed = progress->statements_done > 0;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(old);
+    return *progress;
 }
 
 /* ---------------- talking to the caller ---------------- */
@@ -1734,6 +1782,9 @@ void do_rollback(void)
 extern "C" void safe_migrate_runner_main(Datum arg)
 {
     pqsignal(SIGTERM, die);
+    /* the caller's cancel must stop us even when it comes with a lock
+     * timeout (cancel.hpp); watched before signals are unblocked */
+    pg::watch_cancels(0);
     BackgroundWorkerUnblockSignals();
 
     CurrentResourceOwner = ResourceOwnerCreate(nullptr, "safe_migrate runner");

@@ -249,6 +249,105 @@ for my $case (['caller', 'ALTER TABLE t ADD COLUMN c3 text;'],
 }
 
 # ---------------------------------------------------------------------------
+# 2c. A cancel that arrives together with a lock timeout.  PostgreSQL reports
+#     the two, pending at once, as the lock timeout; a migration that waits in
+#     slices of lock_timeout (or retries after one) used to go on waiting as
+#     if nobody had asked it to stop: the caller got its error, and its runner
+#     applied the migration later (or its own statement_timeout was ignored).
+#     Made certain here: the waiting process is stopped (SIGSTOP) until its
+#     slice's lock timeout and the cancel are both pending, then continued.
+# ---------------------------------------------------------------------------
+sub pid_of_waiter
+{
+	my ($version, $strategy, $who) = @_;
+	if ($strategy eq 'wait')
+	{
+		$node->poll_query_until('postgres',
+			"SELECT count(*) > 0 FROM safe_migrate.lock_waits WHERE version = '$version' "
+			  . "AND blocker_pid IS NOT NULL")
+		  or return undef;
+		return $node->safe_psql('postgres',
+			"SELECT pid FROM safe_migrate.lock_waits WHERE version = '$version'");
+	}
+	# retry: in the lock queue, with the step's lock_timeout
+	my $which =
+	  $who eq 'the runner'
+	  ? "a.backend_type = 'safe_migrate runner'"
+	  : "a.query LIKE '%$version%'";
+	$node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+		  . "WHERE l.relation = 't'::regclass AND NOT l.granted AND $which")
+	  or return undef;
+	return $node->safe_psql('postgres',
+		"SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+		  . "WHERE l.relation = 't'::regclass AND NOT l.granted AND $which LIMIT 1");
+}
+
+for my $case (
+	# [name, strategy, script, who is stopped, how the cancel comes]
+	[ 'runner-timeout', 'wait', 'ALTER TABLE t ADD COLUMN c4 text; CREATE INDEX CONCURRENTLY t_v4 ON t (v);', 'the runner', 'statement_timeout' ],
+	[ 'caller-timeout', 'wait', 'ALTER TABLE t ADD COLUMN c4 text;', 'the caller', 'statement_timeout' ],
+	[ 'caller-cancel', 'wait', 'ALTER TABLE t ADD COLUMN c4 text;', 'the caller', 'pg_cancel_backend' ],
+	[ 'runner-cancel', 'wait', 'ALTER TABLE t ADD COLUMN c4 text; CREATE INDEX CONCURRENTLY t_v4 ON t (v);', 'the runner', 'pg_cancel_backend' ],
+	[ 'retry-cancel', 'retry', 'ALTER TABLE t ADD COLUMN c4 text;', 'the caller', 'pg_cancel_backend' ],
+	[ 'retry-runner', 'retry', 'ALTER TABLE t ADD COLUMN c4 text; CREATE INDEX CONCURRENTLY t_v4 ON t (v);', 'the runner', 'pg_cancel_backend' ])
+{
+	my ($name, $strategy, $script, $who, $how) = @$case;
+	my $version = "lw-2c-$name";
+	my ($idle, $idle_pid) = blocker('idler');
+	my ($stdout, $stderr);
+	# a deadline well short of the test's patience, well past the cancel:
+	# a lost cancel shows as 55P03 at the deadline
+	my @settings = (
+		"SET safe_migrate.lock_strategy = $strategy",
+		"SET safe_migrate.lock_wait_deadline = '20s'",
+		"SET safe_migrate.lock_timeout = '300ms'",
+		"SET safe_migrate.lock_retries = 100",
+		"SET safe_migrate.lock_retry_delay = '10ms'");
+	push @settings, "SET statement_timeout = '2s'" if $how eq 'statement_timeout';
+	my $mig = start_psql(\$stdout, \$stderr, undef, @settings,
+		"SELECT status FROM migrate_apply('$script', '$version')");
+	my $pid = pid_of_waiter($version, $strategy, $who);
+	ok(defined $pid && $pid =~ /^\d+$/, "lw-2c ($name): $who waits");
+	my $t0 = time;
+	kill 'STOP', $pid;
+	# its slice (100 ms) or lock_timeout (300 ms) runs out while it is
+	# stopped; so does the caller's statement_timeout, or the cancel comes
+	if ($how eq 'statement_timeout')
+	{
+		sleep(2.5);
+	}
+	else
+	{
+		sleep(0.8);
+		$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+		sleep(0.2);
+	}
+	kill 'CONT', $pid;
+	eval { $mig->finish; };
+	isnt($mig->result(0), 0, "lw-2c ($name): the migration fails");
+	like($stderr, qr/canceling statement due to (statement timeout|user request)/,
+		"lw-2c ($name): as a cancel, not at the deadline")
+	  or diag($stderr);
+	ok(time - $t0 < 15, sprintf("lw-2c ($name): %.1f s after the cancel", time - $t0));
+	ok( $node->poll_query_until('postgres',
+			"SELECT count(*) > 0 FROM safe_migrate.history WHERE version = '$version' "
+			  . "AND status <> 'running'"),
+		"lw-2c ($name): the attempt ends");
+	is( $node->safe_psql('postgres',
+			"SELECT status || '|' || sqlstate FROM safe_migrate.history WHERE version = '$version'"),
+		'failed|57014', "lw-2c ($name): recorded as failed with 57014");
+	$idle->query_safe('COMMIT');
+	$idle->quit;
+	# nothing applied, also once the blocker is gone: the runner stopped
+	sleep(0.5);
+	is(column_exists('c4'), 0, "lw-2c ($name): nothing applied");
+	is( $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'safe_migrate runner'"),
+		0, "lw-2c ($name): no runner left");
+}
+
+# ---------------------------------------------------------------------------
 # 3. A stream of short transactions (no long-lived holder): the migration
 #    takes its lock between them; no transaction of the stream is held up
 #    for long.
