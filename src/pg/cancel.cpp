@@ -84,11 +84,6 @@ void watch_cancels(TimestampTz statement_deadline)
     deadline = statement_deadline;
 }
 
-bool cancel_requested(void)
-{
-    return external_cancel != 0 || (deadline != 0 && GetCurrentTimestamp() >= deadline);
-}
-
 ErrorData *hidden_cancel(void)
 {
     /* the words PostgreSQL uses for the cancel it would have reported */

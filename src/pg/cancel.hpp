@@ -30,10 +30,6 @@ namespace safe_migrate::pg {
  * the statement this backend serves times out (0: never). */
 void watch_cancels(TimestampTz statement_deadline);
 
-/* Has a cancel been asked for since watch_cancels, whether or not it was
- * delivered as an error? */
-bool cancel_requested(void);
-
 /* The error a hidden cancel stands for (57014: a cancel request, or the
  * statement's deadline passed), or NULL.  Never throws; the error is
  * allocated in CurrentMemoryContext. */
