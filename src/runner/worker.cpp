@@ -1497,6 +1497,8 @@ void do_record_failure(void)
 
     auto opt = [](Size off) -> const char * { return off ? shared_string(off) : nullptr; };
     pg::Elevation e;
+    /* written even if the caller is cancelled again while it waits for us */
+    HOLD_CANCEL_INTERRUPTS();
     begin_history_xact(&e);
     Oid types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
                      INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
@@ -1529,6 +1531,7 @@ void do_record_failure(void)
             15, types, values, nulls, false, 0) != SPI_OK_INSERT)
         elog(ERROR, "could not record the failure of migration \"%s\"", prepared.version);
     end_history_xact(&e);
+    RESUME_CANCEL_INTERRUPTS();
     send_result(prepared.version, "failed", request->fail_statements, request->fail_lock_retries,
                 request->started_at, prepared.checksum);
 }
@@ -1760,6 +1763,9 @@ void do_rollback(void)
                                               outcome.error->context ? outcome.error->context : "");
             fail(outcome.error);
         }
+        /* the down script's last step is committed: its record is written
+         * whatever the caller does meanwhile (as history_finish) */
+        HOLD_CANCEL_INTERRUPTS();
         begin_history_xact(&e);
         Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
         Datum values[3] = {Int64GetDatum(t->id),
@@ -1772,6 +1778,7 @@ void do_rollback(void)
                               "WHERE id OPERATOR(pg_catalog.=) $1",
                               3, types, values, nullptr, false, 0);
         end_history_xact(&e);
+        RESUME_CANCEL_INTERRUPTS();
         send_result(t->version, "rolled_back", outcome.statements_done, outcome.lock_retries,
                     started, nullptr);
     }
