@@ -6,6 +6,7 @@
  * signal, then calls it.
  */
 #include "cancel.hpp"
+#include "guard.hpp"
 
 #include <signal.h>
 #include <string.h>
@@ -57,24 +58,6 @@ void install(void)
         installed = true;
 }
 
-ErrorData *as_error(const char *message)
-{
-    MemoryContext cxt = CurrentMemoryContext;
-    ErrorData *volatile e = nullptr;
-    PG_TRY();
-    {
-        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg_internal("%s", message)));
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        e = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    return e;
-}
-
 }  // namespace
 
 void watch_cancels(TimestampTz statement_deadline)
@@ -88,20 +71,16 @@ ErrorData *hidden_cancel(void)
 {
     /* the words PostgreSQL uses for the cancel it would have reported */
     if (external_cancel)
-        return as_error("canceling statement due to user request");
+        return error_data(ERRCODE_QUERY_CANCELED, "canceling statement due to user request");
     if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-        return as_error("canceling statement due to statement timeout");
+        return error_data(ERRCODE_QUERY_CANCELED, "canceling statement due to statement timeout");
     return nullptr;
 }
 
 void check_hidden_cancel(void)
 {
-    if (external_cancel)
-        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
-                        errmsg("canceling statement due to user request")));
-    if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-        ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
-                        errmsg("canceling statement due to statement timeout")));
+    if (ErrorData *cancel = hidden_cancel())
+        ReThrowError(cancel);
 }
 
 }  // namespace safe_migrate::pg

@@ -15,6 +15,26 @@ ErrorData *take_current_error(MemoryContext into) noexcept
     return edata;
 }
 
+ErrorData *error_data(int sqlstate, const char *message, const char *detail, const char *hint)
+{
+    MemoryContext cxt = CurrentMemoryContext;
+    ErrorData *volatile e = nullptr;
+    PG_TRY();
+    {
+        ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message),
+                        detail ? errdetail_internal("%s", detail) : 0,
+                        hint ? errhint("%s", hint) : 0));
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(cxt);
+        e = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    return e;
+}
+
 void raise_caught(const CaughtError &caught)
 {
     if (caught.pg_error)

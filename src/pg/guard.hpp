@@ -59,6 +59,12 @@ class PgError : public std::exception {
  * ereports: on failure to copy we still have a generic message. */
 ErrorData *take_current_error(MemoryContext into) noexcept;
 
+/* An error to report later (to fail with, to record), made by ereport so
+ * that it carries what any error does; allocated in CurrentMemoryContext.
+ * Returns it, never raises it. */
+ErrorData *error_data(int sqlstate, const char *message, const char *detail = nullptr,
+                      const char *hint = nullptr);
+
 /*
  * Run fn(args...) -- a PostgreSQL call -- turning an ereport(ERROR) into a
  * PgError exception.  fn must be a plain function or a lambda without

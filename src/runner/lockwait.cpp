@@ -7,6 +7,7 @@
 #include "lockwait.hpp"
 #include "pg/cancel.hpp"
 #include "pg/compat.hpp"
+#include "pg/guard.hpp"
 #include "pg/privileged.hpp"
 #include "policy/policy.hpp"
 
@@ -515,26 +516,6 @@ void wait_for_holder(const LockWait *w, const Holder *h, int ms)
         pg::check_hidden_cancel();
 }
 
-ErrorData *as_error(int sqlstate, const char *message, const char *detail, const char *hint)
-{
-    MemoryContext cxt = CurrentMemoryContext;
-    ErrorData *volatile e = nullptr;
-    PG_TRY();
-    {
-        ereport(ERROR, (errcode(sqlstate), errmsg_internal("%s", message),
-                        detail ? errdetail_internal("%s", detail) : 0,
-                        hint ? errhint("%s", hint) : 0));
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(cxt);
-        e = CopyErrorData();
-        FlushErrorState();
-    }
-    PG_END_TRY();
-    return e;
-}
-
 ErrorData *deadline_error(LockWait *w)
 {
     const char *table = w->names[w->blocker_target >= 0 ? w->blocker_target : 0];
@@ -569,7 +550,7 @@ ErrorData *deadline_error(LockWait *w)
                                "pg_locks, then apply the migration again; or raise "
                                "safe_migrate.lock_wait_max_stall or "
                                "safe_migrate.lock_wait_deadline.");
-    return as_error(ERRCODE_LOCK_NOT_AVAILABLE, message, detail, hint);
+    return pg::error_data(ERRCODE_LOCK_NOT_AVAILABLE, message, detail, hint);
 }
 
 /* ---------------- the view ---------------- */
@@ -775,7 +756,7 @@ ErrorData *lock_wait_outside_queue(LockWait *w)
         if (longest != nullptr && lock_wait_caller_pid != 0 && longest->pid == lock_wait_caller_pid) {
             /* the query that called migrate_apply holds it (SELECT
              * migrate_apply(...) FROM t, or a function that read t first) */
-            result = as_error(
+            result = pg::error_data(
                 ERRCODE_LOCK_NOT_AVAILABLE,
                 psprintf("migration \"%s\" could not lock table %s: the session that called "
                          "the migration holds a conflicting lock on it",
