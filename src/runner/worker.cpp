@@ -912,8 +912,9 @@ void relocate_error_position(ErrorData *edata, const RawStmt *stmt, const char *
 }
 
 /*
- * Run a script (up or down part) as the migration, step by step.  Never
- * throws: the outcome says what happened.
+ * Run a script (up or down part) as the migration, step by step, keeping
+ * the outcome in *progress.  Each step's errors become the outcome; one that
+ * escapes between steps is made so by execute_script, which never throws.
  *
  * A step of transactional statements runs as the statements of a
  * multi-statement query string do in any backend (exec_simple_query): in
