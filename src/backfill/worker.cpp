@@ -46,6 +46,7 @@
 #include "backfill.hpp"
 #include "backfill/pacing.hpp"
 #include "pg/core_bridge.hpp"
+#include "core/replicas.hpp"
 #include "pg/privileged.hpp"
 
 extern "C" {
@@ -299,30 +300,50 @@ bool pause_for(const Job *job, long ms)
     return still_running(job);
 }
 
-/* Bytes the most lagging streaming replica has still to replay (0: none),
- * what pg_stat_replication would say (replay_lsn of each walsender in
- * state streaming against pg_current_wal_lsn()), read from shared memory:
- * no SQL, and no need for the rights to see other roles' walsenders.
- * WAL positions keep moving while a standby's replay is paused, unlike the
- * lag intervals of pg_stat_replication. */
+/* Bytes the most lagging replica has still to replay (0: none), from the
+ * walsenders' positions in shared memory against pg_current_wal_lsn(): no
+ * SQL, and no need for the rights to see other roles' walsenders.  WAL
+ * positions keep moving while a standby's replay is paused, unlike the lag
+ * intervals of pg_stat_replication.  Which senders count and by what
+ * position: core::worst_replica_lag (a replica that catches up after a
+ * reconnect counts, not only one that streams). */
 int64 replica_lag(void)
 {
-    if (WalSndCtl == nullptr)
+    if (WalSndCtl == nullptr || max_wal_senders <= 0)
         return 0;
     XLogRecPtr current = GetXLogWriteRecPtr();
-    int64 worst = 0;
+    core::SenderPosition *senders =
+        (core::SenderPosition *) palloc(sizeof(core::SenderPosition) * max_wal_senders);
     for (int i = 0; i < max_wal_senders; i++) {
         WalSnd *w = &WalSndCtl->walsnds[i];
         SpinLockAcquire(&w->mutex);
         pid_t pid = w->pid;
         WalSndState state = w->state;
+        XLogRecPtr sent = w->sentPtr;
         XLogRecPtr replayed = w->apply;
         SpinLockRelease(&w->mutex);
-        if (pid == 0 || state != WALSNDSTATE_STREAMING || XLogRecPtrIsInvalid(replayed))
-            continue;
-        if (current > replayed && (int64) (current - replayed) > worst)
-            worst = (int64) (current - replayed);
+        core::SenderState s;
+        switch (state) {
+            case WALSNDSTATE_CATCHUP:
+                s = core::SenderState::Catchup;
+                break;
+            case WALSNDSTATE_STREAMING:
+                s = core::SenderState::Streaming;
+                break;
+            case WALSNDSTATE_BACKUP:
+                s = core::SenderState::Backup;
+                break;
+            case WALSNDSTATE_STOPPING:
+                s = core::SenderState::Stopping;
+                break;
+            default:
+                s = core::SenderState::Startup;
+                break;
+        }
+        senders[i] = {pid != 0, s, (uint64_t) sent, (uint64_t) replayed};
     }
+    int64 worst = core::worst_replica_lag(senders, (size_t) max_wal_senders, (uint64_t) current);
+    pfree(senders);
     return worst;
 }
 

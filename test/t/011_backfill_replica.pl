@@ -1,8 +1,9 @@
 # Copyright: safe_migrate authors
 #
-# A backfill never lets a streaming replica fall further behind than its
+# A backfill never lets a replica fall further behind than its
 # max_replica_lag: before each batch the worker measures, in bytes of WAL,
-# how far the most lagging streaming replica's replay is behind the primary,
+# how far the most lagging replica's replay is behind the primary (one that
+# streams, or catches up after a reconnect: core::worst_replica_lag),
 # and waits (waiting_for says why) while it is above the limit.
 #
 # The standby's replay is paused, so its lag only grows; the job must stop
@@ -37,9 +38,15 @@ $primary->safe_psql(
 # would put the standby megabytes behind before the job's first batch.
 $primary->safe_psql('postgres', 'VACUUM (FREEZE, ANALYZE) wide');
 
+# The standby streams through a slot: the primary keeps every segment it has
+# not received, so however far it falls behind (the test pauses its replay;
+# a reconnect on a loaded machine) it can always catch up.
+$primary->safe_psql('postgres',
+	"SELECT pg_create_physical_replication_slot('bf_standby', true)");
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('bf_standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "primary_slot_name = 'bf_standby'");
 $standby->start;
 $primary->wait_for_catchup($standby);
 

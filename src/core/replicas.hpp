@@ -1,0 +1,40 @@
+/*
+ * replicas.hpp — how far behind the replicas are, from the walsenders'
+ * positions.
+ *
+ * A backfill waits while a replica is more than max_replica_lag bytes of WAL
+ * behind.  A replica is a walsender that sends WAL: one that streams, and one
+ * that catches up after it (re)connected.  The one that catches up is the
+ * furthest behind of all: leaving it out let a job run unthrottled exactly
+ * while a replica was catching up, which made its catch-up longer, and with
+ * enough WAL written meanwhile the primary recycled segments the replica had
+ * not received yet (without a slot it can then never catch up).
+ *
+ * Pure: it sees positions, never shared memory.
+ */
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace safe_migrate::core {
+
+enum class SenderState { Startup, Backup, Catchup, Streaming, Stopping };
+
+struct SenderPosition {
+    bool active;        // a process holds the slot (pid != 0)
+    SenderState state;
+    uint64_t sent;      // WAL sent up to here (0: not known)
+    uint64_t applied;   // the replica reported it replayed up to here (0: no report yet)
+};
+
+// Bytes the most lagging replica has still to replay, against `current`
+// (the primary's WAL position): 0 when there is none.  Catchup and
+// Streaming senders are replicas; a base backup's sender (Backup), one not
+// started (Startup) and one shutting down (Stopping) are not.  A replica's
+// position is what it reported replayed; before its first report, what was
+// sent to it (it cannot have replayed more); with neither, it is not
+// measured yet.
+int64_t worst_replica_lag(const SenderPosition *senders, size_t n, uint64_t current);
+
+}  // namespace safe_migrate::core
