@@ -219,6 +219,43 @@ RESET ROLE;
 SET safe_migrate.large_table_bytes = '100MB';
 SET ROLE p2_owner;
 SET search_path = p2, public;
+-- A type change that rewrites counts the indexes on the column too, which
+-- PostgreSQL drops before the rewrite and builds again after it: by the heap
+-- alone this table is below large_table_bytes.
+CREATE TABLE tall (id int PRIMARY KEY, note text) WITH (autovacuum_enabled = false);
+CREATE INDEX tall_id_a ON tall (id);
+CREATE INDEX tall_id_b ON tall (id);
+INSERT INTO tall SELECT g FROM generate_series(1, 50000) g;
+ANALYZE tall;
+RESET ROLE;
+SET safe_migrate.large_table_rows = 1000000;
+SET safe_migrate.large_table_bytes = '3MB';
+SET ROLE p2_owner;
+SET search_path = p2, public;
+SELECT pg_relation_size('tall') < 3 * 1024 * 1024 AS heap_below,
+       pg_total_relation_size('tall') > 3 * 1024 * 1024 AS with_indexes_above;
+DO $$
+BEGIN
+    ALTER TABLE tall ALTER COLUMN id TYPE bigint;
+    RAISE NOTICE 'allowed';
+EXCEPTION WHEN others THEN
+    RAISE NOTICE 'refused by %', split_part(SQLERRM, ':', 1);
+END $$;
+DO $$                                  -- another column: the indexes stay, and count
+BEGIN
+    ALTER TABLE tall ALTER COLUMN note TYPE varchar(10) USING note::varchar(10);
+    RAISE NOTICE 'allowed';
+EXCEPTION WHEN others THEN
+    RAISE NOTICE 'refused by %', split_part(SQLERRM, ':', 1);
+END $$;
+RESET ROLE;
+SET safe_migrate.policy = off;                 -- (out of the way of the commands below)
+DROP TABLE p2.tall;
+RESET safe_migrate.policy;
+SET safe_migrate.large_table_rows = 1000;
+SET safe_migrate.large_table_bytes = '100MB';
+SET ROLE p2_owner;
+SET search_path = p2, public;
 
 -- ---------------------------------------------------------------------------
 -- migrate_plan: the lock and effect of every command above.

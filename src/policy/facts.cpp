@@ -4476,6 +4476,61 @@ static void added_column_rewrite(ColumnDef *def, pg::PolicyFacts *f)
     f->expression = base;
 }
 
+/* Indexes an ALTER TABLE statement dropped to build again (note_rebuilt_index),
+ * by table: a few entries, for the statement that dropped them (its
+ * transaction, its start and its parse tree), taken by the rewrite judged
+ * after. */
+struct RebuiltIndexes {
+    LocalTransactionId lxid;
+    TimestampTz statement_start;
+    const Node *statement;
+    Oid table;
+    int64 bytes;
+};
+constexpr int kMaxRebuiltTables = 16;
+static RebuiltIndexes rebuilt_indexes[kMaxRebuiltTables];
+
+static bool same_statement_as(const RebuiltIndexes &r, const Node *statement)
+{
+    return r.lxid == pg::compat::my_lxid() && r.statement == statement &&
+           r.statement_start == GetCurrentStatementStartTimestamp();
+}
+
+void note_rebuilt_index(Oid indexid, Node *statement)
+{
+    if (get_rel_relkind(indexid) != RELKIND_INDEX)
+        return; /* (a partitioned index has no storage; its partitions' do) */
+    Oid table = IndexGetRelation(indexid, true);
+    if (!OidIsValid(table))
+        return;
+    int64 bytes = relid_main_fork_bytes(indexid);
+    RebuiltIndexes *free_slot = nullptr;
+    for (RebuiltIndexes &r : rebuilt_indexes) {
+        if (OidIsValid(r.table) && same_statement_as(r, statement) && r.table == table) {
+            r.bytes += bytes;
+            return;
+        }
+        if (free_slot == nullptr && (!OidIsValid(r.table) || !same_statement_as(r, statement)))
+            free_slot = &r;
+    }
+    if (free_slot == nullptr)
+        return; /* more than kMaxRebuiltTables tables in one statement: not counted */
+    *free_slot = {pg::compat::my_lxid(), GetCurrentStatementStartTimestamp(), statement, table,
+                  bytes};
+}
+
+/* Bytes of the indexes the statement dropped on table to build again. */
+static int64 take_rebuilt_index_bytes(Oid table, const Node *statement)
+{
+    int64 bytes = 0;
+    for (RebuiltIndexes &r : rebuilt_indexes)
+        if (OidIsValid(r.table) && r.table == table && same_statement_as(r, statement)) {
+            bytes += r.bytes;
+            r.table = InvalidOid;
+        }
+    return bytes;
+}
+
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
 {
     pg::PolicyFacts f;
@@ -4507,6 +4562,13 @@ void check_table_rewrite(Oid relid, int reasons, Node *parsetree)
         }
     }
     table_facts(relid, table, &f);
+    /* the indexes it builds again after the rewrite (dropped a moment ago)
+     * are part of the table's size, as they were when the statement began */
+    int64 rebuilt = parsetree != nullptr ? take_rebuilt_index_bytes(relid, parsetree) : 0;
+    if (rebuilt > 0 && !f.created_in_transaction && !f.temporary) {
+        resolve_size(&f);
+        f.bytes += rebuilt;
+    }
     enforce(&f);
     /* then the foreign keys PostgreSQL adds again after the rewrite */
     if (reasons & 0x04)

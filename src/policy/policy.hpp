@@ -139,6 +139,12 @@ void plan_script_after(Node *stmt);
 /* Facts and checks per statement kind (facts.cpp). */
 void check_parsetree(Node *parsetree);
 void check_table_rewrite(Oid relid, int reasons, Node *parsetree);
+/* An index PostgreSQL drops inside an ALTER TABLE to build it again (the
+ * indexes on a column whose type changes are dropped before the table is
+ * rewritten, and made anew after it): its bytes count with its table when
+ * that rewrite is judged (check_table_rewrite), as they did before the
+ * statement began.  Called from the object access hook. */
+void note_rebuilt_index(Oid indexid, Node *statement);
 /* The typed tables (CREATE TABLE t OF type) of a composite type, by its relation. */
 List *typed_tables_of(Oid composite);
 void check_utility(Node *parsetree);

@@ -172,8 +172,15 @@ void sm_object_access(ObjectAccessType access, Oid classId, Oid objectId, int su
         creating_extension)
         return;
     int flags = arg ? ((ObjectAccessDrop *) arg)->dropflags : 0;
-    if ((flags & PERFORM_DELETION_INTERNAL) != 0)
+    if ((flags & PERFORM_DELETION_INTERNAL) != 0) {
+        /* an index ALTER TABLE drops to build again after its rewrite */
+        if (subId == 0) {
+            Node *stmt = ddl_log_current_statement();
+            if (stmt != nullptr && IsA(stmt, AlterTableStmt))
+                note_rebuilt_index(objectId, stmt);
+        }
         return;
+    }
     char kind = get_rel_relkind(objectId); /* before the extension lookup: cheap */
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         return;
