@@ -305,15 +305,14 @@ bool pause_for(const Job *job, long ms)
  * SQL, and no need for the rights to see other roles' walsenders.  WAL
  * positions keep moving while a standby's replay is paused, unlike the lag
  * intervals of pg_stat_replication.  Which senders count and by what
- * position: core::worst_replica_lag (a replica that catches up after a
+ * position: core::replica_lag_bytes (a replica that catches up after a
  * reconnect counts, not only one that streams). */
 int64 replica_lag(void)
 {
-    if (WalSndCtl == nullptr || max_wal_senders <= 0)
+    if (WalSndCtl == nullptr)
         return 0;
     XLogRecPtr current = GetXLogWriteRecPtr();
-    core::SenderPosition *senders =
-        (core::SenderPosition *) palloc(sizeof(core::SenderPosition) * max_wal_senders);
+    int64 worst = 0;
     for (int i = 0; i < max_wal_senders; i++) {
         WalSnd *w = &WalSndCtl->walsnds[i];
         SpinLockAcquire(&w->mutex);
@@ -322,28 +321,13 @@ int64 replica_lag(void)
         XLogRecPtr sent = w->sentPtr;
         XLogRecPtr replayed = w->apply;
         SpinLockRelease(&w->mutex);
-        core::SenderState s;
-        switch (state) {
-            case WALSNDSTATE_CATCHUP:
-                s = core::SenderState::Catchup;
-                break;
-            case WALSNDSTATE_STREAMING:
-                s = core::SenderState::Streaming;
-                break;
-            case WALSNDSTATE_BACKUP:
-                s = core::SenderState::Backup;
-                break;
-            case WALSNDSTATE_STOPPING:
-                s = core::SenderState::Stopping;
-                break;
-            default:
-                s = core::SenderState::Startup;
-                break;
-        }
-        senders[i] = {pid != 0, s, (uint64_t) sent, (uint64_t) replayed};
+        core::SenderState s = pid == 0                         ? core::SenderState::Other
+                              : state == WALSNDSTATE_CATCHUP   ? core::SenderState::Catchup
+                              : state == WALSNDSTATE_STREAMING ? core::SenderState::Streaming
+                                                               : core::SenderState::Other;
+        worst = Max(worst, core::replica_lag_bytes({s, (uint64_t) sent, (uint64_t) replayed},
+                                                   (uint64_t) current));
     }
-    int64 worst = core::worst_replica_lag(senders, (size_t) max_wal_senders, (uint64_t) current);
-    pfree(senders);
     return worst;
 }
 

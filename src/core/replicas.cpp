@@ -2,23 +2,15 @@
 
 namespace safe_migrate::core {
 
-int64_t worst_replica_lag(const SenderPosition *senders, size_t n, uint64_t current)
+int64_t replica_lag_bytes(const SenderPosition &sender, uint64_t current)
 {
-    int64_t worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        const SenderPosition &s = senders[i];
-        if (!s.active || (s.state != SenderState::Catchup && s.state != SenderState::Streaming))
-            continue;
-        uint64_t at = s.applied != 0 ? s.applied : s.sent;
-        if (at == 0 || at >= current)
-            continue;
-        uint64_t behind = current - at;
-        if (behind > (uint64_t) INT64_MAX)
-            behind = (uint64_t) INT64_MAX;
-        if ((int64_t) behind > worst)
-            worst = (int64_t) behind;
-    }
-    return worst;
+    if (sender.state != SenderState::Catchup && sender.state != SenderState::Streaming)
+        return 0;
+    uint64_t at = sender.applied != 0 ? sender.applied : sender.sent;
+    if (at == 0 || at >= current)
+        return 0;
+    uint64_t behind = current - at;
+    return behind > (uint64_t) INT64_MAX ? INT64_MAX : (int64_t) behind;
 }
 
 }  // namespace safe_migrate::core

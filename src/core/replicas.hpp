@@ -19,22 +19,21 @@
 
 namespace safe_migrate::core {
 
-enum class SenderState { Startup, Backup, Catchup, Streaming, Stopping };
+// What a walsender does: only one that catches up or streams serves a
+// replica (one starting, serving a base backup or stopping does not).
+enum class SenderState { Other, Catchup, Streaming };
 
 struct SenderPosition {
-    bool active;        // a process holds the slot (pid != 0)
     SenderState state;
     uint64_t sent;      // WAL sent up to here (0: not known)
     uint64_t applied;   // the replica reported it replayed up to here (0: no report yet)
 };
 
-// Bytes the most lagging replica has still to replay, against `current`
-// (the primary's WAL position): 0 when there is none.  Catchup and
-// Streaming senders are replicas; a base backup's sender (Backup), one not
-// started (Startup) and one shutting down (Stopping) are not.  A replica's
+// Bytes the sender's replica has still to replay, against `current` (the
+// primary's WAL position): 0 when it is no replica or is not behind.  Its
 // position is what it reported replayed; before its first report, what was
 // sent to it (it cannot have replayed more); with neither, it is not
-// measured yet.
-int64_t worst_replica_lag(const SenderPosition *senders, size_t n, uint64_t current);
+// measured yet (0).
+int64_t replica_lag_bytes(const SenderPosition &sender, uint64_t current);
 
 }  // namespace safe_migrate::core

@@ -3,7 +3,7 @@
 # A backfill never lets a replica fall further behind than its
 # max_replica_lag: before each batch the worker measures, in bytes of WAL,
 # how far the most lagging replica's replay is behind the primary (one that
-# streams, or catches up after a reconnect: core::worst_replica_lag),
+# streams, or catches up after a reconnect: core::replica_lag_bytes),
 # and waits (waiting_for says why) while it is above the limit.
 #
 # The standby's replay is paused, so its lag only grows; the job must stop
