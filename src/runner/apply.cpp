@@ -294,6 +294,27 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
     shm_mq *mq = shm_mq_create(addr + hdr.mq_off, hdr.mq_size);
     shm_mq_set_receiver(mq, MyProc);
 
+    /* While another migration runs, wait for it here, not only in the
+     * runner: a caller waiting on its own runner is a wait the deadlock
+     * detector cannot see, so if the running migration's concurrent index
+     * build waits for this transaction (it collected the older snapshots
+     * while ours was still in use), neither would ever end.  Waited for as
+     * a lock (wait_for_migration_lock), that cycle is found and the build
+     * retried; afterwards no build waits for us (no xmin, no snapshot).
+     * After the catalog lookups above: they take a catalog snapshot, and
+     * with it an xmin again. */
+    if (req->mode != Mode::RecordFailure) {
+        LOCKTAG tag;
+        migration_lock_tag(&tag);
+        if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL) {
+            notice_waiting_for_migration_lock(&tag);
+            if (give_up_xmin)
+                pg::withdraw_xmin();
+            wait_for_migration_lock(&tag, ShareLock, true);
+        }
+        (void) LockRelease(&tag, ShareLock, false);
+    }
+
     BackgroundWorker worker;
     memset(&worker, 0, sizeof(worker));
     worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -514,7 +535,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
          * migration must not wait for us (nothing reads with our snapshot
          * again, see pg::caller_snapshot_is_disposable) */
         pg::withdraw_xmin();
-        (void) LockAcquire(&tag, ExclusiveLock, false, false);
+        wait_for_migration_lock(&tag, ExclusiveLock, false);
     }
     /* held until the caller's transaction ends: when the migration commits */
 
@@ -623,6 +644,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
 
     int retries = 0;
     int attempt = 0;
+    int deadlocks = 0;
     int current = 0;
     ErrorData *failure;
     /* how the statements' names resolve (derive.hpp): as the caller, outside
@@ -717,6 +739,24 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
             }
             failure = given_up;
             gave_up_waiting = true;
+            break;
+        }
+        /* a deadlock the migration lost: the application's transaction
+         * went ahead, and the migration (its subtransaction rolled back
+         * whole) runs again, as after a lock timeout */
+        if (failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && deadlocks < lock_retries) {
+            deadlocks++;
+            retries++;
+            int delay = pg::lock_retry_delay_ms(deadlocks, lock_retry_delay_ms);
+            ErrorData *stopped = pause_for_retry(
+                delay,
+                psprintf("deadlock on statement %d of the migration, retry %d of %d in %d ms",
+                         current + 1, deadlocks, lock_retries, delay),
+                failure->detail ? failure->detail : failure->message);
+            MemoryContextSwitchTo(caller_cxt);
+            if (stopped == nullptr)
+                continue;
+            failure = stopped;
             break;
         }
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
@@ -904,6 +944,31 @@ void notice_waiting_for_migration_lock(const LOCKTAG *tag)
     else
         ereport(NOTICE, (errmsg("waiting for another migration of database \"%s\" to finish",
                                 get_database_name(MyDatabaseId))));
+}
+
+int deadlock_recheck_ms(void)
+{
+    return Max(DeadlockTimeout, 5000);
+}
+
+void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded)
+{
+    const int saved_deadlock_timeout = DeadlockTimeout;
+    const int saved_lock_timeout = LockTimeout;
+    const int recheck = deadlock_recheck_ms();
+    DeadlockTimeout = recheck > INT_MAX - 10000 ? INT_MAX : recheck + 10000;
+    if (unbounded)
+        LockTimeout = 0;
+    PG_TRY();
+    {
+        (void) LockAcquire(tag, mode, false, false);
+    }
+    PG_FINALLY();
+    {
+        DeadlockTimeout = saved_deadlock_timeout;
+        LockTimeout = saved_lock_timeout;
+    }
+    PG_END_TRY();
 }
 
 void set_step_settings(int lock_timeout, int parallel_workers, int action)

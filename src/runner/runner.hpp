@@ -96,6 +96,23 @@ void set_step_settings(int lock_timeout, int parallel_workers, int action);
 constexpr int64 kMigrationLockKey = 0x5AFE3167;
 void migration_lock_tag(LOCKTAG *tag);
 void notice_waiting_for_migration_lock(const LOCKTAG *tag);
+/* A caller's wait for the migration lock (held by the running migration),
+ * in `mode`: ExclusiveLock to take it (a migration in the caller's
+ * session), ShareLock only to wait until it is free (before a runner is
+ * started).  A plain lock wait, so the deadlock detector sees it, with a
+ * longer deadlock_timeout than the runners': when the running
+ * migration's concurrent index build waits for this caller's transaction
+ * (it took its snapshot before the caller withdrew its xmin), the cycle is
+ * found by the build first, which loses it and is retried (worker.cpp); the
+ * caller, which has done nothing yet, keeps waiting (deadlock_recheck_ms).
+ * `unbounded`: not bounded by lock_timeout either (as a runner's wait). */
+void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded);
+/* How often a runner's step that waits for a lock looks for a deadlock
+ * again (PostgreSQL looks once, deadlock_timeout after the wait starts; a
+ * caller that starts waiting for the migration lock later closes a cycle
+ * that one look missed): deadlock_timeout, at least 5 s.  A caller waits
+ * for the migration lock with a deadlock_timeout 10 s longer than this. */
+int deadlock_recheck_ms(void);
 
 /* Does this backend hold any advisory lock (session or transaction level)?
  * Asked before a script runs in the caller's session: if not, every

@@ -224,6 +224,39 @@ void history_finish(int64 id, const char *status, int statements, int retries, E
 LOCKTAG migration_lock;
 bool migration_lock_held = false;
 
+/* Commits of this runner's transactions: a step whose statement committed
+ * part of its work (a procedure that COMMITs) before it failed is not run
+ * again, that part would be done twice. */
+uint64 runner_commits = 0;
+
+void count_commit(XactEvent event, void *)
+{
+    if (event == XACT_EVENT_COMMIT)
+        runner_commits++;
+}
+
+/* While a step runs, PostgreSQL's deadlock check is requested again every
+ * deadlock_recheck_ms (runner.hpp): a lock wait of the step (a concurrent
+ * index build waiting for an older transaction) may become a cycle only
+ * when that transaction's caller starts waiting for the migration lock,
+ * after the one check PostgreSQL makes.  CheckDeadLockAlert is
+ * PostgreSQL's own handler of deadlock_timeout (signal-safe: it sets a flag
+ * and the latch, and the lock wait loop runs the check). */
+TimeoutId deadlock_recheck_timeout = MAX_TIMEOUTS;
+
+void recheck_deadlocks_during_step(bool on)
+{
+    if (deadlock_recheck_timeout == MAX_TIMEOUTS)
+        deadlock_recheck_timeout = RegisterTimeout(USER_TIMEOUT, CheckDeadLockAlert);
+    if (on) {
+        const int ms = deadlock_recheck_ms();
+        enable_timeout_every(deadlock_recheck_timeout,
+                             TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms), ms);
+    } else {
+        disable_timeout(deadlock_recheck_timeout, false);
+    }
+}
+
 void release_migration_lock(void)
 {
     if (migration_lock_held)
@@ -1013,6 +1046,7 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
         bool in_block = plan.kind[s] != static_cast<int>(core::TxClass::NonTransactional);
         bool leaves_invalid = count == 1 && may_leave_invalid_index(stmts[first]);
         int attempt = 0;
+        int deadlocks = 0;
         /* the step's locks that conflict with the application (lockwait.hpp) */
         LockWait lw;
         memset(&lw, 0, sizeof(lw));
@@ -1065,9 +1099,11 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
             char *saved_lock_timeout =
                 lw.active && !in_block ? pstrdup(GetConfigOption("lock_timeout", false, false))
                                        : nullptr;
+            const uint64 commits_before = runner_commits;
             if (failure == nullptr) {
                 invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
                 ran = true;
+                recheck_deadlocks_during_step(true);
                 PG_TRY();
                 {
                     StartTransactionCommand();
@@ -1111,6 +1147,7 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                     debug_query_string = nullptr;
                 }
                 PG_END_TRY();
+                recheck_deadlocks_during_step(false);
             }
             MemoryContextSwitchTo(migration_cxt);
             if (saved_lock_timeout)
@@ -1133,7 +1170,20 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                                               : problem;
                 }
             }
-            if (lw.active && !gave_up_waiting && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
+            /* a procedure that committed and then failed: what it committed
+             * stays, so it is not retried (the other statements that commit
+             * by themselves, concurrent index builds, VACUUM, ..., can run
+             * again: an invalid index left is dropped above) */
+            const bool committed_part = ran && IsA(stmts[current]->stmt, CallStmt) &&
+                                        runner_commits != commits_before;
+            if (committed_part)
+                failure->detail = psprintf(
+                    "%s%sStatement %d committed part of its work before it failed: it is not "
+                    "retried, and applying the script again runs it again from its start.",
+                    failure->detail ? failure->detail : "", failure->detail ? "\n" : "",
+                    current + 1);
+            if (lw.active && !gave_up_waiting && !committed_part &&
+                failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
                 /* the short lock_timeout: look at the holders again */
                 ErrorData *given_up = lock_wait_after_timeout(&lw, failure);
                 MemoryContextSwitchTo(migration_cxt);
@@ -1145,7 +1195,26 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                 gave_up_waiting = true;
             }
             lock_wait_done(&lw);
-            if (!lw.active && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+            /* a deadlock the step lost: the other transaction went ahead;
+             * the step, rolled back whole (an invalid index of a concurrent
+             * build dropped above), is run again, as after a lock timeout */
+            if (failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && !committed_part &&
+                deadlocks < request->lock_retries) {
+                deadlocks++;
+                out.lock_retries++;
+                int delay = pg::lock_retry_delay_ms(deadlocks, request->lock_retry_delay_ms);
+                pgstat_report_activity(STATE_IDLE, nullptr);
+                ErrorData *stopped = pause_for_retry(
+                    delay,
+                    psprintf("deadlock on statement %d of the migration, retry %d of %d in %d ms",
+                             current + 1, deadlocks, request->lock_retries, delay),
+                    failure->detail ? failure->detail : failure->message);
+                MemoryContextSwitchTo(migration_cxt);
+                if (stopped == nullptr)
+                    continue;
+                failure = stopped;
+            }
+            if (!lw.active && !committed_part && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
                 attempt < request->lock_retries) {
                 attempt++;
                 out.lock_retries++;
@@ -1811,6 +1880,7 @@ extern "C" void safe_migrate_runner_main(Datum arg)
     BackgroundWorkerInitializeConnectionByOid(request->database_id,
                                               request->authenticated_user_id, 0);
     SetClientEncoding(GetDatabaseEncoding());
+    RegisterXactCallback(count_commit, nullptr);
 
     migration_cxt = AllocSetContextCreate(TopMemoryContext, "safe_migrate migration",
                                           ALLOCSET_DEFAULT_SIZES);

@@ -39,6 +39,20 @@ sub start_apply
 	return { h => $h, out => \$out, err => \$err, version => $version };
 }
 
+# the same, the script computed by a subquery that sleeps 3 s first: the
+# caller's snapshot is in use meanwhile
+sub start_apply_computed
+{
+	my ($script, $version, $settings) = @_;
+	my ($out, $err) = ('', '');
+	my $sql = "SELECT status FROM migrate_apply((SELECT \$m\$$script\$m\$ FROM pg_sleep(3)), '$version');";
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		  (map { ('-c', $_) } @$settings), '-c', $sql ],
+		'>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err, version => $version };
+}
+
 sub wait_until_migration_lock_held
 {
 	$node->poll_query_until('postgres', q{
@@ -82,6 +96,59 @@ is( $node->safe_psql('postgres',
 		q{SELECT string_agg(version || ':' || status, ',' ORDER BY id) FROM safe_migrate.history}),
 	'cic-1:applied,plain-2:applied,cic-3:applied',
 	'history records the three migrations in lock order');
+
+# 3: the race the first case cannot show.  A caller's snapshot is in use
+#    from the start of its SELECT until migrate_apply withdraws its xmin; a
+#    concurrent build that collects the older snapshots in that moment waits
+#    for the caller's whole transaction, while the caller waits for the
+#    build's migration to finish.  Here the moment is stretched: the
+#    script is computed by a subquery that sleeps.  The build must lose the
+#    deadlock (the caller has done nothing yet) and be built again, once
+#    the caller waits without an xmin; both migrations apply.
+#    a: the caller's migration runs in its own session (it waits for the
+#       migration lock as a lock);
+#    b: it runs in a runner (the caller waits for the migration to finish
+#       before it starts one: a wait on its own runner is one the deadlock
+#       detector could not see, and nothing would end the cycle but the
+#       build's lock timeout).
+my $retrying = [ "SET safe_migrate.lock_timeout = '120s'", "SET safe_migrate.lock_retries = 3" ];
+my $n = 0;
+for my $case (['in its session', 'CREATE TABLE raced_a (id int);', 'plain-6'],
+	['in a runner', 'CREATE INDEX CONCURRENTLY items_raced_b ON items (note);', 'cic-8'])
+{
+	my ($where, $script, $version) = @$case;
+	$n++;
+	my $late = start_apply_computed($script, $version, $retrying);
+	$node->poll_query_until('postgres', q{
+		SELECT count(*) > 0 FROM pg_stat_activity
+		 WHERE wait_event = 'PgSleep' AND backend_xmin IS NOT NULL})
+	  or die 'the caller does not sleep in its subquery';
+	my $build = start_apply("CREATE INDEX CONCURRENTLY items_race_$n ON items (id, note);",
+		"cic-race-$n", $retrying);
+	# the build waits for the sleeping caller's transaction
+	$node->poll_query_until('postgres', q{
+		SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'virtualxid' AND NOT granted})
+	  or die 'the build does not wait for the older transaction';
+	for my $m ($build, $late)
+	{
+		$m->{h}->finish;
+		chomp(my $status = ${ $m->{out} });
+		is($status, 'applied', "$where: $m->{version} applied")
+		  or diag(${ $m->{err} });
+	}
+	like(${ $build->{err} }, qr/deadlock on statement 1 of the migration, retry 1 of 3/,
+		"$where: the build lost the deadlock and was run again");
+	unlike(${ $late->{err} }, qr/deadlock/, "$where: the waiting caller saw no deadlock");
+	is( $node->safe_psql('postgres', qq{
+		SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_race_$n'::regclass}),
+		't', "$where: the rebuilt index is valid");
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}),
+		'0', "$where: no invalid index is left behind");
+	is( $node->safe_psql('postgres', qq{
+		SELECT string_agg(status || ':' || lock_retries, ',' ORDER BY id)
+		  FROM safe_migrate.history WHERE version IN ('cic-race-$n', '$version')}),
+		'applied:1,applied:0', "$where: each recorded once, the build with its retry");
+}
 
 # 2: control — a session that really holds an old snapshot does block the
 #    build: with a short lock_timeout and no retries the migration fails,

@@ -140,5 +140,46 @@ for my $path ('caller', 'runner')
 		"$path: the caller's session settings are as they were");
 }
 
+# A procedure that commits part of its work and then fails on a lock
+# timeout is not run again (a lock timeout or a lost deadlock retries a step
+# only when nothing of it committed): its committed row is there once, and
+# the error says why there was no retry.  Without the lock holder the same
+# migration, applied again, completes.
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE proc_log (n int);
+	CREATE TABLE proc_locked (id int);
+	CREATE PROCEDURE commit_then_lock() LANGUAGE plpgsql AS $$
+	BEGIN
+	  INSERT INTO proc_log VALUES (1);
+	  COMMIT;
+	  LOCK TABLE proc_locked IN ACCESS EXCLUSIVE MODE;
+	END $$;
+});
+for my $strategy ('wait', 'retry')
+{
+	q1('DELETE FROM proc_log');
+	my $holder = $node->background_psql('postgres');
+	$holder->query_safe('BEGIN; LOCK TABLE proc_locked IN ACCESS SHARE MODE;');
+	my ($out, $err) = ('', '');
+	my $rc = $node->psql(
+		'postgres', qq{
+		SET safe_migrate.lock_timeout = '200ms';
+		SET safe_migrate.lock_retries = 3;
+		SET safe_migrate.lock_strategy = '$strategy';
+		SELECT status FROM migrate_apply('CALL commit_then_lock();', 'proc-$strategy');},
+		stdout => \$out,
+		stderr => \$err);
+	isnt($rc, 0, "$strategy: the procedure's lock timeout fails the migration");
+	like($err, qr/committed part of its work before it failed: it is not retried/,
+		"$strategy: the error says why it was not retried");
+	unlike($err, qr/retry 1 of/, "$strategy: no retry was made");
+	is(q1('SELECT count(*) FROM proc_log'), '1', "$strategy: the committed part is there once");
+	$holder->query_safe('COMMIT;');
+	$holder->quit;
+}
+is(q1(q{SELECT status FROM migrate_apply('CALL commit_then_lock();', 'proc-retry')}),
+	'applied', 'without the lock holder it applies');
+
 $node->stop;
 done_testing();
