@@ -310,7 +310,7 @@ List *run_in_background(const Request *req, bool give_up_xmin, int wait_for_slot
             notice_waiting_for_migration_lock(&tag);
             if (give_up_xmin)
                 pg::withdraw_xmin();
-            wait_for_migration_lock(&tag, ShareLock, true);
+            wait_for_migration_lock(&tag, ShareLock, true, !give_up_xmin);
         }
         (void) LockRelease(&tag, ShareLock, false);
     }
@@ -535,7 +535,7 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
          * migration must not wait for us (nothing reads with our snapshot
          * again, see pg::caller_snapshot_is_disposable) */
         pg::withdraw_xmin();
-        wait_for_migration_lock(&tag, ExclusiveLock, false);
+        wait_for_migration_lock(&tag, ExclusiveLock, false, false);
     }
     /* held until the caller's transaction ends: when the migration commits */
 
@@ -951,24 +951,43 @@ int deadlock_recheck_ms(void)
     return Max(DeadlockTimeout, 5000);
 }
 
-void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded)
+void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded,
+                             bool keeps_snapshot)
 {
     const int saved_deadlock_timeout = DeadlockTimeout;
     const int saved_lock_timeout = LockTimeout;
     const int recheck = deadlock_recheck_ms();
-    DeadlockTimeout = recheck > INT_MAX - 10000 ? INT_MAX : recheck + 10000;
+    DeadlockTimeout = keeps_snapshot ? Min(saved_deadlock_timeout, 100)
+                      : recheck > INT_MAX - 10000 ? INT_MAX
+                                                  : recheck + 10000;
     if (unbounded)
         LockTimeout = 0;
+    MemoryContext cxt = CurrentMemoryContext;
     PG_TRY();
     {
         (void) LockAcquire(tag, mode, false, false);
     }
-    PG_FINALLY();
+    PG_CATCH();
     {
         DeadlockTimeout = saved_deadlock_timeout;
         LockTimeout = saved_lock_timeout;
+        if (!keeps_snapshot)
+            PG_RE_THROW();
+        MemoryContextSwitchTo(cxt);
+        ErrorData *edata = CopyErrorData();
+        if (edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED)
+            PG_RE_THROW();
+        FlushErrorState();
+        edata->hint = pstrdup(
+            "This call of migrate_apply keeps its snapshot while it waits for the running "
+            "migration (it is not a top-level SELECT migrate_apply(...)), and that migration's "
+            "concurrent index build waits for every older snapshot. Call it as a statement of "
+            "its own.");
+        ReThrowError(edata);
     }
     PG_END_TRY();
+    DeadlockTimeout = saved_deadlock_timeout;
+    LockTimeout = saved_lock_timeout;
 }
 
 void set_step_settings(int lock_timeout, int parallel_workers, int action)

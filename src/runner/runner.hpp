@@ -105,8 +105,13 @@ void notice_waiting_for_migration_lock(const LOCKTAG *tag);
  * (it took its snapshot before the caller withdrew its xmin), the cycle is
  * found by the build first, which loses it and is retried (worker.cpp); the
  * caller, which has done nothing yet, keeps waiting (deadlock_recheck_ms).
- * `unbounded`: not bounded by lock_timeout either (as a runner's wait). */
-void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded);
+ * `unbounded`: not bounded by lock_timeout either (as a runner's wait).
+ * `keeps_snapshot`: a caller that cannot withdraw its xmin (not a top-level
+ * SELECT migrate_apply) would make the build wait for it again after every
+ * retry: it is the one that loses (deadlock_timeout 100 ms at most), with a
+ * HINT saying how to call. */
+void wait_for_migration_lock(const LOCKTAG *tag, LOCKMODE mode, bool unbounded,
+                             bool keeps_snapshot);
 /* How often a runner's step that waits for a lock looks for a deadlock
  * again (PostgreSQL looks once, deadlock_timeout after the wait starts; a
  * caller that starts waiting for the migration lock later closes a cycle

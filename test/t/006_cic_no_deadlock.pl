@@ -150,6 +150,39 @@ for my $case (['in its session', 'CREATE TABLE raced_a (id int);', 'plain-6'],
 		'applied:1,applied:0', "$where: each recorded once, the build with its retry");
 }
 
+# 4: a caller that cannot withdraw its snapshot (migrate_apply in a
+#    subquery: its outer query still reads with it) in the same race would
+#    make the build wait for it again after every retry: it loses the
+#    deadlock itself, at once, with a hint, and the build completes.
+{
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		  (map { ('-c', $_) } @$retrying),
+		  '-c', q{SELECT (SELECT status FROM migrate_apply((SELECT $m$CREATE TABLE raced_c (id int);$m$
+		           FROM pg_sleep(3)), 'plain-10'))} ],
+		'>', \$out, '2>', \$err);
+	$node->poll_query_until('postgres', q{
+		SELECT count(*) > 0 FROM pg_stat_activity
+		 WHERE wait_event = 'PgSleep' AND backend_xmin IS NOT NULL})
+	  or die 'the caller does not sleep in its subquery';
+	my $build = start_apply("CREATE INDEX CONCURRENTLY items_race_c ON items (note, id);",
+		'cic-race-c', $retrying);
+	$h->finish;
+	isnt($h->result(0), 0, 'a caller that keeps its snapshot loses the deadlock');
+	like($err, qr/deadlock detected/, 'it says deadlock');
+	like($err, qr/HINT:  This call of migrate_apply keeps its snapshot/, 'and how to call instead');
+	$build->{h}->finish;
+	chomp(my $status = ${ $build->{out} });
+	is($status, 'applied', 'the build it raced completes') or diag(${ $build->{err} });
+	is( $node->safe_psql('postgres', q{
+		SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_race_c'::regclass}),
+		't', 'its index is valid');
+	is( $node->safe_psql('postgres',
+			q{SELECT count(*) FROM safe_migrate.history WHERE version = 'plain-10'}),
+		'0', 'the caller that lost had not started its migration');
+}
+
 # 2: control — a session that really holds an old snapshot does block the
 #    build: with a short lock_timeout and no retries the migration fails,
 #    and leaves no invalid index behind.  (The snapshot is taken reading
