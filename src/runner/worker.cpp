@@ -41,6 +41,8 @@
 extern "C" {
 #include "access/xact.h"
 #include "catalog/index.h"
+#include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "storage/lmgr.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
@@ -843,6 +845,49 @@ List *find_interrupted_builds(const RawStmt *raw)
     return result;
 }
 
+/* ALTER TABLE parent DETACH PARTITION part CONCURRENTLY runs in two
+ * transactions: the first marks the partition "pending detach" and
+ * commits, the second waits for every transaction that uses the parent and
+ * finishes.  A lock timeout, a lost deadlock or a crash in the second leaves
+ * the partition pending, and the statement run again fails ("already
+ * pending detach").  So when the partition is pending detach from that
+ * parent, the step runs PostgreSQL's own way to finish it, DETACH
+ * PARTITION ... FINALIZE (a copy of the statement, in migration_cxt), and
+ * *text its text; otherwise NULL.  In a transaction (catalog lookups). */
+RawStmt *finalize_of_pending_detach(const RawStmt *raw, const char **text)
+{
+    const AlterTableStmt *at = (const AlterTableStmt *) raw->stmt;
+    if (!IsA(at, AlterTableStmt) || list_length(at->cmds) != 1)
+        return nullptr;
+    const AlterTableCmd *cmd = linitial_node(AlterTableCmd, at->cmds);
+    if (cmd->subtype != AT_DetachPartition || cmd->def == nullptr || !IsA(cmd->def, PartitionCmd) ||
+        !((const PartitionCmd *) cmd->def)->concurrent)
+        return nullptr;
+    Oid parent = RangeVarGetRelid(at->relation, NoLock, true);
+    Oid part = RangeVarGetRelid(((const PartitionCmd *) cmd->def)->name, NoLock, true);
+    if (!OidIsValid(parent) || !OidIsValid(part) || !get_rel_relispartition(part) ||
+        get_partition_parent(part, true) != parent || !PartitionHasPendingDetach(part))
+        return nullptr;
+    MemoryContext old = MemoryContextSwitchTo(migration_cxt);
+    RawStmt *copy = (RawStmt *) copyObjectImpl(raw);
+    AlterTableCmd *c = linitial_node(AlterTableCmd, ((AlterTableStmt *) copy->stmt)->cmds);
+    c->subtype = AT_DetachPartitionFinalize;
+    ((PartitionCmd *) c->def)->concurrent = false;
+    const char *parent_name = quote_qualified_identifier(
+        get_namespace_name(get_rel_namespace(parent)), get_rel_name(parent));
+    const char *part_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(part)),
+                                                       get_rel_name(part));
+    *text = psprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE", parent_name, part_name);
+    MemoryContextSwitchTo(old);
+    ereport(NOTICE,
+            (errmsg("partition %s is pending detach from %s: finishing it with DETACH PARTITION "
+                    "... FINALIZE",
+                    part_name, parent_name),
+             errdetail("An earlier attempt of this step committed the first of the two "
+                       "transactions of DETACH PARTITION ... CONCURRENTLY.")));
+    return copy;
+}
+
 /* Drop what an interrupted build left before the step runs again (as the
  * migration's role: its own index).  Returns the error, or NULL. */
 ErrorData *clean_interrupted_builds(const RawStmt *raw)
@@ -1051,6 +1096,10 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
         LockWait lw;
         memset(&lw, 0, sizeof(lw));
         volatile bool lw_prepared = false;
+        /* what the step's single statement runs as (a pending concurrent
+         * detach is finished instead: finalize_of_pending_detach) */
+        RawStmt *volatile run_first = stmts[first];
+        const char *volatile run_first_text = texts[first];
 
         for (;;) {
             volatile int current = first;
@@ -1070,10 +1119,28 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                 /* a cancel that a lock timeout hid (cancel.hpp): the
                  * caller stopped waiting for us, so no further step */
                 pg::check_hidden_cancel();
+                if (count == 1 && run_first == stmts[first]) {
+                    const char *text = nullptr;
+                    StartTransactionCommand();
+                    RawStmt *finalize = finalize_of_pending_detach(stmts[first], &text);
+                    CommitTransactionCommand();
+                    if (finalize != nullptr) {
+                        run_first = finalize;
+                        run_first_text = text;
+                        /* its locks are not the concurrent detach's */
+                        lock_wait_done(&lw);
+                        memset(&lw, 0, sizeof(lw));
+                        lw_prepared = false;
+                    }
+                }
                 if (!lw_prepared) {
                     lw_prepared = true;
+                    RawStmt *first_stmt = run_first;
                     StartTransactionCommand();
-                    lock_wait_prepare(&lw, &stmts[first], count, migration_cxt, false);
+                    if (count == 1)
+                        lock_wait_prepare(&lw, &first_stmt, 1, migration_cxt, false);
+                    else
+                        lock_wait_prepare(&lw, &stmts[first], count, migration_cxt, false);
                     CommitTransactionCommand();
                 }
                 if (lw.active) {
@@ -1119,7 +1186,10 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                     for (int i = first; i < first + count; i++) {
                         current = i;
                         arm_statement_timeout(0);
-                        run_statement(stmts[i], sql, texts[i]);
+                        if (i == first)
+                            run_statement(run_first, sql, run_first_text);
+                        else
+                            run_statement(stmts[i], sql, texts[i]);
                         restore_statement_timeout(0);
                         check_migration_lock(i + 1);
                         CommandCounterIncrement();
