@@ -10,6 +10,7 @@
 use strict;
 use warnings;
 
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -139,6 +140,47 @@ for my $path ('caller', 'runner')
 		"applied\n0," . q1('SHOW search_path') . ',3s',
 		"$path: the caller's session settings are as they were");
 }
+
+# A migration that loses a deadlock to the application is rolled back and
+# run again (as after a lock timeout): the application's transaction goes
+# ahead, the migration applies once, after it.  The application session
+# waits with a long deadlock_timeout, so the migration is the one that
+# finds the cycle (3 s after it starts waiting: time enough, on a loaded
+# machine, for the application to close the cycle before that one check).
+q1(q{ALTER SYSTEM SET deadlock_timeout = '3s'; SELECT pg_reload_conf();});
+q1(q{CREATE TABLE dl_a (id int PRIMARY KEY, v int); CREATE TABLE dl_b (id int PRIMARY KEY, v int);
+	CREATE TABLE dl_c (id int);
+	INSERT INTO dl_a VALUES (1, 0); INSERT INTO dl_b VALUES (1, 0);});
+for my $path ('caller', 'runner')
+{
+	my $app = $node->background_psql('postgres');
+	$app->query_safe(q{SET deadlock_timeout = '60s'; BEGIN; UPDATE dl_b SET v = 1 WHERE id = 1;});
+	my $script = ($path eq 'runner' ? 'VACUUM dl_c; ' : '')
+	  . 'UPDATE dl_a SET v = 2 WHERE id = 1; UPDATE dl_b SET v = 2 WHERE id = 1;';
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		  '-c', "SET safe_migrate.lock_timeout = '30s'",
+		  '-c', "SELECT status || ',' || lock_retries FROM migrate_apply('$script', 'deadlock-$path')" ],
+		'>', \$out, '2>', \$err);
+	# the migration holds dl_a's row and waits for dl_b's
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted})
+	  or die 'the migration does not wait for the row';
+	# the application now waits for the migration's row: a cycle
+	$app->query_safe('UPDATE dl_a SET v = 1 WHERE id = 1; COMMIT;');
+	$app->quit;
+	$h->finish;
+	chomp $out;
+	is($out, 'applied,1', "$path: the migration applies, after one retry") or diag($err);
+	like($err, qr/deadlock on statement \d of the migration, retry 1 of 10/,
+		"$path: the lost deadlock is retried, with a notice");
+	is(q1('SELECT a.v || \',\' || b.v FROM dl_a a, dl_b b'), '2,2',
+		"$path: the application's transaction went ahead, the migration ran after it");
+	is(q1("SELECT count(*) FROM safe_migrate.history WHERE version = 'deadlock-$path'"), '1',
+		"$path: recorded once");
+}
+q1(q{ALTER SYSTEM RESET deadlock_timeout; SELECT pg_reload_conf();});
 
 # A procedure that commits part of its work and then fails on a lock
 # timeout is not run again (a lock timeout or a lost deadlock retries a step
