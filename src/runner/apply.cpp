@@ -747,12 +747,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         if (failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && deadlocks < lock_retries) {
             deadlocks++;
             retries++;
-            int delay = pg::lock_retry_delay_ms(deadlocks, lock_retry_delay_ms);
-            ErrorData *stopped = pause_for_retry(
-                delay,
-                psprintf("deadlock on statement %d of the migration, retry %d of %d in %d ms",
-                         current + 1, deadlocks, lock_retries, delay),
-                failure->detail ? failure->detail : failure->message);
+            ErrorData *stopped = pause_before_retry(failure, current + 1, deadlocks, lock_retries,
+                                                    lock_retry_delay_ms);
             MemoryContextSwitchTo(caller_cxt);
             if (stopped == nullptr)
                 continue;
@@ -762,12 +758,8 @@ ResultRow *run_in_caller(const Request *req, const pg::PreparedScript *prepared,
         if (failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < lock_retries) {
             attempt++;
             retries++;
-            int delay = pg::lock_retry_delay_ms(attempt, lock_retry_delay_ms);
-            ErrorData *stopped = pause_for_retry(
-                delay,
-                psprintf("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
-                         current + 1, attempt, lock_retries, delay),
-                failure->message);
+            ErrorData *stopped = pause_before_retry(failure, current + 1, attempt, lock_retries,
+                                                    lock_retry_delay_ms);
             MemoryContextSwitchTo(caller_cxt);
             if (stopped == nullptr)
                 continue;

@@ -897,6 +897,20 @@ ErrorData *pause_for_retry(int ms, const char *notice, const char *notice_detail
     return failure;
 }
 
+ErrorData *pause_before_retry(const ErrorData *failure, int statement, int retry, int retries,
+                              int base_delay_ms)
+{
+    bool deadlock = failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+    int delay = pg::lock_retry_delay_ms(retry, base_delay_ms);
+    /* a deadlock's message is generic; its DETAIL names the processes */
+    const char *why = deadlock && failure->detail ? failure->detail : failure->message;
+    return pause_for_retry(delay,
+                           psprintf("%s on statement %d of the migration, retry %d of %d in %d ms",
+                                    deadlock ? "deadlock" : "lock timeout", statement, retry,
+                                    retries, delay),
+                           why);
+}
+
 void lock_wait_done(LockWait *w)
 {
     (void) w;

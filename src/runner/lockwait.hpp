@@ -101,6 +101,14 @@ ErrorData *lock_wait_after_timeout(LockWait *w, ErrorData *timeout);
  * then pause ms.  Never throws: NULL to go on, else the error to fail with
  * (a cancel during the pause, or one the lock timeout hid: cancel.hpp). */
 ErrorData *pause_for_retry(int ms, const char *notice, const char *notice_detail = nullptr);
+/* Statement `statement` (1-based) of a migration lost its lock (`failure`: a
+ * lock timeout or a deadlock) and is run again: retry number `retry` of
+ * `retries`, after the backoff lock_retry_delay_ms(retry, base_delay_ms),
+ * announced by a NOTICE that says which, with the failure's own words as
+ * its DETAIL.  As pause_for_retry: NULL to go on, else the error to fail
+ * with. */
+ErrorData *pause_before_retry(const ErrorData *failure, int statement, int retry, int retries,
+                              int base_delay_ms);
 /* The unit is over (its locks taken, or given up). */
 void lock_wait_done(LockWait *w);
 

@@ -1272,13 +1272,10 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                 deadlocks < request->lock_retries) {
                 deadlocks++;
                 out.lock_retries++;
-                int delay = pg::lock_retry_delay_ms(deadlocks, request->lock_retry_delay_ms);
                 pgstat_report_activity(STATE_IDLE, nullptr);
-                ErrorData *stopped = pause_for_retry(
-                    delay,
-                    psprintf("deadlock on statement %d of the migration, retry %d of %d in %d ms",
-                             current + 1, deadlocks, request->lock_retries, delay),
-                    failure->detail ? failure->detail : failure->message);
+                ErrorData *stopped = pause_before_retry(failure, current + 1, deadlocks,
+                                                        request->lock_retries,
+                                                        request->lock_retry_delay_ms);
                 MemoryContextSwitchTo(migration_cxt);
                 if (stopped == nullptr)
                     continue;
@@ -1288,13 +1285,10 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                 attempt < request->lock_retries) {
                 attempt++;
                 out.lock_retries++;
-                int delay = pg::lock_retry_delay_ms(attempt, request->lock_retry_delay_ms);
                 pgstat_report_activity(STATE_IDLE, nullptr);
-                ErrorData *stopped = pause_for_retry(
-                    delay,
-                    psprintf("lock timeout on statement %d of the migration, retry %d of %d in %d ms",
-                             current + 1, attempt, request->lock_retries, delay),
-                    failure->message);
+                ErrorData *stopped = pause_before_retry(failure, current + 1, attempt,
+                                                        request->lock_retries,
+                                                        request->lock_retry_delay_ms);
                 MemoryContextSwitchTo(migration_cxt);
                 if (stopped == nullptr)
                     continue;

@@ -25,13 +25,13 @@ $node->safe_psql('postgres', q{
 	INSERT INTO items SELECT g, 'n' || g FROM generate_series(1, 100000) g;
 });
 
-sub start_apply
+# psql running the settings, then the query, in the background
+# (settings and the call as separate queries: a multi-statement query
+# string is an implicit transaction block, where migrate_apply refuses)
+sub start_psql
 {
-	my ($script, $version, $settings) = @_;
+	my ($sql, $settings, $version) = @_;
 	my ($out, $err) = ('', '');
-	my $sql = "SELECT status FROM migrate_apply(\$m\$$script\$m\$, '$version');";
-	# settings and the call as separate queries: a multi-statement query
-	# string is an implicit transaction block, where migrate_apply refuses
 	my $h = IPC::Run::start(
 		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
 		  (map { ('-c', $_) } @$settings), '-c', $sql ],
@@ -39,18 +39,21 @@ sub start_apply
 	return { h => $h, out => \$out, err => \$err, version => $version };
 }
 
+sub start_apply
+{
+	my ($script, $version, $settings) = @_;
+	return start_psql("SELECT status FROM migrate_apply(\$m\$$script\$m\$, '$version');",
+		$settings, $version);
+}
+
 # the same, the script computed by a subquery that sleeps 3 s first: the
 # caller's snapshot is in use meanwhile
 sub start_apply_computed
 {
 	my ($script, $version, $settings) = @_;
-	my ($out, $err) = ('', '');
-	my $sql = "SELECT status FROM migrate_apply((SELECT \$m\$$script\$m\$ FROM pg_sleep(3)), '$version');";
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
-		  (map { ('-c', $_) } @$settings), '-c', $sql ],
-		'>', \$out, '2>', \$err);
-	return { h => $h, out => \$out, err => \$err, version => $version };
+	return start_psql(
+		"SELECT status FROM migrate_apply((SELECT \$m\$$script\$m\$ FROM pg_sleep(3)), '$version');",
+		$settings, $version);
 }
 
 sub wait_until_migration_lock_held
@@ -155,13 +158,9 @@ for my $case (['in its session', 'CREATE TABLE raced_a (id int);', 'plain-6'],
 #    make the build wait for it again after every retry: it loses the
 #    deadlock itself, at once, with a hint, and the build completes.
 {
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
-		  (map { ('-c', $_) } @$retrying),
-		  '-c', q{SELECT (SELECT status FROM migrate_apply((SELECT $m$CREATE TABLE raced_c (id int);$m$
-		           FROM pg_sleep(3)), 'plain-10'))} ],
-		'>', \$out, '2>', \$err);
+	my $caller = start_psql(q{SELECT (SELECT status FROM migrate_apply((SELECT $m$CREATE TABLE raced_c (id int);$m$
+		           FROM pg_sleep(3)), 'plain-10'))}, $retrying, 'plain-10');
+	my ($h, $err) = ($caller->{h}, $caller->{err});
 	$node->poll_query_until('postgres', q{
 		SELECT count(*) > 0 FROM pg_stat_activity
 		 WHERE wait_event = 'PgSleep' AND backend_xmin IS NOT NULL})
@@ -170,8 +169,8 @@ for my $case (['in its session', 'CREATE TABLE raced_a (id int);', 'plain-6'],
 		'cic-race-c', $retrying);
 	$h->finish;
 	isnt($h->result(0), 0, 'a caller that keeps its snapshot loses the deadlock');
-	like($err, qr/deadlock detected/, 'it says deadlock');
-	like($err, qr/HINT:  This call of migrate_apply keeps its snapshot/, 'and how to call instead');
+	like($$err, qr/deadlock detected/, 'it says deadlock');
+	like($$err, qr/HINT:  This call of migrate_apply keeps its snapshot/, 'and how to call instead');
 	$build->{h}->finish;
 	chomp(my $status = ${ $build->{out} });
 	is($status, 'applied', 'the build it raced completes') or diag(${ $build->{err} });
