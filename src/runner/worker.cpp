@@ -1090,6 +1090,17 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
         }
         bool in_block = plan.kind[s] != static_cast<int>(core::TxClass::NonTransactional);
         bool leaves_invalid = count == 1 && may_leave_invalid_index(stmts[first]);
+        /* A concurrent index build waits, after its first lock, for the
+         * table's writers and then for every older snapshot: waits that
+         * stall none of the application's queries (its SHARE UPDATE
+         * EXCLUSIVE lock conflicts with no DML, whether held or queued
+         * for), and a lock timeout in the last of them throws the whole
+         * build away.  With the wait strategy it waits up to the deadline
+         * (safe_migrate.lock_wait_deadline) instead of lock_timeout, and
+         * is not rebuilt for a lock timeout. */
+        const bool patient = count == 1 && IsA(stmts[first]->stmt, IndexStmt) &&
+                             ((const IndexStmt *) stmts[first]->stmt)->concurrent &&
+                             lock_strategy == kLockStrategyWait && lock_wait_deadline_ms > 0;
         int attempt = 0;
         int deadlocks = 0;
         /* the step's locks that conflict with the application (lockwait.hpp) */
@@ -1164,8 +1175,9 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
             /* a statement that leaves the step (VACUUM, ...) runs with the
              * step's lock_timeout too: restored after it */
             char *saved_lock_timeout =
-                lw.active && !in_block ? pstrdup(GetConfigOption("lock_timeout", false, false))
-                                       : nullptr;
+                (lw.active || patient) && !in_block
+                    ? pstrdup(GetConfigOption("lock_timeout", false, false))
+                    : nullptr;
             const uint64 commits_before = runner_commits;
             if (failure == nullptr) {
                 invalid_before = leaves_invalid ? list_invalid_indexes() : NIL;
@@ -1177,12 +1189,12 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                     if (in_block)
                         BeginImplicitTransactionBlock();
                     step_restrict(in_block);
-                    if (lw.active)
-                        (void) set_config_option("lock_timeout",
-                                                 psprintf("%d", lock_wait_timeout(&lw, 0)),
-                                                 PGC_USERSET, PGC_S_SESSION,
-                                                 in_block ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-                                                 true, 0, false);
+                    if (lw.active || patient)
+                        (void) set_config_option(
+                            "lock_timeout",
+                            psprintf("%d", patient ? lock_wait_deadline_ms : lock_wait_timeout(&lw, 0)),
+                            PGC_USERSET, PGC_S_SESSION, in_block ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+                            true, 0, false);
                     for (int i = first; i < first + count; i++) {
                         current = i;
                         arm_statement_timeout(0);
@@ -1252,7 +1264,7 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                     "retried, and applying the script again runs it again from its start.",
                     failure->detail ? failure->detail : "", failure->detail ? "\n" : "",
                     current + 1);
-            if (lw.active && !gave_up_waiting && !committed_part &&
+            if (lw.active && !patient && !gave_up_waiting && !committed_part &&
                 failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
                 /* the short lock_timeout: look at the holders again */
                 ErrorData *given_up = lock_wait_after_timeout(&lw, failure);
@@ -1281,8 +1293,18 @@ RunOutcome execute_steps(RunOutcome *progress, const char *sql, const StepJourna
                     continue;
                 failure = stopped;
             }
-            if (!lw.active && !committed_part && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
-                attempt < request->lock_retries) {
+            if (patient && ran && failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) {
+                /* it waited the whole deadline: not built again */
+                gave_up_waiting = true;
+                failure->hint = psprintf(
+                    "The concurrent index build waited %d ms (safe_migrate.lock_wait_deadline) "
+                    "for a lock on the table or for older transactions to end. Find them with "
+                    "pg_blocking_pids() of the runner's process while it waits, or with "
+                    "pg_stat_activity.xact_start, or raise safe_migrate.lock_wait_deadline.",
+                    lock_wait_deadline_ms);
+            }
+            if (!lw.active && !patient && !committed_part &&
+                failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt < request->lock_retries) {
                 attempt++;
                 out.lock_retries++;
                 pgstat_report_activity(STATE_IDLE, nullptr);

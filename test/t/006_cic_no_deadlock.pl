@@ -183,22 +183,62 @@ for my $case (['in its session', 'CREATE TABLE raced_a (id int);', 'plain-6'],
 }
 
 # 2: control — a session that really holds an old snapshot does block the
-#    build: with a short lock_timeout and no retries the migration fails,
-#    and leaves no invalid index behind.  (The snapshot is taken reading
-#    another table: a session holding a lock on items would also hold off
-#    the DROP INDEX CONCURRENTLY of the clean-up, see the README.)
+#    build.  (The snapshot is taken reading another table: a session holding
+#    a lock on items would also hold off the DROP INDEX CONCURRENTLY of the
+#    clean-up, see the README.)  The build's waits stall none of the
+#    application's queries, so with the default lock strategy it waits up
+#    to safe_migrate.lock_wait_deadline, not lock_timeout: a holder that
+#    ends within the deadline costs no rebuild; one that does not fails the
+#    migration with a hint and leaves no invalid index behind.  With
+#    lock_strategy = retry, lock_timeout and lock_retries hold as before.
 $node->safe_psql('postgres', 'CREATE TABLE elsewhere (id int)');
-my $holder = $node->background_psql('postgres');
-$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM elsewhere;');
-my ($out, $err) = ('', '');
 $node->safe_psql('postgres', q{
 	ALTER DATABASE postgres SET safe_migrate.lock_timeout = '300ms';
 	ALTER DATABASE postgres SET safe_migrate.lock_retries = 0;});
+my $holder = $node->background_psql('postgres');
+
+# 2a: the holder commits 2 s into the build's wait: the build goes on
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM elsewhere;');
+my $patient = start_apply('CREATE INDEX CONCURRENTLY items_waits ON items (note);', 'cic-wait', []);
+$node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'virtualxid' AND NOT granted})
+  or die 'the build does not wait for the old snapshot';
+sleep 2;
+$holder->query_safe('COMMIT;');
+$patient->{h}->finish;
+chomp(my $patient_status = ${ $patient->{out} });
+is($patient_status, 'applied', 'a build that waited longer than lock_timeout for an old snapshot completes')
+  or diag(${ $patient->{err} });
+is( $node->safe_psql('postgres', q{
+		SELECT lock_retries FROM safe_migrate.history WHERE version = 'cic-wait' AND status = 'applied'}),
+	'0', 'without a retry (built once)');
+is( $node->safe_psql('postgres', q{
+		SELECT indisvalid FROM pg_index WHERE indexrelid = 'items_waits'::regclass}),
+	't', 'its index is valid');
+
+# 2b: the holder stays past the deadline
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM elsewhere;');
+my ($out, $err) = ('', '');
 my $ret = $node->psql('postgres',
-	"SELECT status FROM migrate_apply('CREATE INDEX CONCURRENTLY items_both ON items (id, note);', 'cic-4');",
+	"SET safe_migrate.lock_wait_deadline = '1500ms'; "
+	  . "SELECT status FROM migrate_apply('CREATE INDEX CONCURRENTLY items_both ON items (id, note);', 'cic-4');",
 	stdout => \$out, stderr => \$err);
-isnt($ret, 0, 'a build that has to wait for an old snapshot times out');
+isnt($ret, 0, 'a build that waits past lock_wait_deadline for an old snapshot fails');
+like($err, qr/lock timeout/, 'it says lock timeout');
+like($err, qr/HINT:  The concurrent index build waited 1500 ms \(safe_migrate.lock_wait_deadline\)/,
+	'and what it waited for, and for how long');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}),
+	'0', 'no invalid index is left behind');
+
+# 2c: lock_strategy = retry: lock_timeout and no retries
+($out, $err) = ('', '');
+$ret = $node->psql('postgres',
+	"SET safe_migrate.lock_strategy = retry; "
+	  . "SELECT status FROM migrate_apply('CREATE INDEX CONCURRENTLY items_both ON items (id, note);', 'cic-4');",
+	stdout => \$out, stderr => \$err);
+isnt($ret, 0, 'retry strategy: a build that has to wait for an old snapshot times out');
 like($err, qr/lock timeout/, 'and says so');
+unlike($err, qr/lock_wait_deadline/, 'after lock_timeout, not the deadline');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE NOT indisvalid}),
 	'0', 'no invalid index is left behind');
 $holder->query_safe('COMMIT;');
