@@ -287,6 +287,9 @@ CREATE INDEX CONCURRENTLY small_id ON small (id);
 DROP VIEW small_view CASCADE;
 $$, 'pr_006');
 
+-- a syntax error of the script points into the script, as migrate_apply's
+SELECT * FROM migrate_plan('SELECT 1; SELEC 2');
+
 RESET ROLE;
 -- cleanup: these drops are what the policy refuses
 SET safe_migrate.policy = off;

@@ -570,6 +570,23 @@ const Rule kRules[] = {
      [](const StatementFacts& f) {
          const std::string& t = f.table.name;
          std::string verb = f.is_delete ? "DELETE" : "UPDATE";
+         /* a statement reading many rows (a copy, CREATE TABLE AS, a
+          * count) while an earlier one's lock is held */
+         if (f.is_read) {
+             std::string on = or_default(f.held_on, t);
+             std::string_view mode = lock_name(f.held_lock);
+             std::string article = mode.front() == 'A' || mode.front() == 'E' ? "an " : "a ";
+             return Explanation{
+                 head("large-unbatched-dml",
+                      "a read of " + format_rows(f.rows_affected) + " rows of " + on_table(f) +
+                          " in a transaction that holds " + article + std::string(mode) + " lock on " + on),
+                 "An earlier statement of this migration's transaction took " + article +
+                     std::string(mode) + " lock on " + on + ", held until the transaction ends, and the "
+                     "statement keeps it held while it reads " + t + ": " +
+                     std::string(lock_blocks(f.held_lock)) + ".",
+                 "Read or copy the rows first, in a migration of its own (or in batches), and take "
+                 "the lock in a later one; or commit the statement that takes the lock first."};
+         }
          /* fewer rows, under a lock an earlier statement took */
          if (f.held_lock >= LockMode::Share) {
              std::string on = or_default(f.held_on, t);
@@ -1116,7 +1133,11 @@ void for_each_firing(const StatementFacts& facts, const Thresholds& thresholds,
      * writes of a table */
     if (facts.action == Action::LargeDml &&
         !(facts.rows_affected > thresholds.large_table_rows *
-                                    (facts.held_lock >= LockMode::Share ? kHeldLockDmlShare : 1.0)))
+                                    (facts.held_lock >= LockMode::Share && !facts.is_read ? kHeldLockDmlShare
+                                                                                          : 1.0)))
+        return;
+    /* reading rows only matters under a lock an earlier statement holds */
+    if (facts.action == Action::LargeDml && facts.is_read && facts.held_lock < LockMode::Share)
         return;
     for (const Rule& rule : kRules) {
         if (rule.size_dependent && !large)

@@ -123,6 +123,7 @@ struct StatementFacts {
     bool type_change = false;    /* TableRewrite caused by ALTER COLUMN TYPE */
     double rows_affected = 0;    /* LargeDml */
     bool is_delete = false;      /* LargeDml: DELETE rather than UPDATE */
+    bool is_read = false;        /* LargeDml: rows read, not changed (only under a held lock) */
     LockMode lock = LockMode::None; /* lock the statement takes on the table */
     bool holds_exclusive_lock = false; /* the transaction already holds ACCESS EXCLUSIVE on it */
     /* ValidateConstraint: the strongest lock that blocks reads or writes (SHARE or

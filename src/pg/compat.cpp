@@ -27,4 +27,20 @@ PgStat_TableStatus *pending_tabstat(Oid relid)
 #endif
 }
 
+void pending_reads(Oid relid, int64 *returned, int64 *fetched)
+{
+    *returned = 0;
+    *fetched = 0;
+    PgStat_TableStatus *ts = pending_tabstat(relid);
+    if (ts == nullptr)
+        return;
+#if PG_VERSION_NUM >= 160000
+    *returned = ts->counts.tuples_returned;
+    *fetched = ts->counts.tuples_fetched;
+#else
+    *returned = ts->t_counts.t_tuples_returned;
+    *fetched = ts->t_counts.t_tuples_fetched;
+#endif
+}
+
 }  // namespace safe_migrate::pg::compat

@@ -216,6 +216,10 @@ inline bool event_triggers_disabled()
 // This transaction's pending statistics of a table, with the counts of each
 // live (sub)transaction level (trans); nullptr when it has none.
 PgStat_TableStatus *pending_tabstat(Oid relid);
+// What this backend's scans read from a relation since its statistics were
+// last sent: tuples returned (by sequential scans of a table, by scans of an
+// index) and fetched (table rows, through an index or a bitmap).
+void pending_reads(Oid relid, int64 *returned, int64 *fetched);
 
 // ---- ownership and privileges
 #if PG_VERSION_NUM >= 160000

@@ -287,6 +287,7 @@ core::StatementFacts statement_facts(const PolicyFacts *in)
     f.type_change = in->type_change;
     f.rows_affected = in->rows_affected;
     f.is_delete = in->is_delete;
+    f.is_read = in->is_read;
     f.holds_exclusive_lock = in->holds_exclusive_lock;
     f.held_lock = static_cast<core::LockMode>(in->held_lock);
     f.held_on = str(in->held_on);

@@ -133,6 +133,7 @@ struct PolicyFacts {
     bool type_change;
     double rows_affected;
     bool is_delete;
+    bool is_read;               /* LargeDml: rows read (under a held lock), not changed */
     bool holds_exclusive_lock;
     int held_lock;              /* core::LockMode */
     const char *held_on;

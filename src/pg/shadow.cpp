@@ -376,44 +376,73 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
 
     /* the count, as the caller */
     int nest = safe_migrate::pg::pin_search_path();
-    /* the expression goes into the count as PostgreSQL prints it once
+    /* What the trigger writes into target, from the row: the expression
+     * (or the source column), converted to target's type as the trigger
+     * converts it; it goes into the count as PostgreSQL prints it once
      * analyzed against the table (with only pg_catalog on the search_path:
      * every other name qualified), never as the caller's text: one parsed
-     * expression, whatever the text around it */
-    const char *value = quote_identifier(source);
+     * expression, whatever the text around it. */
+    Relation rel_opened = table_open(relid, AccessShareLock);
+    AttrNumber src = get_attnum(relid, source);
+    AttrNumber tgt = get_attnum(relid, target);
+    if (src == InvalidAttrNumber || tgt == InvalidAttrNumber)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("safe_migrate.sync_column_check: column \"%s\" of table %s does not exist",
+                               src == InvalidAttrNumber ? source : target, rel)));
+    Form_pg_attribute sa = TupleDescAttr(RelationGetDescr(rel_opened), src - 1);
+    Form_pg_attribute ta = TupleDescAttr(RelationGetDescr(rel_opened), tgt - 1);
+    ParseState *pstate = make_parsestate(nullptr);
+    Node *computed;
     if (raw != nullptr) {
-        Relation rel_opened = table_open(relid, AccessShareLock);
-        ParseState *pstate = make_parsestate(nullptr);
         ParseNamespaceItem *nsitem =
             addRangeTableEntryForRelation(pstate, rel_opened, AccessShareLock, nullptr, false, true);
         addNSItemToQuery(pstate, nsitem, false, true, true);
-        Node *analyzed = transformExpr(pstate, raw, EXPR_KIND_ALTER_COL_TRANSFORM);
-        assign_expr_collations(pstate, analyzed);
+        computed = transformExpr(pstate, raw, EXPR_KIND_ALTER_COL_TRANSFORM);
         /* a copy is computed from its source: an expression that does not
          * use the source column (a constant) makes every row "copied", and
          * the check would clear the way to drop the source's data */
         Bitmapset *used = nullptr;
-        pull_varattnos(analyzed, 1, &used);
-        AttrNumber src = get_attnum(relid, source);
-        if (src == InvalidAttrNumber ||
-            !bms_is_member(src - FirstLowInvalidHeapAttributeNumber, used))
+        pull_varattnos(computed, 1, &used);
+        if (!bms_is_member(src - FirstLowInvalidHeapAttributeNumber, used))
             ereport(ERROR,
                     (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                      errmsg("safe_migrate.sync_column_check: the expression does not use column \"%s\"",
                             source),
                      errdetail("Column \"%s\" is a copy of \"%s\" only if it is computed from it.",
                                target, source)));
-        value = deparse_expression(analyzed, deparse_context_for(relname, relid), false, false);
-        free_parsestate(pstate);
-        table_close(rel_opened, NoLock);
+    } else {
+        computed = (Node *) makeVar(1, src, sa->atttypid, sa->atttypmod, sa->attcollation, 0);
     }
+    Node *converted = coerce_to_target_type(pstate, computed, exprType(computed), ta->atttypid,
+                                            ta->atttypmod, COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
+    if (converted == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("safe_migrate.sync_column_check: %s cannot be converted to the type of "
+                               "column \"%s\"",
+                               raw != nullptr ? "the expression" : psprintf("column \"%s\"", source),
+                               target)));
+    assign_expr_collations(pstate, converted);
+    /* a value computed again for the count must be the one the trigger
+     * and the backfill wrote */
+    if (contain_volatile_functions(converted))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("safe_migrate.sync_column_check: the expression calls a volatile function"),
+                        errdetail("Its copies cannot be checked against their rows.")));
+    const char *value = deparse_expression(converted, deparse_context_for(relname, relid), false, false);
+    free_parsestate(pstate);
+    table_close(rel_opened, NoLock);
+    /* A row the trigger has not seen has in target something else than
+     * what it computes from the row: nothing (a row written before the
+     * trigger), or a value of its own (a default, an earlier fill).  Only
+     * the value counts, compared as text (every type has one; not every
+     * type has an equality).  (Made before SPI_connect: the messages below
+     * use them after SPI_finish.) */
+    const char *differs = psprintf("(%s)::pg_catalog.text IS DISTINCT FROM (%s)::pg_catalog.text",
+                                   quote_identifier(target), value);
+    char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s", rel, differs);
     (void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     if (SPI_connect() != SPI_OK_CONNECT)
         elog(ERROR, "SPI_connect failed");
-    /* a row the trigger has not seen has no value in target where its
-     * source (or the expression of it) has one */
-    char *query = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s WHERE %s IS NULL AND (%s) IS NOT NULL", rel,
-                           quote_identifier(target), value);
     if (SPI_execute(query, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
         elog(ERROR, "could not count the rows of %s without their copy", rel);
     bool isnull;
@@ -425,12 +454,13 @@ Datum sync_column_check(PG_FUNCTION_ARGS)
                 (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                  errmsg("column \"%s\" of table %s has no copy in column \"%s\" for " INT64_FORMAT " rows",
                         source, rel, target, missing),
-                 errdetail("The trigger that keeps \"%s\" in step with \"%s\" did not run for them "
-                           "(disabled, or dropped and created again, while the migration ran).",
-                           target, source),
-                 errhint("Fill them (UPDATE ONLY %s SET %s = (%s) WHERE %s IS NULL AND (%s) IS NOT NULL, in "
-                         "batches), then apply the migration again to continue.",
-                         rel, quote_identifier(target), value, quote_identifier(target), value)));
+                 errdetail("In those rows \"%s\" does not hold %s: the trigger that keeps \"%s\" in step "
+                           "with \"%s\" did not run for them (disabled, or dropped and created again, "
+                           "while the migration ran), or something else wrote them.",
+                           target, value, target, source),
+                 errhint("Fill them (UPDATE ONLY %s SET %s = %s WHERE %s, in batches), then apply the "
+                         "migration again to continue.",
+                         rel, quote_identifier(target), value, differs)));
 
     /* the record, as the extension's owner */
     const char *checked_by = GetUserNameFromId(GetUserId(), false);

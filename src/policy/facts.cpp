@@ -1892,6 +1892,19 @@ static void note_replaced_column(Oid relid, const char *name, const char *table)
     MemoryContextSwitchTo(old);
 }
 
+/* Was column name of relid dropped in this transaction as one an online
+ * type change replaces (note_replaced_column)? */
+static bool replaced_in_transaction(Oid relid, const char *name)
+{
+    ListCell *lc;
+    foreach (lc, replaced_columns) {
+        const ReplacedColumn *r = (const ReplacedColumn *) lfirst(lc);
+        if (r->relid == relid && strcmp(r->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool column_replaced_online(Oid relid, const char *name)
 {
     /* judged before it runs: an earlier statement of the script creates
@@ -2994,6 +3007,92 @@ static void check_move_all(AlterTableMoveAllStmt *stmt)
 
 static void check_alter_table(AlterTableStmt *stmt);
 
+/* The columns of tables (with storage) whose values hold type typid: of
+ * that type, of an array of it, of a domain over either, or of a composite
+ * type (or a row type) that has an attribute holding it, at any depth:
+ * pairs of (relid, attnum) appended to *rels, *atts. */
+static void columns_holding_type(Oid typid, List **rels, List **atts, int depth)
+{
+    if (depth > 32)
+        return;
+    Relation deprel = table_open(DependRelationId, AccessShareLock);
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(TypeRelationId));
+    ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(typid));
+    SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 2, key);
+    HeapTuple tup;
+    List *containers = NIL;
+    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
+        Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+        if (dep->classid == TypeRelationId) {
+            /* a domain over it, or its array type */
+            char t = get_typtype(dep->objid);
+            if ((t == TYPTYPE_DOMAIN || get_element_type(dep->objid) == typid) &&
+                !list_member_oid(containers, dep->objid))
+                containers = lappend_oid(containers, dep->objid);
+        } else if (dep->classid == RelationRelationId && dep->objsubid > 0) {
+            char kind = get_rel_relkind(dep->objid);
+            if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) {
+                bool seen = false;
+                ListCell *rc, *ac;
+                forboth (rc, *rels, ac, *atts)
+                    seen = seen || (lfirst_oid(rc) == dep->objid && lfirst_int(ac) == dep->objsubid);
+                if (!seen) {
+                    *rels = lappend_oid(*rels, dep->objid);
+                    *atts = lappend_int(*atts, dep->objsubid);
+                }
+            } else if (kind == RELKIND_COMPOSITE_TYPE) {
+                /* an attribute of another composite type: its users hold it */
+                Oid outer = get_rel_type_id(dep->objid);
+                if (OidIsValid(outer) && !list_member_oid(containers, outer))
+                    containers = lappend_oid(containers, outer);
+            }
+        }
+    }
+    systable_endscan(scan);
+    table_close(deprel, AccessShareLock);
+    ListCell *lc;
+    foreach (lc, containers)
+        columns_holding_type(lfirst_oid(lc), rels, atts, depth + 1);
+}
+
+/* ALTER TYPE composite DROP ATTRIBUTE / RENAME ATTRIBUTE: every stored
+ * value of every column holding the type loses that attribute's data (the
+ * drop) or the name applications read it by (the rename) at commit, with
+ * or without CASCADE (which only concerns typed tables).  Judged on each
+ * such column of an existing table, as a DROP COLUMN / RENAME COLUMN of
+ * "(column).attribute". */
+static void check_composite_attribute(Oid composite, const char *written_type, const char *attribute,
+                                      const char *new_name)
+{
+    Oid type = get_rel_type_id(composite);
+    if (!OidIsValid(type) || get_attnum(composite, attribute) == InvalidAttrNumber ||
+        (new_name != nullptr && get_attnum(composite, new_name) != InvalidAttrNumber))
+        return; /* PostgreSQL reports it */
+    List *rels = NIL, *atts = NIL;
+    columns_holding_type(type, &rels, &atts, 0);
+    ListCell *rc, *ac;
+    forboth (rc, rels, ac, atts) {
+        Oid relid = lfirst_oid(rc);
+        const char *column = get_attname(relid, (AttrNumber) lfirst_int(ac), true);
+        if (column == nullptr)
+            continue;
+        pg::PolicyFacts f;
+        init_facts(&f, new_name ? kRenameColumn : kDropColumn);
+        f.column = psprintf("(%s).%s", quote_identifier(column), quote_identifier(attribute));
+        if (new_name)
+            f.new_name = quote_identifier(new_name);
+        else
+            f.via = psprintf("ALTER TYPE %s DROP ATTRIBUTE %s", written_type, quote_identifier(attribute));
+        table_facts(relid, nullptr, &f);
+        if (f.created_in_transaction || f.temporary)
+            continue;
+        enforce(&f);
+    }
+}
+
 /* ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE ... CASCADE changes the same
  * column of every typed table of the type: judged as the ALTER TABLE of
  * each that it is (without CASCADE PostgreSQL refuses while typed tables
@@ -3007,6 +3106,8 @@ static void check_alter_type_cascade(AlterTableStmt *stmt)
     ListCell *lc;
     foreach (lc, stmt->cmds) {
         AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_DropColumn && cmd->name != nullptr)
+            check_composite_attribute(composite, written(stmt->relation), cmd->name, nullptr);
         if (cmd->behavior == DROP_CASCADE)
             cmds = lappend(cmds, cmd);
     }
@@ -4132,9 +4233,12 @@ static bool renamed_column_is_new(Oid relid, const char *name, const char *new_n
     if (get_attnum(relid, name) == InvalidAttrNumber)
         return true;
     /* the new column of an online type change taking the name of the
-     * column it replaced (dropped just before, its values copied by the
-     * trigger into this one) */
-    if (get_attnum(relid, new_name) == InvalidAttrNumber && sync_trigger_copies(relid, new_name, name))
+     * column it replaced: dropped earlier in this transaction, its drop let
+     * through because the trigger copies it into this one and the copy was
+     * verified (column_replaced_online).  A trigger alone proves nothing:
+     * any owner can create one. */
+    if (get_attnum(relid, new_name) == InvalidAttrNumber && replaced_in_transaction(relid, new_name) &&
+        sync_trigger_copies(relid, new_name, name))
         return true;
     return renames_added_column(relid, name, new_name);
 }
@@ -4158,6 +4262,7 @@ static void check_rename(RenameStmt *stmt)
      * every typed table of the type */
     if (stmt->renameType == OBJECT_ATTRIBUTE && OidIsValid(relid) &&
         get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE) {
+        check_composite_attribute(relid, written(stmt->relation), stmt->subname, stmt->newname);
         if (stmt->behavior != DROP_CASCADE)
             return; /* PostgreSQL refuses it while typed tables exist */
         ListCell *lc;
@@ -4869,12 +4974,14 @@ LOCKMODE strongest_held_table_lock(Oid *relid)
     return best;
 }
 
-void check_large_dml_on(Oid relid, double rows, bool is_delete, LOCKMODE held, Oid held_relid)
+void check_large_dml_on(Oid relid, double rows, bool is_delete, LOCKMODE held, Oid held_relid,
+                        bool is_read)
 {
     pg::PolicyFacts f;
     init_facts(&f, kLargeDml);
     f.rows_affected = rows;
     f.is_delete = is_delete;
+    f.is_read = is_read;
     if (held != NoLock && OidIsValid(held_relid)) {
         f.held_lock = held;
         f.held_on = qualified_name(held_relid);

@@ -962,7 +962,8 @@ SM_ENTRY(migrate_plan)
 
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    List *trees = raw_parser(prepared.up, RAW_PARSE_DEFAULT);
+    /* a syntax error points into the script, as migrate_apply's does */
+    List *trees = runner::parse_script(prepared.up, "up section");
     plan_script_begin();
     List *created = NIL; /* tables the script creates before using them */
     List *inherits = NIL; /* of ScriptInherit *: existing tables made to inherit from them */

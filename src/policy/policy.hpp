@@ -244,7 +244,7 @@ void check_foreign_key_index(Oid relid, const char *table, const char *reference
 /* held: a lock blocking reads or writes the transaction holds on held_relid
  * (NoLock: none counted) */
 void check_large_dml_on(Oid relid, double rows, bool is_delete, LOCKMODE held = NoLock,
-                        Oid held_relid = InvalidOid);
+                        Oid held_relid = InvalidOid, bool is_read = false);
 /* The strongest lock blocking reads or writes (SHARE or stronger) this
  * transaction holds on a table an application may use (not temporary, not
  * new in this migration), NoLock if none; its table in *relid. */

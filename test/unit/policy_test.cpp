@@ -721,6 +721,30 @@ TEST(LargeUnbatchedDml, FewerRowsCountUnderAHeldLock)
     EXPECT_CONTAINS(vs[0].detail, "reads go on");
 }
 
+TEST(LargeUnbatchedDml, ReadsCountOnlyUnderAHeldLock)
+{
+    // a copy (CREATE TABLE AS, INSERT ... SELECT) or a count of many rows
+    auto f = case_of("large-unbatched-dml").facts;
+    f.is_read = true;
+    f.rows_affected = 2'000'000;
+    EXPECT_TRUE(eval(f).empty());  // holding no lock: reads block nobody
+    f.held_lock = LockMode::ShareUpdateExclusive;
+    EXPECT_TRUE(eval(f).empty());  // nor under a lock that blocks no read or write
+    f.held_lock = LockMode::AccessExclusive;  // an ALTER TABLE before it
+    f.held_on = "public.accounts";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "a read of 2.0M rows of table public.users");
+    EXPECT_CONTAINS(vs[0].message, "holds an ACCESS EXCLUSIVE lock on public.accounts");
+    EXPECT_CONTAINS(vs[0].detail, "keeps it held while it reads public.users");
+    EXPECT_CONTAINS(vs[0].hint, "in a migration of its own");
+    // the whole threshold, not the tenth a change under a lock gets
+    f.rows_affected = 150'000;
+    EXPECT_TRUE(eval(f).empty());
+    f.rows_affected = 1'000'001;
+    EXPECT_EQ(eval(f).size(), 1u);
+}
+
 TEST(SetTablespace, AnIndexIsMovedOnlineByReindex)
 {
     // ALTER INDEX public.users_email_idx SET TABLESPACE fast (or ALTER INDEX
