@@ -40,7 +40,7 @@ $(shell echo '$(BUILD_MODE)' > .build-mode)
 endif
 
 # pg_regress suites (sql/, expected/)
-REGRESS = boundary apply rollback privileges policy ddl_log backfill verify prove policy_scans policy_doors policy_timing policy_predict policy_scenarios online online_type
+REGRESS = boundary apply rollback privileges policy ddl_log backfill verify prove policy_scans policy_doors policy_databases policy_timing policy_predict policy_scenarios online online_type
 REGRESS_OPTS = --load-extension=plpgsql
 # isolation specs (test/isolation/specs, test/isolation/expected)
 ISOLATION = concurrent_apply lock_queue lock_wait

@@ -733,3 +733,15 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The policy also judges DROP DATABASE of this database issued from a
+-- database where the extension is not installed: this database's mark, a
+-- setting of the database in a shared catalog (pg_db_role_setting) that
+-- sessions of every database can read and only a superuser can reset.
+-- DROP EXTENSION safe_migrate removes it.
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format('ALTER DATABASE %I SET safe_migrate.guarded_database = on',
+                              pg_catalog.current_database());
+END
+$$;

@@ -26,6 +26,7 @@ extern "C" {
 namespace safe_migrate::policy {
 
 int policy_mode = 2; /* enforce */
+bool guarded_database = false;
 char *rule_levels = nullptr;
 int large_table_rows = 100000;
 int large_table_kb = 100 * 1024;
@@ -61,6 +62,13 @@ void define_settings(void)
         "safe_migrate.rule_levels",
         "Per-rule levels overriding the defaults, as \"rule=level, ...\" (off, warn, error).",
         nullptr, &rule_levels, "", PGC_SUSET, 0, check_rule_levels_hook, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "safe_migrate.guarded_database",
+        "Set on a database by CREATE EXTENSION safe_migrate (ALTER DATABASE ... SET), reset by "
+        "its DROP EXTENSION.",
+        "A database's settings are in a shared catalog: sessions of every other database, where "
+        "the extension is not installed, see it there and judge DROP DATABASE of it.",
+        &guarded_database, false, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "safe_migrate.large_table_rows",
         "Tables with fewer rows (and fewer bytes than large_table_bytes) are exempt from "

@@ -17,6 +17,7 @@ extern "C" {
 namespace safe_migrate::policy {
 
 /* settings */
+extern bool guarded_database; /* safe_migrate.guarded_database (only a marker) */
 extern int policy_mode;         /* core::PolicyMode */
 extern char *rule_levels;
 extern int large_table_rows;

@@ -38,6 +38,12 @@ extern "C" {
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_db_role_setting.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "miscadmin.h"
 #include "utils/lsyscache.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -67,6 +73,82 @@ bool active_here(void)
 {
     return IsTransactionState() && OidIsValid(get_extension_oid("safe_migrate", true));
 }
+
+namespace {
+
+constexpr const char *kGuardedSetting = "safe_migrate.guarded_database";
+
+/* Is database db marked by CREATE EXTENSION safe_migrate (its setting
+ * safe_migrate.guarded_database = on for every role, in the shared catalog
+ * pg_db_role_setting, which a database owner cannot reset: the parameter is
+ * a superuser's)? */
+bool database_guarded(Oid db)
+{
+    if (!OidIsValid(db) || !IsTransactionState())
+        return false;
+    bool guarded = false;
+    Relation rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+    ScanKeyData key[2];
+    ScanKeyInit(&key[0], Anum_pg_db_role_setting_setdatabase, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(db));
+    ScanKeyInit(&key[1], Anum_pg_db_role_setting_setrole, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(InvalidOid));
+    SysScanDesc scan = systable_beginscan(rel, DbRoleSettingDatidRolidIndexId, true, nullptr, 2, key);
+    HeapTuple tup = systable_getnext(scan);
+    if (HeapTupleIsValid(tup)) {
+        bool isnull;
+        Datum d = heap_getattr(tup, Anum_pg_db_role_setting_setconfig, RelationGetDescr(rel), &isnull);
+        if (!isnull) {
+            ArrayType *a = DatumGetArrayTypeP(d);
+            Datum *items;
+            bool *nulls;
+            int n;
+            deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &items, &nulls, &n);
+            size_t len = strlen(kGuardedSetting);
+            for (int i = 0; i < n && !guarded; i++) {
+                if (nulls[i])
+                    continue;
+                char *item = TextDatumGetCString(items[i]);
+                bool value = false;
+                guarded = strncmp(item, kGuardedSetting, len) == 0 && item[len] == '=' &&
+                          parse_bool(item + len + 1, &value) && value;
+            }
+        }
+    }
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return guarded;
+}
+
+/* Is this DROP statement one that drops the extension safe_migrate? */
+bool drops_this_extension(Node *parsetree)
+{
+    if (!IsA(parsetree, DropStmt) || ((DropStmt *) parsetree)->removeType != OBJECT_EXTENSION)
+        return false;
+    ListCell *lc;
+    foreach (lc, ((DropStmt *) parsetree)->objects)
+        if (strcmp(strVal(lfirst(lc)), "safe_migrate") == 0)
+            return true;
+    return false;
+}
+
+/* The extension is gone from this database: so is its mark (as a superuser
+ * only: otherwise the mark stays, and DROP DATABASE of it stays judged from
+ * other databases until an administrator resets it). */
+void unmark_database(void)
+{
+    if (!superuser() || !database_guarded(MyDatabaseId))
+        return;
+    AlterDatabaseSetStmt *stmt = makeNode(AlterDatabaseSetStmt);
+    stmt->dbname = get_database_name(MyDatabaseId);
+    VariableSetStmt *reset = makeNode(VariableSetStmt);
+    reset->kind = VAR_RESET;
+    reset->name = pstrdup(kGuardedSetting);
+    stmt->setstmt = reset;
+    (void) AlterDatabaseSet(stmt);
+}
+
+}  // namespace
 
 namespace {
 
@@ -210,7 +292,15 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
         case T_ClusterStmt:
         case T_ReindexStmt:
         case T_DropdbStmt:
-            if (policy_mode != 0 && active_here())
+            /* A database the extension guards is judged from one where it
+             * is not installed too, for a role that may not override rules
+             * (its owner, say): no migration there can carry an allow line,
+             * and an administrator's DROP DATABASE from such a database (a
+             * test harness's, a restore's) is deliberate. */
+            if (policy_mode != 0 &&
+                (active_here() ||
+                 (database_guarded(get_database_oid(((DropdbStmt *) parsetree)->dbname, true)) &&
+                  !may_override(GetUserId()))))
                 check_utility(parsetree);
             break;
         default:
@@ -223,10 +313,13 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
             }
             break;
     }
+    const bool dropping_extension = drops_this_extension(parsetree);
     /* the DDL log's frame for this statement (ddllog.cpp) */
     if (!ddl_log_begin(parsetree, context)) {
         run_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
         flush_dropped_columns();
+        if (dropping_extension && !active_here())
+            unmark_database();
         return;
     }
     PG_TRY();
@@ -242,6 +335,8 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
     }
     PG_END_TRY();
     ddl_log_end();
+    if (dropping_extension && !active_here())
+        unmark_database();
 }
 
 void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubid,
