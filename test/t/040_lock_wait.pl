@@ -269,18 +269,22 @@ sub pid_of_waiter
 		return $node->safe_psql('postgres',
 			"SELECT pid FROM safe_migrate.lock_waits WHERE version = '$version'");
 	}
-	# retry: in the lock queue, with the step's lock_timeout
+	# retry: in the lock queue, with the step's lock_timeout; between two
+	# attempts it is briefly out of the queue, so its pid is read by the
+	# same query that sees it waiting
 	my $which =
 	  $who eq 'the runner'
 	  ? "a.backend_type = 'safe_migrate runner'"
 	  : "a.query LIKE '%$version%'";
-	$node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-		  . "WHERE l.relation = 't'::regclass AND NOT l.granted AND $which")
-	  or return undef;
-	return $node->safe_psql('postgres',
-		"SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-		  . "WHERE l.relation = 't'::regclass AND NOT l.granted AND $which LIMIT 1");
+	for (1 .. 1800)
+	{
+		my $pid = $node->safe_psql('postgres',
+			"SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+			  . "WHERE l.relation = 't'::regclass AND NOT l.granted AND $which LIMIT 1");
+		return $pid if $pid ne '';
+		select(undef, undef, undef, 0.1);
+	}
+	return undef;
 }
 
 for my $case (
