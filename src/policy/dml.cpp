@@ -340,8 +340,9 @@ static void check_read_rows(void)
             held = strongest_held_table_lock(&held_relid);
             looked = true;
         }
+        /* (not a return: every table's count must start again here) */
         if (held == NoLock)
-            return;
+            continue;
         if (!OidIsValid(get_rel_namespace(c->relid)))
             continue;
         MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
