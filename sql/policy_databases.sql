@@ -19,6 +19,36 @@ RESET client_min_messages;
 SELECT count(*) AS safe_migrate_here FROM pg_extension WHERE extname = 'safe_migrate';
 SELECT setconfig FROM pg_db_role_setting
  WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'sm_db_guarded');
+-- The statements the hook looks at before PostgreSQL runs them (for
+-- DROP DATABASE's sake) run here as PostgreSQL runs them, for the owner
+-- and for an administrator: each has its own node, never read as a
+-- DROP DATABASE (they crashed the backend once)
+SET ROLE sm_db_owner;
+CREATE TABLE plain_t (id integer PRIMARY KEY, v text);
+INSERT INTO plain_t SELECT g, g::text FROM generate_series(1, 10) g;
+SET client_min_messages = error; -- (shared catalogs: only a superuser may)
+ANALYZE;
+VACUUM;
+VACUUM FULL;
+RESET client_min_messages;
+ANALYZE plain_t;
+VACUUM (FULL, ANALYZE) plain_t;
+CLUSTER plain_t USING plain_t_pkey;
+CLUSTER;
+REINDEX TABLE plain_t;
+REINDEX SCHEMA public;
+TRUNCATE plain_t;
+SELECT count(*) AS rows_after_truncate FROM plain_t;
+RESET ROLE;
+INSERT INTO plain_t SELECT g, g::text FROM generate_series(1, 10) g;
+ANALYZE;
+VACUUM;
+VACUUM (FULL) plain_t;
+CLUSTER;
+REINDEX TABLE plain_t;
+TRUNCATE plain_t;
+SELECT count(*) AS rows_after_truncate FROM plain_t;
+DROP TABLE plain_t;
 SET ROLE sm_db_owner;
 -- (the database's size varies: the SQLSTATE, then the message without it)
 \set VERBOSITY sqlstate

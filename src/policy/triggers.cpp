@@ -281,6 +281,13 @@ void run_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tr
                                 dest, qc);
 }
 
+/* DROP DATABASE of a database the extension guards, by a role that may not
+ * override rules (only a DropdbStmt names a database here) */
+bool drops_guarded_database(const DropdbStmt *stmt)
+{
+    return database_guarded(get_database_oid(stmt->dbname, true)) && !may_override(GetUserId());
+}
+
 void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_only_tree,
                         ProcessUtilityContext context, ParamListInfo params,
                         QueryEnvironment *query_env, DestReceiver *dest, QueryCompletion *qc)
@@ -297,10 +304,10 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
              * (its owner, say): no migration there can carry an allow line,
              * and an administrator's DROP DATABASE from such a database (a
              * test harness's, a restore's) is deliberate. */
-            if (policy_mode != 0 &&
-                (active_here() ||
-                 (database_guarded(get_database_oid(((DropdbStmt *) parsetree)->dbname, true)) &&
-                  !may_override(GetUserId()))))
+            if (policy_mode == 0)
+                break;
+            if (active_here() ||
+                (IsA(parsetree, DropdbStmt) && drops_guarded_database((DropdbStmt *) parsetree)))
                 check_utility(parsetree);
             break;
         default:
