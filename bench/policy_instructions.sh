@@ -20,6 +20,11 @@
 #   N1, N2        script runs per client in the short and the long pass
 #                 (default 30 and 90)
 #   CLIENTS       clients per database                         (default 2)
+#   WORKLOAD      ddl: bench/policy/ddl.sql (N1/N2 default 30/90 runs);
+#                 tpcb: pgbench's built-in tpcb-like transaction after
+#                 pgbench -i -s 1 in each database (N1/N2 default 1000/3000
+#                 transactions): what the hooks cost a workload without DDL
+#                                                              (default ddl)
 #   NO_TRIGGER=1  disable the ddl_command_start event trigger in guarded
 #                 (no rule checks at statement start: the DDL log and the
 #                 hooks only)                                  (default 0)
@@ -30,8 +35,9 @@
 set -euo pipefail
 shopt -s inherit_errexit
 
-N1="${N1:-30}"
-N2="${N2:-90}"
+WORKLOAD="${WORKLOAD:-ddl}"
+[[ "$WORKLOAD" == ddl || "$WORKLOAD" == tpcb ]] || { echo "WORKLOAD must be ddl or tpcb" >&2; exit 2; }
+if [[ "$WORKLOAD" == ddl ]]; then N1="${N1:-30}"; N2="${N2:-90}"; else N1="${N1:-1000}"; N2="${N2:-3000}"; fi
 CLIENTS="${CLIENTS:-2}"
 NO_TRIGGER="${NO_TRIGGER:-0}"
 PORT="${PORT:-54620}"
@@ -81,6 +87,9 @@ sql() { "$PSQL" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 for db in plain guarded; do
     sql -d postgres -c "CREATE DATABASE $db"
     sql -d "$db" -v clients="$CLIENTS" -f "$SETUP_SCRIPT" >/dev/null
+    if [[ "$WORKLOAD" == tpcb ]]; then
+        "$PGBENCH" -i -q -s 1 "$db" >"$WORK/init_$db.out" 2>&1 || { cat "$WORK/init_$db.out" >&2; die "pgbench -i failed"; }
+    fi
     if [[ "$db" == guarded ]]; then
         sql -d "$db" -c "CREATE EXTENSION safe_migrate"
         if [[ "$NO_TRIGGER" == 1 ]]; then
@@ -92,12 +101,14 @@ done
 
 # ---------------------------------------------------------------- passes
 declare -A TOTAL=()
-SEEN=" "
+# pgbench -i's connections are not a pass's
+SEEN=" $(sed -nE 's/.*\[([0-9]+)\].*connection authorized: .*application_name=pgbench.*/\1/p' "$SERVER_LOG" | tr '\n' ' ')"
 for n in "$N1" "$N2"; do
-    log "pass: $n script runs per client, both databases at once"
+    log "pass: $n $WORKLOAD runs per client, both databases at once"
     pids=()
+    if [[ "$WORKLOAD" == ddl ]]; then script=(-f "$DDL_SCRIPT"); else script=(-b tpcb-like); fi
     for db in plain guarded; do
-        "$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -t "$n" -f "$DDL_SCRIPT" "$db" \
+        "$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -t "$n" "${script[@]}" "$db" \
             >"$WORK/pgbench_${db}_$n.out" 2>&1 &
         pids+=($!)
     done
@@ -126,7 +137,8 @@ per_run() { echo $(( (TOTAL[$1.$N2] - TOTAL[$1.$N1]) / (CLIENTS * (N2 - N1)) ));
 p="$(per_run plain)"
 g="$(per_run guarded)"
 echo
-echo "instructions per run of bench/policy/ddl.sql ($CLIENTS clients per database, runs $N2 - $N1)"
+what="bench/policy/ddl.sql"; [[ "$WORKLOAD" == tpcb ]] && what="pgbench tpcb-like transaction"
+echo "instructions per run of $what ($CLIENTS clients per database, runs $N2 - $N1)"
 printf '  %-10s %12s\n' plain "$p" guarded "$g"
 printf '  extension: %+d instructions per run (%s)%s\n' $(( g - p )) \
     "$(awk -v g="$g" -v p="$p" 'BEGIN { printf "%+.2f %%", (g - p) * 100 / p }')" \

@@ -21,6 +21,7 @@ extern "C" {
 #include "tcop/utility.h"
 #include "pgstat.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
@@ -274,9 +275,20 @@ static bool relid_size(Oid relid, double *rows, int64 *bytes)
     return true;
 }
 
-/* Was relid created by this transaction (from new_objects_from on)? */
+/* Was relid created by this transaction (from new_objects_from on)?
+ * A relation this transaction created has a pg_class row this transaction
+ * wrote: a row written by another transaction answers no without the
+ * relation cache entry (rebuilt after every invalidation of the table,
+ * which most DDL on it sends). */
 static bool created_in_this_transaction(Oid relid)
 {
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup))
+        return false;
+    bool ours = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+    ReleaseSysCache(tup);
+    if (!ours)
+        return false;
     bool created = false;
     Relation rel = RelationIdGetRelation(relid);
     if (RelationIsValid(rel)) {
