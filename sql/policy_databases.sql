@@ -61,8 +61,15 @@ ALTER DATABASE sm_db_guarded RESET safe_migrate.guarded_database;
 ALTER DATABASE sm_db_guarded RESET ALL;
 \set VERBOSITY sqlstate
 DROP DATABASE sm_db_guarded;
+-- a copy of the guarded database (its owner may make one) holds the
+-- extension and is marked as its template is
+CREATE DATABASE sm_db_copy TEMPLATE sm_db_guarded;
+DROP DATABASE sm_db_copy;
 \set VERBOSITY default
 RESET ROLE;
+SELECT setconfig FROM pg_db_role_setting
+ WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = 'sm_db_copy');
+DROP DATABASE sm_db_copy;
 -- a database without the mark drops as before
 SET ROLE sm_db_owner;
 CREATE DATABASE sm_db_scratch;

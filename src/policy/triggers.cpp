@@ -41,6 +41,8 @@ extern "C" {
 #include "catalog/pg_db_role_setting.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "miscadmin.h"
@@ -146,6 +148,39 @@ void unmark_database(void)
     reset->name = pstrdup(kGuardedSetting);
     stmt->setstmt = reset;
     (void) AlterDatabaseSet(stmt);
+}
+
+/* CREATE DATABASE copies its template's objects, the extension included,
+ * but not the template's database settings: the copy of a guarded database
+ * is marked as its template is.  The parameter is a superuser's: set with
+ * the bootstrap superuser's rights for this one catalog update (a fixed
+ * name and value, no user code: the parameter has no check hook). */
+void mark_copy(const CreatedbStmt *stmt)
+{
+    const char *source = "template1";
+    ListCell *lc;
+    foreach (lc, stmt->options) {
+        DefElem *opt = (DefElem *) lfirst(lc);
+        if (strcmp(opt->defname, "template") == 0 && opt->arg != nullptr)
+            source = defGetString(opt);
+    }
+    if (!database_guarded(get_database_oid(source, true)))
+        return;
+    CommandCounterIncrement(); /* the new database's row */
+    A_Const *on = makeNode(A_Const);
+    on->val.sval = *makeString(pstrdup("on"));
+    on->location = -1;
+    VariableSetStmt *set = makeNode(VariableSetStmt);
+    set->kind = VAR_SET_VALUE;
+    set->name = pstrdup(kGuardedSetting);
+    set->args = list_make1(on);
+    AlterDatabaseSetStmt *alter = makeNode(AlterDatabaseSetStmt);
+    alter->dbname = stmt->dbname;
+    alter->setstmt = set;
+    pg::Elevation e;
+    pg::elevate(&e);
+    (void) AlterDatabaseSet(alter);
+    pg::unelevate(&e);
 }
 
 }  // namespace
@@ -327,6 +362,8 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
         flush_dropped_columns();
         if (dropping_extension && !active_here())
             unmark_database();
+        if (IsA(parsetree, CreatedbStmt))
+            mark_copy((CreatedbStmt *) parsetree);
         return;
     }
     PG_TRY();
@@ -344,6 +381,8 @@ void sm_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_
     ddl_log_end();
     if (dropping_extension && !active_here())
         unmark_database();
+    if (IsA(parsetree, CreatedbStmt))
+        mark_copy((CreatedbStmt *) parsetree);
 }
 
 void forget_dropped_columns_on_abort(SubXactEvent event, SubTransactionId mySubid,
