@@ -573,7 +573,7 @@ COMMENT ON FUNCTION safe_migrate.sync_column_check(regclass, name, name, text) I
 
 CREATE FUNCTION migrate_checksum(script text) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_checksum'
-LANGUAGE C IMMUTABLE STRICT;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION migrate_checksum(text) IS
 'the checksum migrate_apply records for a script (SHA-256 of the script with line ends normalised)';
 
