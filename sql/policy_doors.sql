@@ -134,6 +134,12 @@ CREATE TABLE door.fresh_jobs (st door.fresh_state);
 INSERT INTO door.fresh_jobs VALUES ('a');
 ALTER TYPE door.fresh_state RENAME VALUE 'a' TO 'b';
 ROLLBACK;
+-- held inside a composite type a column has
+CREATE TYPE door.level AS ENUM ('low', 'high');
+CREATE TYPE door.leveled AS (l door.level, note text);
+CREATE TABLE door.readings (id int, r door.leveled);
+INSERT INTO door.readings VALUES (1, ROW('low', 'x'));
+ALTER TYPE door.level RENAME VALUE 'low' TO 'lo';                    -- refused (r)
 
 -- Drops judged on every table and column that goes, whatever the statement
 -- names (the object access hook sees each before PostgreSQL deletes it)

@@ -639,16 +639,24 @@ const Rule kRules[] = {
          const std::string& type = or_default(f.column_type, "<type>");
          const std::string& old_label = or_default(f.expression, "'<old>'");
          const std::string& new_label = or_default(f.new_name, "'<new>'");
+         /* a column holding the enum inside its values (an array, a
+          * composite type: its type in via) is rewritten value by value */
+         const std::string set = f.via.empty() ? f.column + " = " + new_label
+                                               : f.column + " = <" + f.column + " with " + new_label +
+                                                     " for " + old_label + ">";
+         const std::string where = f.via.empty() ? f.column + " = " + old_label
+                                                 : "<" + f.column + " holds " + old_label + ">";
          return Explanation{
-             head("renaming-enum-value", "RENAME VALUE " + old_label + " TO " + new_label + " of type " +
-                                             type + " changes column " + f.column + " of " + on_table(f)),
+             head("renaming-enum-value",
+                  "RENAME VALUE " + old_label + " TO " + new_label + " of type " + type + " changes column " +
+                      f.column + (f.via.empty() ? "" : " (" + f.via + ")") + " of " + on_table(f)),
              "Every row of " + t + " holding " + old_label + " reads back as " + new_label +
                  " as soon as this commits: application code that writes " + old_label +
                  " fails (invalid input value for enum " + type + "), and code that compares with it "
                  "finds nothing.",
              "Add the new value in a migration of its own (ALTER TYPE " + type + " ADD VALUE " + new_label +
                  ";), deploy the application accepting both, move the rows in batches (" +
-                 backfill_steps(t, f.column + " = " + new_label, f.column + " = " + old_label) +
+                 backfill_steps(t, set, where) +
                  "), then stop writing " + old_label + " (PostgreSQL cannot drop an enum value: leave "
                  "it unused)."};
      }},

@@ -2459,9 +2459,12 @@ static void check_column_type(Oid relid, const char *table, AlterTableCmd *cmd, 
     enforce(&f);
 }
 
-/* The columns of tables (with storage) that use domain typid, directly or
- * through a domain over it: pairs of (relid, attnum) appended to *rels, *atts. */
-static void domain_columns(Oid typid, List **rels, List **atts, int depth)
+/* The columns of tables (with storage) of type typid or of a domain over
+ * it, at any depth; with inside, also those whose values hold it inside:
+ * of an array of it, or of a composite type (or a row type) that has an
+ * attribute holding it.  Pairs of (relid, attnum) appended to *rels, *atts,
+ * each once. */
+static void columns_of_type(Oid typid, bool inside, List **rels, List **atts, int depth)
 {
     if (depth > 32)
         return;
@@ -2473,24 +2476,39 @@ static void domain_columns(Oid typid, List **rels, List **atts, int depth)
                 ObjectIdGetDatum(typid));
     SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 2, key);
     HeapTuple tup;
-    List *domains = NIL;
+    List *containers = NIL;
     while (HeapTupleIsValid(tup = systable_getnext(scan))) {
         Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-        if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
-            domains = lappend_oid(domains, dep->objid);
-        else if (dep->classid == RelationRelationId && dep->objsubid > 0) {
+        if (dep->classid == TypeRelationId) {
+            /* a domain over it, or its array type */
+            char t = get_typtype(dep->objid);
+            if ((t == TYPTYPE_DOMAIN || (inside && get_element_type(dep->objid) == typid)) &&
+                !list_member_oid(containers, dep->objid))
+                containers = lappend_oid(containers, dep->objid);
+        } else if (dep->classid == RelationRelationId && dep->objsubid > 0) {
             char kind = get_rel_relkind(dep->objid);
             if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) {
-                *rels = lappend_oid(*rels, dep->objid);
-                *atts = lappend_int(*atts, dep->objsubid);
+                bool seen = false;
+                ListCell *rc, *ac;
+                forboth (rc, *rels, ac, *atts)
+                    seen = seen || (lfirst_oid(rc) == dep->objid && lfirst_int(ac) == dep->objsubid);
+                if (!seen) {
+                    *rels = lappend_oid(*rels, dep->objid);
+                    *atts = lappend_int(*atts, dep->objsubid);
+                }
+            } else if (inside && kind == RELKIND_COMPOSITE_TYPE) {
+                /* an attribute of another composite type: its users hold it */
+                Oid outer = get_rel_type_id(dep->objid);
+                if (OidIsValid(outer) && !list_member_oid(containers, outer))
+                    containers = lappend_oid(containers, outer);
             }
         }
     }
     systable_endscan(scan);
     table_close(deprel, AccessShareLock);
     ListCell *lc;
-    foreach (lc, domains)
-        domain_columns(lfirst_oid(lc), rels, atts, depth + 1);
+    foreach (lc, containers)
+        columns_of_type(lfirst_oid(lc), inside, rels, atts, depth + 1);
 }
 
 /* ALTER DOMAIN ADD CONSTRAINT (without NOT VALID), VALIDATE CONSTRAINT and
@@ -2533,7 +2551,7 @@ static void check_alter_domain(AlterDomainStmt *stmt)
         return;
     proto.domain = format_type_be_qualified(typid);
     List *rels = NIL, *atts = NIL;
-    domain_columns(typid, &rels, &atts, 0);
+    columns_of_type(typid, false, &rels, &atts, 0);
     ListCell *rc, *ac;
     forboth (rc, rels, ac, atts) {
         Oid relid = lfirst_oid(rc);
@@ -3019,57 +3037,6 @@ static void check_move_all(AlterTableMoveAllStmt *stmt)
 
 static void check_alter_table(AlterTableStmt *stmt);
 
-/* The columns of tables (with storage) whose values hold type typid: of
- * that type, of an array of it, of a domain over either, or of a composite
- * type (or a row type) that has an attribute holding it, at any depth:
- * pairs of (relid, attnum) appended to *rels, *atts. */
-static void columns_holding_type(Oid typid, List **rels, List **atts, int depth)
-{
-    if (depth > 32)
-        return;
-    Relation deprel = table_open(DependRelationId, AccessShareLock);
-    ScanKeyData key[2];
-    ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-                ObjectIdGetDatum(TypeRelationId));
-    ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-                ObjectIdGetDatum(typid));
-    SysScanDesc scan = systable_beginscan(deprel, DependReferenceIndexId, true, nullptr, 2, key);
-    HeapTuple tup;
-    List *containers = NIL;
-    while (HeapTupleIsValid(tup = systable_getnext(scan))) {
-        Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-        if (dep->classid == TypeRelationId) {
-            /* a domain over it, or its array type */
-            char t = get_typtype(dep->objid);
-            if ((t == TYPTYPE_DOMAIN || get_element_type(dep->objid) == typid) &&
-                !list_member_oid(containers, dep->objid))
-                containers = lappend_oid(containers, dep->objid);
-        } else if (dep->classid == RelationRelationId && dep->objsubid > 0) {
-            char kind = get_rel_relkind(dep->objid);
-            if (kind == RELKIND_RELATION || kind == RELKIND_MATVIEW) {
-                bool seen = false;
-                ListCell *rc, *ac;
-                forboth (rc, *rels, ac, *atts)
-                    seen = seen || (lfirst_oid(rc) == dep->objid && lfirst_int(ac) == dep->objsubid);
-                if (!seen) {
-                    *rels = lappend_oid(*rels, dep->objid);
-                    *atts = lappend_int(*atts, dep->objsubid);
-                }
-            } else if (kind == RELKIND_COMPOSITE_TYPE) {
-                /* an attribute of another composite type: its users hold it */
-                Oid outer = get_rel_type_id(dep->objid);
-                if (OidIsValid(outer) && !list_member_oid(containers, outer))
-                    containers = lappend_oid(containers, outer);
-            }
-        }
-    }
-    systable_endscan(scan);
-    table_close(deprel, AccessShareLock);
-    ListCell *lc;
-    foreach (lc, containers)
-        columns_holding_type(lfirst_oid(lc), rels, atts, depth + 1);
-}
-
 /* ALTER TYPE composite DROP ATTRIBUTE / RENAME ATTRIBUTE: every stored
  * value of every column holding the type loses that attribute's data (the
  * drop) or the name applications read it by (the rename) at commit, with
@@ -3084,7 +3051,7 @@ static void check_composite_attribute(Oid composite, const char *written_type, c
         (new_name != nullptr && get_attnum(composite, new_name) != InvalidAttrNumber))
         return; /* PostgreSQL reports it */
     List *rels = NIL, *atts = NIL;
-    columns_holding_type(type, &rels, &atts, 0);
+    columns_of_type(type, true, &rels, &atts, 0);
     ListCell *rc, *ac;
     forboth (rc, rels, ac, atts) {
         Oid relid = lfirst_oid(rc);
@@ -4426,7 +4393,8 @@ static int compare_enum_columns(const ListCell *a, const ListCell *b)
  * label reads back as the new one at commit, and application code writing
  * or comparing the old label fails or finds nothing.  Judged on each
  * column of an existing table that holds the type (directly, as an array,
- * or through domains over either).  ADD VALUE changes nothing stored. */
+ * inside a composite type, or through domains over any of these).  ADD
+ * VALUE changes nothing stored. */
 static void check_enum_rename(AlterEnumStmt *stmt)
 {
     if (stmt->oldVal == nullptr || stmt->newVal == nullptr)
@@ -4450,10 +4418,8 @@ static void check_enum_rename(AlterEnumStmt *stmt)
         return;
     }
     List *rels = NIL, *atts = NIL;
-    domain_columns(typid, &rels, &atts, 0);
-    Oid array = get_array_type(typid);
-    if (OidIsValid(array))
-        domain_columns(array, &rels, &atts, 0);
+    /* (as an array, through a domain, inside a composite type too) */
+    columns_of_type(typid, true, &rels, &atts, 0);
     List *columns = NIL;
     ListCell *rc, *ac;
     forboth (rc, rels, ac, atts) {
@@ -4477,6 +4443,10 @@ static void check_enum_rename(AlterEnumStmt *stmt)
         f.column_type = type_name;
         f.expression = quote_literal_cstr(stmt->oldVal);
         f.new_name = quote_literal_cstr(stmt->newVal);
+        /* a column of an array or composite type holds it inside its values */
+        Oid held_as = getBaseType(get_atttype(c->relid, c->att));
+        if (held_as != typid)
+            f.via = format_type_be_qualified(get_atttype(c->relid, c->att));
         table_facts(c->relid, nullptr, &f);
         if (f.created_in_transaction || f.temporary)
             continue;

@@ -606,6 +606,22 @@ TEST(AddingRequiredField, MessageNamesTheColumn)
                                    "public.users (2.0M rows, 3072 MB)");
 }
 
+// A column holding the enum inside its values (an array of it, a composite
+// type): its rows cannot be moved by comparing the column with the label.
+TEST(RenamingEnumValue, HeldInsideIsRewrittenValueByValue)
+{
+    auto f = case_of("renaming-enum-value").facts;
+    f.column = "history";
+    f.via = "public.status[]";
+    auto vs = eval(f);
+    ASSERT_EQ(vs.size(), 1u);
+    EXPECT_CONTAINS(vs[0].message, "changes column history (public.status[]) of table public.users");
+    EXPECT_CONTAINS(vs[0].hint, "ALTER TYPE public.status ADD VALUE 'enabled';");
+    EXPECT_CONTAINS(vs[0].hint, "$$history = <history with 'enabled' for 'active'>$$, "
+                                "'<history holds ''active''>'");
+    EXPECT_EQ(vs[0].hint.find("history = 'enabled'"), std::string::npos);
+}
+
 TEST(AddingRequiredField, MissingTypeIsAPlaceholder)
 {
     auto f = case_of("adding-required-field").facts;
