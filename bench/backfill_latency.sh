@@ -209,6 +209,7 @@ for run in $(seq 1 "$RUNS"); do
     log "B$run: baseline, no migration"
     fresh_users
     warm_up
+    BT0="$(now)"
     load "base$run"
     sleep "$START_DELAY"
     start_sampler "base$run" 0   # the same monitoring, of no job
@@ -246,7 +247,7 @@ for run in $(seq 1 "$RUNS"); do
     read -r _ AP50 AP99 AMAX <<<"$(WIN_FROM="$te" WIN_TO=9999999999 latency "$OUT/mig$run".[0-9]*)"
     printf '  %-4s while the backfill ran: p50 %s p99 %s max %s;  after it: p50 %s p99 %s max %s\n' "" \
         "$DP50" "$DP99" "$DMAX" "$AP50" "$AP99" "$AMAX" | tee -a "$RESULT"
-    LAST_T0="$T0"; LAST_RUN="$run"; LAST_TS="$ts"; LAST_TE="$te"
+    LAST_T0="$T0"; LAST_BT0="$BT0"; LAST_RUN="$run"; LAST_TS="$ts"; LAST_TE="$te"
 done
 {
 echo "  (ms; 'ends at': seconds into the load the backfill completed; ckpts / WAL MB: checkpoints and WAL"
@@ -260,7 +261,8 @@ DAT="$OUT_DIR/latency.dat"
 RDAT="$OUT_DIR/rate.dat"
 {
     echo "# t_s  baseline_max_ms  migration_max_ms  (max foreground latency per 250 ms, run $LAST_RUN)"
-    awk -v t0="$LAST_T0" -v run=0 'FNR == 1 { run = (FILENAME ~ /mig/) }
+    # each run's seconds from its own load's start (the baseline ran first)
+    awk -v t0m="$LAST_T0" -v t0b="$LAST_BT0" -v run=0 'FNR == 1 { run = (FILENAME ~ /mig/); t0 = run ? t0m : t0b }
         $3 ~ /^[0-9]+$/ { b = int(($5 + $6 / 1e6 - t0) * 4); if (b < 0) b = 0; v = $3 / 1000
             if (v > m[b, run]) m[b, run] = v; if (b > last) last = b }
         END { for (b = 0; b <= last; b++) printf "%.2f %.2f %.2f\n", b / 4, m[b, 0], m[b, 1] }' \
