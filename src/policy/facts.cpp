@@ -4444,9 +4444,9 @@ static void check_enum_rename(AlterEnumStmt *stmt)
         f.expression = quote_literal_cstr(stmt->oldVal);
         f.new_name = quote_literal_cstr(stmt->newVal);
         /* a column of an array or composite type holds it inside its values */
-        Oid held_as = getBaseType(get_atttype(c->relid, c->att));
-        if (held_as != typid)
-            f.via = format_type_be_qualified(get_atttype(c->relid, c->att));
+        Oid column_type = get_atttype(c->relid, c->att);
+        if (getBaseType(column_type) != typid)
+            f.via = format_type_be_qualified(column_type);
         table_facts(c->relid, nullptr, &f);
         if (f.created_in_transaction || f.temporary)
             continue;

@@ -137,17 +137,31 @@ bool drops_this_extension(Node *parsetree)
 /* The extension is gone from this database: so is its mark (as a superuser
  * only: otherwise the mark stays, and DROP DATABASE of it stays judged from
  * other databases until an administrator resets it). */
+/* ALTER DATABASE dbname SET safe_migrate.guarded_database = on (or RESET
+ * it), as the current user. */
+void set_mark(const char *dbname, bool on)
+{
+    VariableSetStmt *set = makeNode(VariableSetStmt);
+    set->name = pstrdup(kGuardedSetting);
+    if (on) {
+        A_Const *value = makeNode(A_Const);
+        value->val.sval = *makeString(pstrdup("on"));
+        value->location = -1;
+        set->kind = VAR_SET_VALUE;
+        set->args = list_make1(value);
+    } else
+        set->kind = VAR_RESET;
+    AlterDatabaseSetStmt *alter = makeNode(AlterDatabaseSetStmt);
+    alter->dbname = pstrdup(dbname);
+    alter->setstmt = set;
+    (void) AlterDatabaseSet(alter);
+}
+
 void unmark_database(void)
 {
     if (!superuser() || !database_guarded(MyDatabaseId))
         return;
-    AlterDatabaseSetStmt *stmt = makeNode(AlterDatabaseSetStmt);
-    stmt->dbname = get_database_name(MyDatabaseId);
-    VariableSetStmt *reset = makeNode(VariableSetStmt);
-    reset->kind = VAR_RESET;
-    reset->name = pstrdup(kGuardedSetting);
-    stmt->setstmt = reset;
-    (void) AlterDatabaseSet(stmt);
+    set_mark(get_database_name(MyDatabaseId), false);
 }
 
 /* CREATE DATABASE copies its template's objects, the extension included,
@@ -167,19 +181,9 @@ void mark_copy(const CreatedbStmt *stmt)
     if (!database_guarded(get_database_oid(source, true)))
         return;
     CommandCounterIncrement(); /* the new database's row */
-    A_Const *on = makeNode(A_Const);
-    on->val.sval = *makeString(pstrdup("on"));
-    on->location = -1;
-    VariableSetStmt *set = makeNode(VariableSetStmt);
-    set->kind = VAR_SET_VALUE;
-    set->name = pstrdup(kGuardedSetting);
-    set->args = list_make1(on);
-    AlterDatabaseSetStmt *alter = makeNode(AlterDatabaseSetStmt);
-    alter->dbname = stmt->dbname;
-    alter->setstmt = set;
     pg::Elevation e;
     pg::elevate(&e);
-    (void) AlterDatabaseSet(alter);
+    set_mark(stmt->dbname, true);
     pg::unelevate(&e);
 }
 
