@@ -319,7 +319,14 @@ CREATE TABLE safe_migrate.ddl_entries (
     migration_version text,
     statement_bytes   integer,            -- the length of the whole statement (first row)
     statement         text                -- its first ddl_log_max_statement_bytes (first row)
-);
+)
+-- An append-only log with no index: autovacuum's insert-triggered vacuums
+-- (every 1000 rows + 20 %) would only set visibility bits nobody reads, and
+-- an ANALYZE every 10 % of growth serves no query (migrate_drift reads it
+-- whole).  Measured (bench/README.md, policy_overhead.sh), that upkeep cost
+-- a DDL-heavy database 3 % of its throughput.  Vacuums after the trim's
+-- deletes and the anti-wraparound ones still run; ANALYZE when it doubled.
+WITH (autovacuum_vacuum_insert_threshold = -1, autovacuum_analyze_scale_factor = 1.0);
 CREATE TABLE safe_migrate.ddl_log_trimmed (trimmed_at timestamptz NOT NULL);
 INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
 
