@@ -310,7 +310,7 @@ CREATE TABLE safe_migrate.ddl_entries (
     logged_at         timestamptz NOT NULL,
     xid               xid8 NOT NULL,      -- the top-level transaction
     seq               integer NOT NULL,   -- the statement's number in it
-    role_name         name NOT NULL,
+    role_name         text NOT NULL,      -- (text: a name column is 64 bytes)
     command_tag       text NOT NULL,
     object_type       text,
     object_identity   text,
@@ -323,7 +323,7 @@ CREATE TABLE safe_migrate.ddl_entries (
 -- An append-only log with no index: autovacuum's insert-triggered vacuums
 -- (every 1000 rows + 20 %) would only set visibility bits nobody reads, and
 -- an ANALYZE every 10 % of growth serves no query (migrate_drift reads it
--- whole).  Measured (bench/README.md, policy_overhead.sh), that upkeep cost
+-- whole).  Measured (README.md, bench/policy_overhead.sh), that upkeep cost
 -- a DDL-heavy database 3 % of its throughput.  Vacuums after the trim's
 -- deletes and the anti-wraparound ones still run; ANALYZE when it doubled.
 WITH (autovacuum_vacuum_insert_threshold = -1, autovacuum_analyze_scale_factor = 1.0);
@@ -332,7 +332,7 @@ INSERT INTO safe_migrate.ddl_log_trimmed VALUES ('-infinity');
 
 -- One row per object, each with its statement's text.
 CREATE VIEW safe_migrate.ddl_log AS
-SELECT e.logged_at, e.role_name, e.command_tag, e.object_type, e.object_identity,
+SELECT e.logged_at, e.role_name::pg_catalog.name AS role_name, e.command_tag, e.object_type, e.object_identity,
        s.statement, e.managed, e.migration_version, e.in_extension,
        s.statement_bytes,
        (s.statement_bytes > coalesce(pg_catalog.octet_length(s.statement), 0)) AS statement_truncated

@@ -94,7 +94,7 @@ is($rc, 0, 'a fake log in a database without the extension: DDL runs') or diag($
 is($out, '0', 'and nothing is written into the fake tables');
 ($rc, $out, $err) = try_as_role($node, 'app', q{
 	DROP TABLE safe_migrate.ddl_entries;
-	CREATE TABLE safe_migrate.ddl_entries (logged_at timestamptz, xid xid8, seq int, role_name name,
+	CREATE TABLE safe_migrate.ddl_entries (logged_at timestamptz, xid xid8, seq int, role_name text,
 		command_tag text, object_type text, object_identity text, in_extension boolean,
 		managed boolean, migration_version text, statement_bytes int, statement text);
 	CREATE TABLE appx.victim2 (id int);
