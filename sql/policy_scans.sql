@@ -142,6 +142,20 @@ CREATE INDEX orders_1_expr ON orders_1 (lower(note), (id + 1), note) WHERE id > 
 CREATE TABLE tiny_events (id int, at int) PARTITION BY RANGE (at);
 CREATE TABLE tiny_events_1 PARTITION OF tiny_events FOR VALUES FROM (1) TO (100);
 ALTER TABLE tiny_events DETACH PARTITION tiny_events_1;
+-- ANALYZE of a partitioned table records its partitions' rows as its own
+-- reltuples: they count once (700 rows: under 1000, allowed; it was taken
+-- for 1,400 and refused), and 1,200 rows are 1,200
+CREATE TABLE half_events (id int, at int, note text) PARTITION BY RANGE (at);
+CREATE TABLE half_events_1 PARTITION OF half_events FOR VALUES FROM (0) TO (100000)
+    WITH (autovacuum_enabled = false);
+INSERT INTO half_events SELECT g, g, 'x' FROM generate_series(1, 700) g;
+ANALYZE half_events;
+SELECT reltuples FROM pg_class WHERE oid = 'half_events'::regclass;
+ALTER TABLE half_events ALTER COLUMN note SET NOT NULL;                -- allowed
+ALTER TABLE half_events ADD CONSTRAINT half_at CHECK (at >= 0);       -- allowed
+INSERT INTO half_events SELECT g, g, 'x' FROM generate_series(701, 1200) g;
+ANALYZE half_events;
+ALTER TABLE half_events ADD CONSTRAINT half_id CHECK (id > 0);        -- refused: 1200 rows
 
 -- ---------------------------------------------------------------------------
 -- PRIMARY KEY USING INDEX sets NOT NULL on its nullable columns: a scan.
