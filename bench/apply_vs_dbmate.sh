@@ -160,8 +160,7 @@ run_safe_migrate() {
     elapsed "$t0" "$t1"
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { bench_median 3 "$@"; }
 
 a_times=()
 b_times=()

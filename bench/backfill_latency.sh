@@ -202,8 +202,7 @@ if [[ "$IDLE" == 1 ]]; then
             "$(awk -v r="$ROWS" -v s="$a_update" 'BEGIN { print r / s }')" "$a_backfill" \
             "$(awk -v r="$ROWS" -v s="$a_backfill" 'BEGIN { print r / s }')" "$r" "$a_job" | tee -a "$RESULT"
     done
-    A_RATIO="$(printf '%s\n' "${A_RATIOS[@]}" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+    A_RATIO="$(bench_median 2 "${A_RATIOS[@]}")"
     echo "  speed ratio backfill / UPDATE, median of the pairs: $A_RATIO (target >= 0.8): $( [[ "$(yn "$A_RATIO >= 0.8")" == yes ]] && echo met || echo missed)" | tee -a "$RESULT"
 fi
 

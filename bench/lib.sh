@@ -13,6 +13,7 @@
 #                               database bench with safe_migrate; sql (psql on
 #                               bench; a script may define its own instead)
 #   bench_percentiles           "count p50 p99 max" ms of the us on stdin
+#   bench_median DECIMALS V...  the median of the values, DECIMALS places
 #   bench_fill_wal DB N         N WAL segment files made now (BENCH_WAL_CONF)
 #
 # bench_cluster_start sets WORK, PGDATA, SOCK and SERVER_LOG, runs initdb as
@@ -154,6 +155,15 @@ bench_percentiles() {
             i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
             printf "%d %.2f %.2f %.2f\n", NR, v[i50] / 1000, v[i99] / 1000, v[NR] / 1000
         }'
+}
+
+# bench_median DECIMALS V...: the median of the values (the mean of the two
+# middle ones for an even count), printed with DECIMALS places.
+bench_median() {
+    local decimals="$1"; shift
+    printf '%s\n' "$@" | sort -g | awk -v d="$decimals" '{ v[NR] = $1 } END {
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.*f", d, m }'
 }
 
 # The WAL of the benchmarks that run the seed's migration on 2,000,000 rows:

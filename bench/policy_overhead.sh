@@ -226,13 +226,11 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 # ---------------------------------------------------------------- report
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { bench_median 1 "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }'; }
 rounds_of() { local r; for (( r = 1; r <= ROUNDS; r++ )); do printf '%.1f ' "${TPS["$1/$2/$r"]}"; done; }
 
-median3() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median3() { bench_median 3 "$@"; }
 # paired_ratios LABEL WORKLOAD: LABEL's TPS / plain's TPS, round by round.
 paired_ratios() { local r; for (( r = 1; r <= ROUNDS; r++ )); do ratio "${TPS["plain/$2/$r"]}" "${TPS["$1/$2/$r"]}"; printf ' '; done; }
 

@@ -134,9 +134,6 @@ bool drops_this_extension(Node *parsetree)
     return false;
 }
 
-/* The extension is gone from this database: so is its mark (as a superuser
- * only: otherwise the mark stays, and DROP DATABASE of it stays judged from
- * other databases until an administrator resets it). */
 /* ALTER DATABASE dbname SET safe_migrate.guarded_database = on (or RESET
  * it), as the current user. */
 void set_mark(const char *dbname, bool on)
@@ -157,6 +154,9 @@ void set_mark(const char *dbname, bool on)
     (void) AlterDatabaseSet(alter);
 }
 
+/* The extension is gone from this database: so is its mark (as a superuser
+ * only: otherwise the mark stays, and DROP DATABASE of it stays judged from
+ * other databases until an administrator resets it). */
 void unmark_database(void)
 {
     if (!superuser() || !database_guarded(MyDatabaseId))
