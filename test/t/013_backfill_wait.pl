@@ -112,6 +112,26 @@ $node->safe_psql('postgres', "SELECT migrate_backfill_resume($id1)");
 is(finish_psql($w1, 'plain wait'), 'completed', 'the plain wait returns completed');
 is(finish_psql($w2, 'control'), 'completed|5000', 'the control returns completed');
 
+# 2b: the job's id from an aggregate, the form online execution writes
+# ("SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills WHERE
+# ..."): the aggregate has read everything before the call, so it gives up
+# its xmin too (it did not: an online migration's runner kept one xmin for
+# its whole backfill).  Control: the call made for each row of a scan, with
+# the scan still going, keeps it.
+my $id1b = paused_job('v = 11');
+my $w3 = start_psql(
+	"SELECT migrate_backfill_wait(max(id), '5 min') FROM safe_migrate.backfills "
+	  . "WHERE relation = 'public.t' AND submitted_by = current_user");
+cmp_ok(xmin_looks('SELECT migrate_backfill_wait(max(id)%'), '<=', 3,
+	'a wait on an aggregate of the jobs holds no xmin while it sleeps');
+my $w4 = start_psql(
+	"SELECT migrate_backfill_wait(id, '5 min') FROM safe_migrate.backfills WHERE id = $id1b");
+is(xmin_looks('SELECT migrate_backfill_wait(id,%'), 10,
+	'a wait called for each row of a scan keeps its xmin');
+$node->safe_psql('postgres', "SELECT migrate_backfill_resume($id1b)");
+is(finish_psql($w3, 'aggregate wait'), 'completed', 'the aggregate wait returns completed');
+is(finish_psql($w4, 'per-row wait'), 'completed', 'the per-row wait returns completed');
+
 # 3: a migration that waits, then adds the constraint
 my $id2 = paused_job('v = 2');
 my $apply = start_psql(
