@@ -247,3 +247,74 @@ SELECT status, rows_done FROM safe_migrate.backfills WHERE id = :job;
 SELECT n, count(*) FROM bf_dates GROUP BY n ORDER BY n;
 DROP OWNED BY bf_fay;
 DROP ROLE bf_fay;
+-- Per-job settings: latency_budget and vacuum, given, are the job's; null
+-- (or left out) takes the session's settings; a budget out of range is
+-- refused.
+CREATE TABLE bf_knobs (id int PRIMARY KEY, n int);
+INSERT INTO bf_knobs SELECT g, 0 FROM generate_series(1, 300) g;
+SELECT migrate_backfill('bf_knobs', 'n = 1', latency_budget => -1);
+SELECT migrate_backfill('bf_knobs', 'n = 1', latency_budget => 'NaN');
+SELECT migrate_delete('bf_knobs', 'id > 1000', latency_budget => 10001);
+SET safe_migrate.backfill_latency_budget = 1.5;
+SET safe_migrate.backfill_vacuum = on;
+SELECT migrate_backfill('bf_knobs', 'n = 1') AS job1 \gset
+SELECT migrate_backfill('bf_knobs', 'n = 2', latency_budget => 4, vacuum => false) AS job2 \gset
+SELECT migrate_delete('bf_knobs', 'id > 1000', NULL, latency_budget => 0, vacuum => NULL) AS job3 \gset
+RESET safe_migrate.backfill_latency_budget;
+RESET safe_migrate.backfill_vacuum;
+SELECT migrate_backfill_wait(:job1, '2 minutes'), migrate_backfill_wait(:job2, '2 minutes'),
+       migrate_backfill_wait(:job3, '2 minutes');
+SELECT id = :job1 AS first, operation, latency_budget_ms, vacuum
+  FROM safe_migrate.backfill_jobs WHERE id IN (:job1, :job2, :job3) ORDER BY id;
+-- migrate_vacuum: a job of no batches, the vacuum alone, as its submitter,
+-- of a table the submitter owns (VACUUM's rule); not of a view, a
+-- temporary table, or a table of another owner.
+CREATE ROLE bf_gus LOGIN;
+CREATE TABLE bf_gus_t (id int PRIMARY KEY, n int);
+ALTER TABLE bf_gus_t OWNER TO bf_gus;
+INSERT INTO bf_gus_t SELECT g, 0 FROM generate_series(1, 2000) g;
+UPDATE bf_gus_t SET n = 1;
+GRANT SELECT, UPDATE ON bf_knobs TO bf_gus;
+CREATE VIEW bf_knobs_v AS SELECT * FROM bf_knobs;
+SET ROLE bf_gus;
+CREATE TEMP TABLE bf_temp_v (id int);
+SELECT migrate_vacuum('bf_knobs');
+SELECT migrate_vacuum('bf_knobs_v');
+SELECT migrate_vacuum('bf_temp_v');
+SELECT migrate_vacuum(NULL);
+SELECT migrate_vacuum('bf_gus_t') AS job \gset
+RESET ROLE;
+SELECT migrate_backfill_wait(:job, '2 minutes');
+SELECT operation, status, rows_done, batches, set_clause, where_clause, last_error,
+       vacuumed_at IS NOT NULL AS vacuumed, submitted_by
+  FROM safe_migrate.backfills WHERE id = :job;
+SELECT key_columns, key_operators FROM safe_migrate.backfill_jobs WHERE id = :job;
+SELECT n_dead_tup, vacuum_count > 0 AS vacuumed, analyze_count > 0 AS analyzed
+  FROM pg_stat_user_tables WHERE relid = 'bf_gus_t'::regclass;
+-- a table dropped before its vacuum job starts: the job fails, saying so
+CREATE TABLE bf_gus_gone (id int PRIMARY KEY);
+ALTER TABLE bf_gus_gone OWNER TO bf_gus;
+BEGIN;
+SET LOCAL ROLE bf_gus;
+SELECT migrate_vacuum('bf_gus_gone') AS job \gset
+RESET ROLE;
+SET LOCAL safe_migrate.policy = off;
+DROP TABLE bf_gus_gone;
+COMMIT;
+RESET ROLE;
+CREATE FUNCTION pg_temp.bf_settled(job bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE (SELECT status FROM safe_migrate.backfills WHERE id = job) IN ('queued', 'running') LOOP
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN (SELECT status FROM safe_migrate.backfills WHERE id = job);
+END $$;
+SELECT pg_temp.bf_settled(:job);
+SELECT operation, status, vacuumed_at IS NOT NULL AS vacuumed, last_error, last_sqlstate
+  FROM safe_migrate.backfills WHERE id = :job;
+SET safe_migrate.policy = off;
+DROP VIEW bf_knobs_v;
+DROP TABLE bf_knobs;
+DROP OWNED BY bf_gus;
+DROP ROLE bf_gus;
+RESET safe_migrate.policy;

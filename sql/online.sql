@@ -68,7 +68,16 @@ SELECT (SELECT count(*) FROM pg_temp.schema_of('onl')) = (SELECT count(*) FROM p
 SELECT (SELECT count(*) FROM naive.k WHERE z = a || '-' || b) AS naive_filled,
        (SELECT count(*) FROM onl.k WHERE z = a || '-' || b) AS online_filled,
        (SELECT count(*) FROM onl.k WHERE z IS NOT NULL) AS online_any;
-SELECT status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.k';
+SELECT operation, status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.k'
+ AND operation <> 'vacuum';
+-- the fill ran with vacuum => false; the table's vacuum job came after the
+-- last step
+SELECT j.vacuum AS fill_vacuums, v.id > j.id AS vacuum_after_fill,
+       migrate_backfill_wait(v.id, '2 minutes') AS vacuum_job
+  FROM safe_migrate.backfill_jobs j, safe_migrate.backfill_jobs v
+ WHERE j.relation = 'onl.k' AND j.operation = 'update' AND v.relation = 'onl.k' AND v.operation = 'vacuum';
+SELECT vacuumed_at IS NOT NULL AS vacuumed, last_error FROM safe_migrate.backfills
+ WHERE relation = 'onl.k' AND operation = 'vacuum';
 -- nothing left behind
 SELECT count(*) AS helpers FROM pg_constraint WHERE conname LIKE '%safe_migrate%';
 SELECT count(*) AS invalid_indexes FROM pg_index WHERE NOT indisvalid;
@@ -137,7 +146,7 @@ SELECT version, status, statements FROM migrate_apply(replace(:'script2', '\n', 
 SELECT s.step, s.first_statement, s.last_statement, s.commands
   FROM safe_migrate.migration_steps s JOIN safe_migrate.migrations m ON m.id = s.migration_id
  WHERE m.version = '003' ORDER BY s.step;
-SELECT status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.u' ORDER BY id;
+SELECT operation, status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.u' AND operation <> 'vacuum' ORDER BY id;
 -- the same script, naively (policy off)
 SET search_path = naive, public;
 SET safe_migrate.policy = off;
@@ -213,7 +222,9 @@ RESET search_path;
 SELECT (SELECT array_agg(id ORDER BY id) FROM naive.ev) = (SELECT array_agg(id ORDER BY id) FROM onl.ev) AS same_rows,
        (SELECT count(*) FROM onl.ev) AS ev_left, (SELECT count(*) FROM onl.scratch) AS scratch_left;
 SELECT relation, operation, status, rows_done FROM safe_migrate.backfills
- WHERE relation IN ('onl.ev', 'onl.scratch') ORDER BY id;
+ WHERE relation IN ('onl.ev', 'onl.scratch') AND operation <> 'vacuum' ORDER BY id;
+SELECT relation, count(*) AS vacuum_jobs FROM safe_migrate.backfills
+ WHERE relation IN ('onl.ev', 'onl.scratch') AND operation = 'vacuum' GROUP BY 1 ORDER BY 1;
 -- left as written: USING, RETURNING, an alias, a table without a key
 SET search_path = onl, public;
 SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nDELETE FROM ev USING scratch WHERE ev.id = scratch.id;\nDELETE FROM ev WHERE id < 10 RETURNING id;\nDELETE FROM ev e WHERE e.id < 10;\nDELETE FROM nk;');

@@ -423,12 +423,14 @@ CREATE EVENT TRIGGER safe_migrate_ddl_command_start ON ddl_command_start
 -- deparsed them at submit time, every name the submitter's search_path
 -- resolved qualified; a job runs in a worker connected as its owner.
 -- operation: 'update' (migrate_backfill: UPDATE ... SET set_clause) or
--- 'delete' (migrate_delete: DELETE, no set_clause), batch by batch.
+-- 'delete' (migrate_delete: DELETE, no set_clause), batch by batch; or
+-- 'vacuum' (migrate_vacuum: no batches, only the vacuum a job does after
+-- its last batch; its key arrays are empty).
 CREATE TABLE safe_migrate.backfill_jobs (
     id                  bigserial PRIMARY KEY,
     relid               oid NOT NULL,
     relation            text NOT NULL,
-    operation           text NOT NULL DEFAULT 'update' CHECK (operation IN ('update', 'delete')),
+    operation           text NOT NULL DEFAULT 'update' CHECK (operation IN ('update', 'delete', 'vacuum')),
     set_clause          text,
     where_clause        text,
     key_columns         text[] NOT NULL,
@@ -468,6 +470,9 @@ CREATE TABLE safe_migrate.backfill_jobs (
     -- at submit time); when that vacuum ended
     vacuum              boolean NOT NULL DEFAULT true,
     vacuumed_at         timestamptz,
+    -- a vacuum job (migrate_vacuum): the next transaction ID when it was
+    -- queued; its vacuum waits for no snapshot older than that to be left
+    vacuum_horizon      bigint,
     submitted_at        timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
     finished_at         timestamptz,
@@ -503,11 +508,13 @@ CREATE FUNCTION migrate_backfill(
     target_batch_ms integer DEFAULT 25,
     max_rows_per_second integer DEFAULT 0,
     pause_ms integer DEFAULT 0,
-    max_replica_lag bigint DEFAULT 16777216)
+    max_replica_lag bigint DEFAULT 16777216,
+    latency_budget float8 DEFAULT NULL,   -- NULL: safe_migrate.backfill_latency_budget
+    vacuum boolean DEFAULT NULL)          -- NULL: safe_migrate.backfill_vacuum
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_backfill'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint) IS
+COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint, float8, boolean) IS
 'queue UPDATE relation SET set_clause WHERE where_clause, run in throttled batches by primary key in the background';
 
 -- The same machinery for a large DELETE: the rows matching where_clause
@@ -520,12 +527,26 @@ CREATE FUNCTION migrate_delete(
     target_batch_ms integer DEFAULT 25,
     max_rows_per_second integer DEFAULT 0,
     pause_ms integer DEFAULT 0,
-    max_replica_lag bigint DEFAULT 16777216)
+    max_replica_lag bigint DEFAULT 16777216,
+    latency_budget float8 DEFAULT NULL,   -- NULL: safe_migrate.backfill_latency_budget
+    vacuum boolean DEFAULT NULL)          -- NULL: safe_migrate.backfill_vacuum
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_delete'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION migrate_delete(regclass, text, integer, integer, integer, integer, bigint) IS
+COMMENT ON FUNCTION migrate_delete(regclass, text, integer, integer, integer, integer, bigint, float8, boolean) IS
 'queue DELETE FROM relation WHERE where_clause, run in throttled batches by primary key in the background';
+
+-- The vacuum a job does after its last batch, on its own: VACUUM (ANALYZE,
+-- SKIP_LOCKED) of a table its submitter owns, by a background worker
+-- running as the submitter, at autovacuum's pace, its pages written out as
+-- it goes.  Online execution queues one at the end of a migration whose
+-- jobs it ran with vacuum => false (their vacuum would hold the table's
+-- SHARE UPDATE EXCLUSIVE lock against the migration's next steps).
+CREATE FUNCTION migrate_vacuum(relation regclass) RETURNS bigint
+AS 'MODULE_PATHNAME', 'migrate_vacuum'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION migrate_vacuum(regclass) IS
+'queue VACUUM (ANALYZE) of relation, run in the background at autovacuum''s pace as the submitter';
 
 CREATE FUNCTION migrate_backfill_pause(id bigint) RETURNS text
 AS 'MODULE_PATHNAME', 'migrate_backfill_pause' LANGUAGE C STRICT VOLATILE;

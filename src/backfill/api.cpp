@@ -48,6 +48,7 @@ extern "C" {
 #include "parser/analyze.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
+#include "access/transam.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -703,7 +704,31 @@ struct JobRequest {
     const char *where_clause;
     int batch_size, target_ms, max_rate, pause_ms;
     int64 max_lag;
+    double latency_budget_ms; /* the job's; the setting's when not given */
+    bool vacuum;              /* the same */
 };
+
+/* The two optional arguments after max_replica_lag: latency_budget (null:
+ * safe_migrate.backfill_latency_budget) and vacuum (null:
+ * safe_migrate.backfill_vacuum). */
+void per_job_settings(FunctionCallInfo fcinfo, int first, JobRequest *req)
+{
+    req->latency_budget_ms = latency_budget_ms;
+    req->vacuum = backfill_vacuum;
+    if (PG_NARGS() > first && !PG_ARGISNULL(first)) {
+        double b = PG_GETARG_FLOAT8(first);
+        if (!(b >= 0 && b <= 10000))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("latency_budget must lie between 0 and 10000 milliseconds (got %g)", b),
+                     errdetail("It is the increase of the application's p99 statement latency the job "
+                               "may cause; 0 turns the control off."),
+                     errhint("Leave it null to use safe_migrate.backfill_latency_budget.")));
+        req->latency_budget_ms = b;
+    }
+    if (PG_NARGS() > first + 1 && !PG_ARGISNULL(first + 1))
+        req->vacuum = PG_GETARG_BOOL(first + 1);
+}
 
 int64 submit_job(const JobRequest *req);
 
@@ -727,6 +752,7 @@ SM_ENTRY(migrate_backfill)
     req.max_rate = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
     req.pause_ms = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6);
     req.max_lag = PG_ARGISNULL(7) ? 16 * 1024 * 1024 : PG_GETARG_INT64(7);
+    per_job_settings(fcinfo, 8, &req);
     PG_RETURN_INT64(submit_job(&req));
 }
 
@@ -747,7 +773,71 @@ SM_ENTRY(migrate_delete)
     req.max_rate = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
     req.pause_ms = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
     req.max_lag = PG_ARGISNULL(6) ? 16 * 1024 * 1024 : PG_GETARG_INT64(6);
+    per_job_settings(fcinfo, 7, &req);
     PG_RETURN_INT64(submit_job(&req));
+}
+
+/* migrate_vacuum(relation) returns bigint: a job with no batches, only the
+ * vacuum a job does after its last one (see worker.cpp, "The aftermath"),
+ * of a table the caller owns, run as the caller. */
+SM_ENTRY(migrate_vacuum)
+{
+    if (!available())
+        ereport(ERROR,
+                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                 errmsg("background vacuums need safe_migrate in shared_preload_libraries"),
+                 errdetail("The vacuum runs in a background worker that a launcher started with "
+                           "the server manages."),
+                 errhint("Add safe_migrate to shared_preload_libraries in postgresql.conf and "
+                         "restart the server.")));
+    refuse_on_standby("migrate_vacuum");
+    Oid relid = PG_GETARG_OID(0);
+    Relation rel = table_open(relid, AccessShareLock);
+    char *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                            RelationGetRelationName(rel));
+    char kind = rel->rd_rel->relkind;
+    char persistence = rel->rd_rel->relpersistence;
+    table_close(rel, AccessShareLock);
+    if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a table", name)));
+    if (persistence == RELPERSISTENCE_TEMP)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("cannot vacuum temporary table \"%s\" in the background", get_rel_name(relid)),
+                 errdetail("The vacuum runs in a background worker, another session, which cannot "
+                           "see this session's temporary tables."),
+                 errhint("Vacuum it directly with VACUUM.")));
+    /* VACUUM's own rule: only the table's owner vacuums it */
+    if (!pg::compat::class_owner(relid, GetUserId()))
+        aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+    check_worker_can_connect(GetUserId());
+
+    pg::Elevation e;
+    SPI_connect();
+    pg::elevate(&e);
+    Oid t[6] = {OIDOID, TEXTOID, OIDOID, FLOAT8OID, TEXTARRAYOID, INT8OID};
+    Datum v[6];
+    v[0] = ObjectIdGetDatum(relid);
+    v[1] = CStringGetTextDatum(name);
+    v[2] = ObjectIdGetDatum(e.saved_user);
+    v[3] = Float8GetDatum(latency_budget_ms);
+    v[4] = list_to_text_array(NIL);
+    /* what it is queued for: the dead rows of the transactions before now */
+    v[5] = Int64GetDatum((int64) XidFromFullTransactionId(ReadNextFullTransactionId()));
+    /* batch_size .. max_replica_lag: unused, the defaults of a backfill */
+    if (SPI_execute_with_args(
+            "INSERT INTO safe_migrate.backfill_jobs (relid, relation, operation, key_columns, key_types, "
+            "key_operators, owner, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
+            "max_replica_lag, latency_budget_ms, vacuum, vacuum_horizon) "
+            "VALUES ($1, $2, 'vacuum', $5, $5, $5, $3, 1000, 25, 0, 0, 16777216, $4, true, $6) RETURNING id",
+            6, t, v, nullptr, false, 1) != SPI_OK_INSERT_RETURNING)
+        elog(ERROR, "could not record the vacuum job");
+    bool isnull;
+    int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    pg::unelevate(&e);
+    SPI_finish();
+    wake_after_commit();
+    PG_RETURN_INT64(id);
 }
 
 namespace {
@@ -880,11 +970,11 @@ int64 submit_job(const JobRequest *req)
     else
         nulls[12] = 'n';
     v[13] = list_to_text_array(ops);
-    /* the latency budget in force for the submitter now */
-    v[14] = Float8GetDatum(latency_budget_ms);
+    /* the latency budget: given, or the one in force for the submitter now */
+    v[14] = Float8GetDatum(req->latency_budget_ms);
     v[15] = CStringGetTextDatum(deleting ? "delete" : "update");
     /* and whether it vacuums after its last batch */
-    v[16] = BoolGetDatum(backfill_vacuum);
+    v[16] = BoolGetDatum(req->vacuum);
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "

@@ -113,6 +113,8 @@ struct Job {
     PacingSettings pacing;
     int64 max_replica_lag;
     bool vacuum; /* vacuum the table after the last batch (see vacuum_after) */
+    bool vacuum_only; /* operation 'vacuum' (migrate_vacuum): no batches */
+    TransactionId vacuum_horizon; /* a vacuum job's: the next XID when queued */
 };
 
 constexpr const char *kJobCommand = "safe_migrate backfill job";
@@ -206,7 +208,8 @@ Job *load_job(void)
     SPI_execute_with_args(
         "SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
         "key_operators, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
-        "max_replica_lag, relid, latency_budget_ms, vacuum FROM safe_migrate.backfill_jobs "
+        "max_replica_lag, relid, latency_budget_ms, vacuum, operation, vacuum_horizon "
+        "FROM safe_migrate.backfill_jobs "
         "WHERE id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2 "
         "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[]) FOR UPDATE",
         2, t, v, nullptr, false, 1);
@@ -225,9 +228,10 @@ Job *load_job(void)
         int n;
         job->key_types = text_array(SPI_getbinval(tup, d, 7, &isnull), &n);
         char **ops = text_array(SPI_getbinval(tup, d, 8, &isnull), &n);
-        job->op_after = ops[0];
-        job->op_upto = ops[1];
-        job->op_sort = ops[2];
+        /* a vacuum job has no key, nor its operators */
+        job->op_after = n == 3 ? ops[0] : nullptr;
+        job->op_upto = n == 3 ? ops[1] : nullptr;
+        job->op_sort = n == 3 ? ops[2] : nullptr;
         job->pacing.initial_batch = DatumGetInt32(SPI_getbinval(tup, d, 9, &isnull));
         job->pacing.target_batch_ms = DatumGetInt32(SPI_getbinval(tup, d, 10, &isnull));
         job->pacing.max_rows_per_second = DatumGetInt32(SPI_getbinval(tup, d, 11, &isnull));
@@ -235,6 +239,10 @@ Job *load_job(void)
         job->pacing.latency_budget_ms = DatumGetFloat8(SPI_getbinval(tup, d, 15, &isnull));
         job->max_replica_lag = DatumGetInt64(SPI_getbinval(tup, d, 13, &isnull));
         job->vacuum = DatumGetBool(SPI_getbinval(tup, d, 16, &isnull));
+        char *operation = SPI_getvalue(tup, d, 17);
+        job->vacuum_only = operation != nullptr && strcmp(operation, "vacuum") == 0;
+        Datum horizon = SPI_getbinval(tup, d, 18, &isnull);
+        job->vacuum_horizon = isnull ? InvalidTransactionId : (TransactionId) DatumGetInt64(horizon);
         /* the table is the one submitted (by OID), under its name of now:
          * a rename does not send the job to another table of the old name */
         Oid relid = DatumGetObjectId(SPI_getbinval(tup, d, 14, &isnull));
@@ -779,8 +787,9 @@ bool vacuum_wanted(const Job *job, const PacingDecision *d)
 }
 
 /* Can a vacuum of the table now remove what transactions before `limit`
- * left?  (No snapshot older than that is left.) */
-bool removable_up_to(const Job *job, TransactionId limit)
+ * left?  (No snapshot older than that is left.)  *gone (when given): the
+ * table is no more, nothing to wait for. */
+bool removable_up_to(const Job *job, TransactionId limit, bool *gone = nullptr)
 {
     bool removable = false;
     StartTransactionCommand();
@@ -789,6 +798,8 @@ bool removable_up_to(const Job *job, TransactionId limit)
         removable = TransactionIdFollowsOrEquals(GetOldestNonRemovableTransactionId(rel), limit);
         relation_close(rel, AccessShareLock);
     }
+    if (gone != nullptr)
+        *gone = rel == nullptr;
     CommitTransactionCommand();
     return removable;
 }
@@ -960,8 +971,81 @@ void aftermath(const Job *job, const PacingDecision *d)
          0, nullptr, nullptr, nullptr);
 }
 
+/* A vacuum job (migrate_vacuum): the aftermath alone, asked for, so done
+ * whether or not the application is there and however few rows changed,
+ * as long as its submitter still owns the table.  It waits longer than a
+ * job's own aftermath for older snapshots to go (up to kVacuumJobHorizonMs,
+ * a pause or cancel ends the wait): what it was queued for, the dead rows
+ * of the transactions before it was queued (vacuum_horizon), can only go
+ * after them.  Not after the job starts: a session that waits for the job
+ * in a statement that keeps its snapshot (one taken after the queueing)
+ * must not hold it back. */
+constexpr long kVacuumJobHorizonMs = 60000; /* the "60 s" below */
+
+void vacuum_job(const Job *job)
+{
+    TransactionId limit =
+        TransactionIdIsNormal(job->vacuum_horizon) ? job->vacuum_horizon : ReadNextTransactionId();
+    const char *left = nullptr;
+    StartTransactionCommand();
+    bool owner = pg::compat::class_owner(job->relid, GetUserId());
+    CommitTransactionCommand();
+    if (!owner) {
+        left = "its submitter no longer owns the table (left to autovacuum)";
+    } else {
+        Oid t[1] = {TEXTOID};
+        Datum v[1] = {CStringGetTextDatum("snapshots older than the job (before its vacuum)")};
+        mark(job->id, "waiting_for = $2, throttled_by = NULL", 1, t, v, nullptr);
+        long waited = 0;
+        bool removable, gone = false;
+        while (!(removable = removable_up_to(job, limit, &gone)) && !gone && waited < kVacuumJobHorizonMs) {
+            if (!pause_for(job, 100))
+                return; /* paused or cancelled meanwhile: that stands */
+            waited += 100;
+        }
+        if (gone) {
+            left = "the table no longer exists";
+        } else if (!removable) {
+            left = "a snapshot older than the job was still held after 60 s (left to autovacuum)";
+        } else {
+            v[0] = CStringGetTextDatum("the vacuum (VACUUM ANALYZE at autovacuum's pace)");
+            mark(job->id, "waiting_for = $2", 1, t, v, nullptr);
+            if (vacuum_table(job))
+                mark(job->id, "vacuumed_at = pg_catalog.clock_timestamp()", 0, nullptr, nullptr, nullptr);
+            else
+                left = "the vacuum was canceled or failed, see the server log (left to autovacuum)";
+        }
+    }
+    if (left != nullptr) {
+        ereport(LOG, (errmsg("safe_migrate vacuum job %lld did not vacuum %s: %s", (long long) job->id,
+                             job->relation, left)));
+        Oid t[1] = {TEXTOID};
+        Datum v[1] = {CStringGetTextDatum(left)};
+        mark(job->id, "last_error = $2", 1, t, v, nullptr);
+    }
+    /* completed, vacuumed_at null when it did not vacuum; a pause or
+     * cancel that came meanwhile stands */
+    mark(job->id,
+         "finished_at = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.clock_timestamp() "
+         "ELSE finished_at END, "
+         "status = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN 'completed' ELSE status END, "
+         "waiting_for = NULL",
+         0, nullptr, nullptr, nullptr);
+}
+
 void run_job(Job *job)
 {
+    if (job->vacuum_only) {
+        vacuum_job(job);
+        return;
+    }
+    if (job->op_after == nullptr) {
+        Oid t[1] = {TEXTOID};
+        Datum v[1] = {CStringGetTextDatum("the job's key operators are missing")};
+        mark(job->id, "status = 'failed', last_error = $2, finished_at = pg_catalog.clock_timestamp()", 1, t, v,
+             nullptr);
+        return;
+    }
     Pacing *pacing;
     const char *problem = pacing_create(&job->pacing, &pacing);
     if (problem) {

@@ -78,7 +78,14 @@ extern bool classify_online;
  * wrapped in its own BEGIN; ... COMMIT; excepted: it asked for one
  * transaction) */
 extern bool online_setting;
+/* safe_migrate.online_latency_budget: the budget of online execution's jobs */
+extern double online_latency_budget_ms;
 void define_online_setting(void);
+/* What online execution adds to a migrate_backfill or migrate_delete call
+ * it writes for the table rel_literal (a quoted literal): its latency
+ * budget and vacuum => false, the table's vacuum queued at the end of the
+ * expansion (expand_online). */
+const char *online_job_options(const char *rel_literal);
 /* Is stmt (a top-level statement) one that online execution rewrites into
  * its careful sequence?  (The policy's HINT then says so.) */
 bool online_handles(const ::Node *stmt);

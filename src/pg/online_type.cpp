@@ -849,9 +849,10 @@ void append_steps(StringInfo out, const Plan *p)
                      trig, rel, quote_literal_cstr(p->column), quote_literal_cstr(p->shadow), lit_expr);
     appendStringInfo(out, "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s;\n", rel, trig);
     /* 2. the existing rows */
-    appendStringInfo(out, "SELECT migrate_backfill(%s, %s, %s);\n", lit_rel,
+    appendStringInfo(out, "SELECT migrate_backfill(%s, %s, %s%s);\n", lit_rel,
                      quote_literal_cstr(psprintf("%s = %s", shadow, value)),
-                     quote_literal_cstr(psprintf("%s IS NULL AND %s IS NOT NULL", shadow, value)));
+                     quote_literal_cstr(psprintf("%s IS NULL AND %s IS NOT NULL", shadow, value)),
+                     online_job_options(lit_rel));
     appendStringInfo(out,
                      "SELECT migrate_backfill_wait(max(id)) FROM safe_migrate.backfills "
                      "WHERE relation = %s AND submitted_by = current_user;\n",

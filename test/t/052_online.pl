@@ -71,8 +71,21 @@ sub check_result
 	is( q1( "SELECT count(*) FROM pg_constraint WHERE conrelid = '$table'::regclass AND contype = 'c'"),
 		'0', "$what: no helper constraint left");
 	is( q1(
-			"SELECT count(*) FROM safe_migrate.backfills WHERE relation = 'public.$table' AND status = 'completed'"),
+			"SELECT count(*) FROM safe_migrate.backfills WHERE relation = 'public.$table' AND status = 'completed' "
+			  . "AND operation = 'update'"),
 		'1', "$what: the UPDATE ran as one backfill job");
+	# its vacuum: not the job's own (it would have held the table against
+	# the next steps) but one job queued by the last step, after the fill
+	is( q1(
+			"SELECT j.vacuum, v.id > j.id FROM safe_migrate.backfill_jobs j, safe_migrate.backfill_jobs v "
+			  . "WHERE j.relation = 'public.$table' AND j.operation = 'update' "
+			  . "AND v.relation = 'public.$table' AND v.operation = 'vacuum'"),
+		'f|t', "$what: the fill did not vacuum; one vacuum job came after it");
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT status = 'completed' AND vacuumed_at IS NOT NULL FROM safe_migrate.backfills "
+			  . "WHERE relation = 'public.$table' AND operation = 'vacuum'"),
+		"$what: the vacuum job vacuumed the table");
 }
 
 # ---- A. with the application writing
@@ -95,7 +108,7 @@ ok(defined $processed && $processed > 0, 'A: the application ran') or diag($pb_o
 is(q1('SELECT sum(hits) FROM a_users'), $processed, "A: every one of the application's writes is there");
 check_result('a_users', 200000, 'A');
 is(q1("SELECT statements FROM safe_migrate.migrations WHERE version = 'online-a'"),
-	'8', 'A: the history counts the statements that ran (the expanded script: 8)');
+	'9', 'A: the history counts the statements that ran (the expanded script: 9)');
 
 # ---- B. a crash while waiting for the backfill, then applied again
 my $psql = $node->installed_command('psql');
@@ -131,8 +144,9 @@ q1("SELECT migrate_backfill_resume(id) FROM safe_migrate.backfills WHERE relatio
 is($out, 'applied', 'B: applied again, the migration completes') or diag($err);
 check_result('b_users', 1000000, 'B');
 is( q1(
-		"SELECT count(*) FROM safe_migrate.backfills WHERE relation = 'public.b_users'"),
-	'1', 'B: the backfill job was not submitted again');
+		"SELECT count(*) FILTER (WHERE operation = 'update'), count(*) FILTER (WHERE operation = 'vacuum') "
+		  . "FROM safe_migrate.backfills WHERE relation = 'public.b_users'"),
+	'1|1', 'B: the backfill job was not submitted again (and the vacuum job once)');
 
 # ---- C. a volatile default, NOT NULL, while the application inserts and updates
 q1(q{
@@ -176,10 +190,10 @@ is(q1("SELECT count(*) FROM pg_constraint WHERE conrelid = 'c_users'::regclass A
 	'0', 'C: no helper constraint left');
 is( q1(
 		"SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FROM safe_migrate.backfills "
-		  . "WHERE relation = 'public.c_users'"),
+		  . "WHERE relation = 'public.c_users' AND operation = 'update'"),
 	'1|1', 'C: the existing rows were filled by one backfill job');
 is(q1("SELECT statements FROM safe_migrate.migrations WHERE version = 'online-c'"),
-	'8', 'C: the history counts the expanded script (8 statements)');
+	'9', 'C: the history counts the expanded script (9 statements)');
 
 $node->stop;
 done_testing();

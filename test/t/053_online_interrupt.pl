@@ -112,9 +112,11 @@ foreach my $d (@ddl)
 				  . "|| ',' || (SELECT count(*) FROM pg_index WHERE indrelid = '$t'::regclass)"),
 			'0,0,2', "$label: no helper constraint, no invalid index, no extra index left");
 		is( q1(
-				"SELECT count(*) FILTER (WHERE status = 'completed') || ',' || count(*) "
+				"SELECT count(*) FILTER (WHERE status = 'completed' AND operation = 'update') || ',' || "
+				  . "count(*) FILTER (WHERE operation = 'update') || ',' || "
+				  . "count(*) FILTER (WHERE operation = 'vacuum') "
 				  . "FROM safe_migrate.backfills WHERE relation = 'public.$t'"),
-			'1,1', "$label: one backfill job");
+			'1,1,1', "$label: one backfill job, one vacuum job queued by the last step");
 		# each attempt has its row; the one that completed counts the
 		# statements and steps of the attempts it continued
 		is( q1(
@@ -123,7 +125,7 @@ foreach my $d (@ddl)
 				  . "bool_and(steps_committed = steps) FILTER (WHERE status = 'applied') || ',' || "
 				  . "count(*) FILTER (WHERE status NOT IN ('applied', 'interrupted', 'failed')) "
 				  . "FROM safe_migrate.migrations WHERE version = 'int-$t'"),
-			'1,8,true,0', "$label: one applied migration in the history, all its 8 statements counted");
+			'1,9,true,0', "$label: one applied migration in the history, all its 9 statements counted");
 	}
 }
 

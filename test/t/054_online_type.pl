@@ -306,9 +306,11 @@ foreach my $s (@schemas)
 			  . "AND NOT i.indisvalid)"),
 		'0,0,0,0', "$label: no shadow column, trigger, helper constraint or invalid index left");
 	is( q1(
-			"SELECT count(*) FILTER (WHERE status = 'completed') || ',' || count(*) "
+			"SELECT count(*) FILTER (WHERE status = 'completed' AND operation = 'update') || ',' || "
+			  . "count(*) FILTER (WHERE operation = 'update') || ',' || "
+			  . "count(*) FILTER (WHERE operation = 'vacuum') "
 			  . "FROM safe_migrate.backfills WHERE relation = '$s.users'"),
-		'1,1', "$label: one backfill job");
+		'1,1,1', "$label: one backfill job, one vacuum job queued by the last step");
 	is( q1(
 			"SELECT count(*) FILTER (WHERE status = 'applied') || ',' || "
 			  . "bool_and(steps_committed = steps) FILTER (WHERE status = 'applied') "
