@@ -354,7 +354,30 @@ SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE onl.dq 
 SELECT status FROM migrate_apply(E'-- safe_migrate:online\nUPDATE onl.dq SET z = a$sm', 'dq-1');
 SELECT count(*) FILTER (WHERE z = a$sm) AS filled, count(*) FROM onl.dq;
 
+-- The vacuum step: for the tables the migration's role owns only (VACUUM is
+-- the owner's), so a role that may UPDATE another's table migrates it
+-- online without a vacuum job (the table left to autovacuum); with
+-- safe_migrate.backfill_vacuum off there is no vacuum step at all.
+CREATE ROLE onl_writer LOGIN;
+GRANT USAGE ON SCHEMA onl TO onl_writer;
+CREATE TABLE onl.nw (id int PRIMARY KEY, v int);
+INSERT INTO onl.nw SELECT g, 0 FROM generate_series(1, 300) g;
+GRANT SELECT, UPDATE ON onl.nw TO onl_writer;
+SET ROLE onl_writer;
+SELECT status, statements FROM migrate_apply(E'-- safe_migrate:online\nUPDATE onl.nw SET v = 1;', 'nw-1');
+RESET ROLE;
+SELECT operation, status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.nw' ORDER BY id;
+SELECT count(*) FILTER (WHERE v = 1) AS filled FROM onl.nw;
+SET safe_migrate.backfill_vacuum = off;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE onl.nw SET v = 2;');
+RESET safe_migrate.backfill_vacuum;
+SET safe_migrate.online_latency_budget = 0.5;
+SELECT statement, sql FROM migrate_plan(E'-- safe_migrate:online\nUPDATE onl.nw SET v = 2;');
+RESET safe_migrate.online_latency_budget;
+
 RESET safe_migrate.large_table_rows;
 SET safe_migrate.policy = off;
 DROP SCHEMA naive, onl CASCADE;
+DROP OWNED BY onl_writer;
+DROP ROLE onl_writer;
 RESET safe_migrate.policy;
