@@ -312,7 +312,28 @@ END $$;
 SELECT pg_temp.bf_settled(:job);
 SELECT operation, status, vacuumed_at IS NOT NULL AS vacuumed, last_error, last_sqlstate
   FROM safe_migrate.backfills WHERE id = :job;
+-- a partitioned table: its partitions are vacuumed (VACUUM expands a
+-- partitioned table named, not one given by OID)
+CREATE TABLE bf_parted (id int, v int) PARTITION BY RANGE (id);
+CREATE TABLE bf_parted_1 PARTITION OF bf_parted FOR VALUES FROM (0) TO (1000);
+CREATE TABLE bf_parted_2 PARTITION OF bf_parted FOR VALUES FROM (1000) TO (2000);
+INSERT INTO bf_parted SELECT g, 0 FROM generate_series(0, 1999) g;
+SELECT migrate_vacuum('bf_parted') AS job \gset
+SELECT migrate_backfill_wait(:job, '2 minutes');
+CREATE FUNCTION pg_temp.bf_vacuumed(rel text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  FOR i IN 1 .. 1000 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    SELECT vacuum_count INTO n FROM pg_stat_user_tables WHERE relname = rel;
+    EXIT WHEN n > 0;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN n;
+END $$;
+SELECT pg_temp.bf_vacuumed('bf_parted_1') > 0 AS first_vacuumed, pg_temp.bf_vacuumed('bf_parted_2') > 0 AS second_vacuumed;
 SET safe_migrate.policy = off;
+DROP TABLE bf_parted;
 DROP VIEW bf_knobs_v;
 DROP TABLE bf_knobs;
 DROP OWNED BY bf_gus;

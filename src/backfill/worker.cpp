@@ -885,7 +885,12 @@ bool vacuum_table(const Job *job)
             VacuumStmt *stmt = makeNode(VacuumStmt);
             stmt->options = list_make2(makeDefElem(pstrdup("analyze"), nullptr, -1),
                                        makeDefElem(pstrdup("skip_locked"), nullptr, -1));
-            stmt->rels = list_make1(makeVacuumRelation(makeRangeVar(nspname, relname, -1), job->relid, NIL));
+            /* a partitioned table by its name: VACUUM expands a table
+             * named to its partitions, not one given by OID (it would
+             * only analyze the parent) */
+            bool partitioned = get_rel_relkind(job->relid) == RELKIND_PARTITIONED_TABLE;
+            stmt->rels = list_make1(makeVacuumRelation(makeRangeVar(nspname, relname, -1),
+                                                       partitioned ? InvalidOid : job->relid, NIL));
             stmt->is_vacuumcmd = true;
             ParseState *pstate = make_parsestate(nullptr);
             pstate->p_sourcetext = activity;
