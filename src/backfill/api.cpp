@@ -800,6 +800,15 @@ SM_ENTRY(migrate_vacuum)
     table_close(rel, AccessShareLock);
     if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a table", name)));
+    if (kind == RELKIND_PARTITIONED_TABLE)
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("cannot vacuum partitioned table %s in the background", name),
+                 errdetail("A background vacuum takes one plain table; a partitioned table's rows are "
+                           "in its partitions."),
+                 errhint("Queue one for each partition: SELECT migrate_vacuum(inhrelid::regclass) "
+                         "FROM pg_inherits WHERE inhparent = %s::regclass;",
+                         quote_literal_cstr(name))));
     if (persistence == RELPERSISTENCE_TEMP)
         ereport(ERROR,
                 (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -885,12 +885,7 @@ bool vacuum_table(const Job *job)
             VacuumStmt *stmt = makeNode(VacuumStmt);
             stmt->options = list_make2(makeDefElem(pstrdup("analyze"), nullptr, -1),
                                        makeDefElem(pstrdup("skip_locked"), nullptr, -1));
-            /* a partitioned table by its name: VACUUM expands a table
-             * named to its partitions, not one given by OID (it would
-             * only analyze the parent) */
-            bool partitioned = get_rel_relkind(job->relid) == RELKIND_PARTITIONED_TABLE;
-            stmt->rels = list_make1(makeVacuumRelation(makeRangeVar(nspname, relname, -1),
-                                                       partitioned ? InvalidOid : job->relid, NIL));
+            stmt->rels = list_make1(makeVacuumRelation(makeRangeVar(nspname, relname, -1), job->relid, NIL));
             stmt->is_vacuumcmd = true;
             ParseState *pstate = make_parsestate(nullptr);
             pstate->p_sourcetext = activity;
@@ -994,9 +989,14 @@ void vacuum_job(const Job *job)
     const char *left = nullptr;
     StartTransactionCommand();
     bool owner = pg::compat::class_owner(job->relid, GetUserId());
+    bool plain = get_rel_relkind(job->relid) == RELKIND_RELATION;
     CommitTransactionCommand();
     if (!owner) {
         left = "its submitter no longer owns the table (left to autovacuum)";
+    } else if (!plain) {
+        /* migrate_vacuum queues plain tables only (a partitioned table by
+         * OID would only be analyzed, not its partitions vacuumed) */
+        left = "not a plain table";
     } else {
         Oid t[1] = {TEXTOID};
         Datum v[1] = {CStringGetTextDatum("snapshots older than the job (before its vacuum)")};
