@@ -260,12 +260,17 @@ SET safe_migrate.backfill_vacuum = on;
 SELECT migrate_backfill('bf_knobs', 'n = 1') AS job1 \gset
 SELECT migrate_backfill('bf_knobs', 'n = 2', latency_budget => 4, vacuum => false) AS job2 \gset
 SELECT migrate_delete('bf_knobs', 'id > 1000', NULL, latency_budget => 0, vacuum => NULL) AS job3 \gset
+-- eager (a job someone waits for, online execution's): recorded, null is false
+SELECT migrate_backfill('bf_knobs', 'n = 3', eager => true) AS job4 \gset
+SELECT migrate_delete('bf_knobs', 'id > 1000', eager => NULL) AS job5 \gset
 RESET safe_migrate.backfill_latency_budget;
 RESET safe_migrate.backfill_vacuum;
 SELECT migrate_backfill_wait(:job1, '2 minutes'), migrate_backfill_wait(:job2, '2 minutes'),
-       migrate_backfill_wait(:job3, '2 minutes');
-SELECT id = :job1 AS first, operation, latency_budget_ms, vacuum
-  FROM safe_migrate.backfill_jobs WHERE id IN (:job1, :job2, :job3) ORDER BY id;
+       migrate_backfill_wait(:job3, '2 minutes'), migrate_backfill_wait(:job4, '2 minutes'),
+       migrate_backfill_wait(:job5, '2 minutes');
+SELECT id = :job1 AS first, operation, latency_budget_ms, vacuum, eager
+  FROM safe_migrate.backfill_jobs WHERE id IN (:job1, :job2, :job3, :job4, :job5) ORDER BY id;
+SELECT eager, status FROM safe_migrate.backfills WHERE id = :job4;
 -- migrate_vacuum: a job of no batches, the vacuum alone, as its submitter,
 -- of a table the submitter owns (VACUUM's rule); not of a view, a
 -- temporary table, or a table of another owner.

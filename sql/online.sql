@@ -70,9 +70,10 @@ SELECT (SELECT count(*) FROM naive.k WHERE z = a || '-' || b) AS naive_filled,
        (SELECT count(*) FROM onl.k WHERE z IS NOT NULL) AS online_any;
 SELECT operation, status, rows_done FROM safe_migrate.backfills WHERE relation = 'onl.k'
  AND operation <> 'vacuum';
--- the fill ran with vacuum => false; the table's vacuum job came after the
--- last step
-SELECT j.vacuum AS fill_vacuums, v.id > j.id AS vacuum_after_fill,
+-- the fill ran with vacuum => false and eager (the next step waited for
+-- it); the table's vacuum job came after the last step
+SELECT j.vacuum AS fill_vacuums, j.eager AS fill_eager, v.eager AS vacuum_eager,
+       v.id > j.id AS vacuum_after_fill,
        migrate_backfill_wait(v.id, '2 minutes') AS vacuum_job
   FROM safe_migrate.backfill_jobs j, safe_migrate.backfill_jobs v
  WHERE j.relation = 'onl.k' AND j.operation = 'update' AND v.relation = 'onl.k' AND v.operation = 'vacuum';

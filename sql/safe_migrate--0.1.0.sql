@@ -470,6 +470,11 @@ CREATE TABLE safe_migrate.backfill_jobs (
     -- at submit time); when that vacuum ended
     vacuum              boolean NOT NULL DEFAULT true,
     vacuumed_at         timestamptz,
+    -- a job someone waits for (online execution's): with the application
+    -- there from the start it starts at full duty, not a quarter, and
+    -- measures the application's normal latency once before settling, not
+    -- three times; the latency budget still cuts it
+    eager               boolean NOT NULL DEFAULT false,
     -- a vacuum job (migrate_vacuum): the next transaction ID when it was
     -- queued; its vacuum waits for no snapshot older than that to be left
     vacuum_horizon      bigint,
@@ -494,7 +499,7 @@ SELECT id, relation, status, rows_done, rows_examined, estimated_total, batches,
        CASE WHEN status = 'running' THEN throttled_by END AS throttled_by,
        round(foreground_latency_ms::numeric, 2) AS foreground_latency_ms,
        round(foreground_baseline_ms::numeric, 2) AS foreground_baseline_ms,
-       round(duty::numeric, 3) AS duty, latency_budget_ms, operation, vacuumed_at
+       round(duty::numeric, 3) AS duty, latency_budget_ms, operation, vacuumed_at, eager
   FROM safe_migrate.backfill_jobs
  WHERE pg_catalog.pg_has_role(owner, 'USAGE')
     OR pg_catalog.pg_has_role('safe_migrate_admin', 'USAGE');
@@ -510,11 +515,12 @@ CREATE FUNCTION migrate_backfill(
     pause_ms integer DEFAULT 0,
     max_replica_lag bigint DEFAULT 16777216,
     latency_budget float8 DEFAULT NULL,   -- NULL: safe_migrate.backfill_latency_budget
-    vacuum boolean DEFAULT NULL)          -- NULL: safe_migrate.backfill_vacuum
+    vacuum boolean DEFAULT NULL,          -- NULL: safe_migrate.backfill_vacuum
+    eager boolean DEFAULT NULL)           -- NULL: false
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_backfill'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint, float8, boolean) IS
+COMMENT ON FUNCTION migrate_backfill(regclass, text, text, integer, integer, integer, integer, bigint, float8, boolean, boolean) IS
 'queue UPDATE relation SET set_clause WHERE where_clause, run in throttled batches by primary key in the background';
 
 -- The same machinery for a large DELETE: the rows matching where_clause
@@ -529,11 +535,12 @@ CREATE FUNCTION migrate_delete(
     pause_ms integer DEFAULT 0,
     max_replica_lag bigint DEFAULT 16777216,
     latency_budget float8 DEFAULT NULL,   -- NULL: safe_migrate.backfill_latency_budget
-    vacuum boolean DEFAULT NULL)          -- NULL: safe_migrate.backfill_vacuum
+    vacuum boolean DEFAULT NULL,          -- NULL: safe_migrate.backfill_vacuum
+    eager boolean DEFAULT NULL)           -- NULL: false
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'migrate_delete'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION migrate_delete(regclass, text, integer, integer, integer, integer, bigint, float8, boolean) IS
+COMMENT ON FUNCTION migrate_delete(regclass, text, integer, integer, integer, integer, bigint, float8, boolean, boolean) IS
 'queue DELETE FROM relation WHERE where_clause, run in throttled batches by primary key in the background';
 
 -- The vacuum a job does after its last batch, on its own: VACUUM (ANALYZE,

@@ -706,11 +706,12 @@ struct JobRequest {
     int64 max_lag;
     double latency_budget_ms; /* the job's; the setting's when not given */
     bool vacuum;              /* the same */
+    bool eager;               /* a job someone waits for (null: false) */
 };
 
-/* The two optional arguments after max_replica_lag: latency_budget (null:
- * safe_migrate.backfill_latency_budget) and vacuum (null:
- * safe_migrate.backfill_vacuum). */
+/* The three optional arguments after max_replica_lag: latency_budget (null:
+ * safe_migrate.backfill_latency_budget), vacuum (null:
+ * safe_migrate.backfill_vacuum) and eager (null: false). */
 void per_job_settings(FunctionCallInfo fcinfo, int first, JobRequest *req)
 {
     req->latency_budget_ms = latency_budget_ms;
@@ -728,6 +729,7 @@ void per_job_settings(FunctionCallInfo fcinfo, int first, JobRequest *req)
     }
     if (PG_NARGS() > first + 1 && !PG_ARGISNULL(first + 1))
         req->vacuum = PG_GETARG_BOOL(first + 1);
+    req->eager = PG_NARGS() > first + 2 && !PG_ARGISNULL(first + 2) && PG_GETARG_BOOL(first + 2);
 }
 
 int64 submit_job(const JobRequest *req);
@@ -951,11 +953,11 @@ int64 submit_job(const JobRequest *req)
     pg::Elevation e;
     SPI_connect();
     pg::elevate(&e);
-    Oid t[17] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
+    Oid t[18] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, OIDOID,
                  INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, INT8OID, TEXTARRAYOID, FLOAT8OID, TEXTOID,
-                 BOOLOID};
-    Datum v[17];
-    char nulls[18] = "                 ";
+                 BOOLOID, BOOLOID};
+    Datum v[18];
+    char nulls[19] = "                  ";
     v[0] = ObjectIdGetDatum(relid);
     v[1] = CStringGetTextDatum(name);
     if (clauses.set_clause)
@@ -984,12 +986,13 @@ int64 submit_job(const JobRequest *req)
     v[15] = CStringGetTextDatum(deleting ? "delete" : "update");
     /* and whether it vacuums after its last batch */
     v[16] = BoolGetDatum(req->vacuum);
+    v[17] = BoolGetDatum(req->eager);
     if (SPI_execute_with_args(
             "INSERT INTO safe_migrate.backfill_jobs (relid, relation, set_clause, where_clause, "
             "key_columns, key_types, owner, batch_size, target_batch_ms, max_rows_per_second, "
-            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms, operation, vacuum) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-            17, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+            "pause_ms, max_replica_lag, estimated_total, key_operators, latency_budget_ms, operation, vacuum, eager) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+            18, t, v, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
         elog(ERROR, "could not record the backfill job");
     bool isnull;
     int64 id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -181,6 +181,8 @@ bool construct(Pacing *p, const PacingSettings *s, char *problem, size_t len) no
         t.pause_ms = s->pause_ms;
         core::PacerConfig c;
         c.latency_budget_ms = s->latency_budget_ms;
+        if (s->eager)
+            core::make_eager(c);
         new (p->storage) core::Pacer(t, c);
         return true;
     } catch (const std::exception &e) {

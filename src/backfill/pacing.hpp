@@ -64,6 +64,8 @@ struct PacingSettings {
     int max_rows_per_second;  /* 0: no cap */
     int pause_ms;
     double latency_budget_ms; /* 0: no latency control */
+    bool eager;               /* someone waits for the job: start at full duty,
+                               * settle on one measure of the baseline */
 };
 
 struct Pacing; /* opaque, palloc'd in the caller's context */

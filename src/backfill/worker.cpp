@@ -208,7 +208,7 @@ Job *load_job(void)
     SPI_execute_with_args(
         "SELECT id, owner, relation, set_clause, where_clause, key_columns, key_types, "
         "key_operators, batch_size, target_batch_ms, max_rows_per_second, pause_ms, "
-        "max_replica_lag, relid, latency_budget_ms, vacuum, operation, vacuum_horizon "
+        "max_replica_lag, relid, latency_budget_ms, vacuum, operation, vacuum_horizon, eager "
         "FROM safe_migrate.backfill_jobs "
         "WHERE id OPERATOR(pg_catalog.=) $1 AND owner OPERATOR(pg_catalog.=) $2 "
         "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[]) FOR UPDATE",
@@ -243,6 +243,7 @@ Job *load_job(void)
         job->vacuum_only = operation != nullptr && strcmp(operation, "vacuum") == 0;
         Datum horizon = SPI_getbinval(tup, d, 18, &isnull);
         job->vacuum_horizon = isnull ? InvalidTransactionId : (TransactionId) DatumGetInt64(horizon);
+        job->pacing.eager = DatumGetBool(SPI_getbinval(tup, d, 19, &isnull));
         /* the table is the one submitted (by OID), under its name of now:
          * a rename does not send the job to another table of the old name */
         Oid relid = DatumGetObjectId(SPI_getbinval(tup, d, 14, &isnull));
@@ -925,6 +926,18 @@ bool vacuum_table(const Job *job)
     return done;
 }
 
+/* The job is completed, unless a pause or cancel came meanwhile: that
+ * stands (a paused job resumed finds its work done and comes here again). */
+void complete_unless_stopped(const Job *job)
+{
+    mark(job->id,
+         "finished_at = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.clock_timestamp() "
+         "ELSE finished_at END, "
+         "status = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN 'completed' ELSE status END, "
+         "waiting_for = NULL",
+         0, nullptr, nullptr, nullptr);
+}
+
 /* Every row is done: the aftermath (see above), then the job is completed
  * (unless a control stopped it meanwhile). */
 void aftermath(const Job *job, const PacingDecision *d)
@@ -961,14 +974,7 @@ void aftermath(const Job *job, const PacingDecision *d)
     }
     if (vacuumed)
         mark(job->id, "vacuumed_at = pg_catalog.clock_timestamp()", 0, nullptr, nullptr, nullptr);
-    /* a pause or cancel that came meanwhile stands (a paused job resumed
-     * finds its rows done and comes here again) */
-    mark(job->id,
-         "finished_at = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.clock_timestamp() "
-         "ELSE finished_at END, "
-         "status = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN 'completed' ELSE status END, "
-         "waiting_for = NULL",
-         0, nullptr, nullptr, nullptr);
+    complete_unless_stopped(job);
 }
 
 /* A vacuum job (migrate_vacuum): the aftermath alone, asked for, so done
@@ -1028,14 +1034,8 @@ void vacuum_job(const Job *job)
         Datum v[1] = {CStringGetTextDatum(left)};
         mark(job->id, "last_error = $2", 1, t, v, nullptr);
     }
-    /* completed, vacuumed_at null when it did not vacuum; a pause or
-     * cancel that came meanwhile stands */
-    mark(job->id,
-         "finished_at = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.clock_timestamp() "
-         "ELSE finished_at END, "
-         "status = CASE WHEN status OPERATOR(pg_catalog.=) 'running' THEN 'completed' ELSE status END, "
-         "waiting_for = NULL",
-         0, nullptr, nullptr, nullptr);
+    /* vacuumed_at stays null when it did not vacuum */
+    complete_unless_stopped(job);
 }
 
 void run_job(Job *job)

@@ -57,6 +57,11 @@ void validate(const PacerConfig& c) {
             ") must not exceed baseline_interval_ms (" + num(c.baseline_interval_ms) + ")");
 }
 
+void make_eager(PacerConfig& c) {
+    c.initial_duty = 1;
+    c.baseline_fill_interval_ms = c.baseline_interval_ms;
+}
+
 const char* held_by_name(HeldBy h) {
     switch (h) {
     case HeldBy::Nothing: return "";

@@ -83,8 +83,9 @@ extern double online_latency_budget_ms;
 void define_online_setting(void);
 /* What online execution adds to a migrate_backfill or migrate_delete call
  * it writes for the table rel_literal (a quoted literal): its latency
- * budget and vacuum => false, the table's vacuum queued at the end of the
- * expansion (expand_online). */
+ * budget, vacuum => false (the table's vacuum queued at the end of the
+ * expansion, expand_online) and eager => true (the migration's next step
+ * waits for the job: it starts at full duty, the budget still cuts it). */
 const char *online_job_options(const char *rel_literal);
 /* Is stmt (a top-level statement) one that online execution rewrites into
  * its careful sequence?  (The policy's HINT then says so.) */

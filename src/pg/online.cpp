@@ -134,7 +134,7 @@ const char *online_job_options(const char *rel_literal)
             known = true;
     if (!known)
         vacuum_later = lappend(vacuum_later, pstrdup(rel_literal));
-    return psprintf(", latency_budget => %g, vacuum => false", online_latency_budget_ms);
+    return psprintf(", latency_budget => %g, vacuum => false, eager => true", online_latency_budget_ms);
 }
 
 namespace {

@@ -719,6 +719,52 @@ TEST(PacerSteps, QuickQuietWindowsOnlyUntilThreeWereMeasured) {
         EXPECT_GE(quiet_at[i] - quiet_at[i - 1], cfg.baseline_interval_ms) << i;
 }
 
+// An eager job (someone waits for it): with the application there from
+// the start it keeps its full duty within the budget, and after the
+// arrival's quiet window the next comes only after the long interval.
+TEST(PacerSteps, EagerStartsAtFullDutyAndSettlesOnOneQuietWindow) {
+    sm::PacerConfig cfg;
+    sm::make_eager(cfg);
+    EXPECT_NO_THROW(sm::validate(cfg));
+    sm::Pacer p(throttle_defaults(), cfg);
+    sm::PaceObservation o = busy_step();
+    o.latency.n[sm::latency_bucket(1000)] = 60;
+    o.quiet_latency.n[sm::latency_bucket(1000)] = 60;
+    std::vector<double> quiet_at;
+    double least_duty = 1;
+    for (int i = 0; i < 200000 && p.elapsed_ms() < 25000; ++i) {
+        const auto d = p.after_batch(o);
+        least_duty = std::min(least_duty, p.duty());
+        if (d.quiet_probe && d.sleep_ms >= cfg.quiet_ms) quiet_at.push_back(p.elapsed_ms());
+    }
+    EXPECT_EQ(least_duty, 1);
+    ASSERT_GE(quiet_at.size(), 2u);
+    EXPECT_GE(quiet_at[1] - quiet_at[0], cfg.baseline_interval_ms);
+
+    // the default posture, the same observations: a quarter at the start
+    sm::Pacer gentle(throttle_defaults(), sm::PacerConfig{});
+    gentle.after_batch(busy_step());
+    EXPECT_LE(gentle.duty(), sm::PacerConfig{}.initial_duty);
+}
+
+// ... and the budget still holds it: on the simulated server whose
+// application feels the job, an eager job is cut to near the budget as a
+// gentle one is, and does more in the first seconds.
+TEST(PacerTrace, EagerIsStillHeldByTheBudget) {
+    sm::PacerConfig cfg;
+    sm::make_eager(cfg);
+    sm::Pacer eager(throttle_defaults(), cfg);
+    sm::Pacer gentle(throttle_defaults(), sm::PacerConfig{});
+    Server s;
+    const SimRun e = simulate(eager, s, 30000);
+    const SimRun g = simulate(gentle, s, 30000);
+    EXPECT_LT(mean_excess(e, 10000), 3.0);
+    bool said_latency = false;
+    for (const auto& st : e.steps) said_latency |= st.d.held_by == sm::HeldBy::ForegroundLatency;
+    EXPECT_TRUE(said_latency);
+    EXPECT_GT(rate_between(e, 0, 5000), rate_between(g, 0, 5000));
+}
+
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
     sm::Pacer p(throttle_defaults(), sm::PacerConfig{});
     sm::PaceObservation o = busy_step();
