@@ -50,6 +50,10 @@ void validate(const PacerConfig& c) {
     finite_at_least("quiet_measure_ms", c.quiet_measure_ms, 0, true);
     if (c.quiet_measure_ms > c.quiet_ms)
         bad("quiet_measure_ms (" + num(c.quiet_measure_ms) + ") must not exceed quiet_ms (" + num(c.quiet_ms) + ")");
+    finite_at_least("first_quiet_ms", c.first_quiet_ms, 0, false);
+    if (c.quiet_measure_ms > c.first_quiet_ms || c.first_quiet_ms > c.quiet_ms)
+        bad("first_quiet_ms (" + num(c.first_quiet_ms) + ") must lie between quiet_measure_ms (" +
+            num(c.quiet_measure_ms) + ") and quiet_ms (" + num(c.quiet_ms) + ")");
     finite_at_least("baseline_interval_ms", c.baseline_interval_ms, 0, false);
     finite_at_least("baseline_fill_interval_ms", c.baseline_fill_interval_ms, 0, true);
     if (c.baseline_fill_interval_ms > c.baseline_interval_ms)
@@ -118,6 +122,7 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
     const double duration = duration_known ? obs.duration_ms : 0.0;
     const double step = duration + prev_sleep_;
     now_ += step;
+    ++steps_;
 
     // The rate, from what really happened: the batch and the sleep before it.
     if (step > 0 && duration_known) {
@@ -257,7 +262,8 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
                                                                      : c.baseline_interval_ms;
         const bool stale = now_ - last_quiet_at_ >= interval;
         if (arrived || stale) {
-            d.sleep_ms = std::max(d.sleep_ms, c.quiet_ms);
+            // (right after the first batch, only that batch has to fade)
+            d.sleep_ms = std::max(d.sleep_ms, arrived && steps_ == 1 ? c.first_quiet_ms : c.quiet_ms);
             d.quiet_probe = true;
         } else if (d.sleep_ms >= c.quiet_ms) {
             d.quiet_probe = true;

@@ -620,7 +620,8 @@ TEST(PacerSteps, BaselineOnlyFromQuietTimesItAskedFor) {
     EXPECT_LT(p.baseline_ms(), 0);
     EXPECT_GT(p.foreground_ms(), 7);
     ASSERT_TRUE(d.quiet_probe);  // the application arrived: measure it without us
-    EXPECT_GE(d.sleep_ms, sm::PacerConfig{}.quiet_ms);
+    // (right after the first batch: the shorter first quiet time)
+    EXPECT_GE(d.sleep_ms, sm::PacerConfig{}.first_quiet_ms);
     const double before = p.duty();
     const auto d2 = p.after_batch(o);
     EXPECT_GT(p.baseline_ms(), 0.9);
@@ -709,7 +710,7 @@ TEST(PacerSteps, QuickQuietWindowsOnlyUntilThreeWereMeasured) {
     std::vector<double> quiet_at;
     for (int i = 0; i < 200000 && p.elapsed_ms() < 40000; ++i) {
         const auto d = p.after_batch(o);
-        if (d.quiet_probe && d.sleep_ms >= cfg.quiet_ms) quiet_at.push_back(p.elapsed_ms());
+        if (d.quiet_probe && d.sleep_ms >= cfg.first_quiet_ms) quiet_at.push_back(p.elapsed_ms());
     }
     ASSERT_GE(quiet_at.size(), 5u);
     // the arrival's and two more within the fill interval ...
@@ -735,7 +736,7 @@ TEST(PacerSteps, EagerStartsAtFullDutyAndSettlesOnOneQuietWindow) {
     for (int i = 0; i < 200000 && p.elapsed_ms() < 25000; ++i) {
         const auto d = p.after_batch(o);
         least_duty = std::min(least_duty, p.duty());
-        if (d.quiet_probe && d.sleep_ms >= cfg.quiet_ms) quiet_at.push_back(p.elapsed_ms());
+        if (d.quiet_probe && d.sleep_ms >= cfg.first_quiet_ms) quiet_at.push_back(p.elapsed_ms());
     }
     EXPECT_EQ(least_duty, 1);
     ASSERT_GE(quiet_at.size(), 2u);
@@ -763,6 +764,37 @@ TEST(PacerTrace, EagerIsStillHeldByTheBudget) {
     for (const auto& st : e.steps) said_latency |= st.d.held_by == sm::HeldBy::ForegroundLatency;
     EXPECT_TRUE(said_latency);
     EXPECT_GT(rate_between(e, 0, 5000), rate_between(g, 0, 5000));
+}
+
+// The application there from the job's first batch: the quiet time right
+// after it is the short first one (only that batch has to fade); an
+// application that arrives later, after batches, gets the full one.
+TEST(PacerSteps, FirstQuietTimeIsShortOnlyAfterTheFirstBatch) {
+    const sm::PacerConfig cfg;
+    ASSERT_LT(cfg.first_quiet_ms, cfg.quiet_ms);
+    sm::Pacer p(throttle_defaults(), cfg);
+    const auto d = p.after_batch(busy_step());
+    ASSERT_TRUE(d.quiet_probe);
+    EXPECT_DOUBLE_EQ(d.sleep_ms, cfg.first_quiet_ms);
+    EXPECT_DOUBLE_EQ(d.quiet_from_ms, cfg.first_quiet_ms - cfg.quiet_measure_ms);
+
+    sm::Pacer later(throttle_defaults(), cfg);
+    sm::PaceObservation idle = busy_step();
+    idle.foreground = sm::ForegroundSample{};
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(later.after_batch(idle).quiet_probe);
+    const auto d2 = later.after_batch(busy_step());
+    ASSERT_TRUE(d2.quiet_probe);
+    EXPECT_GE(d2.sleep_ms, cfg.quiet_ms);
+}
+
+TEST(PacerConfig, FirstQuietTimeBetweenMeasureAndQuiet) {
+    sm::PacerConfig c;
+    c.first_quiet_ms = c.quiet_measure_ms - 1;
+    EXPECT_THROW(sm::validate(c), sm::ScriptError);
+    c.first_quiet_ms = c.quiet_ms + 1;
+    EXPECT_THROW(sm::validate(c), sm::ScriptError);
+    c.first_quiet_ms = c.quiet_measure_ms;
+    EXPECT_NO_THROW(sm::validate(c));
 }
 
 TEST(PacerSteps, TooFewStatementsNeitherCutNorJudge) {
