@@ -13,9 +13,31 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(usleep);
+use IPC::Run;
 
 our @EXPORT = qw(start_node start_crash_node as_role try_as_role fails_as_role install_gate hold_runner_at
-  release_runner runner_held interrupt_runner server_accepts wait_after_kill);
+  release_runner runner_held interrupt_runner server_accepts wait_after_kill start_point_load);
+
+# An application's load for the pacing tests: pgbench, 2 clients at 200
+# transactions/s for $seconds, each a point UPDATE and a point SELECT on the
+# table fg (id int PRIMARY KEY, v int, ids 1-1000, which the test creates).
+# Returns the IPC::Run handle and references to pgbench's stdout and stderr;
+# the test ends it (finish, or kill_kill for one longer than it needs).
+sub start_point_load
+{
+	my ($node, $seconds) = @_;
+	my $script = $node->basedir . '/point_load.sql';
+	open(my $fh, '>', $script) or die "cannot write $script: $!";
+	print $fh "\\set id random(1, 1000)\nUPDATE fg SET v = v + 1 WHERE id = :id;\nSELECT v FROM fg WHERE id = :id;\n";
+	close($fh);
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', $seconds, '-f', $script,
+		  $node->connstr('postgres') ],
+		'>', \$out, '2>', \$err,
+		IPC::Run::timeout($seconds + $PostgreSQL::Test::Utils::timeout_default));
+	return ($h, \$out, \$err);
+}
 
 # A started node with shared_preload_libraries = 'safe_migrate' (the
 # backfill launcher) and room for workers; %init goes to init().

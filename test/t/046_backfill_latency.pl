@@ -112,10 +112,6 @@ cmp_ok($ratio, '>', 0.3, 'idle: the backfill runs at a speed comparable to one U
 # outvoted while the test watches.  Seen once on the assert-enabled 18 in
 # CI, before the quick first windows: duty 1 for the first 9 s of 12.
 my $load_s = 24;
-my $script = $node->basedir . '/fg.sql';
-open(my $fh, '>', $script) or die;
-print $fh "\\set id random(1, 1000)\nUPDATE fg SET v = v + 1 WHERE id = :id;\nSELECT v FROM fg WHERE id = :id;\n";
-close($fh);
 # what every session records (the pacing's signal), summed
 sub recorded
 {
@@ -123,12 +119,7 @@ sub recorded
 		'SELECT coalesce(sum(statements), 0) FROM safe_migrate.application_latency()');
 }
 my $recorded_before = recorded();
-my ($pgb_out, $pgb_err) = ('', '');
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', $load_s, '-f', $script,
-	  $node->connstr('postgres') ],
-	'>', \$pgb_out, '2>', \$pgb_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my ($pgbench, $pgb_out, $pgb_err) = start_point_load($node, $load_s);
 my $load_start = time;
 sleep(1);
 
@@ -151,8 +142,8 @@ while (time - $load_start < $load_s - 2)
 	push @samples, [ time, split(/\|/, $s) ];
 }
 $pgbench->finish;
-is($pgbench->result(0), 0, 'the foreground load ran') or diag($pgb_err);
-my ($transactions) = $pgb_out =~ /number of transactions actually processed: (\d+)/;
+is($pgbench->result(0), 0, 'the foreground load ran') or diag($$pgb_err);
+my ($transactions) = $$pgb_out =~ /number of transactions actually processed: (\d+)/;
 my $recorded = recorded() - $recorded_before;
 note("pgbench: $transactions transactions (2 statements each); recorded: $recorded statements");
 cmp_ok($recorded, '>=', 2 * $transactions,
@@ -230,11 +221,7 @@ my $vacuums = q{SELECT string_agg(relname || ':' || vacuum_count || ':' || (n_de
 	FROM pg_stat_user_tables WHERE relname IN ('av1', 'av2', 'av3')};
 is($node->safe_psql('postgres', $vacuums), 'av1:1:false av2:1:false av3:1:false',
 	'before: one vacuum each, no dead rows');
-my ($av_out, $av_err) = ('', '');
-my $av_load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '900', '-f', $script,
-	  $node->connstr('postgres') ],
-	'>', \$av_out, '2>', \$av_err);   # ended by kill_kill below
+my ($av_load) = start_point_load($node, 900);   # ended by kill_kill below
 sleep(1);
 my @av_jobs = map { $node->safe_psql('postgres', $_) } (
 	q{SELECT migrate_backfill('av1', 'b = a')},
@@ -276,10 +263,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO av4 SELECT g, 'x' || g, NULL FROM generate_series(1, 600000) g;
 	VACUUM ANALYZE av4;
 });
-$av_load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', '900', '-f', $script,
-	  $node->connstr('postgres') ],
-	'>', \$av_out, '2>', \$av_err);   # ended by kill_kill below
+($av_load) = start_point_load($node, 900);   # ended by kill_kill below
 sleep(1);
 my $av4 = $node->safe_psql('postgres', q{SELECT migrate_backfill('av4', 'b = a')});
 ok($node->poll_query_until('postgres',

@@ -21,7 +21,6 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use SafeMigrateTest;
-use IPC::Run;
 use Time::HiRes qw(time sleep);
 
 my $node = start_node('eager_job');
@@ -40,17 +39,7 @@ $node->safe_psql(
 });
 
 # longer than the test: stopped at its end
-my $load_s = 600;
-my $script = $node->basedir . '/fg.sql';
-open(my $fh, '>', $script) or die;
-print $fh "\\set id random(1, 1000)\nUPDATE fg SET v = v + 1 WHERE id = :id;\nSELECT v FROM fg WHERE id = :id;\n";
-close($fh);
-my ($pgb_out, $pgb_err) = ('', '');
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-j', '1', '-R', '200', '-T', $load_s, '-f', $script,
-	  $node->connstr('postgres') ],
-	'>', \$pgb_out, '2>', \$pgb_err,
-	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my ($pgbench) = start_point_load($node, 600);
 sleep(1);
 
 # The first looks at a running job that did a batch: [duty, throttled_by],
