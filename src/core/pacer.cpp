@@ -63,6 +63,7 @@ void validate(const PacerConfig& c) {
 
 void make_eager(PacerConfig& c) {
     c.initial_duty = 1;
+    c.baseline_interval_ms = std::max(c.baseline_interval_ms, kEagerBaselineIntervalMs);
     c.baseline_fill_interval_ms = c.baseline_interval_ms;
 }
 

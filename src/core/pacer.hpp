@@ -101,11 +101,15 @@ void validate(const PacerConfig&);
 // A job someone waits for (online execution's fills: the migration's next
 // step waits for it; measured, the gentle start below cost the seed's online
 // change 6-8 s of a fill that takes 7 s at full speed): with the application
-// there from the start it starts at full duty (initial_duty 1) and settles
-// on one quiet window rather than three (baseline_fill_interval_ms =
-// baseline_interval_ms); the
-// latency budget still halves its duty when the application feels it, and
-// its batches are as short as any job's while the application is there.
+// there from the start it starts at full duty (initial_duty 1), settles on
+// one quiet window rather than three (baseline_fill_interval_ms =
+// baseline_interval_ms) and takes the next one after
+// kEagerBaselineIntervalMs rather than 10 s (a 1.5 s quiet window every 10 s
+// is 13 % of a job that lasts seconds to a minute; such a job's baseline is
+// at most that old).  The latency budget still halves its duty when the
+// application feels it, and its batches are as short as any job's while the
+// application is there.
+inline constexpr double kEagerBaselineIntervalMs = 30000;
 void make_eager(PacerConfig&);
 
 // What holds the job back right now.
