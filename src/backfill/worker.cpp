@@ -1059,6 +1059,13 @@ void run_job(Job *job)
         mark(job->id, "status = 'failed', last_error = $2, finished_at = pg_catalog.clock_timestamp()", 1, t, v, nullptr);
         return;
     }
+    /* the application's sessions as the job starts, so that statements
+     * they start during the first batch count as seen (the first batch saw
+     * only those still running at its end, and a job that found the
+     * application there noticed it a batch or two later) */
+    StartTransactionCommand();
+    pacing_sample_foreground(pacing);
+    CommitTransactionCommand();
     PacingDecision decision;
     pacing_initial(pacing, &decision);
     int batch = decision.next_batch;

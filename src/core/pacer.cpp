@@ -124,6 +124,7 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
     const double step = duration + prev_sleep_;
     now_ += step;
     ++steps_;
+    work_ms_ += duration;
 
     // The rate, from what really happened: the batch and the sleep before it.
     if (step > 0 && duration_known) {
@@ -263,8 +264,11 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
                                                                      : c.baseline_interval_ms;
         const bool stale = now_ - last_quiet_at_ >= interval;
         if (arrived || stale) {
-            // (right after the first batch, only that batch has to fade)
-            d.sleep_ms = std::max(d.sleep_ms, arrived && steps_ == 1 ? c.first_quiet_ms : c.quiet_ms);
+            // (found there after the job's first batch, or its first few
+            // short ones, only those have to fade: as long as they took
+            // no longer in all than the short window leaves them)
+            const bool little_done = steps_ == 1 || work_ms_ <= c.first_quiet_ms - c.quiet_measure_ms;
+            d.sleep_ms = std::max(d.sleep_ms, arrived && little_done ? c.first_quiet_ms : c.quiet_ms);
             d.quiet_probe = true;
         } else if (d.sleep_ms >= c.quiet_ms) {
             d.quiet_probe = true;

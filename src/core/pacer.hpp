@@ -87,9 +87,10 @@ struct PacerConfig {
     double quiet_ms = 1500;           // quiet time that measures the baseline ...
     double quiet_measure_ms = 500;    // ... from the statements of its last this many ms (the
                                       // job's own aftermath has faded by then)
-    double first_quiet_ms = 600;      // the quiet time right after the job's first batch (the
-                                      // application there from the start): nothing of the
-                                      // job's own to fade but that one small batch
+    double first_quiet_ms = 600;      // the quiet time when the application is found there
+                                      // before the job has worked more than first_quiet_ms -
+                                      // quiet_measure_ms in all (its first batches): its
+                                      // own aftermath is that small
     double baseline_interval_ms = 10000; // while the foreground is present, a quiet time this often
     double baseline_fill_interval_ms = 2500; // ... but this often until three quiet times were
                                              // measured since the application arrived
@@ -183,6 +184,7 @@ private:
     double full_target_ms_;
     double now_ = 0;
     long steps_ = 0;  // after_batch calls so far
+    double work_ms_ = 0;  // time spent in batches so far
     double prev_sleep_ = 0;
     double last_foreground_ = 0;
     double fg_rate_ = 0;

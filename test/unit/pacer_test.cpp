@@ -773,9 +773,11 @@ TEST(PacerTrace, EagerIsStillHeldByTheBudget) {
 }
 
 // The application there from the job's first batch: the quiet time right
-// after it is the short first one (only that batch has to fade); an
-// application that arrives later, after batches, gets the full one.
-TEST(PacerSteps, FirstQuietTimeIsShortOnlyAfterTheFirstBatch) {
+// after it is the short first one (only that batch has to fade); also when
+// it is found after a few short batches (no more than first_quiet_ms -
+// quiet_measure_ms of work in all); an application that arrives after more
+// work than that gets the full one.
+TEST(PacerSteps, FirstQuietTimeIsShortOnlyWhileLittleIsDone) {
     const sm::PacerConfig cfg;
     ASSERT_LT(cfg.first_quiet_ms, cfg.quiet_ms);
     sm::Pacer p(throttle_defaults(), cfg);
@@ -784,9 +786,20 @@ TEST(PacerSteps, FirstQuietTimeIsShortOnlyAfterTheFirstBatch) {
     EXPECT_DOUBLE_EQ(d.sleep_ms, cfg.first_quiet_ms);
     EXPECT_DOUBLE_EQ(d.quiet_from_ms, cfg.first_quiet_ms - cfg.quiet_measure_ms);
 
-    sm::Pacer later(throttle_defaults(), cfg);
     sm::PaceObservation idle = busy_step();
     idle.foreground = sm::ForegroundSample{};
+    // found after three batches of 5 ms (the worker's first batches grow
+    // before the application's statements make it present)
+    sm::Pacer soon(throttle_defaults(), cfg);
+    for (int i = 0; i < 3; ++i) EXPECT_FALSE(soon.after_batch(idle).quiet_probe);
+    const auto d1 = soon.after_batch(busy_step());
+    ASSERT_TRUE(d1.quiet_probe);
+    EXPECT_DOUBLE_EQ(d1.sleep_ms, cfg.first_quiet_ms);
+
+    // found after five batches of 25 ms: 125 ms of work to fade
+    sm::Pacer later(throttle_defaults(), cfg);
+    idle.duration_ms = 25;
+    ASSERT_GT(5 * idle.duration_ms, cfg.first_quiet_ms - cfg.quiet_measure_ms);
     for (int i = 0; i < 5; ++i) EXPECT_FALSE(later.after_batch(idle).quiet_probe);
     const auto d2 = later.after_batch(busy_step());
     ASSERT_TRUE(d2.quiet_probe);
