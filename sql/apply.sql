@@ -204,6 +204,20 @@ SELECT (SELECT v FROM pmw_caller) AS caller, (SELECT v FROM pmw_runner) AS runne
 SHOW max_parallel_maintenance_workers;
 SET safe_migrate.parallel_maintenance_workers = -2;
 
+-- The pages a migration's statements write go to disk as they go:
+-- backend_flush_after is 256 kB where it is 0, in the caller's session
+-- (transactional script) and in the runner; a value the session set
+-- stands; the caller's own setting is left as it was.
+SHOW backend_flush_after;
+SELECT status FROM migrate_apply($$CREATE TABLE bfa_caller AS SELECT current_setting('backend_flush_after') AS v$$, 'bfa-1');
+SELECT status FROM migrate_apply($$CREATE TABLE bfa_runner AS SELECT current_setting('backend_flush_after') AS v; VACUUM bfa_runner;$$, 'bfa-2');
+SET backend_flush_after = 64;
+SELECT status FROM migrate_apply($$CREATE TABLE bfa_session AS SELECT current_setting('backend_flush_after') AS v$$, 'bfa-3');
+RESET backend_flush_after;
+SELECT (SELECT v FROM bfa_caller) AS caller, (SELECT v FROM bfa_runner) AS runner,
+       (SELECT v FROM bfa_session) AS session;
+SHOW backend_flush_after;
+
 -- Issue 11, real files.
 -- A section wrapped in its own BEGIN; ... COMMIT; (START TRANSACTION, END,
 -- COMMIT WORK, any case) runs as one transaction; the checksum is the
