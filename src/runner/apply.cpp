@@ -998,9 +998,10 @@ void set_step_settings(int lock_timeout, int parallel_workers, int action)
      * piling up in the kernel's page cache: measured after an online fill,
      * the concurrent index build and the validation left 120-175 MB there
      * within 2 s, and the kernel's write-out of it stalled every
-     * application session for up to 200 ms.  A value the server or the
-     * session set stands; where the platform cannot (the setting's maximum
-     * is 0 there) nothing changes. */
+     * application session for up to 200 ms.  A non-zero value the server
+     * or the session set stands (an explicit 0 cannot be told from the
+     * default); where the platform cannot (the setting's maximum is 0
+     * there) nothing changes. */
     if (backend_flush_after == 0)
         (void) set_config_option("backend_flush_after", "32", PGC_USERSET, PGC_S_SESSION,
                                  (GucAction) action, true, DEBUG1, false);

@@ -84,8 +84,9 @@ extern int parallel_maintenance_workers;
 
 /* The settings every statement of a migration runs with, in the current
  * session: lock_timeout, max_parallel_maintenance_workers unless
- * parallel_workers is -1, and backend_flush_after 256 kB where it is 0.  action is GUC_ACTION_SET for the runner's own
- * session, GUC_ACTION_SAVE inside a GUC nest level in the caller's. */
+ * parallel_workers is -1, and backend_flush_after 256 kB where it is 0.
+ * action is GUC_ACTION_SET for the runner's own session, GUC_ACTION_SAVE
+ * inside a GUC nest level in the caller's. */
 void set_step_settings(int lock_timeout, int parallel_workers, int action);
 
 /* The lock that serialises the migrations of a database: an advisory lock
