@@ -123,7 +123,6 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
     const double duration = duration_known ? obs.duration_ms : 0.0;
     const double step = duration + prev_sleep_;
     now_ += step;
-    ++steps_;
     work_ms_ += duration;
 
     // The rate, from what really happened: the batch and the sleep before it.
@@ -267,7 +266,7 @@ PaceDecision Pacer::after_batch(const PaceObservation& obs) {
             // (found there after the job's first batch, or its first few
             // short ones, only those have to fade: as long as they took
             // no longer in all than the short window leaves them)
-            const bool little_done = steps_ == 1 || work_ms_ <= c.first_quiet_ms - c.quiet_measure_ms;
+            const bool little_done = work_ms_ <= c.first_quiet_ms - c.quiet_measure_ms;
             d.sleep_ms = std::max(d.sleep_ms, arrived && little_done ? c.first_quiet_ms : c.quiet_ms);
             d.quiet_probe = true;
         } else if (d.sleep_ms >= c.quiet_ms) {

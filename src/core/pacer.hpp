@@ -183,7 +183,6 @@ private:
     PacerConfig cfg_;
     double full_target_ms_;
     double now_ = 0;
-    long steps_ = 0;  // after_batch calls so far
     double work_ms_ = 0;  // time spent in batches so far
     double prev_sleep_ = 0;
     double last_foreground_ = 0;
