@@ -19,6 +19,9 @@
 #      (rate, throttled_by, the worker's probe, duty): a monitoring query
 #      once a second over one connection, as a DBA would run, in the
 #      baseline runs too.
+# The disk is sampled every 50 ms (bench/lib.sh, "the disk"): each run
+# also says which of its stalls over 50 ms came while the disk held a write
+# or flush 40 ms or more, and how fast it was being written to then.
 # Writes OUT_DIR/result.txt, latency.dat, rate.dat and latency.svg (the
 # foreground's latency and the backfill's rate over time, last run; drawn
 # by awk, no plotting tool needed).
@@ -90,6 +93,7 @@ mkdir -p "$OUT_DIR"
 bench_start_bench_db sm_bf_latency "shared_preload_libraries = 'safe_migrate'
 max_worker_processes = 32
 $BENCH_WAL_CONF"
+bench_disk_watch_start "$WORK/disk.txt"
 bench_fill_wal bench 128
 
 now() { date +%s.%N; }
@@ -216,6 +220,7 @@ printf '  %-4s %9s %9s %9s | %9s %9s %9s | %8s %8s | %10s %8s %5s %6s %s\n' run 
     "mig p50" "mig p99" "mig max" "p99 x" "max<50" "backfill s" "ends at" ckpts "WAL MB" "met"
 } | tee -a "$RESULT"
 MET=0
+MET_DISK=0
 for run in $(seq 1 "$RUNS"); do
     log "B$run: baseline, no migration"
     fresh_users
@@ -258,6 +263,19 @@ for run in $(seq 1 "$RUNS"); do
     read -r _ AP50 AP99 AMAX <<<"$(WIN_FROM="$te" WIN_TO=9999999999 latency "$OUT/mig$run".[0-9]*)"
     printf '  %-4s while the backfill ran: p50 %s p99 %s max %s;  after it: p50 %s p99 %s max %s\n' "" \
         "$DP50" "$DP99" "$DMAX" "$AP50" "$AP99" "$AMAX" | tee -a "$RESULT"
+    # the disk's holds (bench/lib.sh): which stalls the disk made, in both loads
+    if [[ -n "$DISK_WATCH" ]]; then
+        read -r BHO BHH BHX <<<"$(bench_disk_holds "$DISK_WATCH" "$OUT/base$run".[0-9]*)"
+        read -r MHO MHH MHX <<<"$(bench_disk_holds "$DISK_WATCH" "$OUT/mig$run".[0-9]*)"
+        if [[ "$(yn "$MP99 <= 1.5 * $BP99 && $MHX < 50 && $ENDS + $AFTER_MIN <= $DURATION")" == yes ]]; then
+            MET_DISK=$((MET_DISK + 1))
+        fi
+        printf '  %-4s disk holds: baseline %s txns > 50 ms, %s during one, max of the others %s;  migration %s, %s, %s\n' "" \
+            "$BHO" "$BHH" "$BHX" "$MHO" "$MHH" "$MHX" | tee -a "$RESULT"
+        { bench_disk_hold_list "$DISK_WATCH" "$BT0" "$OUT/base$run".[0-9]* | sed 's/^/         baseline at /'
+          bench_disk_hold_list "$DISK_WATCH" "$T0" "$OUT/mig$run".[0-9]* | sed 's/^/         migration at /'
+        } | tee -a "$RESULT"
+    fi
     LAST_T0="$T0"; LAST_BT0="$BT0"; LAST_RUN="$run"; LAST_TS="$ts"; LAST_TE="$te"
 done
 {
@@ -265,6 +283,10 @@ echo "  (ms; 'ends at': seconds into the load the backfill completed; ckpts / WA
 echo "   during the migration run; a run meets the target with"
 echo "   p99 <= 1.5x its baseline's, max < 50 ms, and the backfill done ${AFTER_MIN} s or more before the load ends)"
 echo "runs meeting the target: $MET of $RUNS"
+if [[ -n "$DISK_WATCH" ]]; then
+    echo "runs meeting it apart from the disk's holds (max of the transactions that spent < 40 ms in one): $MET_DISK of $RUNS"
+    cp "$DISK_WATCH" "$OUT_DIR/disk.txt"
+fi
 } | tee -a "$RESULT"
 
 # ---------------------------------------------------------------- picture (last run)

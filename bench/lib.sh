@@ -187,3 +187,136 @@ CHECKPOINT;
 CHECKPOINT;
 SQL
 }
+
+# ---------------------------------------------------------------- the disk
+# The disk under these benchmarks (a virtual machine's block device) now and
+# then holds a write or a cache flush for 50-400 ms, whoever writes: seen
+# with 2-4 MB/s going to it and nothing dirty in the page cache as well as
+# under a bulk UPDATE.  Every commit waits for its WAL flush, so each such
+# hold is a foreground stall of the same length, in a baseline as in a
+# migration.  bench_disk_watch_start samples the block device that holds
+# PGDATA every 50 ms (its /proc/diskstats line: writes and flushes completed,
+# the milliseconds they took, the requests in flight), from one bash process
+# that forks nothing while it samples; bench_disk_holds then names, for each
+# stall of the foreground, the disk's hold it coincided with, if any.
+#
+#   bench_disk_watch_start FILE   start sampling into FILE (nothing happens,
+#                                 and DISK_WATCH stays empty, where PGDATA's
+#                                 device is not in /proc/diskstats)
+#   bench_disk_holds FILE LOGS... "n_over n_held max_other" for the
+#                                 pgbench -l LOGS: transactions over 50 ms,
+#                                 how many of them spent 40 ms or more of
+#                                 their time in a disk hold, and the largest
+#                                 latency (ms) of all the transactions that
+#                                 did not
+#   bench_disk_hold_list FILE T0 LOGS...  one line per foreground stall over
+#                                 50 ms (merged within 0.5 s): seconds since
+#                                 T0, latency, the hold it overlaps
+#   bench_disk_report DIR LABEL T0 PREFIX ...  for each run (its label, load
+#                                 start, pgbench log prefix): the counts above
+#                                 and the list, printed; the samples copied to
+#                                 DIR/disk.txt; HOTHER[i] set per run
+DISK_WATCH=""
+bench_disk_watch_start() {
+    local file=$1 src dev
+    src="$(df --output=source "$PGDATA" 2>/dev/null | tail -n 1)"
+    dev="${src##*/}"
+    if [[ -z "$dev" || -z "${EPOCHREALTIME:-}" ]] \
+        || ! awk -v d="$dev" '$3 == d { f = 1 } END { exit !f }' /proc/diskstats 2>/dev/null; then
+        log "disk holds: not measured (no /proc/diskstats line for $PGDATA's device '$src')"
+        return 0
+    fi
+    DISK_WATCH="$file"
+    (
+        # read -t on a FIFO nobody writes to: a 50 ms sleep without a fork
+        mkfifo "$WORK/disk_watch.nap" && exec {nap}<>"$WORK/disk_watch.nap" || exit 0
+        while :; do
+            while read -r -a f; do
+                # 8 writes done, 11 ms writing, 12 in flight, 19/20 flushes done / ms, 10 sectors written
+                [[ "${f[2]}" == "$dev" ]] && echo "$EPOCHREALTIME $(( f[7] + ${f[18]:-0} )) $(( f[10] + ${f[19]:-0} )) ${f[11]} ${f[9]}"
+            done </proc/diskstats
+            read -r -t 0.05 -u "$nap" _ || true
+        done
+    ) >"$file" 2>/dev/null &
+    BG_PIDS+=("$!")
+}
+
+# the holds: "start end MB/s" (epoch seconds; the MB/s written to the disk
+# in the 2 s before the hold), one per line.  Between two samples the disk
+# held a request if one was in flight at both and none completed; requests
+# that completed between two samples taking 40 ms or more on average (ms
+# spent / requests done) were held from (completion - average).
+# Overlapping spans merge; spans under 40 ms are dropped.
+bench_disk_hold_spans() {
+    awk 'NF == 5 { k++; T[k] = $1; S[k] = $5 }
+         NF == 5 && k > 1 {
+            dd = $2 - pd; dm = $3 - pm
+            if (dd == 0 && pf >= 1 && $4 >= 1) span(pt, $1)
+            else if (dd > 0 && dm / dd >= 40) span($1 - dm / dd / 1000, $1)
+         }
+         NF == 5 { pt = $1; pd = $2; pm = $3; pf = $4 }
+         function span(a, b,   j, i) {
+            if (n && a <= e[n]) { if (b > e[n]) e[n] = b; if (a < s[n]) s[n] = a; return }
+            n++; s[n] = a; e[n] = b
+            for (i = k; i > 1 && T[i] > a; i--) ;
+            for (j = i; j > 1 && T[j] > a - 2; j--) ;
+            r[n] = (T[i] > T[j]) ? (S[i] - S[j]) * 512 / 1e6 / (T[i] - T[j]) : 0
+         }
+         END { for (i = 1; i <= n; i++) if (e[i] - s[i] >= 0.04) printf "%.3f %.3f %.1f\n", s[i], e[i], r[i] }' "$1"
+}
+
+bench_disk_holds() {
+    local file=$1; shift
+    [[ -n "$DISK_WATCH" && -s "$file" ]] || { echo "- - -"; return 0; }
+    awk 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
+         $3 ~ /^[0-9]+$/ {
+            e = $5 + $6 / 1e6; l = $3 / 1000; s = e - l / 1000; held = 0
+            for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) { held = 1; break }
+            if (l > 50) { over++; if (held) nh++ }
+            if (!held && l > other) other = l
+         }
+         function ov(a, b, c, d) { return (b < d ? b : d) - (a > c ? a : c) }
+         END { printf "%d %d %.2f\n", over, nh, other }' <(bench_disk_hold_spans "$file") "$@"
+}
+
+bench_disk_hold_list() {
+    local file=$1 t0=$2; shift 2
+    [[ -n "$DISK_WATCH" && -s "$file" ]] || return 0
+    awk '$3 ~ /^[0-9]+$/ && $3 > 50000 { printf "%.6f %.3f\n", $5 + $6 / 1e6, $3 / 1000 }' "$@" | sort -n |
+    awk -v t0="$t0" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; hr[h] = $3; next }
+         { if (n && $1 - pe <= 0.5) { if ($2 > ml[n]) { ml[n] = $2; me[n] = $1 } }
+           else { n++; ml[n] = $2; me[n] = $1 }
+           pe = $1 }
+         function ov(a, b, c, d) { return (b < d ? b : d) - (a > c ? a : c) }
+         END {
+            for (k = 1; k <= n; k++) {
+                e = me[k]; s = e - ml[k] / 1000; what = "no disk hold of 40 ms or more then"
+                for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) {
+                    what = sprintf("the disk held a request %.0f ms (from %.2f s; %.0f MB/s written in the 2 s before)", (he[i] - hs[i]) * 1000, hs[i] - t0, hr[i]); break }
+                printf "%.2f s: %.1f ms, %s\n", e - t0, ml[k], what
+            }
+         }' <(bench_disk_hold_spans "$file") -
+}
+
+bench_disk_report() {
+    local dir=$1 i=0 label t0 prefix
+    shift
+    HOTHER=()
+    [[ -n "$DISK_WATCH" ]] || return 0
+    cp "$DISK_WATCH" "$dir/disk.txt"
+    echo "  the disk's holds (a write or flush it held 40 ms or more, sampled every 50 ms; $dir/disk.txt):"
+    printf '  %-22s %12s %16s %26s\n' "run" "txns >50 ms" "during a hold" "max of all the others, ms"
+    local lists=""
+    while (( $# >= 3 )); do
+        label=$1 t0=$2 prefix=$3
+        shift 3
+        local over held other
+        read -r over held other <<<"$(bench_disk_holds "$DISK_WATCH" "$prefix".[0-9]*)"
+        HOTHER[$i]=$other
+        printf '  %-22s %12s %16s %26s\n' "$label" "$over" "$held" "$other"
+        lists+="$(bench_disk_hold_list "$DISK_WATCH" "$t0" "$prefix".[0-9]* | sed "s/^/    run ${label%%.*} at /")"$'\n'
+        i=$((i + 1))
+    done
+    printf '%s' "$lists" | sed '/^$/d'
+    echo
+}
