@@ -220,6 +220,7 @@ DISK_WATCH=""
 bench_disk_watch_start() {
     local file=$1 src dev
     src="$(df --output=source "$PGDATA" 2>/dev/null | tail -n 1)"
+    [[ "$src" == /dev/* ]] && src="$(readlink -f "$src")"   # /dev/mapper/x -> /dev/dm-N
     dev="${src##*/}"
     if [[ -z "$dev" || -z "${EPOCHREALTIME:-}" ]] \
         || ! awk -v d="$dev" '$3 == d { f = 1 } END { exit !f }' /proc/diskstats 2>/dev/null; then
