@@ -267,7 +267,7 @@ for run in $(seq 1 "$RUNS"); do
     if [[ -n "$DISK_WATCH" ]]; then
         read -r BHO BHH BHX <<<"$(bench_disk_holds "$DISK_WATCH" "$OUT/base$run".[0-9]*)"
         read -r MHO MHH MHX <<<"$(bench_disk_holds "$DISK_WATCH" "$OUT/mig$run".[0-9]*)"
-        if [[ "$(yn "$MP99 <= 1.5 * $BP99 && $MHX < 50 && $ENDS + $AFTER_MIN <= $DURATION")" == yes ]]; then
+        if [[ "$MHX" != - && "$(yn "$MP99 <= 1.5 * $BP99 && $MHX < 50 && $ENDS + $AFTER_MIN <= $DURATION")" == yes ]]; then
             MET_DISK=$((MET_DISK + 1))
         fi
         printf '  %-4s disk holds: baseline %s txns > 50 ms, %s during one, max of the others %s;  migration %s, %s, %s\n' "" \

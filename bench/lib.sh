@@ -231,11 +231,24 @@ bench_disk_watch_start() {
     (
         # read -t on a FIFO nobody writes to: a 50 ms sleep without a fork
         mkfifo "$WORK/disk_watch.nap" && exec {nap}<>"$WORK/disk_watch.nap" || exit 0
+        set +euo pipefail   # a sampler that skips a bad line, never one that exits
+        local ds f x ok
         while :; do
+            # the whole file in one go (read -d '' to its end): reading a
+            # /proc file line by line seeks back, and the kernel then
+            # regenerates the text from counters that moved, so a line can
+            # come out shifted; and every field is checked to be a number
+            # before the arithmetic (an error there ends the shell)
+            IFS= read -r -d '' ds </proc/diskstats || true
             while read -r -a f; do
+                [[ ${#f[@]} -ge 14 && "${f[2]}" == "$dev" ]] || continue
+                ok=1
+                for x in "${f[7]}" "${f[9]}" "${f[10]}" "${f[11]}" "${f[18]:-0}" "${f[19]:-0}"; do
+                    [[ "$x" =~ ^[0-9]{1,18}$ ]] || ok=0
+                done
                 # 8 writes done, 11 ms writing, 12 in flight, 19/20 flushes done / ms, 10 sectors written
-                [[ "${f[2]}" == "$dev" ]] && echo "$EPOCHREALTIME $(( f[7] + ${f[18]:-0} )) $(( f[10] + ${f[19]:-0} )) ${f[11]} ${f[9]}"
-            done </proc/diskstats
+                (( ok )) && echo "$EPOCHREALTIME $(( 10#${f[7]} + 10#${f[18]:-0} )) $(( 10#${f[10]} + 10#${f[19]:-0} )) $(( 10#${f[11]} )) $(( 10#${f[9]} ))"
+            done <<<"$ds"
             read -r -t 0.05 -u "$nap" _ || true
         done
     ) >"$file" 2>/dev/null &
@@ -269,7 +282,8 @@ bench_disk_hold_spans() {
 bench_disk_holds() {
     local file=$1; shift
     [[ -n "$DISK_WATCH" && -s "$file" ]] || { echo "- - -"; return 0; }
-    awk 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
+    # samples that stopped before the load ended (the sampler died) name nothing
+    awk -v last="$(tail -n 1 "$file" | cut -d' ' -f1)" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
          $3 ~ /^[0-9]+$/ {
             e = $5 + $6 / 1e6; l = $3 / 1000; s = e - l / 1000; held = 0
             for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) { held = 1; break }
@@ -277,12 +291,19 @@ bench_disk_holds() {
             if (!held && l > other) other = l
          }
          function ov(a, b, c, d) { return (b < d ? b : d) - (a > c ? a : c) }
-         END { printf "%d %d %.2f\n", over, nh, other }' <(bench_disk_hold_spans "$file") "$@"
+         $3 ~ /^[0-9]+$/ && $5 + $6 / 1e6 > last + 1 { late = 1 }
+         END { if (late) print "- - -"; else printf "%d %d %.2f\n", over, nh, other }' <(bench_disk_hold_spans "$file") "$@"
 }
 
 bench_disk_hold_list() {
     local file=$1 t0=$2; shift 2
     [[ -n "$DISK_WATCH" && -s "$file" ]] || return 0
+    local last
+    last="$(tail -n 1 "$file" | cut -d' ' -f1)"
+    if awk -v last="$last" '$3 ~ /^[0-9]+$/ && $5 + $6 / 1e6 > last + 1 { f = 1 } END { exit !f }' "$@"; then
+        awk -v l="$last" -v t0="$t0" 'BEGIN { printf "%.2f s: the disk samples stop here, nothing later is named\n", l - t0 }'
+        return 0
+    fi
     awk '$3 ~ /^[0-9]+$/ && $3 > 50000 { printf "%.6f %.3f\n", $5 + $6 / 1e6, $3 / 1000 }' "$@" | sort -n |
     awk -v t0="$t0" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; hr[h] = $3; next }
          { if (n && $1 - pe <= 0.5) { if ($2 > ml[n]) { ml[n] = $2; me[n] = $1 } }

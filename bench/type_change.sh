@@ -248,7 +248,7 @@ echo "online p99 within 2x of the baseline, the migration's window: $(yn "${WP99
 echo "online p99 within 2x of the baseline, the whole load: $(yn "${P99[2]} <= 2 * ${P99[0]}") (${P99[2]} ms vs ${P99[0]} ms)"
 echo "the migration ended within the load: $(yn "${MIG_TO[2]} < $DURATION") (at ${MIG_TO[2]} s of ${DURATION} s)"
 echo "online max under 100 ms: $(yn "${MAX[2]} < 100") (${MAX[2]} ms)"
-if [[ -n "$DISK_WATCH" ]]; then
+if [[ "${HOTHER[2]:--}" != - ]]; then
     echo "online max under 100 ms apart from the disk's holds: $(yn "${HOTHER[2]} < 100") (${HOTHER[2]} ms)"
 fi
 echo "naive statement's stall (max): ${MAX[1]} ms"
