@@ -212,6 +212,8 @@ SQL
 #   bench_disk_hold_list FILE T0 LOGS...  one line per foreground stall over
 #                                 50 ms (merged within 0.5 s): seconds since
 #                                 T0, latency, the hold it overlaps
+#   (a load that began before the samples or ended after them, e.g. a
+#   sampler that died, gets "- - -" and "not named", never "no hold")
 #   bench_disk_report DIR LABEL T0 PREFIX ...  for each run (its label, load
 #                                 start, pgbench log prefix): the counts above
 #                                 and the list, printed; the samples copied to
@@ -283,7 +285,7 @@ bench_disk_holds() {
     local file=$1; shift
     [[ -n "$DISK_WATCH" && -s "$file" ]] || { echo "- - -"; return 0; }
     # samples that stopped before the load ended (the sampler died) name nothing
-    awk -v last="$(tail -n 1 "$file" | cut -d' ' -f1)" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
+    awk -v first="$(head -n 1 "$file" | cut -d' ' -f1)" -v last="$(tail -n 1 "$file" | cut -d' ' -f1)" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
          $3 ~ /^[0-9]+$/ {
             e = $5 + $6 / 1e6; l = $3 / 1000; s = e - l / 1000; held = 0
             for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) { held = 1; break }
@@ -291,21 +293,18 @@ bench_disk_holds() {
             if (!held && l > other) other = l
          }
          function ov(a, b, c, d) { return (b < d ? b : d) - (a > c ? a : c) }
-         $3 ~ /^[0-9]+$/ && $5 + $6 / 1e6 > last + 1 { late = 1 }
+         $3 ~ /^[0-9]+$/ && ($5 + $6 / 1e6 > last + 1 || $5 + $6 / 1e6 - $3 / 1e6 < first - 1) { late = 1 }
          END { if (late) print "- - -"; else printf "%d %d %.2f\n", over, nh, other }' <(bench_disk_hold_spans "$file") "$@"
 }
 
 bench_disk_hold_list() {
     local file=$1 t0=$2; shift 2
     [[ -n "$DISK_WATCH" && -s "$file" ]] || return 0
-    local last
+    local first last
+    first="$(head -n 1 "$file" | cut -d' ' -f1)"
     last="$(tail -n 1 "$file" | cut -d' ' -f1)"
-    if awk -v last="$last" '$3 ~ /^[0-9]+$/ && $5 + $6 / 1e6 > last + 1 { f = 1 } END { exit !f }' "$@"; then
-        awk -v l="$last" -v t0="$t0" 'BEGIN { printf "%.2f s: the disk samples stop here, nothing later is named\n", l - t0 }'
-        return 0
-    fi
     awk '$3 ~ /^[0-9]+$/ && $3 > 50000 { printf "%.6f %.3f\n", $5 + $6 / 1e6, $3 / 1000 }' "$@" | sort -n |
-    awk -v t0="$t0" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; hr[h] = $3; next }
+    awk -v t0="$t0" -v first="$first" -v last="$last" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; hr[h] = $3; next }
          { if (n && $1 - pe <= 0.5) { if ($2 > ml[n]) { ml[n] = $2; me[n] = $1 } }
            else { n++; ml[n] = $2; me[n] = $1 }
            pe = $1 }
@@ -313,6 +312,7 @@ bench_disk_hold_list() {
          END {
             for (k = 1; k <= n; k++) {
                 e = me[k]; s = e - ml[k] / 1000; what = "no disk hold of 40 ms or more then"
+                if (s < first || e > last) what = "outside the disk samples: not named"
                 for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) {
                     what = sprintf("the disk held a request %.0f ms (from %.2f s; %.0f MB/s written in the 2 s before)", (he[i] - hs[i]) * 1000, hs[i] - t0, hr[i]); break }
                 printf "%.2f s: %.1f ms, %s\n", e - t0, ml[k], what
