@@ -270,7 +270,7 @@ for run in $(seq 1 "$RUNS"); do
         if [[ "$MHX" != - && "$(yn "$MP99 <= 1.5 * $BP99 && $MHX < 50 && $ENDS + $AFTER_MIN <= $DURATION")" == yes ]]; then
             MET_DISK=$((MET_DISK + 1))
         fi
-        printf '  %-4s disk holds: baseline %s txns > 50 ms, %s during one, max of the others %s;  migration %s, %s, %s\n' "" \
+        printf '  %-4s disk holds: baseline %s txns > 50 ms, %s of them < 50 ms outside the holds, max outside them %s;  migration %s, %s, %s\n' "" \
             "$BHO" "$BHH" "$BHX" "$MHO" "$MHH" "$MHX" | tee -a "$RESULT"
         { bench_disk_hold_list "$DISK_WATCH" "$BT0" "$OUT/base$run".[0-9]* | sed 's/^/         baseline at /'
           bench_disk_hold_list "$DISK_WATCH" "$T0" "$OUT/mig$run".[0-9]* | sed 's/^/         migration at /'
@@ -284,7 +284,7 @@ echo "   during the migration run; a run meets the target with"
 echo "   p99 <= 1.5x its baseline's, max < 50 ms, and the backfill done ${AFTER_MIN} s or more before the load ends)"
 echo "runs meeting the target: $MET of $RUNS"
 if [[ -n "$DISK_WATCH" ]]; then
-    echo "runs meeting it apart from the disk's holds (max of the transactions that spent < 40 ms in one): $MET_DISK of $RUNS"
+    echo "runs meeting it outside the disk's holds (each transaction's latency less its time in one): $MET_DISK of $RUNS"
     cp "$DISK_WATCH" "$OUT_DIR/disk.txt"
 fi
 } | tee -a "$RESULT"

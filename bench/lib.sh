@@ -203,12 +203,13 @@ SQL
 #   bench_disk_watch_start FILE   start sampling into FILE (nothing happens,
 #                                 and DISK_WATCH stays empty, where PGDATA's
 #                                 device is not in /proc/diskstats)
-#   bench_disk_holds FILE LOGS... "n_over n_held max_other" for the
+#   bench_disk_holds FILE LOGS... "n_over n_held max_rest" for the
 #                                 pgbench -l LOGS: transactions over 50 ms,
-#                                 how many of them spent 40 ms or more of
-#                                 their time in a disk hold, and the largest
-#                                 latency (ms) of all the transactions that
-#                                 did not
+#                                 how many of them were under 50 ms outside
+#                                 the disk's holds (their latency less the
+#                                 time they overlapped a hold of 40 ms or
+#                                 more), and the largest such latency outside
+#                                 the holds (ms) of all the transactions
 #   bench_disk_hold_list FILE T0 LOGS...  one line per foreground stall over
 #                                 50 ms (merged within 0.5 s): seconds since
 #                                 T0, latency, the hold it overlaps
@@ -289,10 +290,11 @@ bench_disk_holds() {
     # samples that stopped before the load ended (the sampler died) name nothing
     awk -v first="$(head -n 1 "$file" | cut -d' ' -f1)" -v last="$(tail -n 1 "$file" | cut -d' ' -f1)" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; next }
          $3 ~ /^[0-9]+$/ {
-            e = $5 + $6 / 1e6; l = $3 / 1000; s = e - l / 1000; held = 0
-            for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) { held = 1; break }
-            if (l > 50) { over++; if (held) nh++ }
-            if (!held && l > other) other = l
+            e = $5 + $6 / 1e6; l = $3 / 1000; s = e - l / 1000; inside = 0
+            for (i = 1; i <= h; i++) { o = ov(s, e, hs[i], he[i]); if (o > 0) inside += o * 1000 }
+            rest = l - inside   # its latency outside the holds
+            if (l > 50) { over++; if (rest < 50) nh++ }
+            if (rest > other) other = rest
          }
          function ov(a, b, c, d) { return (b < d ? b : d) - (a > c ? a : c) }
          $3 ~ /^[0-9]+$/ && ($5 + $6 / 1e6 > last + 1 || $5 + $6 / 1e6 - $3 / 1e6 < first - 1) { late = 1 }
@@ -315,7 +317,7 @@ bench_disk_hold_list() {
             for (k = 1; k <= n; k++) {
                 e = me[k]; s = e - ml[k] / 1000; what = "no disk hold of 40 ms or more seen"
                 if (s < first || e > last) what = "outside the disk samples: not named"
-                for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) >= 0.04) {
+                for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) > 0) {
                     what = sprintf("the disk held a request %.0f ms (from %.2f s; %.0f MB/s written in the 2 s before)", (he[i] - hs[i]) * 1000, hs[i] - t0, hr[i]); break }
                 printf "%.2f s: %.1f ms, %s\n", e - t0, ml[k], what
             }
@@ -329,7 +331,7 @@ bench_disk_report() {
     [[ -n "$DISK_WATCH" ]] || return 0
     cp "$DISK_WATCH" "$dir/disk.txt"
     echo "  the disk's holds (a write or flush it held 40 ms or more, sampled every 50 ms; $dir/disk.txt):"
-    printf '  %-22s %12s %16s %26s\n' "run" "txns >50 ms" "during a hold" "max of all the others, ms"
+    printf '  %-22s %12s %24s %28s\n' "run" "txns >50 ms" "< 50 ms outside holds" "max outside the holds, ms"
     local lists=""
     while (( $# >= 3 )); do
         label=$1 t0=$2 prefix=$3
@@ -337,7 +339,7 @@ bench_disk_report() {
         local over held other
         read -r over held other <<<"$(bench_disk_holds "$DISK_WATCH" "$prefix".[0-9]*)"
         HOTHER[$i]=$other
-        printf '  %-22s %12s %16s %26s\n' "$label" "$over" "$held" "$other"
+        printf '  %-22s %12s %24s %28s\n' "$label" "$over" "$held" "$other"
         lists+="$(bench_disk_hold_list "$DISK_WATCH" "$t0" "$prefix".[0-9]* | sed "s/^/    run ${label%%.*} at /")"$'\n'
         i=$((i + 1))
     done
