@@ -235,8 +235,13 @@ bench_disk_watch_start() {
         # read -t on a FIFO nobody writes to: a 50 ms sleep without a fork
         mkfifo "$WORK/disk_watch.nap" && exec {nap}<>"$WORK/disk_watch.nap" || exit 0
         set +euo pipefail   # a sampler that skips a bad line, never one that exits
-        local ds f x ok
+        local ds f x ok mi dirty wb
         while :; do
+            # the page cache's dirty and under-write-back kB (/proc/meminfo)
+            IFS= read -r -d '' mi </proc/meminfo || true
+            dirty=0 wb=0
+            [[ "$mi" =~ Dirty:\ +([0-9]+) ]] && dirty=${BASH_REMATCH[1]}
+            [[ "$mi" =~ Writeback:\ +([0-9]+) ]] && wb=${BASH_REMATCH[1]}
             # the whole file in one go (read -d '' to its end): reading a
             # /proc file line by line seeks back, and the kernel then
             # regenerates the text from counters that moved, so a line can
@@ -250,7 +255,7 @@ bench_disk_watch_start() {
                     [[ "$x" =~ ^[0-9]{1,18}$ ]] || ok=0
                 done
                 # 8 writes done, 11 ms writing, 12 in flight, 19/20 flushes done / ms, 10 sectors written
-                (( ok )) && echo "$EPOCHREALTIME $(( 10#${f[7]} + 10#${f[18]:-0} )) $(( 10#${f[10]} + 10#${f[19]:-0} )) $(( 10#${f[11]} )) $(( 10#${f[9]} ))"
+                (( ok )) && echo "$EPOCHREALTIME $(( 10#${f[7]} + 10#${f[18]:-0} )) $(( 10#${f[10]} + 10#${f[19]:-0} )) $(( 10#${f[11]} )) $(( 10#${f[9]} )) $dirty $wb"
             done <<<"$ds"
             read -r -t 0.05 -u "$nap" _ || true
         done
@@ -258,6 +263,9 @@ bench_disk_watch_start() {
     BG_PIDS+=("$!")
 }
 
+# The samples: "epoch writes+flushes_done ms_spent in_flight sectors_written
+# dirty_kB writeback_kB" (the last two the page cache's, /proc/meminfo; the
+# list gives their most from 1 s before each stall).
 # the holds: "start end MB/s" (epoch seconds; the MB/s written to the disk
 # in the 2 s before the hold), one per line.  Between two samples the disk
 # held a request if one was in flight at both and none completed; requests
@@ -267,13 +275,13 @@ bench_disk_watch_start() {
 # one slow request among many quick ones done in the same 50 ms (the
 # average hides it), so the counts are a lower bound of the disk's part.
 bench_disk_hold_spans() {
-    awk 'NF == 5 { k++; T[k] = $1; S[k] = $5 }
-         NF == 5 && k > 1 {
+    awk 'NF >= 5 { k++; T[k] = $1; S[k] = $5 }
+         NF >= 5 && k > 1 {
             dd = $2 - pd; dm = $3 - pm
             if (dd == 0 && pf >= 1 && $4 >= 1) span(pt, $1)
             else if (dd > 0 && dm / dd >= 40) span($1 - dm / dd / 1000, $1)
          }
-         NF == 5 { pt = $1; pd = $2; pm = $3; pf = $4 }
+         NF >= 5 { pt = $1; pd = $2; pm = $3; pf = $4 }
          function span(a, b,   j, i) {
             if (n && a <= e[n]) { if (b > e[n]) e[n] = b; if (a < s[n]) s[n] = a; return }
             n++; s[n] = a; e[n] = b
@@ -309,6 +317,7 @@ bench_disk_hold_list() {
     last="$(tail -n 1 "$file" | cut -d' ' -f1)"
     awk '$3 ~ /^[0-9]+$/ && $3 > 50000 { printf "%.6f %.3f\n", $5 + $6 / 1e6, $3 / 1000 }' "$@" | sort -n |
     awk -v t0="$t0" -v first="$first" -v last="$last" 'FILENAME == ARGV[1] { hs[++h] = $1; he[h] = $2; hr[h] = $3; next }
+         FILENAME == ARGV[2] { if (NF >= 7) { q++; qt[q] = $1; qd[q] = ($6 + $7) / 1024 }; next }
          { if (n && $1 - pe <= 0.5) { if ($2 > ml[n]) { ml[n] = $2; me[n] = $1 } }
            else { n++; ml[n] = $2; me[n] = $1 }
            pe = $1 }
@@ -319,9 +328,12 @@ bench_disk_hold_list() {
                 if (s < first || e > last) what = "outside the disk samples: not named"
                 for (i = 1; i <= h; i++) if (ov(s, e, hs[i], he[i]) > 0) {
                     what = sprintf("the disk held a request %.0f ms (from %.2f s; %.0f MB/s written in the 2 s before)", (he[i] - hs[i]) * 1000, hs[i] - t0, hr[i]); break }
+                pile = -1   # the most dirty + under write-back in the page cache from 1 s before
+                for (j = 1; j <= q; j++) if (qt[j] >= s - 1 && qt[j] <= e && qd[j] > pile) pile = qd[j]
+                if (pile >= 0) what = what sprintf("; %.0f MB dirty in the page cache", pile)
                 printf "%.2f s: %.1f ms, %s\n", e - t0, ml[k], what
             }
-         }' <(bench_disk_hold_spans "$file") -
+         }' <(bench_disk_hold_spans "$file") "$file" -
 }
 
 bench_disk_report() {
