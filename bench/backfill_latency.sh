@@ -20,8 +20,10 @@
 #      once a second over one connection, as a DBA would run, in the
 #      baseline runs too.
 # The disk is sampled every 50 ms (bench/lib.sh, "the disk"): each run
-# also says which of its stalls over 50 ms came while the disk held a write
-# or flush 40 ms or more, and how fast it was being written to then.
+# also says which of its stalls over 50 ms met a write or flush the disk
+# held 40 ms or more (and how fast it was being written to before), and the
+# largest latency outside such holds; the count of runs meeting the target
+# is given again with that latency in place of the maximum.
 # Writes OUT_DIR/result.txt, latency.dat, rate.dat and latency.svg (the
 # foreground's latency and the backfill's rate over time, last run; drawn
 # by awk, no plotting tool needed).

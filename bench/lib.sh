@@ -197,8 +197,9 @@ SQL
 # migration.  bench_disk_watch_start samples the block device that holds
 # PGDATA every 50 ms (its /proc/diskstats line: writes and flushes completed,
 # the milliseconds they took, the requests in flight), from one bash process
-# that forks nothing while it samples; bench_disk_holds then names, for each
-# stall of the foreground, the disk's hold it coincided with, if any.
+# that forks nothing while it samples (about 2 % of one CPU), with the page
+# cache's dirty pile; the functions below then match the foreground's
+# stalls against the disk's holds.
 #
 #   bench_disk_watch_start FILE   start sampling into FILE (nothing happens,
 #                                 and DISK_WATCH stays empty, where PGDATA's
